@@ -1,0 +1,16 @@
+//! One module per subcommand. Each exposes `XxxArgs` (clap) and
+//! `run(args) -> anyhow::Result<ExitCode>`.
+
+use std::process::ExitCode;
+
+pub mod junit;
+pub mod plan;
+
+/// Exit codes follow test runners: 0 all passed, 1 tests failed, 2 usage or
+/// infrastructure error.
+pub const TESTS_FAILED: u8 = 1;
+pub const USAGE_OR_INFRA: u8 = 2;
+
+pub fn exit_usage_or_infra() -> ExitCode {
+    ExitCode::from(USAGE_OR_INFRA)
+}

@@ -1,0 +1,13 @@
+//! testexec's library: everything that is not a cloud's entry point.
+//!
+//! - [`model`]: runs, shards, test cases, outcomes, ids.
+//! - [`junit`]: streaming JUnit/xUnit reader for every dialect found in the wild.
+//! - [`manifest`]: the repository's `testexec.toml`.
+//! - [`plan`]: timing-balanced shard planning.
+//! - [`errors`]: one precise error enum per concern.
+
+pub mod errors;
+pub mod junit;
+pub mod manifest;
+pub mod model;
+pub mod plan;

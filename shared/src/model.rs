@@ -1,0 +1,301 @@
+//! The domain model shared by every handler, backend and report writer.
+//!
+//! Ids are ULIDs so that they sort by creation time (a run listing is a range
+//! scan in every store) and can be minted on any worker without coordination.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+
+use crate::errors::IdError;
+
+/// Identifies one run. Displays as the 26-character Crockford base32 ULID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(Ulid);
+
+impl RunId {
+    /// A fresh id for a run starting now.
+    pub fn new() -> Self {
+        Self(Ulid::new())
+    }
+
+    /// The id's creation time in milliseconds since the Unix epoch.
+    pub fn timestamp_ms(&self) -> u64 {
+        self.0.timestamp_ms()
+    }
+}
+
+impl Default for RunId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for RunId {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ulid::from_string(s)
+            .map(Self)
+            .map_err(|_| IdError::InvalidRunId { value: truncate_for_error(s) })
+    }
+}
+
+/// Identifies one shard of a run: `<run_id>/<index>`, index counted from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct ShardId {
+    pub run: RunId,
+    pub index: u32,
+}
+
+impl ShardId {
+    pub fn new(run: RunId, index: u32) -> Self {
+        Self { run, index }
+    }
+}
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.run, self.index)
+    }
+}
+
+impl FromStr for ShardId {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || IdError::InvalidShardId { value: truncate_for_error(s) };
+        let (run, index) = s.split_once('/').ok_or_else(invalid)?;
+        Ok(Self {
+            run: run.parse().map_err(|_| invalid())?,
+            index: index.parse().map_err(|_| invalid())?,
+        })
+    }
+}
+
+impl From<ShardId> for String {
+    fn from(id: ShardId) -> Self {
+        id.to_string()
+    }
+}
+
+impl TryFrom<String> for ShardId {
+    type Error = IdError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+/// Untrusted ids end up in error messages; keep those messages short.
+fn truncate_for_error(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// The final verdict on one test case.
+///
+/// `Flaky` follows CTRF's rule: the test passed in the end after at least one
+/// failed attempt. `Error` is a test that could not run to a verdict (an
+/// exception outside the assertion, a crash, a failed fixture).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Passed,
+    Failed,
+    Error,
+    Skipped,
+    Flaky,
+}
+
+impl Outcome {
+    /// True when the outcome should fail a run.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Outcome::Failed | Outcome::Error)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed => "failed",
+            Outcome::Error => "error",
+            Outcome::Skipped => "skipped",
+            Outcome::Flaky => "flaky",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One earlier attempt of a test that was re-run (surefire `flakyFailure`,
+/// `rerunFailure`, nextest retries, or a repeated `<testcase>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+}
+
+/// One test case as read from a report, after its attempts were folded into
+/// a single outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestCase {
+    /// Name of the innermost enclosing `<testsuite>` ("" when it had none).
+    pub suite: String,
+    /// The `classname` attribute ("" when absent).
+    pub classname: String,
+    pub name: String,
+    /// Source file: the `file` attribute, or derived from classname/suite
+    /// (see `file_derived`). Shard planning keys timings by this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// True when `file` was not written by the test runner but inferred.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub file_derived: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// Wall time of the final attempt, in seconds (never negative).
+    pub duration_secs: f64,
+    pub outcome: Outcome,
+    /// Failure/error/skip message (capped, see the JUnit reader's limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Stack trace or failure body text (capped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_out: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_err: Option<String>,
+    /// Earlier attempts, oldest first; empty when the test ran once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retries: Vec<Attempt>,
+}
+
+impl TestCase {
+    /// A stable identity for the test across runs: used for timing history,
+    /// flake detection and "rerun failed".
+    pub fn key(&self) -> String {
+        let scope = if self.classname.is_empty() { &self.suite } else { &self.classname };
+        if scope.is_empty() { self.name.clone() } else { format!("{scope}::{}", self.name) }
+    }
+}
+
+/// Counts of test cases by outcome. `tests` counts every case once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub tests: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub errors: u64,
+    pub skipped: u64,
+    pub flaky: u64,
+}
+
+impl Counts {
+    pub fn record(&mut self, outcome: Outcome) {
+        self.tests += 1;
+        match outcome {
+            Outcome::Passed => self.passed += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::Error => self.errors += 1,
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::Flaky => self.flaky += 1,
+        }
+    }
+
+    pub fn add(&mut self, other: &Counts) {
+        self.tests += other.tests;
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.errors += other.errors;
+        self.skipped += other.skipped;
+        self.flaky += other.flaky;
+    }
+
+    /// True when no test failed or errored.
+    pub fn all_passed(&self) -> bool {
+        self.failed == 0 && self.errors == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_id_round_trips_through_text_and_json() {
+        let id = ShardId::new(RunId::new(), 7);
+        let text = id.to_string();
+        assert_eq!(text.parse::<ShardId>().unwrap(), id);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{text}\""));
+        assert_eq!(serde_json::from_str::<ShardId>(&json).unwrap(), id);
+    }
+
+    #[test]
+    fn bad_ids_are_rejected_with_the_value() {
+        let err = "not-a-ulid".parse::<RunId>().unwrap_err();
+        assert!(err.to_string().contains("not-a-ulid"));
+        assert!("01HZZZZZZZZZZZZZZZZZZZZZZZ".parse::<ShardId>().is_err());
+        assert!(format!("{}/x", RunId::new()).parse::<ShardId>().is_err());
+    }
+
+    #[test]
+    fn run_ids_sort_by_creation() {
+        let a = RunId::new();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = RunId::new();
+        assert!(a < b);
+        assert!(a.to_string() < b.to_string());
+    }
+
+    #[test]
+    fn counts_record_each_outcome_once() {
+        let mut c = Counts::default();
+        for o in [Outcome::Passed, Outcome::Failed, Outcome::Error, Outcome::Skipped, Outcome::Flaky] {
+            c.record(o);
+        }
+        assert_eq!(c, Counts { tests: 5, passed: 1, failed: 1, errors: 1, skipped: 1, flaky: 1 });
+        assert!(!c.all_passed());
+    }
+
+    #[test]
+    fn case_key_prefers_classname_then_suite() {
+        let mut case = TestCase {
+            suite: "s".into(),
+            classname: "pkg.Class".into(),
+            name: "t".into(),
+            file: None,
+            file_derived: false,
+            line: None,
+            duration_secs: 0.0,
+            outcome: Outcome::Passed,
+            message: None,
+            details: None,
+            system_out: None,
+            system_err: None,
+            retries: vec![],
+        };
+        assert_eq!(case.key(), "pkg.Class::t");
+        case.classname.clear();
+        assert_eq!(case.key(), "s::t");
+    }
+}
