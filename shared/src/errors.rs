@@ -28,4 +28,62 @@ pub enum IdError {
 
 // ---- ports, handlers and backends ------------------------------------------
 
+/// Boxed cause from a backend (SQLite, an SDK, the file system).
+pub type BackendSource = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Run store failures.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("run {run} already exists")]
+    Conflict { run: String },
+    #[error("run {run} not found")]
+    NotFound { run: String },
+    #[error("stored record `{key}` is corrupt: {message}")]
+    Corrupt { key: String, message: String },
+    #[error("run store ({backend}) failed during {operation}: {source}")]
+    Backend { backend: &'static str, operation: &'static str, #[source] source: BackendSource },
+}
+
+/// Blob store failures.
+#[derive(Debug, Error)]
+pub enum BlobError {
+    #[error("blob `{key}` not found")]
+    NotFound { key: String },
+    #[error("blob key `{key}` is not allowed: {reason}")]
+    InvalidKey { key: String, reason: &'static str },
+    #[error("blob store ({backend}) failed during {operation} of `{key}`: {source}")]
+    Backend { backend: &'static str, operation: &'static str, key: String, #[source] source: BackendSource },
+}
+
+/// Queue failures.
+#[derive(Debug, Error)]
+pub enum QueueError {
+    #[error("message for queue `{queue}` is {size} bytes, over the {limit}-byte limit")]
+    TooLarge { queue: &'static str, size: usize, limit: usize },
+    #[error("queue `{queue}` ({backend}) failed: {source}")]
+    Backend { backend: &'static str, queue: &'static str, #[source] source: BackendSource },
+}
+
+/// Source fetching and snapshot failures.
+#[derive(Debug, Error)]
+pub enum SourceError {
+    #[error("source `{repo}` not found: {detail}")]
+    NotFound { repo: String, detail: String },
+    #[error("source archive is unsafe: entry `{entry}` {reason}")]
+    UnsafeEntry { entry: String, reason: &'static str },
+    #[error("source archive exceeds the limit of {limit} {what}; raise it or slim the repository")]
+    TooLarge { what: &'static str, limit: u64 },
+    #[error("source I/O failed at `{path}`: {source}")]
+    Io { path: String, #[source] source: std::io::Error },
+    #[error("source provider ({backend}) failed: {source}")]
+    Backend { backend: &'static str, #[source] source: BackendSource },
+}
+
+/// Notifier failures. Report retries them through the queue.
+#[derive(Debug, Error)]
+pub enum NotifyError {
+    #[error("notifier ({backend}) failed: {message}")]
+    Failed { backend: &'static str, message: String, retry_after_secs: Option<u64> },
+}
+
 

@@ -11,3 +11,5 @@ pub mod junit;
 pub mod manifest;
 pub mod model;
 pub mod plan;
+pub mod messages;
+pub mod ports;
