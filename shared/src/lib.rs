@@ -6,6 +6,9 @@
 //! - [`plan`]: timing-balanced shard planning.
 //! - [`errors`]: one precise error enum per concern.
 
+pub mod backends;
+#[cfg(feature = "contract")]
+pub mod contract;
 pub mod errors;
 pub mod junit;
 pub mod manifest;
