@@ -12,7 +12,7 @@ pub mod contract;
 pub mod errors;
 pub mod junit;
 pub mod manifest;
+pub mod messages;
 pub mod model;
 pub mod plan;
-pub mod messages;
 pub mod ports;
