@@ -5,6 +5,8 @@
 //! - [`manifest`]: the repository's `testexec.toml`.
 //! - [`plan`]: timing-balanced shard planning.
 //! - [`errors`]: one precise error enum per concern.
+//! - [`ports`]: the traits handlers use; [`backends`] implement them.
+//! - `contract` (feature `contract`): the checks every backend must pass.
 
 pub mod backends;
 #[cfg(feature = "contract")]
@@ -12,7 +14,7 @@ pub mod contract;
 pub mod errors;
 pub mod junit;
 pub mod manifest;
-pub mod messages;
 pub mod model;
 pub mod plan;
+pub mod messages;
 pub mod ports;
