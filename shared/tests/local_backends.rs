@@ -1,1 +1,391 @@
+//! The backend contract, instantiated for the local backends, plus the
+//! local-only behaviour (fault injection, persistence, file layout).
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use testexec::backends::local::{FaultPlan, FsBlobStore, LocalQueue, QueueConfig, SqliteRunStore};
+use testexec::contract::{self, QueueSettings};
+use testexec::errors::{BlobError, QueueError, StoreError};
+use testexec::messages::QueueName;
+use testexec::model::{RunId, RunStatus, ShardId};
+use testexec::ports::{BlobStore, Completion, JobQueue, RunStore};
+
+fn store() -> (tempfile::TempDir, Arc<SqliteRunStore>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteRunStore::open(dir.path().join("runs.db")).expect("open store");
+    (dir, Arc::new(store))
+}
+
+fn blobs() -> (tempfile::TempDir, FsBlobStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blobs = FsBlobStore::new(dir.path().join("blobs")).expect("open blobs");
+    (dir, blobs)
+}
+
+const VISIBILITY: Duration = Duration::from_millis(50);
+
+fn queue() -> LocalQueue {
+    LocalQueue::new(QueueConfig { visibility_timeout: VISIBILITY, max_receives: 3 })
+}
+
+fn settings() -> QueueSettings {
+    QueueSettings { visibility_timeout: VISIBILITY, max_receives: 3 }
+}
+
+// ---- run store contract ----------------------------------------------------------
+
+macro_rules! store_check {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let (_dir, store) = store();
+            contract::$name(&*store).await;
+        }
+    )*};
+}
+
+macro_rules! store_check_arc {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let (_dir, store) = store();
+            contract::$name(store).await;
+        }
+    )*};
+}
+
+store_check!(
+    create_get_round_trip,
+    list_runs_newest_first_with_limit,
+    create_twice_conflicts,
+    complete_shard_once_under_duplicates,
+    complete_unknown_shard_is_not_found,
+    begin_report_only_when_all_done_and_once,
+    finish_run_once,
+    list_active_runs_excludes_final,
+    claim_delivery_dedupes_within_ttl,
+);
+
+store_check_arc!(
+    complete_shard_concurrent_duplicates,
+    complete_many_shards_concurrently,
+    begin_report_concurrent_single_winner,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn whole_run_store_contract_on_one_store() {
+    let (_dir, store) = store();
+    contract::run_store_contract(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_memory_store_passes_the_contract_too() {
+    contract::run_store_contract(Arc::new(SqliteRunStore::open_in_memory().expect("open"))).await;
+}
+
+// ---- blob store contract ---------------------------------------------------------
+
+macro_rules! blob_check {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let (_dir, blobs) = blobs();
+            contract::$name(&blobs).await;
+        }
+    )*};
+}
+
+macro_rules! blob_check_scratch {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let (_dir, blobs) = blobs();
+            let scratch = tempfile::tempdir().expect("tempdir");
+            contract::$name(&blobs, scratch.path()).await;
+        }
+    )*};
+}
+
+blob_check!(blob_put_get_overwrite, blob_list_is_sorted_by_prefix, blob_invalid_keys_are_rejected);
+blob_check_scratch!(blob_missing_is_not_found, blob_large_file_round_trip);
+
+#[tokio::test]
+async fn whole_blob_store_contract_on_one_store() {
+    let (_dir, blobs) = blobs();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    contract::blob_store_contract(&blobs, scratch.path()).await;
+}
+
+// ---- queue contract --------------------------------------------------------------
+
+macro_rules! queue_check {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            contract::$name(&queue(), QueueName::Results, settings()).await;
+        }
+    )*};
+}
+
+queue_check!(
+    queue_delivers_every_message,
+    queue_redelivers_unacked_after_visibility,
+    queue_dead_letters_after_max_receives,
+    queue_rejects_too_large,
+);
+
+#[tokio::test]
+async fn whole_queue_contract_on_one_queue() {
+    contract::queue_contract(&queue(), settings()).await;
+}
+
+// ---- SQLite specifics -------------------------------------------------------------
+
+#[tokio::test]
+async fn sqlite_state_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state/runs.db");
+    let (run, shards) = contract::sample_run(RunId::new(), 2);
+    {
+        let store = SqliteRunStore::open(&path).expect("open");
+        store.create_run(&run, &shards).await.expect("create");
+        let c = contract::completion(ShardId::new(run.id, 0), 1, contract::shard_counts(0));
+        store.complete_shard(&c).await.expect("complete");
+        assert!(store.claim_delivery("d-1", 10, 100).await.expect("claim"));
+    }
+    let store = SqliteRunStore::open(&path).expect("reopen");
+    let got = store.get_run(run.id).await.expect("get").expect("run survives reopen");
+    assert_eq!((got.shards_done, got.counts), (1, contract::shard_counts(0)));
+    let c = contract::completion(ShardId::new(run.id, 0), 2, contract::shard_counts(5));
+    assert_eq!(store.complete_shard(&c).await.expect("complete"), Completion::AlreadyCompleted);
+    assert!(!store.claim_delivery("d-1", 20, 100).await.expect("claim"), "claims survive reopen");
+}
+
+#[tokio::test]
+async fn sqlite_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("runs.db");
+    drop(SqliteRunStore::open(&path).expect("open"));
+    let conn = rusqlite_free_bump_version(&path);
+    assert!(conn, "could bump user_version");
+    match SqliteRunStore::open(&path) {
+        Err(StoreError::Corrupt { message, .. }) => assert!(message.contains("newer"), "{message}"),
+        Err(other) => panic!("expected a schema error, got {other}"),
+        Ok(_) => panic!("a newer schema must be refused"),
+    }
+}
+
+/// Bumps `PRAGMA user_version` by patching the header (offset 60, big-endian),
+/// so the test needs no SQLite dependency of its own.
+fn rusqlite_free_bump_version(path: &std::path::Path) -> bool {
+    let mut bytes = std::fs::read(path).expect("read db");
+    if bytes.len() < 64 {
+        return false;
+    }
+    bytes[60..64].copy_from_slice(&99u32.to_be_bytes());
+    std::fs::write(path, bytes).expect("write db");
+    true
+}
+
+#[tokio::test]
+async fn sqlite_rejects_inconsistent_runs_and_pending_completions() {
+    let (_dir, store) = store();
+    let (run, shards) = contract::sample_run(RunId::new(), 3);
+    let err = store.create_run(&run, &shards[..2]).await.expect_err("shard count mismatch");
+    assert!(matches!(err, StoreError::Invalid { .. }) && err.to_string().contains(&run.id.to_string()), "{err}");
+    let mut dup = shards.clone();
+    dup[2] = dup[1].clone();
+    assert!(matches!(store.create_run(&run, &dup).await, Err(StoreError::Invalid { .. })));
+    assert_eq!(store.get_run(run.id).await.expect("get"), None, "a refused create writes nothing");
+    store.create_run(&run, &shards).await.expect("create");
+    let mut c = contract::completion(ShardId::new(run.id, 0), 1, Default::default());
+    c.status = testexec::model::ShardStatus::Pending;
+    assert!(matches!(store.complete_shard(&c).await, Err(StoreError::Invalid { .. })));
+    assert_eq!(store.list_shards(run.id).await.expect("shards")[0].attempt, None);
+}
+
+#[tokio::test]
+async fn sqlite_finished_run_reads_back_with_every_field() {
+    let (_dir, store) = store();
+    let (run, shards) = contract::sample_run(RunId::new(), 1);
+    store.create_run(&run, &shards).await.expect("create");
+    let c = contract::completion(ShardId::new(run.id, 0), 3, contract::shard_counts(4));
+    store.complete_shard(&c).await.expect("complete");
+    assert!(store.begin_report(run.id).await.expect("begin"));
+    assert!(store.finish_run(run.id, RunStatus::Failed, 99, Some("2 failed".into())).await.expect("finish"));
+    let mut expected = run.clone();
+    expected.status = RunStatus::Failed;
+    expected.shards_done = 1;
+    expected.counts = contract::shard_counts(4);
+    expected.finished_ms = Some(99);
+    expected.error = Some("2 failed".into());
+    assert_eq!(store.get_run(run.id).await.expect("get"), Some(expected.clone()));
+    assert_eq!(store.list_runs(10).await.expect("list"), vec![expected]);
+}
+
+// ---- file blob store specifics ----------------------------------------------------
+
+#[tokio::test]
+async fn blobs_live_at_their_key_and_link_as_file_urls() {
+    let (dir, blobs) = blobs();
+    blobs.put("runs/r 1/report/index.html", b"<p>".to_vec(), "text/html").await.expect("put");
+    let on_disk = dir.path().join("blobs/runs/r 1/report/index.html");
+    assert_eq!(std::fs::read(&on_disk).expect("file at the key's path"), b"<p>");
+    let link = blobs.link("runs/r 1/report/index.html").await.expect("link").expect("some link");
+    assert!(link.starts_with("file:///") && link.ends_with("/runs/r%201/report/index.html"), "{link}");
+}
+
+#[tokio::test]
+async fn blob_writes_leave_no_temp_files_and_ignore_stale_ones() {
+    let (dir, blobs) = blobs();
+    for i in 0..3 {
+        blobs.put("a/b.txt", vec![i; 10], "text/plain").await.expect("put");
+    }
+    // A crash mid-write leaves a temp file behind: it must never be listed.
+    std::fs::write(dir.path().join("blobs/a/.tmp-1-0-b.txt"), b"half").expect("stale temp");
+    assert_eq!(blobs.list("").await.expect("list"), ["a/b.txt"]);
+    let names: Vec<_> = std::fs::read_dir(dir.path().join("blobs/a")).expect("dir").map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "only the blob and the planted temp file: {names:?}");
+    assert!(matches!(
+        blobs.put("a/.tmp-x", vec![], "text/plain").await,
+        Err(BlobError::InvalidKey { .. })
+    ));
+}
+
+#[tokio::test]
+async fn blob_key_errors_name_the_key_and_reason() {
+    let (_dir, blobs) = blobs();
+    let err = blobs.get("runs/../secret").await.expect_err("invalid");
+    let text = err.to_string();
+    assert!(text.contains("runs/../secret") && text.contains(".."), "{text}");
+    for bad in ["a//b", "a/./b", "a/"] {
+        assert!(matches!(blobs.exists(bad).await, Err(BlobError::InvalidKey { .. })), "{bad}");
+    }
+    assert!(matches!(blobs.list("../").await, Err(BlobError::InvalidKey { .. })));
+}
+
+// ---- local queue specifics ----------------------------------------------------------
+
+async fn drain(q: &LocalQueue, queue: QueueName) -> Vec<(String, u32)> {
+    let mut got = Vec::new();
+    while let Some(d) = q.receive_wait(queue, VISIBILITY * 3).await {
+        assert!(q.ack(queue, d.id));
+        got.push((d.body, d.attempt));
+    }
+    got
+}
+
+#[tokio::test]
+async fn injected_duplicates_deliver_the_same_body_twice() {
+    let q = queue();
+    q.send_batch(QueueName::Shards, vec!["a".into(), "b".into(), "c".into()]).await.expect("send");
+    q.duplicate_next(QueueName::Shards, 2);
+    let got: Vec<_> = drain(&q, QueueName::Shards).await;
+    let expected = [("a", 1), ("a", 1), ("b", 1), ("b", 1), ("c", 1)];
+    assert_eq!(got, expected.map(|(b, a)| (b.to_string(), a)));
+    assert!(q.is_idle());
+}
+
+#[tokio::test]
+async fn a_crashed_consumer_loses_nothing() {
+    let q = queue();
+    q.send_batch(QueueName::Results, vec!["r1".into(), "r2".into()]).await.expect("send");
+    q.crash_next(QueueName::Results, 1);
+    let d = q.receive(QueueName::Results).expect("the second message is delivered");
+    assert_eq!((d.body.as_str(), d.attempt), ("r2", 1), "the crashed delivery is skipped");
+    assert!(q.ack(QueueName::Results, d.id));
+    assert!(!q.is_idle(), "the crashed delivery is still in flight");
+    assert_eq!(q.in_flight(QueueName::Results), 1);
+    assert!(q.receive(QueueName::Results).is_none(), "invisible until the timeout");
+    let again = q.receive_wait(QueueName::Results, VISIBILITY * 4).await.expect("reappears");
+    assert_eq!((again.body.as_str(), again.attempt), ("r1", 2));
+    assert!(q.ack(QueueName::Results, again.id));
+    assert!(q.is_idle());
+}
+
+#[tokio::test]
+async fn reorder_is_a_deterministic_shuffle() {
+    let bodies: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+    let order = |seed| {
+        let bodies = bodies.clone();
+        async move {
+            let q = queue();
+            q.send_batch(QueueName::Shards, bodies).await.expect("send");
+            q.inject(QueueName::Shards, FaultPlan { reorder_seed: Some(seed), ..FaultPlan::default() });
+            drain(&q, QueueName::Shards).await.into_iter().map(|(b, _)| b).collect::<Vec<_>>()
+        }
+    };
+    let a = order(7).await;
+    assert_eq!(a, order(7).await, "same seed, same order");
+    assert_ne!(a, bodies, "the order changed");
+    assert_ne!(a, order(8).await, "another seed, another order");
+    let mut sorted = a.clone();
+    sorted.sort_by_key(|b| b.parse::<u32>().unwrap());
+    assert_eq!(sorted, bodies, "nothing lost or added");
+}
+
+#[tokio::test]
+async fn nack_redelivers_at_once_and_stale_ids_do_not_ack() {
+    let q = queue();
+    q.send_batch(QueueName::Reports, vec!["job".into()]).await.expect("send");
+    let d = q.receive(QueueName::Reports).expect("delivered");
+    assert!(q.nack(QueueName::Reports, d.id));
+    assert!(!q.ack(QueueName::Reports, d.id), "a nacked delivery id is stale");
+    let again = q.receive(QueueName::Reports).expect("redelivered immediately");
+    assert_eq!((again.body.as_str(), again.attempt), ("job", 2));
+    assert_ne!(again.id, d.id, "each delivery has its own id");
+    assert!(!q.nack(QueueName::Reports, 12345), "unknown id");
+    assert!(q.ack(QueueName::Reports, again.id));
+    assert!(q.is_idle() && q.dead_letters(QueueName::Reports).is_empty());
+}
+
+#[tokio::test]
+async fn nacks_count_towards_dead_lettering() {
+    let q = queue();
+    q.send_batch(QueueName::Reports, vec!["poison".into()]).await.expect("send");
+    for attempt in 1..=3 {
+        let d = q.receive(QueueName::Reports).expect("delivered");
+        assert_eq!(d.attempt, attempt);
+        assert!(q.nack(QueueName::Reports, d.id));
+    }
+    assert!(q.receive(QueueName::Reports).is_none());
+    assert_eq!(q.dead_letters(QueueName::Reports), ["poison"]);
+    assert!(q.is_idle(), "dead letters do not keep the pipeline busy");
+}
+
+#[tokio::test]
+async fn receive_wait_wakes_on_send_and_queues_are_separate() {
+    let q = Arc::new(LocalQueue::new(QueueConfig { visibility_timeout: Duration::from_secs(30), max_receives: 3 }));
+    let sender = q.clone();
+    let started = tokio::time::Instant::now();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        sender.send_batch(QueueName::Shards, vec!["late".into()]).await.expect("send");
+    });
+    assert_eq!(q.depth(QueueName::Results), 0);
+    let d = q.receive_wait(QueueName::Shards, Duration::from_secs(10)).await.expect("woken by send");
+    assert!(started.elapsed() < Duration::from_secs(5), "woke on send, not on timeout");
+    assert_eq!(d.body, "late");
+    assert!(q.receive(QueueName::Results).is_none(), "other queues stay empty");
+    let t = tokio::time::Instant::now();
+    assert!(q.receive_wait(QueueName::Reports, Duration::from_millis(30)).await.is_none());
+    assert!(t.elapsed() >= Duration::from_millis(30), "waits the full timeout");
+}
+
+#[tokio::test]
+async fn depth_counts_visible_messages_and_too_large_sends_nothing() {
+    let q = queue();
+    q.send_batch(QueueName::Shards, vec!["1".into(), "2".into()]).await.expect("send");
+    assert_eq!(q.depth(QueueName::Shards), 2);
+    let big = "z".repeat(testexec::messages::MAX_MESSAGE_BYTES + 1);
+    assert!(matches!(
+        q.send_batch(QueueName::Shards, vec!["3".into(), big]).await,
+        Err(QueueError::TooLarge { queue: "shards", .. })
+    ));
+    assert_eq!(q.depth(QueueName::Shards), 2, "a refused batch sends nothing");
+    let d = q.receive(QueueName::Shards).expect("delivered");
+    assert_eq!((q.depth(QueueName::Shards), q.in_flight(QueueName::Shards)), (1, 1));
+    assert!(q.ack(QueueName::Shards, d.id));
+    assert!(!q.is_idle());
+}

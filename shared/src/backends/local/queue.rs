@@ -80,6 +80,8 @@ struct Message {
     body: String,
     /// Deliveries so far.
     receives: u32,
+    /// An injected duplicate, which is not itself duplicated again.
+    copy: bool,
 }
 
 #[derive(Debug)]
@@ -195,12 +197,13 @@ impl LocalQueue {
         q.reap(now, self.config.max_receives);
         loop {
             let mut message = q.ready.pop_front()?;
-            if q.duplicate_next > 0 {
+            if q.duplicate_next > 0 && !message.copy {
                 q.duplicate_next -= 1;
                 // Same receive count, so the copy is delivered with the
                 // same attempt number as the original.
-                q.ready.push_front(message.clone());
+                q.ready.push_front(Message { copy: true, ..message.clone() });
             }
+            message.copy = false;
             message.receives += 1;
             *next_delivery += 1;
             let id = *next_delivery;
@@ -389,9 +392,40 @@ impl JobQueue for LocalQueue {
             let mut state = self.lock();
             let q = &mut state.queues[slot(queue)];
             q.ready
-                .extend(bodies.into_iter().map(|body| Message { body, receives: 0 }));
+                .extend(bodies.into_iter().map(|body| Message { body, receives: 0, copy: false }));
         }
         self.notify[slot(queue)].notify_waiters();
         Ok(())
+    }
+}
+
+/// The contract suite consumes through [`crate::contract::TestConsumer`];
+/// handles are the delivery ids in decimal.
+#[cfg(feature = "contract")]
+#[async_trait]
+impl crate::contract::TestConsumer for LocalQueue {
+    async fn receive(
+        &self,
+        queue: QueueName,
+        wait: Duration,
+    ) -> Result<Option<crate::contract::Received>, QueueError> {
+        Ok(self.receive_wait(queue, wait).await.map(|d| crate::contract::Received {
+            handle: d.id.to_string(),
+            body: d.body,
+            attempt: d.attempt,
+        }))
+    }
+
+    async fn ack(&self, queue: QueueName, handle: &str) -> Result<(), QueueError> {
+        // A stale or malformed handle is a no-op, as a stale SQS receipt
+        // handle is: the message simply comes back.
+        if let Ok(id) = handle.parse() {
+            LocalQueue::ack(self, queue, id);
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self, queue: QueueName) -> Result<Vec<String>, QueueError> {
+        Ok(LocalQueue::dead_letters(self, queue))
     }
 }
