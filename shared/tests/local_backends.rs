@@ -26,11 +26,17 @@ fn blobs() -> (tempfile::TempDir, FsBlobStore) {
 const VISIBILITY: Duration = Duration::from_millis(50);
 
 fn queue() -> LocalQueue {
-    LocalQueue::new(QueueConfig { visibility_timeout: VISIBILITY, max_receives: 3 })
+    LocalQueue::new(QueueConfig {
+        visibility_timeout: VISIBILITY,
+        max_receives: 3,
+    })
 }
 
 fn settings() -> QueueSettings {
-    QueueSettings { visibility_timeout: VISIBILITY, max_receives: 3 }
+    QueueSettings {
+        visibility_timeout: VISIBILITY,
+        max_receives: 3,
+    }
 }
 
 // ---- run store contract ----------------------------------------------------------
@@ -107,7 +113,11 @@ macro_rules! blob_check_scratch {
     )*};
 }
 
-blob_check!(blob_put_get_overwrite, blob_list_is_sorted_by_prefix, blob_invalid_keys_are_rejected);
+blob_check!(
+    blob_put_get_overwrite,
+    blob_list_is_sorted_by_prefix,
+    blob_invalid_keys_are_rejected
+);
 blob_check_scratch!(blob_missing_is_not_found, blob_large_file_round_trip);
 
 #[tokio::test]
@@ -155,11 +165,24 @@ async fn sqlite_state_survives_reopen() {
         assert!(store.claim_delivery("d-1", 10, 100).await.expect("claim"));
     }
     let store = SqliteRunStore::open(&path).expect("reopen");
-    let got = store.get_run(run.id).await.expect("get").expect("run survives reopen");
-    assert_eq!((got.shards_done, got.counts), (1, contract::shard_counts(0)));
+    let got = store
+        .get_run(run.id)
+        .await
+        .expect("get")
+        .expect("run survives reopen");
+    assert_eq!(
+        (got.shards_done, got.counts),
+        (1, contract::shard_counts(0))
+    );
     let c = contract::completion(ShardId::new(run.id, 0), 2, contract::shard_counts(5));
-    assert_eq!(store.complete_shard(&c).await.expect("complete"), Completion::AlreadyCompleted);
-    assert!(!store.claim_delivery("d-1", 20, 100).await.expect("claim"), "claims survive reopen");
+    assert_eq!(
+        store.complete_shard(&c).await.expect("complete"),
+        Completion::AlreadyCompleted
+    );
+    assert!(
+        !store.claim_delivery("d-1", 20, 100).await.expect("claim"),
+        "claims survive reopen"
+    );
 }
 
 #[tokio::test]
@@ -192,17 +215,36 @@ fn rusqlite_free_bump_version(path: &std::path::Path) -> bool {
 async fn sqlite_rejects_inconsistent_runs_and_pending_completions() {
     let (_dir, store) = store();
     let (run, shards) = contract::sample_run(RunId::new(), 3);
-    let err = store.create_run(&run, &shards[..2]).await.expect_err("shard count mismatch");
-    assert!(matches!(err, StoreError::Invalid { .. }) && err.to_string().contains(&run.id.to_string()), "{err}");
+    let err = store
+        .create_run(&run, &shards[..2])
+        .await
+        .expect_err("shard count mismatch");
+    assert!(
+        matches!(err, StoreError::Invalid { .. }) && err.to_string().contains(&run.id.to_string()),
+        "{err}"
+    );
     let mut dup = shards.clone();
     dup[2] = dup[1].clone();
-    assert!(matches!(store.create_run(&run, &dup).await, Err(StoreError::Invalid { .. })));
-    assert_eq!(store.get_run(run.id).await.expect("get"), None, "a refused create writes nothing");
+    assert!(matches!(
+        store.create_run(&run, &dup).await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert_eq!(
+        store.get_run(run.id).await.expect("get"),
+        None,
+        "a refused create writes nothing"
+    );
     store.create_run(&run, &shards).await.expect("create");
     let mut c = contract::completion(ShardId::new(run.id, 0), 1, Default::default());
     c.status = testexec::model::ShardStatus::Pending;
-    assert!(matches!(store.complete_shard(&c).await, Err(StoreError::Invalid { .. })));
-    assert_eq!(store.list_shards(run.id).await.expect("shards")[0].attempt, None);
+    assert!(matches!(
+        store.complete_shard(&c).await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert_eq!(
+        store.list_shards(run.id).await.expect("shards")[0].attempt,
+        None
+    );
 }
 
 #[tokio::test]
@@ -213,14 +255,22 @@ async fn sqlite_finished_run_reads_back_with_every_field() {
     let c = contract::completion(ShardId::new(run.id, 0), 3, contract::shard_counts(4));
     store.complete_shard(&c).await.expect("complete");
     assert!(store.begin_report(run.id).await.expect("begin"));
-    assert!(store.finish_run(run.id, RunStatus::Failed, 99, Some("2 failed".into())).await.expect("finish"));
+    assert!(
+        store
+            .finish_run(run.id, RunStatus::Failed, 99, Some("2 failed".into()))
+            .await
+            .expect("finish")
+    );
     let mut expected = run.clone();
     expected.status = RunStatus::Failed;
     expected.shards_done = 1;
     expected.counts = contract::shard_counts(4);
     expected.finished_ms = Some(99);
     expected.error = Some("2 failed".into());
-    assert_eq!(store.get_run(run.id).await.expect("get"), Some(expected.clone()));
+    assert_eq!(
+        store.get_run(run.id).await.expect("get"),
+        Some(expected.clone())
+    );
     assert_eq!(store.list_runs(10).await.expect("list"), vec![expected]);
 }
 
@@ -229,24 +279,47 @@ async fn sqlite_finished_run_reads_back_with_every_field() {
 #[tokio::test]
 async fn blobs_live_at_their_key_and_link_as_file_urls() {
     let (dir, blobs) = blobs();
-    blobs.put("runs/r 1/report/index.html", b"<p>".to_vec(), "text/html").await.expect("put");
+    blobs
+        .put("runs/r 1/report/index.html", b"<p>".to_vec(), "text/html")
+        .await
+        .expect("put");
     let on_disk = dir.path().join("blobs/runs/r 1/report/index.html");
-    assert_eq!(std::fs::read(&on_disk).expect("file at the key's path"), b"<p>");
-    let link = blobs.link("runs/r 1/report/index.html").await.expect("link").expect("some link");
-    assert!(link.starts_with("file:///") && link.ends_with("/runs/r%201/report/index.html"), "{link}");
+    assert_eq!(
+        std::fs::read(&on_disk).expect("file at the key's path"),
+        b"<p>"
+    );
+    let link = blobs
+        .link("runs/r 1/report/index.html")
+        .await
+        .expect("link")
+        .expect("some link");
+    assert!(
+        link.starts_with("file:///") && link.ends_with("/runs/r%201/report/index.html"),
+        "{link}"
+    );
 }
 
 #[tokio::test]
 async fn blob_writes_leave_no_temp_files_and_ignore_stale_ones() {
     let (dir, blobs) = blobs();
     for i in 0..3 {
-        blobs.put("a/b.txt", vec![i; 10], "text/plain").await.expect("put");
+        blobs
+            .put("a/b.txt", vec![i; 10], "text/plain")
+            .await
+            .expect("put");
     }
     // A crash mid-write leaves a temp file behind: it must never be listed.
     std::fs::write(dir.path().join("blobs/a/.tmp-1-0-b.txt"), b"half").expect("stale temp");
     assert_eq!(blobs.list("").await.expect("list"), ["a/b.txt"]);
-    let names: Vec<_> = std::fs::read_dir(dir.path().join("blobs/a")).expect("dir").map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names.len(), 2, "only the blob and the planted temp file: {names:?}");
+    let names: Vec<_> = std::fs::read_dir(dir.path().join("blobs/a"))
+        .expect("dir")
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "only the blob and the planted temp file: {names:?}"
+    );
     assert!(matches!(
         blobs.put("a/.tmp-x", vec![], "text/plain").await,
         Err(BlobError::InvalidKey { .. })
@@ -258,11 +331,20 @@ async fn blob_key_errors_name_the_key_and_reason() {
     let (_dir, blobs) = blobs();
     let err = blobs.get("runs/../secret").await.expect_err("invalid");
     let text = err.to_string();
-    assert!(text.contains("runs/../secret") && text.contains(".."), "{text}");
+    assert!(
+        text.contains("runs/../secret") && text.contains(".."),
+        "{text}"
+    );
     for bad in ["a//b", "a/./b", "a/"] {
-        assert!(matches!(blobs.exists(bad).await, Err(BlobError::InvalidKey { .. })), "{bad}");
+        assert!(
+            matches!(blobs.exists(bad).await, Err(BlobError::InvalidKey { .. })),
+            "{bad}"
+        );
     }
-    assert!(matches!(blobs.list("../").await, Err(BlobError::InvalidKey { .. })));
+    assert!(matches!(
+        blobs.list("../").await,
+        Err(BlobError::InvalidKey { .. })
+    ));
 }
 
 // ---- local queue specifics ----------------------------------------------------------
@@ -279,7 +361,9 @@ async fn drain(q: &LocalQueue, queue: QueueName) -> Vec<(String, u32)> {
 #[tokio::test]
 async fn injected_duplicates_deliver_the_same_body_twice() {
     let q = queue();
-    q.send_batch(QueueName::Shards, vec!["a".into(), "b".into(), "c".into()]).await.expect("send");
+    q.send_batch(QueueName::Shards, vec!["a".into(), "b".into(), "c".into()])
+        .await
+        .expect("send");
     q.duplicate_next(QueueName::Shards, 2);
     let got: Vec<_> = drain(&q, QueueName::Shards).await;
     let expected = [("a", 1), ("a", 1), ("b", 1), ("b", 1), ("c", 1)];
@@ -290,15 +374,29 @@ async fn injected_duplicates_deliver_the_same_body_twice() {
 #[tokio::test]
 async fn a_crashed_consumer_loses_nothing() {
     let q = queue();
-    q.send_batch(QueueName::Results, vec!["r1".into(), "r2".into()]).await.expect("send");
+    q.send_batch(QueueName::Results, vec!["r1".into(), "r2".into()])
+        .await
+        .expect("send");
     q.crash_next(QueueName::Results, 1);
-    let d = q.receive(QueueName::Results).expect("the second message is delivered");
-    assert_eq!((d.body.as_str(), d.attempt), ("r2", 1), "the crashed delivery is skipped");
+    let d = q
+        .receive(QueueName::Results)
+        .expect("the second message is delivered");
+    assert_eq!(
+        (d.body.as_str(), d.attempt),
+        ("r2", 1),
+        "the crashed delivery is skipped"
+    );
     assert!(q.ack(QueueName::Results, d.id));
     assert!(!q.is_idle(), "the crashed delivery is still in flight");
     assert_eq!(q.in_flight(QueueName::Results), 1);
-    assert!(q.receive(QueueName::Results).is_none(), "invisible until the timeout");
-    let again = q.receive_wait(QueueName::Results, VISIBILITY * 4).await.expect("reappears");
+    assert!(
+        q.receive(QueueName::Results).is_none(),
+        "invisible until the timeout"
+    );
+    let again = q
+        .receive_wait(QueueName::Results, VISIBILITY * 4)
+        .await
+        .expect("reappears");
     assert_eq!((again.body.as_str(), again.attempt), ("r1", 2));
     assert!(q.ack(QueueName::Results, again.id));
     assert!(q.is_idle());
@@ -312,8 +410,18 @@ async fn reorder_is_a_deterministic_shuffle() {
         async move {
             let q = queue();
             q.send_batch(QueueName::Shards, bodies).await.expect("send");
-            q.inject(QueueName::Shards, FaultPlan { reorder_seed: Some(seed), ..FaultPlan::default() });
-            drain(&q, QueueName::Shards).await.into_iter().map(|(b, _)| b).collect::<Vec<_>>()
+            q.inject(
+                QueueName::Shards,
+                FaultPlan {
+                    reorder_seed: Some(seed),
+                    ..FaultPlan::default()
+                },
+            );
+            drain(&q, QueueName::Shards)
+                .await
+                .into_iter()
+                .map(|(b, _)| b)
+                .collect::<Vec<_>>()
         }
     };
     let a = order(7).await;
@@ -328,11 +436,18 @@ async fn reorder_is_a_deterministic_shuffle() {
 #[tokio::test]
 async fn nack_redelivers_at_once_and_stale_ids_do_not_ack() {
     let q = queue();
-    q.send_batch(QueueName::Reports, vec!["job".into()]).await.expect("send");
+    q.send_batch(QueueName::Reports, vec!["job".into()])
+        .await
+        .expect("send");
     let d = q.receive(QueueName::Reports).expect("delivered");
     assert!(q.nack(QueueName::Reports, d.id));
-    assert!(!q.ack(QueueName::Reports, d.id), "a nacked delivery id is stale");
-    let again = q.receive(QueueName::Reports).expect("redelivered immediately");
+    assert!(
+        !q.ack(QueueName::Reports, d.id),
+        "a nacked delivery id is stale"
+    );
+    let again = q
+        .receive(QueueName::Reports)
+        .expect("redelivered immediately");
     assert_eq!((again.body.as_str(), again.attempt), ("job", 2));
     assert_ne!(again.id, d.id, "each delivery has its own id");
     assert!(!q.nack(QueueName::Reports, 12345), "unknown id");
@@ -343,7 +458,9 @@ async fn nack_redelivers_at_once_and_stale_ids_do_not_ack() {
 #[tokio::test]
 async fn nacks_count_towards_dead_lettering() {
     let q = queue();
-    q.send_batch(QueueName::Reports, vec!["poison".into()]).await.expect("send");
+    q.send_batch(QueueName::Reports, vec!["poison".into()])
+        .await
+        .expect("send");
     for attempt in 1..=3 {
         let d = q.receive(QueueName::Reports).expect("delivered");
         assert_eq!(d.attempt, attempt);
@@ -356,36 +473,70 @@ async fn nacks_count_towards_dead_lettering() {
 
 #[tokio::test]
 async fn receive_wait_wakes_on_send_and_queues_are_separate() {
-    let q = Arc::new(LocalQueue::new(QueueConfig { visibility_timeout: Duration::from_secs(30), max_receives: 3 }));
+    let q = Arc::new(LocalQueue::new(QueueConfig {
+        visibility_timeout: Duration::from_secs(30),
+        max_receives: 3,
+    }));
     let sender = q.clone();
     let started = tokio::time::Instant::now();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        sender.send_batch(QueueName::Shards, vec!["late".into()]).await.expect("send");
+        sender
+            .send_batch(QueueName::Shards, vec!["late".into()])
+            .await
+            .expect("send");
     });
     assert_eq!(q.depth(QueueName::Results), 0);
-    let d = q.receive_wait(QueueName::Shards, Duration::from_secs(10)).await.expect("woken by send");
-    assert!(started.elapsed() < Duration::from_secs(5), "woke on send, not on timeout");
+    let d = q
+        .receive_wait(QueueName::Shards, Duration::from_secs(10))
+        .await
+        .expect("woken by send");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "woke on send, not on timeout"
+    );
     assert_eq!(d.body, "late");
-    assert!(q.receive(QueueName::Results).is_none(), "other queues stay empty");
+    assert!(
+        q.receive(QueueName::Results).is_none(),
+        "other queues stay empty"
+    );
     let t = tokio::time::Instant::now();
-    assert!(q.receive_wait(QueueName::Reports, Duration::from_millis(30)).await.is_none());
-    assert!(t.elapsed() >= Duration::from_millis(30), "waits the full timeout");
+    assert!(
+        q.receive_wait(QueueName::Reports, Duration::from_millis(30))
+            .await
+            .is_none()
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(30),
+        "waits the full timeout"
+    );
 }
 
 #[tokio::test]
 async fn depth_counts_visible_messages_and_too_large_sends_nothing() {
     let q = queue();
-    q.send_batch(QueueName::Shards, vec!["1".into(), "2".into()]).await.expect("send");
+    q.send_batch(QueueName::Shards, vec!["1".into(), "2".into()])
+        .await
+        .expect("send");
     assert_eq!(q.depth(QueueName::Shards), 2);
     let big = "z".repeat(testexec::messages::MAX_MESSAGE_BYTES + 1);
     assert!(matches!(
         q.send_batch(QueueName::Shards, vec!["3".into(), big]).await,
-        Err(QueueError::TooLarge { queue: "shards", .. })
+        Err(QueueError::TooLarge {
+            queue: "shards",
+            ..
+        })
     ));
-    assert_eq!(q.depth(QueueName::Shards), 2, "a refused batch sends nothing");
+    assert_eq!(
+        q.depth(QueueName::Shards),
+        2,
+        "a refused batch sends nothing"
+    );
     let d = q.receive(QueueName::Shards).expect("delivered");
-    assert_eq!((q.depth(QueueName::Shards), q.in_flight(QueueName::Shards)), (1, 1));
+    assert_eq!(
+        (q.depth(QueueName::Shards), q.in_flight(QueueName::Shards)),
+        (1, 1)
+    );
     assert!(q.ack(QueueName::Shards, d.id));
     assert!(!q.is_idle());
 }

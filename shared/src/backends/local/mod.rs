@@ -1,9 +1,9 @@
 //! Embedded backends for running testexec on one machine (`testexec run`,
 //! `testexec serve`): state lives under `.testexec/` in the project.
 //!
-//! - [`SqliteRunStore`]: `.testexec/runs.db`
-//! - [`FsBlobStore`]: `.testexec/blobs/<key>`
-//! - [`LocalQueue`]: in-process queues (nothing on disk)
+//! - [`SqliteRunStore`] keeps runs in `.testexec/runs.db`
+//! - [`FsBlobStore`] keeps blobs in `.testexec/blobs/<key>`
+//! - [`LocalQueue`] is in-process (nothing on disk)
 //!
 //! See `docs/backends.md` for the semantics and how they map to AWS.
 

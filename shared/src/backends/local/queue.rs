@@ -201,7 +201,10 @@ impl LocalQueue {
                 q.duplicate_next -= 1;
                 // Same receive count, so the copy is delivered with the
                 // same attempt number as the original.
-                q.ready.push_front(Message { copy: true, ..message.clone() });
+                q.ready.push_front(Message {
+                    copy: true,
+                    ..message.clone()
+                });
             }
             message.copy = false;
             message.receives += 1;
@@ -391,8 +394,11 @@ impl JobQueue for LocalQueue {
         {
             let mut state = self.lock();
             let q = &mut state.queues[slot(queue)];
-            q.ready
-                .extend(bodies.into_iter().map(|body| Message { body, receives: 0, copy: false }));
+            q.ready.extend(bodies.into_iter().map(|body| Message {
+                body,
+                receives: 0,
+                copy: false,
+            }));
         }
         self.notify[slot(queue)].notify_waiters();
         Ok(())
@@ -409,11 +415,14 @@ impl crate::contract::TestConsumer for LocalQueue {
         queue: QueueName,
         wait: Duration,
     ) -> Result<Option<crate::contract::Received>, QueueError> {
-        Ok(self.receive_wait(queue, wait).await.map(|d| crate::contract::Received {
-            handle: d.id.to_string(),
-            body: d.body,
-            attempt: d.attempt,
-        }))
+        Ok(self
+            .receive_wait(queue, wait)
+            .await
+            .map(|d| crate::contract::Received {
+                handle: d.id.to_string(),
+                body: d.body,
+                attempt: d.attempt,
+            }))
     }
 
     async fn ack(&self, queue: QueueName, handle: &str) -> Result<(), QueueError> {
