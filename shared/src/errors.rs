@@ -8,23 +8,21 @@ use thiserror::Error;
 /// A malformed run or shard id.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum IdError {
-    #[error("invalid run id `{value}`: expected a 26-character ULID such as 01J9Z3V8K4QW5T6Y7X8C9B0N1M")]
+    #[error(
+        "invalid run id `{value}`: expected a 26-character ULID such as 01J9Z3V8K4QW5T6Y7X8C9B0N1M"
+    )]
     InvalidRunId { value: String },
-    #[error("invalid shard id `{value}`: expected `<run id>/<index>`, e.g. 01J9Z3V8K4QW5T6Y7X8C9B0N1M/3")]
+    #[error(
+        "invalid shard id `{value}`: expected `<run id>/<index>`, e.g. 01J9Z3V8K4QW5T6Y7X8C9B0N1M/3"
+    )]
     InvalidShardId { value: String },
 }
 
 // ---- JUnit reader errors (junit.rs) ----------------------------------------
 
-
-
 // ---- manifest errors (manifest.rs) -----------------------------------------
 
-
-
 // ---- shard planning errors (plan.rs) ---------------------------------------
-
-
 
 // ---- ports, handlers and backends ------------------------------------------
 
@@ -41,7 +39,12 @@ pub enum StoreError {
     #[error("stored record `{key}` is corrupt: {message}")]
     Corrupt { key: String, message: String },
     #[error("run store ({backend}) failed during {operation}: {source}")]
-    Backend { backend: &'static str, operation: &'static str, #[source] source: BackendSource },
+    Backend {
+        backend: &'static str,
+        operation: &'static str,
+        #[source]
+        source: BackendSource,
+    },
 }
 
 /// Blob store failures.
@@ -52,16 +55,31 @@ pub enum BlobError {
     #[error("blob key `{key}` is not allowed: {reason}")]
     InvalidKey { key: String, reason: &'static str },
     #[error("blob store ({backend}) failed during {operation} of `{key}`: {source}")]
-    Backend { backend: &'static str, operation: &'static str, key: String, #[source] source: BackendSource },
+    Backend {
+        backend: &'static str,
+        operation: &'static str,
+        key: String,
+        #[source]
+        source: BackendSource,
+    },
 }
 
 /// Queue failures.
 #[derive(Debug, Error)]
 pub enum QueueError {
     #[error("message for queue `{queue}` is {size} bytes, over the {limit}-byte limit")]
-    TooLarge { queue: &'static str, size: usize, limit: usize },
+    TooLarge {
+        queue: &'static str,
+        size: usize,
+        limit: usize,
+    },
     #[error("queue `{queue}` ({backend}) failed: {source}")]
-    Backend { backend: &'static str, queue: &'static str, #[source] source: BackendSource },
+    Backend {
+        backend: &'static str,
+        queue: &'static str,
+        #[source]
+        source: BackendSource,
+    },
 }
 
 /// Source fetching and snapshot failures.
@@ -74,16 +92,26 @@ pub enum SourceError {
     #[error("source archive exceeds the limit of {limit} {what}; raise it or slim the repository")]
     TooLarge { what: &'static str, limit: u64 },
     #[error("source I/O failed at `{path}`: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("source provider ({backend}) failed: {source}")]
-    Backend { backend: &'static str, #[source] source: BackendSource },
+    Backend {
+        backend: &'static str,
+        #[source]
+        source: BackendSource,
+    },
 }
 
 /// Notifier failures. Report retries them through the queue.
 #[derive(Debug, Error)]
 pub enum NotifyError {
     #[error("notifier ({backend}) failed: {message}")]
-    Failed { backend: &'static str, message: String, retry_after_secs: Option<u64> },
+    Failed {
+        backend: &'static str,
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
 }
-
-

@@ -9,7 +9,8 @@
 pub mod errors;
 pub mod junit;
 pub mod manifest;
+pub mod messages;
 pub mod model;
 pub mod plan;
-pub mod messages;
 pub mod ports;
+pub mod source;
