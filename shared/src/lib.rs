@@ -13,4 +13,5 @@ pub mod messages;
 pub mod model;
 pub mod plan;
 pub mod ports;
+pub mod process;
 pub mod source;
