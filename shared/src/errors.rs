@@ -115,3 +115,56 @@ pub enum NotifyError {
         retry_after_secs: Option<u64>,
     },
 }
+
+// Stand-ins until the manifest/plan/junit branches land with their enums here.
+pub use crate::junit::JunitError;
+pub use crate::manifest::ManifestError;
+pub use crate::plan::PlanError;
+
+/// Why a handler could not do its work. Hosts map these to retries, HTTP
+/// statuses and exit codes: [`HandlerError::is_permanent`] says whether
+/// trying the same input again can help.
+#[derive(Debug, Error)]
+pub enum HandlerError {
+    #[error("undecodable {what} message: {detail}")]
+    BadMessage { what: &'static str, detail: String },
+    #[error("message version {found} is not supported (this build reads version {supported}); drain the queue with a matching build")]
+    UnsupportedVersion { found: u32, supported: u32 },
+    #[error("run {run} does not exist")]
+    UnknownRun { run: String },
+    #[error("the repository has no {file} at its root; add one (see docs/manifest.md)")]
+    NoManifest { file: &'static str },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+    #[error("{context}: {source}")]
+    Io { context: String, #[source] source: std::io::Error },
+}
+
+impl HandlerError {
+    /// True when retrying the same input cannot succeed (bad input, a
+    /// broken manifest); false for infrastructure trouble worth a retry.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            HandlerError::BadMessage { .. }
+                | HandlerError::UnsupportedVersion { .. }
+                | HandlerError::UnknownRun { .. }
+                | HandlerError::NoManifest { .. }
+                | HandlerError::Manifest(_)
+                | HandlerError::Plan(_)
+                | HandlerError::Source(SourceError::NotFound { .. } | SourceError::UnsafeEntry { .. } | SourceError::TooLarge { .. })
+        )
+    }
+}

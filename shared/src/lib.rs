@@ -15,3 +15,5 @@ pub mod plan;
 pub mod ports;
 pub mod process;
 pub mod source;
+pub mod selector;
+pub mod files;

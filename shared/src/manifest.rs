@@ -43,6 +43,7 @@ pub struct Suite {
     pub artifacts: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub working_dir: Option<String>,
+    pub test_id: crate::selector::TestIdFormat,
 }
 pub struct Expansion<'a> {
     pub files: &'a [String],

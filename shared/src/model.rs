@@ -336,6 +336,9 @@ pub struct Run {
     pub shards_done: u32,
     pub counts: Counts,
     pub created_ms: u64,
+    /// When the sweep may give up on shards that have not reported: creation
+    /// plus the suite's timeout, with room for queueing.
+    pub deadline_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_ms: Option<u64>,
     /// Why the run errored, when it did (e.g. the shards that never reported).
