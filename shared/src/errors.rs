@@ -8,24 +8,131 @@ use thiserror::Error;
 /// A malformed run or shard id.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum IdError {
-    #[error("invalid run id `{value}`: expected a 26-character ULID such as 01J9Z3V8K4QW5T6Y7X8C9B0N1M")]
+    #[error(
+        "invalid run id `{value}`: expected a 26-character ULID such as 01J9Z3V8K4QW5T6Y7X8C9B0N1M"
+    )]
     InvalidRunId { value: String },
-    #[error("invalid shard id `{value}`: expected `<run id>/<index>`, e.g. 01J9Z3V8K4QW5T6Y7X8C9B0N1M/3")]
+    #[error(
+        "invalid shard id `{value}`: expected `<run id>/<index>`, e.g. 01J9Z3V8K4QW5T6Y7X8C9B0N1M/3"
+    )]
     InvalidShardId { value: String },
 }
 
 // ---- JUnit reader errors (junit.rs) ----------------------------------------
 
-
-
 // ---- manifest errors (manifest.rs) -----------------------------------------
 
+/// Where in a manifest a problem sits: `origin:line:column`, plus the suite
+/// and field when the problem is inside one (`command[2]` names an element).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestLocation {
+    pub origin: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, counted in characters.
+    pub column: usize,
+    pub suite: Option<String>,
+    pub field: Option<String>,
+}
 
+impl std::fmt::Display for ManifestLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.origin, self.line, self.column)?;
+        if let Some(suite) = &self.suite {
+            write!(f, ": suite `{suite}`")?;
+        }
+        if let Some(field) = &self.field {
+            let sep = if self.suite.is_some() { "," } else { ":" };
+            write!(f, "{sep} field `{field}`")?;
+        }
+        Ok(())
+    }
+}
+
+fn hint_suffix(hint: &Option<String>) -> String {
+    hint.as_ref()
+        .map(|h| format!("\n  hint: {h}"))
+        .unwrap_or_default()
+}
+
+/// Everything that can be wrong with a `testexec.toml` or with listing the
+/// files one of its suites selects.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ManifestError {
+    #[error("cannot read manifest {path}: {message}")]
+    Read { path: String, message: String },
+    #[error(
+        "manifest {path} is larger than the {limit}-byte limit; a testexec.toml only describes suites and should be a few kilobytes"
+    )]
+    TooLarge { path: String, limit: u64 },
+    /// The text is not valid TOML or not a valid manifest.
+    #[error("{at}: {message}{}", hint_suffix(.hint))]
+    Invalid {
+        at: ManifestLocation,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("unknown suite `{name}`; the manifest defines: {}", .known.join(", "))]
+    UnknownSuite { name: String, known: Vec<String> },
+    #[error("the manifest defines {} suites ({}); choose one with --suite <name>", .known.len(), .known.join(", "))]
+    SuiteRequired { known: Vec<String> },
+    #[error(
+        "suite `{suite}` has no `files` globs, so there is nothing to list; add files = [\"tests/**/test_*.py\"]"
+    )]
+    NoFileGlobs { suite: String },
+    #[error("suite `{suite}`: no test files match {} under {root}{}", fmt_globs(.globs), fmt_exclude(.exclude))]
+    NoFilesMatch {
+        suite: String,
+        globs: Vec<String>,
+        exclude: Vec<String>,
+        root: String,
+    },
+    #[error(
+        "suite `{suite}`: more than {limit} files match under {root}; narrow `files` or add `exclude`"
+    )]
+    TooManyFiles {
+        suite: String,
+        root: String,
+        limit: usize,
+    },
+    #[error(
+        "suite `{suite}`: {path} is nested deeper than {limit} directories; testexec stops there to avoid runaway walks"
+    )]
+    TooDeep {
+        suite: String,
+        path: String,
+        limit: usize,
+    },
+    #[error("suite `{suite}`: working_dir `{working_dir}` is not a directory inside {root}")]
+    BadWorkingDir {
+        suite: String,
+        working_dir: String,
+        root: String,
+    },
+    #[error("suite `{suite}`: cannot list {path}: {message}")]
+    Walk {
+        suite: String,
+        path: String,
+        message: String,
+    },
+}
+
+fn fmt_globs(globs: &[String]) -> String {
+    globs
+        .iter()
+        .map(|g| format!("`{g}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn fmt_exclude(exclude: &[String]) -> String {
+    if exclude.is_empty() {
+        String::new()
+    } else {
+        format!(" (after excluding {})", fmt_globs(exclude))
+    }
+}
 
 // ---- shard planning errors (plan.rs) ---------------------------------------
 
-
-
 // ---- ports, handlers and backends ------------------------------------------
-
-
