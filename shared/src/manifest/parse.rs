@@ -372,6 +372,10 @@ fn serde_error(cx: &Ctx, e: &toml::de::Error) -> ManifestError {
         // Our own visitors put the hint in parentheses; lift it out.
         hint = Some(h.trim_end_matches(')').to_string());
         message = m.to_string();
+    } else if message.contains("duplicate key") {
+        hint = Some(
+            "each key may appear only once in a table: remove or merge the repeated one".into(),
+        );
     } else if field.as_deref().is_some_and(|f| f.starts_with("env"))
         && message.contains("expected a string")
     {
@@ -390,9 +394,9 @@ fn serde_error(cx: &Ctx, e: &toml::de::Error) -> ManifestError {
 
 /// The suite and field (`command[2]`) whose key or value contains `pos`.
 fn locate(text: &str, pos: usize) -> (Option<String>, Option<String>) {
-    let Ok(root) = toml::de::DeTable::parse(text) else {
-        return (None, None);
-    };
+    // Recoverable parsing still yields a tree for syntax errors such as
+    // duplicate keys.
+    let (root, _) = toml::de::DeTable::parse_recoverable(text);
     let contains = |s: Range<usize>| s.start <= pos && pos < s.end.max(s.start + 1);
     let root = root.into_inner();
     for (key, value) in &root {
@@ -428,7 +432,24 @@ fn locate(text: &str, pos: usize) -> (Option<String>, Option<String>) {
             }
         }
     }
-    (None, None)
+    // Nothing contains `pos` (e.g. a duplicate key, which is not in the
+    // tree): name the last suite declared before it and the key written at it.
+    let suite = root
+        .iter()
+        .filter(|(k, _)| k.get_ref() == "suites")
+        .filter_map(|(_, v)| v.get_ref().as_table())
+        .flat_map(|t| t.keys())
+        .filter(|k| k.span().start < pos)
+        .max_by_key(|k| k.span().start)
+        .map(|k| k.get_ref().to_string());
+    let key: String = text
+        .get(pos..)
+        .unwrap_or_default()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let field = Some(key).filter(|k| suite.is_some() && SUITE_FIELDS.contains(&k.as_str()));
+    (suite, field)
 }
 
 /// Which placeholders a field accepts, and why not the others.
