@@ -66,7 +66,8 @@ pub enum ManifestError {
     /// The text is not valid TOML or not a valid manifest.
     #[error("{at}: {message}{}", hint_suffix(.hint))]
     Invalid {
-        at: ManifestLocation,
+        /// Boxed to keep `Result<_, ManifestError>` small.
+        at: Box<ManifestLocation>,
         message: String,
         hint: Option<String>,
     },

@@ -226,7 +226,7 @@ pub(crate) fn suggest<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str
     candidates
         .iter()
         .map(|c| (edit_distance(&lower, c), *c))
-        .filter(|&(d, c)| d <= 2.max((c.len() + 2) / 3))
+        .filter(|&(d, c)| d <= 2.max(c.len().div_ceil(3)))
         .min_by_key(|&(d, _)| d)
         .map(|(_, c)| c)
 }

@@ -249,15 +249,15 @@ impl Ctx<'_> {
         span: Option<Range<usize>>,
         suite: Option<&str>,
         field: Option<String>,
-    ) -> ManifestLocation {
+    ) -> Box<ManifestLocation> {
         let (line, column) = line_column(self.text, span.map(|s| s.start).unwrap_or(0));
-        ManifestLocation {
+        Box::new(ManifestLocation {
             origin: self.origin.to_string(),
             line,
             column,
             suite: suite.map(str::to_string),
             field,
-        }
+        })
     }
 
     fn err(
