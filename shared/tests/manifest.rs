@@ -904,3 +904,26 @@ fn every_example_in_the_docs_parses() {
         "expected the per-runner examples, found {blocks} ```toml blocks"
     );
 }
+
+#[test]
+fn wrong_shapes_get_located_messages() {
+    let msg = err("suites = 3\n");
+    assert_has(
+        &msg,
+        &[
+            "testexec.toml:1:10",
+            "field `suites`",
+            "invalid type: integer",
+        ],
+    );
+    let msg = err("[suites]\nunit = 3\n");
+    assert_has(
+        &msg,
+        &["testexec.toml:2:8", "suite `unit`", "invalid type: integer"],
+    );
+    let msg = err("[suites.unit]\ncommand = [\"x\"]\njunit = [\"j\"]\nshards = 2.5\n");
+    assert_has(&msg, &["testexec.toml:4:10", "field `shards`", "\"auto\""]);
+    // Inline tables work like headers.
+    let m = parse("suites = { unit = { command = [\"t\", \"--junitxml={junit}\"] } }\n").unwrap();
+    assert_eq!(m.suites["unit"].command, vec!["t", "--junitxml={junit}"]);
+}

@@ -78,7 +78,7 @@ pub enum Shards {
 }
 
 /// The values placeholders expand to, for one shard.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Expansion<'a> {
     pub files: &'a [String],
     pub tests: &'a [String],

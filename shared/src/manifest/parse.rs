@@ -560,8 +560,9 @@ fn check_relative(
 ) -> Result<(), ManifestError> {
     let s = value.get_ref();
     let bytes = s.as_bytes();
-    let absolute =
-        s.starts_with('/') || s.starts_with('\\') || (bytes.len() >= 2 && bytes[1] == b':');
+    let absolute = s.starts_with('/')
+        || s.starts_with('\\')
+        || (bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':');
     if absolute {
         return Err(cx.err(
             value.span(),
