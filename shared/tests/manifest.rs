@@ -276,12 +276,22 @@ fn wrong_types_name_the_field_and_element() {
     let msg = err("[suites.unit]\ncommand = [\"pytest\", 3]\njunit = [\"j.xml\"]\n");
     assert_has(
         &msg,
-        &["testexec.toml:2:22", "field `command[1]`", "integer"],
+        &[
+            "testexec.toml:2:22",
+            "field `command[1]`",
+            "integer",
+            "hint: expected something like command = [",
+        ],
     );
     let msg = err(&suite_with("timeout_seconds = \"900\""));
     assert_has(
         &msg,
-        &["testexec.toml:4:", "field `timeout_seconds`", "string"],
+        &[
+            "testexec.toml:4:",
+            "field `timeout_seconds`",
+            "string",
+            "timeout_seconds = 900",
+        ],
     );
     let msg = err(
         "[suites.u]\ncommand = [\"t\", \"--junitxml={junit}\", \"{files}\"]\nfiles = \"tests/*.py\"\n",

@@ -385,11 +385,39 @@ fn serde_error(cx: &Ctx, e: &toml::de::Error) -> ManifestError {
     {
         hint = Some("use an array, e.g. files = [\"tests/**/test_*.py\"]".into());
     }
+    if hint.is_none() {
+        hint = field
+            .as_deref()
+            .and_then(example_for)
+            .map(|e| format!("expected something like {e}"));
+    }
     ManifestError::Invalid {
         at: cx.at(span, suite.as_deref(), field),
         message,
         hint,
     }
+}
+
+/// A correct example of a field, for type errors that have no better hint.
+fn example_for(field: &str) -> Option<&'static str> {
+    let base = field.split(['[', '.']).next().unwrap_or_default();
+    Some(match base {
+        "command" => {
+            "command = [\"python\", \"-m\", \"pytest\", \"--junitxml={junit}\", \"{files}\"]"
+        }
+        "setup" => "setup = [\"pip\", \"install\", \"-e\", \".\"]",
+        "files" | "exclude" => "files = [\"tests/**/test_*.py\"]",
+        "junit" => "junit = [\"{junit}\"]",
+        "artifacts" => "artifacts = [\"coverage/**\"]",
+        "env" => "env = { PYTHONDONTWRITEBYTECODE = \"1\" }",
+        "shards" => "shards = 4, or shards = \"auto\"",
+        "target_shard_seconds" => "target_shard_seconds = 120",
+        "timeout_seconds" => "timeout_seconds = 900",
+        "retries" => "retries = 1",
+        "working_dir" => "working_dir = \"services/api\"",
+        "suites" => "[suites.unit] followed by command = [...]",
+        _ => return None,
+    })
 }
 
 /// The suite and field (`command[2]`) whose key or value contains `pos`.
