@@ -1,8 +1,10 @@
 //! The repository's `testexec.toml`: one table per suite, see `docs/manifest.md`.
 //!
-//! - [`parse`](self::parse): TOML → validated [`Manifest`], every error located.
-//! - [`placeholders`]: `{files}`, `{junit}`… expanded into argv elements.
-//! - [`files`]: which files of the repository a suite selects.
+//! - `parse`: TOML → validated [`Manifest`], every error located
+//!   (`origin:line:column`, suite, field) with a hint.
+//! - `placeholders`: `{files}`, `{junit}`… expanded into argv elements,
+//!   never through a shell.
+//! - `files`: which files of the repository a suite selects.
 
 mod files;
 mod parse;
