@@ -22,6 +22,118 @@ pub enum IdError {
 
 // ---- manifest errors (manifest.rs) -----------------------------------------
 
+/// Where in a manifest a problem sits: `origin:line:column`, plus the suite
+/// and field when the problem is inside one (`command[2]` names an element).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestLocation {
+    pub origin: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, counted in characters.
+    pub column: usize,
+    pub suite: Option<String>,
+    pub field: Option<String>,
+}
+
+impl std::fmt::Display for ManifestLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.origin, self.line, self.column)?;
+        if let Some(suite) = &self.suite {
+            write!(f, ": suite `{suite}`")?;
+        }
+        if let Some(field) = &self.field {
+            let sep = if self.suite.is_some() { "," } else { ":" };
+            write!(f, "{sep} field `{field}`")?;
+        }
+        Ok(())
+    }
+}
+
+fn hint_suffix(hint: &Option<String>) -> String {
+    hint.as_ref()
+        .map(|h| format!("\n  hint: {h}"))
+        .unwrap_or_default()
+}
+
+/// Everything that can be wrong with a `testexec.toml` or with listing the
+/// files one of its suites selects.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ManifestError {
+    #[error("cannot read manifest {path}: {message}")]
+    Read { path: String, message: String },
+    #[error(
+        "manifest {path} is larger than the {limit}-byte limit; a testexec.toml only describes suites and should be a few kilobytes"
+    )]
+    TooLarge { path: String, limit: u64 },
+    /// The text is not valid TOML or not a valid manifest.
+    #[error("{at}: {message}{}", hint_suffix(.hint))]
+    Invalid {
+        /// Boxed to keep `Result<_, ManifestError>` small.
+        at: Box<ManifestLocation>,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("unknown suite `{name}`; the manifest defines: {}", .known.join(", "))]
+    UnknownSuite { name: String, known: Vec<String> },
+    #[error("the manifest defines {} suites ({}); choose one with --suite <name>", .known.len(), .known.join(", "))]
+    SuiteRequired { known: Vec<String> },
+    #[error(
+        "suite `{suite}` has no `files` globs, so there is nothing to list; add files = [\"tests/**/test_*.py\"]"
+    )]
+    NoFileGlobs { suite: String },
+    #[error("suite `{suite}`: no test files match {} under {root}{}", fmt_globs(.globs), fmt_exclude(.exclude))]
+    NoFilesMatch {
+        suite: String,
+        globs: Vec<String>,
+        exclude: Vec<String>,
+        root: String,
+    },
+    #[error(
+        "suite `{suite}`: more than {limit} files match under {root}; narrow `files` or add `exclude`"
+    )]
+    TooManyFiles {
+        suite: String,
+        root: String,
+        limit: usize,
+    },
+    #[error(
+        "suite `{suite}`: {path} is nested deeper than {limit} directories; testexec stops there to avoid runaway walks"
+    )]
+    TooDeep {
+        suite: String,
+        path: String,
+        limit: usize,
+    },
+    #[error("suite `{suite}`: working_dir `{working_dir}` is not a directory inside {root}")]
+    BadWorkingDir {
+        suite: String,
+        working_dir: String,
+        root: String,
+    },
+    #[error("suite `{suite}`: cannot list {path}: {message}")]
+    Walk {
+        suite: String,
+        path: String,
+        message: String,
+    },
+}
+
+fn fmt_globs(globs: &[String]) -> String {
+    globs
+        .iter()
+        .map(|g| format!("`{g}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn fmt_exclude(exclude: &[String]) -> String {
+    if exclude.is_empty() {
+        String::new()
+    } else {
+        format!(" (after excluding {})", fmt_globs(exclude))
+    }
+}
+
 // ---- shard planning errors (plan.rs) ---------------------------------------
 
 // ---- ports, handlers and backends ------------------------------------------
@@ -118,7 +230,6 @@ pub enum NotifyError {
 
 // Stand-ins until the manifest/plan/junit branches land with their enums here.
 pub use crate::junit::JunitError;
-pub use crate::manifest::ManifestError;
 pub use crate::plan::PlanError;
 
 /// Why a handler could not do its work. Hosts map these to retries, HTTP
@@ -128,7 +239,9 @@ pub use crate::plan::PlanError;
 pub enum HandlerError {
     #[error("undecodable {what} message: {detail}")]
     BadMessage { what: &'static str, detail: String },
-    #[error("message version {found} is not supported (this build reads version {supported}); drain the queue with a matching build")]
+    #[error(
+        "message version {found} is not supported (this build reads version {supported}); drain the queue with a matching build"
+    )]
     UnsupportedVersion { found: u32, supported: u32 },
     #[error("run {run} does not exist")]
     UnknownRun { run: String },
@@ -149,7 +262,11 @@ pub enum HandlerError {
     #[error(transparent)]
     Notify(#[from] NotifyError),
     #[error("{context}: {source}")]
-    Io { context: String, #[source] source: std::io::Error },
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl HandlerError {
@@ -164,7 +281,11 @@ impl HandlerError {
                 | HandlerError::NoManifest { .. }
                 | HandlerError::Manifest(_)
                 | HandlerError::Plan(_)
-                | HandlerError::Source(SourceError::NotFound { .. } | SourceError::UnsafeEntry { .. } | SourceError::TooLarge { .. })
+                | HandlerError::Source(
+                    SourceError::NotFound { .. }
+                        | SourceError::UnsafeEntry { .. }
+                        | SourceError::TooLarge { .. }
+                )
         )
     }
 }

@@ -15,7 +15,11 @@ pub const MAX_MATCHES: usize = 10_000;
 pub fn find_matching(base: &Path, patterns: &[String]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for pattern in patterns {
-        let full = if Path::new(pattern).is_absolute() { PathBuf::from(pattern) } else { base.join(pattern) };
+        let full = if Path::new(pattern).is_absolute() {
+            PathBuf::from(pattern)
+        } else {
+            base.join(pattern)
+        };
         let text = full.to_string_lossy();
         if !text.contains(['*', '?', '[', '{']) {
             if full.is_file() {
@@ -26,11 +30,20 @@ pub fn find_matching(base: &Path, patterns: &[String]) -> Vec<PathBuf> {
         // Walk from the longest literal directory prefix of the pattern.
         let root: PathBuf = full
             .components()
-            .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[', '{']))
+            .take_while(|c| {
+                !c.as_os_str()
+                    .to_string_lossy()
+                    .contains(['*', '?', '[', '{'])
+            })
             .collect();
         let Ok(glob) = Glob::new(&text) else { continue };
-        let Ok(set) = GlobSetBuilder::new().add(glob).build() else { continue };
-        let walker = ignore::WalkBuilder::new(&root).standard_filters(false).follow_links(false).build();
+        let Ok(set) = GlobSetBuilder::new().add(glob).build() else {
+            continue;
+        };
+        let walker = ignore::WalkBuilder::new(&root)
+            .standard_filters(false)
+            .follow_links(false)
+            .build();
         for entry in walker.flatten() {
             if entry.file_type().is_some_and(|t| t.is_file()) && set.is_match(entry.path()) {
                 out.push(entry.into_path());
@@ -75,12 +88,27 @@ mod tests {
         std::fs::write(root.join(".gitignore"), "target/\n").unwrap();
 
         let found = find_matching(root, &["target/surefire-reports/TEST-*.xml".into()]);
-        let names: Vec<String> = found.iter().map(|p| relative_slash(root, p).unwrap()).collect();
-        assert_eq!(names, ["target/surefire-reports/TEST-a.xml", "target/surefire-reports/TEST-b.xml"]);
+        let names: Vec<String> = found
+            .iter()
+            .map(|p| relative_slash(root, p).unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "target/surefire-reports/TEST-a.xml",
+                "target/surefire-reports/TEST-b.xml"
+            ]
+        );
 
         let abs = root.join("junit.xml").display().to_string();
-        assert_eq!(find_matching(Path::new("/nonexistent"), &[abs.clone()]), vec![PathBuf::from(&abs)]);
+        assert_eq!(
+            find_matching(Path::new("/nonexistent"), &[abs.clone()]),
+            vec![PathBuf::from(&abs)]
+        );
         assert!(find_matching(root, &["missing.xml".into()]).is_empty());
-        assert_eq!(find_matching(root, &["**/*.xml".into(), "junit.xml".into()]).len(), 3);
+        assert_eq!(
+            find_matching(root, &["**/*.xml".into(), "junit.xml".into()]).len(),
+            3
+        );
     }
 }

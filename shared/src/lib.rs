@@ -7,6 +7,8 @@
 //! - [`errors`]: one precise error enum per concern.
 
 pub mod errors;
+pub mod files;
+pub mod handlers;
 pub mod junit;
 pub mod manifest;
 pub mod messages;
@@ -14,6 +16,6 @@ pub mod model;
 pub mod plan;
 pub mod ports;
 pub mod process;
-pub mod source;
+pub mod report;
 pub mod selector;
-pub mod files;
+pub mod source;

@@ -36,7 +36,11 @@ impl TestIdFormat {
 }
 
 fn join(scope: &str, sep: &str, name: &str) -> String {
-    if scope.is_empty() { name.to_string() } else { format!("{scope}{sep}{name}") }
+    if scope.is_empty() {
+        name.to_string()
+    } else {
+        format!("{scope}{sep}{name}")
+    }
 }
 
 /// pytest writes `classname` as the dotted module path plus any classes
@@ -88,12 +92,23 @@ mod tests {
     fn pytest_ids_keep_classes_and_parameters() {
         let f = TestIdFormat::Pytest;
         assert_eq!(
-            f.selector(&case("tests.test_api.TestLexer", "test_x[a-b]", Some("tests/test_api.py"))),
+            f.selector(&case(
+                "tests.test_api.TestLexer",
+                "test_x[a-b]",
+                Some("tests/test_api.py")
+            )),
             "tests/test_api.py::TestLexer::test_x[a-b]"
         );
-        assert_eq!(f.selector(&case("tests.test_api", "test_y", Some("tests/test_api.py"))), "tests/test_api.py::test_y");
         assert_eq!(
-            f.selector(&case("tests.test_api.TestA.TestB", "t", Some("tests/test_api.py"))),
+            f.selector(&case("tests.test_api", "test_y", Some("tests/test_api.py"))),
+            "tests/test_api.py::test_y"
+        );
+        assert_eq!(
+            f.selector(&case(
+                "tests.test_api.TestA.TestB",
+                "t",
+                Some("tests/test_api.py")
+            )),
             "tests/test_api.py::TestA::TestB::t"
         );
     }
@@ -101,8 +116,14 @@ mod tests {
     #[test]
     fn other_formats_follow_their_runner() {
         let c = case("com.acme.FooTest", "bar", None);
-        assert_eq!(TestIdFormat::ClassHashName.selector(&c), "com.acme.FooTest#bar");
-        assert_eq!(TestIdFormat::ClassDotName.selector(&c), "com.acme.FooTest.bar");
+        assert_eq!(
+            TestIdFormat::ClassHashName.selector(&c),
+            "com.acme.FooTest#bar"
+        );
+        assert_eq!(
+            TestIdFormat::ClassDotName.selector(&c),
+            "com.acme.FooTest.bar"
+        );
         assert_eq!(TestIdFormat::Name.selector(&c), "bar");
     }
 }

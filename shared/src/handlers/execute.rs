@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use crate::errors::{BlobError, HandlerError};
 use crate::handlers::{Ports, Settings, decode, encode, scratch_dir};
 use crate::manifest::{Expansion, Suite};
-use crate::messages::{Execution, JobEnvelope, MESSAGE_VERSION, QueueName, ShardJob, ShardResult, keys};
+use crate::messages::{
+    Execution, JobEnvelope, MESSAGE_VERSION, QueueName, ShardJob, ShardResult, keys,
+};
 use crate::ports::content_type;
 use crate::process::{self, CommandEnd, CommandSpec, LogCapture};
 use crate::source::{SnapshotLimits, extract_tar_gz};
@@ -24,7 +26,12 @@ const LOG_TAIL_BYTES: usize = 4096;
 
 /// Runs the shard job in `body` (delivery `attempt`, 1-based), uploads its
 /// log and JUnit, and sends a [`ShardResult`] to the results queue.
-pub async fn execute(ports: &Ports, settings: &Settings, body: &str, attempt: u32) -> Result<ShardResult, HandlerError> {
+pub async fn execute(
+    ports: &Ports,
+    settings: &Settings,
+    body: &str,
+    attempt: u32,
+) -> Result<ShardResult, HandlerError> {
     let job = match decode::<JobEnvelope>("shard job", body)? {
         JobEnvelope::Inline { job } => *job,
         JobEnvelope::Stored { key, .. } => {
@@ -33,17 +40,31 @@ pub async fn execute(ports: &Ports, settings: &Settings, body: &str, attempt: u3
         }
     };
     if job.v != MESSAGE_VERSION {
-        return Err(HandlerError::UnsupportedVersion { found: job.v, supported: MESSAGE_VERSION });
+        return Err(HandlerError::UnsupportedVersion {
+            found: job.v,
+            supported: MESSAGE_VERSION,
+        });
     }
-    let span = tracing::info_span!("execute", run_id = %job.shard.run, shard_id = %job.shard, attempt);
+    let span =
+        tracing::info_span!("execute", run_id = %job.shard.run, shard_id = %job.shard, attempt);
     let _guard = span.enter();
     let attempt = attempt.max(1);
     let started_ms = ports.clock.now_ms();
     let work = scratch_dir(settings, "shard-")?;
     let mut log = LogCapture::new(settings.log_head_bytes, settings.log_tail_bytes);
-    log.line(&format!("testexec: shard {} attempt {attempt}, {} files", job.shard, job.files.len()));
+    log.line(&format!(
+        "testexec: shard {} attempt {attempt}, {} files",
+        job.shard,
+        job.files.len()
+    ));
 
-    let run = ShardRun { ports, settings, job: &job, work: work.path(), attempt };
+    let run = ShardRun {
+        ports,
+        settings,
+        job: &job,
+        work: work.path(),
+        attempt,
+    };
     let (execution, junit_files) = run.run(&mut log).await?;
 
     let mut junit_keys = Vec::with_capacity(junit_files.len());
@@ -53,7 +74,10 @@ pub async fn execute(ports: &Ports, settings: &Settings, body: &str, attempt: u3
         junit_keys.push(key);
     }
     let log_key = keys::log(job.shard, attempt);
-    ports.blobs.put(&log_key, log.to_bytes(), content_type::TEXT).await?;
+    ports
+        .blobs
+        .put(&log_key, log.to_bytes(), content_type::TEXT)
+        .await?;
 
     let result = ShardResult {
         v: MESSAGE_VERSION,
@@ -66,7 +90,10 @@ pub async fn execute(ports: &Ports, settings: &Settings, body: &str, attempt: u3
         junit_keys,
         log_tail: log.tail_text(LOG_TAIL_LINES, LOG_TAIL_BYTES),
     };
-    ports.queue.send_batch(QueueName::Results, vec![encode(&result)]).await?;
+    ports
+        .queue
+        .send_batch(QueueName::Results, vec![encode(&result)])
+        .await?;
     tracing::info!(execution = ?result.execution, junit = result.junit_keys.len(), "shard executed");
     Ok(result)
 }
@@ -89,7 +116,10 @@ impl ShardRun<'_> {
         match self.fetch_source(&tree).await {
             Ok(()) => {}
             Err(HandlerError::Blob(BlobError::NotFound { key })) => {
-                return Ok((errored(format!("source snapshot `{key}` is missing"), None), vec![]));
+                return Ok((
+                    errored(format!("source snapshot `{key}` is missing"), None),
+                    vec![],
+                ));
             }
             Err(e) => return Err(e),
         }
@@ -100,7 +130,6 @@ impl ShardRun<'_> {
         let junit_dir = self.work.join("junit");
         std::fs::create_dir_all(&junit_dir).map_err(io("creating the JUnit directory"))?;
         let run_id = self.job.shard.run.to_string();
-        let env = self.env(suite, &run_id);
 
         let first_junit = junit_dir.join("try-0.xml");
         let expansion = Expansion {
@@ -111,6 +140,7 @@ impl ShardRun<'_> {
             shard_count: self.job.shard_count,
             run_id: &run_id,
         };
+        let env = self.env(suite, &expansion);
         for argv in suite.setup_argvs(&expansion) {
             let shown = describe_argv(&argv);
             let end = self.command(argv, &cwd, &env, deadline, log).await;
@@ -121,10 +151,14 @@ impl ShardRun<'_> {
         }
 
         let mut collected: JunitFiles = Vec::new();
-        let end = self.command(suite.command_argv(&expansion), &cwd, &env, deadline, log).await;
+        let end = self
+            .command(suite.command_argv(&expansion), &cwd, &env, deadline, log)
+            .await;
         let found = collect_junit(&cwd, &suite.junit_globs(&expansion), &junit_dir, 0)?;
         if end == CommandEnd::TimedOut || end == CommandEnd::NotStarted || found.is_empty() {
-            let reason = if found.is_empty() && !matches!(end, CommandEnd::TimedOut | CommandEnd::NotStarted) {
+            let reason = if found.is_empty()
+                && !matches!(end, CommandEnd::TimedOut | CommandEnd::NotStarted)
+            {
                 format!(
                     "the test command {} and wrote no JUnit matching {}",
                     end.describe(),
@@ -139,7 +173,9 @@ impl ShardRun<'_> {
         if let CommandEnd::Exited(code) = end {
             if code != 0 && !first.iter().any(|c| c.outcome.is_failure()) {
                 collected.extend(found);
-                let reason = format!("the test command exited with {code} but its JUnit reports no failing test");
+                let reason = format!(
+                    "the test command exited with {code} but its JUnit reports no failing test"
+                );
                 return Ok((errored(reason, Some(code)), collected));
             }
         }
@@ -148,13 +184,23 @@ impl ShardRun<'_> {
         // Re-run failing tests; collect marks a later pass as flaky.
         let mut failing: Vec<String> = selectors_of_failures(suite, &first);
         for retry in 1..=suite.retries {
-            if failing.is_empty() || !suite.supports_test_selection() || Instant::now() >= deadline {
+            if failing.is_empty() || !suite.supports_test_selection() || Instant::now() >= deadline
+            {
                 break;
             }
-            log.line(&format!("testexec: retry {retry} of {} failing tests", failing.len()));
+            log.line(&format!(
+                "testexec: retry {retry} of {} failing tests",
+                failing.len()
+            ));
             let junit = junit_dir.join(format!("try-{retry}.xml"));
-            let expansion = Expansion { files: &[], tests: &failing, junit: &junit.display().to_string(), ..expansion };
-            self.command(suite.command_argv(&expansion), &cwd, &env, deadline, log).await;
+            let expansion = Expansion {
+                files: &[],
+                tests: &failing,
+                junit: &junit.display().to_string(),
+                ..expansion
+            };
+            self.command(suite.command_argv(&expansion), &cwd, &env, deadline, log)
+                .await;
             let found = collect_junit(&cwd, &suite.junit_globs(&expansion), &junit_dir, retry)?;
             failing = selectors_of_failures(suite, &read_cases(&found));
             collected.extend(found);
@@ -165,28 +211,46 @@ impl ShardRun<'_> {
 
     async fn fetch_source(&self, tree: &Path) -> Result<(), HandlerError> {
         let archive = self.work.join("source.tar.gz");
-        self.ports.blobs.get_to_file(&self.job.source_key, &archive).await?;
+        self.ports
+            .blobs
+            .get_to_file(&self.job.source_key, &archive)
+            .await?;
         std::fs::create_dir_all(tree).map_err(io("creating the source directory"))?;
         let tree = tree.to_path_buf();
         tokio::task::spawn_blocking(move || {
             let file = std::fs::File::open(&archive)?;
-            extract_tar_gz(std::io::BufReader::new(file), &tree, &SnapshotLimits::default(), false)
-                .map_err(std::io::Error::other)
+            extract_tar_gz(
+                std::io::BufReader::new(file),
+                &tree,
+                &SnapshotLimits::default(),
+                false,
+            )
+            .map_err(std::io::Error::other)
         })
         .await
-        .map_err(|e| HandlerError::Io { context: "extracting the source".into(), source: std::io::Error::other(e) })?
+        .map_err(|e| HandlerError::Io {
+            context: "extracting the source".into(),
+            source: std::io::Error::other(e),
+        })?
         .map_err(io("extracting the source"))?;
         Ok(())
     }
 
-    fn env(&self, suite: &Suite, run_id: &str) -> Vec<(String, String)> {
-        let suite_env: Vec<(String, String)> = suite.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    fn env(&self, suite: &Suite, expansion: &Expansion) -> Vec<(String, String)> {
+        let run_id = expansion.run_id;
+        let suite_env: Vec<(String, String)> = suite.env_vars(expansion).into_iter().collect();
         let ours = vec![
             ("CI".to_string(), "true".to_string()),
             ("TESTEXEC".to_string(), "1".to_string()),
             ("TESTEXEC_RUN_ID".to_string(), run_id.to_string()),
-            ("TESTEXEC_SHARD".to_string(), self.job.shard.index.to_string()),
-            ("TESTEXEC_SHARD_COUNT".to_string(), self.job.shard_count.to_string()),
+            (
+                "TESTEXEC_SHARD".to_string(),
+                self.job.shard.index.to_string(),
+            ),
+            (
+                "TESTEXEC_SHARD_COUNT".to_string(),
+                self.job.shard_count.to_string(),
+            ),
             ("TESTEXEC_ATTEMPT".to_string(), self.attempt.to_string()),
         ];
         process::child_env(&self.settings.passthrough_env, &suite_env, &ours)
@@ -205,7 +269,16 @@ impl ShardRun<'_> {
             log.line("testexec: no time left before the suite's timeout");
             return CommandEnd::TimedOut;
         }
-        process::run(&CommandSpec { argv, cwd: cwd.to_path_buf(), env: env.to_vec(), timeout }, log).await
+        process::run(
+            &CommandSpec {
+                argv,
+                cwd: cwd.to_path_buf(),
+                env: env.to_vec(),
+                timeout,
+            },
+            log,
+        )
+        .await
     }
 }
 
@@ -214,7 +287,10 @@ fn errored(reason: String, exit_code: Option<i32>) -> Execution {
 }
 
 fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> HandlerError {
-    move |source| HandlerError::Io { context: context.to_string(), source }
+    move |source| HandlerError::Io {
+        context: context.to_string(),
+        source,
+    }
 }
 
 fn describe_argv(argv: &[String]) -> String {
@@ -223,15 +299,28 @@ fn describe_argv(argv: &[String]) -> String {
 
 /// Finds the JUnit files a try wrote and moves them aside, so the next try's
 /// globs only see its own files. Returns `(upload name, path)` pairs.
-fn collect_junit(cwd: &Path, globs: &[String], junit_dir: &Path, try_index: u32) -> Result<JunitFiles, HandlerError> {
+fn collect_junit(
+    cwd: &Path,
+    globs: &[String],
+    junit_dir: &Path,
+    try_index: u32,
+) -> Result<JunitFiles, HandlerError> {
     let kept = junit_dir.join(format!("kept-{try_index}"));
     let mut out = Vec::new();
-    for (n, path) in crate::files::find_matching(cwd, globs).into_iter().enumerate() {
+    for (n, path) in crate::files::find_matching(cwd, globs)
+        .into_iter()
+        .enumerate()
+    {
         std::fs::create_dir_all(&kept).map_err(io("keeping JUnit files"))?;
-        let base = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "junit.xml".into());
+        let base = path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "junit.xml".into());
         let name = format!("try-{try_index}-{n}-{base}");
         let dest = kept.join(&name);
-        std::fs::rename(&path, &dest).or_else(|_| std::fs::copy(&path, &dest).map(|_| ())).map_err(io("keeping JUnit files"))?;
+        std::fs::rename(&path, &dest)
+            .or_else(|_| std::fs::copy(&path, &dest).map(|_| ()))
+            .map_err(io("keeping JUnit files"))?;
         out.push((name, dest));
     }
     Ok(out)
@@ -248,8 +337,11 @@ fn read_cases(files: &JunitFiles) -> Vec<crate::model::TestCase> {
 }
 
 fn selectors_of_failures(suite: &Suite, cases: &[crate::model::TestCase]) -> Vec<String> {
-    let mut out: Vec<String> =
-        cases.iter().filter(|c| c.outcome.is_failure()).map(|c| suite.test_id.selector(c)).collect();
+    let mut out: Vec<String> = cases
+        .iter()
+        .filter(|c| c.outcome.is_failure())
+        .map(|c| suite.test_id.selector(c))
+        .collect();
     out.sort();
     out.dedup();
     out

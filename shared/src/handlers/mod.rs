@@ -53,7 +53,10 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             work_root: std::env::temp_dir().join("testexec"),
-            passthrough_env: crate::process::DEFAULT_PASSTHROUGH_ENV.iter().map(|s| s.to_string()).collect(),
+            passthrough_env: crate::process::DEFAULT_PASSTHROUGH_ENV
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             log_head_bytes: 1 << 20,
             log_tail_bytes: 1 << 20,
             max_shards: 1000,
@@ -64,7 +67,10 @@ impl Default for Settings {
 }
 
 /// Decodes a versioned JSON message, naming what it was meant to be.
-pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, body: &str) -> Result<T, HandlerError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    what: &'static str,
+    body: &str,
+) -> Result<T, HandlerError> {
     #[derive(serde::Deserialize)]
     struct Versioned {
         v: Option<u32>,
@@ -73,10 +79,16 @@ pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, body: &str) -> Res
     // error rather than a confusing field mismatch.
     if let Ok(Versioned { v: Some(found) }) = serde_json::from_str::<Versioned>(body) {
         if found != MESSAGE_VERSION {
-            return Err(HandlerError::UnsupportedVersion { found, supported: MESSAGE_VERSION });
+            return Err(HandlerError::UnsupportedVersion {
+                found,
+                supported: MESSAGE_VERSION,
+            });
         }
     }
-    serde_json::from_str(body).map_err(|e| HandlerError::BadMessage { what, detail: e.to_string() })
+    serde_json::from_str(body).map_err(|e| HandlerError::BadMessage {
+        what,
+        detail: e.to_string(),
+    })
 }
 
 pub(crate) fn encode<T: serde::Serialize>(message: &T) -> String {
@@ -85,13 +97,22 @@ pub(crate) fn encode<T: serde::Serialize>(message: &T) -> String {
 }
 
 /// A temporary directory under the work root, removed when dropped.
-pub(crate) fn scratch_dir(settings: &Settings, prefix: &str) -> Result<tempfile::TempDir, HandlerError> {
+pub(crate) fn scratch_dir(
+    settings: &Settings,
+    prefix: &str,
+) -> Result<tempfile::TempDir, HandlerError> {
     std::fs::create_dir_all(&settings.work_root).map_err(|source| HandlerError::Io {
         context: format!("creating work root {}", settings.work_root.display()),
         source,
     })?;
-    tempfile::Builder::new().prefix(prefix).tempdir_in(&settings.work_root).map_err(|source| HandlerError::Io {
-        context: format!("creating a scratch directory in {}", settings.work_root.display()),
-        source,
-    })
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&settings.work_root)
+        .map_err(|source| HandlerError::Io {
+            context: format!(
+                "creating a scratch directory in {}",
+                settings.work_root.display()
+            ),
+            source,
+        })
 }

@@ -62,39 +62,74 @@ impl RunRequest {
 
 /// Keeps a label usable as a blob key segment.
 fn sanitize_label(s: &str) -> String {
-    let cleaned: String =
-        s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).collect();
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     let trimmed = cleaned.trim_matches('.');
-    if trimmed.is_empty() { "repo".into() } else { trimmed.to_string() }
+    if trimmed.is_empty() {
+        "repo".into()
+    } else {
+        trimmed.to_string()
+    }
 }
 
 /// What trigger did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum TriggerOutcome {
-    Started { run: Box<Run>, plan: Box<Plan> },
+    Started {
+        run: Box<Run>,
+        plan: Box<Plan>,
+    },
     /// The delivery id was seen before: nothing was started.
-    Duplicate { delivery: String },
+    Duplicate {
+        delivery: String,
+    },
 }
 
-pub async fn trigger(ports: &Ports, settings: &Settings, request: RunRequest) -> Result<TriggerOutcome, HandlerError> {
+pub async fn trigger(
+    ports: &Ports,
+    settings: &Settings,
+    request: RunRequest,
+) -> Result<TriggerOutcome, HandlerError> {
     let now = ports.clock.now_ms();
     if let Some(delivery) = &request.delivery_id {
-        if !ports.store.claim_delivery(&format!("delivery/{delivery}"), now, settings.delivery_ttl_ms).await? {
+        if !ports
+            .store
+            .claim_delivery(
+                &format!("delivery/{delivery}"),
+                now,
+                settings.delivery_ttl_ms,
+            )
+            .await?
+        {
             tracing::info!(delivery, "duplicate delivery ignored");
-            return Ok(TriggerOutcome::Duplicate { delivery: delivery.clone() });
+            return Ok(TriggerOutcome::Duplicate {
+                delivery: delivery.clone(),
+            });
         }
     }
 
     let checkout = scratch_dir(settings, "checkout-")?;
     let tree = checkout.path().join("tree");
-    std::fs::create_dir_all(&tree)
-        .map_err(|source| HandlerError::Io { context: format!("creating {}", tree.display()), source })?;
+    std::fs::create_dir_all(&tree).map_err(|source| HandlerError::Io {
+        context: format!("creating {}", tree.display()),
+        source,
+    })?;
     ports.source.fetch(&request.source, &tree).await?;
 
     let manifest_path = tree.join(MANIFEST_FILE);
     if !manifest_path.is_file() {
-        return Err(HandlerError::NoManifest { file: MANIFEST_FILE });
+        return Err(HandlerError::NoManifest {
+            file: MANIFEST_FILE,
+        });
     }
     let manifest = Manifest::load(&manifest_path)?;
     let suite = match &request.suite {
@@ -113,9 +148,15 @@ pub async fn trigger(ports: &Ports, settings: &Settings, request: RunRequest) ->
     let (tree_for_pack, archive_for_pack) = (tree.clone(), archive.clone());
     tokio::task::spawn_blocking(move || pack_dir(&tree_for_pack, &archive_for_pack, &limits))
         .await
-        .map_err(|e| HandlerError::Io { context: "packing the source".into(), source: std::io::Error::other(e) })??;
+        .map_err(|e| HandlerError::Io {
+            context: "packing the source".into(),
+            source: std::io::Error::other(e),
+        })??;
     let source_key = keys::source(run_id);
-    ports.blobs.put_file(&source_key, &archive, content_type::GZIP).await?;
+    ports
+        .blobs
+        .put_file(&source_key, &archive, content_type::GZIP)
+        .await?;
 
     let shard_count = plan.shards.len() as u32;
     let mut run = Run {
@@ -133,14 +174,23 @@ pub async fn trigger(ports: &Ports, settings: &Settings, request: RunRequest) ->
         error: None,
     };
     if let Some(check_run_id) = ports.notifier.run_started(&run).await? {
-        if let Origin::GitHub { check_run_id: slot, .. } = &mut run.origin {
+        if let Origin::GitHub {
+            check_run_id: slot, ..
+        } = &mut run.origin
+        {
             *slot = Some(check_run_id);
         }
     }
     let shards: Vec<ShardRecord> = plan
         .shards
         .iter()
-        .map(|s| ShardRecord::pending(ShardId::new(run_id, s.index), s.estimated_secs, s.files().len() as u32))
+        .map(|s| {
+            ShardRecord::pending(
+                ShardId::new(run_id, s.index),
+                s.estimated_secs,
+                s.files().len() as u32,
+            )
+        })
         .collect();
     ports.store.create_run(&run, &shards).await?;
 
@@ -159,7 +209,10 @@ pub async fn trigger(ports: &Ports, settings: &Settings, request: RunRequest) ->
     }
     ports.queue.send_batch(QueueName::Shards, bodies).await?;
     tracing::info!(run_id = %run_id, shards = shard_count, suite = %suite.name, "run started");
-    Ok(TriggerOutcome::Started { run: Box::new(run), plan: Box::new(plan) })
+    Ok(TriggerOutcome::Started {
+        run: Box::new(run),
+        plan: Box::new(plan),
+    })
 }
 
 /// Timing history is an optimisation: a missing or unreadable history
@@ -185,15 +238,16 @@ fn make_plan(
     timings: &Timings,
     settings: &Settings,
 ) -> Result<Plan, HandlerError> {
-    let root = match &suite.working_dir {
-        Some(dir) => tree.join(dir),
-        None => tree.to_path_buf(),
-    };
-    let files = suite.list_files(&root)?;
+    let files = suite.list_files(tree)?;
     let target = match (request.shards, &suite.shards) {
         (Some(n), _) => ShardTarget::Count(n),
         (None, Shards::Count(n)) => ShardTarget::Count(*n),
-        (None, Shards::Auto { target_shard_seconds }) => ShardTarget::TargetSeconds(*target_shard_seconds as f64),
+        (
+            None,
+            Shards::Auto {
+                target_shard_seconds,
+            },
+        ) => ShardTarget::TargetSeconds(*target_shard_seconds as f64),
     };
     let request = PlanRequest {
         files: &files,
@@ -225,6 +279,13 @@ async fn envelope(ports: &Ports, job: ShardJob) -> Result<String, HandlerError> 
         stored @ JobEnvelope::Stored { .. } => return Ok(encode(&stored)),
     };
     let key = keys::job(shard);
-    ports.blobs.put(&key, encode(&*job).into_bytes(), content_type::JSON).await?;
-    Ok(encode(&JobEnvelope::Stored { v: MESSAGE_VERSION, shard, key }))
+    ports
+        .blobs
+        .put(&key, encode(&*job).into_bytes(), content_type::JSON)
+        .await?;
+    Ok(encode(&JobEnvelope::Stored {
+        v: MESSAGE_VERSION,
+        shard,
+        key,
+    }))
 }
