@@ -24,7 +24,13 @@ pub struct SweepOutcome {
 }
 
 pub async fn sweep(ports: &Ports, settings: &Settings) -> Result<SweepOutcome, HandlerError> {
-    let now = ports.clock.now_ms();
+    sweep_at(ports, settings, ports.clock.now_ms()).await
+}
+
+/// The sweep as of `now` (ms since the epoch); `u64::MAX` treats every
+/// deadline as passed, which a single-process host uses once its queues are
+/// idle and nothing can report any more.
+pub async fn sweep_at(ports: &Ports, settings: &Settings, now: u64) -> Result<SweepOutcome, HandlerError> {
     let mut outcome = SweepOutcome::default();
     for run in ports.store.list_active_runs().await? {
         let overdue = now > run.deadline_ms.saturating_add(settings.sweep_grace_ms);
@@ -41,7 +47,7 @@ pub async fn sweep(ports: &Ports, settings: &Settings) -> Result<SweepOutcome, H
                         status: ShardStatus::Errored,
                         counts: Counts::default(),
                         started_ms: run.created_ms,
-                        finished_ms: now,
+                        finished_ms: now.min(ports.clock.now_ms()),
                         error: Some("never reported before the run's deadline (worker lost, or the job never ran)".into()),
                     };
                     if let Completion::Applied { .. } =

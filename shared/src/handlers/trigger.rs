@@ -34,6 +34,9 @@ pub struct RunRequest {
     pub only_tests: Vec<String>,
     /// Idempotency key of the delivery (e.g. `X-GitHub-Delivery`).
     pub delivery_id: Option<String>,
+    /// A run id chosen by the intake (which answered the caller before the
+    /// slow work); `None` mints one.
+    pub run_id: Option<RunId>,
 }
 
 impl RunRequest {
@@ -56,6 +59,7 @@ impl RunRequest {
             shards: None,
             only_tests: Vec::new(),
             delivery_id: None,
+            run_id: None,
         }
     }
 }
@@ -138,7 +142,7 @@ pub async fn trigger(
     }
     .clone();
 
-    let run_id = RunId::new();
+    let run_id = request.run_id.unwrap_or_default();
     let timings = load_timings(ports, &request.source.repo, &suite.name).await;
     let plan = make_plan(&request, &suite, &tree, &timings, settings)?;
 
