@@ -16,6 +16,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a suite locally: plan, shard, execute, collect and report.
+    Run(commands::run::RunArgs),
+    /// List past local runs.
+    Runs(commands::runs::RunsArgs),
+    /// Show a run's report.
+    Report(commands::report::ReportArgs),
+    /// Serve the local pipeline over HTTP (JSON API and HTML pages).
+    Serve(commands::serve::ServeArgs),
     /// Read JUnit/xUnit XML reports and summarise them.
     Junit(commands::junit::JunitArgs),
     /// Show how a suite's test files would be split into shards.
@@ -23,8 +31,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => commands::run::run(args),
+        Command::Runs(args) => commands::runs::run(args),
+        Command::Report(args) => commands::report::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Junit(args) => commands::junit::run(args),
         Command::Plan(args) => commands::plan::run(args),
     };
@@ -34,5 +47,18 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             commands::exit_usage_or_infra()
         }
+    }
+}
+
+/// Logs go to stderr: human-readable by default, JSON with
+/// `TESTEXEC_LOG_FORMAT=json`; the level comes from `RUST_LOG` (default warn).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("TESTEXEC_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }

@@ -68,6 +68,7 @@ pub fn sample_run(id: RunId, shard_count: u32) -> (Run, Vec<ShardRecord>) {
         shards_done: 0,
         counts: Counts::default(),
         created_ms: id.timestamp_ms(),
+        deadline_ms: id.timestamp_ms() + 3_600_000,
         finished_ms: None,
         error: None,
     };

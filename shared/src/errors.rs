@@ -8,23 +8,133 @@ use thiserror::Error;
 /// A malformed run or shard id.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum IdError {
-    #[error("invalid run id `{value}`: expected a 26-character ULID such as 01J9Z3V8K4QW5T6Y7X8C9B0N1M")]
+    #[error(
+        "invalid run id `{value}`: expected a 26-character ULID such as 01J9Z3V8K4QW5T6Y7X8C9B0N1M"
+    )]
     InvalidRunId { value: String },
-    #[error("invalid shard id `{value}`: expected `<run id>/<index>`, e.g. 01J9Z3V8K4QW5T6Y7X8C9B0N1M/3")]
+    #[error(
+        "invalid shard id `{value}`: expected `<run id>/<index>`, e.g. 01J9Z3V8K4QW5T6Y7X8C9B0N1M/3"
+    )]
     InvalidShardId { value: String },
 }
 
 // ---- JUnit reader errors (junit.rs) ----------------------------------------
 
-
-
 // ---- manifest errors (manifest.rs) -----------------------------------------
 
+/// Where in a manifest a problem sits: `origin:line:column`, plus the suite
+/// and field when the problem is inside one (`command[2]` names an element).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestLocation {
+    pub origin: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, counted in characters.
+    pub column: usize,
+    pub suite: Option<String>,
+    pub field: Option<String>,
+}
 
+impl std::fmt::Display for ManifestLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.origin, self.line, self.column)?;
+        if let Some(suite) = &self.suite {
+            write!(f, ": suite `{suite}`")?;
+        }
+        if let Some(field) = &self.field {
+            let sep = if self.suite.is_some() { "," } else { ":" };
+            write!(f, "{sep} field `{field}`")?;
+        }
+        Ok(())
+    }
+}
+
+fn hint_suffix(hint: &Option<String>) -> String {
+    hint.as_ref()
+        .map(|h| format!("\n  hint: {h}"))
+        .unwrap_or_default()
+}
+
+/// Everything that can be wrong with a `testexec.toml` or with listing the
+/// files one of its suites selects.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ManifestError {
+    #[error("cannot read manifest {path}: {message}")]
+    Read { path: String, message: String },
+    #[error(
+        "manifest {path} is larger than the {limit}-byte limit; a testexec.toml only describes suites and should be a few kilobytes"
+    )]
+    TooLarge { path: String, limit: u64 },
+    /// The text is not valid TOML or not a valid manifest.
+    #[error("{at}: {message}{}", hint_suffix(.hint))]
+    Invalid {
+        /// Boxed to keep `Result<_, ManifestError>` small.
+        at: Box<ManifestLocation>,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("unknown suite `{name}`; the manifest defines: {}", .known.join(", "))]
+    UnknownSuite { name: String, known: Vec<String> },
+    #[error("the manifest defines {} suites ({}); choose one with --suite <name>", .known.len(), .known.join(", "))]
+    SuiteRequired { known: Vec<String> },
+    #[error(
+        "suite `{suite}` has no `files` globs, so there is nothing to list; add files = [\"tests/**/test_*.py\"]"
+    )]
+    NoFileGlobs { suite: String },
+    #[error("suite `{suite}`: no test files match {} under {root}{}", fmt_globs(.globs), fmt_exclude(.exclude))]
+    NoFilesMatch {
+        suite: String,
+        globs: Vec<String>,
+        exclude: Vec<String>,
+        root: String,
+    },
+    #[error(
+        "suite `{suite}`: more than {limit} files match under {root}; narrow `files` or add `exclude`"
+    )]
+    TooManyFiles {
+        suite: String,
+        root: String,
+        limit: usize,
+    },
+    #[error(
+        "suite `{suite}`: {path} is nested deeper than {limit} directories; testexec stops there to avoid runaway walks"
+    )]
+    TooDeep {
+        suite: String,
+        path: String,
+        limit: usize,
+    },
+    #[error("suite `{suite}`: working_dir `{working_dir}` is not a directory inside {root}")]
+    BadWorkingDir {
+        suite: String,
+        working_dir: String,
+        root: String,
+    },
+    #[error("suite `{suite}`: cannot list {path}: {message}")]
+    Walk {
+        suite: String,
+        path: String,
+        message: String,
+    },
+}
+
+fn fmt_globs(globs: &[String]) -> String {
+    globs
+        .iter()
+        .map(|g| format!("`{g}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn fmt_exclude(exclude: &[String]) -> String {
+    if exclude.is_empty() {
+        String::new()
+    } else {
+        format!(" (after excluding {})", fmt_globs(exclude))
+    }
+}
 
 // ---- shard planning errors (plan.rs) ---------------------------------------
-
-
 
 // ---- ports, handlers and backends ------------------------------------------
 
@@ -45,7 +155,12 @@ pub enum StoreError {
     #[error("stored record `{key}` is corrupt: {message}")]
     Corrupt { key: String, message: String },
     #[error("run store ({backend}) failed during {operation}: {source}")]
-    Backend { backend: &'static str, operation: &'static str, #[source] source: BackendSource },
+    Backend {
+        backend: &'static str,
+        operation: &'static str,
+        #[source]
+        source: BackendSource,
+    },
 }
 
 /// Blob store failures.
@@ -56,16 +171,31 @@ pub enum BlobError {
     #[error("blob key `{key}` is not allowed: {reason}")]
     InvalidKey { key: String, reason: &'static str },
     #[error("blob store ({backend}) failed during {operation} of `{key}`: {source}")]
-    Backend { backend: &'static str, operation: &'static str, key: String, #[source] source: BackendSource },
+    Backend {
+        backend: &'static str,
+        operation: &'static str,
+        key: String,
+        #[source]
+        source: BackendSource,
+    },
 }
 
 /// Queue failures.
 #[derive(Debug, Error)]
 pub enum QueueError {
     #[error("message for queue `{queue}` is {size} bytes, over the {limit}-byte limit")]
-    TooLarge { queue: &'static str, size: usize, limit: usize },
+    TooLarge {
+        queue: &'static str,
+        size: usize,
+        limit: usize,
+    },
     #[error("queue `{queue}` ({backend}) failed: {source}")]
-    Backend { backend: &'static str, queue: &'static str, #[source] source: BackendSource },
+    Backend {
+        backend: &'static str,
+        queue: &'static str,
+        #[source]
+        source: BackendSource,
+    },
 }
 
 /// Source fetching and snapshot failures.
@@ -78,16 +208,88 @@ pub enum SourceError {
     #[error("source archive exceeds the limit of {limit} {what}; raise it or slim the repository")]
     TooLarge { what: &'static str, limit: u64 },
     #[error("source I/O failed at `{path}`: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("source provider ({backend}) failed: {source}")]
-    Backend { backend: &'static str, #[source] source: BackendSource },
+    Backend {
+        backend: &'static str,
+        #[source]
+        source: BackendSource,
+    },
 }
 
 /// Notifier failures. Report retries them through the queue.
 #[derive(Debug, Error)]
 pub enum NotifyError {
     #[error("notifier ({backend}) failed: {message}")]
-    Failed { backend: &'static str, message: String, retry_after_secs: Option<u64> },
+    Failed {
+        backend: &'static str,
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
 }
 
+// Stand-ins until the manifest/plan/junit branches land with their enums here.
+pub use crate::junit::JunitError;
+pub use crate::plan::PlanError;
 
+/// Why a handler could not do its work. Hosts map these to retries, HTTP
+/// statuses and exit codes: [`HandlerError::is_permanent`] says whether
+/// trying the same input again can help.
+#[derive(Debug, Error)]
+pub enum HandlerError {
+    #[error("undecodable {what} message: {detail}")]
+    BadMessage { what: &'static str, detail: String },
+    #[error(
+        "message version {found} is not supported (this build reads version {supported}); drain the queue with a matching build"
+    )]
+    UnsupportedVersion { found: u32, supported: u32 },
+    #[error("run {run} does not exist")]
+    UnknownRun { run: String },
+    #[error("the repository has no {file} at its root; add one (see docs/manifest.md)")]
+    NoManifest { file: &'static str },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl HandlerError {
+    /// True when retrying the same input cannot succeed (bad input, a
+    /// broken manifest); false for infrastructure trouble worth a retry.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            HandlerError::BadMessage { .. }
+                | HandlerError::UnsupportedVersion { .. }
+                | HandlerError::UnknownRun { .. }
+                | HandlerError::NoManifest { .. }
+                | HandlerError::Manifest(_)
+                | HandlerError::Plan(_)
+                | HandlerError::Source(
+                    SourceError::NotFound { .. }
+                        | SourceError::UnsafeEntry { .. }
+                        | SourceError::TooLarge { .. }
+                )
+        )
+    }
+}

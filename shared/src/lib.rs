@@ -12,9 +12,15 @@ pub mod backends;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod errors;
+pub mod files;
+pub mod handlers;
 pub mod junit;
 pub mod manifest;
+pub mod messages;
 pub mod model;
 pub mod plan;
-pub mod messages;
 pub mod ports;
+pub mod process;
+pub mod report;
+pub mod selector;
+pub mod source;

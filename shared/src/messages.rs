@@ -134,7 +134,10 @@ pub mod keys {
     }
 
     pub fn attempt_prefix(shard: ShardId, attempt: u32) -> String {
-        format!("runs/{}/shards/{}/attempt-{attempt}/", shard.run, shard.index)
+        format!(
+            "runs/{}/shards/{}/attempt-{attempt}/",
+            shard.run, shard.index
+        )
     }
 
     pub fn log(shard: ShardId, attempt: u32) -> String {

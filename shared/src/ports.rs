@@ -78,7 +78,8 @@ pub trait RunStore: Send + Sync {
 
     /// Records a delivery id (e.g. `X-GitHub-Delivery`) the first time it is
     /// seen. Returns false if it was seen within `ttl_ms` (a redelivery).
-    async fn claim_delivery(&self, key: &str, now_ms: u64, ttl_ms: u64) -> Result<bool, StoreError>;
+    async fn claim_delivery(&self, key: &str, now_ms: u64, ttl_ms: u64)
+    -> Result<bool, StoreError>;
 }
 
 /// Content types the handlers write, so browsers open reports properly.

@@ -26,7 +26,7 @@ fn blobs() -> (tempfile::TempDir, FsBlobStore) {
 const VISIBILITY: Duration = Duration::from_millis(50);
 
 fn queue() -> LocalQueue {
-    LocalQueue::new(QueueConfig {
+    LocalQueue::with_config(QueueConfig {
         visibility_timeout: VISIBILITY,
         max_receives: 3,
     })
@@ -352,7 +352,8 @@ async fn blob_key_errors_name_the_key_and_reason() {
 async fn drain(q: &LocalQueue, queue: QueueName) -> Vec<(String, u32)> {
     let mut got = Vec::new();
     while let Some(d) = q.receive_wait(queue, VISIBILITY * 3).await {
-        assert!(q.ack(queue, d.id));
+        assert!(q.is_in_flight(queue, d.id), "delivery {} in flight", d.id);
+        q.ack(queue, d.id);
         got.push((d.body, d.attempt));
     }
     got
@@ -386,7 +387,12 @@ async fn a_crashed_consumer_loses_nothing() {
         ("r2", 1),
         "the crashed delivery is skipped"
     );
-    assert!(q.ack(QueueName::Results, d.id));
+    assert!(
+        q.is_in_flight(QueueName::Results, d.id),
+        "delivery {} in flight",
+        d.id
+    );
+    q.ack(QueueName::Results, d.id);
     assert!(!q.is_idle(), "the crashed delivery is still in flight");
     assert_eq!(q.in_flight(QueueName::Results), 1);
     assert!(
@@ -398,7 +404,12 @@ async fn a_crashed_consumer_loses_nothing() {
         .await
         .expect("reappears");
     assert_eq!((again.body.as_str(), again.attempt), ("r1", 2));
-    assert!(q.ack(QueueName::Results, again.id));
+    assert!(
+        q.is_in_flight(QueueName::Results, again.id),
+        "delivery {} in flight",
+        again.id
+    );
+    q.ack(QueueName::Results, again.id);
     assert!(q.is_idle());
 }
 
@@ -440,18 +451,29 @@ async fn nack_redelivers_at_once_and_stale_ids_do_not_ack() {
         .await
         .expect("send");
     let d = q.receive(QueueName::Reports).expect("delivered");
-    assert!(q.nack(QueueName::Reports, d.id));
     assert!(
-        !q.ack(QueueName::Reports, d.id),
+        q.is_in_flight(QueueName::Reports, d.id),
+        "delivery {} in flight",
+        d.id
+    );
+    q.nack(QueueName::Reports, d.id);
+    assert!(
+        !q.is_in_flight(QueueName::Reports, d.id),
         "a nacked delivery id is stale"
     );
+    q.ack(QueueName::Reports, d.id); // stale: must not swallow the redelivery
     let again = q
         .receive(QueueName::Reports)
         .expect("redelivered immediately");
     assert_eq!((again.body.as_str(), again.attempt), ("job", 2));
     assert_ne!(again.id, d.id, "each delivery has its own id");
-    assert!(!q.nack(QueueName::Reports, 12345), "unknown id");
-    assert!(q.ack(QueueName::Reports, again.id));
+    q.nack(QueueName::Reports, 12345); // unknown id: ignored
+    assert!(
+        q.is_in_flight(QueueName::Reports, again.id),
+        "delivery {} in flight",
+        again.id
+    );
+    q.ack(QueueName::Reports, again.id);
     assert!(q.is_idle() && q.dead_letters(QueueName::Reports).is_empty());
 }
 
@@ -464,7 +486,12 @@ async fn nacks_count_towards_dead_lettering() {
     for attempt in 1..=3 {
         let d = q.receive(QueueName::Reports).expect("delivered");
         assert_eq!(d.attempt, attempt);
-        assert!(q.nack(QueueName::Reports, d.id));
+        assert!(
+            q.is_in_flight(QueueName::Reports, d.id),
+            "delivery {} in flight",
+            d.id
+        );
+        q.nack(QueueName::Reports, d.id);
     }
     assert!(q.receive(QueueName::Reports).is_none());
     assert_eq!(q.dead_letters(QueueName::Reports), ["poison"]);
@@ -473,7 +500,7 @@ async fn nacks_count_towards_dead_lettering() {
 
 #[tokio::test]
 async fn receive_wait_wakes_on_send_and_queues_are_separate() {
-    let q = Arc::new(LocalQueue::new(QueueConfig {
+    let q = Arc::new(LocalQueue::with_config(QueueConfig {
         visibility_timeout: Duration::from_secs(30),
         max_receives: 3,
     }));
@@ -537,6 +564,11 @@ async fn depth_counts_visible_messages_and_too_large_sends_nothing() {
         (q.depth(QueueName::Shards), q.in_flight(QueueName::Shards)),
         (1, 1)
     );
-    assert!(q.ack(QueueName::Shards, d.id));
+    assert!(
+        q.is_in_flight(QueueName::Shards, d.id),
+        "delivery {} in flight",
+        d.id
+    );
+    q.ack(QueueName::Shards, d.id);
     assert!(!q.is_idle());
 }

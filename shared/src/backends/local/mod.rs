@@ -1,7 +1,7 @@
 //! Embedded backends for running testexec on one machine (`testexec run`,
 //! `testexec serve`): state lives under `.testexec/` in the project.
 //!
-//! - [`SqliteRunStore`] keeps runs in `.testexec/runs.db`
+//! - [`SqliteRunStore`] keeps runs in `.testexec/runs.sqlite3`
 //! - [`FsBlobStore`] keeps blobs in `.testexec/blobs/<key>`
 //! - [`LocalQueue`] is in-process (nothing on disk)
 //!
@@ -32,7 +32,7 @@ impl LocalLayout {
 
     /// The SQLite run store's database file.
     pub fn runs_db(&self) -> PathBuf {
-        self.root.join("runs.db")
+        self.root.join("runs.sqlite3")
     }
 
     /// The blob store's root directory.

@@ -159,12 +159,17 @@ fn splitmix64(state: &mut u64) -> u64 {
 
 impl Default for LocalQueue {
     fn default() -> Self {
-        Self::new(QueueConfig::default())
+        Self::new()
     }
 }
 
 impl LocalQueue {
-    pub fn new(config: QueueConfig) -> Self {
+    /// Queues with [`QueueConfig::default`] (30 s visibility, 5 receives).
+    pub fn new() -> Self {
+        Self::with_config(QueueConfig::default())
+    }
+
+    pub fn with_config(config: QueueConfig) -> Self {
         let config = QueueConfig {
             max_receives: config.max_receives.max(1),
             ..config
@@ -259,18 +264,28 @@ impl LocalQueue {
         }
     }
 
-    /// Acknowledges a delivery: the message is gone. False if the delivery
-    /// id is unknown or stale (already acked, or its visibility timed out).
-    pub fn ack(&self, queue: QueueName, delivery_id: u64) -> bool {
+    /// Acknowledges a delivery: the message is gone. An unknown or stale id
+    /// (already acked, or its visibility timed out and the message went back)
+    /// is ignored, like a stale SQS receipt handle: the message will simply
+    /// be delivered again, which consumers must tolerate anyway.
+    pub fn ack(&self, queue: QueueName, delivery_id: u64) {
         self.lock().queues[slot(queue)]
             .in_flight
-            .remove(&delivery_id)
-            .is_some()
+            .remove(&delivery_id);
+    }
+
+    /// True while a delivery is in flight, i.e. `ack`/`nack` would act on it.
+    pub fn is_in_flight(&self, queue: QueueName, delivery_id: u64) -> bool {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let q = &mut state.queues[slot(queue)];
+        q.reap(now, self.config.max_receives);
+        q.in_flight.contains_key(&delivery_id)
     }
 
     /// Gives a delivery back for immediate redelivery (or dead-lettering if
-    /// it used its last receive). False if the delivery id is unknown/stale.
-    pub fn nack(&self, queue: QueueName, delivery_id: u64) -> bool {
+    /// it used its last receive). Unknown or stale ids are ignored.
+    pub fn nack(&self, queue: QueueName, delivery_id: u64) {
         let returned = {
             let mut state = self.lock();
             let q = &mut state.queues[slot(queue)];
@@ -285,7 +300,6 @@ impl LocalQueue {
         if returned {
             self.notify[slot(queue)].notify_waiters();
         }
-        returned
     }
 
     /// Bodies of the messages that exhausted their receives, oldest first.

@@ -1,4 +1,4 @@
-//! [`RunStore`] on an embedded SQLite database (`.testexec/runs.db`).
+//! [`RunStore`] on an embedded SQLite database (`.testexec/runs.sqlite3`).
 //!
 //! Durability: the database runs in WAL mode with `synchronous=NORMAL`. A
 //! committed transaction survives a crash of the process (the WAL is in the

@@ -1,0 +1,323 @@
+//! `testexec serve`: the local pipeline as a small HTTP service.
+//!
+//! POST /runs answers at once: the request is written durably (SQLite, WAL)
+//! and handed to a trigger task; the slow work (snapshot, plan, shards)
+//! happens after the answer. Requests accepted before a crash are picked up
+//! again at the next start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Deserialize;
+use serde_json::json;
+use testexec::handlers::trigger::RunRequest;
+use testexec::messages::keys;
+use testexec::model::{Run, RunId};
+use testexec::pipeline::LocalPipeline;
+use testexec::ports::NoNotifier;
+use tokio::sync::mpsc;
+
+use super::state_dir_for;
+
+/// Largest request body accepted by the JSON API.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Serve the local pipeline over HTTP: a JSON API and HTML pages.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Repository root runs are started for when a request names no path.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Port to listen on [env: PORT, default 8080].
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Address to bind. Loopback by default: POST /runs starts commands.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Shards executed at the same time [default: number of CPUs].
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// State directory [default: PATH/.testexec].
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    pipeline: LocalPipeline,
+    intake: Arc<Intake>,
+    default_path: PathBuf,
+}
+
+/// The durable inbox of accepted run requests.
+struct Intake {
+    db: Mutex<Connection>,
+    tx: mpsc::UnboundedSender<(RunId, StartRun)>,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StartRun {
+    /// Repository directory (default: the server's PATH).
+    #[serde(default)]
+    path: Option<PathBuf>,
+    #[serde(default)]
+    suite: Option<String>,
+    #[serde(default)]
+    shards: Option<u32>,
+}
+
+impl Intake {
+    fn open(path: &Path, tx: mpsc::UnboundedSender<(RunId, StartRun)>) -> anyhow::Result<Self> {
+        let db = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        // WAL + NORMAL: a commit survives a process crash without an fsync
+        // per request (an OS crash may lose the last moments).
+        db.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;
+             CREATE TABLE IF NOT EXISTS requests (
+                run_id TEXT PRIMARY KEY, body TEXT NOT NULL, state TEXT NOT NULL, error TEXT);",
+        )?;
+        Ok(Self { db: Mutex::new(db), tx })
+    }
+
+    fn accept(&self, run: RunId, request: StartRun) -> anyhow::Result<()> {
+        let body = serde_json::to_string(&request)?;
+        self.db
+            .lock()
+            .map_err(|_| anyhow::anyhow!("intake lock poisoned"))?
+            .execute("INSERT INTO requests (run_id, body, state) VALUES (?1, ?2, 'queued')", params![run.to_string(), body])?;
+        // The receiver lives as long as the server.
+        let _ = self.tx.send((run, request));
+        Ok(())
+    }
+
+    fn set_state(&self, run: RunId, state: &str, error: Option<&str>) {
+        if let Ok(db) = self.db.lock() {
+            let _ = db.execute(
+                "UPDATE requests SET state = ?2, error = ?3 WHERE run_id = ?1",
+                params![run.to_string(), state, error],
+            );
+        }
+    }
+
+    fn state(&self, run: RunId) -> Option<(String, Option<String>)> {
+        let db = self.db.lock().ok()?;
+        db.query_row("SELECT state, error FROM requests WHERE run_id = ?1", params![run.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .ok()
+        .flatten()
+    }
+
+    fn pending(&self) -> anyhow::Result<Vec<(RunId, StartRun)>> {
+        let db = self.db.lock().map_err(|_| anyhow::anyhow!("intake lock poisoned"))?;
+        let mut stmt = db.prepare("SELECT run_id, body FROM requests WHERE state = 'queued' ORDER BY run_id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, body) = row?;
+            if let (Ok(id), Ok(body)) = (id.parse(), serde_json::from_str(&body)) {
+                out.push((id, body));
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let state_dir = state_dir_for(&args.path, args.state_dir.as_deref());
+    let pipeline = LocalPipeline::open(&state_dir, Arc::new(NoNotifier))?;
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let _workers = pipeline.spawn_workers(jobs);
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let intake = Arc::new(Intake::open(&state_dir.join("intake.sqlite3"), tx.clone())?);
+    for pending in intake.pending()? {
+        let _ = tx.send(pending);
+    }
+    let default_path = args.path.canonicalize().unwrap_or(args.path.clone());
+    let state = AppState { pipeline: pipeline.clone(), intake: intake.clone(), default_path: default_path.clone() };
+
+    // Trigger task: the slow half of POST /runs.
+    {
+        let pipeline = pipeline.clone();
+        let intake = intake.clone();
+        tokio::spawn(async move {
+            while let Some((run_id, start)) = rx.recv().await {
+                let mut request = RunRequest::local(start.path.as_deref().unwrap_or(&default_path));
+                request.suite = start.suite;
+                request.shards = start.shards;
+                request.run_id = Some(run_id);
+                match pipeline.trigger(request).await {
+                    Ok(_) => intake.set_state(run_id, "started", None),
+                    Err(e) => {
+                        tracing::warn!(run_id = %run_id, error = %e, "run could not start");
+                        intake.set_state(run_id, "rejected", Some(&e.to_string()));
+                    }
+                }
+            }
+        });
+    }
+    // Sweep: no run hangs forever, even if a worker died.
+    {
+        let pipeline = pipeline.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                if let Err(e) = testexec::handlers::sweep::sweep(&pipeline.ports, &pipeline.settings).await {
+                    tracing::warn!(error = %e, "sweep failed");
+                }
+            }
+        });
+    }
+
+    let app = router(state);
+    let addr = SocketAddr::new(args.bind, args.port);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    eprintln!("testexec: serving on http://{} (state in {})", listener.local_addr()?, state_dir.display());
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(page_runs))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/runs", get(list_runs).post(start_run))
+        .route("/runs/{id}", get(get_run))
+        .route("/runs/{id}/report", get(page_report))
+        .route("/runs/{id}/report/{file}", get(report_file))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+type ApiError = (StatusCode, Json<serde_json::Value>);
+
+fn api_error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    (status, Json(json!({ "error": message.into() })))
+}
+
+fn parse_id(id: &str) -> Result<RunId, ApiError> {
+    id.parse().map_err(|e: testexec::errors::IdError| api_error(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+async fn start_run(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let request: StartRun = if body.iter().all(u8::is_ascii_whitespace) {
+        StartRun::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            api_error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid JSON body: {e} (expected {{\"path\": \"...\", \"suite\": \"...\", \"shards\": N}}, all optional)"),
+            )
+        })?
+    };
+    let run = RunId::new();
+    state
+        .intake
+        .accept(run, request)
+        .map_err(|e| api_error(StatusCode::SERVICE_UNAVAILABLE, format!("could not record the request: {e}")))?;
+    let body = json!({ "run_id": run.to_string(), "status": "queued", "url": format!("/runs/{run}") });
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/runs/{run}"))], Json(body)).into_response())
+}
+
+async fn list_runs(State(state): State<AppState>) -> Result<Json<Vec<Run>>, ApiError> {
+    let runs = state.pipeline.ports.store.list_runs(100).await.map_err(|e| api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(runs))
+}
+
+async fn get_run(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let store = &state.pipeline.ports.store;
+    let internal = |e: testexec::errors::StoreError| api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    match store.get_run(id).await.map_err(internal)? {
+        Some(run) => {
+            let shards = store.list_shards(id).await.map_err(internal)?;
+            let report = run.status.is_final().then(|| format!("/runs/{id}/report"));
+            Ok(Json(json!({ "run": run, "shards": shards, "report": report })))
+        }
+        None => match state.intake.state(id) {
+            Some((status, error)) => Ok(Json(json!({ "run_id": id.to_string(), "status": status, "error": error }))),
+            None => Err(api_error(StatusCode::NOT_FOUND, format!("run {id} not found"))),
+        },
+    }
+}
+
+async fn page_report(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
+    report_file(State(state), UrlPath((id, "index.html".to_string()))).await
+}
+
+async fn report_file(
+    State(state): State<AppState>,
+    UrlPath((id, file)): UrlPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let content_type = match file.as_str() {
+        "index.html" => testexec::ports::content_type::HTML,
+        "report.json" => testexec::ports::content_type::JSON,
+        "summary.md" => testexec::ports::content_type::MARKDOWN,
+        "junit.xml" => testexec::ports::content_type::XML,
+        _ => return Err(api_error(StatusCode::NOT_FOUND, format!("no report file `{file}`"))),
+    };
+    let bytes = state
+        .pipeline
+        .ports
+        .blobs
+        .get(&keys::report(id, &file))
+        .await
+        .map_err(|e| api_error(StatusCode::NOT_FOUND, format!("{e} (the report is written when the run finishes)")))?;
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+async fn page_runs(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
+    let runs = state.pipeline.ports.store.list_runs(200).await.map_err(|e| api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut rows = String::new();
+    for r in &runs {
+        let link = if r.status.is_final() {
+            format!("<a href=\"/runs/{0}/report\">{0}</a>", r.id)
+        } else {
+            r.id.to_string()
+        };
+        rows.push_str(&format!(
+            "<tr data-testid=\"run-row\" data-status=\"{status}\"><td>{link}</td><td>{status}</td><td>{suite}</td><td>{repo}</td><td data-testid=\"run-tests\">{tests}</td><td>{failed}</td><td>{flaky}</td><td>{shards}</td></tr>",
+            status = r.status.as_str(),
+            suite = escape(&r.suite),
+            repo = escape(&r.source.repo),
+            tests = r.counts.tests,
+            failed = r.counts.failed + r.counts.errors,
+            flaky = r.counts.flaky,
+            shards = r.shard_count,
+        ));
+    }
+    Ok(Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>testexec runs</title>\
+<style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}\
+tr[data-status=passed] td:nth-child(2){{color:#1a7f37}}tr[data-status=failed] td:nth-child(2),tr[data-status=errored] td:nth-child(2){{color:#cf222e}}</style></head>\
+<body><h1>testexec runs</h1><p>{count} runs</p><table><thead><tr><th>run</th><th>status</th><th>suite</th><th>repo</th><th>tests</th><th>failed</th><th>flaky</th><th>shards</th></tr></thead><tbody>{rows}</tbody></table></body></html>",
+        count = runs.len()
+    )))
+}
