@@ -693,6 +693,13 @@ pub async fn blob_put_get_overwrite<B: BlobStore + ?Sized>(blobs: &B) {
         "a prefix is not a key"
     );
     assert!(
+        matches!(
+            blobs.get("runs/01J9Z3V8K4QW5T6Y7X8C9B0N1M/report").await,
+            Err(BlobError::NotFound { .. })
+        ),
+        "get of a prefix is NotFound"
+    );
+    assert!(
         blobs
             .link(key)
             .await

@@ -115,7 +115,11 @@ fn validate_prefix(prefix: &str) -> Result<(), BlobError> {
 }
 
 fn io_err(operation: &'static str, key: &str, e: std::io::Error) -> BlobError {
-    if e.kind() == ErrorKind::NotFound {
+    // A directory at the key's path is a prefix of other keys, not an object.
+    if matches!(
+        e.kind(),
+        ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::IsADirectory
+    ) {
         BlobError::NotFound {
             key: key.to_string(),
         }
@@ -151,7 +155,14 @@ fn atomic_write(
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<(), BlobError> {
     let dir = dest.parent().unwrap_or(dest);
-    std::fs::create_dir_all(dir).map_err(|e| io_err("create directory", key, e))?;
+    // Not `io_err`: a failure here (say, a blob where a directory is
+    // needed) is a failed write, never "not found".
+    std::fs::create_dir_all(dir).map_err(|e| BlobError::Backend {
+        backend: BACKEND,
+        operation: "create directory",
+        key: key.to_string(),
+        source: Box::new(e),
+    })?;
     let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("blob");
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!("{TMP_PREFIX}{}-{n}-{name}", std::process::id()));
