@@ -23,7 +23,10 @@ fn blobs() -> (tempfile::TempDir, FsBlobStore) {
     (dir, blobs)
 }
 
-const VISIBILITY: Duration = Duration::from_millis(50);
+/// Short enough to keep the suite quick, long enough that a loaded CI
+/// machine does not stall past it between a receive and the next check
+/// (which would make "invisible while in flight" checks flaky).
+const VISIBILITY: Duration = Duration::from_millis(200);
 
 fn queue() -> LocalQueue {
     LocalQueue::with_config(QueueConfig {
