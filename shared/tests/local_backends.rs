@@ -575,3 +575,27 @@ async fn depth_counts_visible_messages_and_too_large_sends_nothing() {
     q.ack(QueueName::Shards, d.id);
     assert!(!q.is_idle());
 }
+
+#[tokio::test]
+async fn huge_timeouts_are_capped_not_panics() {
+    let q = LocalQueue::with_config(QueueConfig {
+        visibility_timeout: Duration::MAX,
+        max_receives: 0,
+    });
+    assert_eq!(q.config().max_receives, 1, "at least one receive");
+    assert!(q.config().visibility_timeout <= Duration::from_secs(12 * 3600));
+    q.send_batch(QueueName::Shards, vec!["x".into()])
+        .await
+        .expect("send");
+    let d = q
+        .receive_wait(QueueName::Shards, Duration::MAX)
+        .await
+        .expect("delivered at once");
+    assert_eq!((d.body.as_str(), d.attempt), ("x", 1));
+    q.nack(QueueName::Shards, d.id);
+    assert_eq!(
+        q.dead_letters(QueueName::Shards),
+        ["x"],
+        "max_receives 1: one try"
+    );
+}

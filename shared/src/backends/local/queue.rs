@@ -29,10 +29,17 @@ use crate::errors::QueueError;
 use crate::messages::{MAX_MESSAGE_BYTES, QueueName};
 use crate::ports::JobQueue;
 
+/// Longest visibility timeout (SQS's limit is 12 hours).
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// Longest single `receive_wait`; longer requests are capped to it.
+const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// Tunables of a [`LocalQueue`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueConfig {
-    /// How long a received message stays invisible before it is redelivered.
+    /// How long a received message stays invisible before it is redelivered
+    /// (capped at [`MAX_VISIBILITY`]).
     pub visibility_timeout: Duration,
     /// Deliveries a message gets before it is dead-lettered (at least 1).
     pub max_receives: u32,
@@ -172,7 +179,8 @@ impl LocalQueue {
     pub fn with_config(config: QueueConfig) -> Self {
         let config = QueueConfig {
             max_receives: config.max_receives.max(1),
-            ..config
+            // SQS's own ceiling; it also keeps `now + timeout` from overflowing.
+            visibility_timeout: config.visibility_timeout.min(MAX_VISIBILITY),
         };
         Self {
             state: Mutex::new(State::default()),
@@ -238,7 +246,8 @@ impl LocalQueue {
     /// Waits up to `timeout` for a message: wakes on send, on nack, and when
     /// an in-flight message's visibility timeout ends.
     pub async fn receive_wait(&self, queue: QueueName, timeout: Duration) -> Option<Delivery> {
-        let deadline = Instant::now() + timeout;
+        // `Duration::MAX` means "wait as long as it takes", not a panic.
+        let deadline = Instant::now() + timeout.min(MAX_WAIT);
         let notify = &self.notify[slot(queue)];
         loop {
             // Register interest before looking, so a send between the look
