@@ -15,7 +15,7 @@
 //! duplicates and crashes apply to the next N receives of a queue, and
 //! reordering is a seeded shuffle of the messages visible at that moment.
 //!
-//! Time is `tokio::time::Instant`, so tests may also pause tokio's clock.
+//! Visibility deadlines use `tokio::time::Instant`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
