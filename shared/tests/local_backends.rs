@@ -599,3 +599,44 @@ async fn huge_timeouts_are_capped_not_panics() {
         "max_receives 1: one try"
     );
 }
+
+/// Two connections on one file (e.g. `testexec serve` and `testexec runs`)
+/// still complete each shard exactly once: `BEGIN IMMEDIATE` plus the busy
+/// timeout serialise them instead of failing with SQLITE_BUSY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_connections_on_one_file_complete_each_shard_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("runs.sqlite3");
+    let a = Arc::new(SqliteRunStore::open(&path).expect("open a"));
+    let b = Arc::new(SqliteRunStore::open(&path).expect("open b"));
+    let n = 20;
+    let (run, shards) = contract::sample_run(RunId::new(), n);
+    a.create_run(&run, &shards).await.expect("create");
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        // Every shard is completed through both connections at once.
+        for store in [a.clone(), b.clone()] {
+            let c = contract::completion(ShardId::new(run.id, i), 1, contract::shard_counts(i));
+            tasks.push(tokio::spawn(async move { store.complete_shard(&c).await }));
+        }
+    }
+    let mut applied = 0;
+    for t in tasks {
+        if let Completion::Applied { .. } = t.await.expect("task").expect("no SQLITE_BUSY") {
+            applied += 1;
+        }
+    }
+    assert_eq!(
+        applied, n,
+        "each shard applied once across both connections"
+    );
+    let mut expected = testexec::model::Counts::default();
+    (0..n).for_each(|i| expected.add(&contract::shard_counts(i)));
+    let got = b.get_run(run.id).await.expect("get").expect("run");
+    assert_eq!((got.shards_done, got.counts), (n, expected));
+    assert!(b.begin_report(run.id).await.expect("begin"));
+    assert!(
+        !a.begin_report(run.id).await.expect("begin"),
+        "the other connection sees it"
+    );
+}
