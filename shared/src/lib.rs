@@ -13,3 +13,4 @@ pub mod model;
 pub mod plan;
 pub mod messages;
 pub mod ports;
+pub mod report;
