@@ -209,3 +209,6 @@ pub fn truncate_bytes(s: &str, max_bytes: usize) -> &str {
     }
     &s[..end]
 }
+
+#[cfg(test)]
+mod tests;
