@@ -143,11 +143,13 @@ fn header(input: &ReportInput<'_>) -> String {
     let mut s = status_line(input);
     let _ = write!(s, "\n`{}` · {}", run.id, md(&run.source.repo));
     if let Some(commit) = &run.source.commit {
-        let _ = write!(
-            s,
-            " @ `{}`",
-            md(truncate_bytes(commit, 12)).replace('`', "")
-        );
+        // A SHA is hex; filtering keeps a hostile value from closing the span.
+        let short: String = commit
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(12)
+            .collect();
+        let _ = write!(s, " @ `{short}`");
     }
     if !run.suite.is_empty() {
         let _ = write!(s, " · suite {}", md(&run.suite));

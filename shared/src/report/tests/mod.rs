@@ -13,6 +13,30 @@ use crate::model::{
     SourceRef, TestCase,
 };
 
+#[test]
+fn truncation_never_splits_a_character() {
+    use super::truncate_bytes;
+    let s = "a✓b"; // '✓' is 3 bytes: 1..4
+    assert_eq!(truncate_bytes(s, 0), "");
+    assert_eq!(truncate_bytes(s, 1), "a");
+    assert_eq!(truncate_bytes(s, 2), "a");
+    assert_eq!(truncate_bytes(s, 3), "a");
+    assert_eq!(truncate_bytes(s, 4), "a✓");
+    assert_eq!(truncate_bytes(s, 99), s);
+}
+
+#[test]
+fn durations_are_made_safe_and_readable() {
+    use super::{human_duration, secs};
+    assert_eq!(secs(f64::NAN), 0.0);
+    assert_eq!(secs(-3.0), 0.0);
+    assert_eq!(secs(f64::INFINITY), 0.0);
+    assert_eq!(human_duration(0.25), "250ms");
+    assert_eq!(human_duration(12.34), "12.3s");
+    assert_eq!(human_duration(245.0), "4m 05s");
+    assert_eq!(human_duration(3720.0), "1h 02m");
+}
+
 pub(super) const T0: u64 = 1_700_000_000_000;
 
 pub(super) fn case(
