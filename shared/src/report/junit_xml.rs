@@ -32,6 +32,34 @@ pub fn strip_invalid_xml(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// Escapes an attribute value, including tab, LF and CR as character
+/// references: XML readers normalise literal ones to spaces, which would
+/// flatten every multi-line failure message.
+fn attr_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars().filter(|&c| xml_char(c)) {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Adds `key="value"` with [`attr_value`] escaping (quick-xml takes the
+/// bytes as they are when given raw bytes).
+fn push_attr(el: &mut BytesStart<'_>, key: &str, value: &str) {
+    let value = attr_value(value);
+    el.push_attribute((key.as_bytes(), value.as_bytes()));
+}
+
 fn time(seconds: f64) -> String {
     format!("{:.3}", secs(seconds))
 }
@@ -57,7 +85,7 @@ pub fn write<W: Write>(input: &ReportInput<'_>, out: &mut W) -> io::Result<()> {
     let total_time: f64 = input.cases.iter().map(|(_, c)| secs(c.duration_secs)).sum();
     let mut root = BytesStart::new("testsuites");
     let run_name = format!("testexec run {}", input.run.id);
-    root.push_attribute(("name", run_name.as_str()));
+    push_attr(&mut root, "name", &run_name);
     push_counts(&mut root, &totals, total_time);
     xml.write_event(Event::Start(root))?;
 
@@ -69,7 +97,7 @@ pub fn write<W: Write>(input: &ReportInput<'_>, out: &mut W) -> io::Result<()> {
             suite_time += secs(input.cases[i].1.duration_secs);
         }
         let mut el = BytesStart::new("testsuite");
-        el.push_attribute(("name", strip_invalid_xml(suite).as_ref()));
+        push_attr(&mut el, "name", suite);
         push_counts(&mut el, &counts, suite_time);
         xml.write_event(Event::Start(el))?;
         for &i in indices {
@@ -96,10 +124,10 @@ fn push_counts(el: &mut BytesStart<'_>, c: &Counts, seconds: f64) {
 
 fn testcase<W: Write>(xml: &mut Writer<W>, shard: u32, case: &TestCase) -> io::Result<()> {
     let mut el = BytesStart::new("testcase");
-    el.push_attribute(("name", strip_invalid_xml(&case.name).as_ref()));
-    el.push_attribute(("classname", strip_invalid_xml(&case.classname).as_ref()));
+    push_attr(&mut el, "name", &case.name);
+    push_attr(&mut el, "classname", &case.classname);
     if let Some(file) = &case.file {
-        el.push_attribute(("file", strip_invalid_xml(file).as_ref()));
+        push_attr(&mut el, "file", file);
     }
     if let Some(line) = case.line {
         el.push_attribute(("line", line.to_string().as_str()));
@@ -146,7 +174,7 @@ fn testcase<W: Write>(xml: &mut Writer<W>, shard: u32, case: &TestCase) -> io::R
     for (tag, attempt) in earlier {
         let mut el = BytesStart::new(tag);
         if let Some(m) = &attempt.message {
-            el.push_attribute(("message", strip_invalid_xml(m).as_ref()));
+            push_attr(&mut el, "message", m);
         }
         if let Some(d) = attempt.duration_secs {
             el.push_attribute(("time", time(d).as_str()));
@@ -177,7 +205,7 @@ fn outcome_element<W: Write>(
 ) -> io::Result<()> {
     let mut el = BytesStart::new(tag);
     if let Some(m) = message {
-        el.push_attribute(("message", strip_invalid_xml(m).as_ref()));
+        push_attr(&mut el, "message", m);
     }
     match body {
         Some(body) if !body.is_empty() => {

@@ -125,7 +125,11 @@ fn status_line(input: &ReportInput<'_>) -> String {
         parts.push(format!("{} failed", c.failed));
     }
     if c.errors > 0 {
-        parts.push(format!("{} errors", c.errors));
+        parts.push(format!(
+            "{} error{}",
+            c.errors,
+            if c.errors == 1 { "" } else { "s" }
+        ));
     }
     if c.flaky > 0 {
         parts.push(format!("{} flaky", c.flaky));

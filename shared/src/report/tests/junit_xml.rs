@@ -164,6 +164,14 @@ fn outcomes_become_junit_elements_with_messages_and_bodies() {
 }
 
 #[test]
+fn line_breaks_in_attributes_survive_attribute_normalisation() {
+    let xml = String::from_utf8(xml_of(&Rich::new())).unwrap();
+    // A literal newline in an attribute is read back as a space by XML
+    // readers; a character reference is not.
+    assert!(xml.contains("message=\"assert &lt;script&gt;alert(&apos;x&apos;)&lt;/script&gt; == 1&#10;```&#10;not a fence end&#10;````\""));
+}
+
+#[test]
 fn characters_invalid_in_xml_are_stripped() {
     let xml = xml_of(&Rich::new());
     // U+FFFE and U+FFFF in UTF-8, and C0 controls other than tab/LF/CR.

@@ -42,7 +42,7 @@ fn full_summary_has_totals_sections_and_links() {
     let (md, stage) = render(&rich.input(), GITHUB_SUMMARY_MAX_BYTES);
     assert_eq!(stage, Stage::Full);
     assert!(
-        md.starts_with("## ❌ Run failed: 6 tests, 1 failed, 1 errors, 1 flaky\n"),
+        md.starts_with("## ❌ Run failed: 6 tests, 1 failed, 1 error, 1 flaky\n"),
         "{md}"
     );
     // passed, failed, errors, skipped, flaky, total, duration, shards

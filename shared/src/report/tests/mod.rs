@@ -284,3 +284,30 @@ pub(super) fn synthetic(n: usize, shard_count: u32) -> Rich {
         links: ReportLinks::default(),
     }
 }
+
+/// Writes the rich example's reports to `$REPORT_DUMP` for eyeballing.
+#[test]
+fn dump_examples_when_asked() {
+    let Ok(dir) = std::env::var("REPORT_DUMP") else {
+        return;
+    };
+    let rich = Rich::new();
+    let input = rich.input();
+    let dir = std::path::Path::new(&dir);
+    std::fs::write(
+        dir.join("summary.md"),
+        super::markdown::summary(&input, usize::MAX),
+    )
+    .unwrap();
+    let mut html = Vec::new();
+    super::html::render(&input, &mut html).unwrap();
+    std::fs::write(dir.join("index.html"), html).unwrap();
+    let mut junit = Vec::new();
+    super::junit_xml::write(&input, &mut junit).unwrap();
+    std::fs::write(dir.join("junit.xml"), junit).unwrap();
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(&super::ctrf::to_json(&input)).unwrap(),
+    )
+    .unwrap();
+}
