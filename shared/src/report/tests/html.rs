@@ -57,6 +57,19 @@ fn test_data_is_escaped() {
 }
 
 #[test]
+fn control_characters_are_dropped() {
+    let html = html_of(&Rich::new());
+    assert!(html.contains("<pre>stderr linewith controlchar</pre>"));
+    assert!(
+        !html
+            .chars()
+            .any(|c| (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+                || c == '\u{FFFE}'
+                || c == '\u{FFFF}')
+    );
+}
+
+#[test]
 fn page_is_self_contained() {
     let html = html_of(&Rich::new());
     assert!(
