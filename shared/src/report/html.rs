@@ -42,6 +42,7 @@ summary{cursor:pointer;word-break:break-word}
 .muted{color:#656d76}
 svg .actual.passed{fill:var(--ok)}svg .actual.failed{fill:var(--bad)}svg .actual.errored{fill:var(--err)}
 svg .planned{fill:#8c959f}svg text{font-size:10px;fill:#656d76}svg .grid{stroke:var(--line)}
+.sh-passed{color:var(--ok)}.sh-failed{color:var(--bad)}.sh-errored{color:var(--err)}.sh-pending{color:var(--skip)}
 .filters{display:flex;gap:8px;margin:8px 0}.filters input{flex:1;padding:4px}
 "#;
 
@@ -369,9 +370,15 @@ fn timeline(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
     for tick in 0..=4 {
         let t = span * tick as f64 / 4.0;
         let tx = x(t);
+        // Keep the first and last labels inside the drawing.
+        let anchor = match tick {
+            0 => "start",
+            4 => "end",
+            _ => "middle",
+        };
         writeln!(
             w,
-            "<line class=\"grid\" x1=\"{tx:.1}\" y1=\"{TOP}\" x2=\"{tx:.1}\" y2=\"{height:.0}\"/><text x=\"{tx:.1}\" y=\"11\" text-anchor=\"middle\">{}</text>",
+            "<line class=\"grid\" x1=\"{tx:.1}\" y1=\"{TOP}\" x2=\"{tx:.1}\" y2=\"{height:.0}\"/><text x=\"{tx:.1}\" y=\"11\" text-anchor=\"{anchor}\">{}</text>",
             human_duration(t)
         )?;
     }
@@ -438,7 +445,7 @@ fn shard_table(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
         };
         writeln!(
             w,
-            "<tr><td class=\"num\">{}</td><td class=\"status-cell s-{}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{actual}</td><td class=\"num\">{}</td><td>{log}</td><td>{}</td></tr>",
+            "<tr><td class=\"num\">{}</td><td class=\"sh-{}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{actual}</td><td class=\"num\">{}</td><td>{log}</td><td>{}</td></tr>",
             shard.id.index,
             shard.status.as_str(),
             shard.status,
