@@ -336,7 +336,6 @@ fn timeline(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
     }
     const LABEL: f64 = 60.0;
     const WIDTH: f64 = 1000.0;
-    const ROW: f64 = 16.0;
     const TOP: f64 = 16.0;
     let start = input.start_ms();
     let offset = |ms: Option<u64>| ms.map(|m| m.saturating_sub(start) as f64 / 1000.0);
@@ -348,7 +347,15 @@ fn timeline(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
         .fold(input.duration_secs(), f64::max)
         .max(0.001);
     let x = |t: f64| LABEL + (t / span * WIDTH).clamp(0.0, WIDTH);
-    let height = TOP + ROW * input.shards.len() as f64;
+    // Many shards get thinner rows and a label on every 10th, so a
+    // 1,000-shard run stays a scrollable picture rather than a wall.
+    let (row_h, actual_y, actual_h, planned_y, planned_h, label_every) =
+        if input.shards.len() <= 200 {
+            (16.0, 1.0, 9, 11.0, 3, 1)
+        } else {
+            (8.0, 1.0, 5, 6.0, 2, 10)
+        };
+    let height = TOP + row_h * input.shards.len() as f64;
     let durations: Vec<f64> = input.shards.iter().filter_map(shard_secs).collect();
     writeln!(w, "<section id=\"timeline\">\n<h2>Shard timeline</h2>")?;
     if !durations.is_empty() {
@@ -383,21 +390,23 @@ fn timeline(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
         )?;
     }
     for (row, shard) in input.shards.iter().enumerate() {
-        let y = TOP + ROW * row as f64;
+        let y = TOP + row_h * row as f64;
         let begin = offset(shard.started_ms).unwrap_or(0.0);
-        writeln!(
-            w,
-            "<g data-shard=\"{}\"><text x=\"0\" y=\"{:.0}\">#{}</text>",
-            shard.id.index,
-            y + 10.0,
-            shard.id.index
-        )?;
+        write!(w, "<g data-shard=\"{}\">", shard.id.index)?;
+        if row % label_every == 0 {
+            writeln!(
+                w,
+                "<text x=\"0\" y=\"{:.0}\">#{}</text>",
+                y + actual_y + f64::from(actual_h),
+                shard.id.index
+            )?;
+        }
         let planned = secs(shard.estimated_secs);
         writeln!(
             w,
-            "<rect class=\"planned\" x=\"{:.1}\" y=\"{:.0}\" width=\"{:.1}\" height=\"3\"><title>shard {} planned {}</title></rect>",
+            "<rect class=\"planned\" x=\"{:.1}\" y=\"{:.0}\" width=\"{:.1}\" height=\"{planned_h}\"><title>shard {} planned {}</title></rect>",
             x(begin),
-            y + 11.0,
+            y + planned_y,
             (x(begin + planned) - x(begin)).max(0.5),
             shard.id.index,
             human_duration(planned)
@@ -405,10 +414,10 @@ fn timeline(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
         if let (Some(actual), Some(_)) = (shard_secs(shard), shard.started_ms) {
             writeln!(
                 w,
-                "<rect class=\"actual {}\" x=\"{:.1}\" y=\"{:.0}\" width=\"{:.1}\" height=\"9\"><title>shard {} {}: {} ({} tests), planned {}</title></rect>",
+                "<rect class=\"actual {}\" x=\"{:.1}\" y=\"{:.0}\" width=\"{:.1}\" height=\"{actual_h}\"><title>shard {} {}: {} ({} tests), planned {}</title></rect>",
                 shard.status.as_str(),
                 x(begin),
-                y + 1.0,
+                y + actual_y,
                 (x(begin + actual) - x(begin)).max(0.5),
                 shard.id.index,
                 shard.status,

@@ -32,6 +32,10 @@ fn hundred_thousand_cases_across_a_thousand_shards() {
         html::MAX_TEST_ROWS
     );
     assert_eq!(page.matches("<g data-shard=").count(), 1_000);
+    // Compact rows: 1,000 × 8 units, a label on every 10th shard.
+    assert!(page.contains("viewBox=\"0 0 1070 8016\""));
+    assert_eq!(page.matches("<g data-shard=\"10\"><text").count(), 1);
+    assert_eq!(page.matches("<g data-shard=\"11\"><rect").count(), 1);
 
     let (md, stage) = render(&input, GITHUB_SUMMARY_MAX_BYTES);
     assert!(md.len() <= GITHUB_SUMMARY_MAX_BYTES);
