@@ -85,7 +85,7 @@ pub fn render(input: &ReportInput<'_>, max_bytes: usize) -> (String, Stage) {
     // Stage 3: as many whole failures as fit, then the note. The note is
     // sized for the count it will actually carry.
     let note = |more: usize| format!("**{more} more failures not shown; {see}.**\n");
-    let mut out = String::with_capacity(max_bytes);
+    let mut out = String::with_capacity(max_bytes.min(full.len()));
     out.push_str(&header);
     out.push_str(&failures_title);
     if out.len() + note(blocks.len()).len() <= max_bytes {
