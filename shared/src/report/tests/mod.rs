@@ -311,3 +311,48 @@ fn dump_examples_when_asked() {
     )
     .unwrap();
 }
+
+/// Empty runs, pending shards without times, clocks that disagree and
+/// absurd numbers: every writer still produces a sane document.
+#[test]
+fn degenerate_inputs_do_not_panic() {
+    use crate::model::RunStatus;
+
+    let mut empty = synthetic(0, 0);
+    empty.run.status = RunStatus::Errored;
+    empty.run.error = Some("2 shards never reported: 0, 1".into());
+    empty.run.finished_ms = None;
+
+    let mut odd = synthetic(3, 3);
+    odd.run.finished_ms = Some(T0 - 5_000); // finished "before" it started
+    odd.shards[0].started_ms = Some(T0 - 10_000); // a worker clock behind
+    odd.shards[0].finished_ms = Some(T0 - 20_000); // and finished before start
+    odd.shards[1] = ShardRecord::pending(odd.shards[1].id, f64::NAN, 0);
+    odd.shards[2].estimated_secs = 1e300;
+    odd.cases[0].1.duration_secs = f64::INFINITY;
+    odd.cases[1].1.duration_secs = -4.0;
+    odd.cases[2].1.line = Some(u32::MAX);
+    odd.links.shard_logs = vec![None; 50];
+
+    for rich in [&empty, &odd] {
+        let input = rich.input();
+        let md = super::markdown::summary(&input, super::markdown::GITHUB_SUMMARY_MAX_BYTES);
+        assert!(md.starts_with("## "));
+        let mut html = Vec::new();
+        super::html::render(&input, &mut html).unwrap();
+        let html = String::from_utf8(html).unwrap();
+        assert!(
+            !html.contains("NaN") && !html.contains("inf"),
+            "non-finite number in the page"
+        );
+        let doc = super::ctrf::to_json(&input);
+        let summary = &doc["results"]["summary"];
+        assert!(summary["stop"].as_u64().unwrap() >= summary["start"].as_u64().unwrap());
+        let mut junit = Vec::new();
+        super::junit_xml::write(&input, &mut junit).unwrap();
+        assert!(String::from_utf8(junit).unwrap().contains("</testsuites>"));
+    }
+    let md = super::markdown::summary(&empty.input(), usize::MAX);
+    assert!(md.starts_with("## ⚠️ Run errored: 0 tests\n"), "{md}");
+    assert!(md.contains("> **Run error:** 2 shards never reported: 0, 1"));
+}
