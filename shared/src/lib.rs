@@ -18,6 +18,9 @@ pub mod junit;
 pub mod manifest;
 pub mod messages;
 pub mod model;
+/// The whole pipeline in one process over the local backends.
+#[cfg(feature = "local")]
+pub mod pipeline;
 pub mod plan;
 pub mod ports;
 pub mod process;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use crate::backends::local::{FsBlobStore, LocalQueue, SqliteRunStore};
+use crate::backends::local::{FsBlobStore, LocalQueue, QueueConfig, SqliteRunStore};
 use crate::errors::HandlerError;
 use crate::handlers::collect::{CollectOutcome, collect};
 use crate::handlers::execute::execute;
@@ -52,11 +52,21 @@ pub struct LocalPipeline {
 impl LocalPipeline {
     /// Opens (or creates) the state under `state_dir` (usually `.testexec/`).
     pub fn open(state_dir: &Path, notifier: Arc<dyn Notifier>) -> Result<Self, HandlerError> {
+        // In one process a delivery is only lost when its worker task dies;
+        // a long visibility timeout keeps a slow shard from being run twice
+        // while it is still running (SQS hosts set it to 6x the timeout).
+        let config = QueueConfig { visibility_timeout: Duration::from_secs(6 * 3600), ..QueueConfig::default() };
+        Self::open_with(state_dir, notifier, config)
+    }
+
+    /// Like [`LocalPipeline::open`] with explicit queue settings (tests use
+    /// short visibility timeouts to exercise redelivery).
+    pub fn open_with(state_dir: &Path, notifier: Arc<dyn Notifier>, config: QueueConfig) -> Result<Self, HandlerError> {
         std::fs::create_dir_all(state_dir)
             .map_err(|source| HandlerError::Io { context: format!("creating {}", state_dir.display()), source })?;
         let store = Arc::new(SqliteRunStore::open(&state_dir.join("runs.sqlite3"))?);
         let blobs = Arc::new(FsBlobStore::new(state_dir.join("blobs"))?);
-        let queue = Arc::new(LocalQueue::new());
+        let queue = Arc::new(LocalQueue::new(config));
         let settings = Settings { work_root: state_dir.join("work"), ..Settings::default() };
         let ports = Ports {
             store: store.clone(),

@@ -29,7 +29,7 @@ fn blobs() -> (tempfile::TempDir, FsBlobStore) {
 const VISIBILITY: Duration = Duration::from_millis(200);
 
 fn queue() -> LocalQueue {
-    LocalQueue::with_config(QueueConfig {
+    LocalQueue::new(QueueConfig {
         visibility_timeout: VISIBILITY,
         max_receives: 3,
     })
@@ -503,7 +503,7 @@ async fn nacks_count_towards_dead_lettering() {
 
 #[tokio::test]
 async fn receive_wait_wakes_on_send_and_queues_are_separate() {
-    let q = Arc::new(LocalQueue::with_config(QueueConfig {
+    let q = Arc::new(LocalQueue::new(QueueConfig {
         visibility_timeout: Duration::from_secs(30),
         max_receives: 3,
     }));
@@ -578,7 +578,7 @@ async fn depth_counts_visible_messages_and_too_large_sends_nothing() {
 
 #[tokio::test]
 async fn huge_timeouts_are_capped_not_panics() {
-    let q = LocalQueue::with_config(QueueConfig {
+    let q = LocalQueue::new(QueueConfig {
         visibility_timeout: Duration::MAX,
         max_receives: 0,
     });

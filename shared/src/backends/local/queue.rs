@@ -165,18 +165,14 @@ fn splitmix64(state: &mut u64) -> u64 {
 }
 
 impl Default for LocalQueue {
+    /// Queues with [`QueueConfig::default`] (30 s visibility, 5 receives).
     fn default() -> Self {
-        Self::new()
+        Self::new(QueueConfig::default())
     }
 }
 
 impl LocalQueue {
-    /// Queues with [`QueueConfig::default`] (30 s visibility, 5 receives).
-    pub fn new() -> Self {
-        Self::with_config(QueueConfig::default())
-    }
-
-    pub fn with_config(config: QueueConfig) -> Self {
+    pub fn new(config: QueueConfig) -> Self {
         let config = QueueConfig {
             max_receives: config.max_receives.max(1),
             // SQS's own ceiling; it also keeps `now + timeout` from overflowing.

@@ -1,0 +1,266 @@
+//! The handler suite: whole runs through trigger → execute → collect →
+//! report over real backends, including the failure modes of at-least-once
+//! delivery (duplicates, reordering, a crashed executor, lost shards).
+//!
+//! The suite under test is a tiny deterministic runner (fixtures/fake-suite)
+//! that writes real JUnit, so outcomes, timings and failures are exact.
+
+#![cfg(feature = "local")]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use testexec::backends::local::QueueConfig;
+use testexec::handlers::trigger::{RunRequest, TriggerOutcome};
+use testexec::messages::{QueueName, keys};
+use testexec::model::{Counts, Run, RunStatus, ShardStatus};
+use testexec::pipeline::LocalPipeline;
+use testexec::ports::NoNotifier;
+
+const RUNNER: &str = include_str!("fixtures/fake-suite/runner.py");
+
+/// A repository with the fake runner, a manifest and the given test files.
+fn repo(files: &[(&str, &str)], shards: u32, retries: u32, timeout: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("runner.py"), RUNNER).unwrap();
+    std::fs::write(
+        root.join("testexec.toml"),
+        format!(
+            r#"[suites.fake]
+command = ["python3", "runner.py", "{{junit}}", "{{files}}", "--", "{{tests}}"]
+files = ["tests/**/*.txt"]
+shards = {shards}
+retries = {retries}
+timeout_seconds = {timeout}
+test_id = "pytest"
+"#
+        ),
+    )
+    .unwrap();
+    for (path, body) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    dir
+}
+
+struct Harness {
+    pipeline: LocalPipeline,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    _state: tempfile::TempDir,
+}
+
+impl Harness {
+    fn new(visibility: Duration, executors: usize) -> Self {
+        let state = tempfile::tempdir().unwrap();
+        let config = QueueConfig { visibility_timeout: visibility, max_receives: 5 };
+        let pipeline = LocalPipeline::open_with(state.path(), Arc::new(NoNotifier), config).unwrap();
+        Self { pipeline, workers: Vec::new(), _state: state }
+    }
+
+    fn start(&mut self, executors: usize) {
+        self.workers = self.pipeline.spawn_workers(executors);
+    }
+
+    async fn trigger(&self, repo: &Path) -> Run {
+        match self.pipeline.trigger(RunRequest::local(repo)).await.unwrap() {
+            TriggerOutcome::Started { run, .. } => *run,
+            other => panic!("not started: {other:?}"),
+        }
+    }
+
+    async fn finish(&self, run: &Run) -> Run {
+        tokio::time::timeout(Duration::from_secs(60), self.pipeline.wait_for(run.id)).await.expect("run finished in time").unwrap()
+    }
+
+    async fn report_file(&self, run: &Run, file: &str) -> String {
+        String::from_utf8(self.pipeline.ports.blobs.get(&keys::report(run.id, file)).await.unwrap()).unwrap()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        for w in &self.workers {
+            w.abort();
+        }
+    }
+}
+
+fn counts(tests: u64, passed: u64, failed: u64, errors: u64, skipped: u64, flaky: u64) -> Counts {
+    Counts { tests, passed, failed, errors, skipped, flaky }
+}
+
+fn six_files() -> Vec<(String, String)> {
+    (0..6).map(|i| (format!("tests/t{i}.txt"), format!("a{i} pass 0.2\nb{i} pass 0.1\nc{i} skip\n"))).collect()
+}
+
+fn as_refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+    v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passing_suite_finalises_passed_with_every_report() {
+    let files = six_files();
+    let repo = repo(&as_refs(&files), 3, 0, 60);
+    let mut h = Harness::new(Duration::from_secs(30), 2);
+    h.start(2);
+    let run = h.trigger(repo.path()).await;
+    assert_eq!(run.shard_count, 3);
+    let done = h.finish(&run).await;
+    assert_eq!(done.status, RunStatus::Passed);
+    assert_eq!(done.counts, counts(18, 12, 0, 0, 6, 0));
+    assert_eq!(done.shards_done, 3);
+    let shards = h.pipeline.ports.store.list_shards(run.id).await.unwrap();
+    assert!(shards.iter().all(|s| s.status == ShardStatus::Passed && s.counts.tests == 6), "{shards:?}");
+
+    let junit = h.report_file(&done, "junit.xml").await;
+    for i in 0..6 {
+        assert_eq!(junit.matches(&format!("name=\"a{i}\"")).count(), 1, "a{i} exactly once");
+    }
+    let ctrf: serde_json::Value = serde_json::from_str(&h.report_file(&done, "report.json").await).unwrap();
+    assert_eq!(ctrf["results"]["summary"]["tests"], 18);
+    assert!(h.report_file(&done, "summary.md").await.contains("18"));
+    assert!(h.report_file(&done, "index.html").await.contains(&run.id.to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_and_flaky_retries_are_counted_once() {
+    let repo = repo(
+        &[
+            ("tests/a.txt", "ok1 pass\nbad fail\n"),
+            ("tests/b.txt", "ok2 pass\nwobbly flaky\n"),
+            ("tests/c.txt", "ok3 pass\nbroken error\n"),
+        ],
+        2,
+        1,
+        60,
+    );
+    let mut h = Harness::new(Duration::from_secs(30), 2);
+    h.start(2);
+    let run = h.trigger(repo.path()).await;
+    let done = h.finish(&run).await;
+    assert_eq!(done.status, RunStatus::Failed);
+    // bad fails twice (failed), broken errors then... re-run once: still failing.
+    assert_eq!(done.counts.tests, 6);
+    assert_eq!(done.counts.flaky, 1, "{:?}", done.counts);
+    assert_eq!(done.counts.passed, 3);
+    assert_eq!(done.counts.failed + done.counts.errors, 2);
+    let md = h.report_file(&done, "summary.md").await;
+    assert!(md.contains("bad") && md.contains("wobbly"), "{md}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_and_reordered_deliveries_do_not_double_count() {
+    let files = six_files();
+    let repo = repo(&as_refs(&files), 3, 0, 60);
+    let mut h = Harness::new(Duration::from_secs(30), 2);
+    // Every shard job and every result is delivered twice.
+    h.pipeline.queue.duplicate_next(QueueName::Shards, 3);
+    h.pipeline.queue.duplicate_next(QueueName::Results, 6);
+    let run = h.trigger(repo.path()).await;
+    h.pipeline.queue.reorder(QueueName::Shards, 7);
+    h.start(2);
+    let done = h.finish(&run).await;
+    assert_eq!(done.status, RunStatus::Passed);
+    assert_eq!(done.counts, counts(18, 12, 0, 0, 6, 0));
+    assert_eq!(done.shards_done, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_executor_is_redelivered_and_the_run_completes() {
+    let files = six_files();
+    let repo = repo(&as_refs(&files), 3, 0, 60);
+    let mut h = Harness::new(Duration::from_millis(500), 2);
+    // The first shard delivery is taken by an executor that dies mid-shard.
+    h.pipeline.queue.crash_next(QueueName::Shards, 1);
+    h.start(2);
+    let run = h.trigger(repo.path()).await;
+    let done = h.finish(&run).await;
+    assert_eq!(done.status, RunStatus::Passed);
+    assert_eq!(done.counts, counts(18, 12, 0, 0, 6, 0));
+    let shards = h.pipeline.ports.store.list_shards(run.id).await.unwrap();
+    assert!(shards.iter().any(|s| s.attempt == Some(2)), "one shard ran on its second delivery: {shards:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_without_junit_errors_the_shard_with_its_log() {
+    let repo = repo(&[("tests/a.txt", "fine pass\n"), ("tests/b.txt", "dies crash\n")], 2, 0, 60);
+    let mut h = Harness::new(Duration::from_secs(30), 2);
+    h.start(2);
+    let run = h.trigger(repo.path()).await;
+    let done = h.finish(&run).await;
+    assert_eq!(done.status, RunStatus::Errored);
+    let error = done.error.clone().unwrap();
+    assert!(error.contains("wrote no JUnit"), "{error}");
+    let shards = h.pipeline.ports.store.list_shards(run.id).await.unwrap();
+    let errored: Vec<_> = shards.iter().filter(|s| s.status == ShardStatus::Errored).collect();
+    assert_eq!(errored.len(), 1);
+    assert!(errored[0].error.as_deref().unwrap().contains("runner: crashing"), "log tail kept: {:?}", errored[0].error);
+    assert_eq!(done.counts.passed, 1, "the other shard's results are kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_past_its_timeout_is_killed_and_errored() {
+    let repo = repo(&[("tests/a.txt", "slow hang 30\n")], 1, 0, 1);
+    let mut h = Harness::new(Duration::from_secs(30), 1);
+    h.start(1);
+    let run = h.trigger(repo.path()).await;
+    let started = std::time::Instant::now();
+    let done = h.finish(&run).await;
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(done.status, RunStatus::Errored);
+    assert!(done.error.unwrap().contains("timed out"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_shards_are_swept_as_errored_naming_them() {
+    let files = six_files();
+    let repo = repo(&as_refs(&files), 3, 0, 60);
+    let h = Harness::new(Duration::from_secs(30), 1);
+    let run = h.trigger(repo.path()).await;
+    // Nobody ever executes the shards: drop their jobs.
+    while let Some(d) = h.pipeline.queue.receive(QueueName::Shards) {
+        h.pipeline.queue.ack(QueueName::Shards, d.id);
+    }
+    let mut h = h;
+    h.start(1);
+    let done = h.finish(&run).await;
+    assert_eq!(done.status, RunStatus::Errored);
+    let error = done.error.unwrap();
+    for i in 0..3 {
+        assert!(error.contains(&format!("shard {i}")), "{error}");
+    }
+    assert!(error.contains("never reported"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_run_is_planned_with_the_recorded_timings() {
+    let files: Vec<(String, String)> =
+        (0..4).map(|i| (format!("tests/t{i}.txt"), format!("x{i} pass {}\n", (i + 1) as f64))).collect();
+    let repo = repo(&as_refs(&files), 2, 0, 60);
+    let mut h = Harness::new(Duration::from_secs(30), 2);
+    h.start(2);
+    let first = h.trigger(repo.path()).await;
+    h.finish(&first).await;
+    let TriggerOutcome::Started { plan, .. } = h.pipeline.trigger(RunRequest::local(repo.path())).await.unwrap() else {
+        panic!("second run did not start")
+    };
+    assert_eq!(plan.known_share, 1.0, "every file has a recorded timing");
+    // 4+1 vs 3+2 seconds: LPT balances to a makespan of 5.
+    assert!((plan.estimated_makespan_secs - 5.0).abs() < 0.01, "{}", plan.estimated_makespan_secs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_messages_are_rejected_with_a_clear_error() {
+    let h = Harness::new(Duration::from_secs(30), 1);
+    for queue in [QueueName::Shards, QueueName::Results, QueueName::Reports] {
+        let err = h.pipeline.handle(queue, "{not json", 1).await.unwrap_err();
+        assert!(err.is_permanent(), "{err}");
+        assert!(err.to_string().contains("undecodable"), "{err}");
+    }
+    let err = h.pipeline.handle(QueueName::Reports, r#"{"v":99,"run":"01J9Z3V8K4QW5T6Y7X8C9B0N1M"}"#, 1).await.unwrap_err();
+    assert!(err.to_string().contains("version 99"), "{err}");
+}
