@@ -64,7 +64,7 @@ impl LocalPipeline {
     pub fn open_with(state_dir: &Path, notifier: Arc<dyn Notifier>, config: QueueConfig) -> Result<Self, HandlerError> {
         std::fs::create_dir_all(state_dir)
             .map_err(|source| HandlerError::Io { context: format!("creating {}", state_dir.display()), source })?;
-        let store = Arc::new(SqliteRunStore::open(&state_dir.join("runs.sqlite3"))?);
+        let store = Arc::new(SqliteRunStore::open(state_dir.join("runs.sqlite3"))?);
         let blobs = Arc::new(FsBlobStore::new(state_dir.join("blobs"))?);
         let queue = Arc::new(LocalQueue::new(config));
         let settings = Settings { work_root: state_dir.join("work"), ..Settings::default() };
