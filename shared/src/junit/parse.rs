@@ -175,11 +175,12 @@ pub(crate) fn run<B: BufRead>(
     let mut seen_anything = false;
     loop {
         buf.clear();
+        // Offset where the next event starts: what errors about it point at.
+        let position = reader.buffer_position();
         let event = match reader.read_event_into(&mut buf) {
             Ok(event) => event,
             Err(err) => return Err(parser.xml_error(err, &reader)),
         };
-        let position = reader.buffer_position();
         match event {
             Event::Start(e) => parser.start(&e, position)?,
             Event::Empty(e) => {
@@ -222,7 +223,7 @@ pub(crate) fn run<B: BufRead>(
             Event::DocType(_) => {
                 return Err(JunitError::Doctype {
                     file: source.to_owned(),
-                    position: position.saturating_sub(1),
+                    position,
                     line: None,
                 });
             }
