@@ -2,8 +2,8 @@
 //!
 //! The expected numbers were made by reading the XML, not by running this
 //! parser: an independent count with Python's `xml.etree` applying the rules
-//! documented in `shared/src/junit/mod.rs` (result precedence error > failure
-//! > skipped, `status`/`result` attributes, flaky/rerun elements, adjacent
+//! documented in `shared/src/junit/mod.rs` (result precedence error, then
+//! failure, then skipped; `status`/`result` attributes, flaky/rerun elements, adjacent
 //! retries folded, suite-level `<error>` as a case), then spot-checked by hand
 //! (`jenkins-junit-report-huge.xml`: one `<flakyFailure>` case and one
 //! `<rerunFailure>` case; `enricomi-junit.multiresult.xml`; the `tst` files).
