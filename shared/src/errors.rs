@@ -94,48 +94,7 @@ pub enum JunitError {
     UnsupportedEncoding { file: String, label: String },
 }
 
-impl JunitError {
-    /// A short stable name for the variant, used in JSON output and tests.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            JunitError::Io { .. } => "io",
-            JunitError::TooLarge { .. } => "too_large",
-            JunitError::Empty { .. } => "empty",
-            JunitError::Malformed { .. } => "malformed",
-            JunitError::Truncated { .. } => "truncated",
-            JunitError::NotJunit { .. } => "not_junit",
-            JunitError::Doctype { .. } => "doctype",
-            JunitError::TooDeep { .. } => "too_deep",
-            JunitError::UnsupportedEncoding { .. } => "unsupported_encoding",
-        }
-    }
-
-    /// Byte offset of the problem in the input, when there is one.
-    pub fn position(&self) -> Option<u64> {
-        match self {
-            JunitError::Malformed { position, .. }
-            | JunitError::Truncated { position, .. }
-            | JunitError::NotJunit { position, .. }
-            | JunitError::Doctype { position, .. }
-            | JunitError::TooDeep { position, .. } => Some(*position),
-            _ => None,
-        }
-    }
-
-    /// Fills in the line number once the caller could compute it (only
-    /// cheap when the input can be re-read, i.e. a file).
-    pub fn set_line(&mut self, value: u64) {
-        match self {
-            JunitError::Malformed { line, .. }
-            | JunitError::Truncated { line, .. }
-            | JunitError::NotJunit { line, .. }
-            | JunitError::Doctype { line, .. }
-            | JunitError::TooDeep { line, .. } => *line = Some(value),
-            _ => {}
-        }
-    }
-}
-
+/// Formats a position for the messages above.
 fn at(position: u64, line: Option<u64>) -> String {
     match line {
         Some(line) => format!("line {line} (byte {position})"),

@@ -36,7 +36,8 @@ pub(crate) fn derive_file(classname: &str, suite: &str) -> Option<String> {
 }
 
 fn path_like(name: &str) -> Option<String> {
-    let name = name.trim();
+    // jest-junit on Windows writes `__tests__\a.test.js`: normalise to `/`.
+    let name = name.trim().replace('\\', "/");
     if !name.contains('/') || name.contains(char::is_whitespace) {
         return None;
     }
@@ -45,7 +46,7 @@ fn path_like(name: &str) -> Option<String> {
     if !SOURCE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) {
         return None;
     }
-    Some(name.strip_prefix("./").unwrap_or(name).to_owned())
+    Some(name.strip_prefix("./").unwrap_or(&name).to_owned())
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -99,6 +100,10 @@ mod tests {
         assert_eq!(
             derive_file("./src/a.test.js", "x").as_deref(),
             Some("src/a.test.js")
+        );
+        assert_eq!(
+            derive_file(r"__tests__\second.test.js", "").as_deref(),
+            Some("__tests__/second.test.js")
         );
         assert_eq!(
             derive_file("Test suite failed to run", "libs/bar.spec.ts").as_deref(),

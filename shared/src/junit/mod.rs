@@ -148,14 +148,7 @@ pub fn read_file_with(path: &Path, limits: &Limits) -> Result<Report, JunitError
         file: source.clone(),
         source: e,
     })?;
-    read(file, &source, limits).map_err(|mut err| {
-        if let Some(position) = err.position()
-            && let Some(line) = line_of(path, position)
-        {
-            err.set_line(line);
-        }
-        err
-    })
+    read(file, &source, limits).map_err(|err| err.with_line_from(path))
 }
 
 /// Reads a whole report from `reader`; `source` names it in errors.
@@ -200,6 +193,56 @@ pub fn stream(
             file: source.to_owned(),
             label,
         }),
+    }
+}
+
+impl JunitError {
+    /// A short stable name for the variant, used in JSON output and tests.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JunitError::Io { .. } => "io",
+            JunitError::TooLarge { .. } => "too_large",
+            JunitError::Empty { .. } => "empty",
+            JunitError::Malformed { .. } => "malformed",
+            JunitError::Truncated { .. } => "truncated",
+            JunitError::NotJunit { .. } => "not_junit",
+            JunitError::Doctype { .. } => "doctype",
+            JunitError::TooDeep { .. } => "too_deep",
+            JunitError::UnsupportedEncoding { .. } => "unsupported_encoding",
+        }
+    }
+
+    /// Byte offset of the problem in the input, when there is one.
+    pub fn position(&self) -> Option<u64> {
+        match self {
+            JunitError::Malformed { position, .. }
+            | JunitError::Truncated { position, .. }
+            | JunitError::NotJunit { position, .. }
+            | JunitError::Doctype { position, .. }
+            | JunitError::TooDeep { position, .. } => Some(*position),
+            _ => None,
+        }
+    }
+
+    /// Adds the line number by re-reading `path` up to the error's byte
+    /// offset (cheap, and only on the error path). For UTF-16 files offsets
+    /// are in the transcoded stream, so no line is given.
+    pub fn with_line_from(mut self, path: &Path) -> Self {
+        if let Some(line) = self.position().and_then(|p| line_of(path, p)) {
+            self.set_line(line);
+        }
+        self
+    }
+
+    fn set_line(&mut self, value: u64) {
+        match self {
+            JunitError::Malformed { line, .. }
+            | JunitError::Truncated { line, .. }
+            | JunitError::NotJunit { line, .. }
+            | JunitError::Doctype { line, .. }
+            | JunitError::TooDeep { line, .. } => *line = Some(value),
+            _ => {}
+        }
     }
 }
 
