@@ -46,6 +46,31 @@ fn failing_tests_are_data_exit_0_with_text_summary() {
 }
 
 #[test]
+fn fail_on_failures_exits_1_only_when_a_test_failed() {
+    let failing = fixture("dorny-jest-junit.xml");
+    let flaky_only = fixture("mikepenz-maven_surefire_flaky-surefire-report.xml");
+    assert_eq!(
+        testexec(&["junit", "--fail-on-failures", &failing])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        testexec(&["junit", "--fail-on-failures", &flaky_only])
+            .status
+            .code(),
+        Some(0)
+    );
+    let bad = fixture("enricomi-xml-empty.xml");
+    assert_eq!(
+        testexec(&["junit", "--fail-on-failures", &failing, &bad])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
 fn failures_show_file_and_line() {
     let out = testexec(&["junit", &fixture("dorny-python-xunit-unittest.xml")]);
     let text = String::from_utf8(out.stdout).unwrap();

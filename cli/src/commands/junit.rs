@@ -13,7 +13,7 @@ use serde::Serialize;
 use testexec::junit::{self, Limits};
 use testexec::model::{Counts, Outcome, TestCase};
 
-use super::USAGE_OR_INFRA;
+use super::{TESTS_FAILED, USAGE_OR_INFRA};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -30,8 +30,8 @@ pub enum Format {
 /// test case elements, never from `tests=`/`failures=` attributes.
 ///
 /// Exit status: 0 when every report was read (failing tests are data, not an
-/// error of this command); 2 when a report could not be read or parsed (the
-/// other reports are still summarised).
+/// error of this command; see --fail-on-failures); 2 when a report could not
+/// be read or parsed (the other reports are still summarised).
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  testexec junit target/nextest/ci/junit.xml\n  testexec junit --format json --slowest 5 reports/*.xml"
@@ -48,6 +48,11 @@ pub struct JunitArgs {
     /// How many of the slowest tests to list (0 to omit).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub slowest: usize,
+
+    /// Exit 1 when any test failed or errored (flaky tests do not count), as
+    /// a test runner would. Unreadable reports still exit 2.
+    #[arg(long)]
+    pub fail_on_failures: bool,
 
     /// Cap on each message/stack trace/system-out kept in memory, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_text_bytes, hide_short_help = true)]
@@ -210,6 +215,8 @@ pub fn run(args: JunitArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(if out.unreadable > 0 {
         ExitCode::from(USAGE_OR_INFRA)
+    } else if args.fail_on_failures && !out.totals.all_passed() {
+        ExitCode::from(TESTS_FAILED)
     } else {
         ExitCode::SUCCESS
     })
