@@ -25,15 +25,24 @@ fn open(path: &Path) -> BufReader<File> {
 /// testexec's streaming reader: cases are counted and dropped.
 fn testexec(path: &Path) -> Result<u64, String> {
     let mut cases = 0;
-    junit::stream(open(path), &path.display().to_string(), &Limits::default(), |_| cases += 1)
-        .map_err(|e| e.to_string())?;
+    junit::stream(
+        open(path),
+        &path.display().to_string(),
+        &Limits::default(),
+        |_| cases += 1,
+    )
+    .map_err(|e| e.to_string())?;
     Ok(cases)
 }
 
 /// quick-junit's (experimental) deserializer: builds the whole report.
 fn quick_junit(path: &Path) -> Result<u64, String> {
     let report = quick_junit::Report::deserialize(open(path)).map_err(|e| e.to_string())?;
-    Ok(report.test_suites.iter().map(|s| s.test_cases.len() as u64).sum())
+    Ok(report
+        .test_suites
+        .iter()
+        .map(|s| s.test_cases.len() as u64)
+        .sum())
 }
 
 /// The ceiling: the bare quick-xml event loop over the same bytes, counting
@@ -44,8 +53,13 @@ fn raw(path: &Path) -> Result<u64, String> {
     let mut cases = 0;
     loop {
         buf.clear();
-        match reader.read_event_into(&mut buf).map_err(|e| e.to_string())? {
-            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == b"testcase" => cases += 1,
+        match reader
+            .read_event_into(&mut buf)
+            .map_err(|e| e.to_string())?
+        {
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == b"testcase" => {
+                cases += 1
+            }
             Event::Eof => return Ok(cases),
             _ => {}
         }
@@ -77,12 +91,18 @@ fn main() -> ExitCode {
         match parse(path) {
             Ok(n) => cases = n,
             Err(e) => {
-                println!("{mode}\t{file}\t{bytes}\tFAILED\t-\t{}", e.replace(['\t', '\n'], " "));
+                println!(
+                    "{mode}\t{file}\t{bytes}\tFAILED\t-\t{}",
+                    e.replace(['\t', '\n'], " ")
+                );
                 return ExitCode::from(1);
             }
         }
         best = best.min(start.elapsed().as_secs_f64());
     }
-    println!("{mode}\t{file}\t{bytes}\t{best:.6}\t{:.1}\t{cases}", bytes as f64 / best / 1e6);
+    println!(
+        "{mode}\t{file}\t{bytes}\t{best:.6}\t{:.1}\t{cases}",
+        bytes as f64 / best / 1e6
+    );
     ExitCode::SUCCESS
 }

@@ -36,9 +36,13 @@ pub(crate) fn derive_file(classname: &str, suite: &str) -> Option<String> {
 }
 
 fn path_like(name: &str) -> Option<String> {
+    // Cheap rejection first: this runs for every case without a file.
+    if !name.contains(['/', '\\']) {
+        return None;
+    }
     // jest-junit on Windows writes `__tests__\a.test.js`: normalise to `/`.
     let name = name.trim().replace('\\', "/");
-    if !name.contains('/') || name.contains(char::is_whitespace) {
+    if name.contains(char::is_whitespace) {
         return None;
     }
     let last = name.rsplit('/').next()?;
@@ -58,16 +62,22 @@ fn is_identifier(s: &str) -> bool {
 }
 
 fn python_module(classname: &str) -> Option<String> {
-    let segments: Vec<&str> = classname.split('.').collect();
-    if !segments.iter().all(|s| is_identifier(s)) {
-        return None;
+    // One pass, no allocation unless it matches: runs for every new classname.
+    let mut end = None;
+    let mut offset = 0;
+    for segment in classname.split('.') {
+        if !is_identifier(segment) {
+            return None;
+        }
+        offset += segment.len();
+        let test_module = (segment.starts_with("test_") || segment.ends_with("_test"))
+            && !segment.bytes().any(|b| b.is_ascii_uppercase());
+        if test_module {
+            end = Some(offset);
+        }
+        offset += 1;
     }
-    let is_test_module = |s: &&str| {
-        (s.starts_with("test_") || s.ends_with("_test"))
-            && !s.chars().any(|c| c.is_ascii_uppercase())
-    };
-    let last = segments.iter().rposition(is_test_module)?;
-    Some(format!("{}.py", segments[..=last].join("/")))
+    end.map(|end| format!("{}.py", classname[..end].replace('.', "/")))
 }
 
 fn nextest_binary(classname: &str) -> Option<String> {

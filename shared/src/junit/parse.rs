@@ -131,6 +131,9 @@ struct Parser<'a, F> {
     unknown_entities: u64,
     root_closed: bool,
     root_declared_tests: Option<u64>,
+    /// Last (classname, suite) → derived file: consecutive cases almost
+    /// always share them, and deriving costs allocations.
+    derive_cache: Option<(String, String, Option<String>)>,
 }
 
 pub(crate) fn io_error(source: &str, limits: &Limits, err: io::Error) -> JunitError {
@@ -170,6 +173,7 @@ pub(crate) fn run<B: BufRead>(
         unknown_entities: 0,
         root_closed: false,
         root_declared_tests: None,
+        derive_cache: None,
     };
     let mut buf = Vec::with_capacity(16 * 1024);
     let mut seen_anything = false;
@@ -370,16 +374,24 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
 
     /// Reads the attributes we use. Values are unescaped; a value with an
     /// undefined entity is kept raw rather than failing the whole report.
+    /// Only the `wanted` keys are decoded: most attributes (timestamps,
+    /// hostnames, assertions=...) are skipped without allocating.
     fn attrs(
         &mut self,
         e: &BytesStart<'_>,
         position: u64,
+        wanted: &[&[u8]],
         mut f: impl FnMut(&[u8], String),
     ) -> Result<(), JunitError> {
         let cap = self.limits.max_text_bytes;
-        for attr in e.attributes() {
+        // Duplicate-attribute checks are quadratic and buy nothing here: the
+        // last value wins.
+        for attr in e.attributes().with_checks(false) {
             let attr = attr.map_err(|err| self.malformed(position, err.to_string()))?;
             let key = attr.key.local_name();
+            if !wanted.contains(&key.as_ref()) {
+                continue;
+            }
             let value = match attr.unescape_value() {
                 Ok(v) => v,
                 Err(_) => {
@@ -434,7 +446,7 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
             }
             (None, b"testsuites") => {
                 let mut declared = None;
-                self.attrs(e, position, |k, v| {
+                self.attrs(e, position, &[b"tests"], |k, v| {
                     if k == b"tests" {
                         declared = v.trim().parse().ok();
                     }
@@ -466,7 +478,7 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                     ResultKind::Failure
                 };
                 let mut message = None;
-                self.attrs(e, position, |k, v| {
+                self.attrs(e, position, &[b"message"], |k, v| {
                     if k == b"message" {
                         message = Some(v);
                     }
@@ -482,7 +494,7 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                     _ => ResultKind::Skipped,
                 };
                 let mut message = None;
-                self.attrs(e, position, |k, v| {
+                self.attrs(e, position, &[b"message"], |k, v| {
                     if k == b"message" {
                         message = Some(v);
                     }
@@ -503,7 +515,7 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                     Outcome::Failed
                 };
                 let (mut message, mut time) = (None, None);
-                self.attrs(e, position, |k, v| match k {
+                self.attrs(e, position, &[b"message", b"time"], |k, v| match k {
                     b"message" => message = Some(v),
                     b"time" => time = Some(v),
                     _ => {}
@@ -542,13 +554,18 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
     fn open_suite(&mut self, e: &BytesStart<'_>, position: u64) -> Result<(), JunitError> {
         self.flush_pending();
         let (mut name, mut file, mut time, mut tests) = (String::new(), None, None, None);
-        self.attrs(e, position, |k, v| match k {
-            b"name" => name = v,
-            b"file" => file = Some(v),
-            b"time" => time = Some(v),
-            b"tests" => tests = v.trim().parse().ok(),
-            _ => {}
-        })?;
+        self.attrs(
+            e,
+            position,
+            &[b"name", b"file", b"time", b"tests"],
+            |k, v| match k {
+                b"name" => name = v,
+                b"file" => file = Some(v),
+                b"time" => time = Some(v),
+                b"tests" => tests = v.trim().parse().ok(),
+                _ => {}
+            },
+        )?;
         let time = self.time(time, "suite");
         let depth = self.suites.len();
         self.summary.suites.push(SuiteSummary {
@@ -588,7 +605,16 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
             system_err: None,
         };
         let mut time = None;
-        self.attrs(e, position, |k, v| match k {
+        const CASE_ATTRS: &[&[u8]] = &[
+            b"name",
+            b"classname",
+            b"file",
+            b"line",
+            b"time",
+            b"status",
+            b"result",
+        ];
+        self.attrs(e, position, CASE_ATTRS, |k, v| match k {
             b"name" => case.name = v,
             b"classname" => case.classname = v,
             b"file" => case.file = Some(v),
@@ -705,10 +731,19 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
         let suite = frame.map(|f| f.name.clone()).unwrap_or_default();
         let (file, file_derived) = match b.file.or_else(|| frame.and_then(|f| f.file.clone())) {
             Some(file) => (Some(file), false),
-            None => match derive_file(&b.classname, &suite) {
-                Some(file) => (Some(file), true),
-                None => (None, false),
-            },
+            None => {
+                let derived = match &self.derive_cache {
+                    Some((c, s, derived)) if *c == b.classname && *s == suite => derived.clone(),
+                    _ => {
+                        let derived = derive_file(&b.classname, &suite);
+                        self.derive_cache =
+                            Some((b.classname.clone(), suite.clone(), derived.clone()));
+                        derived
+                    }
+                };
+                let is_derived = derived.is_some();
+                (derived, is_derived)
+            }
         };
         if b.results_seen > 1 {
             self.warn(format!(
