@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Join real fixtures into one <testsuites> report of at least N MB.
 
-Usage: make_joined.py OUT [MIN_MB=100]
+Usage: make_joined.py OUT [MIN_MB=100] [GLOB=*.xml]
 
 Takes every well-formed UTF-8 JUnit fixture in fixtures/junit (no DOCTYPE),
 keeps its <testsuite> elements (the inner part of a <testsuites> root, or a
@@ -18,7 +18,8 @@ out = Path(sys.argv[1])
 min_bytes = int(float(sys.argv[2] if len(sys.argv) > 2 else 100) * 1_000_000)
 
 parts = []
-for f in sorted((root / "fixtures/junit").glob("*.xml")):
+pattern = sys.argv[3] if len(sys.argv) > 3 else "*.xml"
+for f in sorted((root / "fixtures/junit").glob(pattern)):
     raw = f.read_bytes()
     if b"<!DOCTYPE" in raw:
         continue
