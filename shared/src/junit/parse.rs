@@ -409,15 +409,15 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
         match parse_time(&raw) {
             Ok(v) => Some(v),
             Err((v, issue)) => {
-                let example = format!("{what} time=\"{}\"", cap_str(&raw, 64));
+                let example = || format!("{what} time=\"{}\"", cap_str(&raw, 64));
                 match issue {
                     TimeIssue::Negative => {
                         self.times.negative += 1;
-                        self.times.first_negative.get_or_insert(example);
+                        self.times.first_negative.get_or_insert_with(example);
                     }
                     TimeIssue::Garbage => {
                         self.times.garbage += 1;
-                        self.times.first_garbage.get_or_insert(example);
+                        self.times.first_garbage.get_or_insert_with(example);
                     }
                 }
                 Some(v).filter(|_| issue == TimeIssue::Negative)
