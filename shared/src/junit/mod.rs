@@ -23,7 +23,8 @@
 //!   earlier failed attempts of a test that passed in the end → `Flaky`.
 //!   `<rerunFailure>`/`<rerunError>` are reruns that failed again: with a
 //!   `<failure>`/`<error>` the case stays failed/error; without one the test
-//!   passed in the end → `Flaky`. Each such element becomes an `Attempt`
+//!   passed in the end → `Flaky`. The case's message/details come from its
+//!   `<failure>`/`<error>` (surefire's first run). Each such element becomes an `Attempt`
 //!   in `retries`, in document order; `<stackTrace>` (or the element's own
 //!   text) is its details.
 //! - **Repeated `<testcase>`** (Gradle test-retry and similar): a case whose
