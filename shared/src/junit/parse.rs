@@ -99,7 +99,6 @@ struct CaseBuilder {
     open_result: Option<(ResultKind, Option<String>)>,
     rerun: Option<RerunBuilder>,
     retries: Vec<Attempt>,
-    /// True once a `rerun*` element was seen (vs `flaky*`).
     system_out: Option<String>,
     system_err: Option<String>,
 }
@@ -264,10 +263,6 @@ pub(crate) fn run<B: BufRead>(
     Ok(parser.finish())
 }
 
-fn local_name<'e>(e: &'e BytesStart<'_>) -> quick_xml::name::LocalName<'e> {
-    e.local_name()
-}
-
 impl<F: FnMut(TestCase)> Parser<'_, F> {
     fn malformed(&self, position: u64, message: String) -> JunitError {
         JunitError::Malformed {
@@ -281,6 +276,14 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
     fn xml_error<B>(&self, err: XmlError, reader: &Reader<B>) -> JunitError {
         match err {
             XmlError::Io(e) => {
+                // Check for our size marker before unwrapping: a shared Arc
+                // would be rebuilt below without it.
+                if is_too_large(&e) {
+                    return JunitError::TooLarge {
+                        file: self.source.to_owned(),
+                        limit: self.limits.max_report_bytes,
+                    };
+                }
                 let e =
                     Arc::try_unwrap(e).unwrap_or_else(|e| io::Error::new(e.kind(), e.to_string()));
                 io_error(self.source, self.limits, e)
@@ -434,7 +437,8 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                 limit: self.limits.max_depth,
             });
         }
-        let name = local_name(e);
+        // Namespace prefixes are ignored: `<ns:testcase>` is a testcase.
+        let name = e.local_name();
         let name = name.as_ref();
         let parent = self.stack.last().copied();
         let elem = match (parent, name) {
@@ -892,7 +896,7 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
         }
         if self.unknown_entities > 0 {
             self.warn(format!(
-                "{} undefined entity reference(s) kept as written (entities are never resolved)",
+                "{} undefined entity reference(s) or undecodable attribute value(s) kept as written (entities are never resolved)",
                 self.unknown_entities
             ));
         }
