@@ -37,7 +37,7 @@ pub(crate) fn derive_file(classname: &str, suite: &str) -> Option<String> {
 
 fn path_like(name: &str) -> Option<String> {
     // Cheap rejection first: this runs for every case without a file.
-    if !name.contains(['/', '\\']) {
+    if !name.bytes().any(|b| b == b'/' || b == b'\\') {
         return None;
     }
     // jest-junit on Windows writes `__tests__\a.test.js`: normalise to `/`.
@@ -62,7 +62,10 @@ fn is_identifier(s: &str) -> bool {
 }
 
 fn python_module(classname: &str) -> Option<String> {
-    // One pass, no allocation unless it matches: runs for every new classname.
+    // Runs for every new classname: reject with one substring search first.
+    if !classname.contains("test") {
+        return None;
+    }
     let mut end = None;
     let mut offset = 0;
     for segment in classname.split('.') {
