@@ -71,6 +71,28 @@ fn fail_on_failures_exits_1_only_when_a_test_failed() {
 }
 
 #[test]
+fn max_failures_lists_fewer_but_counts_all() {
+    let file = fixture("dorny-jest-junit.xml");
+    let v = json(&testexec(&[
+        "junit",
+        "--format",
+        "json",
+        "--max-failures",
+        "1",
+        &file,
+    ]));
+    assert_eq!(v["failures"].as_array().unwrap().len(), 1);
+    assert_eq!(v["failures_omitted"], 3);
+    assert_eq!(v["totals"]["failed"], 4);
+    let text =
+        String::from_utf8(testexec(&["junit", "--max-failures", "1", &file]).stdout).unwrap();
+    assert!(
+        text.contains("Failures (4):") && text.contains("… and 3 more"),
+        "{text}"
+    );
+}
+
+#[test]
 fn failures_show_file_and_line() {
     let out = testexec(&["junit", &fixture("dorny-python-xunit-unittest.xml")]);
     let text = String::from_utf8(out.stdout).unwrap();

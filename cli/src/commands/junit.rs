@@ -49,6 +49,11 @@ pub struct JunitArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub slowest: usize,
 
+    /// List at most N failures (counts stay exact; the rest is only counted,
+    /// so a report with millions of failures does not need millions of rows).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_failures: usize,
+
     /// Exit 1 when any test failed or errored (flaky tests do not count), as
     /// a test runner would. Unreadable reports still exit 2.
     #[arg(long)]
@@ -69,6 +74,8 @@ struct Output {
     unreadable: usize,
     slowest: Vec<CaseOut>,
     failures: Vec<CaseOut>,
+    /// Failed/errored cases not listed in `failures` because of --max-failures.
+    failures_omitted: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -140,6 +147,23 @@ impl CaseOut {
     }
 }
 
+/// Failed and errored cases, in reading order, up to `max`.
+struct Failures<'a> {
+    max: usize,
+    list: &'a mut Vec<CaseOut>,
+    omitted: &'a mut u64,
+}
+
+impl Failures<'_> {
+    fn offer(&mut self, report: &str, case: &TestCase) {
+        if self.list.len() < self.max {
+            self.list.push(CaseOut::new(report, case));
+        } else {
+            *self.omitted += 1;
+        }
+    }
+}
+
 /// Keeps the `n` slowest cases seen so far in bounded memory.
 struct Slowest {
     n: usize,
@@ -180,13 +204,19 @@ pub fn run(args: JunitArgs) -> anyhow::Result<ExitCode> {
         unreadable: 0,
         slowest: Vec::new(),
         failures: Vec::new(),
+        failures_omitted: 0,
     };
     let mut slowest = Slowest {
         n: args.slowest,
         cases: Vec::new(),
     };
     for path in &args.files {
-        let report = read_one(path, &limits, &mut slowest, &mut out.failures);
+        let mut failures = Failures {
+            max: args.max_failures,
+            list: &mut out.failures,
+            omitted: &mut out.failures_omitted,
+        };
+        let report = read_one(path, &limits, &mut slowest, &mut failures);
         if let Some(counts) = &report.counts {
             out.totals.add(counts);
             out.duration_secs += report.duration_secs.unwrap_or(0.0);
@@ -226,7 +256,7 @@ fn read_one(
     path: &Path,
     limits: &Limits,
     slowest: &mut Slowest,
-    failures: &mut Vec<CaseOut>,
+    failures: &mut Failures<'_>,
 ) -> ReportOut {
     let name = path.display().to_string();
     let mut duration = 0.0;
@@ -240,7 +270,7 @@ fn read_one(
                 duration += case.duration_secs;
                 slowest.offer(&name, &case);
                 if case.outcome.is_failure() {
-                    failures.push(CaseOut::new(&name, &case));
+                    failures.offer(&name, &case);
                 }
             })
         });
@@ -318,8 +348,9 @@ fn print_text(w: &mut impl Write, out: &Output) -> std::io::Result<()> {
             writeln!(w, "  {:>10.3} s  {}{loc}", c.duration_secs, c.key)?;
         }
     }
-    if !out.failures.is_empty() {
-        writeln!(w, "\nFailures ({}):", out.failures.len())?;
+    if !out.failures.is_empty() || out.failures_omitted > 0 {
+        let total = out.failures.len() as u64 + out.failures_omitted;
+        writeln!(w, "\nFailures ({total}):")?;
         for c in &out.failures {
             let loc = c.location();
             let loc = if loc.is_empty() {
@@ -331,6 +362,13 @@ fn print_text(w: &mut impl Write, out: &Output) -> std::io::Result<()> {
             if let Some(message) = &c.message {
                 writeln!(w, "      {message}")?;
             }
+        }
+        if out.failures_omitted > 0 {
+            writeln!(
+                w,
+                "  … and {} more (see --max-failures)",
+                out.failures_omitted
+            )?;
         }
     }
     Ok(())
