@@ -467,8 +467,8 @@ impl Read for Synthetic {
 }
 
 #[test]
-fn a_50_mb_report_streams_through() {
-    // ~1.1 KB per failing case, ~65 B per passing one: 400k cases ≈ 50 MB.
+fn a_60_mb_report_streams_through() {
+    // ~1.1 KB per failing case, ~65 B per passing one: 400k cases ≈ 60 MB.
     let cases = 400_000;
     let input = Synthetic {
         remaining_cases: cases,
