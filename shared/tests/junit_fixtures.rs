@@ -1,7 +1,8 @@
 //! One row per file in `fixtures/junit/`: the counts each report must give.
 //!
 //! The expected numbers were made by reading the XML, not by running this
-//! parser: an independent count with Python's `xml.etree` applying the rules
+//! parser: an independent count with Python's `xml.etree`
+//! (`scripts/junit_fixture_counts.py`) applying the rules
 //! documented in `shared/src/junit/mod.rs` (result precedence error, then
 //! failure, then skipped; `status`/`result` attributes, flaky/rerun elements, adjacent
 //! retries folded, suite-level `<error>` as a case), then spot-checked by hand
