@@ -20,6 +20,88 @@ pub enum IdError {
 
 // ---- JUnit reader errors (junit.rs) ----------------------------------------
 
+/// Why a JUnit/xUnit report could not be read. Every variant names the file
+/// (`file` is the `source` label given to the reader) and, where it applies,
+/// the byte offset in the (UTF-8) input and the line when it was cheap to get.
+#[derive(Debug, Error)]
+pub enum JunitError {
+    #[error("{file}: cannot read the report: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{file}: the report is larger than the {limit}-byte limit; if it is genuine, raise `max_report_bytes`"
+    )]
+    TooLarge { file: String, limit: u64 },
+    #[error(
+        "{file}: empty report (no XML element); the test runner probably died before writing it"
+    )]
+    Empty { file: String },
+    #[error(
+        "{file}: malformed XML at {}: {message}; check that the file is a complete JUnit XML report",
+        at(*position, *line)
+    )]
+    Malformed {
+        file: String,
+        position: u64,
+        line: Option<u64>,
+        message: String,
+    },
+    #[error(
+        "{file}: truncated report: input ends at {} inside <{open}>; the writer probably died mid-report",
+        at(*position, *line)
+    )]
+    Truncated {
+        file: String,
+        position: u64,
+        line: Option<u64>,
+        open: String,
+    },
+    #[error(
+        "{file}: not a JUnit report: root element is <{root}> at {}, expected <testsuites> or <testsuite>",
+        at(*position, *line)
+    )]
+    NotJunit {
+        file: String,
+        position: u64,
+        line: Option<u64>,
+        root: String,
+    },
+    #[error(
+        "{file}: refused a DOCTYPE at {}: JUnit reports never need one and entities are never resolved (XXE)",
+        at(*position, *line)
+    )]
+    Doctype {
+        file: String,
+        position: u64,
+        line: Option<u64>,
+    },
+    #[error(
+        "{file}: elements nested deeper than {limit} levels at {}; raise `max_depth` if the report is genuine",
+        at(*position, *line)
+    )]
+    TooDeep {
+        file: String,
+        position: u64,
+        line: Option<u64>,
+        limit: usize,
+    },
+    #[error(
+        "{file}: unsupported encoding `{label}` in the XML declaration; re-encode the report as UTF-8"
+    )]
+    UnsupportedEncoding { file: String, label: String },
+}
+
+/// Formats a position for the messages above.
+fn at(position: u64, line: Option<u64>) -> String {
+    match line {
+        Some(line) => format!("line {line} (byte {position})"),
+        None => format!("byte {position}"),
+    }
+}
+
 // ---- manifest errors (manifest.rs) -----------------------------------------
 
 /// Where in a manifest a problem sits: `origin:line:column`, plus the suite
@@ -233,7 +315,6 @@ pub enum NotifyError {
 }
 
 // Stand-ins until the manifest/plan/junit branches land with their enums here.
-pub use crate::junit::JunitError;
 pub use crate::plan::PlanError;
 
 /// Why a handler could not do its work. Hosts map these to retries, HTTP

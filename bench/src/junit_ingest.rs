@@ -1,0 +1,108 @@
+//! JUnit ingest benchmark: one parser, one file, per process, so that peak
+//! RSS (`/usr/bin/time -f %M`) belongs to that parser alone.
+//!
+//! Usage: junit-ingest <testexec|quick-junit|raw> FILE [ITERATIONS]
+//!
+//! Each iteration reads FILE from the start through a 64 KiB `BufReader`
+//! (page cache warm after the first), so all three modes pay the same I/O.
+//! Prints one tab-separated line: mode, file, bytes, best seconds, MB/s
+//! (10^6 bytes), test cases seen. `scripts/bench/junit_ingest.sh` drives it.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+use testexec::junit::{self, Limits};
+
+fn open(path: &Path) -> BufReader<File> {
+    BufReader::with_capacity(64 * 1024, File::open(path).expect("open the report"))
+}
+
+/// testexec's streaming reader: cases are counted and dropped.
+fn testexec(path: &Path) -> Result<u64, String> {
+    let mut cases = 0;
+    junit::stream(
+        open(path),
+        &path.display().to_string(),
+        &Limits::default(),
+        |_| cases += 1,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(cases)
+}
+
+/// quick-junit's (experimental) deserializer: builds the whole report.
+fn quick_junit(path: &Path) -> Result<u64, String> {
+    let report = quick_junit::Report::deserialize(open(path)).map_err(|e| e.to_string())?;
+    Ok(report
+        .test_suites
+        .iter()
+        .map(|s| s.test_cases.len() as u64)
+        .sum())
+}
+
+/// The ceiling: the bare quick-xml event loop over the same bytes, counting
+/// `<testcase>` tags and nothing else.
+fn raw(path: &Path) -> Result<u64, String> {
+    let mut reader = Reader::from_reader(open(path));
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let mut cases = 0;
+    loop {
+        buf.clear();
+        match reader
+            .read_event_into(&mut buf)
+            .map_err(|e| e.to_string())?
+        {
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == b"testcase" => {
+                cases += 1
+            }
+            Event::Eof => return Ok(cases),
+            _ => {}
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
+        eprintln!("usage: junit-ingest <testexec|quick-junit|raw> FILE [ITERATIONS]");
+        return ExitCode::from(2);
+    };
+    let iterations: u32 = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(5);
+    let parse: fn(&Path) -> Result<u64, String> = match mode.as_str() {
+        "testexec" => testexec,
+        "quick-junit" => quick_junit,
+        "raw" => raw,
+        other => {
+            eprintln!("unknown mode {other}");
+            return ExitCode::from(2);
+        }
+    };
+    let path = Path::new(file);
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut best = f64::INFINITY;
+    let mut cases = 0;
+    for _ in 0..iterations.max(1) {
+        let start = Instant::now();
+        match parse(path) {
+            Ok(n) => cases = n,
+            Err(e) => {
+                println!(
+                    "{mode}\t{file}\t{bytes}\tFAILED\t-\t{}",
+                    e.replace(['\t', '\n'], " ")
+                );
+                return ExitCode::from(1);
+            }
+        }
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    println!(
+        "{mode}\t{file}\t{bytes}\t{best:.6}\t{:.1}\t{cases}",
+        bytes as f64 / best / 1e6
+    );
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,499 @@
+//! Focused behaviour of the JUnit reader: retries, caps, encodings, times,
+//! derived files, hostile and broken input, and streaming a large report.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use testexec::junit::{JunitError, Limits, Report, SUITE_ERROR_NAME, read, read_file, stream};
+use testexec::model::{Outcome, TestCase};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/junit")
+        .join(name)
+}
+
+fn parse(xml: &str) -> Report {
+    read(xml.as_bytes(), "inline.xml", &Limits::default()).unwrap()
+}
+
+fn parse_err(xml: &[u8]) -> JunitError {
+    read(xml, "inline.xml", &Limits::default()).unwrap_err()
+}
+
+fn case<'a>(report: &'a Report, name: &str) -> &'a TestCase {
+    report
+        .cases
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no case {name}"))
+}
+
+#[test]
+fn surefire_flaky_failure_is_flaky_with_attempts() {
+    let report = read_file(&fixture("jenkins-gh-237-TEST-io.olamy.FlakyTest.xml")).unwrap();
+    assert_eq!(report.cases.len(), 1);
+    let c = &report.cases[0];
+    assert_eq!(c.outcome, Outcome::Flaky);
+    assert_eq!(c.retries.len(), 2);
+    assert!(c.retries.iter().all(|a| a.outcome == Outcome::Failed));
+    // Surefire nests the trace in <stackTrace>; that is the attempt's details.
+    assert!(
+        c.retries[0]
+            .details
+            .as_deref()
+            .unwrap()
+            .contains("at io.olamy.FlakyTest")
+    );
+    assert!(c.retries[0].message.is_some());
+}
+
+#[test]
+fn rerun_failure_stays_failed_with_retries() {
+    let report = read_file(&fixture("jenkins-gh-237-TEST-io.olamy.AlwaysFailTest.xml")).unwrap();
+    let c = &report.cases[0];
+    assert_eq!(c.outcome, Outcome::Failed);
+    assert_eq!(c.retries.len(), 3);
+
+    let report = read_file(&fixture("nextest-fixture-project-junit.xml")).unwrap();
+    let failed = case(&report, "test_failure_assert");
+    assert_eq!(failed.outcome, Outcome::Failed);
+    assert_eq!(failed.retries.len(), 2);
+    // nextest puts the panic text in the element body and nests system-out:
+    // details are the body only.
+    let details = failed.retries[0].details.as_deref().unwrap();
+    assert!(details.starts_with("thread 'test_failure_assert' panicked"));
+    assert!(!details.contains("running 1 test"));
+    assert_eq!(failed.retries[0].duration_secs, Some(0.004));
+    assert_eq!(case(&report, "test_flaky_mod_4").outcome, Outcome::Flaky);
+}
+
+#[test]
+fn rerun_without_final_failure_is_flaky_and_flaky_error_counts() {
+    let r = parse(
+        r#"<testsuite name="s">
+             <testcase name="a"><rerunError message="boom"/></testcase>
+             <testcase name="b"><flakyError message="x"/><flakyFailure message="y"/></testcase>
+             <testcase name="c"><error message="e"/><rerunError message="again"/></testcase>
+           </testsuite>"#,
+    );
+    assert_eq!(case(&r, "a").outcome, Outcome::Flaky);
+    let b = case(&r, "b");
+    assert_eq!(b.outcome, Outcome::Flaky);
+    assert_eq!(
+        b.retries.iter().map(|a| a.outcome).collect::<Vec<_>>(),
+        [Outcome::Error, Outcome::Failed]
+    );
+    let c = case(&r, "c");
+    assert_eq!(
+        (c.outcome, c.retries.len(), c.message.as_deref()),
+        (Outcome::Error, 1, Some("e"))
+    );
+    assert_eq!(r.counts.flaky, 2);
+    assert_eq!(r.counts.errors, 1);
+}
+
+#[test]
+fn repeated_testcases_fold_only_after_a_failure() {
+    let r = parse(
+        r#"<testsuites><testsuite name="s">
+             <testcase classname="k" name="retried" time="1"><failure message="first"/></testcase>
+             <testcase classname="k" name="retried" time="2"><failure message="second"/></testcase>
+             <testcase classname="k" name="retried" time="3"/>
+             <testcase classname="k" name="always" time="1"><error message="e1"/></testcase>
+             <testcase classname="k" name="always" time="1"><failure message="f2"/></testcase>
+             <testcase classname="k" name="param" time="1"/>
+             <testcase classname="k" name="param" time="1"/>
+             <testcase classname="other" name="always" time="1"/>
+           </testsuite>
+           <testsuite name="t"><testcase classname="k" name="always" time="1"/></testsuite>
+           </testsuites>"#,
+    );
+    let retried = case(&r, "retried");
+    assert_eq!(retried.outcome, Outcome::Flaky);
+    assert_eq!(retried.duration_secs, 3.0);
+    let msgs: Vec<_> = retried
+        .retries
+        .iter()
+        .map(|a| a.message.as_deref().unwrap())
+        .collect();
+    assert_eq!(msgs, ["first", "second"]);
+    assert_eq!(retried.retries[1].duration_secs, Some(2.0));
+
+    let always: Vec<_> = r.cases.iter().filter(|c| c.name == "always").collect();
+    // Same name in another class and in another suite are other tests.
+    assert_eq!(always.len(), 3);
+    assert_eq!(always[0].outcome, Outcome::Failed);
+    assert_eq!(always[0].retries[0].outcome, Outcome::Error);
+    // Two passing entries with one name: two tests, not retries.
+    assert_eq!(r.cases.iter().filter(|c| c.name == "param").count(), 2);
+    assert_eq!(r.counts.tests, 6);
+    assert_eq!(
+        (r.counts.flaky, r.counts.failed, r.counts.passed),
+        (1, 1, 4)
+    );
+}
+
+#[test]
+fn status_attributes_and_result_precedence() {
+    let r = read_file(&fixture("mikepenz-issues-testDisabled.xml")).unwrap();
+    assert_eq!(case(&r, "disabled_test").outcome, Outcome::Skipped);
+    assert_eq!(
+        case(&r, "factorial_of_value_from_fixture[1]").outcome,
+        Outcome::Passed
+    );
+    let r = parse(
+        r#"<testsuite>
+             <testcase name="gtest" status="run" result="completed"/>
+             <testcase name="gtest-disabled" status="notrun" result="suppressed"/>
+             <testcase name="gtest-skip" status="run" result="skipped"/>
+             <testcase name="tst-failed" status="failed"/>
+             <testcase name="bazel" status="run"><error message="exit 1"/></testcase>
+             <testcase name="multi"><skipped/><failure message="f"/><error message="e"/></testcase>
+           </testsuite>"#,
+    );
+    let outcomes: Vec<_> = r.cases.iter().map(|c| c.outcome).collect();
+    use Outcome::*;
+    assert_eq!(outcomes, [Passed, Skipped, Skipped, Failed, Error, Error]);
+    assert_eq!(case(&r, "multi").message.as_deref(), Some("e"));
+    assert!(r.warnings.iter().any(|w| w.contains("3 result elements")));
+}
+
+#[test]
+fn suite_level_error_becomes_an_error_case() {
+    let r = read_file(&fixture("jenkins-junit-report-nested-testsuites.xml")).unwrap();
+    let c = case(&r, SUITE_ERROR_NAME);
+    assert_eq!(c.outcome, Outcome::Error);
+    assert_eq!(c.suite, "test.3rdlevel");
+    assert_eq!(c.message.as_deref(), Some("bla bla"));
+    assert!(
+        c.details
+            .as_deref()
+            .unwrap()
+            .starts_with("java.lang.IllegalStateException")
+    );
+    let nested = r.suites.iter().find(|s| s.name == "test.3rdlevel").unwrap();
+    assert_eq!((nested.depth, nested.counts.errors), (2, 1));
+}
+
+#[test]
+fn entities_cdata_and_unicode_survive() {
+    let r = read_file(&fixture("enricomi-with-xml-entities.xml")).unwrap();
+    let names: Vec<&str> = r.cases.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Test with \"quotes\" in the test name",
+            "Test with 'apostrophe' in the test name",
+            "Test with & in the test name",
+            "Test with < and > in the test name"
+        ]
+    );
+    assert_eq!(r.cases[3].details.as_deref(), Some("Content with < and >"));
+    let r = read_file(&fixture("enricomi-unsupported-unicode.xml")).unwrap();
+    let all: String = r
+        .cases
+        .iter()
+        .map(|c| format!("{} {:?} {:?}", c.name, c.message, c.details))
+        .collect();
+    for ch in ['\u{1237A}', '\u{214FF}', '\u{20109}'] {
+        assert!(all.contains(ch), "missing {ch:?}");
+    }
+    let r = parse(
+        "<testsuite><testcase name='a&#x1F600;&#65;&lt;'><failure><![CDATA[<raw> & ]]>&amp;&#10;x</failure></testcase></testsuite>",
+    );
+    assert_eq!(r.cases[0].name, "a😀A<");
+    assert_eq!(r.cases[0].details.as_deref(), Some("<raw> & &\nx"));
+    // An undefined entity is kept as written, never resolved.
+    let r = parse("<testsuite><testcase name='n'><failure>&oob;</failure></testcase></testsuite>");
+    assert_eq!(r.cases[0].details.as_deref(), Some("&oob;"));
+    assert!(r.warnings.iter().any(|w| w.contains("undefined entity")));
+}
+
+#[test]
+fn texts_are_capped_keeping_head_and_tail() {
+    let body = format!("HEAD{}TAIL", "x".repeat(10_000));
+    let xml = format!(
+        "<testsuite><testcase name='t'><failure message='{m}'>{body}</failure><system-out><![CDATA[{body}]]></system-out></testcase></testsuite>",
+        m = "m".repeat(5000)
+    );
+    let limits = Limits {
+        max_text_bytes: 100,
+        ..Limits::default()
+    };
+    let r = read(xml.as_bytes(), "big.xml", &limits).unwrap();
+    let c = &r.cases[0];
+    for text in [
+        c.details.as_deref().unwrap(),
+        c.system_out.as_deref().unwrap(),
+    ] {
+        assert!(text.starts_with("HEAD"), "{text}");
+        assert!(text.ends_with("TAIL"), "{text}");
+        assert!(text.contains("\n…[9908 bytes cut]…\n"), "{text}");
+    }
+    assert!(c.message.as_deref().unwrap().len() < 100 + 40);
+}
+
+fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
+    let mut out = if big_endian {
+        vec![0xFE, 0xFF]
+    } else {
+        vec![0xFF, 0xFE]
+    };
+    for unit in text.encode_utf16() {
+        out.extend(if big_endian {
+            unit.to_be_bytes()
+        } else {
+            unit.to_le_bytes()
+        });
+    }
+    out
+}
+
+#[test]
+fn utf16_with_bom_reads_like_utf8() {
+    let path = fixture("enricomi-unsupported-unicode.xml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let expected = read_file(&path).unwrap();
+    for big_endian in [false, true] {
+        // The declaration keeps saying UTF-8; the BOM wins, as in XML 1.0 F.1.
+        let bytes = utf16(&text, big_endian);
+        let r = read(&bytes[..], "utf16.xml", &Limits::default()).unwrap();
+        assert_eq!(r.cases, expected.cases);
+        assert_eq!(r.counts, expected.counts);
+    }
+}
+
+#[test]
+fn latin1_declared_encoding_is_decoded() {
+    let mut xml =
+        b"<?xml version='1.0' encoding='ISO-8859-1'?><testsuite><testcase name='".to_vec();
+    xml.extend([0xF1, b'a', b'n', b'd', 0xFA]);
+    xml.extend(b"'/></testsuite>");
+    let r = read(&xml[..], "latin1.xml", &Limits::default()).unwrap();
+    assert_eq!(r.cases[0].name, "ñandú");
+    let err = parse_err(b"<?xml version='1.0' encoding='x-klingon'?><testsuite/>");
+    assert_eq!(err.kind(), "unsupported_encoding");
+}
+
+#[test]
+fn odd_times_are_read_or_clamped_with_warnings() {
+    let r = parse(
+        r#"<testsuite name="s">
+             <testcase name="thousands" time="1,234.5"/>
+             <testcase name="sci" time="1.4e-05"/>
+             <testcase name="negative" time="-3"/>
+             <testcase name="garbage" time="soon"/>
+             <testcase name="missing"/>
+           </testsuite>"#,
+    );
+    let t = |n| case(&r, n).duration_secs;
+    assert_eq!(
+        (
+            t("thousands"),
+            t("sci"),
+            t("negative"),
+            t("garbage"),
+            t("missing")
+        ),
+        (1234.5, 1.4e-05, 0.0, 0.0, 0.0)
+    );
+    let w = r.warnings.join("\n");
+    assert!(w.contains("1 negative time"), "{w}");
+    assert!(w.contains("1 unreadable time"), "{w}");
+    assert!(w.contains("1 test case(s) without a time"), "{w}");
+    // No suite time: the suite's duration is the sum of its cases.
+    assert_eq!(r.suites[0].duration_secs, 1234.5 + 1.4e-05);
+}
+
+#[test]
+fn derived_files_on_real_reports() {
+    let r = read_file(&fixture("dorny-python-xunit-pytest.xml")).unwrap();
+    let c = case(&r, "test_always_pass");
+    assert_eq!(
+        (c.file.as_deref(), c.file_derived),
+        (Some("tests/test_lib.py"), true)
+    );
+
+    let r = read_file(&fixture("dorny-test-errors-jest-test-results.xml")).unwrap();
+    assert_eq!(r.cases[0].file.as_deref(), Some("libs/foo.spec.ts"));
+    assert!(r.cases[0].file_derived);
+
+    let r = read_file(&fixture("nextest-fixture-project-junit.xml")).unwrap();
+    assert_eq!(r.cases[0].file.as_deref(), Some("tests/basic.rs"));
+
+    // Written by the runner: not derived, line kept.
+    let r = read_file(&fixture("dorny-python-xunit-unittest.xml")).unwrap();
+    let with_file = r.cases.iter().find(|c| c.file.is_some()).unwrap();
+    assert!(!with_file.file_derived);
+    assert!(with_file.line.is_some());
+
+    // Java: no guess.
+    let r = read_file(&fixture(
+        "mikepenz-TEST-action.surefire.report.email.EmailAddressTest.xml",
+    ))
+    .unwrap();
+    assert!(r.cases.iter().all(|c| c.file.is_none()));
+}
+
+#[test]
+fn xxe_is_refused_without_fetching() {
+    let err = read_file(&fixture("jenkins-testXxe-xxe.xml")).unwrap_err();
+    assert_eq!(err.kind(), "doctype");
+    assert_eq!(err.position(), Some(44)); // the `<!DOCTYPE` starting line 2
+    assert!(err.to_string().contains("line 2"), "{err}");
+    // Even an internal entity declaration is refused: no billion laughs.
+    let err = parse_err(b"<!DOCTYPE t [<!ENTITY a 'aaaa'>]><testsuite name='&a;'/>");
+    assert_eq!(err.kind(), "doctype");
+}
+
+#[test]
+fn broken_input_gives_typed_errors_with_positions() {
+    assert_eq!(parse_err(b"").kind(), "empty");
+    assert_eq!(parse_err(b"  \n").kind(), "empty");
+    assert_eq!(parse_err(b"<?xml version='1.0'?>").kind(), "empty");
+    assert_eq!(parse_err(b"not xml at all").kind(), "malformed");
+    let err = parse_err(b"<suites><suite/></suites>");
+    assert!(
+        matches!(&err, JunitError::NotJunit { root, position: 0, .. } if root == "suites"),
+        "{err}"
+    );
+
+    let xml = b"<testsuite><testcase name='a'></testcase><testcase name='b'>";
+    let err = parse_err(xml);
+    assert!(
+        matches!(&err, JunitError::Truncated { open, position, .. } if open == "testcase" && *position == xml.len() as u64),
+        "{err}"
+    );
+    let err = parse_err(b"<testsuite><testcase name='a'><system-out><![CDATA[half");
+    assert!(
+        matches!(&err, JunitError::Truncated { open, .. } if open == "system-out"),
+        "{err}"
+    );
+    let err = parse_err(b"<testsuite><testcase name='a' time=");
+    assert_eq!(err.kind(), "truncated");
+    let err = parse_err(b"<testsuite>\n<testcase></testsuite>");
+    assert!(
+        matches!(&err, JunitError::Malformed { position: 22, .. }),
+        "{err}"
+    );
+
+    let err = read_file(&fixture("mikepenz-corrupt-TEST-test.CorruptTest.xml")).unwrap_err();
+    assert!(err.to_string().contains("line 18"), "{err}");
+    let deep = format!("<testsuites>{}", "<testsuite>".repeat(100));
+    assert_eq!(parse_err(deep.as_bytes()).kind(), "too_deep");
+}
+
+#[test]
+fn every_truncation_of_every_fixture_is_an_error_or_a_report_never_a_panic() {
+    for entry in std::fs::read_dir(fixture("")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let step = (bytes.len() / 97).max(1);
+        for end in (0..bytes.len()).step_by(step) {
+            // Ok is possible (cut after the root closed); a panic is not.
+            let _ = read(&bytes[..end], "cut.xml", &Limits::default());
+        }
+    }
+    // A cut in the middle of a multi-byte character must not panic either.
+    let cut = "<testsuite><testcase name='é".as_bytes();
+    let _ = read(&cut[..cut.len() - 1], "cut.xml", &Limits::default());
+}
+
+#[test]
+fn reports_over_the_size_limit_fail_clearly() {
+    let limits = Limits {
+        max_report_bytes: 1000,
+        ..Limits::default()
+    };
+    let err = read_file_with_limits("jenkins-junit-report-1472.xml", &limits);
+    assert_eq!(err.kind(), "too_large");
+    assert!(err.to_string().contains("1000-byte limit"), "{err}");
+}
+
+fn read_file_with_limits(name: &str, limits: &Limits) -> JunitError {
+    testexec::junit::read_file_with(&fixture(name), limits).unwrap_err()
+}
+
+/// Produces a synthetic report of about `target` bytes on the fly, so the
+/// test itself holds no big buffer.
+struct Synthetic {
+    remaining_cases: u64,
+    chunk: Vec<u8>,
+    pos: usize,
+    stage: u8,
+}
+
+impl Read for Synthetic {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.chunk.len() {
+            self.pos = 0;
+            self.chunk.clear();
+            match self.stage {
+                0 => {
+                    self.chunk
+                        .extend(b"<?xml version=\"1.0\"?>\n<testsuites><testsuite name=\"big\">\n");
+                    self.stage = 1;
+                }
+                1 if self.remaining_cases > 0 => {
+                    self.remaining_cases -= 1;
+                    let n = self.remaining_cases;
+                    if n % 10 == 0 {
+                        self.chunk.extend(format!(
+                            "<testcase classname=\"pkg.Big\" name=\"t{n}\" time=\"0.5\"><failure message=\"boom\">{}</failure><system-out><![CDATA[{}]]></system-out></testcase>\n",
+                            "trace line\n".repeat(20),
+                            "o".repeat(600)
+                        ).as_bytes());
+                    } else {
+                        self.chunk.extend(
+                            format!(
+                                "<testcase classname=\"pkg.Big\" name=\"t{n}\" time=\"0.001\"/>\n"
+                            )
+                            .as_bytes(),
+                        );
+                    }
+                }
+                1 => {
+                    self.chunk.extend(b"</testsuite></testsuites>\n");
+                    self.stage = 2;
+                }
+                _ => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_60_mb_report_streams_through() {
+    // ~1.1 KB per failing case, ~65 B per passing one: 400k cases ≈ 60 MB.
+    let cases = 400_000;
+    let input = Synthetic {
+        remaining_cases: cases,
+        chunk: Vec::new(),
+        pos: 0,
+        stage: 0,
+    };
+    let mut seen = 0u64;
+    let mut max_details = 0;
+    let summary = stream(
+        input,
+        "synthetic.xml",
+        &Limits {
+            max_text_bytes: 128,
+            ..Limits::default()
+        },
+        |c| {
+            seen += 1;
+            max_details = max_details.max(c.details.as_ref().map_or(0, String::len));
+        },
+    )
+    .unwrap();
+    assert_eq!(seen, cases);
+    assert_eq!(summary.counts.tests, cases);
+    assert_eq!(summary.counts.failed, cases / 10);
+    assert!(max_details <= 128 + 40, "{max_details}");
+    assert_eq!(summary.suites.len(), 1);
+}
