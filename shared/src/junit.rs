@@ -23,7 +23,10 @@ pub struct Report {
 }
 
 pub fn read_file(path: &Path) -> Result<Report, JunitError> {
-    let err = |message: String| JunitError { path: path.display().to_string(), message };
+    let err = |message: String| JunitError {
+        path: path.display().to_string(),
+        message,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
     let mut suites: Vec<String> = Vec::new();
     let mut report = Report::default();
@@ -58,7 +61,10 @@ pub fn read_file(path: &Path) -> Result<Report, JunitError> {
                     file_derived: false,
                     file,
                     line: None,
-                    duration_secs: attr(b"time").and_then(|t| t.parse::<f64>().ok()).filter(|t| t.is_finite() && *t >= 0.0).unwrap_or(0.0),
+                    duration_secs: attr(b"time")
+                        .and_then(|t| t.parse::<f64>().ok())
+                        .filter(|t| t.is_finite() && *t >= 0.0)
+                        .unwrap_or(0.0),
                     outcome: Outcome::Passed,
                     message: None,
                     details: None,

@@ -36,32 +36,62 @@ impl Manifest {
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let value: toml::Table = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         let mut suites = BTreeMap::new();
-        for (name, s) in value.get("suites").and_then(|v| v.as_table()).cloned().unwrap_or_default() {
+        for (name, s) in value
+            .get("suites")
+            .and_then(|v| v.as_table())
+            .cloned()
+            .unwrap_or_default()
+        {
             let include = s
                 .get("include")
                 .and_then(|v| v.as_array())
-                .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             let shards = match s.get("shards") {
                 Some(toml::Value::Integer(n)) => Shards::Count(*n as u32),
                 _ => Shards::Auto {
-                    target_shard_seconds: s.get("target_shard_seconds").and_then(|v| v.as_integer()).unwrap_or(300) as u64,
+                    target_shard_seconds: s
+                        .get("target_shard_seconds")
+                        .and_then(|v| v.as_integer())
+                        .unwrap_or(300) as u64,
                 },
             };
-            let test_selection = s.get("test_selection").and_then(|v| v.as_bool()).unwrap_or(false);
-            suites.insert(name, Suite { shards, include, test_selection });
+            let test_selection = s
+                .get("test_selection")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            suites.insert(
+                name,
+                Suite {
+                    shards,
+                    include,
+                    test_selection,
+                },
+            );
         }
         Ok(Manifest { suites })
     }
 
     pub fn suite(&self, name: &str) -> Result<&Suite, ManifestError> {
-        self.suites.get(name).ok_or_else(|| ManifestError(format!("no suite `{name}`")))
+        self.suites
+            .get(name)
+            .ok_or_else(|| ManifestError(format!("no suite `{name}`")))
     }
 
     pub fn default_suite(&self) -> Result<&Suite, ManifestError> {
         match self.suites.len() {
-            1 => Ok(self.suites.values().next().unwrap_or_else(|| unreachable!())),
-            _ => Err(ManifestError("several suites: pick one with --suite".into())),
+            1 => Ok(self
+                .suites
+                .values()
+                .next()
+                .unwrap_or_else(|| unreachable!())),
+            _ => Err(ManifestError(
+                "several suites: pick one with --suite".into(),
+            )),
         }
     }
 }
@@ -80,7 +110,9 @@ impl Suite {
         let mut out = Vec::new();
         let mut stack = vec![root.to_path_buf()];
         while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).map_err(|e| ManifestError(format!("{}: {e}", dir.display())))? {
+            for entry in std::fs::read_dir(&dir)
+                .map_err(|e| ManifestError(format!("{}: {e}", dir.display())))?
+            {
                 let p = entry.map_err(|e| ManifestError(e.to_string()))?.path();
                 if p.is_dir() {
                     stack.push(p);

@@ -46,7 +46,9 @@ impl FromStr for RunId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ulid::from_string(s)
             .map(Self)
-            .map_err(|_| IdError::InvalidRunId { value: truncate_for_error(s) })
+            .map_err(|_| IdError::InvalidRunId {
+                value: truncate_for_error(s),
+            })
     }
 }
 
@@ -74,7 +76,9 @@ impl FromStr for ShardId {
     type Err = IdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || IdError::InvalidShardId { value: truncate_for_error(s) };
+        let invalid = || IdError::InvalidShardId {
+            value: truncate_for_error(s),
+        };
         let (run, index) = s.split_once('/').ok_or_else(invalid)?;
         Ok(Self {
             run: run.parse().map_err(|_| invalid())?,
@@ -193,8 +197,16 @@ impl TestCase {
     /// A stable identity for the test across runs: used for timing history,
     /// flake detection and "rerun failed".
     pub fn key(&self) -> String {
-        let scope = if self.classname.is_empty() { &self.suite } else { &self.classname };
-        if scope.is_empty() { self.name.clone() } else { format!("{scope}::{}", self.name) }
+        let scope = if self.classname.is_empty() {
+            &self.suite
+        } else {
+            &self.classname
+        };
+        if scope.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{scope}::{}", self.name)
+        }
     }
 }
 
@@ -270,10 +282,26 @@ mod tests {
     #[test]
     fn counts_record_each_outcome_once() {
         let mut c = Counts::default();
-        for o in [Outcome::Passed, Outcome::Failed, Outcome::Error, Outcome::Skipped, Outcome::Flaky] {
+        for o in [
+            Outcome::Passed,
+            Outcome::Failed,
+            Outcome::Error,
+            Outcome::Skipped,
+            Outcome::Flaky,
+        ] {
             c.record(o);
         }
-        assert_eq!(c, Counts { tests: 5, passed: 1, failed: 1, errors: 1, skipped: 1, flaky: 1 });
+        assert_eq!(
+            c,
+            Counts {
+                tests: 5,
+                passed: 1,
+                failed: 1,
+                errors: 1,
+                skipped: 1,
+                flaky: 1
+            }
+        );
         assert!(!c.all_passed());
     }
 

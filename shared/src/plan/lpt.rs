@@ -36,7 +36,8 @@ impl Ord for Load {
 pub(crate) fn pack(weights: &[f64], n: usize) -> Vec<Vec<usize>> {
     let mut bins: Vec<Vec<usize>> = vec![Vec::new(); n];
     // Min-heap on (load, item count, bin index).
-    let mut heap: BinaryHeap<Reverse<(Load, usize, usize)>> = (0..n).map(|i| Reverse((Load(0.0), 0, i))).collect();
+    let mut heap: BinaryHeap<Reverse<(Load, usize, usize)>> =
+        (0..n).map(|i| Reverse((Load(0.0), 0, i))).collect();
     for (item, &w) in weights.iter().enumerate() {
         let Some(Reverse((Load(load), count, bin))) = heap.pop() else {
             break;
@@ -81,7 +82,11 @@ pub(crate) fn refine(bins: &mut [Vec<usize>], weights: &[f64]) {
         }
         // Candidates in `lo`, sorted by weight; a virtual weight 0 (position
         // None) stands for "move without taking anything back".
-        let mut lo_items: Vec<(f64, usize)> = bins[lo].iter().enumerate().map(|(pos, &it)| (weights[it], pos)).collect();
+        let mut lo_items: Vec<(f64, usize)> = bins[lo]
+            .iter()
+            .enumerate()
+            .map(|(pos, &it)| (weights[it], pos))
+            .collect();
         lo_items.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         // best = (distance from the ideal transfer diff/2, hi position, lo position)
         let mut best: Option<(f64, usize, Option<usize>)> = None;

@@ -84,7 +84,12 @@ pub enum WorkUnit {
     /// split file has `includes_unlisted`: its runner must also run every
     /// test of `path` that no other group of that file names (tests added
     /// since the history was recorded), otherwise they would never run.
-    Tests { path: String, tests: Vec<String>, estimated_secs: f64, includes_unlisted: bool },
+    Tests {
+        path: String,
+        tests: Vec<String>,
+        estimated_secs: f64,
+        includes_unlisted: bool,
+    },
 }
 
 impl WorkUnit {
@@ -96,7 +101,9 @@ impl WorkUnit {
 
     pub fn estimated_secs(&self) -> f64 {
         match self {
-            WorkUnit::File { estimated_secs, .. } | WorkUnit::Tests { estimated_secs, .. } => *estimated_secs,
+            WorkUnit::File { estimated_secs, .. } | WorkUnit::Tests { estimated_secs, .. } => {
+                *estimated_secs
+            }
         }
     }
 }
@@ -115,7 +122,11 @@ impl ShardPlan {
     /// Distinct file paths this shard touches (whole or in part), in unit order.
     pub fn files(&self) -> Vec<&str> {
         let mut seen = std::collections::BTreeSet::new();
-        self.units.iter().map(WorkUnit::path).filter(|p| seen.insert(*p)).collect()
+        self.units
+            .iter()
+            .map(WorkUnit::path)
+            .filter(|p| seen.insert(*p))
+            .collect()
     }
 
     /// Test ids of the shard's test groups (empty when it runs whole files only).
@@ -156,7 +167,11 @@ pub struct Plan {
 impl Plan {
     /// `makespan / lower bound` (1.0 is provably optimal); 1.0 for an all-zero plan.
     pub fn quality_ratio(&self) -> f64 {
-        if self.lower_bound_secs > 0.0 { self.estimated_makespan_secs / self.lower_bound_secs } else { 1.0 }
+        if self.lower_bound_secs > 0.0 {
+            self.estimated_makespan_secs / self.lower_bound_secs
+        } else {
+            1.0
+        }
     }
 }
 
@@ -184,7 +199,10 @@ pub fn plan_lpt_only(req: &PlanRequest) -> Result<Plan, PlanError> {
 
 fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
     if req.max_shards == 0 || req.max_shards > MAX_SHARDS {
-        return Err(PlanError::InvalidMaxShards { value: req.max_shards, max: MAX_SHARDS });
+        return Err(PlanError::InvalidMaxShards {
+            value: req.max_shards,
+            max: MAX_SHARDS,
+        });
     }
     match req.target {
         ShardTarget::Count(0) => return Err(PlanError::ZeroShards),
@@ -194,7 +212,10 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
         _ => {}
     }
     if req.files.len() > MAX_FILES {
-        return Err(PlanError::TooManyFiles { count: req.files.len(), max: MAX_FILES });
+        return Err(PlanError::TooManyFiles {
+            count: req.files.len(),
+            max: MAX_FILES,
+        });
     }
     // Canonical order first: everything below depends only on this list.
     let mut files: Vec<&str> = req.files.iter().map(String::as_str).collect();
@@ -238,7 +259,13 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
                 split_files += 1;
                 units.extend(groups);
             }
-            None => units.push(Unit { path, tests: None, includes_unlisted: false, secs, ord: 0 }),
+            None => units.push(Unit {
+                path,
+                tests: None,
+                includes_unlisted: false,
+                secs,
+                ord: 0,
+            }),
         }
     }
     if split_files > 0 {
@@ -255,7 +282,10 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
     };
     let mut n = wanted;
     if n > req.max_shards {
-        notes.push(format!("asked for {n} shards, capped at max_shards = {}", req.max_shards));
+        notes.push(format!(
+            "asked for {n} shards, capped at max_shards = {}",
+            req.max_shards
+        ));
         n = req.max_shards;
     }
     if n as usize > units.len() {
@@ -269,7 +299,12 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
     let n = n.max(1) as usize;
 
     // LPT: heaviest first; ties by path, then group order, so the order is total.
-    units.sort_by(|a, b| b.secs.total_cmp(&a.secs).then_with(|| a.path.cmp(b.path)).then(a.ord.cmp(&b.ord)));
+    units.sort_by(|a, b| {
+        b.secs
+            .total_cmp(&a.secs)
+            .then_with(|| a.path.cmp(b.path))
+            .then(a.ord.cmp(&b.ord))
+    });
     let weights: Vec<f64> = units.iter().map(|u| u.secs).collect();
     let mut bins = lpt::pack(&weights, n);
     if refine {
@@ -289,7 +324,10 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
             .into_iter()
             .filter_map(|i| units[i].take())
             .map(|u| match u.tests {
-                None => WorkUnit::File { path: u.path.to_string(), estimated_secs: u.secs },
+                None => WorkUnit::File {
+                    path: u.path.to_string(),
+                    estimated_secs: u.secs,
+                },
                 Some(tests) => WorkUnit::Tests {
                     path: u.path.to_string(),
                     tests,
@@ -298,7 +336,11 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
                 },
             })
             .collect();
-        shards.push(ShardPlan { index: index as u32, units: shard_units, estimated_secs });
+        shards.push(ShardPlan {
+            index: index as u32,
+            units: shard_units,
+            estimated_secs,
+        });
     }
     let largest = weights.first().copied().unwrap_or(0.0);
     Ok(Plan {
@@ -324,7 +366,11 @@ fn shards_for(total: f64, t: f64, cap: u32) -> u32 {
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 }
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
 }
 
 /// Cuts one file into test groups of about `threshold` seconds, or `None`
@@ -333,7 +379,13 @@ fn median(values: &mut [f64]) -> f64 {
 /// Time the history attributes to the file but not to any test (setup,
 /// collection) is charged to every group in full, because every group
 /// repeats it.
-fn split_file<'a>(path: &'a str, secs: f64, timings: &Timings, threshold: f64, max_groups: usize) -> Option<Vec<Unit<'a>>> {
+fn split_file<'a>(
+    path: &'a str,
+    secs: f64,
+    timings: &Timings,
+    threshold: f64,
+    max_groups: usize,
+) -> Option<Vec<Unit<'a>>> {
     let tests = timings.test_secs(path)?;
     if tests.len() < 2 {
         return None;

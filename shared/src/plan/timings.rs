@@ -61,7 +61,11 @@ impl Timings {
             let file = match &case.file {
                 Some(f) if !f.is_empty() => normalize_path(f),
                 _ => {
-                    let scope = if case.classname.is_empty() { &case.suite } else { &case.classname };
+                    let scope = if case.classname.is_empty() {
+                        &case.suite
+                    } else {
+                        &case.classname
+                    };
                     if scope.is_empty() {
                         // Nothing ties this case to a file; it cannot inform a plan.
                         continue;
@@ -70,7 +74,11 @@ impl Timings {
                 }
             };
             let secs = sanitize(case.duration_secs);
-            obs.entry(file).or_default().entry(case.key()).or_default().push(secs);
+            obs.entry(file)
+                .or_default()
+                .entry(case.key())
+                .or_default()
+                .push(secs);
         }
         let mut timings = Timings::new();
         for (file, tests) in obs {
@@ -131,7 +139,9 @@ impl Timings {
 
     /// Per-test seconds for a file, if known.
     pub fn test_secs(&self, file: &str) -> Option<&BTreeMap<String, f64>> {
-        self.tests.get(normalize_path(file).as_str()).filter(|t| !t.is_empty())
+        self.tests
+            .get(normalize_path(file).as_str())
+            .filter(|t| !t.is_empty())
     }
 
     /// Every file with a known time, in path order.
@@ -150,7 +160,11 @@ impl Timings {
     /// The history format: `{"version":1,"files":{path:secs},"tests":{path:{id:secs}}}`,
     /// keys sorted, so equal timings give byte-identical text.
     pub fn to_json(&self) -> String {
-        let doc = TimingsFile { version: TIMINGS_VERSION, files: self.files.clone(), tests: self.tests.clone() };
+        let doc = TimingsFile {
+            version: TIMINGS_VERSION,
+            files: self.files.clone(),
+            tests: self.tests.clone(),
+        };
         // Serialising maps of strings to finite floats cannot fail.
         serde_json::to_string_pretty(&doc).unwrap_or_default()
     }
@@ -158,7 +172,10 @@ impl Timings {
     /// Parses the history format. `origin` (usually the file path) names the
     /// input in errors.
     pub fn from_json(text: &str, origin: &str) -> Result<Timings, PlanError> {
-        let bad = |message: String| PlanError::BadTimingsJson { origin: origin.to_string(), message };
+        let bad = |message: String| PlanError::BadTimingsJson {
+            origin: origin.to_string(),
+            message,
+        };
         let head: VersionOnly = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         match head.version {
             None => return Err(bad("missing field `version`".into())),
@@ -169,7 +186,11 @@ impl Timings {
                     version: n.as_u64().unwrap_or_default(),
                 });
             }
-            Some(other) => return Err(bad(format!("`version` must be a positive integer, found {other}"))),
+            Some(other) => {
+                return Err(bad(format!(
+                    "`version` must be a positive integer, found {other}"
+                )));
+            }
         }
         let doc: TimingsFile = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         if doc.files.len() > MAX_FILES || doc.tests.len() > MAX_FILES {
@@ -183,7 +204,12 @@ impl Timings {
             if value.is_finite() && value >= 0.0 {
                 Ok(())
             } else {
-                Err(PlanError::BadDuration { origin: origin.to_string(), what, path: path.to_string(), value })
+                Err(PlanError::BadDuration {
+                    origin: origin.to_string(),
+                    what,
+                    path: path.to_string(),
+                    value,
+                })
             }
         };
         let mut timings = Timings::new();
@@ -229,5 +255,9 @@ pub fn normalize_path(path: &str) -> String {
 /// Reports can carry garbage (negative or NaN times); treat it as "took no
 /// measurable time" rather than poisoning every sum.
 fn sanitize(secs: f64) -> f64 {
-    if secs.is_finite() && secs > 0.0 { secs } else { 0.0 }
+    if secs.is_finite() && secs > 0.0 {
+        secs
+    } else {
+        0.0
+    }
 }
