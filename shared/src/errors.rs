@@ -8,19 +8,19 @@ use thiserror::Error;
 /// A malformed run or shard id.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum IdError {
-    #[error(
-        "invalid run id `{value}`: expected a 26-character ULID such as 01J9Z3V8K4QW5T6Y7X8C9B0N1M"
-    )]
+    #[error("invalid run id `{value}`: expected a 26-character ULID such as 01J9Z3V8K4QW5T6Y7X8C9B0N1M")]
     InvalidRunId { value: String },
-    #[error(
-        "invalid shard id `{value}`: expected `<run id>/<index>`, e.g. 01J9Z3V8K4QW5T6Y7X8C9B0N1M/3"
-    )]
+    #[error("invalid shard id `{value}`: expected `<run id>/<index>`, e.g. 01J9Z3V8K4QW5T6Y7X8C9B0N1M/3")]
     InvalidShardId { value: String },
 }
 
 // ---- JUnit reader errors (junit.rs) ----------------------------------------
 
+
+
 // ---- manifest errors (manifest.rs) -----------------------------------------
+
+
 
 // ---- shard planning errors (plan.rs) ---------------------------------------
 
@@ -69,3 +69,5 @@ pub enum PlanError {
 }
 
 // ---- ports, handlers and backends ------------------------------------------
+
+

@@ -46,9 +46,7 @@ impl FromStr for RunId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ulid::from_string(s)
             .map(Self)
-            .map_err(|_| IdError::InvalidRunId {
-                value: truncate_for_error(s),
-            })
+            .map_err(|_| IdError::InvalidRunId { value: truncate_for_error(s) })
     }
 }
 
@@ -76,9 +74,7 @@ impl FromStr for ShardId {
     type Err = IdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || IdError::InvalidShardId {
-            value: truncate_for_error(s),
-        };
+        let invalid = || IdError::InvalidShardId { value: truncate_for_error(s) };
         let (run, index) = s.split_once('/').ok_or_else(invalid)?;
         Ok(Self {
             run: run.parse().map_err(|_| invalid())?,
@@ -197,16 +193,8 @@ impl TestCase {
     /// A stable identity for the test across runs: used for timing history,
     /// flake detection and "rerun failed".
     pub fn key(&self) -> String {
-        let scope = if self.classname.is_empty() {
-            &self.suite
-        } else {
-            &self.classname
-        };
-        if scope.is_empty() {
-            self.name.clone()
-        } else {
-            format!("{scope}::{}", self.name)
-        }
+        let scope = if self.classname.is_empty() { &self.suite } else { &self.classname };
+        if scope.is_empty() { self.name.clone() } else { format!("{scope}::{}", self.name) }
     }
 }
 
@@ -248,6 +236,164 @@ impl Counts {
     }
 }
 
+/// Where a run's source comes from. `repo` is `owner/name` for GitHub, or a
+/// label such as `local/<dir name>` for local runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRef {
+    pub repo: String,
+    /// Full commit SHA when known (always for GitHub runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Branch or tag ref, e.g. `refs/heads/main`.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "ref")]
+    pub git_ref: Option<String>,
+    /// A local directory (local runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// What started a run. Kept on the run so reports and notifiers can link back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Origin {
+    /// `testexec run` or `testexec serve`'s POST /runs.
+    Local,
+    /// A scheduled invocation (EventBridge, Cloud Scheduler).
+    Schedule,
+    /// A direct invocation (console test event, CLI `invoke`).
+    Invoke,
+    /// A GitHub webhook delivery.
+    GitHub {
+        event: String,
+        delivery: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        installation_id: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        check_run_id: Option<u64>,
+    },
+}
+
+/// Lifecycle of a run. `Running → Reporting` is the single hand-off to the
+/// report handler (a conditional write, so exactly one collector wins);
+/// `Reporting → Passed | Failed | Errored` is the final write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Reporting,
+    Passed,
+    Failed,
+    Errored,
+}
+
+impl RunStatus {
+    pub fn is_final(self) -> bool {
+        matches!(self, RunStatus::Passed | RunStatus::Failed | RunStatus::Errored)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Reporting => "reporting",
+            RunStatus::Passed => "passed",
+            RunStatus::Failed => "failed",
+            RunStatus::Errored => "errored",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A run as the run store keeps it. Counters are the sums over completed
+/// shards; they are only ever changed together with a shard's completion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: RunId,
+    pub source: SourceRef,
+    pub origin: Origin,
+    pub suite: String,
+    pub status: RunStatus,
+    pub shard_count: u32,
+    pub shards_done: u32,
+    pub counts: Counts,
+    pub created_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+    /// Why the run errored, when it did (e.g. the shards that never reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Lifecycle of one shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShardStatus {
+    Pending,
+    Passed,
+    Failed,
+    /// The shard could not produce a verdict: setup failed, timeout, no JUnit
+    /// written, worker lost. Never reported as "0 tests, passed".
+    Errored,
+}
+
+impl ShardStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShardStatus::Pending => "pending",
+            ShardStatus::Passed => "passed",
+            ShardStatus::Failed => "failed",
+            ShardStatus::Errored => "errored",
+        }
+    }
+}
+
+impl fmt::Display for ShardStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A shard as the run store keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    pub id: ShardId,
+    pub status: ShardStatus,
+    /// Planned duration, for the timeline's "planned vs actual".
+    pub estimated_secs: f64,
+    pub file_count: u32,
+    /// Set once the shard is completed: which execution attempt was applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(default)]
+    pub counts: Counts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ShardRecord {
+    pub fn pending(id: ShardId, estimated_secs: f64, file_count: u32) -> Self {
+        Self {
+            id,
+            status: ShardStatus::Pending,
+            estimated_secs,
+            file_count,
+            attempt: None,
+            counts: Counts::default(),
+            started_ms: None,
+            finished_ms: None,
+            error: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,26 +428,10 @@ mod tests {
     #[test]
     fn counts_record_each_outcome_once() {
         let mut c = Counts::default();
-        for o in [
-            Outcome::Passed,
-            Outcome::Failed,
-            Outcome::Error,
-            Outcome::Skipped,
-            Outcome::Flaky,
-        ] {
+        for o in [Outcome::Passed, Outcome::Failed, Outcome::Error, Outcome::Skipped, Outcome::Flaky] {
             c.record(o);
         }
-        assert_eq!(
-            c,
-            Counts {
-                tests: 5,
-                passed: 1,
-                failed: 1,
-                errors: 1,
-                skipped: 1,
-                flaky: 1
-            }
-        );
+        assert_eq!(c, Counts { tests: 5, passed: 1, failed: 1, errors: 1, skipped: 1, flaky: 1 });
         assert!(!c.all_passed());
     }
 
