@@ -14,6 +14,8 @@
 mod lpt;
 mod timings;
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 pub use crate::errors::PlanError;
@@ -218,14 +220,16 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
         });
     }
     // Canonical order first: everything below depends only on this list.
-    let mut files: Vec<&str> = req.files.iter().map(String::as_str).collect();
+    // Paths are normalised (`./a` is `a`) so history and listing meet; that
+    // borrows in the common case.
+    let mut files: Vec<Cow<str>> = req.files.iter().map(|f| timings::normalized(f)).collect();
     files.sort_unstable();
     files.dedup();
     if files.is_empty() {
         return Err(PlanError::NoFiles);
     }
 
-    let known: Vec<Option<f64>> = files.iter().map(|f| req.timings.file_secs(f)).collect();
+    let known: Vec<Option<f64>> = req.timings.lookup_sorted(&files);
     let mut known_values: Vec<f64> = known.iter().flatten().copied().collect();
     let known_count = known_values.len();
     let (fallback_secs, fallback_source) = if known_values.is_empty() {
@@ -247,7 +251,7 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
     let threshold = SPLIT_FRACTION * whole_total / first_n as f64;
     let mut units: Vec<Unit> = Vec::with_capacity(files.len());
     let mut split_files = 0usize;
-    for (i, &path) in files.iter().enumerate() {
+    for (i, path) in files.iter().map(|f| f.as_ref()).enumerate() {
         let secs = estimates[i];
         let groups = if req.split_by_test && first_n > 1 && secs > threshold && threshold > 0.0 {
             split_file(path, secs, req.timings, threshold, first_n as usize)
@@ -299,12 +303,17 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
     let n = n.max(1) as usize;
 
     // LPT: heaviest first; ties by path, then group order, so the order is total.
-    units.sort_by(|a, b| {
+    // Sort indices, not the (wide) units themselves: far less copying.
+    let mut order: Vec<usize> = (0..units.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let (a, b) = (&units[a], &units[b]);
         b.secs
             .total_cmp(&a.secs)
             .then_with(|| a.path.cmp(b.path))
             .then(a.ord.cmp(&b.ord))
     });
+    let mut slots: Vec<Option<Unit>> = units.into_iter().map(Some).collect();
+    let units: Vec<Unit> = order.iter().filter_map(|&i| slots[i].take()).collect();
     let weights: Vec<f64> = units.iter().map(|u| u.secs).collect();
     let mut bins = lpt::pack(&weights, n);
     if refine {

@@ -1,5 +1,6 @@
 //! Timing history: seconds per test file and per test, as the planner sees it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -134,7 +135,7 @@ impl Timings {
 
     /// Seconds for a file, if it was ever observed.
     pub fn file_secs(&self, file: &str) -> Option<f64> {
-        self.files.get(normalize_path(file).as_str()).copied()
+        self.files.get(normalized(file).as_ref()).copied()
     }
 
     /// Per-test seconds for a file, if known.
@@ -142,6 +143,23 @@ impl Timings {
         self.tests
             .get(normalize_path(file).as_str())
             .filter(|t| !t.is_empty())
+    }
+
+    /// Seconds for each of `sorted` (normalised, ascending, distinct paths):
+    /// one merge pass over both sorted lists instead of a tree search each.
+    pub(crate) fn lookup_sorted<S: AsRef<str>>(&self, sorted: &[S]) -> Vec<Option<f64>> {
+        let mut out = Vec::with_capacity(sorted.len());
+        let mut history = self.files.iter().peekable();
+        for file in sorted {
+            let file = file.as_ref();
+            while history.next_if(|(k, _)| k.as_str() < file).is_some() {}
+            out.push(
+                history
+                    .next_if(|(k, _)| k.as_str() == file)
+                    .map(|(_, v)| *v),
+            );
+        }
+        out
     }
 
     /// Every file with a known time, in path order.
@@ -235,21 +253,25 @@ impl Timings {
 
 /// The form paths are compared in: forward slashes, no leading `./`.
 pub fn normalize_path(path: &str) -> String {
+    normalized(path).into_owned()
+}
+
+/// Borrows when the path is already normal (the common case): lookups for
+/// a million files should not allocate a million strings.
+pub(crate) fn normalized(path: &str) -> Cow<'_, str> {
     let mut p = path.trim();
-    let owned;
     if p.contains('\\') {
-        owned = p.replace('\\', "/");
-        p = owned.as_str();
-        let mut q = p;
+        let owned = p.replace('\\', "/");
+        let mut q = owned.as_str();
         while let Some(rest) = q.strip_prefix("./") {
             q = rest;
         }
-        return q.to_string();
+        return Cow::Owned(q.to_string());
     }
     while let Some(rest) = p.strip_prefix("./") {
         p = rest;
     }
-    p.to_string()
+    Cow::Borrowed(p)
 }
 
 /// Reports can carry garbage (negative or NaN times); treat it as "took no
