@@ -35,6 +35,8 @@ pub enum PlanError {
         "too many test files: {count} exceeds the limit of {max} (hint: split the suite into several suites)"
     )]
     TooManyFiles { count: usize, max: usize },
+    #[error("the file list contains a blank path (hint: check the suite's file listing)")]
+    BlankPath,
     #[error("invalid shard count 0 (hint: ask for at least 1 shard)")]
     ZeroShards,
     #[error("invalid max_shards {value}: expected 1..={max}")]

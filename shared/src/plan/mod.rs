@@ -228,6 +228,10 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
     if files.is_empty() {
         return Err(PlanError::NoFiles);
     }
+    // Sorted, so a blank path (which no runner could execute) comes first.
+    if files[0].is_empty() {
+        return Err(PlanError::BlankPath);
+    }
 
     let known: Vec<Option<f64>> = req.timings.lookup_sorted(&files);
     let mut known_values: Vec<f64> = known.iter().flatten().copied().collect();

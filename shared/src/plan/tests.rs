@@ -487,6 +487,11 @@ fn bad_requests_get_clear_errors() {
         plan(&req(&names, &t, ShardTarget::Count(0))).unwrap_err(),
         PlanError::ZeroShards
     );
+    let blank = files(&["a", "  "]);
+    assert_eq!(
+        plan(&req(&blank, &t, ShardTarget::Count(1))).unwrap_err(),
+        PlanError::BlankPath
+    );
     let too_many: Vec<String> = vec![String::new(); MAX_FILES + 1];
     let e = plan(&req(&too_many, &t, ShardTarget::Count(2))).unwrap_err();
     assert!(matches!(e, PlanError::TooManyFiles { count, .. } if count == MAX_FILES + 1));
