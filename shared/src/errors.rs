@@ -54,7 +54,7 @@ pub enum PlanError {
     )]
     UnsupportedTimingsVersion { origin: String, version: u64 },
     #[error(
-        "timings `{origin}`: {what} `{path}` has duration {value}: expected a finite number of seconds >= 0"
+        "timings `{origin}`: {what} `{path}` has duration {value}: expected seconds between 0 and 1e9"
     )]
     BadDuration {
         origin: String,

@@ -307,36 +307,31 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
     let n = n.max(1) as usize;
 
     // LPT: heaviest first; ties by path, then group order, so the order is total.
-    // Sort indices, not the (wide) units themselves: far less copying.
+    // Units were created in (path, group order) order, so "ties by path,
+    // then group" is "ties by creation index": sort indices on a compact
+    // weight array, no string comparisons, no moving of the wide units.
+    let secs: Vec<f64> = units.iter().map(|u| u.secs).collect();
     let mut order: Vec<usize> = (0..units.len()).collect();
-    order.sort_unstable_by(|&a, &b| {
-        let (a, b) = (&units[a], &units[b]);
-        b.secs
-            .total_cmp(&a.secs)
-            .then_with(|| a.path.cmp(b.path))
-            .then(a.ord.cmp(&b.ord))
-    });
-    let mut slots: Vec<Option<Unit>> = units.into_iter().map(Some).collect();
-    let units: Vec<Unit> = order.iter().filter_map(|&i| slots[i].take()).collect();
-    let weights: Vec<f64> = units.iter().map(|u| u.secs).collect();
+    order.sort_unstable_by(|&a, &b| secs[b].total_cmp(&secs[a]).then(a.cmp(&b)));
+    // Position p in packing order is unit order[p].
+    let weights: Vec<f64> = order.iter().map(|&i| secs[i]).collect();
     let mut bins = lpt::pack(&weights, n);
     if refine {
         lpt::refine(&mut bins, &weights);
     }
 
-    let mut units: Vec<Option<Unit>> = units.into_iter().map(Some).collect();
     let mut shards = Vec::with_capacity(n);
     let mut makespan = 0.0f64;
     for (index, mut bin) in bins.into_iter().enumerate() {
-        // Indices follow the global heaviest-first order; sorting restores it
-        // after the improvement pass moved items around.
+        // Positions follow the global heaviest-first order; sorting restores
+        // it after the improvement pass moved items around.
         bin.sort_unstable();
         let estimated_secs = lpt::load_of(&bin, &weights);
         makespan = makespan.max(estimated_secs);
-        let shard_units = bin
-            .into_iter()
-            .filter_map(|i| units[i].take())
-            .map(|u| match u.tests {
+        let mut shard_units = Vec::with_capacity(bin.len());
+        for pos in bin {
+            let u = &mut units[order[pos]];
+            shard_units.push(match u.tests.take() {
                 None => WorkUnit::File {
                     path: u.path.to_string(),
                     estimated_secs: u.secs,
@@ -347,8 +342,8 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
                     estimated_secs: u.secs,
                     includes_unlisted: u.includes_unlisted,
                 },
-            })
-            .collect();
+            });
+        }
         shards.push(ShardPlan {
             index: index as u32,
             units: shard_units,

@@ -551,6 +551,12 @@ fn bad_timings_json_names_the_input() {
         matches!(e, PlanError::BadDuration { ref path, value, .. } if path == "a.py" && value == -3.0)
     );
     assert!(e.to_string().contains("a.py"));
+    let e =
+        Timings::from_json(r#"{"version":1,"tests":{"a.py":{"t":1e300}}}"#, "h.json").unwrap_err();
+    assert!(
+        matches!(e, PlanError::BadDuration { ref path, .. } if path == "a.py::t"),
+        "{e:?}"
+    );
 }
 
 #[test]

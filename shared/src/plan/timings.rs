@@ -219,7 +219,7 @@ impl Timings {
             });
         }
         let check = |what: &'static str, path: &str, value: f64| {
-            if value.is_finite() && value >= 0.0 {
+            if (0.0..=MAX_SECS).contains(&value) {
                 Ok(())
             } else {
                 Err(PlanError::BadDuration {
@@ -278,8 +278,12 @@ pub(crate) fn normalized(path: &str) -> Cow<'_, str> {
 /// measurable time" rather than poisoning every sum.
 fn sanitize(secs: f64) -> f64 {
     if secs.is_finite() && secs > 0.0 {
-        secs
+        secs.min(MAX_SECS)
     } else {
         0.0
     }
 }
+
+/// Longest duration accepted for one file or test (about 31 years): keeps
+/// sums of a million entries finite, so plans never contain infinities.
+pub const MAX_SECS: f64 = 1e9;
