@@ -177,13 +177,13 @@ impl Plan {
     }
 }
 
-/// A unit before packing. `ord` orders the groups of one split file.
+/// A unit before packing. Units are created in path order (groups of a
+/// split file in group order); that creation order is the tie-break.
 struct Unit<'a> {
     path: &'a str,
     tests: Option<Vec<String>>,
     includes_unlisted: bool,
     secs: f64,
-    ord: usize,
 }
 
 /// Plans the shards. Deterministic: the same files (in any order) and
@@ -272,7 +272,6 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
                 tests: None,
                 includes_unlisted: false,
                 secs,
-                ord: 0,
             }),
         }
     }
@@ -439,7 +438,6 @@ fn split_file<'a>(
                 tests: Some(ids),
                 includes_unlisted: ord == lightest,
                 secs: load,
-                ord,
             })
             .collect(),
     )
