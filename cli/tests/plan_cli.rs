@@ -225,3 +225,23 @@ fn unknown_suite_and_zero_shards_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("shard"));
 }
+
+#[test]
+fn timings_that_match_no_file_warn_on_stderr() {
+    let (dir, _) = repo(3, 2);
+    let history = write_history(dir.path(), &["elsewhere/test_a.py".to_string()]);
+    let out = testexec(&[
+        "plan",
+        dir.path().to_str().unwrap(),
+        "--suite",
+        "unit",
+        "--timings",
+        history.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("none of the 3 listed files appear in the timings"),
+        "{err}"
+    );
+}

@@ -124,6 +124,16 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         max_shards: args.max_shards,
     };
     let plan = plan(&request).with_context(|| format!("planning {label}"))?;
+    if !timings.is_empty() && plan.known_share == 0.0 {
+        // Almost always a path mismatch, which silently degrades the plan to
+        // an equal-count split: say so on stderr (stdout may be JSON).
+        eprintln!(
+            "warning: none of the {} listed files appear in the timings ({} files); \
+             timings must name files relative to the repository root",
+            files.len(),
+            timings.len()
+        );
+    }
 
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
