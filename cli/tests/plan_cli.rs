@@ -1,7 +1,7 @@
 //! End-to-end tests of `testexec plan` through the real binary.
 //!
-//! `write_manifest` is the only place that knows the `testexec.toml` schema;
-//! adjust it if the manifest's schema differs.
+//! `write_manifest` is the only place that knows the `testexec.toml` schema
+//! (docs/manifest.md).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -25,7 +25,9 @@ fn fixture(name: &str) -> String {
 fn write_manifest(root: &Path, shards: u32) {
     std::fs::write(
         root.join("testexec.toml"),
-        format!("[suites.unit]\nrunner = \"pytest\"\ninclude = [\"tests/**/test_*.py\"]\nshards = {shards}\n"),
+        format!(
+            "[suites.unit]\ncommand = [\"python\", \"-m\", \"pytest\", \"--junitxml={{junit}}\", \"{{files}}\"]\nfiles = [\"tests/**/test_*.py\"]\nshards = {shards}\n"
+        ),
     )
     .unwrap();
 }

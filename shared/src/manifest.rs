@@ -1,7 +1,8 @@
 //! STAND-IN for the manifest being written on `wip/manifest`; replaced at
-//! merge. Only the interface `testexec plan` uses, over a guessed schema:
-//! `[suites.NAME] include = ["glob", ...]`, `shards = N | "auto"`,
-//! `target_shard_seconds = S`, `test_selection = bool`.
+//! merge. Only the interface `testexec plan` uses, over the subset of the
+//! documented schema it needs: `[suites.NAME] command = [..]`,
+//! `files = ["glob", ...]`, `shards = N | "auto"`, `target_shard_seconds = S`;
+//! a `{tests}` element in `command` means the runner selects tests.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,7 +44,7 @@ impl Manifest {
             .unwrap_or_default()
         {
             let include = s
-                .get("include")
+                .get("files")
                 .and_then(|v| v.as_array())
                 .map(|a| {
                     a.iter()
@@ -61,9 +62,9 @@ impl Manifest {
                 },
             };
             let test_selection = s
-                .get("test_selection")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false);
+                .get("command")
+                .and_then(|v| v.as_array())
+                .is_some_and(|a| a.iter().any(|x| x.as_str() == Some("{tests}")));
             suites.insert(
                 name,
                 Suite {

@@ -225,6 +225,16 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
     let mut files: Vec<Cow<str>> = req.files.iter().map(|f| timings::normalized(f)).collect();
     files.sort_unstable();
     files.dedup();
+    // A suite that selects tests may list no files at all (its command takes
+    // `{tests}` only): then the tests come from history, and every unit must
+    // name its tests, since a shard with no tests would run everything.
+    let tests_only = files.is_empty() && req.split_by_test;
+    if tests_only {
+        files = req.timings.files_with_tests().map(Cow::Borrowed).collect();
+        if files.is_empty() {
+            return Ok(run_everything_plan(requested_shards(req.target)));
+        }
+    }
     if files.is_empty() {
         return Err(PlanError::NoFiles);
     }
@@ -269,8 +279,8 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
             }
             None => units.push(Unit {
                 path,
-                tests: None,
-                includes_unlisted: false,
+                tests: tests_only.then(|| all_tests(req.timings, path)),
+                includes_unlisted: tests_only,
                 secs,
             }),
         }
@@ -361,6 +371,47 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
         requested_shards,
         notes,
     })
+}
+
+/// The shard count asked for before any history is known.
+fn requested_shards(target: ShardTarget) -> u32 {
+    match target {
+        ShardTarget::Count(n) => n,
+        ShardTarget::TargetSeconds(_) => 1,
+    }
+}
+
+/// No files listed and no per-test history for a test-selecting suite: one
+/// shard with an empty selection, which runs the whole suite (and records
+/// the history the next plan balances with).
+fn run_everything_plan(requested_shards: u32) -> Plan {
+    Plan {
+        shards: vec![ShardPlan {
+            index: 0,
+            units: Vec::new(),
+            estimated_secs: 0.0,
+        }],
+        estimated_makespan_secs: 0.0,
+        lower_bound_secs: 0.0,
+        total_secs: 0.0,
+        known_share: 0.0,
+        fallback_secs: DEFAULT_FILE_SECS,
+        fallback_source: FallbackSource::Default,
+        requested_shards,
+        notes: vec![
+            "no files listed and no per-test history yet: one shard runs the whole suite \
+             (an empty test selection runs everything); later runs are balanced by its timings"
+                .to_string(),
+        ],
+    }
+}
+
+/// Every test id history knows for a file, sorted.
+fn all_tests(timings: &Timings, path: &str) -> Vec<String> {
+    timings
+        .test_secs(path)
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// `ceil(total / t)` clamped to `1..=cap`, computed in f64 so huge totals

@@ -586,3 +586,72 @@ fn garbage_durations_count_as_zero() {
     ]);
     assert_eq!(t.file_secs("a"), Some(2.0));
 }
+
+#[test]
+fn tests_only_suite_without_history_gets_one_run_everything_shard() {
+    let none: Vec<String> = vec![];
+    let t = Timings::new();
+    let r = PlanRequest {
+        files: &none,
+        timings: &t,
+        target: ShardTarget::Count(4),
+        split_by_test: true,
+        max_shards: 8,
+    };
+    let p = plan(&r).unwrap();
+    assert_eq!(p.shards.len(), 1);
+    assert!(p.shards[0].units.is_empty() && p.shards[0].tests().is_empty());
+    assert_eq!(p.requested_shards, 4);
+    assert!(p.notes[0].contains("runs the whole suite"));
+}
+
+#[test]
+fn tests_only_suite_plans_from_test_history_and_names_every_test() {
+    let mut t = Timings::new();
+    for (file, n, secs) in [
+        ("tests/test_a.py", 6, 2.0),
+        ("tests/test_b.py", 3, 1.0),
+        ("tests/test_c.py", 2, 0.5),
+    ] {
+        for i in 0..n {
+            t.insert_test(file, &format!("{file}::t{i}"), secs);
+        }
+    }
+    t.insert_file("no_tests_known.py", 3.0); // file-level history only: cannot be selected by test
+    let none: Vec<String> = vec![];
+    let r = PlanRequest {
+        files: &none,
+        timings: &t,
+        target: ShardTarget::Count(3),
+        split_by_test: true,
+        max_shards: 8,
+    };
+    let p = plan(&r).unwrap();
+    assert_eq!(p.shards.len(), 3);
+    // Every shard names its tests (an empty selection would run everything).
+    assert!(p.shards.iter().all(|s| !s.tests().is_empty()));
+    assert!(
+        p.shards
+            .iter()
+            .flat_map(|s| &s.units)
+            .all(|u| matches!(u, WorkUnit::Tests { .. }))
+    );
+    let mut tests: Vec<&str> = p.shards.iter().flat_map(|s| s.tests()).collect();
+    tests.sort();
+    tests.dedup();
+    assert_eq!(tests.len(), 11);
+    // 16 s over 3 shards: test_a (12 s) exceeds the ideal 5.3 s, so it is
+    // cut into 3 groups of 4 s; b (3 s) and c (1 s) fill in: 4+3, 4+1, 4.
+    assert_eq!(p.estimated_makespan_secs, 7.0);
+    let shards_with_a = p
+        .shards
+        .iter()
+        .filter(|s| s.files().contains(&"tests/test_a.py"))
+        .count();
+    assert_eq!(shards_with_a, 3);
+    assert!(
+        p.shards
+            .iter()
+            .all(|s| !s.files().contains(&"no_tests_known.py"))
+    );
+}

@@ -162,6 +162,14 @@ impl Timings {
         out
     }
 
+    /// Files that have per-test history, in path order.
+    pub fn files_with_tests(&self) -> impl Iterator<Item = &str> {
+        self.tests
+            .iter()
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(k, _)| k.as_str())
+    }
+
     /// Every file with a known time, in path order.
     pub fn files(&self) -> impl Iterator<Item = (&str, f64)> {
         self.files.iter().map(|(k, v)| (k.as_str(), *v))
