@@ -28,7 +28,7 @@ pub enum IdError {
 #[derive(Debug, Error, PartialEq)]
 pub enum PlanError {
     #[error(
-        "nothing to plan: the suite listed no test files (hint: check the suite's include globs and the repository root)"
+        "nothing to plan: the suite listed no test files (hint: check the suite's `files` and `exclude` globs and the repository root)"
     )]
     NoFiles,
     #[error(

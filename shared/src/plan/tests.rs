@@ -481,7 +481,7 @@ fn bad_requests_get_clear_errors() {
     let none: Vec<String> = vec![];
     let e = plan(&req(&none, &t, ShardTarget::Count(2))).unwrap_err();
     assert_eq!(e, PlanError::NoFiles);
-    assert!(e.to_string().contains("include globs"));
+    assert!(e.to_string().contains("`files` and `exclude` globs"));
     let names = files(&["a"]);
     assert_eq!(
         plan(&req(&names, &t, ShardTarget::Count(0))).unwrap_err(),
