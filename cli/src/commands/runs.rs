@@ -31,7 +31,7 @@ pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let runs = runtime.block_on(async {
         let pipeline = LocalPipeline::open(&state_dir, Arc::new(NoNotifier))?;
-        pipeline.ports.store.list_runs(args.limit).await
+        anyhow::Ok(pipeline.ports.store.list_runs(args.limit).await?)
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&runs)?);

@@ -56,7 +56,6 @@ pub struct ServeArgs {
 struct AppState {
     pipeline: LocalPipeline,
     intake: Arc<Intake>,
-    default_path: PathBuf,
 }
 
 /// The durable inbox of accepted run requests.
@@ -152,7 +151,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = tx.send(pending);
     }
     let default_path = args.path.canonicalize().unwrap_or(args.path.clone());
-    let state = AppState { pipeline: pipeline.clone(), intake: intake.clone(), default_path: default_path.clone() };
+    let state = AppState { pipeline: pipeline.clone(), intake: intake.clone() };
 
     // Trigger task: the slow half of POST /runs.
     {
