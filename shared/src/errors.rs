@@ -218,7 +218,6 @@ fn fmt_exclude(exclude: &[String]) -> String {
 
 // ---- shard planning errors (plan.rs) ---------------------------------------
 
-
 /// Why a shard plan or a timings history could not be produced.
 #[derive(Debug, Error, PartialEq)]
 pub enum PlanError {
@@ -360,7 +359,6 @@ pub enum NotifyError {
         retry_after_secs: Option<u64>,
     },
 }
-
 
 /// Why a handler could not do its work. Hosts map these to retries, HTTP
 /// statuses and exit codes: [`HandlerError::is_permanent`] says whether

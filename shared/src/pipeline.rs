@@ -29,12 +29,27 @@ use crate::source::LocalDirSource;
 /// What the workers report as they go, for progress bars and logs.
 #[derive(Debug, Clone)]
 pub enum PipelineEvent {
-    ShardStarted { shard: ShardId, attempt: u32 },
-    ShardExecuted { shard: ShardId, attempt: u32, execution: Execution },
-    ShardCollected { shard: ShardId, outcome: CollectOutcome },
-    RunReported { outcome: Box<ReportOutcome> },
+    ShardStarted {
+        shard: ShardId,
+        attempt: u32,
+    },
+    ShardExecuted {
+        shard: ShardId,
+        attempt: u32,
+        execution: Execution,
+    },
+    ShardCollected {
+        shard: ShardId,
+        outcome: CollectOutcome,
+    },
+    RunReported {
+        outcome: Box<ReportOutcome>,
+    },
     /// A handler failed; the message goes back to its queue.
-    HandlerFailed { queue: QueueName, error: String },
+    HandlerFailed {
+        queue: QueueName,
+        error: String,
+    },
 }
 
 /// The embedded backends, the queue and the settings of one state directory.
@@ -55,19 +70,31 @@ impl LocalPipeline {
         // In one process a delivery is only lost when its worker task dies;
         // a long visibility timeout keeps a slow shard from being run twice
         // while it is still running (SQS hosts set it to 6x the timeout).
-        let config = QueueConfig { visibility_timeout: Duration::from_secs(6 * 3600), ..QueueConfig::default() };
+        let config = QueueConfig {
+            visibility_timeout: Duration::from_secs(6 * 3600),
+            ..QueueConfig::default()
+        };
         Self::open_with(state_dir, notifier, config)
     }
 
     /// Like [`LocalPipeline::open`] with explicit queue settings (tests use
     /// short visibility timeouts to exercise redelivery).
-    pub fn open_with(state_dir: &Path, notifier: Arc<dyn Notifier>, config: QueueConfig) -> Result<Self, HandlerError> {
-        std::fs::create_dir_all(state_dir)
-            .map_err(|source| HandlerError::Io { context: format!("creating {}", state_dir.display()), source })?;
+    pub fn open_with(
+        state_dir: &Path,
+        notifier: Arc<dyn Notifier>,
+        config: QueueConfig,
+    ) -> Result<Self, HandlerError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| HandlerError::Io {
+            context: format!("creating {}", state_dir.display()),
+            source,
+        })?;
         let store = Arc::new(SqliteRunStore::open(state_dir.join("runs.sqlite3"))?);
         let blobs = Arc::new(FsBlobStore::new(state_dir.join("blobs"))?);
         let queue = Arc::new(LocalQueue::new(config));
-        let settings = Settings { work_root: state_dir.join("work"), ..Settings::default() };
+        let settings = Settings {
+            work_root: state_dir.join("work"),
+            ..Settings::default()
+        };
         let ports = Ports {
             store: store.clone(),
             blobs: blobs.clone(),
@@ -77,7 +104,15 @@ impl LocalPipeline {
             clock: Arc::new(SystemClock),
         };
         let (events, _) = broadcast::channel(4096);
-        Ok(Self { ports, queue, store, blobs, settings, state_dir: state_dir.to_path_buf(), events })
+        Ok(Self {
+            ports,
+            queue,
+            store,
+            blobs,
+            settings,
+            state_dir: state_dir.to_path_buf(),
+            events,
+        })
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<PipelineEvent> {
@@ -95,7 +130,9 @@ impl LocalPipeline {
         let mut handles = Vec::new();
         for _ in 0..executors.max(1) {
             let me = self.clone();
-            handles.push(tokio::spawn(async move { me.work(QueueName::Shards).await }));
+            handles.push(tokio::spawn(
+                async move { me.work(QueueName::Shards).await },
+            ));
         }
         for queue in [QueueName::Results, QueueName::Reports] {
             let me = self.clone();
@@ -106,12 +143,18 @@ impl LocalPipeline {
 
     async fn work(&self, queue: QueueName) {
         loop {
-            let Some(delivery) = self.queue.receive_wait(queue, Duration::from_secs(1)).await else { continue };
+            let Some(delivery) = self.queue.receive_wait(queue, Duration::from_secs(1)).await
+            else {
+                continue;
+            };
             match self.handle(queue, &delivery.body, delivery.attempt).await {
                 Ok(()) => self.queue.ack(queue, delivery.id),
                 Err(error) => {
                     tracing::warn!(queue = queue.as_str(), error = %error, "handler failed; message returns to the queue");
-                    self.emit(PipelineEvent::HandlerFailed { queue, error: error.to_string() });
+                    self.emit(PipelineEvent::HandlerFailed {
+                        queue,
+                        error: error.to_string(),
+                    });
                     self.queue.nack(queue, delivery.id);
                 }
             }
@@ -119,18 +162,36 @@ impl LocalPipeline {
     }
 
     /// Runs one message through its handler.
-    pub async fn handle(&self, queue: QueueName, body: &str, attempt: u32) -> Result<(), HandlerError> {
+    pub async fn handle(
+        &self,
+        queue: QueueName,
+        body: &str,
+        attempt: u32,
+    ) -> Result<(), HandlerError> {
         match queue {
             QueueName::Shards => {
                 if let Ok(envelope) = serde_json::from_str::<crate::messages::JobEnvelope>(body) {
-                    self.emit(PipelineEvent::ShardStarted { shard: envelope.shard(), attempt });
+                    self.emit(PipelineEvent::ShardStarted {
+                        shard: envelope.shard(),
+                        attempt,
+                    });
                 }
-                let ShardResult { shard, attempt, execution, .. } =
-                    execute(&self.ports, &self.settings, body, attempt).await?;
-                self.emit(PipelineEvent::ShardExecuted { shard, attempt, execution });
+                let ShardResult {
+                    shard,
+                    attempt,
+                    execution,
+                    ..
+                } = execute(&self.ports, &self.settings, body, attempt).await?;
+                self.emit(PipelineEvent::ShardExecuted {
+                    shard,
+                    attempt,
+                    execution,
+                });
             }
             QueueName::Results => {
-                let shard = serde_json::from_str::<ShardResult>(body).map(|r| r.shard).ok();
+                let shard = serde_json::from_str::<ShardResult>(body)
+                    .map(|r| r.shard)
+                    .ok();
                 let outcome = collect(&self.ports, body).await?;
                 if let Some(shard) = shard {
                     self.emit(PipelineEvent::ShardCollected { shard, outcome });
@@ -138,7 +199,9 @@ impl LocalPipeline {
             }
             QueueName::Reports => {
                 let outcome = report(&self.ports, body).await?;
-                self.emit(PipelineEvent::RunReported { outcome: Box::new(outcome) });
+                self.emit(PipelineEvent::RunReported {
+                    outcome: Box::new(outcome),
+                });
             }
         }
         Ok(())
@@ -154,16 +217,22 @@ impl LocalPipeline {
     pub async fn wait_for(&self, run: RunId) -> Result<Run, HandlerError> {
         let mut idle_rounds = 0;
         loop {
-            let current = self
-                .ports
-                .store
-                .get_run(run)
-                .await?
-                .ok_or_else(|| HandlerError::UnknownRun { run: run.to_string() })?;
+            let current =
+                self.ports
+                    .store
+                    .get_run(run)
+                    .await?
+                    .ok_or_else(|| HandlerError::UnknownRun {
+                        run: run.to_string(),
+                    })?;
             if current.status.is_final() {
                 return Ok(current);
             }
-            idle_rounds = if self.queue.is_idle() { idle_rounds + 1 } else { 0 };
+            idle_rounds = if self.queue.is_idle() {
+                idle_rounds + 1
+            } else {
+                0
+            };
             if idle_rounds >= 5 {
                 self.sweep_now().await?;
                 idle_rounds = 0;

@@ -181,6 +181,9 @@ pub async fn run(spec: &CommandSpec, log: &mut LogCapture) -> CommandEnd {
         }
     };
     let pgid = child.id().map(|id| id as i32);
+    // If this future is dropped mid-run (the worker is cancelled or dies),
+    // the whole group goes with it: no orphaned test processes.
+    let _group = GroupGuard(pgid);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 
@@ -253,6 +256,14 @@ pub async fn run(spec: &CommandSpec, log: &mut LogCapture) -> CommandEnd {
         started.elapsed().as_secs_f64()
     ));
     end
+}
+
+struct GroupGuard(Option<i32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0);
+    }
 }
 
 fn kill_group(pgid: Option<i32>) {

@@ -22,5 +22,7 @@ pub fn exit_usage_or_infra() -> ExitCode {
 
 /// The state directory: explicit, else `<repo>/.testexec`.
 pub fn state_dir_for(repo: &Path, explicit: Option<&Path>) -> PathBuf {
-    explicit.map(Path::to_path_buf).unwrap_or_else(|| repo.join(".testexec"))
+    explicit
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| repo.join(".testexec"))
 }

@@ -31,24 +31,44 @@ pub struct ReportArgs {
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let run_id: RunId = args.run_id.parse()?;
     let state_dir = state_dir_for(&args.path, args.state_dir.as_deref());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let (summary, html) = runtime.block_on(async {
         let pipeline = LocalPipeline::open(&state_dir, Arc::new(NoNotifier))?;
         let Some(run) = pipeline.ports.store.get_run(run_id).await? else {
-            bail!("run {run_id} not found in {} (hint: `testexec runs` lists them)", state_dir.display());
+            bail!(
+                "run {run_id} not found in {} (hint: `testexec runs` lists them)",
+                state_dir.display()
+            );
         };
         if !run.status.is_final() {
-            bail!("run {run_id} is still {}; its report is written when it finishes", run.status);
+            bail!(
+                "run {run_id} is still {}; its report is written when it finishes",
+                run.status
+            );
         }
-        let summary = pipeline.ports.blobs.get(&keys::report(run_id, "summary.md")).await?;
-        let html = pipeline.ports.blobs.link(&keys::report(run_id, "index.html")).await?;
+        let summary = pipeline
+            .ports
+            .blobs
+            .get(&keys::report(run_id, "summary.md"))
+            .await?;
+        let html = pipeline
+            .ports
+            .blobs
+            .link(&keys::report(run_id, "index.html"))
+            .await?;
         Ok((String::from_utf8_lossy(&summary).into_owned(), html))
     })?;
     println!("{summary}");
     if let Some(html) = &html {
         println!("\nreport: {html}");
         if args.open {
-            let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+            let opener = if cfg!(target_os = "macos") {
+                "open"
+            } else {
+                "xdg-open"
+            };
             // argv, never a shell: the path is passed as one argument.
             std::process::Command::new(opener)
                 .arg(html)

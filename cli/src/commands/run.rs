@@ -51,7 +51,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             args.path.display()
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run_async(args))
 }
 
@@ -59,7 +61,11 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let state_dir = state_dir_for(&args.path, args.state_dir.as_deref());
     let pipeline = LocalPipeline::open(&state_dir, Arc::new(NoNotifier))
         .with_context(|| format!("opening the state in {}", state_dir.display()))?;
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
     let mut events = pipeline.subscribe();
     let workers = pipeline.spawn_workers(jobs);
 
@@ -69,7 +75,12 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let TriggerOutcome::Started { run, plan } = pipeline.trigger(request).await? else {
         bail!("the run was not started (duplicate request)");
     };
-    let progress = Progress::new(&run, plan.shards.iter().map(|s| (s.index, s.files().len(), s.estimated_secs)));
+    let progress = Progress::new(
+        &run,
+        plan.shards
+            .iter()
+            .map(|s| (s.index, s.files().len(), s.estimated_secs)),
+    );
     let run_id = run.id;
     let waiter = {
         let pipeline = pipeline.clone();
@@ -89,7 +100,12 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let shards = pipeline.ports.store.list_shards(run_id).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "run": finished, "shards": shards }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "run": finished, "shards": shards })
+            )?
+        );
     } else {
         let mut links = Vec::new();
         for file in testexec::handlers::report::REPORT_FILES {
@@ -115,12 +131,17 @@ struct Progress {
 impl Progress {
     fn new(run: &Run, shards: impl Iterator<Item = (u32, usize, f64)>) -> Self {
         let tty = std::io::stderr().is_terminal();
-        eprintln!("testexec: run {} — suite `{}`, {} shards", run.id, run.suite, run.shard_count);
+        eprintln!(
+            "testexec: run {} — suite `{}`, {} shards",
+            run.id, run.suite, run.shard_count
+        );
         let multi = tty.then(MultiProgress::new);
         let mut bars = BTreeMap::new();
         if let Some(multi) = &multi {
-            let style = ProgressStyle::with_template("{spinner} shard {prefix:>3} [{elapsed_precise}] {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            let style = ProgressStyle::with_template(
+                "{spinner} shard {prefix:>3} [{elapsed_precise}] {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
             for (index, files, estimate) in shards {
                 let bar = multi.add(ProgressBar::new_spinner());
                 bar.set_style(style.clone());
@@ -130,39 +151,64 @@ impl Progress {
                 bars.insert(index, bar);
             }
         }
-        Self { multi, bars, shard_count: run.shard_count }
+        Self {
+            multi,
+            bars,
+            shard_count: run.shard_count,
+        }
     }
 
     fn say(&self, shard: &ShardId, text: String) {
         match self.bars.get(&shard.index) {
             Some(bar) => bar.set_message(text),
-            None => eprintln!("testexec: shard {}/{}: {text}", shard.index, self.shard_count),
+            None => eprintln!(
+                "testexec: shard {}/{}: {text}",
+                shard.index, self.shard_count
+            ),
         }
     }
 
     fn on(&self, event: &PipelineEvent) {
         match event {
             PipelineEvent::ShardStarted { shard, attempt } => {
-                let again = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+                let again = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
                 self.say(shard, format!("running{again}"));
             }
-            PipelineEvent::ShardExecuted { shard, execution, .. } => match execution {
-                Execution::Completed { exit_code } => self.say(shard, format!("ran (exit {exit_code}), collecting")),
+            PipelineEvent::ShardExecuted {
+                shard, execution, ..
+            } => match execution {
+                Execution::Completed { exit_code } => {
+                    self.say(shard, format!("ran (exit {exit_code}), collecting"))
+                }
                 Execution::Errored { reason, .. } => self.say(shard, format!("errored: {reason}")),
             },
             PipelineEvent::ShardCollected { shard, outcome } => {
                 let text = match outcome {
-                    testexec::handlers::collect::CollectOutcome::Applied { status, .. } => format!("{status}"),
-                    testexec::handlers::collect::CollectOutcome::Duplicate { .. } => "duplicate result ignored".into(),
+                    testexec::handlers::collect::CollectOutcome::Applied { status, .. } => {
+                        format!("{status}")
+                    }
+                    testexec::handlers::collect::CollectOutcome::Duplicate { .. } => {
+                        "duplicate result ignored".into()
+                    }
                 };
                 match self.bars.get(&shard.index) {
                     Some(bar) => bar.finish_with_message(text),
-                    None => eprintln!("testexec: shard {}/{}: {text}", shard.index, self.shard_count),
+                    None => eprintln!(
+                        "testexec: shard {}/{}: {text}",
+                        shard.index, self.shard_count
+                    ),
                 }
             }
             PipelineEvent::RunReported { .. } => {}
             PipelineEvent::HandlerFailed { queue, error } => {
-                let line = format!("testexec: {} handler failed (will retry): {error}", queue.as_str());
+                let line = format!(
+                    "testexec: {} handler failed (will retry): {error}",
+                    queue.as_str()
+                );
                 match &self.multi {
                     Some(multi) => {
                         let _ = multi.println(line);
@@ -184,7 +230,10 @@ impl Progress {
 
 fn print_summary(run: &Run, shards: &[testexec::model::ShardRecord], links: &[String]) {
     println!();
-    println!("{:<7} {:<9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}", "shard", "status", "tests", "passed", "failed", "skipped", "flaky", "seconds");
+    println!(
+        "{:<7} {:<9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",
+        "shard", "status", "tests", "passed", "failed", "skipped", "flaky", "seconds"
+    );
     for s in shards {
         let secs = match (s.started_ms, s.finished_ms) {
             (Some(a), Some(b)) => format!("{:.1}", b.saturating_sub(a) as f64 / 1000.0),
@@ -203,7 +252,11 @@ fn print_summary(run: &Run, shards: &[testexec::model::ShardRecord], links: &[St
         );
     }
     let c = &run.counts;
-    let wall = run.finished_ms.unwrap_or(run.created_ms).saturating_sub(run.created_ms) as f64 / 1000.0;
+    let wall = run
+        .finished_ms
+        .unwrap_or(run.created_ms)
+        .saturating_sub(run.created_ms) as f64
+        / 1000.0;
     println!(
         "{:<7} {:<9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9.1}",
         "total",

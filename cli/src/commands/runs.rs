@@ -28,7 +28,9 @@ pub struct RunsArgs {
 
 pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
     let state_dir = state_dir_for(&args.path, args.state_dir.as_deref());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let runs = runtime.block_on(async {
         let pipeline = LocalPipeline::open(&state_dir, Arc::new(NoNotifier))?;
         anyhow::Ok(pipeline.ports.store.list_runs(args.limit).await?)
@@ -38,10 +40,16 @@ pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if runs.is_empty() {
-        println!("no runs yet in {} (start one with `testexec run`)", state_dir.display());
+        println!(
+            "no runs yet in {} (start one with `testexec run`)",
+            state_dir.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<26}  {:<9}  {:<12}  {:>6}  {:>6}  {:>6}  {:>6}", "run", "status", "suite", "shards", "tests", "failed", "flaky");
+    println!(
+        "{:<26}  {:<9}  {:<12}  {:>6}  {:>6}  {:>6}  {:>6}",
+        "run", "status", "suite", "shards", "tests", "failed", "flaky"
+    );
     for r in runs {
         println!(
             "{:<26}  {:<9}  {:<12}  {:>6}  {:>6}  {:>6}  {:>6}",

@@ -86,7 +86,10 @@ impl Intake {
              CREATE TABLE IF NOT EXISTS requests (
                 run_id TEXT PRIMARY KEY, body TEXT NOT NULL, state TEXT NOT NULL, error TEXT);",
         )?;
-        Ok(Self { db: Mutex::new(db), tx })
+        Ok(Self {
+            db: Mutex::new(db),
+            tx,
+        })
     }
 
     fn accept(&self, run: RunId, request: StartRun) -> anyhow::Result<()> {
@@ -94,7 +97,10 @@ impl Intake {
         self.db
             .lock()
             .map_err(|_| anyhow::anyhow!("intake lock poisoned"))?
-            .execute("INSERT INTO requests (run_id, body, state) VALUES (?1, ?2, 'queued')", params![run.to_string(), body])?;
+            .execute(
+                "INSERT INTO requests (run_id, body, state) VALUES (?1, ?2, 'queued')",
+                params![run.to_string(), body],
+            )?;
         // The receiver lives as long as the server.
         let _ = self.tx.send((run, request));
         Ok(())
@@ -111,17 +117,23 @@ impl Intake {
 
     fn state(&self, run: RunId) -> Option<(String, Option<String>)> {
         let db = self.db.lock().ok()?;
-        db.query_row("SELECT state, error FROM requests WHERE run_id = ?1", params![run.to_string()], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        db.query_row(
+            "SELECT state, error FROM requests WHERE run_id = ?1",
+            params![run.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()
         .ok()
         .flatten()
     }
 
     fn pending(&self) -> anyhow::Result<Vec<(RunId, StartRun)>> {
-        let db = self.db.lock().map_err(|_| anyhow::anyhow!("intake lock poisoned"))?;
-        let mut stmt = db.prepare("SELECT run_id, body FROM requests WHERE state = 'queued' ORDER BY run_id")?;
+        let db = self
+            .db
+            .lock()
+            .map_err(|_| anyhow::anyhow!("intake lock poisoned"))?;
+        let mut stmt =
+            db.prepare("SELECT run_id, body FROM requests WHERE state = 'queued' ORDER BY run_id")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = Vec::new();
         for row in rows {
@@ -135,14 +147,20 @@ impl Intake {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(serve(args))
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let state_dir = state_dir_for(&args.path, args.state_dir.as_deref());
     let pipeline = LocalPipeline::open(&state_dir, Arc::new(NoNotifier))?;
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
     let _workers = pipeline.spawn_workers(jobs);
 
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -151,7 +169,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = tx.send(pending);
     }
     let default_path = args.path.canonicalize().unwrap_or(args.path.clone());
-    let state = AppState { pipeline: pipeline.clone(), intake: intake.clone() };
+    let state = AppState {
+        pipeline: pipeline.clone(),
+        intake: intake.clone(),
+    };
 
     // Trigger task: the slow half of POST /runs.
     {
@@ -179,7 +200,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
-                if let Err(e) = testexec::handlers::sweep::sweep(&pipeline.ports, &pipeline.settings).await {
+                if let Err(e) =
+                    testexec::handlers::sweep::sweep(&pipeline.ports, &pipeline.settings).await
+                {
                     tracing::warn!(error = %e, "sweep failed");
                 }
             }
@@ -188,9 +211,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let app = router(state);
     let addr = SocketAddr::new(args.bind, args.port);
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-    eprintln!("testexec: serving on http://{} (state in {})", listener.local_addr()?, state_dir.display());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    eprintln!(
+        "testexec: serving on http://{} (state in {})",
+        listener.local_addr()?,
+        state_dir.display()
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -217,10 +248,14 @@ fn api_error(status: StatusCode, message: impl Into<String>) -> ApiError {
 }
 
 fn parse_id(id: &str) -> Result<RunId, ApiError> {
-    id.parse().map_err(|e: testexec::errors::IdError| api_error(StatusCode::BAD_REQUEST, e.to_string()))
+    id.parse()
+        .map_err(|e: testexec::errors::IdError| api_error(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-async fn start_run(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+async fn start_run(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     let request: StartRun = if body.iter().all(u8::is_ascii_whitespace) {
         StartRun::default()
     } else {
@@ -232,37 +267,66 @@ async fn start_run(State(state): State<AppState>, body: axum::body::Bytes) -> Re
         })?
     };
     let run = RunId::new();
-    state
-        .intake
-        .accept(run, request)
-        .map_err(|e| api_error(StatusCode::SERVICE_UNAVAILABLE, format!("could not record the request: {e}")))?;
-    let body = json!({ "run_id": run.to_string(), "status": "queued", "url": format!("/runs/{run}") });
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/runs/{run}"))], Json(body)).into_response())
+    state.intake.accept(run, request).map_err(|e| {
+        api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("could not record the request: {e}"),
+        )
+    })?;
+    let body =
+        json!({ "run_id": run.to_string(), "status": "queued", "url": format!("/runs/{run}") });
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/runs/{run}"))],
+        Json(body),
+    )
+        .into_response())
 }
 
 async fn list_runs(State(state): State<AppState>) -> Result<Json<Vec<Run>>, ApiError> {
-    let runs = state.pipeline.ports.store.list_runs(100).await.map_err(|e| api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let runs = state
+        .pipeline
+        .ports
+        .store
+        .list_runs(100)
+        .await
+        .map_err(|e| api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(runs))
 }
 
-async fn get_run(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn get_run(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let id = parse_id(&id)?;
     let store = &state.pipeline.ports.store;
-    let internal = |e: testexec::errors::StoreError| api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let internal = |e: testexec::errors::StoreError| {
+        api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    };
     match store.get_run(id).await.map_err(internal)? {
         Some(run) => {
             let shards = store.list_shards(id).await.map_err(internal)?;
             let report = run.status.is_final().then(|| format!("/runs/{id}/report"));
-            Ok(Json(json!({ "run": run, "shards": shards, "report": report })))
+            Ok(Json(
+                json!({ "run": run, "shards": shards, "report": report }),
+            ))
         }
         None => match state.intake.state(id) {
-            Some((status, error)) => Ok(Json(json!({ "run_id": id.to_string(), "status": status, "error": error }))),
-            None => Err(api_error(StatusCode::NOT_FOUND, format!("run {id} not found"))),
+            Some((status, error)) => Ok(Json(
+                json!({ "run_id": id.to_string(), "status": status, "error": error }),
+            )),
+            None => Err(api_error(
+                StatusCode::NOT_FOUND,
+                format!("run {id} not found"),
+            )),
         },
     }
 }
 
-async fn page_report(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
+async fn page_report(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
     report_file(State(state), UrlPath((id, "index.html".to_string()))).await
 }
 
@@ -276,7 +340,12 @@ async fn report_file(
         "report.json" => testexec::ports::content_type::JSON,
         "summary.md" => testexec::ports::content_type::MARKDOWN,
         "junit.xml" => testexec::ports::content_type::XML,
-        _ => return Err(api_error(StatusCode::NOT_FOUND, format!("no report file `{file}`"))),
+        _ => {
+            return Err(api_error(
+                StatusCode::NOT_FOUND,
+                format!("no report file `{file}`"),
+            ));
+        }
     };
     let bytes = state
         .pipeline
@@ -284,16 +353,30 @@ async fn report_file(
         .blobs
         .get(&keys::report(id, &file))
         .await
-        .map_err(|e| api_error(StatusCode::NOT_FOUND, format!("{e} (the report is written when the run finishes)")))?;
+        .map_err(|e| {
+            api_error(
+                StatusCode::NOT_FOUND,
+                format!("{e} (the report is written when the run finishes)"),
+            )
+        })?;
     Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 async fn page_runs(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
-    let runs = state.pipeline.ports.store.list_runs(200).await.map_err(|e| api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let runs = state
+        .pipeline
+        .ports
+        .store
+        .list_runs(200)
+        .await
+        .map_err(|e| api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let mut rows = String::new();
     for r in &runs {
         let link = if r.status.is_final() {

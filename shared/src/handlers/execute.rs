@@ -150,15 +150,16 @@ impl ShardRun<'_> {
             }
         }
 
-        let mut collected: JunitFiles = Vec::new();
         let end = self
             .command(suite.command_argv(&expansion), &cwd, &env, deadline, log)
             .await;
         let found = collect_junit(&cwd, &suite.junit_globs(&expansion), &junit_dir, 0)?;
-        if end == CommandEnd::TimedOut || end == CommandEnd::NotStarted || found.is_empty() {
-            let reason = if found.is_empty()
-                && !matches!(end, CommandEnd::TimedOut | CommandEnd::NotStarted)
-            {
+        let stopped_short = matches!(
+            end,
+            CommandEnd::TimedOut | CommandEnd::NotStarted | CommandEnd::Signalled(_)
+        );
+        if stopped_short || found.is_empty() {
+            let reason = if !stopped_short {
                 format!(
                     "the test command {} and wrote no JUnit matching {}",
                     end.describe(),
@@ -170,39 +171,47 @@ impl ShardRun<'_> {
             return Ok((errored(reason, end.exit_code()), found));
         }
         let first = read_cases(&found);
+        let mut collected = found;
         if let CommandEnd::Exited(code) = end {
+            if !suite.completed_exit_codes.contains(&code) {
+                // The runner stopped short (pytest's 2 is "interrupted", e.g.
+                // a collection error): what it wrote is kept, but the shard
+                // has no complete verdict.
+                let failing = first.iter().filter(|c| c.outcome.is_failure()).count();
+                let reason = format!(
+                    "the test command exited with {code}, which is not one of completed_exit_codes {:?}; its JUnit holds {} cases ({failing} failing)",
+                    suite.completed_exit_codes,
+                    first.len()
+                );
+                return Ok((errored(reason, Some(code)), collected));
+            }
             if code != 0 && !first.iter().any(|c| c.outcome.is_failure()) {
-                collected.extend(found);
                 let reason = format!(
                     "the test command exited with {code} but its JUnit reports no failing test"
                 );
                 return Ok((errored(reason, Some(code)), collected));
             }
         }
-        collected.extend(found);
 
-        // Re-run failing tests; collect marks a later pass as flaky.
-        let mut failing: Vec<String> = selectors_of_failures(suite, &first);
+        // Re-run what failed; collect marks a later pass as flaky. With
+        // `{tests}` only the failing tests run again, else their files.
+        let mut failing = Rerun::of(suite, &self.job.files, &first);
         for retry in 1..=suite.retries {
-            if failing.is_empty() || !suite.supports_test_selection() || Instant::now() >= deadline
-            {
+            if failing.is_empty() || Instant::now() >= deadline {
                 break;
             }
-            log.line(&format!(
-                "testexec: retry {retry} of {} failing tests",
-                failing.len()
-            ));
+            log.line(&format!("testexec: retry {retry}: {}", failing.describe()));
             let junit = junit_dir.join(format!("try-{retry}.xml"));
             let expansion = Expansion {
-                files: &[],
-                tests: &failing,
+                files: &failing.files,
+                tests: &failing.tests,
                 junit: &junit.display().to_string(),
                 ..expansion
             };
             self.command(suite.command_argv(&expansion), &cwd, &env, deadline, log)
                 .await;
             let found = collect_junit(&cwd, &suite.junit_globs(&expansion), &junit_dir, retry)?;
-            failing = selectors_of_failures(suite, &read_cases(&found));
+            failing = Rerun::of(suite, &self.job.files, &read_cases(&found));
             collected.extend(found);
         }
         let code = end.exit_code().unwrap_or(-1);
@@ -336,13 +345,44 @@ fn read_cases(files: &JunitFiles) -> Vec<crate::model::TestCase> {
         .collect()
 }
 
-fn selectors_of_failures(suite: &Suite, cases: &[crate::model::TestCase]) -> Vec<String> {
-    let mut out: Vec<String> = cases
-        .iter()
-        .filter(|c| c.outcome.is_failure())
-        .map(|c| suite.test_id.selector(c))
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+/// What a retry re-runs: failing tests by selector when the command takes
+/// `{tests}`, else the shard's files that had failures.
+struct Rerun {
+    files: Vec<String>,
+    tests: Vec<String>,
+}
+
+impl Rerun {
+    fn of(suite: &Suite, shard_files: &[String], cases: &[crate::model::TestCase]) -> Self {
+        let failing = cases.iter().filter(|c| c.outcome.is_failure());
+        let (mut files, mut tests) = (Vec::new(), Vec::new());
+        if suite.supports_test_selection() {
+            tests = failing.map(|c| suite.test_id.selector(c)).collect();
+        } else if suite.command.iter().any(|a| a == "{files}") {
+            // Only files of this shard: a derived file name that matches
+            // none of them cannot be re-run safely.
+            files = failing
+                .filter_map(|c| c.file.as_deref())
+                .filter(|f| shard_files.iter().any(|s| s == f))
+                .map(str::to_string)
+                .collect();
+        }
+        for list in [&mut files, &mut tests] {
+            list.sort();
+            list.dedup();
+        }
+        Self { files, tests }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.tests.is_empty()
+    }
+
+    fn describe(&self) -> String {
+        if self.tests.is_empty() {
+            format!("{} files with failures", self.files.len())
+        } else {
+            format!("{} failing tests", self.tests.len())
+        }
+    }
 }

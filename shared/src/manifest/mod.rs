@@ -71,6 +71,16 @@ pub struct Suite {
     /// How `{tests}` names one test (retries, splitting slow files by test).
     #[serde(default)]
     pub test_id: TestIdFormat,
+    /// Exit codes meaning the runner ran to a verdict (passed or failed).
+    #[serde(default = "default_completed_exit_codes")]
+    pub completed_exit_codes: Vec<i32>,
+}
+
+/// Most runners exit 0 when tests pass and 1 when some fail.
+pub const DEFAULT_COMPLETED_EXIT_CODES: [i32; 2] = [0, 1];
+
+fn default_completed_exit_codes() -> Vec<i32> {
+    DEFAULT_COMPLETED_EXIT_CODES.to_vec()
 }
 
 /// How many shards a suite runs in.

@@ -15,8 +15,8 @@ use toml::Spanned;
 
 use super::placeholders::{self, Placeholder, Segment};
 use super::{
-    DEFAULT_TIMEOUT_SECONDS, MAX_RETRIES, MAX_SHARDS, MAX_SUITES, MAX_TIMEOUT_SECONDS, Manifest,
-    Shards, Suite, build_glob, suggest,
+    DEFAULT_COMPLETED_EXIT_CODES, DEFAULT_TIMEOUT_SECONDS, MAX_RETRIES, MAX_SHARDS, MAX_SUITES,
+    MAX_TIMEOUT_SECONDS, Manifest, Shards, Suite, build_glob, suggest,
 };
 use crate::errors::{ManifestError, ManifestLocation};
 
@@ -35,6 +35,7 @@ const SUITE_FIELDS: &[&str] = &[
     "env",
     "working_dir",
     "test_id",
+    "completed_exit_codes",
 ];
 const MAX_SUITE_NAME: usize = 64;
 
@@ -60,6 +61,7 @@ struct RawSuite {
     env: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
     working_dir: Option<Spanned<String>>,
     test_id: Option<Spanned<TestIdFormat>>,
+    completed_exit_codes: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 
 type Argv = Vec<Spanned<String>>;
@@ -418,6 +420,7 @@ fn example_for(field: &str) -> Option<&'static str> {
         "timeout_seconds" => "timeout_seconds = 900",
         "retries" => "retries = 1",
         "working_dir" => "working_dir = \"services/api\"",
+        "completed_exit_codes" => "completed_exit_codes = [0, 1]",
         "test_id" => "test_id = \"pytest\" (or \"name\", \"class_dot_name\", \"class_hash_name\")",
         "suites" => "[suites.unit] followed by command = [...]",
         _ => return None,
@@ -954,6 +957,37 @@ fn validate_suite(
         None => None,
     };
 
+    // --- completed_exit_codes: which exits mean "the runner finished"
+    // (tests passed or failed). Anything else (pytest's 2 "interrupted",
+    // a crash) makes the shard errored even if some JUnit was written.
+    let completed_exit_codes = match raw.completed_exit_codes {
+        Some(list) => {
+            let span = list.span();
+            let mut codes = Vec::new();
+            for code in list.into_inner() {
+                codes.push(int_in(
+                    cx,
+                    name,
+                    "completed_exit_codes",
+                    &code,
+                    0..=255,
+                    "exit codes are 0..=255, e.g. completed_exit_codes = [0, 100] for cargo nextest",
+                )? as i32);
+            }
+            if codes.is_empty() {
+                return Err(cx.err(
+                    span,
+                    name,
+                    "completed_exit_codes",
+                    "empty completed_exit_codes",
+                    "list the exit codes your runner uses for \"tests ran\", e.g. [0, 1]",
+                ));
+            }
+            codes
+        }
+        None => DEFAULT_COMPLETED_EXIT_CODES.to_vec(),
+    };
+
     // --- test_id: how `{tests}` names a test; only meaningful with `{tests}`.
     let test_id = raw.test_id.map(Spanned::into_inner).unwrap_or_default();
 
@@ -971,6 +1005,7 @@ fn validate_suite(
         env,
         working_dir,
         test_id,
+        completed_exit_codes,
     })
 }
 
