@@ -5,9 +5,12 @@
 //! - [`manifest`]: the repository's `testexec.toml`.
 //! - [`plan`]: timing-balanced shard planning.
 //! - [`errors`]: one precise error enum per concern.
+//! - `github` (feature `github`): webhook verification and routing.
 
 pub mod errors;
 pub mod files;
+#[cfg(feature = "github")]
+pub mod github;
 pub mod handlers;
 pub mod junit;
 pub mod manifest;
