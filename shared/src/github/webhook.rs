@@ -212,12 +212,34 @@ pub fn verify_signature(
     let expected = decode_hex_digest(digest_hex)?;
     // HMAC accepts keys of any length, so this cannot fail; mapping the error
     // keeps the function free of panics all the same.
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret).map_err(|_| WebhookError::NoSecret)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| WebhookError::NoSecret)?;
     mac.update(body);
     mac.verify_slice(&expected)
         .map_err(|_| WebhookError::SignatureMismatch)
 }
+
+/// The `X-Hub-Signature-256` value GitHub would send for `body`: for tests,
+/// local e2e scripts and tools that replay deliveries against `serve`.
+pub fn signature_header(secret: &[u8], body: &[u8]) -> String {
+    // Any key length is valid for HMAC; an empty one yields the empty-key MAC,
+    // which `verify_signature` refuses anyway.
+    let digest = match Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(mut mac) => {
+            mac.update(body);
+            mac.finalize().into_bytes()
+        }
+        Err(_) => return String::from("sha256="),
+    };
+    let mut header = String::with_capacity(7 + 64);
+    header.push_str("sha256=");
+    for byte in digest {
+        header.push(HEX_DIGITS[usize::from(byte >> 4)] as char);
+        header.push(HEX_DIGITS[usize::from(byte & 0x0f)] as char);
+    }
+    header
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// Decodes the 64 hex digits of a SHA-256 digest (either case).
 fn decode_hex_digest(hex: &str) -> Result<[u8; 32], WebhookError> {
@@ -546,7 +568,11 @@ fn route_push(d: &Delivery<'_>) -> Result<WebhookDecision, WebhookError> {
     let repo = d.repo()?;
     let commit = d.required_sha("after")?;
     let git_ref = d.checked_ref("ref", git_ref)?;
-    Ok(WebhookDecision::Start(d.request(repo, commit, Some(git_ref))))
+    Ok(WebhookDecision::Start(d.request(
+        repo,
+        commit,
+        Some(git_ref),
+    )))
 }
 
 fn route_pull_request(d: &Delivery<'_>) -> Result<WebhookDecision, WebhookError> {
@@ -567,13 +593,20 @@ fn route_pull_request(d: &Delivery<'_>) -> Result<WebhookDecision, WebhookError>
         .str_at("pull_request.head.repo.full_name")
         .is_some_and(|head| head.eq_ignore_ascii_case(repo));
     let git_ref = if same_repo {
-        d.checked_ref("pull_request.head.ref", &format!("refs/heads/{head_branch}"))?
+        d.checked_ref(
+            "pull_request.head.ref",
+            &format!("refs/heads/{head_branch}"),
+        )?
     } else {
         // The fork's branch name means nothing in the base repository.
         let number = d.required_u64("pull_request.number")?;
         format!("refs/pull/{number}/head")
     };
-    Ok(WebhookDecision::Start(d.request(repo, commit, Some(git_ref))))
+    Ok(WebhookDecision::Start(d.request(
+        repo,
+        commit,
+        Some(git_ref),
+    )))
 }
 
 fn route_check_suite(d: &Delivery<'_>) -> Result<WebhookDecision, WebhookError> {
@@ -645,7 +678,11 @@ fn route_merge_group(d: &Delivery<'_>) -> Result<WebhookDecision, WebhookError> 
     let commit = d.required_sha("merge_group.head_sha")?;
     let head_ref = d.required_str("merge_group.head_ref")?;
     let git_ref = d.checked_ref("merge_group.head_ref", head_ref)?;
-    Ok(WebhookDecision::Start(d.request(repo, commit, Some(git_ref))))
+    Ok(WebhookDecision::Start(d.request(
+        repo,
+        commit,
+        Some(git_ref),
+    )))
 }
 
 /// Refs are echoed in reasons; keep those short.
@@ -658,11 +695,7 @@ mod tests {
     use super::*;
 
     fn sign(secret: &[u8], body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
-        mac.update(body);
-        let digest = mac.finalize().into_bytes();
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("sha256={hex}")
+        signature_header(secret, body)
     }
 
     #[test]
