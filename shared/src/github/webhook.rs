@@ -256,7 +256,7 @@ fn decode_hex_digest(hex: &str) -> Result<[u8; 32], WebhookError> {
                 reason: "the digest contains a character that is not a hex digit",
             });
         };
-        *slot = hi << 4 | lo;
+        *slot = (hi << 4) | lo;
     }
     Ok(out)
 }
@@ -710,7 +710,9 @@ mod tests {
 
     #[test]
     fn hex_digest_rejects_bad_input() {
-        for bad in ["", "75", &"g".repeat(64), &"0".repeat(63), &"0".repeat(65)] {
+        let (g64, z63, z65) = ("g".repeat(64), "0".repeat(63), "0".repeat(65));
+        let cases: [&str; 5] = ["", "75", &g64, &z63, &z65];
+        for bad in cases {
             assert!(matches!(
                 decode_hex_digest(bad),
                 Err(WebhookError::MalformedSignature { .. })
