@@ -857,9 +857,13 @@ fn push_to_an_ordinary_branch_without_installation() {
     );
 }
 
+/// An edit that breaks a fixture payload.
+type Edit = fn(&mut Value);
+
 #[test]
 fn broken_payloads_are_400_naming_the_field() {
-    let cases: Vec<(&str, &str, fn(&mut Value), &str)> = vec![
+    // (event, fixture, how to break it, the field the error must name)
+    let cases: Vec<(&str, &str, Edit, &str)> = vec![
         (
             "push",
             NEW_BRANCH,
