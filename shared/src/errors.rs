@@ -417,3 +417,83 @@ impl HandlerError {
         )
     }
 }
+
+// ---- GitHub webhook intake (github/webhook.rs) ------------------------------
+
+/// Why a webhook delivery was refused. Hosts answer with
+/// [`WebhookError::http_status`] and the `Display` text.
+///
+/// No variant carries the secret, the signature header or the body: these
+/// messages go back to whoever sent the request and into logs.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum WebhookError {
+    #[error(
+        "request body is {size} bytes, over the {limit}-byte limit; GitHub never sends more than 25 MiB, so this is not a GitHub delivery"
+    )]
+    TooLarge { size: usize, limit: usize },
+    #[error(
+        "no webhook secret is configured; set TESTEXEC_WEBHOOK_SECRET to the secret entered in the GitHub webhook settings (unsigned deliveries are never accepted)"
+    )]
+    NoSecret,
+    #[error(
+        "missing X-Hub-Signature-256 header; set a secret in the GitHub webhook settings (GitHub only signs deliveries when one is set)"
+    )]
+    MissingSignature,
+    #[error(
+        "malformed X-Hub-Signature-256 header: {reason}; expected `sha256=` followed by 64 hex digits"
+    )]
+    MalformedSignature { reason: &'static str },
+    #[error(
+        "X-Hub-Signature-256 does not match the body; the webhook secret configured in GitHub does not match TESTEXEC_WEBHOOK_SECRET, or a proxy altered the body"
+    )]
+    SignatureMismatch,
+    #[error("missing {header} header; is the request really from a GitHub webhook?")]
+    MissingHeader { header: &'static str },
+    #[error("invalid {header} header: {reason}")]
+    InvalidHeader {
+        header: &'static str,
+        reason: &'static str,
+    },
+    #[error(
+        "unsupported content type `{content_type}`; set the webhook's \"Content type\" to application/json in the GitHub webhook settings"
+    )]
+    UnsupportedContentType { content_type: String },
+    #[error("body is not valid JSON at line {line}, column {column}: {message}")]
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(
+        "`{event}` payload: field `{field}` is missing or is not {expected}; the payload does not look like one GitHub sends"
+    )]
+    Payload {
+        event: String,
+        field: &'static str,
+        expected: &'static str,
+    },
+}
+
+impl WebhookError {
+    /// The HTTP status a host should answer with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            WebhookError::TooLarge { .. } => 413,
+            // Our misconfiguration, not the sender's fault.
+            WebhookError::NoSecret => 500,
+            WebhookError::MissingSignature
+            | WebhookError::MalformedSignature { .. }
+            | WebhookError::SignatureMismatch => 401,
+            WebhookError::UnsupportedContentType { .. } => 415,
+            WebhookError::MissingHeader { .. }
+            | WebhookError::InvalidHeader { .. }
+            | WebhookError::Json { .. }
+            | WebhookError::Payload { .. } => 400,
+        }
+    }
+
+    /// True for the variants that mean "not proven to come from GitHub".
+    pub fn is_unauthorized(&self) -> bool {
+        self.http_status() == 401
+    }
+}

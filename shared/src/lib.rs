@@ -7,12 +7,15 @@
 //! - [`errors`]: one precise error enum per concern.
 //! - [`ports`]: the traits handlers use; [`backends`] implement them.
 //! - `contract` (feature `contract`): the checks every backend must pass.
+//! - `github` (feature `github`): webhook verification and routing.
 
 pub mod backends;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod errors;
 pub mod files;
+#[cfg(feature = "github")]
+pub mod github;
 pub mod handlers;
 pub mod junit;
 pub mod manifest;
