@@ -8,6 +8,8 @@
 
 pub mod errors;
 pub mod files;
+#[cfg(feature = "github")]
+pub mod github;
 pub mod handlers;
 pub mod junit;
 pub mod manifest;
