@@ -388,7 +388,10 @@ pub enum GithubError {
     #[error("{0}")]
     Unsupported(String),
     /// A 4xx that retrying cannot fix; `message` is GitHub's own.
-    #[error("GitHub API {method} {path} returned {status}: {message}{}", doc_hint(documentation_url))]
+    #[error(
+        "GitHub API {method} {path} returned {status}: {message}{}",
+        doc_hint(documentation_url)
+    )]
     Api {
         method: String,
         path: String,

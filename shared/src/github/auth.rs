@@ -31,7 +31,10 @@ const JWT_BACKDATE_SECS: u64 = 60;
 #[derive(Clone)]
 pub enum GithubAuth {
     /// A GitHub App: can create check runs.
-    App { app_id: u64, private_key_pem: String },
+    App {
+        app_id: u64,
+        private_key_pem: String,
+    },
     /// A personal access token or Actions' `GITHUB_TOKEN`: commit statuses
     /// only, since tokens cannot create check runs.
     Token(String),
@@ -118,7 +121,9 @@ impl fmt::Debug for Authenticator {
             Mode::App { app_id, .. } => format!("App({app_id})"),
             Mode::Token(_) => "Token".to_string(),
         };
-        f.debug_struct("Authenticator").field("mode", &mode).finish()
+        f.debug_struct("Authenticator")
+            .field("mode", &mode)
+            .finish()
     }
 }
 
@@ -236,7 +241,11 @@ impl Authenticator {
             token: token.clone(),
             refresh_at,
         });
-        tracing::debug!(installation, refresh_at, "minted a GitHub installation token");
+        tracing::debug!(
+            installation,
+            refresh_at,
+            "minted a GitHub installation token"
+        );
         Ok(token)
     }
 }

@@ -52,7 +52,10 @@ enum Verdict {
 impl Transport {
     fn new(config: &GithubConfig) -> Result<Self, GithubError> {
         let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static("application/vnd.github+json"));
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/vnd.github+json"),
+        );
         headers.insert(
             "x-github-api-version",
             HeaderValue::from_static(API_VERSION),
@@ -252,7 +255,10 @@ async fn error_message(mut resp: Response) -> (String, Option<String>) {
         }
     }
     if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&body) {
-        let message = map.get("message").and_then(Value::as_str).map(str::to_string);
+        let message = map
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let doc = map
             .get("documentation_url")
             .and_then(Value::as_str)
@@ -325,7 +331,9 @@ pub struct GithubClient {
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transport").field("base", &self.base).finish()
+        f.debug_struct("Transport")
+            .field("base", &self.base)
+            .finish()
     }
 }
 

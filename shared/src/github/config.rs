@@ -95,7 +95,11 @@ impl GithubConfig {
     /// [`from_env`](Self::from_env) over any lookup, so it can be tested
     /// without touching the process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, GithubError> {
-        let get = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let auth = match get("TESTEXEC_GITHUB_APP_ID") {
             Some(id) => {
                 let app_id: u64 = id.parse().map_err(|_| {
@@ -186,10 +190,16 @@ mod tests {
     fn app_credentials_win_over_a_token() {
         let c = GithubConfig::from_lookup(lookup(&[
             ("TESTEXEC_GITHUB_APP_ID", "123"),
-            ("TESTEXEC_GITHUB_PRIVATE_KEY", "-----BEGIN X-----\\nabc\\n-----END X-----"),
+            (
+                "TESTEXEC_GITHUB_PRIVATE_KEY",
+                "-----BEGIN X-----\\nabc\\n-----END X-----",
+            ),
             ("GITHUB_TOKEN", "ghp_x"),
             ("TESTEXEC_GITHUB_API_URL", "https://ghe.example.com/api/v3/"),
-            ("TESTEXEC_GITHUB_DETAILS_URL", "https://testexec.example.com/"),
+            (
+                "TESTEXEC_GITHUB_DETAILS_URL",
+                "https://testexec.example.com/",
+            ),
         ]))
         .unwrap();
         match &c.auth {
@@ -218,8 +228,8 @@ mod tests {
         assert!(matches!(c.auth, GithubAuth::Token(_)));
         assert!(!format!("{c:?}").contains("ghp_secret"));
         assert!(GithubConfig::from_lookup(lookup(&[])).is_err());
-        let e = GithubConfig::from_lookup(lookup(&[("TESTEXEC_GITHUB_APP_ID", "abc")]))
-            .unwrap_err();
+        let e =
+            GithubConfig::from_lookup(lookup(&[("TESTEXEC_GITHUB_APP_ID", "abc")])).unwrap_err();
         assert!(e.to_string().contains("numeric"));
         let e = GithubConfig::from_lookup(lookup(&[("TESTEXEC_GITHUB_APP_ID", "1")])).unwrap_err();
         assert!(e.to_string().contains("PRIVATE_KEY"));

@@ -133,7 +133,13 @@ impl SourceProvider for GithubSource {
         })
         .await
         .map_err(backend)??;
-        tracing::info!(repo, sha, bytes = written, files = stats.files, "fetched GitHub tarball");
+        tracing::info!(
+            repo,
+            sha,
+            bytes = written,
+            files = stats.files,
+            "fetched GitHub tarball"
+        );
         Ok(())
     }
 }

@@ -26,7 +26,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
     let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let month = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32;
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -72,8 +72,7 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<u64> {
     };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60
-    {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
         return None;
     }
     let mut rest = s.get(19..)?;
@@ -105,7 +104,10 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_468_275_250_000), "2016-07-11T22:14:10Z");
         assert_eq!(parse_rfc3339("2016-07-11T22:14:10Z"), Some(1_468_275_250));
-        assert_eq!(parse_rfc3339("2016-07-11T22:14:10.123Z"), Some(1_468_275_250));
+        assert_eq!(
+            parse_rfc3339("2016-07-11T22:14:10.123Z"),
+            Some(1_468_275_250)
+        );
         assert_eq!(
             parse_rfc3339("2016-07-12T00:14:10+02:00"),
             Some(1_468_275_250)
@@ -116,7 +118,13 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "soon", "2016-13-11T22:14:10Z", "2016-07-11 22:14:10Z", "2016-07-11T22:14:10"] {
+        for s in [
+            "",
+            "soon",
+            "2016-13-11T22:14:10Z",
+            "2016-07-11 22:14:10Z",
+            "2016-07-11T22:14:10",
+        ] {
             assert_eq!(parse_rfc3339(s), None, "{s}");
         }
     }
