@@ -56,17 +56,9 @@ struct Harness {
 impl Harness {
     fn new(visibility: Duration, executors: usize) -> Self {
         let state = tempfile::tempdir().unwrap();
-        let config = QueueConfig {
-            visibility_timeout: visibility,
-            max_receives: 5,
-        };
-        let pipeline =
-            LocalPipeline::open_with(state.path(), Arc::new(NoNotifier), config).unwrap();
-        Self {
-            pipeline,
-            workers: Vec::new(),
-            _state: state,
-        }
+        let config = QueueConfig { visibility_timeout: visibility, max_receives: 5 };
+        let pipeline = LocalPipeline::open_with(state.path(), Arc::new(NoNotifier), config).unwrap();
+        Self { pipeline, workers: Vec::new(), _state: state }
     }
 
     fn start(&mut self, executors: usize) {
@@ -74,34 +66,18 @@ impl Harness {
     }
 
     async fn trigger(&self, repo: &Path) -> Run {
-        match self
-            .pipeline
-            .trigger(RunRequest::local(repo))
-            .await
-            .unwrap()
-        {
+        match self.pipeline.trigger(RunRequest::local(repo)).await.unwrap() {
             TriggerOutcome::Started { run, .. } => *run,
             other => panic!("not started: {other:?}"),
         }
     }
 
     async fn finish(&self, run: &Run) -> Run {
-        tokio::time::timeout(Duration::from_secs(60), self.pipeline.wait_for(run.id))
-            .await
-            .expect("run finished in time")
-            .unwrap()
+        tokio::time::timeout(Duration::from_secs(60), self.pipeline.wait_for(run.id)).await.expect("run finished in time").unwrap()
     }
 
     async fn report_file(&self, run: &Run, file: &str) -> String {
-        String::from_utf8(
-            self.pipeline
-                .ports
-                .blobs
-                .get(&keys::report(run.id, file))
-                .await
-                .unwrap(),
-        )
-        .unwrap()
+        String::from_utf8(self.pipeline.ports.blobs.get(&keys::report(run.id, file)).await.unwrap()).unwrap()
     }
 }
 
@@ -114,25 +90,11 @@ impl Drop for Harness {
 }
 
 fn counts(tests: u64, passed: u64, failed: u64, errors: u64, skipped: u64, flaky: u64) -> Counts {
-    Counts {
-        tests,
-        passed,
-        failed,
-        errors,
-        skipped,
-        flaky,
-    }
+    Counts { tests, passed, failed, errors, skipped, flaky }
 }
 
 fn six_files() -> Vec<(String, String)> {
-    (0..6)
-        .map(|i| {
-            (
-                format!("tests/t{i}.txt"),
-                format!("a{i} pass 0.2\nb{i} pass 0.1\nc{i} skip\n"),
-            )
-        })
-        .collect()
+    (0..6).map(|i| (format!("tests/t{i}.txt"), format!("a{i} pass 0.2\nb{i} pass 0.1\nc{i} skip\n"))).collect()
 }
 
 fn as_refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
@@ -152,30 +114,16 @@ async fn a_passing_suite_finalises_passed_with_every_report() {
     assert_eq!(done.counts, counts(18, 12, 0, 0, 6, 0));
     assert_eq!(done.shards_done, 3);
     let shards = h.pipeline.ports.store.list_shards(run.id).await.unwrap();
-    assert!(
-        shards
-            .iter()
-            .all(|s| s.status == ShardStatus::Passed && s.counts.tests == 6),
-        "{shards:?}"
-    );
+    assert!(shards.iter().all(|s| s.status == ShardStatus::Passed && s.counts.tests == 6), "{shards:?}");
 
     let junit = h.report_file(&done, "junit.xml").await;
     for i in 0..6 {
-        assert_eq!(
-            junit.matches(&format!("name=\"a{i}\"")).count(),
-            1,
-            "a{i} exactly once"
-        );
+        assert_eq!(junit.matches(&format!("name=\"a{i}\"")).count(), 1, "a{i} exactly once");
     }
-    let ctrf: serde_json::Value =
-        serde_json::from_str(&h.report_file(&done, "report.json").await).unwrap();
+    let ctrf: serde_json::Value = serde_json::from_str(&h.report_file(&done, "report.json").await).unwrap();
     assert_eq!(ctrf["results"]["summary"]["tests"], 18);
     assert!(h.report_file(&done, "summary.md").await.contains("18"));
-    assert!(
-        h.report_file(&done, "index.html")
-            .await
-            .contains(&run.id.to_string())
-    );
+    assert!(h.report_file(&done, "index.html").await.contains(&run.id.to_string()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,23 +182,12 @@ async fn a_crashed_executor_is_redelivered_and_the_run_completes() {
     assert_eq!(done.status, RunStatus::Passed);
     assert_eq!(done.counts, counts(18, 12, 0, 0, 6, 0));
     let shards = h.pipeline.ports.store.list_shards(run.id).await.unwrap();
-    assert!(
-        shards.iter().any(|s| s.attempt == Some(2)),
-        "one shard ran on its second delivery: {shards:?}"
-    );
+    assert!(shards.iter().any(|s| s.attempt == Some(2)), "one shard ran on its second delivery: {shards:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_without_junit_errors_the_shard_with_its_log() {
-    let repo = repo(
-        &[
-            ("tests/a.txt", "fine pass\n"),
-            ("tests/b.txt", "dies crash\n"),
-        ],
-        2,
-        0,
-        60,
-    );
+    let repo = repo(&[("tests/a.txt", "fine pass\n"), ("tests/b.txt", "dies crash\n")], 2, 0, 60);
     let mut h = Harness::new(Duration::from_secs(30), 2);
     h.start(2);
     let run = h.trigger(repo.path()).await;
@@ -259,20 +196,9 @@ async fn a_command_without_junit_errors_the_shard_with_its_log() {
     let error = done.error.clone().unwrap();
     assert!(error.contains("wrote no JUnit"), "{error}");
     let shards = h.pipeline.ports.store.list_shards(run.id).await.unwrap();
-    let errored: Vec<_> = shards
-        .iter()
-        .filter(|s| s.status == ShardStatus::Errored)
-        .collect();
+    let errored: Vec<_> = shards.iter().filter(|s| s.status == ShardStatus::Errored).collect();
     assert_eq!(errored.len(), 1);
-    assert!(
-        errored[0]
-            .error
-            .as_deref()
-            .unwrap()
-            .contains("runner: crashing"),
-        "log tail kept: {:?}",
-        errored[0].error
-    );
+    assert!(errored[0].error.as_deref().unwrap().contains("runner: crashing"), "log tail kept: {:?}", errored[0].error);
     assert_eq!(done.counts.passed, 1, "the other shard's results are kept");
 }
 
@@ -312,34 +238,19 @@ async fn lost_shards_are_swept_as_errored_naming_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_next_run_is_planned_with_the_recorded_timings() {
-    let files: Vec<(String, String)> = (0..4)
-        .map(|i| {
-            (
-                format!("tests/t{i}.txt"),
-                format!("x{i} pass {}\n", (i + 1) as f64),
-            )
-        })
-        .collect();
+    let files: Vec<(String, String)> =
+        (0..4).map(|i| (format!("tests/t{i}.txt"), format!("x{i} pass {}\n", (i + 1) as f64))).collect();
     let repo = repo(&as_refs(&files), 2, 0, 60);
     let mut h = Harness::new(Duration::from_secs(30), 2);
     h.start(2);
     let first = h.trigger(repo.path()).await;
     h.finish(&first).await;
-    let TriggerOutcome::Started { plan, .. } = h
-        .pipeline
-        .trigger(RunRequest::local(repo.path()))
-        .await
-        .unwrap()
-    else {
+    let TriggerOutcome::Started { plan, .. } = h.pipeline.trigger(RunRequest::local(repo.path())).await.unwrap() else {
         panic!("second run did not start")
     };
     assert_eq!(plan.known_share, 1.0, "every file has a recorded timing");
     // 4+1 vs 3+2 seconds: LPT balances to a makespan of 5.
-    assert!(
-        (plan.estimated_makespan_secs - 5.0).abs() < 0.01,
-        "{}",
-        plan.estimated_makespan_secs
-    );
+    assert!((plan.estimated_makespan_secs - 5.0).abs() < 0.01, "{}", plan.estimated_makespan_secs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,14 +261,6 @@ async fn undecodable_messages_are_rejected_with_a_clear_error() {
         assert!(err.is_permanent(), "{err}");
         assert!(err.to_string().contains("undecodable"), "{err}");
     }
-    let err = h
-        .pipeline
-        .handle(
-            QueueName::Reports,
-            r#"{"v":99,"run":"01J9Z3V8K4QW5T6Y7X8C9B0N1M"}"#,
-            1,
-        )
-        .await
-        .unwrap_err();
+    let err = h.pipeline.handle(QueueName::Reports, r#"{"v":99,"run":"01J9Z3V8K4QW5T6Y7X8C9B0N1M"}"#, 1).await.unwrap_err();
     assert!(err.to_string().contains("version 99"), "{err}");
 }

@@ -30,11 +30,7 @@ pub async fn sweep(ports: &Ports, settings: &Settings) -> Result<SweepOutcome, H
 /// The sweep as of `now` (ms since the epoch); `u64::MAX` treats every
 /// deadline as passed, which a single-process host uses once its queues are
 /// idle and nothing can report any more.
-pub async fn sweep_at(
-    ports: &Ports,
-    settings: &Settings,
-    now: u64,
-) -> Result<SweepOutcome, HandlerError> {
+pub async fn sweep_at(ports: &Ports, settings: &Settings, now: u64) -> Result<SweepOutcome, HandlerError> {
     let mut outcome = SweepOutcome::default();
     for run in ports.store.list_active_runs().await? {
         let overdue = now > run.deadline_ms.saturating_add(settings.sweep_grace_ms);
