@@ -1248,3 +1248,48 @@ async fn a_token_posts_commit_statuses_instead_of_check_runs() {
     );
     assert_eq!(b1["description"], "unit: 12 failed, 340 passed");
 }
+
+#[tokio::test]
+async fn a_secondary_rate_limit_without_headers_asks_the_queue_for_a_minute() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    fake.script(
+        "/check-runs",
+        403,
+        &[],
+        json!({"message": "You have exceeded a secondary rate limit and have been temporarily blocked from content creation. Please retry your request again later.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}),
+    );
+    let t0 = Instant::now();
+    let err = notifier
+        .run_started(&run(RunStatus::Running, Counts::default(), None))
+        .await
+        .unwrap_err();
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    let NotifyError::Failed {
+        retry_after_secs,
+        message,
+        ..
+    } = err;
+    assert_eq!(retry_after_secs, Some(60));
+    assert!(message.contains("secondary rate limit"), "{message}");
+}
+
+#[tokio::test]
+async fn runs_without_a_commit_are_not_reported() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    let mut r = run(RunStatus::Passed, counts(1, 0, 0), None);
+    r.source = SourceRef {
+        repo: "local/checkout".into(),
+        commit: None,
+        git_ref: None,
+        path: Some("/src".into()),
+    };
+    r.origin = Origin::Local;
+    assert_eq!(notifier.run_started(&r).await.unwrap(), None);
+    notifier
+        .run_finished(&outcome(r, vec![], "s".into()))
+        .await
+        .unwrap();
+    assert!(fake.requests().is_empty());
+}
