@@ -497,3 +497,88 @@ impl WebhookError {
         self.http_status() == 401
     }
 }
+
+// ---- GitHub API errors (github/) -------------------------------------------
+
+/// Why a call to the GitHub API failed. No variant ever carries a token, a
+/// JWT or the private key: these messages end up in logs and run records.
+#[derive(Debug, Error)]
+pub enum GithubError {
+    #[error("GitHub configuration: {0}")]
+    Config(String),
+    #[error(
+        "the GitHub App private key is not a usable RSA PEM key ({0}); paste the .pem file GitHub generated, BEGIN/END lines included"
+    )]
+    PrivateKey(String),
+    #[error("`{value}` is not a valid {what} for the GitHub API")]
+    InvalidInput { what: &'static str, value: String },
+    #[error("{0}")]
+    Unsupported(String),
+    /// A 4xx that retrying cannot fix; `message` is GitHub's own.
+    #[error(
+        "GitHub API {method} {path} returned {status}: {message}{}",
+        doc_hint(documentation_url)
+    )]
+    Api {
+        method: String,
+        path: String,
+        status: u16,
+        message: String,
+        documentation_url: Option<String>,
+    },
+    /// 5xx, rate limits or transport failures that outlasted the retry
+    /// budget. The caller should try again after `retry_after_secs`.
+    #[error(
+        "GitHub API {method} {path} is unavailable after {attempts} attempt(s): {last}; retry in {retry_after_secs}s"
+    )]
+    Unavailable {
+        method: String,
+        path: String,
+        attempts: u32,
+        last: String,
+        retry_after_secs: u64,
+    },
+    #[error("GitHub API {method} {path}: unexpected response: {message}")]
+    Decode {
+        method: String,
+        path: String,
+        message: String,
+    },
+}
+
+fn doc_hint(url: &Option<String>) -> String {
+    match url {
+        Some(url) => format!(" (see {url})"),
+        None => String::new(),
+    }
+}
+
+impl GithubError {
+    /// When the caller's queue should try again, for errors worth retrying.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            GithubError::Unavailable {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of an API error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GithubError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl From<GithubError> for NotifyError {
+    fn from(e: GithubError) -> Self {
+        NotifyError::Failed {
+            backend: "github",
+            retry_after_secs: e.retry_after_secs(),
+            message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,1295 @@
+//! The GitHub client against a local fake of the GitHub API that answers
+//! like the real one for the endpoints used and records every request.
+#![cfg(feature = "github")]
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use testexec::errors::{NotifyError, SourceError};
+use testexec::github::auth::GithubAuth;
+use testexec::github::client::GithubClient;
+use testexec::github::config::{GithubConfig, RetryPolicy};
+use testexec::github::notifier::GithubNotifier;
+use testexec::github::tarball::GithubSource;
+use testexec::model::{
+    Counts, Origin, Outcome, Run, RunId, RunStatus, ShardId, ShardRecord, ShardStatus, SourceRef,
+    TestCase,
+};
+use testexec::ports::{Notifier, RunOutcome, SourceProvider};
+
+const APP_ID: u64 = 31337;
+const INSTALLATION: u64 = 4242;
+const REPO: &str = "octo-org/hello-world";
+const SHA: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+const DETAILS: &str = "https://testexec.example.com";
+const PRIVATE_KEY: &str = include_str!("fixtures/github/TEST-ONLY-app-private-key.pem");
+const PUBLIC_KEY: &str = include_str!("fixtures/github/TEST-ONLY-app-public-key.pem");
+
+// ---- the fake GitHub --------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: String,
+    /// Path and query.
+    path: String,
+    headers: HeaderMap,
+    body: Option<Value>,
+}
+
+impl Recorded {
+    fn bearer(&self) -> &str {
+        self.headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("")
+    }
+}
+
+/// A canned answer, used once, for the first request whose path contains
+/// `path_contains`.
+struct Scripted {
+    path_contains: String,
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Value,
+}
+
+#[derive(Default)]
+struct FakeState {
+    requests: Vec<Recorded>,
+    scripted: VecDeque<Scripted>,
+    tokens_minted: u64,
+    /// Lifetime of minted installation tokens.
+    token_ttl_secs: u64,
+    /// id → check run object.
+    check_runs: HashMap<u64, Value>,
+    next_check_run: u64,
+    tarballs: HashMap<String, Vec<u8>>,
+    addr: Option<SocketAddr>,
+}
+
+#[derive(Clone)]
+struct Fake(Arc<Mutex<FakeState>>);
+
+impl Fake {
+    async fn start() -> Self {
+        let fake = Fake(Arc::new(Mutex::new(FakeState {
+            token_ttl_secs: 3600,
+            next_check_run: 9_000_000_001,
+            ..Default::default()
+        })));
+        let app = Router::new().fallback(handle).with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        fake.0.lock().unwrap().addr = Some(listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        fake
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.0.lock().unwrap().addr.unwrap())
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.0.lock().unwrap().requests.clone()
+    }
+
+    /// Requests other than token minting / installation lookups.
+    fn api_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| !r.path.starts_with("/app/") && !r.path.ends_with("/installation"))
+            .collect()
+    }
+
+    fn token_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/access_tokens"))
+            .collect()
+    }
+
+    fn script(
+        &self,
+        path_contains: &str,
+        status: u16,
+        headers: &[(&'static str, &str)],
+        body: Value,
+    ) {
+        self.0.lock().unwrap().scripted.push_back(Scripted {
+            path_contains: path_contains.into(),
+            status,
+            headers: headers.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            body,
+        });
+    }
+
+    fn set_token_ttl(&self, secs: u64) {
+        self.0.lock().unwrap().token_ttl_secs = secs;
+    }
+
+    fn add_tarball(&self, sha: &str, bytes: Vec<u8>) {
+        self.0.lock().unwrap().tarballs.insert(sha.into(), bytes);
+    }
+
+    fn check_run(&self, id: u64) -> Value {
+        self.0.lock().unwrap().check_runs[&id].clone()
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// ISO 8601 the long way round, so the test does not share the code under test.
+fn iso(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (mut y, mut d) = (1970u64, days);
+    loop {
+        let len = if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
+            366
+        } else {
+            365
+        };
+        if d < len {
+            break;
+        }
+        d -= len;
+        y += 1;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let months = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let mut m = 0;
+    while d >= months[m] {
+        d -= months[m];
+        m += 1;
+    }
+    format!(
+        "{y:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        m + 1,
+        d + 1,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn reply(status: u16, headers: &[(&'static str, String)], body: Value) -> Response {
+    let b = Response::builder()
+        .status(status)
+        .header("content-type", "application/json; charset=utf-8")
+        .header("x-github-media-type", "github.v3; format=json")
+        .header("x-ratelimit-limit", "5000")
+        .header("x-ratelimit-remaining", "4999");
+    let body = if body.is_null() {
+        Body::empty()
+    } else {
+        Body::from(body.to_string())
+    };
+    let mut resp = b.body(body).unwrap();
+    // Scripted headers replace the defaults (a spent quota says remaining: 0).
+    for (k, v) in headers {
+        resp.headers_mut().insert(*k, v.parse().unwrap());
+    }
+    resp
+}
+
+fn not_found() -> Response {
+    reply(
+        404,
+        &[],
+        json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest", "status": "404"}),
+    )
+}
+
+fn check_run_object(id: u64, repo: &str, body: &Value, base: &str) -> Value {
+    json!({
+        "id": id,
+        "node_id": "CR_kwDOtest",
+        "head_sha": body["head_sha"],
+        "external_id": body["external_id"],
+        "url": format!("{base}/repos/{repo}/check-runs/{id}"),
+        "html_url": format!("https://github.com/{repo}/runs/{id}"),
+        "details_url": body["details_url"],
+        "status": body["status"],
+        "conclusion": body.get("conclusion").cloned().unwrap_or(Value::Null),
+        "started_at": body["started_at"],
+        "completed_at": body.get("completed_at").cloned().unwrap_or(Value::Null),
+        "name": body["name"],
+        "output": {
+            "title": body["output"]["title"],
+            "summary": body["output"]["summary"],
+            "text": body["output"].get("text").cloned().unwrap_or(Value::Null),
+            "annotations_count": body["output"]["annotations"].as_array().map_or(0, Vec::len),
+            "annotations_url": format!("{base}/repos/{repo}/check-runs/{id}/annotations"),
+        },
+        "app": {"id": APP_ID, "slug": "testexec"},
+        "pull_requests": [],
+    })
+}
+
+async fn handle(
+    State(fake): State<Fake>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path_q = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let path = uri.path().to_string();
+    let json_body: Option<Value> = serde_json::from_slice(&body).ok();
+    let mut s = fake.0.lock().unwrap();
+    s.requests.push(Recorded {
+        method: method.to_string(),
+        path: path_q.clone(),
+        headers: headers.clone(),
+        body: json_body.clone(),
+    });
+    if let Some(i) = s
+        .scripted
+        .iter()
+        .position(|x| path_q.contains(&x.path_contains))
+    {
+        let x = s.scripted.remove(i).unwrap();
+        return reply(
+            x.status,
+            &x.headers
+                .iter()
+                .map(|(k, v)| (*k, v.clone()))
+                .collect::<Vec<_>>(),
+            x.body,
+        );
+    }
+    let base = format!("http://{}", s.addr.unwrap());
+    let body = json_body.unwrap_or(Value::Null);
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method.as_str(), parts.as_slice()) {
+        ("POST", ["app", "installations", id, "access_tokens"]) => {
+            if id.parse::<u64>().ok() != Some(INSTALLATION) {
+                return not_found();
+            }
+            s.tokens_minted += 1;
+            let expires = now_secs() + s.token_ttl_secs;
+            reply(
+                201,
+                &[],
+                json!({
+                    "token": format!("ghs_test_token_{}", s.tokens_minted),
+                    "expires_at": iso(expires),
+                    "permissions": {"checks": "write", "contents": "read", "statuses": "write", "metadata": "read"},
+                    "repository_selection": "selected",
+                }),
+            )
+        }
+        ("GET", ["repos", owner, name, "installation"]) => {
+            if format!("{owner}/{name}") != REPO {
+                return not_found();
+            }
+            reply(
+                200,
+                &[],
+                json!({"id": INSTALLATION, "app_id": APP_ID, "account": {"login": owner}, "target_type": "Organization"}),
+            )
+        }
+        ("POST", ["repos", owner, name, "check-runs"]) => {
+            let id = s.next_check_run;
+            s.next_check_run += 1;
+            let obj = check_run_object(id, &format!("{owner}/{name}"), &body, &base);
+            s.check_runs.insert(id, obj.clone());
+            reply(201, &[], obj)
+        }
+        ("PATCH", ["repos", _, _, "check-runs", id]) => {
+            let Some(obj) = id
+                .parse::<u64>()
+                .ok()
+                .and_then(|id| s.check_runs.get_mut(&id))
+            else {
+                return not_found();
+            };
+            for key in [
+                "status",
+                "conclusion",
+                "completed_at",
+                "details_url",
+                "name",
+                "external_id",
+            ] {
+                if let Some(v) = body.get(key) {
+                    obj[key] = v.clone();
+                }
+            }
+            if let Some(out) = body.get("output") {
+                obj["output"]["title"] = out["title"].clone();
+                obj["output"]["summary"] = out["summary"].clone();
+                obj["output"]["text"] = out.get("text").cloned().unwrap_or(Value::Null);
+                // GitHub appends annotations on every update.
+                let added = out["annotations"].as_array().map_or(0, Vec::len) as u64;
+                let count = obj["output"]["annotations_count"].as_u64().unwrap_or(0);
+                obj["output"]["annotations_count"] = json!(count + added);
+            }
+            reply(200, &[], obj.clone())
+        }
+        ("GET", ["repos", _, _, "check-runs", id]) => {
+            match id.parse::<u64>().ok().and_then(|id| s.check_runs.get(&id)) {
+                Some(obj) => reply(200, &[], obj.clone()),
+                None => not_found(),
+            }
+        }
+        ("GET", ["repos", _, _, "commits", sha, "check-runs"]) => {
+            let runs: Vec<Value> = s
+                .check_runs
+                .values()
+                .filter(|r| r["head_sha"] == *sha)
+                .cloned()
+                .collect();
+            reply(
+                200,
+                &[],
+                json!({"total_count": runs.len(), "check_runs": runs}),
+            )
+        }
+        ("POST", ["repos", owner, name, "statuses", sha]) => reply(
+            201,
+            &[],
+            json!({
+                "id": 1,
+                "url": format!("{base}/repos/{owner}/{name}/statuses/{sha}"),
+                "state": body["state"],
+                "description": body["description"],
+                "target_url": body.get("target_url").cloned().unwrap_or(Value::Null),
+                "context": body["context"],
+                "created_at": iso(now_secs()),
+            }),
+        ),
+        ("GET", ["repos", owner, name, "tarball", sha]) => {
+            if format!("{owner}/{name}") != REPO || !s.tarballs.contains_key(*sha) {
+                return not_found();
+            }
+            // Like api.github.com: a redirect to codeload.
+            Response::builder()
+                .status(StatusCode::FOUND)
+                .header(
+                    "location",
+                    format!("{base}/codeload/{owner}/{name}/legacy.tar.gz/{sha}"),
+                )
+                .body(Body::empty())
+                .unwrap()
+        }
+        ("GET", ["codeload", _, _, "legacy.tar.gz", sha]) => match s.tarballs.get(*sha) {
+            Some(bytes) => Response::builder()
+                .status(200)
+                .header("content-type", "application/x-gzip")
+                .body(Body::from(bytes.clone()))
+                .unwrap(),
+            None => not_found(),
+        },
+        _ => not_found(),
+    }
+}
+
+// ---- helpers ---------------------------------------------------------------
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        max_total_wait: Duration::from_secs(5),
+        base_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+        requeue_after: Duration::from_secs(30),
+    }
+}
+
+fn config(fake: &Fake, auth: GithubAuth) -> GithubConfig {
+    let mut c = GithubConfig::new(auth);
+    c.api_base = fake.url();
+    c.details_base_url = Some(DETAILS.into());
+    c.retry = fast_retry();
+    c
+}
+
+fn app_auth() -> GithubAuth {
+    GithubAuth::App {
+        app_id: APP_ID,
+        private_key_pem: PRIVATE_KEY.into(),
+    }
+}
+
+fn client(fake: &Fake, auth: GithubAuth) -> Arc<GithubClient> {
+    Arc::new(GithubClient::new(config(fake, auth)).unwrap())
+}
+
+fn run(status: RunStatus, counts: Counts, check_run_id: Option<u64>) -> Run {
+    Run {
+        id: RunId::new(),
+        source: SourceRef {
+            repo: REPO.into(),
+            commit: Some(SHA.into()),
+            git_ref: Some("refs/heads/main".into()),
+            path: None,
+        },
+        origin: Origin::GitHub {
+            event: "push".into(),
+            delivery: "72d3162e-cc78-11e3-81ab-4c9367dc0958".into(),
+            installation_id: Some(INSTALLATION),
+            check_run_id,
+        },
+        suite: "unit".into(),
+        status,
+        shard_count: 2,
+        shards_done: 2,
+        counts,
+        created_ms: 1_700_000_000_000,
+        deadline_ms: 1_700_000_900_000,
+        finished_ms: Some(1_700_000_120_000),
+        error: None,
+    }
+}
+
+fn failure(i: usize, outcome: Outcome) -> TestCase {
+    TestCase {
+        suite: "tests".into(),
+        classname: format!("tests.test_mod_{i}"),
+        name: format!("test_case_{i}"),
+        file: Some(format!("tests/test_mod_{i}.py")),
+        file_derived: false,
+        line: Some(10 + i as u32),
+        duration_secs: 0.5,
+        outcome,
+        message: Some(format!("AssertionError: expected {i}\nsecond line")),
+        details: Some(format!(
+            "Traceback (most recent call last):\n  File \"tests/test_mod_{i}.py\", line {}\nAssertionError",
+            10 + i
+        )),
+        system_out: None,
+        system_err: None,
+        retries: vec![],
+    }
+}
+
+fn outcome(run: Run, failures: Vec<TestCase>, summary: String) -> RunOutcome {
+    let shards = (0..run.shard_count)
+        .map(|i| {
+            let mut s = ShardRecord::pending(ShardId::new(run.id, i), 30.0, 5);
+            s.status = if run.status == RunStatus::Passed {
+                ShardStatus::Passed
+            } else {
+                ShardStatus::Failed
+            };
+            s.started_ms = Some(run.created_ms);
+            s.finished_ms = Some(run.created_ms + 60_000);
+            s
+        })
+        .collect();
+    RunOutcome {
+        run,
+        shards,
+        summary_markdown: summary,
+        failures,
+        report_link: Some("https://reports.example.com/runs/x/index.html".into()),
+    }
+}
+
+fn counts(passed: u64, failed: u64, errors: u64) -> Counts {
+    Counts {
+        tests: passed + failed + errors,
+        passed,
+        failed,
+        errors,
+        skipped: 0,
+        flaky: 0,
+    }
+}
+
+fn b64url_json(part: &str) -> Value {
+    // Decoding by hand keeps the test independent of the code under test.
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in part.bytes() {
+        let v = alphabet.iter().position(|&a| a == c).unwrap() as u32;
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    serde_json::from_slice(&out).unwrap()
+}
+
+// ---- auth ------------------------------------------------------------------
+
+#[tokio::test]
+async fn app_jwt_is_rs256_with_github_claims_and_the_token_is_cached() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    let r = run(RunStatus::Running, Counts::default(), None);
+    let first = notifier.run_started(&r).await.unwrap();
+    let second = notifier.run_started(&r).await.unwrap();
+    assert!(first.is_some() && second.is_some());
+
+    let tokens = fake.token_requests();
+    assert_eq!(tokens.len(), 1, "one installation token for both calls");
+    let t = &tokens[0];
+    assert_eq!(t.method, "POST");
+    assert_eq!(
+        t.path,
+        format!("/app/installations/{INSTALLATION}/access_tokens")
+    );
+    let jwt = t.bearer();
+    let mut parts = jwt.split('.');
+    let header = b64url_json(parts.next().unwrap());
+    assert_eq!(header["alg"], "RS256");
+    // Signature checked with the public half of the test key.
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(PUBLIC_KEY.as_bytes()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[APP_ID.to_string()]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss"]);
+    validation.validate_aud = false;
+    let claims = jsonwebtoken::decode::<Value>(jwt, &key, &validation)
+        .unwrap()
+        .claims;
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
+    let now = now_secs();
+    assert!(
+        iat <= now - 59 && iat >= now - 120,
+        "iat backdated 60 s: {iat} vs {now}"
+    );
+    assert_eq!(exp - iat, 600, "exp = now + 9 min");
+    assert_eq!(claims["iss"], APP_ID.to_string());
+
+    for r in fake.api_requests() {
+        assert_eq!(r.bearer(), "ghs_test_token_1");
+        assert!(
+            r.headers["user-agent"]
+                .to_str()
+                .unwrap()
+                .starts_with("testexec/")
+        );
+        assert_eq!(r.headers["accept"], "application/vnd.github+json");
+        assert_eq!(r.headers["x-github-api-version"], "2022-11-28");
+    }
+}
+
+#[tokio::test]
+async fn installation_token_is_refreshed_when_near_expiry() {
+    let fake = Fake::start().await;
+    // Expiring in 4 minutes: inside the 5-minute refresh margin.
+    fake.set_token_ttl(240);
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    let r = run(RunStatus::Running, Counts::default(), None);
+    notifier.run_started(&r).await.unwrap();
+    notifier.run_started(&r).await.unwrap();
+    assert_eq!(fake.token_requests().len(), 2);
+    let bearers: Vec<String> = fake
+        .api_requests()
+        .iter()
+        .map(|r| r.bearer().to_string())
+        .collect();
+    assert_eq!(bearers, ["ghs_test_token_1", "ghs_test_token_2"]);
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_token_refresh() {
+    let fake = Fake::start().await;
+    let notifier = Arc::new(GithubNotifier::new(client(&fake, app_auth())));
+    let r = run(RunStatus::Running, Counts::default(), None);
+    let calls = (0..8).map(|_| {
+        let n = notifier.clone();
+        let r = r.clone();
+        async move { n.run_started(&r).await.unwrap() }
+    });
+    let ids = futures_join_all(calls).await;
+    assert_eq!(ids.len(), 8);
+    assert_eq!(fake.token_requests().len(), 1);
+}
+
+/// A join-all without the futures crate: spawn each on the runtime.
+async fn futures_join_all<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_installation_is_looked_up_when_the_run_does_not_carry_it() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    let mut r = run(RunStatus::Running, Counts::default(), None);
+    r.origin = Origin::GitHub {
+        event: "check_suite".into(),
+        delivery: "d".into(),
+        installation_id: None,
+        check_run_id: None,
+    };
+    notifier.run_started(&r).await.unwrap();
+    notifier.run_started(&r).await.unwrap();
+    let paths: Vec<String> = fake.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            format!("/repos/{REPO}/installation"),
+            format!("/app/installations/{INSTALLATION}/access_tokens"),
+            format!("/repos/{REPO}/check-runs"),
+            format!("/repos/{REPO}/check-runs"),
+        ]
+    );
+}
+
+// ---- check runs ------------------------------------------------------------
+
+#[tokio::test]
+async fn run_started_creates_an_in_progress_check_run() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    let r = run(RunStatus::Running, Counts::default(), None);
+    let id = notifier.run_started(&r).await.unwrap().unwrap();
+    assert_eq!(id, 9_000_000_001);
+    let reqs = fake.api_requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].method, "POST");
+    assert_eq!(reqs[0].path, format!("/repos/{REPO}/check-runs"));
+    let body = reqs[0].body.as_ref().unwrap();
+    assert_eq!(body["name"], "testexec");
+    assert_eq!(body["head_sha"], SHA);
+    assert_eq!(body["status"], "in_progress");
+    assert_eq!(body["external_id"], r.id.to_string());
+    assert_eq!(body["details_url"], format!("{DETAILS}/runs/{}", r.id));
+    assert_eq!(body["started_at"], iso(r.created_ms / 1000));
+    assert!(body.get("conclusion").is_none());
+    assert!(body["output"]["title"].is_string() && body["output"]["summary"].is_string());
+}
+
+#[tokio::test]
+async fn annotations_go_in_chunks_of_50_and_a_second_finish_adds_none() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    let started = run(RunStatus::Running, Counts::default(), None);
+    let id = notifier.run_started(&started).await.unwrap().unwrap();
+
+    let mut finished = started.clone();
+    finished.status = RunStatus::Failed;
+    finished.counts = counts(340, 110, 10);
+    finished.origin = Origin::GitHub {
+        event: "push".into(),
+        delivery: "d".into(),
+        installation_id: Some(INSTALLATION),
+        check_run_id: Some(id),
+    };
+    // 110 failures and 10 errors: errors must come first.
+    let mut failures: Vec<TestCase> = (0..110).map(|i| failure(i, Outcome::Failed)).collect();
+    failures.extend((110..120).map(|i| failure(i, Outcome::Error)));
+    let out = outcome(finished.clone(), failures, "## unit: 110 failed".into());
+    notifier.run_finished(&out).await.unwrap();
+
+    let reqs: Vec<Recorded> = fake.api_requests().into_iter().skip(1).collect();
+    let shape: Vec<(String, String)> = reqs
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone()))
+        .collect();
+    let cr = format!("/repos/{REPO}/check-runs/{id}");
+    assert_eq!(
+        shape,
+        [
+            ("GET".to_string(), cr.clone()),
+            ("PATCH".to_string(), cr.clone()),
+            ("PATCH".to_string(), cr.clone()),
+            ("PATCH".to_string(), cr.clone()),
+        ]
+    );
+    let sizes: Vec<usize> = reqs[1..]
+        .iter()
+        .map(|r| {
+            r.body.as_ref().unwrap()["output"]["annotations"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .collect();
+    assert_eq!(sizes, [50, 50, 20]);
+
+    let first = reqs[1].body.as_ref().unwrap();
+    assert_eq!(first["status"], "completed");
+    assert_eq!(first["conclusion"], "failure");
+    assert_eq!(
+        first["completed_at"],
+        iso(finished.finished_ms.unwrap() / 1000)
+    );
+    assert_eq!(
+        first["output"]["title"],
+        "110 failed, 10 errors, 340 passed"
+    );
+    assert_eq!(first["output"]["summary"], "## unit: 110 failed");
+    let a0 = &first["output"]["annotations"][0];
+    assert_eq!(a0["path"], "tests/test_mod_110.py", "errors first");
+    assert_eq!(a0["start_line"], 120);
+    assert_eq!(a0["end_line"], 120);
+    assert_eq!(a0["annotation_level"], "failure");
+    assert_eq!(a0["title"], "tests.test_mod_110::test_case_110");
+    assert_eq!(a0["message"], "AssertionError: expected 110\nsecond line");
+    assert!(a0["raw_details"].as_str().unwrap().starts_with("Traceback"));
+    let text = first["output"]["text"].as_str().unwrap();
+    assert!(text.contains("| Shard |"), "{text}");
+    // Later chunks repeat title and summary (GitHub requires them).
+    for r in &reqs[2..] {
+        let o = &r.body.as_ref().unwrap()["output"];
+        assert_eq!(o["title"], first["output"]["title"]);
+        assert_eq!(o["summary"], first["output"]["summary"]);
+    }
+    assert_eq!(fake.check_run(id)["output"]["annotations_count"], 120);
+
+    // Again (a redelivered report job): same check run, no extra annotations.
+    let before = fake.requests().len();
+    notifier.run_finished(&out).await.unwrap();
+    let again: Vec<Recorded> = fake.requests().into_iter().skip(before).collect();
+    let shape: Vec<&str> = again.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(shape, ["GET", "PATCH"]);
+    let body = again[1].body.as_ref().unwrap();
+    assert!(body["output"].get("annotations").is_none());
+    assert_eq!(body["output"]["summary"], first["output"]["summary"]);
+    assert_eq!(body["conclusion"], "failure");
+    assert_eq!(fake.check_run(id)["output"]["annotations_count"], 120);
+    assert!(
+        fake.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/check-runs"))
+            .count()
+            == 1
+    );
+}
+
+#[tokio::test]
+async fn finishing_without_a_stored_id_creates_once_then_finds_it_again() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    let r = run(RunStatus::Passed, counts(12, 0, 0), None);
+    let out = outcome(r.clone(), vec![], "all good".into());
+    notifier.run_finished(&out).await.unwrap();
+    notifier.run_finished(&out).await.unwrap();
+    let reqs = fake.api_requests();
+    let shape: Vec<(&str, &str)> = reqs
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str()))
+        .collect();
+    let list = format!(
+        "/repos/{REPO}/commits/{SHA}/check-runs?check_name=testexec&filter=all&per_page=100"
+    );
+    let create = format!("/repos/{REPO}/check-runs");
+    let patch = format!("/repos/{REPO}/check-runs/9000000001");
+    assert_eq!(
+        shape,
+        [
+            ("GET", list.as_str()),
+            ("POST", create.as_str()),
+            ("GET", list.as_str()),
+            ("PATCH", patch.as_str()),
+        ]
+    );
+    let created = reqs[1].body.as_ref().unwrap();
+    assert_eq!(created["status"], "completed");
+    assert_eq!(created["conclusion"], "success");
+    assert_eq!(created["head_sha"], SHA);
+    assert_eq!(created["external_id"], r.id.to_string());
+}
+
+#[tokio::test]
+async fn summary_and_text_are_cut_to_65535_bytes_on_a_char_boundary() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    let mut r = run(RunStatus::Failed, counts(1, 1, 0), Some(0));
+    let id = notifier.run_started(&r).await.unwrap().unwrap();
+    r.origin = Origin::GitHub {
+        event: "push".into(),
+        delivery: "d".into(),
+        installation_id: Some(INSTALLATION),
+        check_run_id: Some(id),
+    };
+    // 3-byte chars: 65,535 is a multiple of 3, so offset by one ASCII byte
+    // to force a cut inside a char.
+    let summary = format!("x{}", "€".repeat(30_000));
+    let mut out = outcome(r, vec![failure(1, Outcome::Failed)], summary.clone());
+    // Many shards with long notes overflow `text` too.
+    out.shards = (0..2000)
+        .map(|i| {
+            let mut s = ShardRecord::pending(ShardId::new(out.run.id, i), 1.0, 1);
+            s.status = ShardStatus::Errored;
+            s.error = Some("é".repeat(100));
+            s
+        })
+        .collect();
+    notifier.run_finished(&out).await.unwrap();
+    let patch = fake
+        .api_requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .unwrap();
+    let o = &patch.body.as_ref().unwrap()["output"];
+    let sent = o["summary"].as_str().unwrap();
+    assert!(
+        sent.len() <= 65_535 && sent.len() >= 65_532,
+        "{}",
+        sent.len()
+    );
+    assert!(summary.starts_with(sent));
+    let text = o["text"].as_str().unwrap();
+    assert!(
+        text.len() <= 65_535 && text.len() > 60_000,
+        "{}",
+        text.len()
+    );
+}
+
+#[tokio::test]
+async fn conclusions_for_passed_failed_and_errored() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    for (status, want) in [
+        (RunStatus::Passed, "success"),
+        (RunStatus::Failed, "failure"),
+        (RunStatus::Errored, "failure"),
+    ] {
+        let mut r = run(
+            status,
+            counts(3, u64::from(status == RunStatus::Failed), 0),
+            None,
+        );
+        if status == RunStatus::Errored {
+            r.error = Some("shard 1 never reported".into());
+        }
+        notifier
+            .run_finished(&outcome(r, vec![], "s".into()))
+            .await
+            .unwrap();
+        let post = fake
+            .api_requests()
+            .into_iter()
+            .rev()
+            .find(|r| r.method == "POST")
+            .unwrap();
+        let body = post.body.unwrap();
+        assert_eq!(body["conclusion"], want, "{status}");
+        if status == RunStatus::Errored {
+            assert!(
+                body["output"]["title"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Errored: shard 1 never reported")
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn buttons_respect_githubs_limits() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    for (status, failures, want) in [
+        (
+            RunStatus::Failed,
+            vec![failure(1, Outcome::Failed)],
+            vec!["rerun-failed", "rerun-all"],
+        ),
+        (RunStatus::Passed, vec![], vec!["rerun-all"]),
+    ] {
+        let r = run(status, counts(3, failures.len() as u64, 0), None);
+        notifier
+            .run_finished(&outcome(r, failures, "s".into()))
+            .await
+            .unwrap();
+        let post = fake
+            .api_requests()
+            .into_iter()
+            .rev()
+            .find(|r| r.method == "POST")
+            .unwrap();
+        let actions = post.body.unwrap()["actions"].as_array().unwrap().clone();
+        assert!(actions.len() <= 3);
+        let ids: Vec<&str> = actions
+            .iter()
+            .map(|a| a["identifier"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, want);
+        for a in &actions {
+            assert!(a["label"].as_str().unwrap().chars().count() <= 20);
+            assert!(a["identifier"].as_str().unwrap().chars().count() <= 20);
+            assert!(a["description"].as_str().unwrap().chars().count() <= 40);
+        }
+    }
+}
+
+// ---- resilience ------------------------------------------------------------
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_waited_out_and_retried() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    fake.script(
+        "/check-runs",
+        429,
+        &[("retry-after", "1")],
+        json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}),
+    );
+    let t0 = Instant::now();
+    let id = notifier
+        .run_started(&run(RunStatus::Running, Counts::default(), None))
+        .await
+        .unwrap();
+    assert!(id.is_some());
+    assert!(
+        t0.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+    assert_eq!(fake.api_requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_502_twice_then_success_is_retried() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    for _ in 0..2 {
+        fake.script("/check-runs", 502, &[], json!({"message": "Server Error"}));
+    }
+    let id = notifier
+        .run_started(&run(RunStatus::Running, Counts::default(), None))
+        .await
+        .unwrap();
+    assert_eq!(id, Some(9_000_000_001));
+    let posts = fake.api_requests();
+    assert_eq!(posts.len(), 3);
+    assert!(
+        posts.iter().all(|r| r.body == posts[0].body),
+        "same request each time"
+    );
+}
+
+#[tokio::test]
+async fn a_lasting_5xx_fails_with_retry_after_for_the_queue() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    for _ in 0..10 {
+        fake.script(
+            "/check-runs/123",
+            503,
+            &[],
+            json!({"message": "Service Unavailable"}),
+        );
+    }
+    let r = run(RunStatus::Failed, counts(1, 1, 0), Some(123));
+    let err = notifier
+        .run_finished(&outcome(r, vec![], "s".into()))
+        .await
+        .unwrap_err();
+    let NotifyError::Failed {
+        retry_after_secs,
+        message,
+        ..
+    } = err;
+    assert_eq!(retry_after_secs, Some(30));
+    assert!(message.contains("503"), "{message}");
+    // 4 attempts (the policy's maximum), then the error.
+    assert_eq!(fake.api_requests().len(), 4);
+}
+
+#[tokio::test]
+async fn a_spent_rate_limit_with_a_far_reset_fails_fast_with_the_wait() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    let reset = (now_secs() + 1800).to_string();
+    fake.script(
+        "/check-runs",
+        403,
+        &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", reset.as_str())],
+        json!({"message": "API rate limit exceeded for installation ID 4242.", "documentation_url": "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting"}),
+    );
+    let t0 = Instant::now();
+    let err = notifier
+        .run_started(&run(RunStatus::Running, Counts::default(), None))
+        .await
+        .unwrap_err();
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "no sleeping past the cap"
+    );
+    let NotifyError::Failed {
+        retry_after_secs, ..
+    } = err;
+    let wait = retry_after_secs.unwrap();
+    assert!((1790..=1800).contains(&wait), "{wait}");
+    assert_eq!(fake.api_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn other_4xx_fail_at_once_with_githubs_message() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    fake.script(
+        "/check-runs",
+        422,
+        &[],
+        json!({"message": "Validation Failed", "errors": [{"resource": "CheckRun", "code": "invalid", "field": "head_sha"}], "documentation_url": "https://docs.github.com/rest/checks/runs#create-a-check-run"}),
+    );
+    let err = notifier
+        .run_started(&run(RunStatus::Running, Counts::default(), None))
+        .await
+        .unwrap_err();
+    let NotifyError::Failed {
+        retry_after_secs,
+        message,
+        ..
+    } = err;
+    assert_eq!(retry_after_secs, None);
+    assert!(
+        message.contains("422")
+            && message.contains("Validation Failed")
+            && message.contains("head_sha"),
+        "{message}"
+    );
+    assert!(!message.contains("ghs_"), "no token in errors");
+    assert_eq!(fake.api_requests().len(), 1);
+}
+
+// ---- tarballs --------------------------------------------------------------
+
+fn tar_gz(top: &str, files: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    b.append_data(&mut dir, format!("{top}/"), std::io::empty())
+        .unwrap();
+    for (path, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, format!("{top}/{path}"), content.as_bytes())
+            .unwrap();
+    }
+    let raw = b.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &raw).unwrap();
+    gz.finish().unwrap()
+}
+
+fn source() -> SourceRef {
+    SourceRef {
+        repo: REPO.into(),
+        commit: Some(SHA.into()),
+        git_ref: None,
+        path: None,
+    }
+}
+
+#[tokio::test]
+async fn tarball_is_downloaded_through_the_redirect_and_extracted() {
+    let fake = Fake::start().await;
+    fake.add_tarball(
+        SHA,
+        tar_gz(
+            &format!("octo-org-hello-world-{}", &SHA[..7]),
+            &[
+                ("testexec.toml", "[suites.unit]\n"),
+                ("tests/test_a.py", "def test_a(): pass\n"),
+            ],
+        ),
+    );
+    let src = GithubSource::new(client(&fake, app_auth()));
+    let dest = tempfile::tempdir().unwrap();
+    src.fetch(&source(), dest.path()).await.unwrap();
+    let read = |p: &str| std::fs::read_to_string(dest.path().join(p)).unwrap();
+    assert_eq!(read("testexec.toml"), "[suites.unit]\n");
+    assert_eq!(read("tests/test_a.py"), "def test_a(): pass\n");
+    assert!(
+        !dest
+            .path()
+            .join(format!("octo-org-hello-world-{}", &SHA[..7]))
+            .exists()
+    );
+
+    let paths: Vec<String> = fake.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            format!("/repos/{REPO}/installation"),
+            format!("/app/installations/{INSTALLATION}/access_tokens"),
+            format!("/repos/{REPO}/tarball/{SHA}"),
+            format!("/codeload/{REPO}/legacy.tar.gz/{SHA}"),
+        ]
+    );
+    assert_eq!(fake.requests()[2].bearer(), "ghs_test_token_1");
+}
+
+#[tokio::test]
+async fn unknown_commit_is_not_found() {
+    let fake = Fake::start().await;
+    let src = GithubSource::new(client(&fake, GithubAuth::Token("ghp_test".into())));
+    let dest = tempfile::tempdir().unwrap();
+    let err = src.fetch(&source(), dest.path()).await.unwrap_err();
+    assert!(matches!(err, SourceError::NotFound { .. }), "{err}");
+    // And a missing commit is refused before any request.
+    let mut no_commit = source();
+    no_commit.commit = None;
+    let err = src.fetch(&no_commit, dest.path()).await.unwrap_err();
+    assert!(matches!(err, SourceError::NotFound { .. }), "{err}");
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn oversized_tarballs_are_refused() {
+    let fake = Fake::start().await;
+    fake.add_tarball(SHA, tar_gz("top", &[("big.txt", &"x".repeat(100_000))]));
+    let mut c = config(&fake, GithubAuth::Token("ghp_test".into()));
+    c.max_tarball_bytes = 100;
+    let src = GithubSource::new(Arc::new(GithubClient::new(c).unwrap()));
+    let dest = tempfile::tempdir().unwrap();
+    let err = src.fetch(&source(), dest.path()).await.unwrap_err();
+    assert!(matches!(err, SourceError::TooLarge { .. }), "{err}");
+    assert!(is_empty(dest.path()));
+}
+
+fn is_empty(p: &Path) -> bool {
+    std::fs::read_dir(p).unwrap().next().is_none()
+}
+
+// ---- token fallback ----------------------------------------------------------
+
+#[tokio::test]
+async fn a_token_posts_commit_statuses_instead_of_check_runs() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, GithubAuth::Token("ghp_test_pat".into())));
+    let started = run(RunStatus::Running, Counts::default(), None);
+    assert_eq!(notifier.run_started(&started).await.unwrap(), None);
+    let mut failed = started.clone();
+    failed.status = RunStatus::Failed;
+    failed.counts = counts(340, 12, 0);
+    notifier
+        .run_finished(&outcome(
+            failed,
+            vec![failure(1, Outcome::Failed)],
+            "s".into(),
+        ))
+        .await
+        .unwrap();
+    let mut passed = started.clone();
+    passed.status = RunStatus::Passed;
+    passed.counts = counts(352, 0, 0);
+    notifier
+        .run_finished(&outcome(passed, vec![], "s".into()))
+        .await
+        .unwrap();
+
+    let reqs = fake.requests();
+    assert!(fake.token_requests().is_empty());
+    assert_eq!(reqs.len(), 3);
+    let path = format!("/repos/{REPO}/statuses/{SHA}");
+    let mut states = Vec::new();
+    for r in &reqs {
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str()),
+            ("POST", path.as_str())
+        );
+        assert_eq!(r.bearer(), "ghp_test_pat");
+        let b = r.body.as_ref().unwrap();
+        assert_eq!(b["context"], "testexec");
+        assert!(b["description"].as_str().unwrap().chars().count() <= 140);
+        states.push(b["state"].as_str().unwrap().to_string());
+    }
+    assert_eq!(states, ["pending", "failure", "success"]);
+    let b0 = reqs[0].body.as_ref().unwrap();
+    assert_eq!(b0["target_url"], format!("{DETAILS}/runs/{}", started.id));
+    let b1 = reqs[1].body.as_ref().unwrap();
+    assert_eq!(
+        b1["target_url"],
+        "https://reports.example.com/runs/x/index.html"
+    );
+    assert_eq!(b1["description"], "unit: 12 failed, 340 passed");
+}
+
+#[tokio::test]
+async fn a_secondary_rate_limit_without_headers_asks_the_queue_for_a_minute() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    fake.script(
+        "/check-runs",
+        403,
+        &[],
+        json!({"message": "You have exceeded a secondary rate limit and have been temporarily blocked from content creation. Please retry your request again later.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}),
+    );
+    let t0 = Instant::now();
+    let err = notifier
+        .run_started(&run(RunStatus::Running, Counts::default(), None))
+        .await
+        .unwrap_err();
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    let NotifyError::Failed {
+        retry_after_secs,
+        message,
+        ..
+    } = err;
+    assert_eq!(retry_after_secs, Some(60));
+    assert!(message.contains("secondary rate limit"), "{message}");
+}
+
+#[tokio::test]
+async fn runs_without_a_commit_are_not_reported() {
+    let fake = Fake::start().await;
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    let mut r = run(RunStatus::Passed, counts(1, 0, 0), None);
+    r.source = SourceRef {
+        repo: "local/checkout".into(),
+        commit: None,
+        git_ref: None,
+        path: Some("/src".into()),
+    };
+    r.origin = Origin::Local;
+    assert_eq!(notifier.run_started(&r).await.unwrap(), None);
+    notifier
+        .run_finished(&outcome(r, vec![], "s".into()))
+        .await
+        .unwrap();
+    assert!(fake.requests().is_empty());
+}
