@@ -14,7 +14,8 @@
 # memory, printing the reproducer's path under fuzz/artifacts/<target>/.
 #
 # Environment: FUZZ_SANITIZER (default address; `none` builds faster and
-# runs about twice as fast, enough for safe Rust), FUZZ_JOBS (cargo -j).
+# runs about twice as fast, enough for safe Rust); cargo's own
+# CARGO_BUILD_JOBS to keep the build from taking every core.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -64,7 +65,6 @@ sanitizer="${FUZZ_SANITIZER:-address}"
 # -a keeps overflow checks and debug assertions in the optimised build: an
 # arithmetic overflow on hostile input is a bug we want reported.
 build_flags=(-a --sanitizer "$sanitizer")
-[ -z "${FUZZ_JOBS:-}" ] || build_flags+=(--jobs "$FUZZ_JOBS")
 
 # Seeds: copied (cp -n keeps what libFuzzer already found) so the corpus
 # directory can grow without touching tracked files.
