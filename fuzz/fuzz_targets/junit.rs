@@ -91,12 +91,19 @@ fn check_report(report: &Report, limits: &Limits) {
             "suite deeper than the limit"
         );
     }
-    // Cases outside any suite (a bare <testcase> root is refused, so there
-    // are none today) would make the suite sum smaller, never larger.
-    assert!(by_suite.tests <= report.counts.tests);
-    if !report.suites.is_empty() {
-        assert_eq!(by_suite, report.counts, "suite counts do not add up");
-    }
+    // Cases placed directly under <testsuites> belong to no suite (see
+    // docs/junit.md), so the per-suite sums may fall short of the report's
+    // counts, outcome by outcome, but never exceed them.
+    let r = &report.counts;
+    assert!(
+        by_suite.tests <= r.tests
+            && by_suite.passed <= r.passed
+            && by_suite.failed <= r.failed
+            && by_suite.errors <= r.errors
+            && by_suite.skipped <= r.skipped
+            && by_suite.flaky <= r.flaky,
+        "suite counts {by_suite:?} exceed the report's {r:?}"
+    );
 }
 
 fn check_case_texts(case: &TestCase, cap: usize) {
