@@ -206,18 +206,28 @@ fn safe_relative(path: &Path, strip_top_level: bool) -> Result<Option<PathBuf>, 
 
 /// True when a symlink at `link` (relative to the tree root) pointing at
 /// `target` resolves inside the tree, judged lexically.
+///
+/// `..` is only allowed before the first normal component: in `x/..` the
+/// `x` may itself be a symlink, and then `..` climbs from *its* target, not
+/// back to where the lexical count says (`a -> .` plus `b -> a/..` escapes).
+/// Leading `..`s climb through the link's own parents, which extraction
+/// guarantees are real directories (see [`below_symlink`]).
 fn link_stays_inside(link: &Path, target: &Path) -> bool {
     if target.is_absolute() {
         return false;
     }
     let mut depth: i64 = link.components().count() as i64 - 1;
+    let mut descended = false;
     for c in target.components() {
         match c {
-            Component::Normal(_) => depth += 1,
+            Component::Normal(_) => {
+                depth += 1;
+                descended = true;
+            }
             Component::CurDir => {}
             Component::ParentDir => {
                 depth -= 1;
-                if depth < 0 {
+                if depth < 0 || descended {
                     return false;
                 }
             }
@@ -275,7 +285,8 @@ pub fn extract_tar_gz(
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.header().size().map_err(io_err(&target))?;
-                if stats.bytes + size > limits.max_bytes {
+                // Saturating: a hostile header may claim a size near u64::MAX.
+                if stats.bytes.saturating_add(size) > limits.max_bytes {
                     return Err(SourceError::TooLarge {
                         what: "bytes",
                         limit: limits.max_bytes,
@@ -330,6 +341,15 @@ pub fn extract_tar_gz(
         }
     }
     for (rel, link_target) in links {
+        // A link placed below an earlier link would land wherever that one
+        // points, and its `..` would climb from there rather than from
+        // where `link_stays_inside` assumed: refuse it.
+        if below_symlink(dest, &rel) {
+            return Err(SourceError::UnsafeEntry {
+                entry: rel.display().to_string(),
+                reason: "is a symlink inside another symlink",
+            });
+        }
         let at = dest.join(&rel);
         if let Some(parent) = at.parent() {
             fs::create_dir_all(parent).map_err(io_err(parent))?;
@@ -346,6 +366,26 @@ pub fn extract_tar_gz(
         }
     }
     Ok(stats)
+}
+
+/// True when a directory on the way from `dest` to `rel` is a symlink
+/// (one created earlier in the same extraction).
+fn below_symlink(dest: &Path, rel: &Path) -> bool {
+    let Some(parent) = rel.parent() else {
+        return false;
+    };
+    let mut at = dest.to_path_buf();
+    for c in parent.components() {
+        at.push(c);
+        match fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => return true,
+            Ok(_) => {}
+            // Missing: it and everything below will be created as real
+            // directories.
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// Source provider for local runs: the tree is a directory on this machine.

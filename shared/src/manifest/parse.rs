@@ -737,6 +737,20 @@ fn validate_suite(
         ));
     }
     check_argv(cx, name, "command", Slot::Command, &command)?;
+    // A list placeholder as the program would run the shard's first file
+    // (or test id) as the executable, and nothing at all for an empty list.
+    if Placeholder::ALL
+        .into_iter()
+        .any(|p| p.is_list() && placeholders::is_standalone(command[0].get_ref(), p))
+    {
+        return Err(cx.err(
+            command[0].span(),
+            name,
+            "command",
+            "the program is a placeholder",
+            "the first element is the program to run; put {files} or {tests} after it, e.g. command = [\"pytest\", \"{files}\"]",
+        ));
+    }
     let uses = |p: Placeholder| {
         command.iter().any(|e| {
             placeholders::parse_template(e.get_ref())
