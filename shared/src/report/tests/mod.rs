@@ -79,6 +79,7 @@ pub(super) fn run(status: RunStatus, counts: Counts, shard_count: u32) -> Run {
         shards_done: shard_count,
         counts,
         created_ms: T0,
+        deadline_ms: T0 + 3_600_000,
         finished_ms: Some(T0 + 120_000),
         error: None,
     }
