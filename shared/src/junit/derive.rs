@@ -53,9 +53,7 @@ pub(crate) fn suite_path(suite: &str) -> Option<String> {
 fn path_like(name: &str) -> Option<String> {
     // Cheap rejection first: this runs for every new classname of cases
     // without a file (twice: classname and suite name).
-    if memchr::memchr2(b'/', b'\\', name.as_bytes()).is_none() {
-        return None;
-    }
+    memchr::memchr2(b'/', b'\\', name.as_bytes())?;
     // jest-junit on Windows writes `__tests__\a.test.js`: normalise to `/`.
     let name = name.trim().replace('\\', "/");
     if name.contains(char::is_whitespace) {
@@ -81,9 +79,7 @@ fn python_module(classname: &str) -> Option<String> {
     // Runs for every new classname: reject with one substring search first
     // (`str::contains` builds a two-way searcher per call, which showed up
     // at ~5 % of a whole Java report's profile).
-    if find_bytes(classname, b"test").is_none() {
-        return None;
-    }
+    find_bytes(classname, b"test")?;
     let mut end = None;
     let mut offset = 0;
     for segment in classname.split('.') {
