@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use quick_xml::Reader;
 use quick_xml::errors::{Error as XmlError, SyntaxError};
-use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::escape::{resolve_predefined_entity, unescape};
 use quick_xml::events::{BytesRef, BytesStart, Event};
 
-use super::derive::derive_file;
+use super::derive::{derive_file, derive_file_with, suite_path};
 use super::input::is_too_large;
 use super::text::{Capped, TimeIssue, cap_str, parse_time};
 use super::{Limits, SUITE_ERROR_NAME, StreamSummary, SuiteSummary};
@@ -91,8 +91,8 @@ struct CaseBuilder {
     file: Option<String>,
     line: Option<u32>,
     duration: f64,
-    status: Option<String>,
-    result_attr: Option<String>,
+    /// From the `result`/`status` attributes; used when no result child.
+    attr_outcome: Outcome,
     result: Option<CaseResult>,
     results_seen: u32,
     /// A pending result element being read: kind and message.
@@ -101,6 +101,38 @@ struct CaseBuilder {
     retries: Vec<Attempt>,
     system_out: Option<String>,
     system_err: Option<String>,
+}
+
+/// One-entry memo of `derive_file` for the last (classname, suite), plus
+/// the suite rule's result for the last suite: jest reports change classname
+/// every few cases within one suite whose name is a path. The key strings are
+/// reused across misses (cleared and refilled), so that a report where every
+/// classname is new (one class per case) costs no allocation for the key.
+#[derive(Default)]
+struct DeriveCache {
+    valid: bool,
+    classname: String,
+    suite: String,
+    suite_path: Option<String>,
+    file: Option<String>,
+}
+
+impl DeriveCache {
+    fn get(&mut self, classname: &str, suite: &str) -> Option<String> {
+        let same_suite = self.valid && self.suite == suite;
+        if !(same_suite && self.classname == classname) {
+            if !same_suite {
+                self.suite_path = suite_path(suite);
+                self.suite.clear();
+                self.suite.push_str(suite);
+            }
+            self.file = derive_file_with(classname, || self.suite_path.clone());
+            self.classname.clear();
+            self.classname.push_str(classname);
+            self.valid = true;
+        }
+        self.file.clone()
+    }
 }
 
 #[derive(Default)]
@@ -121,8 +153,11 @@ struct Parser<'a, F> {
     case: Option<CaseBuilder>,
     /// The last finished case, held back in case the next one is its retry.
     pending: Option<TestCase>,
-    /// Text of the innermost capturing leaf element.
-    text: Option<Capped>,
+    /// Text of the innermost capturing leaf element, when `text_open`. One
+    /// buffer reused for every text: a fresh `String` per text grew by
+    /// doubling, and reallocation was ~7 % of a nextest report's profile.
+    text: Capped,
+    text_open: bool,
     suite_result: Option<(ResultKind, Option<String>)>,
     summary: StreamSummary,
     warnings_dropped: u64,
@@ -132,7 +167,7 @@ struct Parser<'a, F> {
     root_declared_tests: Option<u64>,
     /// Last (classname, suite) → derived file: consecutive cases almost
     /// always share them, and deriving costs allocations.
-    derive_cache: Option<(String, String, Option<String>)>,
+    derive_cache: DeriveCache,
 }
 
 pub(crate) fn io_error(source: &str, limits: &Limits, err: io::Error) -> JunitError {
@@ -164,7 +199,8 @@ pub(crate) fn run<B: BufRead>(
         suites: Vec::new(),
         case: None,
         pending: None,
-        text: None,
+        text: Capped::new(limits.max_text_bytes),
+        text_open: false,
         suite_result: None,
         summary: StreamSummary::default(),
         warnings_dropped: 0,
@@ -172,7 +208,7 @@ pub(crate) fn run<B: BufRead>(
         unknown_entities: 0,
         root_closed: false,
         root_declared_tests: None,
-        derive_cache: None,
+        derive_cache: DeriveCache::default(),
     };
     let mut buf = Vec::with_capacity(16 * 1024);
     let mut seen_anything = false;
@@ -219,8 +255,7 @@ pub(crate) fn run<B: BufRead>(
                     );
                 }
                 if parser.routes_text() {
-                    let s = parser.resolve_ref(&r, position)?;
-                    parser.push_text(&s);
+                    parser.push_ref(&r, position)?;
                 }
             }
             Event::DocType(_) => {
@@ -330,7 +365,7 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                 | Elem::SystemOut
                 | Elem::SystemErr
                 | Elem::SuiteResult,
-            ) => self.text.is_some(),
+            ) => self.text_open,
             _ => false,
         }
     }
@@ -340,22 +375,34 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
             if let Some(rerun) = self.case.as_mut().and_then(|c| c.rerun.as_mut()) {
                 rerun.body.push(s);
             }
-        } else if let Some(text) = self.text.as_mut() {
-            text.push(s);
+        } else if self.text_open {
+            self.text.push(s);
         }
     }
 
-    /// Character references and the five predefined entities are decoded. A
-    /// DOCTYPE is refused, so no other entity can be defined: an unknown one
-    /// is kept as written.
-    fn resolve_ref(
-        &mut self,
-        r: &BytesRef<'_>,
-        position: u64,
-    ) -> Result<Cow<'static, str>, JunitError> {
+    fn open_text(&mut self) {
+        self.text.clear();
+        self.text_open = true;
+    }
+
+    fn take_text(&mut self) -> Option<String> {
+        if !std::mem::take(&mut self.text_open) {
+            return None;
+        }
+        self.text.take()
+    }
+
+    /// Character references and the five predefined entities are decoded and
+    /// pushed as text. A DOCTYPE is refused, so no other entity can be
+    /// defined: an unknown one is kept as written. Nothing is allocated on
+    /// the common paths: failure texts are full of `&apos;` and `&#10;`.
+    fn push_ref(&mut self, r: &BytesRef<'_>, position: u64) -> Result<(), JunitError> {
         if r.is_char_ref() {
             return match r.resolve_char_ref() {
-                Ok(Some(c)) => Ok(Cow::Owned(c.to_string())),
+                Ok(Some(c)) => {
+                    self.push_text(c.encode_utf8(&mut [0; 4]));
+                    Ok(())
+                }
                 Ok(None) | Err(_) => Err(self.malformed(
                     position,
                     format!(
@@ -365,54 +412,68 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                 )),
             };
         }
-        let name = String::from_utf8_lossy(r).into_owned();
+        let name = String::from_utf8_lossy(r);
         match resolve_predefined_entity(&name) {
-            Some(s) => Ok(Cow::Borrowed(s)),
+            Some(s) => self.push_text(s),
             None => {
                 self.unknown_entities += 1;
-                Ok(Cow::Owned(format!("&{name};")))
+                self.push_text(&format!("&{name};"));
             }
-        }
-    }
-
-    /// Reads the attributes we use. Values are unescaped; a value with an
-    /// undefined entity is kept raw rather than failing the whole report.
-    /// Only the `wanted` keys are decoded: most attributes (timestamps,
-    /// hostnames, assertions=...) are skipped without allocating.
-    fn attrs(
-        &mut self,
-        e: &BytesStart<'_>,
-        position: u64,
-        wanted: &[&[u8]],
-        mut f: impl FnMut(&[u8], String),
-    ) -> Result<(), JunitError> {
-        let cap = self.limits.max_text_bytes;
-        // Duplicate-attribute checks are quadratic and buy nothing here: the
-        // last value wins.
-        for attr in e.attributes().with_checks(false) {
-            let attr = attr.map_err(|err| self.malformed(position, err.to_string()))?;
-            let key = attr.key.local_name();
-            if !wanted.contains(&key.as_ref()) {
-                continue;
-            }
-            let value = match attr.unescape_value() {
-                Ok(v) => v,
-                Err(_) => {
-                    self.unknown_entities += 1;
-                    Cow::Owned(String::from_utf8_lossy(&attr.value).into_owned())
-                }
-            };
-            f(key.as_ref(), cap_str(&value, cap));
         }
         Ok(())
     }
 
-    fn time(&mut self, raw: Option<String>, what: &str) -> Option<f64> {
+    /// Reads the attributes we use. Values are unescaped and capped; a value
+    /// with an undefined entity is kept raw rather than failing the whole
+    /// report. Only the `wanted` keys are decoded: most attributes
+    /// (timestamps, hostnames, assertions=...) are skipped without even a
+    /// UTF-8 check. Values are lent as `Cow`s borrowing the event buffer, so
+    /// that numbers and status words are parsed without allocating: only the
+    /// caller decides what becomes an owned `String`.
+    fn attrs<'b>(
+        &mut self,
+        e: &'b BytesStart<'_>,
+        position: u64,
+        wanted: impl Fn(&[u8]) -> bool,
+        mut f: impl FnMut(&[u8], Cow<'b, str>),
+    ) -> Result<(), JunitError> {
+        let cap = self.limits.max_text_bytes;
+        let mut unknown = 0;
+        // quick-xml's `Attributes` iterator was the top entry of the profile
+        // (~18 % of instructions): a general state machine with error
+        // recovery. Well-formed tags, i.e. nearly all of them, are split by
+        // `split_attributes` instead, which yields exactly the same pairs.
+        let mut delivered = 0;
+        let split = split_attributes(e.attributes_raw(), |key, value| {
+            delivered += 1;
+            let key = local_name(key);
+            if wanted(key) {
+                f(key, decode_value(value, cap, &mut unknown));
+            }
+        });
+        if split.is_err() {
+            // Something quick-xml rejects (or might): let it report its own
+            // error, skipping the attributes already handed out. Duplicate
+            // checks are quadratic and buy nothing here: the last value wins.
+            for (i, attr) in e.attributes().with_checks(false).enumerate() {
+                let attr = attr.map_err(|err| self.malformed(position, err.to_string()))?;
+                let key = local_name(attr.key.as_ref());
+                if i >= delivered && wanted(key) {
+                    let value = decode_value(&attr.value, cap, &mut unknown).into_owned();
+                    f(key, Cow::Owned(value));
+                }
+            }
+        }
+        self.unknown_entities += unknown;
+        Ok(())
+    }
+
+    fn time(&mut self, raw: Option<&str>, what: &str) -> Option<f64> {
         let raw = raw?;
-        match parse_time(&raw) {
+        match parse_time(raw) {
             Ok(v) => Some(v),
             Err((v, issue)) => {
-                let example = || format!("{what} time=\"{}\"", cap_str(&raw, 64));
+                let example = || format!("{what} time=\"{}\"", cap_str(raw, 64));
                 match issue {
                     TimeIssue::Negative => {
                         self.times.negative += 1;
@@ -450,11 +511,8 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
             }
             (None, b"testsuites") => {
                 let mut declared = None;
-                self.attrs(e, position, &[b"tests"], |k, v| {
-                    if k == b"tests" {
-                        declared = v.trim().parse().ok();
-                    }
-                })?;
+                let wanted = |k: &[u8]| k == b"tests";
+                self.attrs(e, position, wanted, |_, v| declared = v.trim().parse().ok())?;
                 self.root_declared_tests = declared;
                 Elem::Testsuites
             }
@@ -482,13 +540,10 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                     ResultKind::Failure
                 };
                 let mut message = None;
-                self.attrs(e, position, &[b"message"], |k, v| {
-                    if k == b"message" {
-                        message = Some(v);
-                    }
-                })?;
+                let wanted = |k: &[u8]| k == b"message";
+                self.attrs(e, position, wanted, |_, v| message = Some(v.into_owned()))?;
                 self.suite_result = Some((kind, message));
-                self.text = Some(Capped::new(self.limits.max_text_bytes));
+                self.open_text();
                 Elem::SuiteResult
             }
             (Some(Elem::Testcase), b"failure" | b"error" | b"skipped") => {
@@ -498,15 +553,12 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                     _ => ResultKind::Skipped,
                 };
                 let mut message = None;
-                self.attrs(e, position, &[b"message"], |k, v| {
-                    if k == b"message" {
-                        message = Some(v);
-                    }
-                })?;
+                let wanted = |k: &[u8]| k == b"message";
+                self.attrs(e, position, wanted, |_, v| message = Some(v.into_owned()))?;
                 if let Some(case) = self.case.as_mut() {
                     case.open_result = Some((kind, message));
                 }
-                self.text = Some(Capped::new(self.limits.max_text_bytes));
+                self.open_text();
                 Elem::CaseResult
             }
             (
@@ -519,12 +571,13 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                     Outcome::Failed
                 };
                 let (mut message, mut time) = (None, None);
-                self.attrs(e, position, &[b"message", b"time"], |k, v| match k {
-                    b"message" => message = Some(v),
+                let wanted = |k: &[u8]| matches!(k, b"message" | b"time");
+                self.attrs(e, position, wanted, |k, v| match k {
+                    b"message" => message = Some(v.into_owned()),
                     b"time" => time = Some(v),
                     _ => {}
                 })?;
-                let duration = self.time(time, "rerun");
+                let duration = self.time(time.as_deref(), "rerun");
                 let body = Capped::new(self.limits.max_text_bytes);
                 if let Some(case) = self.case.as_mut() {
                     case.rerun = Some(RerunBuilder {
@@ -538,15 +591,15 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                 Elem::Rerun
             }
             (Some(Elem::Rerun), b"stackTrace") => {
-                self.text = Some(Capped::new(self.limits.max_text_bytes));
+                self.open_text();
                 Elem::RerunStackTrace
             }
             (Some(Elem::Testcase), b"system-out") => {
-                self.text = Some(Capped::new(self.limits.max_text_bytes));
+                self.open_text();
                 Elem::SystemOut
             }
             (Some(Elem::Testcase), b"system-err") => {
-                self.text = Some(Capped::new(self.limits.max_text_bytes));
+                self.open_text();
                 Elem::SystemErr
             }
             _ => Elem::Other,
@@ -561,16 +614,16 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
         self.attrs(
             e,
             position,
-            &[b"name", b"file", b"time", b"tests"],
+            |k| matches!(k, b"name" | b"file" | b"time" | b"tests"),
             |k, v| match k {
-                b"name" => name = v,
-                b"file" => file = Some(v),
+                b"name" => name = v.into_owned(),
+                b"file" => file = Some(v.into_owned()),
                 b"time" => time = Some(v),
                 b"tests" => tests = v.trim().parse().ok(),
                 _ => {}
             },
         )?;
-        let time = self.time(time, "suite");
+        let time = self.time(time.as_deref(), "suite");
         let depth = self.suites.len();
         self.summary.suites.push(SuiteSummary {
             name: name.clone(),
@@ -598,8 +651,7 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
             file: None,
             line: None,
             duration: 0.0,
-            status: None,
-            result_attr: None,
+            attr_outcome: Outcome::Passed,
             result: None,
             results_seen: 0,
             open_result: None,
@@ -608,30 +660,28 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
             system_out: None,
             system_err: None,
         };
-        let mut time = None;
-        const CASE_ATTRS: &[&[u8]] = &[
-            b"name",
-            b"classname",
-            b"file",
-            b"line",
-            b"time",
-            b"status",
-            b"result",
-        ];
-        self.attrs(e, position, CASE_ATTRS, |k, v| match k {
-            b"name" => case.name = v,
-            b"classname" => case.classname = v,
-            b"file" => case.file = Some(v),
+        let (mut time, mut status, mut result) = (None, None, None);
+        let wanted = |k: &[u8]| {
+            matches!(
+                k,
+                b"name" | b"classname" | b"file" | b"line" | b"time" | b"status" | b"result"
+            )
+        };
+        self.attrs(e, position, wanted, |k, v| match k {
+            b"name" => case.name = v.into_owned(),
+            b"classname" => case.classname = v.into_owned(),
+            b"file" => case.file = Some(v.into_owned()),
             b"line" => case.line = v.trim().parse().ok(),
             b"time" => time = Some(v),
-            b"status" => case.status = Some(v),
-            b"result" => case.result_attr = Some(v),
+            b"status" => status = Some(v),
+            b"result" => result = Some(v),
             _ => {}
         })?;
         if time.is_none() {
             self.times.missing += 1;
         }
-        case.duration = self.time(time, "testcase").unwrap_or(0.0);
+        case.duration = self.time(time.as_deref(), "testcase").unwrap_or(0.0);
+        case.attr_outcome = attr_outcome(result.as_deref(), status.as_deref());
         self.case = Some(case);
         Ok(())
     }
@@ -653,7 +703,7 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                 }
             }
             Elem::CaseResult => {
-                let details = self.text.take().and_then(Capped::finish);
+                let details = self.take_text();
                 if let Some(case) = self.case.as_mut()
                     && let Some((kind, message)) = case.open_result.take()
                 {
@@ -682,13 +732,13 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                 }
             }
             Elem::RerunStackTrace => {
-                let text = self.text.take().and_then(Capped::finish);
+                let text = self.take_text();
                 if let Some(rerun) = self.case.as_mut().and_then(|c| c.rerun.as_mut()) {
                     rerun.stack_trace = text;
                 }
             }
             Elem::SystemOut | Elem::SystemErr => {
-                let text = self.text.take().and_then(Capped::finish);
+                let text = self.take_text();
                 if let Some(case) = self.case.as_mut() {
                     let slot = if elem == Elem::SystemOut {
                         &mut case.system_out
@@ -699,7 +749,7 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                 }
             }
             Elem::SuiteResult => {
-                let details = self.text.take().and_then(Capped::finish);
+                let details = self.take_text();
                 if let Some((kind, message)) = self.suite_result.take() {
                     self.emit_suite_result(kind, message, details);
                 }
@@ -736,15 +786,7 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
         let (file, file_derived) = match b.file.or_else(|| frame.and_then(|f| f.file.clone())) {
             Some(file) => (Some(file), false),
             None => {
-                let derived = match &self.derive_cache {
-                    Some((c, s, derived)) if *c == b.classname && *s == suite => derived.clone(),
-                    _ => {
-                        let derived = derive_file(&b.classname, &suite);
-                        self.derive_cache =
-                            Some((b.classname.clone(), suite.clone(), derived.clone()));
-                        derived
-                    }
-                };
+                let derived = self.derive_cache.get(&b.classname, &suite);
                 let is_derived = derived.is_some();
                 (derived, is_derived)
             }
@@ -758,11 +800,7 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
         }
         let (mut outcome, message, details) = match b.result {
             Some(r) => (r.kind.outcome(), r.message, r.details),
-            None => (
-                attr_outcome(b.result_attr.as_deref(), b.status.as_deref()),
-                None,
-                None,
-            ),
+            None => (b.attr_outcome, None, None),
         };
         // A case that passed after recorded failed attempts is flaky.
         if outcome == Outcome::Passed && !b.retries.is_empty() {
@@ -925,13 +963,182 @@ fn attr_outcome(result: Option<&str>, status: Option<&str>) -> Outcome {
     [result, status]
         .into_iter()
         .flatten()
-        .map(|v| match v.trim().to_ascii_lowercase().as_str() {
-            "disabled" | "skipped" | "skip" | "notrun" | "not run" | "suppressed" | "ignored"
-            | "pending" => Outcome::Skipped,
-            "failed" | "failure" | "fail" => Outcome::Failed,
-            "error" | "errored" | "broken" => Outcome::Error,
-            _ => Outcome::Passed,
+        .map(|v| {
+            // Case-insensitive without lowercasing into a new String: this
+            // runs for every case of a GoogleTest report.
+            let v = v.trim();
+            let is = |words: &[&str]| words.iter().any(|w| v.eq_ignore_ascii_case(w));
+            if is(&[
+                "disabled",
+                "skipped",
+                "skip",
+                "notrun",
+                "not run",
+                "suppressed",
+                "ignored",
+                "pending",
+            ]) {
+                Outcome::Skipped
+            } else if is(&["failed", "failure", "fail"]) {
+                Outcome::Failed
+            } else if is(&["error", "errored", "broken"]) {
+                Outcome::Error
+            } else {
+                Outcome::Passed
+            }
         })
         .find(|o| *o != Outcome::Passed)
         .unwrap_or(Outcome::Passed)
+}
+
+/// Splits the attribute part of a tag into `(key, raw value)` pairs the way
+/// quick-xml's `Attributes` iterator does in XML mode without duplicate
+/// checks (same whitespace set, the key's first byte taken as is, a value may
+/// be followed directly by the next key), but as one straight loop with a
+/// `memchr` for the closing quote. Returns `Err` on anything quick-xml would
+/// reject (no `=`, unquoted or unterminated value); the pairs before it have
+/// been handed out already.
+fn split_attributes<'b>(bytes: &'b [u8], mut f: impl FnMut(&'b [u8], &'b [u8])) -> Result<(), ()> {
+    let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let skip_ws = |mut i: usize| {
+        while i < bytes.len() && ws(bytes[i]) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = 0;
+    loop {
+        i = skip_ws(i);
+        if i == bytes.len() {
+            return Ok(());
+        }
+        let start = i;
+        i += 1;
+        while i < bytes.len() && bytes[i] != b'=' && !ws(bytes[i]) {
+            i += 1;
+        }
+        let key = &bytes[start..i];
+        i = skip_ws(i);
+        if bytes.get(i) != Some(&b'=') {
+            return Err(());
+        }
+        i = skip_ws(i + 1);
+        let quote = match bytes.get(i) {
+            Some(&q @ (b'"' | b'\'')) => q,
+            _ => return Err(()),
+        };
+        let value_start = i + 1;
+        let len = memchr::memchr(quote, &bytes[value_start..]).ok_or(())?;
+        f(key, &bytes[value_start..value_start + len]);
+        i = value_start + len + 1;
+    }
+}
+
+/// The part after the namespace prefix, as quick-xml's `local_name` (split at
+/// the first `:`): `<ns:testcase>`'s attributes are read like plain ones.
+#[inline]
+fn local_name(key: &[u8]) -> &[u8] {
+    match key.iter().position(|&b| b == b':') {
+        Some(colon) => &key[colon + 1..],
+        None => key,
+    }
+}
+
+/// An attribute value as quick-xml's `unescape_value` gives it (UTF-8, the
+/// predefined entities and character references decoded), capped. Borrows
+/// from the event buffer unless something had to change. Invalid UTF-8 or an
+/// undefined entity keeps the value as written and bumps `unknown`.
+fn decode_value<'b>(raw: &'b [u8], cap: usize, unknown: &mut u64) -> Cow<'b, str> {
+    let value = match std::str::from_utf8(raw) {
+        // Most values hold no reference at all: one `memchr` settles it.
+        Ok(s) if memchr::memchr(b'&', raw).is_none() => Cow::Borrowed(s),
+        Ok(s) => unescape(s).unwrap_or_else(|_| {
+            *unknown += 1;
+            Cow::Borrowed(s)
+        }),
+        Err(_) => {
+            *unknown += 1;
+            String::from_utf8_lossy(raw)
+        }
+    };
+    if value.len() <= cap {
+        value
+    } else {
+        Cow::Owned(cap_str(&value, cap))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `split_attributes` must hand out exactly what quick-xml's iterator
+    /// does, and fail wherever quick-xml reports an error.
+    #[test]
+    fn split_attributes_agrees_with_quick_xml() {
+        let tags = [
+            r#"t a="1" b='2'"#,
+            "t\ta = \"x y\"\n\r b\t=\t'\"'",
+            r#"t a="1"b="2""#,
+            r#"t ns:a="&amp;" c:d:e="x""#,
+            r#"t ="x""#,
+            r#"t a="" b=''"#,
+            "t",
+            "t   ",
+            r#"t a"#,
+            r#"t a b="1""#,
+            r#"t a= "#,
+            r#"t a=1 b="2""#,
+            r#"t a="1" b="2"#,
+            r#"t a="1" b='2" c="3""#,
+            r#"t a="<<computed>>" b="é""#,
+        ];
+        for tag in tags {
+            let start = BytesStart::from_content(tag, 1);
+            let mut fast = Vec::new();
+            let ok = split_attributes(start.attributes_raw(), |k, v| {
+                fast.push((k.to_vec(), v.to_vec()))
+            })
+            .is_ok();
+            let mut slow = Vec::new();
+            let mut slow_ok = true;
+            for attr in start.attributes().with_checks(false) {
+                match attr {
+                    Ok(a) => slow.push((a.key.as_ref().to_vec(), a.value.to_vec())),
+                    Err(_) => {
+                        slow_ok = false;
+                        break;
+                    }
+                }
+            }
+            assert_eq!(ok, slow_ok, "{tag}");
+            assert_eq!(fast, slow, "{tag}");
+        }
+    }
+
+    #[test]
+    fn attribute_values_decode_like_unescape_value() {
+        let mut unknown = 0;
+        assert_eq!(decode_value(b"a &lt; b", 100, &mut unknown), "a < b");
+        assert_eq!(decode_value(b"&#x41;&#66;", 100, &mut unknown), "AB");
+        assert_eq!(unknown, 0);
+        assert_eq!(decode_value(b"&nope;", 100, &mut unknown), "&nope;");
+        assert_eq!(decode_value(b"\xff", 100, &mut unknown), "\u{FFFD}");
+        assert_eq!(unknown, 2);
+        assert!(matches!(
+            decode_value(b"plain", 100, &mut unknown),
+            Cow::Borrowed("plain")
+        ));
+    }
+
+    #[test]
+    fn attr_outcome_ignores_case_and_padding() {
+        assert_eq!(attr_outcome(Some(" Not Run "), None), Outcome::Skipped);
+        assert_eq!(
+            attr_outcome(Some("completed"), Some("FAIL")),
+            Outcome::Failed
+        );
+        assert_eq!(attr_outcome(None, Some("Broken")), Outcome::Error);
+        assert_eq!(attr_outcome(Some("run"), Some("run")), Outcome::Passed);
+    }
 }

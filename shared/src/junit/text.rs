@@ -61,21 +61,33 @@ impl Capped {
     /// The captured text, trimmed of surrounding whitespace (report writers
     /// indent element bodies); `None` when nothing but whitespace was seen.
     pub(crate) fn finish(mut self) -> Option<String> {
+        self.take()
+    }
+
+    /// [`finish`](Self::finish) for a reused buffer: returns the text in a
+    /// `String` of exactly its size and leaves `self` empty, its buffers'
+    /// capacity kept for the next text.
+    pub(crate) fn take(&mut self) -> Option<String> {
         self.trim_tail();
         let text = if self.cut == 0 {
             self.head.push_str(&self.tail);
-            self.head
+            let trimmed = self.head.trim();
+            (!trimmed.is_empty()).then(|| trimmed.to_owned())
         } else {
-            format!("{}\n…[{} bytes cut]…\n{}", self.head, self.cut, self.tail)
+            let text = format!("{}\n…[{} bytes cut]…\n{}", self.head, self.cut, self.tail);
+            let trimmed = text.trim();
+            (!trimmed.is_empty()).then(|| trimmed.to_owned())
         };
-        let trimmed = text.trim();
-        if trimmed.is_empty() {
-            None
-        } else if trimmed.len() == text.len() {
-            Some(text)
-        } else {
-            Some(trimmed.to_owned())
-        }
+        self.clear();
+        text
+    }
+
+    /// Forgets the text seen so far, keeping the buffers' capacity.
+    pub(crate) fn clear(&mut self) {
+        self.head.clear();
+        self.tail.clear();
+        self.cut = 0;
+        self.head_full = false;
     }
 }
 
@@ -123,7 +135,9 @@ pub(crate) enum TimeIssue {
 /// the caller records a warning for both.
 pub(crate) fn parse_time(raw: &str) -> Result<f64, (f64, TimeIssue)> {
     let s = raw.trim();
-    let parsed = if s.contains(',') {
+    let parsed = if let Some(v) = parse_plain_decimal(raw) {
+        Some(v)
+    } else if s.contains(',') {
         normalise_commas(s).and_then(|n| n.parse::<f64>().ok())
     } else {
         s.parse::<f64>().ok()
@@ -133,6 +147,47 @@ pub(crate) fn parse_time(raw: &str) -> Result<f64, (f64, TimeIssue)> {
         Some(v) if v.is_finite() => Err((0.0, TimeIssue::Negative)),
         _ => Err((0.0, TimeIssue::Garbage)),
     }
+}
+
+/// Fast path for the overwhelmingly common `-?digits[.digits]` whose digits,
+/// read as an integer, are at most 2^53: that integer is exact in an f64 and
+/// so is 10^k (k ≤ 22), so one division is correctly rounded and equals what
+/// `str::parse::<f64>` returns (the classic Clinger fast path, which std also
+/// ends in, after general-purpose parsing that cost ~250 instructions per
+/// test case). Anything else, surrounding whitespace included, returns
+/// `None` and goes through `str::parse`.
+fn parse_plain_decimal(s: &str) -> Option<f64> {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    const MAX_EXACT: u64 = 1 << 53;
+    let (negative, digits) = match s.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        bytes => (false, bytes),
+    };
+    let mut mantissa: u64 = 0;
+    let mut dot = None;
+    for (i, &b) in digits.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                if mantissa > MAX_EXACT {
+                    return None;
+                }
+            }
+            b'.' if dot.is_none() && i > 0 => dot = Some(i),
+            _ => return None,
+        }
+    }
+    let frac_len = match dot {
+        None if digits.is_empty() => return None,
+        None => 0,
+        Some(i) if i + 1 == digits.len() => return None,
+        Some(i) => digits.len() - i - 1,
+    };
+    let value = mantissa as f64 / *POW10.get(frac_len)?;
+    Some(if negative { -value } else { value })
 }
 
 fn normalise_commas(s: &str) -> Option<String> {
@@ -214,5 +269,58 @@ mod tests {
         assert_eq!(parse_time("inf"), Err((0.0, TimeIssue::Garbage)));
         assert_eq!(parse_time(""), Err((0.0, TimeIssue::Garbage)));
         assert_eq!(parse_time("1,23,4"), Err((0.0, TimeIssue::Garbage)));
+        assert_eq!(parse_time("5."), Ok(5.0));
+        assert_eq!(parse_time(".5"), Ok(0.5));
+        assert_eq!(parse_time("-0.0"), Ok(-0.0));
+    }
+
+    #[test]
+    fn plain_decimal_fast_path_matches_std() {
+        let samples = [
+            "0",
+            "0.006",
+            "0.1",
+            "0.3",
+            "165.872",
+            "4416.244657678726",
+            "-4416.244657678726",
+            "0.000001",
+            "123456789012345",
+            "1234567890123456",
+            "00000000000000000001.5",
+            "9007199254740993",
+            "1.7976931348623157",
+            "0.30000000000000004",
+            "42",
+            "-0",
+        ];
+        for s in samples {
+            if let Some(fast) = parse_plain_decimal(s) {
+                assert_eq!(fast.to_bits(), s.parse::<f64>().unwrap().to_bits(), "{s}");
+            }
+        }
+        for s in ["", "-", ".5", "5.", "1e5", "+1", "1.2.3", "0x10", "1,5"] {
+            assert_eq!(parse_plain_decimal(s), None, "{s}");
+        }
+        // Pseudo-random decimals with up to 16 digits, up to 22 after the point.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = x % 10_000_000_000_000_000;
+            let scale = (x >> 50) as usize % 23;
+            let mut s = digits.to_string();
+            if scale > 0 {
+                while s.len() <= scale {
+                    s.insert(0, '0');
+                }
+                s.insert(s.len() - scale, '.');
+            }
+            let std = s.parse::<f64>().unwrap();
+            if let Some(fast) = parse_plain_decimal(&s) {
+                assert_eq!(fast.to_bits(), std.to_bits(), "{s}");
+            }
+        }
     }
 }
