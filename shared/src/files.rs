@@ -102,7 +102,7 @@ mod tests {
 
         let abs = root.join("junit.xml").display().to_string();
         assert_eq!(
-            find_matching(Path::new("/nonexistent"), &[abs.clone()]),
+            find_matching(Path::new("/nonexistent"), std::slice::from_ref(&abs)),
             vec![PathBuf::from(&abs)]
         );
         assert!(find_matching(root, &["missing.xml".into()]).is_empty());

@@ -389,16 +389,9 @@ fn below_symlink(dest: &Path, rel: &Path) -> bool {
 }
 
 /// Source provider for local runs: the tree is a directory on this machine.
+#[derive(Default)]
 pub struct LocalDirSource {
     pub limits: SnapshotLimits,
-}
-
-impl Default for LocalDirSource {
-    fn default() -> Self {
-        Self {
-            limits: SnapshotLimits::default(),
-        }
-    }
 }
 
 #[async_trait]

@@ -54,7 +54,7 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(visibility: Duration, executors: usize) -> Self {
+    fn new(visibility: Duration) -> Self {
         let state = tempfile::tempdir().unwrap();
         let config = QueueConfig {
             visibility_timeout: visibility,
@@ -143,7 +143,7 @@ fn as_refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
 async fn a_passing_suite_finalises_passed_with_every_report() {
     let files = six_files();
     let repo = repo(&as_refs(&files), 3, 0, 60);
-    let mut h = Harness::new(Duration::from_secs(30), 2);
+    let mut h = Harness::new(Duration::from_secs(30));
     h.start(2);
     let run = h.trigger(repo.path()).await;
     assert_eq!(run.shard_count, 3);
@@ -190,7 +190,7 @@ async fn failures_and_flaky_retries_are_counted_once() {
         1,
         60,
     );
-    let mut h = Harness::new(Duration::from_secs(30), 2);
+    let mut h = Harness::new(Duration::from_secs(30));
     h.start(2);
     let run = h.trigger(repo.path()).await;
     let done = h.finish(&run).await;
@@ -208,7 +208,7 @@ async fn failures_and_flaky_retries_are_counted_once() {
 async fn duplicated_and_reordered_deliveries_do_not_double_count() {
     let files = six_files();
     let repo = repo(&as_refs(&files), 3, 0, 60);
-    let mut h = Harness::new(Duration::from_secs(30), 2);
+    let mut h = Harness::new(Duration::from_secs(30));
     // Every shard job and every result is delivered twice.
     h.pipeline.queue.duplicate_next(QueueName::Shards, 3);
     h.pipeline.queue.duplicate_next(QueueName::Results, 6);
@@ -225,7 +225,7 @@ async fn duplicated_and_reordered_deliveries_do_not_double_count() {
 async fn a_crashed_executor_is_redelivered_and_the_run_completes() {
     let files = six_files();
     let repo = repo(&as_refs(&files), 3, 0, 60);
-    let mut h = Harness::new(Duration::from_millis(500), 2);
+    let mut h = Harness::new(Duration::from_millis(500));
     // The first shard delivery is taken by an executor that dies mid-shard.
     h.pipeline.queue.crash_next(QueueName::Shards, 1);
     h.start(2);
@@ -251,7 +251,7 @@ async fn a_command_without_junit_errors_the_shard_with_its_log() {
         0,
         60,
     );
-    let mut h = Harness::new(Duration::from_secs(30), 2);
+    let mut h = Harness::new(Duration::from_secs(30));
     h.start(2);
     let run = h.trigger(repo.path()).await;
     let done = h.finish(&run).await;
@@ -279,7 +279,7 @@ async fn a_command_without_junit_errors_the_shard_with_its_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_past_its_timeout_is_killed_and_errored() {
     let repo = repo(&[("tests/a.txt", "slow hang 30\n")], 1, 0, 1);
-    let mut h = Harness::new(Duration::from_secs(30), 1);
+    let mut h = Harness::new(Duration::from_secs(30));
     h.start(1);
     let run = h.trigger(repo.path()).await;
     let started = std::time::Instant::now();
@@ -293,7 +293,7 @@ async fn a_shard_past_its_timeout_is_killed_and_errored() {
 async fn lost_shards_are_swept_as_errored_naming_them() {
     let files = six_files();
     let repo = repo(&as_refs(&files), 3, 0, 60);
-    let h = Harness::new(Duration::from_secs(30), 1);
+    let h = Harness::new(Duration::from_secs(30));
     let run = h.trigger(repo.path()).await;
     // Nobody ever executes the shards: drop their jobs.
     while let Some(d) = h.pipeline.queue.receive(QueueName::Shards) {
@@ -321,7 +321,7 @@ async fn the_next_run_is_planned_with_the_recorded_timings() {
         })
         .collect();
     let repo = repo(&as_refs(&files), 2, 0, 60);
-    let mut h = Harness::new(Duration::from_secs(30), 2);
+    let mut h = Harness::new(Duration::from_secs(30));
     h.start(2);
     let first = h.trigger(repo.path()).await;
     h.finish(&first).await;
@@ -344,7 +344,7 @@ async fn the_next_run_is_planned_with_the_recorded_timings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_messages_are_rejected_with_a_clear_error() {
-    let h = Harness::new(Duration::from_secs(30), 1);
+    let h = Harness::new(Duration::from_secs(30));
     for queue in [QueueName::Shards, QueueName::Results, QueueName::Reports] {
         let err = h.pipeline.handle(queue, "{not json", 1).await.unwrap_err();
         assert!(err.is_permanent(), "{err}");
