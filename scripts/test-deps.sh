@@ -29,9 +29,10 @@ if [ ! -f "$deps/jinja2/Jinja2-ok" ]; then
   rm -rf "$deps/jinja2" && mkdir -p "$deps/jinja2"
   "$deps/venv/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary :all: jinja2==3.1.6 -d "$deps/jinja2" >&2
   tar -xzf "$deps"/jinja2/jinja2-3.1.6.tar.gz -C "$deps/jinja2"
-  # jinja2 imports markupsafe at run time.
-  "$deps/venv/bin/pip" install -q --disable-pip-version-check 'markupsafe>=2.0' >&2
-  "$deps/venv-notrio/bin/pip" install -q --disable-pip-version-check 'markupsafe>=2.0' >&2
+  # The suite imports the installed package (src/ layout): install the
+  # sdist itself, with its dependency markupsafe, into both venvs.
+  "$deps/venv/bin/pip" install -q --disable-pip-version-check "$deps/jinja2/jinja2-3.1.6.tar.gz" >&2
+  "$deps/venv-notrio/bin/pip" install -q --disable-pip-version-check "$deps/jinja2/jinja2-3.1.6.tar.gz" >&2
   touch "$deps/jinja2/Jinja2-ok"
 fi
 
