@@ -27,10 +27,16 @@ struct Env {
 
 fn env() -> Option<Env> {
     let get = |k: &str| std::env::var_os(k).map(PathBuf::from);
-    match (get("TESTEXEC_TEST_JINJA2_DIR"), get("TESTEXEC_TEST_PYTHON_BIN"), get("TESTEXEC_TEST_PYTHON_NOTRIO_BIN")) {
-        (Some(jinja2), Some(python_bin), Some(python_notrio_bin)) if jinja2.is_dir() => {
-            Some(Env { jinja2, python_bin, python_notrio_bin })
-        }
+    match (
+        get("TESTEXEC_TEST_JINJA2_DIR"),
+        get("TESTEXEC_TEST_PYTHON_BIN"),
+        get("TESTEXEC_TEST_PYTHON_NOTRIO_BIN"),
+    ) {
+        (Some(jinja2), Some(python_bin), Some(python_notrio_bin)) if jinja2.is_dir() => Some(Env {
+            jinja2,
+            python_bin,
+            python_notrio_bin,
+        }),
         _ => {
             assert!(
                 std::env::var("TESTEXEC_REQUIRE_E2E").as_deref() != Ok("1"),
@@ -52,29 +58,57 @@ timeout_seconds = 600
 /// A private copy of the jinja2 tree with our manifest.
 fn checkout(env: &Env) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let status = Command::new("cp").arg("-r").arg(format!("{}/.", env.jinja2.display())).arg(dir.path()).status().unwrap();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(format!("{}/.", env.jinja2.display()))
+        .arg(dir.path())
+        .status()
+        .unwrap();
     assert!(status.success());
     std::fs::write(dir.path().join("testexec.toml"), MANIFEST).unwrap();
     dir
 }
 
 fn path_with(bin: &Path) -> String {
-    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 /// `testexec run --json`: (exit code, run JSON, shards JSON).
-fn testexec_run(repo: &Path, state: &Path, bin: &Path, shards: u32) -> (i32, serde_json::Value, serde_json::Value) {
+fn testexec_run(
+    repo: &Path,
+    state: &Path,
+    bin: &Path,
+    shards: u32,
+) -> (i32, serde_json::Value, serde_json::Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_testexec"))
-        .args(["run", "--json", "--shards", &shards.to_string(), "--state-dir"])
+        .args([
+            "run",
+            "--json",
+            "--shards",
+            &shards.to_string(),
+            "--state-dir",
+        ])
         .arg(state)
         .arg(repo)
         .env("PATH", path_with(bin))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let json: serde_json::Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("run JSON: {e}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap_or(-1), json["run"].clone(), json["shards"].clone())
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "run JSON: {e}\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (
+        out.status.code().unwrap_or(-1),
+        json["run"].clone(),
+        json["shards"].clone(),
+    )
 }
 
 fn counts(run: &serde_json::Value) -> Counts {
@@ -91,7 +125,10 @@ fn junit_counts(path: &Path) -> (Counts, usize) {
 }
 
 fn merged_junit(state: &Path, run: &serde_json::Value) -> PathBuf {
-    state.join("blobs/runs").join(run["id"].as_str().unwrap()).join("report/junit.xml")
+    state
+        .join("blobs/runs")
+        .join(run["id"].as_str().unwrap())
+        .join("report/junit.xml")
 }
 
 #[test]
@@ -108,9 +145,16 @@ fn sharded_totals_equal_plain_pytest_and_each_test_appears_once() {
         .env("PATH", path_with(&env.python_bin))
         .output()
         .unwrap();
-    assert!(status.status.success(), "plain pytest failed: {}", String::from_utf8_lossy(&status.stdout));
+    assert!(
+        status.status.success(),
+        "plain pytest failed: {}",
+        String::from_utf8_lossy(&status.stdout)
+    );
     let (plain_counts, _) = junit_counts(&plain_junit);
-    assert_eq!(plain_counts.passed, JINJA2_PASSED, "jinja2 3.1.6 has {JINJA2_PASSED} passing tests");
+    assert_eq!(
+        plain_counts.passed, JINJA2_PASSED,
+        "jinja2 3.1.6 has {JINJA2_PASSED} passing tests"
+    );
 
     let repo = checkout(&env);
     let state = tempfile::tempdir().unwrap();
@@ -118,12 +162,19 @@ fn sharded_totals_equal_plain_pytest_and_each_test_appears_once() {
     assert_eq!(code, 0, "{run}");
     assert_eq!(run["status"], "passed");
     assert_eq!(run["shard_count"], 3);
-    assert_eq!(counts(&run), plain_counts, "sharded totals equal plain pytest");
+    assert_eq!(
+        counts(&run),
+        plain_counts,
+        "sharded totals equal plain pytest"
+    );
     assert_eq!(shards.as_array().unwrap().len(), 3);
 
     let (merged, unique) = junit_counts(&merged_junit(state.path(), &run));
     assert_eq!(merged, plain_counts, "merged junit.xml totals");
-    assert_eq!(unique as u64, merged.tests, "each test exactly once in the merged junit.xml");
+    assert_eq!(
+        unique as u64, merged.tests,
+        "each test exactly once in the merged junit.xml"
+    );
 }
 
 #[test]
@@ -140,16 +191,32 @@ fn a_failing_test_fails_the_run_with_exact_counts() {
     assert_eq!(run["status"], "failed");
     let c = counts(&run);
     assert_eq!((c.passed, c.failed, c.errors), (JINJA2_PASSED, 1, 0));
-    let report = state.path().join("blobs/runs").join(run["id"].as_str().unwrap()).join("report");
+    let report = state
+        .path()
+        .join("blobs/runs")
+        .join(run["id"].as_str().unwrap())
+        .join("report");
     let summary = std::fs::read_to_string(report.join("summary.md")).unwrap();
     // Markdown escapes the underscores of the name.
-    assert!(summary.contains(r"test\_testexec\_injected\_failure"), "{summary}");
+    assert!(
+        summary.contains(r"test\_testexec\_injected\_failure"),
+        "{summary}"
+    );
     assert!(summary.contains("injected by testexec e2e"));
-    let ctrf: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap()).unwrap();
-    let failed: Vec<_> =
-        ctrf["results"]["tests"].as_array().unwrap().iter().filter(|t| t["status"] == "failed").collect();
+    let ctrf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap())
+            .unwrap();
+    let failed: Vec<_> = ctrf["results"]["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "failed")
+        .collect();
     assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0]["name"].as_str().unwrap().rsplit("::").next(), Some("test_testexec_injected_failure"));
+    assert_eq!(
+        failed[0]["name"].as_str().unwrap().rsplit("::").next(),
+        Some("test_testexec_injected_failure")
+    );
 }
 
 #[test]
@@ -161,15 +228,24 @@ fn without_trio_the_shards_that_cannot_collect_are_errored_not_passed() {
     assert_eq!(code, 2, "errored runs exit 2: {run}");
     assert_eq!(run["status"], "errored");
     let error = run["error"].as_str().unwrap();
-    assert!(error.contains("exited with 2"), "pytest's 'interrupted' exit is named: {error}");
+    assert!(
+        error.contains("exited with 2"),
+        "pytest's 'interrupted' exit is named: {error}"
+    );
     let shards = shards.as_array().unwrap();
     let errored: Vec<_> = shards.iter().filter(|s| s["status"] == "errored").collect();
-    assert!(!errored.is_empty() && errored.len() < shards.len(), "only the shards with async tests error: {shards:?}");
+    assert!(
+        !errored.is_empty() && errored.len() < shards.len(),
+        "only the shards with async tests error: {shards:?}"
+    );
     // The collection errors are kept as data, never as "0 tests, passed".
     for shard in &errored {
         assert!(shard["counts"]["errors"].as_u64().unwrap() >= 1, "{shard}");
     }
-    assert!(counts(&run).passed > 0, "the other shards' results are kept");
+    assert!(
+        counts(&run).passed > 0,
+        "the other shards' results are kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,26 +256,44 @@ async fn an_executor_killed_mid_shard_is_redelivered_and_the_run_completes() {
     unsafe { std::env::set_var("PATH", path_with(&env.python_bin)) };
     let repo = checkout(&env);
     let state = tempfile::tempdir().unwrap();
-    let config = QueueConfig { visibility_timeout: Duration::from_secs(4), max_receives: 5 };
+    let config = QueueConfig {
+        visibility_timeout: Duration::from_secs(4),
+        max_receives: 5,
+    };
     let pipeline = LocalPipeline::open_with(state.path(), Arc::new(NoNotifier), config).unwrap();
     let mut request = RunRequest::local(repo.path());
     request.shards = Some(3);
-    let TriggerOutcome::Started { run, .. } = pipeline.trigger(request).await.unwrap() else { panic!("not started") };
+    let TriggerOutcome::Started { run, .. } = pipeline.trigger(request).await.unwrap() else {
+        panic!("not started")
+    };
 
     // A worker takes the first shard, starts pytest and dies mid-shard: its
     // task is aborted (the process group is killed) and it never acks.
-    let doomed = pipeline.queue.receive(QueueName::Shards).expect("a shard job");
+    let doomed = pipeline
+        .queue
+        .receive(QueueName::Shards)
+        .expect("a shard job");
     let victim = doomed.body.clone();
     let killed = {
         let pipeline = pipeline.clone();
-        tokio::spawn(async move { pipeline.handle(QueueName::Shards, &victim, doomed.attempt).await })
+        tokio::spawn(async move {
+            pipeline
+                .handle(QueueName::Shards, &victim, doomed.attempt)
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(800)).await;
     killed.abort();
-    assert!(killed.await.unwrap_err().is_cancelled(), "the executor was killed before it finished");
+    assert!(
+        killed.await.unwrap_err().is_cancelled(),
+        "the executor was killed before it finished"
+    );
 
     let workers = pipeline.spawn_workers(2);
-    let done = tokio::time::timeout(Duration::from_secs(300), pipeline.wait_for(run.id)).await.unwrap().unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(300), pipeline.wait_for(run.id))
+        .await
+        .unwrap()
+        .unwrap();
     for w in workers {
         w.abort();
     }
@@ -208,5 +302,8 @@ async fn an_executor_killed_mid_shard_is_redelivered_and_the_run_completes() {
     assert_eq!(done.counts.tests, JINJA2_PASSED);
     let shards = pipeline.ports.store.list_shards(run.id).await.unwrap();
     assert!(shards.iter().all(|s| s.status == ShardStatus::Passed));
-    assert!(shards.iter().any(|s| s.attempt == Some(2)), "the killed shard ran again on redelivery: {shards:?}");
+    assert!(
+        shards.iter().any(|s| s.attempt == Some(2)),
+        "the killed shard ran again on redelivery: {shards:?}"
+    );
 }

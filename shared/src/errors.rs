@@ -375,6 +375,8 @@ pub enum HandlerError {
     UnknownRun { run: String },
     #[error("the repository has no {file} at its root; add one (see docs/manifest.md)")]
     NoManifest { file: &'static str },
+    #[error("nothing to rerun: {why}")]
+    NothingToRerun { why: String },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error(transparent)]
@@ -407,6 +409,7 @@ impl HandlerError {
                 | HandlerError::UnsupportedVersion { .. }
                 | HandlerError::UnknownRun { .. }
                 | HandlerError::NoManifest { .. }
+                | HandlerError::NothingToRerun { .. }
                 | HandlerError::Manifest(_)
                 | HandlerError::Plan(_)
                 | HandlerError::Source(

@@ -23,8 +23,8 @@ use crate::handlers::trigger::{RunRequest, TriggerOutcome, trigger};
 use crate::handlers::{Ports, Settings};
 use crate::messages::{Execution, QueueName, ShardResult};
 use crate::model::{Run, RunId, ShardId};
-use crate::ports::{Notifier, SystemClock};
-use crate::source::LocalDirSource;
+use crate::ports::{Notifier, SourceProvider, SystemClock};
+use crate::source::{LocalDirSource, SourceRouter};
 
 /// What the workers report as they go, for progress bars and logs.
 #[derive(Debug, Clone)]
@@ -113,6 +113,15 @@ impl LocalPipeline {
             state_dir: state_dir.to_path_buf(),
             events,
         })
+    }
+
+    /// Fetches sources without a local path (webhook runs) from `remote`.
+    pub fn with_remote_source(mut self, remote: Arc<dyn SourceProvider>) -> Self {
+        self.ports.source = Arc::new(SourceRouter {
+            local: LocalDirSource::default(),
+            remote: Some(remote),
+        });
+        self
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<PipelineEvent> {

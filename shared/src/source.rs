@@ -423,6 +423,28 @@ impl SourceProvider for LocalDirSource {
     }
 }
 
+/// Local directories for requests that name a path; another provider (the
+/// GitHub tarball API) for the rest. Lets one host serve both local runs
+/// and webhook runs.
+pub struct SourceRouter {
+    pub local: LocalDirSource,
+    pub remote: Option<std::sync::Arc<dyn SourceProvider>>,
+}
+
+#[async_trait]
+impl SourceProvider for SourceRouter {
+    async fn fetch(&self, source: &SourceRef, dest: &Path) -> Result<(), SourceError> {
+        match (&source.path, &self.remote) {
+            (Some(_), _) => self.local.fetch(source, dest).await,
+            (None, Some(remote)) => remote.fetch(source, dest).await,
+            (None, None) => Err(SourceError::NotFound {
+                repo: source.repo.clone(),
+                detail: "no remote source is configured (set the GitHub credentials, see docs/github.md)".into(),
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

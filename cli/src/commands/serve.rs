@@ -1,9 +1,9 @@
 //! `testexec serve`: the local pipeline as a small HTTP service.
 //!
-//! POST /runs answers at once: the request is written durably (SQLite, WAL)
-//! and handed to a trigger task; the slow work (snapshot, plan, shards)
-//! happens after the answer. Requests accepted before a crash are picked up
-//! again at the next start.
+//! POST /runs and POST /webhooks/github answer at once: the request is
+//! written durably (SQLite, WAL) and handed to a trigger task; the slow work
+//! (snapshot, plan, shards) happens after the answer. Requests accepted
+//! before a crash are picked up again at the next start.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,13 +13,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
 use serde_json::json;
+use testexec::github::client::GithubClient;
+use testexec::github::config::GithubConfig;
+use testexec::github::notifier::GithubNotifier;
+use testexec::github::tarball::GithubSource;
+use testexec::github::webhook::{self, WebhookConfig, WebhookDecision, WebhookHeaders};
 use testexec::handlers::trigger::RunRequest;
 use testexec::messages::keys;
 use testexec::model::{Run, RunId};
@@ -32,7 +37,12 @@ use super::state_dir_for;
 /// Largest request body accepted by the JSON API.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Serve the local pipeline over HTTP: a JSON API and HTML pages.
+/// Serve the local pipeline over HTTP: a JSON API, HTML pages and a GitHub
+/// webhook endpoint.
+///
+/// Environment: TESTEXEC_WEBHOOK_SECRET (required for /webhooks/github),
+/// TESTEXEC_ALLOWED_REPOS (comma-separated owner/name), and the GitHub
+/// credentials described in docs/github.md.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Repository root runs are started for when a request names no path.
@@ -56,15 +66,25 @@ pub struct ServeArgs {
 struct AppState {
     pipeline: LocalPipeline,
     intake: Arc<Intake>,
+    default_path: PathBuf,
+    webhook: Arc<WebhookConfig>,
 }
 
 /// The durable inbox of accepted run requests.
 struct Intake {
     db: Mutex<Connection>,
-    tx: mpsc::UnboundedSender<(RunId, StartRun)>,
+    tx: mpsc::UnboundedSender<RunRequest>,
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize, Default)]
+/// What the intake did with a request.
+enum Accepted {
+    New(RunId),
+    /// The delivery id was accepted before, as this run.
+    Duplicate(RunId),
+}
+
+/// The JSON body of POST /runs (all optional).
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct StartRun {
     /// Repository directory (default: the server's PATH).
@@ -77,14 +97,15 @@ struct StartRun {
 }
 
 impl Intake {
-    fn open(path: &Path, tx: mpsc::UnboundedSender<(RunId, StartRun)>) -> anyhow::Result<Self> {
+    fn open(path: &Path, tx: mpsc::UnboundedSender<RunRequest>) -> anyhow::Result<Self> {
         let db = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
         // WAL + NORMAL: a commit survives a process crash without an fsync
         // per request (an OS crash may lose the last moments).
         db.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;
              CREATE TABLE IF NOT EXISTS requests (
-                run_id TEXT PRIMARY KEY, body TEXT NOT NULL, state TEXT NOT NULL, error TEXT);",
+                run_id TEXT PRIMARY KEY, delivery TEXT UNIQUE, body TEXT NOT NULL,
+                state TEXT NOT NULL, error TEXT);",
         )?;
         Ok(Self {
             db: Mutex::new(db),
@@ -92,18 +113,31 @@ impl Intake {
         })
     }
 
-    fn accept(&self, run: RunId, request: StartRun) -> anyhow::Result<()> {
+    /// Records the request (minting its run id) and hands it to the trigger
+    /// task. A delivery id seen before is not recorded again.
+    fn accept(&self, mut request: RunRequest) -> anyhow::Result<Accepted> {
+        let run = *request.run_id.get_or_insert_with(RunId::new);
         let body = serde_json::to_string(&request)?;
-        self.db
+        let db = self
+            .db
             .lock()
-            .map_err(|_| anyhow::anyhow!("intake lock poisoned"))?
-            .execute(
-                "INSERT INTO requests (run_id, body, state) VALUES (?1, ?2, 'queued')",
-                params![run.to_string(), body],
+            .map_err(|_| anyhow::anyhow!("intake lock poisoned"))?;
+        let inserted = db.execute(
+            "INSERT OR IGNORE INTO requests (run_id, delivery, body, state) VALUES (?1, ?2, ?3, 'queued')",
+            params![run.to_string(), request.delivery_id, body],
+        )?;
+        if inserted == 0 {
+            let earlier: String = db.query_row(
+                "SELECT run_id FROM requests WHERE delivery = ?1",
+                params![request.delivery_id],
+                |r| r.get(0),
             )?;
+            return Ok(Accepted::Duplicate(earlier.parse()?));
+        }
+        drop(db);
         // The receiver lives as long as the server.
-        let _ = self.tx.send((run, request));
-        Ok(())
+        let _ = self.tx.send(request);
+        Ok(Accepted::New(run))
     }
 
     fn set_state(&self, run: RunId, state: &str, error: Option<&str>) {
@@ -127,19 +161,18 @@ impl Intake {
         .flatten()
     }
 
-    fn pending(&self) -> anyhow::Result<Vec<(RunId, StartRun)>> {
+    fn pending(&self) -> anyhow::Result<Vec<RunRequest>> {
         let db = self
             .db
             .lock()
             .map_err(|_| anyhow::anyhow!("intake lock poisoned"))?;
         let mut stmt =
-            db.prepare("SELECT run_id, body FROM requests WHERE state = 'queued' ORDER BY run_id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            db.prepare("SELECT body FROM requests WHERE state = 'queued' ORDER BY run_id")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, body) = row?;
-            if let (Ok(id), Ok(body)) = (id.parse(), serde_json::from_str(&body)) {
-                out.push((id, body));
+            if let Ok(request) = serde_json::from_str(&row?) {
+                out.push(request);
             }
         }
         Ok(out)
@@ -153,9 +186,43 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(serve(args))
 }
 
+/// The pipeline, talking to GitHub when credentials are configured.
+fn open_pipeline(state_dir: &Path) -> anyhow::Result<LocalPipeline> {
+    let configured = [
+        "TESTEXEC_GITHUB_APP_ID",
+        "TESTEXEC_GITHUB_TOKEN",
+        "GITHUB_TOKEN",
+    ]
+    .iter()
+    .any(|k| std::env::var(k).is_ok_and(|v| !v.trim().is_empty()));
+    if !configured {
+        return Ok(LocalPipeline::open(state_dir, Arc::new(NoNotifier))?);
+    }
+    let client = Arc::new(GithubClient::new(GithubConfig::from_env()?)?);
+    let pipeline = LocalPipeline::open(state_dir, Arc::new(GithubNotifier::new(client.clone())))?;
+    Ok(pipeline.with_remote_source(Arc::new(GithubSource::new(client))))
+}
+
+/// Webhook settings from the environment: `TESTEXEC_WEBHOOK_SECRET`
+/// (without it every delivery is refused) and `TESTEXEC_ALLOWED_REPOS`
+/// (comma-separated `owner/name`; unset allows all).
+fn webhook_config() -> WebhookConfig {
+    let mut config =
+        WebhookConfig::new(std::env::var("TESTEXEC_WEBHOOK_SECRET").unwrap_or_default());
+    if let Ok(list) = std::env::var("TESTEXEC_ALLOWED_REPOS") {
+        let repos: Vec<String> = list
+            .split(',')
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+            .collect();
+        config.allowed_repos = Some(repos);
+    }
+    config
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let state_dir = state_dir_for(&args.path, args.state_dir.as_deref());
-    let pipeline = LocalPipeline::open(&state_dir, Arc::new(NoNotifier))?;
+    let pipeline = open_pipeline(&state_dir)?;
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -172,18 +239,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let state = AppState {
         pipeline: pipeline.clone(),
         intake: intake.clone(),
+        default_path,
+        webhook: Arc::new(webhook_config()),
     };
 
-    // Trigger task: the slow half of POST /runs.
+    // Trigger task: the slow half of POST /runs and of webhook deliveries.
     {
         let pipeline = pipeline.clone();
         let intake = intake.clone();
         tokio::spawn(async move {
-            while let Some((run_id, start)) = rx.recv().await {
-                let mut request = RunRequest::local(start.path.as_deref().unwrap_or(&default_path));
-                request.suite = start.suite;
-                request.shards = start.shards;
-                request.run_id = Some(run_id);
+            while let Some(request) = rx.recv().await {
+                let run_id = request.run_id.unwrap_or_default();
                 match pipeline.trigger(request).await {
                     Ok(_) => intake.set_state(run_id, "started", None),
                     Err(e) => {
@@ -238,6 +304,11 @@ fn router(state: AppState) -> Router {
         .route("/runs/{id}/report", get(page_report))
         .route("/runs/{id}/report/{file}", get(report_file))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // GitHub's own cap; the intake answers 413 itself above its limit.
+        .route(
+            "/webhooks/github",
+            post(github_webhook).layer(DefaultBodyLimit::max(webhook::MAX_BODY_BYTES + 1)),
+        )
         .with_state(state)
 }
 
@@ -256,7 +327,7 @@ async fn start_run(
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let request: StartRun = if body.iter().all(u8::is_ascii_whitespace) {
+    let start: StartRun = if body.iter().all(u8::is_ascii_whitespace) {
         StartRun::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
@@ -266,13 +337,18 @@ async fn start_run(
             )
         })?
     };
-    let run = RunId::new();
-    state.intake.accept(run, request).map_err(|e| {
-        api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("could not record the request: {e}"),
-        )
-    })?;
+    let mut request = RunRequest::local(start.path.as_deref().unwrap_or(&state.default_path));
+    request.suite = start.suite;
+    request.shards = start.shards;
+    let run = match state.intake.accept(request) {
+        Ok(Accepted::New(run) | Accepted::Duplicate(run)) => run,
+        Err(e) => {
+            return Err(api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("could not record the request: {e}"),
+            ));
+        }
+    };
     let body =
         json!({ "run_id": run.to_string(), "status": "queued", "url": format!("/runs/{run}") });
     Ok((
@@ -281,6 +357,73 @@ async fn start_run(
         Json(body),
     )
         .into_response())
+}
+
+/// GitHub deliveries: verified, deduplicated and recorded before the answer;
+/// the run starts after it (GitHub waits at most 10 s).
+async fn github_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let pairs = headers.iter().filter_map(|(k, v)| {
+        v.to_str()
+            .ok()
+            .map(|v| (k.as_str().to_string(), v.to_string()))
+    });
+    let headers = WebhookHeaders::from_pairs(pairs);
+    let decision = match webhook::intake(&state.webhook, &headers, &body) {
+        Ok(decision) => decision,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            if e.is_unauthorized() {
+                tracing::warn!(delivery = ?headers.delivery, "webhook refused: {e}");
+            }
+            return (status, Json(json!({ "error": e.to_string() }))).into_response();
+        }
+    };
+    let request = match decision {
+        WebhookDecision::Pong { zen, .. } => {
+            return (StatusCode::OK, Json(json!({ "pong": zen }))).into_response();
+        }
+        WebhookDecision::Ignored { reason } => {
+            return (StatusCode::ACCEPTED, Json(json!({ "ignored": reason }))).into_response();
+        }
+        WebhookDecision::Start(request) => request,
+        WebhookDecision::RerunFailed {
+            mut request,
+            previous_run,
+            ..
+        } => {
+            match previous_run.as_deref().map(str::parse::<RunId>) {
+                Some(Ok(previous)) => request.rerun_failed_of = Some(previous),
+                _ => {
+                    let reason = "the check run names no testexec run to rerun";
+                    return (StatusCode::ACCEPTED, Json(json!({ "ignored": reason })))
+                        .into_response();
+                }
+            }
+            request
+        }
+    };
+    match state.intake.accept(request) {
+        Ok(Accepted::New(run)) => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "run_id": run.to_string(), "status": "queued" })),
+        )
+            .into_response(),
+        // A redelivery: answer 200 and start nothing.
+        Ok(Accepted::Duplicate(run)) => (
+            StatusCode::OK,
+            Json(json!({ "run_id": run.to_string(), "status": "duplicate delivery" })),
+        )
+            .into_response(),
+        Err(e) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("could not record the delivery: {e}"),
+        )
+        .into_response(),
+    }
 }
 
 async fn list_runs(State(state): State<AppState>) -> Result<Json<Vec<Run>>, ApiError> {

@@ -491,6 +491,7 @@ impl<'a> Delivery<'a> {
             suite: None,
             shards: None,
             only_tests: Vec::new(),
+            rerun_failed_of: None,
             delivery_id: Some(self.delivery.to_owned()),
             run_id: None,
         }

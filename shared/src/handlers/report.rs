@@ -175,7 +175,7 @@ pub fn verdict(run: &Run, shards: &[ShardRecord]) -> (RunStatus, Option<String>)
 }
 
 /// The applied execution's cases of every completed shard, by shard index.
-async fn load_cases(
+pub(crate) async fn load_cases(
     ports: &Ports,
     shards: &[ShardRecord],
 ) -> Result<Vec<(u32, TestCase)>, HandlerError> {

@@ -9,20 +9,21 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::errors::HandlerError;
 use crate::handlers::{Ports, Settings, encode, scratch_dir};
 use crate::manifest::{MANIFEST_FILE, Manifest, Shards, Suite};
 use crate::messages::{JobEnvelope, MAX_MESSAGE_BYTES, MESSAGE_VERSION, QueueName, ShardJob, keys};
+use crate::model::TestCase;
 use crate::model::{Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord, SourceRef};
-use crate::plan::{Plan, PlanRequest, ShardTarget, Timings};
+use crate::plan::{FallbackSource, Plan, PlanRequest, ShardPlan, ShardTarget, Timings, WorkUnit};
 use crate::ports::content_type;
 use crate::source::{SnapshotLimits, pack_dir};
 
 /// A request to start a run, already normalised from whatever event carried
 /// it (CLI, HTTP API, schedule, direct invoke, GitHub webhook).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRequest {
     pub source: SourceRef,
     pub origin: Origin,
@@ -30,12 +31,18 @@ pub struct RunRequest {
     pub suite: Option<String>,
     /// Overrides the manifest's shard count.
     pub shards: Option<u32>,
-    /// Run only these test selectors (e.g. "rerun failed"); empty = all.
+    /// Run only these test selectors; empty = all.
+    #[serde(default)]
     pub only_tests: Vec<String>,
+    /// "Rerun failed": run only the tests that failed in this earlier run.
+    #[serde(default)]
+    pub rerun_failed_of: Option<RunId>,
     /// Idempotency key of the delivery (e.g. `X-GitHub-Delivery`).
+    #[serde(default)]
     pub delivery_id: Option<String>,
     /// A run id chosen by the intake (which answered the caller before the
     /// slow work); `None` mints one.
+    #[serde(default)]
     pub run_id: Option<RunId>,
 }
 
@@ -58,6 +65,7 @@ impl RunRequest {
             suite: None,
             shards: None,
             only_tests: Vec::new(),
+            rerun_failed_of: None,
             delivery_id: None,
             run_id: None,
         }
@@ -144,7 +152,11 @@ pub async fn trigger(
 
     let run_id = request.run_id.unwrap_or_default();
     let timings = load_timings(ports, &request.source.repo, &suite.name).await;
-    let plan = make_plan(&request, &suite, &tree, &timings, settings)?;
+    let plan = match request.rerun_failed_of {
+        Some(previous) => rerun_plan(ports, &suite, previous, &tree, &timings, settings).await?,
+        None if !request.only_tests.is_empty() => tests_plan(&suite, request.only_tests.clone())?,
+        None => make_plan(&request, &suite, &tree, &timings, settings)?,
+    };
 
     // Store the snapshot once; every shard extracts this same archive.
     let archive = checkout.path().join("source.tar.gz");
@@ -200,14 +212,15 @@ pub async fn trigger(
 
     let mut bodies = Vec::with_capacity(plan.shards.len());
     for shard in &plan.shards {
+        let (files, tests) = shard_work(shard);
         let job = ShardJob {
             v: MESSAGE_VERSION,
             shard: ShardId::new(run_id, shard.index),
             shard_count,
             suite: suite.clone(),
             source_key: source_key.clone(),
-            files: shard.files().iter().map(|s| s.to_string()).collect(),
-            tests: shard.tests().iter().map(|s| s.to_string()).collect(),
+            files,
+            tests,
         };
         bodies.push(envelope(ports, job).await?);
     }
@@ -253,14 +266,124 @@ fn make_plan(
             },
         ) => ShardTarget::TargetSeconds(*target_shard_seconds as f64),
     };
+    plan_files(&files, target, timings, settings)
+}
+
+fn plan_files(
+    files: &[String],
+    target: ShardTarget,
+    timings: &Timings,
+    settings: &Settings,
+) -> Result<Plan, HandlerError> {
     let request = PlanRequest {
-        files: &files,
+        files,
         timings,
         target,
-        split_by_test: suite.supports_test_selection(),
+        // Whole files only: splitting a slow file by test needs a runner
+        // that can also run "the rest of the file" (see docs/planning.md);
+        // `testexec plan` shows what a split would give.
+        split_by_test: false,
         max_shards: settings.max_shards,
     };
     Ok(crate::plan::plan(&request)?)
+}
+
+/// A shard's `{files}` and `{tests}`. Test groups in a trigger-made plan
+/// come only from [`tests_plan`] and carry runner selectors.
+fn shard_work(shard: &ShardPlan) -> (Vec<String>, Vec<String>) {
+    let (mut files, mut tests) = (Vec::new(), Vec::new());
+    for unit in &shard.units {
+        match unit {
+            WorkUnit::File { path, .. } => files.push(path.clone()),
+            WorkUnit::Tests { tests: t, .. } => tests.extend(t.iter().cloned()),
+        }
+    }
+    (files, tests)
+}
+
+/// One shard running exactly these test selectors.
+fn tests_plan(suite: &Suite, selectors: Vec<String>) -> Result<Plan, HandlerError> {
+    if !suite.supports_test_selection() {
+        return Err(HandlerError::NothingToRerun {
+            why: format!(
+                "suite `{}` has no {{tests}} placeholder, so single tests cannot be selected",
+                suite.name
+            ),
+        });
+    }
+    Ok(Plan {
+        shards: vec![ShardPlan {
+            index: 0,
+            units: vec![WorkUnit::Tests {
+                path: String::new(),
+                tests: selectors,
+                estimated_secs: 0.0,
+                includes_unlisted: false,
+            }],
+            estimated_secs: 0.0,
+        }],
+        estimated_makespan_secs: 0.0,
+        lower_bound_secs: 0.0,
+        total_secs: 0.0,
+        known_share: 0.0,
+        fallback_secs: 0.0,
+        fallback_source: FallbackSource::Default,
+        requested_shards: 1,
+        notes: vec!["only the requested tests run, in one shard".into()],
+    })
+}
+
+/// "Rerun failed": the failing tests of an earlier run, by selector when
+/// the suite takes `{tests}`, else the files that had failures.
+async fn rerun_plan(
+    ports: &Ports,
+    suite: &Suite,
+    previous: RunId,
+    tree: &Path,
+    timings: &Timings,
+    settings: &Settings,
+) -> Result<Plan, HandlerError> {
+    let shards = ports.store.list_shards(previous).await?;
+    if shards.is_empty() {
+        return Err(HandlerError::UnknownRun {
+            run: previous.to_string(),
+        });
+    }
+    let failing: Vec<TestCase> = crate::handlers::report::load_cases(ports, &shards)
+        .await?
+        .into_iter()
+        .map(|(_, case)| case)
+        .filter(|case| case.outcome.is_failure())
+        .collect();
+    if failing.is_empty() {
+        return Err(HandlerError::NothingToRerun {
+            why: format!("run {previous} has no failed tests"),
+        });
+    }
+    if suite.supports_test_selection() {
+        let mut selectors: Vec<String> =
+            failing.iter().map(|c| suite.test_id.selector(c)).collect();
+        selectors.sort();
+        selectors.dedup();
+        return tests_plan(suite, selectors);
+    }
+    let listed = suite.list_files(tree)?;
+    let mut files: Vec<String> = failing
+        .iter()
+        .filter_map(|c| c.file.clone())
+        .filter(|f| listed.contains(f))
+        .collect();
+    files.sort();
+    files.dedup();
+    if files.is_empty() {
+        return Err(HandlerError::NothingToRerun {
+            why: format!(
+                "the failed tests of run {previous} name no file of suite `{}`",
+                suite.name
+            ),
+        });
+    }
+    plan_files(&files, ShardTarget::Count(1), timings, settings)
 }
 
 /// Time a run may take before the sweep gives up on silent shards: the
