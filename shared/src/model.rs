@@ -194,6 +194,25 @@ pub struct TestCase {
 }
 
 impl TestCase {
+    /// A case with just an identity and a verdict; everything else empty.
+    pub fn new(suite: &str, classname: &str, name: &str, outcome: Outcome) -> Self {
+        Self {
+            suite: suite.into(),
+            classname: classname.into(),
+            name: name.into(),
+            file: None,
+            file_derived: false,
+            line: None,
+            duration_secs: 0.0,
+            outcome,
+            message: None,
+            details: None,
+            system_out: None,
+            system_err: None,
+            retries: Vec::new(),
+        }
+    }
+
     /// A stable identity for the test across runs: used for timing history,
     /// flake detection and "rerun failed".
     pub fn key(&self) -> String {
@@ -471,21 +490,7 @@ mod tests {
 
     #[test]
     fn case_key_prefers_classname_then_suite() {
-        let mut case = TestCase {
-            suite: "s".into(),
-            classname: "pkg.Class".into(),
-            name: "t".into(),
-            file: None,
-            file_derived: false,
-            line: None,
-            duration_secs: 0.0,
-            outcome: Outcome::Passed,
-            message: None,
-            details: None,
-            system_out: None,
-            system_err: None,
-            retries: vec![],
-        };
+        let mut case = TestCase::new("s", "pkg.Class", "t", Outcome::Passed);
         assert_eq!(case.key(), "pkg.Class::t");
         case.classname.clear();
         assert_eq!(case.key(), "s::t");

@@ -72,19 +72,9 @@ mod tests {
 
     fn case(classname: &str, name: &str, file: Option<&str>) -> TestCase {
         TestCase {
-            suite: "pytest".into(),
-            classname: classname.into(),
-            name: name.into(),
             file: file.map(Into::into),
             file_derived: true,
-            line: None,
-            duration_secs: 0.0,
-            outcome: Outcome::Failed,
-            message: None,
-            details: None,
-            system_out: None,
-            system_err: None,
-            retries: vec![],
+            ..TestCase::new("pytest", classname, name, Outcome::Failed)
         }
     }
 

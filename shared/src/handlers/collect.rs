@@ -209,19 +209,8 @@ mod tests {
 
     fn case(name: &str, outcome: Outcome) -> TestCase {
         TestCase {
-            suite: "s".into(),
-            classname: "c".into(),
-            name: name.into(),
-            file: None,
-            file_derived: false,
-            line: None,
             duration_secs: 1.0,
-            outcome,
-            message: None,
-            details: None,
-            system_out: None,
-            system_err: None,
-            retries: vec![],
+            ..TestCase::new("s", "c", name, outcome)
         }
     }
 
