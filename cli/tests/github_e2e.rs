@@ -33,7 +33,8 @@ const KEY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/tests/fixtures/github/TEST-ONLY-app-private-key.pem"
 );
-const PUSH: &str = include_str!("../../fixtures/github/octokit-push-with-installation.payload.json");
+const PUSH: &str =
+    include_str!("../../fixtures/github/octokit-push-with-installation.payload.json");
 const PING: &str = include_str!("../../fixtures/github/octokit-ping-payload.json");
 const REQUESTED_ACTION: &str =
     include_str!("../../fixtures/github/octokit-check_run-requested_action.payload.json");
@@ -316,7 +317,10 @@ impl Serve {
             .env("TESTEXEC_GITHUB_APP_ID", APP_ID.to_string())
             .env("TESTEXEC_GITHUB_PRIVATE_KEY_FILE", KEY)
             .env("TESTEXEC_GITHUB_API_URL", fake.url())
-            .env("TESTEXEC_GITHUB_DETAILS_URL", "https://testexec.example.com")
+            .env(
+                "TESTEXEC_GITHUB_DETAILS_URL",
+                "https://testexec.example.com",
+            )
             .env_remove("TESTEXEC_GITHUB_PRIVATE_KEY")
             .env_remove("TESTEXEC_GITHUB_TOKEN")
             .env_remove("GITHUB_TOKEN")
@@ -498,7 +502,10 @@ fn annotations(patches: &[Value]) -> Vec<Value> {
     patches
         .iter()
         .flat_map(|b| {
-            let a = b["output"]["annotations"].as_array().cloned().unwrap_or_default();
+            let a = b["output"]["annotations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             assert!(a.len() <= 50, "at most 50 annotations per request");
             a
         })
@@ -607,12 +614,12 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
     // GitHub: one in-progress check run at trigger, completed at report.
     wait_requests(&fake, &serve, "the check run completed", |reqs| {
         reqs.iter().any(|r| {
-            r.method == "PATCH"
-                && r.body.as_ref().is_some_and(|b| b["status"] == "completed")
+            r.method == "PATCH" && r.body.as_ref().is_some_and(|b| b["status"] == "completed")
         })
     })
     .await;
     let requests = fake.requests();
+    eprintln!("GitHub saw: {:#?}", summary(&requests));
     let tarball_path = format!("/repos/{REPO}/tarball/{SHA}");
     assert_eq!(
         requests
@@ -653,7 +660,7 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
         assert!(a["label"].as_str().unwrap().chars().count() <= 20);
         assert!(a["identifier"].as_str().unwrap().chars().count() <= 20);
     }
-    let expected: Vec<(String, String, u64, String)> = [
+    let mut want: Vec<(String, String, u64, String)> = [
         ("tests/test_alpha.txt", "alpha_three"),
         ("tests/test_beta.txt", "beta_four"),
         ("tests/test_beta.txt", "beta_two"),
@@ -662,18 +669,19 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
     .map(|(path, name)| {
         (
             path.to_string(),
-            format!("{path}::{name}"),
+            // The case key: runner.py's classname (the path, dotted) and name.
+            format!(
+                "{}::{name}",
+                path.trim_end_matches(".txt").replace('/', ".")
+            ),
             // runner.py writes no `line`: the notifier falls back to line 1.
             1,
             "failure".to_string(),
         )
     })
     .collect();
-    let mut got = annotation_keys(&annotations(&patches));
-    got.sort();
-    let mut want = expected.clone();
     want.sort();
-    assert_eq!(got, want);
+    assert_eq!(annotation_keys(&annotations(&patches)), want);
     let final_check = fake.check_run(check_run_id);
     assert_eq!(final_check["status"], "completed");
     assert_eq!(final_check["conclusion"], "failure");
@@ -687,7 +695,9 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if r.path.starts_with("/app/") {
+        // The App JWT mints tokens and looks installations up (the source
+        // fetch knows the repository but not the run's installation id).
+        if r.path.starts_with("/app/") || r.path.ends_with("/installation") {
             assert!(auth.starts_with("Bearer ey"), "App JWT on {}", r.path);
         } else if !r.path.starts_with("/codeload/") {
             assert!(
@@ -727,7 +737,11 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
     assert_ne!(rerun_id, run_id);
     let done = wait_final(&http, &serve, &rerun_id).await;
     assert_eq!(done["run"]["status"], "failed", "{done:#}");
-    assert_eq!(counts(&done["run"]["counts"]), [3, 0, 2, 1, 0, 0], "{done:#}");
+    assert_eq!(
+        counts(&done["run"]["counts"]),
+        [3, 0, 2, 1, 0, 0],
+        "{done:#}"
+    );
 
     wait_requests(&fake, &serve, "the rerun's check run completed", |reqs| {
         reqs.iter()
@@ -744,7 +758,10 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
     assert_eq!(patches[0]["conclusion"], "failure");
     assert_eq!(annotation_keys(&annotations(&patches)), want);
     // The first check run was not touched again.
-    assert_eq!(fake.check_run(check_run_id)["output"]["annotations_count"], 3);
+    assert_eq!(
+        fake.check_run(check_run_id)["output"]["annotations_count"],
+        3
+    );
 
     drop(serve);
 }
