@@ -619,7 +619,6 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
     })
     .await;
     let requests = fake.requests();
-    eprintln!("GitHub saw: {:#?}", summary(&requests));
     let tarball_path = format!("/repos/{REPO}/tarball/{SHA}");
     assert_eq!(
         requests
@@ -649,7 +648,17 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
     let title = first["output"]["title"].as_str().unwrap();
     assert_eq!(title, "2 failed, 1 errors, 5 passed");
     let summary_md = first["output"]["summary"].as_str().unwrap();
-    assert!(summary_md.contains("fail"), "summary: {summary_md}");
+    assert!(
+        summary_md.contains("Run failed: 8 tests, 2 failed, 1 error"),
+        "summary: {summary_md}"
+    );
+    for key in [
+        "tests.test\\_alpha::alpha\\_three",
+        "tests.test\\_beta::beta\\_two",
+        "tests.test\\_beta::beta\\_four",
+    ] {
+        assert!(summary_md.contains(key), "{key} in summary: {summary_md}");
+    }
     let actions = first["actions"].as_array().expect("actions");
     assert!(actions.len() <= 3);
     assert!(
@@ -681,7 +690,21 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
     })
     .collect();
     want.sort();
-    assert_eq!(annotation_keys(&annotations(&patches)), want);
+    let first_annotations = annotations(&patches);
+    assert_eq!(annotation_keys(&first_annotations), want);
+    let mut messages: Vec<&str> = first_annotations
+        .iter()
+        .map(|a| a["message"].as_str().unwrap())
+        .collect();
+    messages.sort_unstable();
+    assert_eq!(
+        messages,
+        [
+            "alpha_three failed <&> on purpose",
+            "beta_four failed <&> on purpose",
+            "boom"
+        ]
+    );
     let final_check = fake.check_run(check_run_id);
     assert_eq!(final_check["status"], "completed");
     assert_eq!(final_check["conclusion"], "failure");
