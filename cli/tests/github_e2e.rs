@@ -1,0 +1,790 @@
+//! The signed-push end to end: `testexec serve` receives a signed GitHub
+//! push delivery on `POST /webhooks/github`, fetches the commit's tarball
+//! from a fake GitHub API, runs the suite in shards and reports a completed
+//! Check Run with one annotation per failing test; the check run's "Rerun
+//! failed" button then runs only those tests again.
+//!
+//! The fake GitHub is in-process (axum on 127.0.0.1:0) and records every
+//! request; the suite is the fake runner from shared/tests/fixtures, which
+//! writes real JUnit.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use serde_json::{Value, json};
+use testexec::github::webhook::signature_header;
+
+const APP_ID: u64 = 31337;
+const INSTALLATION: u64 = 4242;
+const REPO: &str = "Codertocat/Hello-World";
+const SHA: &str = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c";
+const SECRET: &str = "e2e-webhook-secret-9f3c1d";
+const RUNNER: &str = include_str!("../../shared/tests/fixtures/fake-suite/runner.py");
+const KEY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/tests/fixtures/github/TEST-ONLY-app-private-key.pem"
+);
+const PUSH: &str =
+    include_str!("../../fixtures/github/octokit-push-with-installation.payload.json");
+const PING: &str = include_str!("../../fixtures/github/octokit-ping-payload.json");
+const REQUESTED_ACTION: &str =
+    include_str!("../../fixtures/github/octokit-check_run-requested_action.payload.json");
+
+/// Generous: two shared cores may also be compiling.
+const RUN_TIMEOUT: Duration = Duration::from_secs(90);
+
+// ---- the fake GitHub (the subset of shared/tests/github_api.rs this flow uses)
+
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: String,
+    path: String,
+    headers: HeaderMap,
+    raw_body: Bytes,
+    body: Option<Value>,
+}
+
+#[derive(Default)]
+struct FakeState {
+    requests: Vec<Recorded>,
+    check_runs: HashMap<u64, Value>,
+    next_check_run: u64,
+    tokens_minted: u64,
+    tarballs: HashMap<String, Vec<u8>>,
+    addr: Option<SocketAddr>,
+}
+
+#[derive(Clone)]
+struct Fake(Arc<Mutex<FakeState>>);
+
+impl Fake {
+    async fn start() -> Self {
+        let fake = Fake(Arc::new(Mutex::new(FakeState {
+            next_check_run: 9_000_000_001,
+            ..Default::default()
+        })));
+        let app = Router::new().fallback(handle).with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        fake.0.lock().unwrap().addr = Some(listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        fake
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.0.lock().unwrap().addr.unwrap())
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.0.lock().unwrap().requests.clone()
+    }
+
+    fn add_tarball(&self, sha: &str, bytes: Vec<u8>) {
+        self.0.lock().unwrap().tarballs.insert(sha.into(), bytes);
+    }
+
+    fn check_run(&self, id: u64) -> Value {
+        self.0.lock().unwrap().check_runs[&id].clone()
+    }
+}
+
+fn reply(status: u16, body: Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json; charset=utf-8")
+        .header("x-ratelimit-limit", "5000")
+        .header("x-ratelimit-remaining", "4999")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn not_found() -> Response {
+    reply(
+        404,
+        json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}),
+    )
+}
+
+async fn handle(
+    State(fake): State<Fake>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let json_body: Option<Value> = serde_json::from_slice(&body).ok();
+    let mut s = fake.0.lock().unwrap();
+    s.requests.push(Recorded {
+        method: method.to_string(),
+        path: uri
+            .path_and_query()
+            .map_or(path.clone(), |p| p.as_str().to_string()),
+        headers,
+        raw_body: body,
+        body: json_body.clone(),
+    });
+    let base = format!("http://{}", s.addr.unwrap());
+    let body = json_body.unwrap_or(Value::Null);
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method.as_str(), parts.as_slice()) {
+        ("POST", ["app", "installations", id, "access_tokens"]) => {
+            if id.parse::<u64>().ok() != Some(INSTALLATION) {
+                return not_found();
+            }
+            s.tokens_minted += 1;
+            reply(
+                201,
+                json!({
+                    "token": format!("ghs_e2e_token_{}", s.tokens_minted),
+                    "expires_at": "2099-01-01T00:00:00Z",
+                    "permissions": {"checks": "write", "contents": "read", "metadata": "read"},
+                }),
+            )
+        }
+        ("GET", ["repos", owner, name, "installation"]) => {
+            if format!("{owner}/{name}") != REPO {
+                return not_found();
+            }
+            reply(200, json!({"id": INSTALLATION, "app_id": APP_ID}))
+        }
+        ("POST", ["repos", owner, name, "check-runs"]) => {
+            let id = s.next_check_run;
+            s.next_check_run += 1;
+            let repo = format!("{owner}/{name}");
+            let obj = json!({
+                "id": id,
+                "head_sha": body["head_sha"],
+                "external_id": body["external_id"],
+                "url": format!("{base}/repos/{repo}/check-runs/{id}"),
+                "html_url": format!("https://github.com/{repo}/runs/{id}"),
+                "details_url": body["details_url"],
+                "status": body["status"],
+                "conclusion": body.get("conclusion").cloned().unwrap_or(Value::Null),
+                "name": body["name"],
+                "output": {
+                    "title": body["output"]["title"],
+                    "summary": body["output"]["summary"],
+                    "annotations_count": body["output"]["annotations"].as_array().map_or(0, Vec::len),
+                },
+                "app": {"id": APP_ID, "slug": "testexec"},
+                "pull_requests": [],
+            });
+            s.check_runs.insert(id, obj.clone());
+            reply(201, obj)
+        }
+        ("PATCH", ["repos", _, _, "check-runs", id]) => {
+            let Some(obj) = id
+                .parse::<u64>()
+                .ok()
+                .and_then(|id| s.check_runs.get_mut(&id))
+            else {
+                return not_found();
+            };
+            for key in ["status", "conclusion", "details_url", "name", "external_id"] {
+                if let Some(v) = body.get(key) {
+                    obj[key] = v.clone();
+                }
+            }
+            if let Some(out) = body.get("output") {
+                obj["output"]["title"] = out["title"].clone();
+                obj["output"]["summary"] = out["summary"].clone();
+                // GitHub appends annotations on every update.
+                let added = out["annotations"].as_array().map_or(0, Vec::len) as u64;
+                let count = obj["output"]["annotations_count"].as_u64().unwrap_or(0);
+                obj["output"]["annotations_count"] = json!(count + added);
+            }
+            reply(200, obj.clone())
+        }
+        ("GET", ["repos", _, _, "check-runs", id]) => {
+            match id.parse::<u64>().ok().and_then(|id| s.check_runs.get(&id)) {
+                Some(obj) => reply(200, obj.clone()),
+                None => not_found(),
+            }
+        }
+        ("GET", ["repos", _, _, "commits", sha, "check-runs"]) => {
+            let runs: Vec<Value> = s
+                .check_runs
+                .values()
+                .filter(|r| r["head_sha"] == *sha)
+                .cloned()
+                .collect();
+            reply(200, json!({"total_count": runs.len(), "check_runs": runs}))
+        }
+        ("GET", ["repos", owner, name, "tarball", sha]) => {
+            if format!("{owner}/{name}") != REPO || !s.tarballs.contains_key(*sha) {
+                return not_found();
+            }
+            // Like api.github.com: a redirect to codeload.
+            Response::builder()
+                .status(StatusCode::FOUND)
+                .header(
+                    "location",
+                    format!("{base}/codeload/{owner}/{name}/legacy.tar.gz/{sha}"),
+                )
+                .body(Body::empty())
+                .unwrap()
+        }
+        ("GET", ["codeload", _, _, "legacy.tar.gz", sha]) => match s.tarballs.get(*sha) {
+            Some(bytes) => Response::builder()
+                .status(200)
+                .header("content-type", "application/x-gzip")
+                .body(Body::from(bytes.clone()))
+                .unwrap(),
+            None => not_found(),
+        },
+        _ => not_found(),
+    }
+}
+
+// ---- the repository at SHA --------------------------------------------------
+
+const ALPHA: &str = "alpha_one pass\nalpha_two pass\nalpha_three fail\nalpha_four pass\n";
+const BETA: &str = "beta_one pass\nbeta_two error\nbeta_three pass\nbeta_four fail\n";
+
+fn manifest() -> String {
+    r#"[suites.fake]
+command = ["python3", "runner.py", "{junit}", "{files}", "--", "{tests}"]
+files = ["tests/**/*.txt"]
+shards = 2
+retries = 0
+timeout_seconds = 60
+test_id = "pytest"
+"#
+    .to_string()
+}
+
+/// A `.tar.gz` laid out like GitHub's: everything under `owner-repo-sha/`.
+fn tarball() -> Vec<u8> {
+    let top = format!("{}-{}", REPO.replace('/', "-"), &SHA[..7]);
+    let manifest = manifest();
+    let files: [(&str, &str); 4] = [
+        ("runner.py", RUNNER),
+        ("testexec.toml", &manifest),
+        ("tests/test_alpha.txt", ALPHA),
+        ("tests/test_beta.txt", BETA),
+    ];
+    let mut b = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    b.append_data(&mut dir, format!("{top}/"), std::io::empty())
+        .unwrap();
+    for (path, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, format!("{top}/{path}"), content.as_bytes())
+            .unwrap();
+    }
+    let raw = b.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &raw).unwrap();
+    gz.finish().unwrap()
+}
+
+// ---- testexec serve -------------------------------------------------------
+
+/// The serve child; killed when dropped, so a failing assertion leaves no
+/// process behind.
+struct Serve {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Serve {
+    fn start(fake: &Fake, state_dir: &std::path::Path, repo_dir: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_testexec"))
+            .arg("serve")
+            .arg(repo_dir)
+            .args(["--port", "0", "--jobs", "2", "--state-dir"])
+            .arg(state_dir)
+            .env("TESTEXEC_WEBHOOK_SECRET", SECRET)
+            .env("TESTEXEC_ALLOWED_REPOS", REPO)
+            .env("TESTEXEC_GITHUB_APP_ID", APP_ID.to_string())
+            .env("TESTEXEC_GITHUB_PRIVATE_KEY_FILE", KEY)
+            .env("TESTEXEC_GITHUB_API_URL", fake.url())
+            .env(
+                "TESTEXEC_GITHUB_DETAILS_URL",
+                "https://testexec.example.com",
+            )
+            .env_remove("TESTEXEC_GITHUB_PRIVATE_KEY")
+            .env_remove("TESTEXEC_GITHUB_TOKEN")
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("PORT")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning testexec serve");
+        // The address comes from the server's own "serving on" line (port 0:
+        // no race for a free port); the rest of stderr is kept for failures.
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(rest) = line.split("serving on ").nth(1) {
+                        let url = rest.split_whitespace().next().unwrap_or("").to_string();
+                        let _ = tx.send(url);
+                    }
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "testexec serve did not start:\n{}",
+                    log.lock().unwrap().as_str()
+                );
+            }
+        };
+        Serve { child, url, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_healthy(http: &reqwest::Client, serve: &Serve) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("{}/healthz", serve.url)).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz never answered:\n{}",
+            serve.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn deliver(
+    http: &reqwest::Client,
+    serve: &Serve,
+    event: &str,
+    delivery: &str,
+    body: &str,
+    signature: &str,
+) -> (u16, Value) {
+    let r = http
+        .post(format!("{}/webhooks/github", serve.url))
+        .header("X-GitHub-Event", event)
+        .header("X-GitHub-Delivery", delivery)
+        .header("X-Hub-Signature-256", signature)
+        .header("Content-Type", "application/json")
+        .header("User-Agent", "GitHub-Hookshot/e2e")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let json = r.json().await.unwrap_or(Value::Null);
+    (status, json)
+}
+
+async fn deliver_signed(
+    http: &reqwest::Client,
+    serve: &Serve,
+    event: &str,
+    delivery: &str,
+    body: &str,
+) -> (u16, Value) {
+    let sig = signature_header(SECRET.as_bytes(), body.as_bytes());
+    deliver(http, serve, event, delivery, body, &sig).await
+}
+
+/// Polls `GET /runs/{id}` until the run is final.
+async fn wait_final(http: &reqwest::Client, serve: &Serve, run_id: &str) -> Value {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let mut last = Value::Null;
+    loop {
+        let r = http
+            .get(format!("{}/runs/{run_id}", serve.url))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            last = r.json().await.unwrap();
+            assert_ne!(
+                last["status"],
+                "rejected",
+                "the run was rejected: {last:#}\n{}",
+                serve.log()
+            );
+            let status = last["run"]["status"].as_str().unwrap_or("");
+            if matches!(status, "passed" | "failed" | "errored" | "cancelled") {
+                return last;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {run_id} not final after {RUN_TIMEOUT:?}: {last:#}\n{}",
+            serve.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Polls the fake until `pred` holds over the recorded requests: the check
+/// run is completed by the report step, which may trail the run's status.
+async fn wait_requests(fake: &Fake, serve: &Serve, what: &str, pred: impl Fn(&[Recorded]) -> bool) {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while !pred(&fake.requests()) {
+        assert!(
+            Instant::now() < deadline,
+            "GitHub never saw {what}; requests: {:#?}\n{}",
+            summary(&fake.requests()),
+            serve.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn summary(requests: &[Recorded]) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+fn counts(c: &Value) -> [u64; 6] {
+    ["tests", "passed", "failed", "errors", "skipped", "flaky"]
+        .map(|k| c[k].as_u64().unwrap_or_else(|| panic!("counts.{k} in {c}")))
+}
+
+/// Completing updates of check run `id`: PATCHes carrying `output`.
+fn completions(requests: &[Recorded], id: u64) -> Vec<Value> {
+    let path = format!("/repos/{REPO}/check-runs/{id}");
+    requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path == path)
+        .map(|r| r.body.clone().expect("a JSON body"))
+        .collect()
+}
+
+fn annotations(patches: &[Value]) -> Vec<Value> {
+    patches
+        .iter()
+        .flat_map(|b| {
+            let a = b["output"]["annotations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert!(a.len() <= 50, "at most 50 annotations per request");
+            a
+        })
+        .collect()
+}
+
+/// (path, title, start_line, level) of each annotation, sorted.
+fn annotation_keys(annotations: &[Value]) -> Vec<(String, String, u64, String)> {
+    let mut keys: Vec<_> = annotations
+        .iter()
+        .map(|a| {
+            assert_eq!(a["start_line"], a["end_line"]);
+            (
+                a["path"].as_str().unwrap().to_string(),
+                a["title"].as_str().unwrap().to_string(),
+                a["start_line"].as_u64().unwrap(),
+                a["annotation_level"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn check_run_creations(requests: &[Recorded]) -> Vec<Value> {
+    let path = format!("/repos/{REPO}/check-runs");
+    requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == path)
+        .map(|r| r.body.clone().expect("a JSON body"))
+        .collect()
+}
+
+// ---- the test -------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
+    let fake = Fake::start().await;
+    fake.add_tarball(SHA, tarball());
+    let state = tempfile::tempdir().unwrap();
+    let empty_repo = tempfile::tempdir().unwrap();
+    let serve = Serve::start(&fake, state.path(), empty_repo.path());
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    wait_healthy(&http, &serve).await;
+
+    // The push fixture deletes a tag; make it a push of SHA to main.
+    let mut push: Value = serde_json::from_str(PUSH).unwrap();
+    push["ref"] = json!("refs/heads/main");
+    push["after"] = json!(SHA);
+    push["deleted"] = json!(false);
+    push["created"] = json!(false);
+    push["installation"]["id"] = json!(INSTALLATION);
+    assert_eq!(push["repository"]["full_name"], REPO);
+    let push = serde_json::to_string_pretty(&push).unwrap();
+    let delivery = "a1b2c3d4-0000-11e3-81ab-4c9367dc0958";
+
+    // A ping answers 200.
+    let (status, body) = deliver_signed(
+        &http,
+        &serve,
+        "ping",
+        "a1b2c3d4-0000-11e3-81ab-000000000001",
+        PING,
+    )
+    .await;
+    assert_eq!(status, 200, "ping: {body}");
+    assert!(body.get("pong").is_some(), "ping: {body}");
+
+    // A wrong signature (another secret) answers 401 and starts nothing.
+    let forged = signature_header(b"not-the-secret", push.as_bytes());
+    let (status, body) = deliver(
+        &http,
+        &serve,
+        "push",
+        "a1b2c3d4-0000-11e3-81ab-000000000002",
+        &push,
+        &forged,
+    )
+    .await;
+    assert_eq!(status, 401, "forged signature: {body}");
+    assert!(body.get("run_id").is_none());
+
+    // The signed push starts a run.
+    let (status, body) = deliver_signed(&http, &serve, "push", delivery, &push).await;
+    assert_eq!(status, 202, "push: {body}\n{}", serve.log());
+    let run_id = body["run_id"].as_str().expect("a run id").to_string();
+
+    // A redelivery of the same delivery id starts nothing.
+    let (status, body) = deliver_signed(&http, &serve, "push", delivery, &push).await;
+    assert_eq!(status, 200, "redelivery: {body}");
+    assert_eq!(body["status"], "duplicate delivery");
+    assert_eq!(body["run_id"], run_id.as_str());
+
+    // The run finishes: 5 passed, 2 failed, 1 error over 2 shards.
+    let done = wait_final(&http, &serve, &run_id).await;
+    let run = &done["run"];
+    assert_eq!(run["status"], "failed", "{done:#}");
+    assert_eq!(counts(&run["counts"]), [8, 5, 2, 1, 0, 0], "{done:#}");
+    assert_eq!(done["shards"].as_array().map(Vec::len), Some(2), "{done:#}");
+    assert_eq!(run["source"]["repo"], REPO);
+    assert_eq!(run["source"]["commit"], SHA);
+
+    // GitHub: one in-progress check run at trigger, completed at report.
+    wait_requests(&fake, &serve, "the check run completed", |reqs| {
+        reqs.iter().any(|r| {
+            r.method == "PATCH" && r.body.as_ref().is_some_and(|b| b["status"] == "completed")
+        })
+    })
+    .await;
+    let requests = fake.requests();
+    let tarball_path = format!("/repos/{REPO}/tarball/{SHA}");
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|r| r.method == "GET" && r.path == tarball_path)
+            .count(),
+        1,
+        "one tarball download: {:#?}",
+        summary(&requests)
+    );
+    let created = check_run_creations(&requests);
+    assert_eq!(created.len(), 1, "one check run: {:#?}", summary(&requests));
+    assert_eq!(created[0]["head_sha"], SHA);
+    assert_eq!(created[0]["status"], "in_progress");
+    assert_eq!(created[0]["external_id"], run_id.as_str());
+    assert_eq!(
+        created[0]["details_url"],
+        format!("https://testexec.example.com/runs/{run_id}").as_str()
+    );
+    let check_run_id = 9_000_000_001;
+    let patches = completions(&requests, check_run_id);
+    assert!(!patches.is_empty());
+    let first = &patches[0];
+    assert_eq!(first["status"], "completed", "{first:#}");
+    assert_eq!(first["conclusion"], "failure");
+    assert_eq!(first["external_id"], run_id.as_str());
+    let title = first["output"]["title"].as_str().unwrap();
+    assert_eq!(title, "2 failed, 1 errors, 5 passed");
+    let summary_md = first["output"]["summary"].as_str().unwrap();
+    assert!(
+        summary_md.contains("Run failed: 8 tests, 2 failed, 1 error"),
+        "summary: {summary_md}"
+    );
+    for key in [
+        "tests.test\\_alpha::alpha\\_three",
+        "tests.test\\_beta::beta\\_two",
+        "tests.test\\_beta::beta\\_four",
+    ] {
+        assert!(summary_md.contains(key), "{key} in summary: {summary_md}");
+    }
+    let actions = first["actions"].as_array().expect("actions");
+    assert!(actions.len() <= 3);
+    assert!(
+        actions.iter().any(|a| a["identifier"] == "rerun-failed"),
+        "{actions:#?}"
+    );
+    for a in actions {
+        assert!(a["label"].as_str().unwrap().chars().count() <= 20);
+        assert!(a["identifier"].as_str().unwrap().chars().count() <= 20);
+    }
+    let mut want: Vec<(String, String, u64, String)> = [
+        ("tests/test_alpha.txt", "alpha_three"),
+        ("tests/test_beta.txt", "beta_four"),
+        ("tests/test_beta.txt", "beta_two"),
+    ]
+    .iter()
+    .map(|(path, name)| {
+        (
+            path.to_string(),
+            // The case key: runner.py's classname (the path, dotted) and name.
+            format!(
+                "{}::{name}",
+                path.trim_end_matches(".txt").replace('/', ".")
+            ),
+            // runner.py writes no `line`: the notifier falls back to line 1.
+            1,
+            "failure".to_string(),
+        )
+    })
+    .collect();
+    want.sort();
+    let first_annotations = annotations(&patches);
+    assert_eq!(annotation_keys(&first_annotations), want);
+    let mut messages: Vec<&str> = first_annotations
+        .iter()
+        .map(|a| a["message"].as_str().unwrap())
+        .collect();
+    messages.sort_unstable();
+    assert_eq!(
+        messages,
+        [
+            "alpha_three failed <&> on purpose",
+            "beta_four failed <&> on purpose",
+            "boom"
+        ]
+    );
+    let final_check = fake.check_run(check_run_id);
+    assert_eq!(final_check["status"], "completed");
+    assert_eq!(final_check["conclusion"], "failure");
+    assert_eq!(final_check["output"]["annotations_count"], 3);
+
+    // Every API call carried the installation token (minted with the App
+    // JWT), and nothing sent to GitHub ever carried the webhook secret.
+    for r in &requests {
+        let auth = r
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        // The App JWT mints tokens and looks installations up (the source
+        // fetch knows the repository but not the run's installation id).
+        if r.path.starts_with("/app/") || r.path.ends_with("/installation") {
+            assert!(auth.starts_with("Bearer ey"), "App JWT on {}", r.path);
+        } else if !r.path.starts_with("/codeload/") {
+            assert!(
+                auth == "Bearer ghs_e2e_token_1" || auth == "token ghs_e2e_token_1",
+                "installation token on {} {}: {auth}",
+                r.method,
+                r.path
+            );
+        }
+        assert!(!r.path.contains(SECRET));
+        for v in r.headers.values() {
+            assert!(!String::from_utf8_lossy(v.as_bytes()).contains(SECRET));
+        }
+        assert!(!String::from_utf8_lossy(&r.raw_body).contains(SECRET));
+    }
+
+    // "Rerun failed": the button's delivery starts a run of the 3 failures only.
+    let mut action: Value = serde_json::from_str(REQUESTED_ACTION).unwrap();
+    action["requested_action"]["identifier"] = json!("rerun-failed");
+    action["check_run"]["id"] = json!(check_run_id);
+    action["check_run"]["external_id"] = json!(run_id);
+    action["check_run"]["head_sha"] = json!(SHA);
+    action["check_run"]["check_suite"]["head_branch"] = json!("main");
+    action["repository"]["full_name"] = json!(REPO);
+    action["installation"]["id"] = json!(INSTALLATION);
+    let action = serde_json::to_string(&action).unwrap();
+    let (status, body) = deliver_signed(
+        &http,
+        &serve,
+        "check_run",
+        "a1b2c3d4-0000-11e3-81ab-000000000003",
+        &action,
+    )
+    .await;
+    assert_eq!(status, 202, "rerun failed: {body}\n{}", serve.log());
+    let rerun_id = body["run_id"].as_str().expect("a run id").to_string();
+    assert_ne!(rerun_id, run_id);
+    let done = wait_final(&http, &serve, &rerun_id).await;
+    assert_eq!(done["run"]["status"], "failed", "{done:#}");
+    assert_eq!(
+        counts(&done["run"]["counts"]),
+        [3, 0, 2, 1, 0, 0],
+        "{done:#}"
+    );
+
+    wait_requests(&fake, &serve, "the rerun's check run completed", |reqs| {
+        reqs.iter()
+            .filter(|r| r.method == "PATCH" && r.path.ends_with("/check-runs/9000000002"))
+            .any(|r| r.body.as_ref().is_some_and(|b| b["status"] == "completed"))
+    })
+    .await;
+    let requests = fake.requests();
+    let created = check_run_creations(&requests);
+    assert_eq!(created.len(), 2, "{:#?}", summary(&requests));
+    assert_eq!(created[1]["external_id"], rerun_id.as_str());
+    assert_eq!(created[1]["head_sha"], SHA);
+    let patches = completions(&requests, 9_000_000_002);
+    assert_eq!(patches[0]["conclusion"], "failure");
+    assert_eq!(annotation_keys(&annotations(&patches)), want);
+    // The first check run was not touched again.
+    assert_eq!(
+        fake.check_run(check_run_id)["output"]["annotations_count"],
+        3
+    );
+
+    drop(serve);
+}
