@@ -659,6 +659,15 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
     ] {
         assert!(summary_md.contains(key), "{key} in summary: {summary_md}");
     }
+    // Links on GitHub point at the server's pages, never at its file system.
+    assert!(
+        !summary_md.contains("file://"),
+        "no local paths leak to GitHub: {summary_md}"
+    );
+    assert!(
+        summary_md.contains(&format!("/runs/{run_id}/report")),
+        "report link: {summary_md}"
+    );
     let actions = first["actions"].as_array().expect("actions");
     assert!(actions.len() <= 3);
     assert!(

@@ -115,6 +115,12 @@ impl LocalPipeline {
         })
     }
 
+    /// Report links point at this public base URL (see `Settings::public_url`).
+    pub fn with_public_url(mut self, url: Option<String>) -> Self {
+        self.settings.public_url = url;
+        self
+    }
+
     /// Fetches sources without a local path (webhook runs) from `remote`.
     pub fn with_remote_source(mut self, remote: Arc<dyn SourceProvider>) -> Self {
         self.ports.source = Arc::new(SourceRouter {
@@ -207,7 +213,7 @@ impl LocalPipeline {
                 }
             }
             QueueName::Reports => {
-                let outcome = report(&self.ports, body).await?;
+                let outcome = report(&self.ports, &self.settings, body).await?;
                 self.emit(PipelineEvent::RunReported {
                     outcome: Box::new(outcome),
                 });

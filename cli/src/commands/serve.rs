@@ -222,7 +222,12 @@ fn webhook_config() -> WebhookConfig {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let state_dir = state_dir_for(&args.path, args.state_dir.as_deref());
-    let pipeline = open_pipeline(&state_dir)?;
+    // Report links (also the ones posted to GitHub) point at this server's
+    // pages when its public address is known.
+    let public_url = ["TESTEXEC_PUBLIC_URL", "TESTEXEC_GITHUB_DETAILS_URL"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()));
+    let pipeline = open_pipeline(&state_dir)?.with_public_url(public_url);
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -303,6 +308,7 @@ fn router(state: AppState) -> Router {
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/report", get(page_report))
         .route("/runs/{id}/report/{file}", get(report_file))
+        .route("/runs/{id}/shards/{index}/log", get(shard_log))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // GitHub's own cap; the intake answers 413 itself above its limit.
         .route(
@@ -503,6 +509,45 @@ async fn report_file(
             )
         })?;
     Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+}
+
+/// The log of the execution that was applied for a shard.
+async fn shard_log(
+    State(state): State<AppState>,
+    UrlPath((id, index)): UrlPath<(String, u32)>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let internal = |e: String| api_error(StatusCode::INTERNAL_SERVER_ERROR, e);
+    let shards = state
+        .pipeline
+        .ports
+        .store
+        .list_shards(id)
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    let Some(attempt) = shards
+        .iter()
+        .find(|s| s.id.index == index)
+        .and_then(|s| s.attempt)
+    else {
+        return Err(api_error(
+            StatusCode::NOT_FOUND,
+            format!("shard {index} of run {id} has no log yet"),
+        ));
+    };
+    let key = keys::log(testexec::model::ShardId::new(id, index), attempt);
+    let bytes = state
+        .pipeline
+        .ports
+        .blobs
+        .get(&key)
+        .await
+        .map_err(|e| api_error(StatusCode::NOT_FOUND, e.to_string()))?;
+    Ok((
+        [(header::CONTENT_TYPE, testexec::ports::content_type::TEXT)],
+        bytes,
+    )
+        .into_response())
 }
 
 fn escape(s: &str) -> String {

@@ -47,6 +47,10 @@ pub struct Settings {
     pub sweep_grace_ms: u64,
     /// How long a webhook delivery id is remembered.
     pub delivery_ttl_ms: u64,
+    /// Public base URL of the host's pages (e.g. `https://ci.example.com`):
+    /// report links then point there instead of at blob-store paths, which
+    /// mean nothing on GitHub.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -62,6 +66,7 @@ impl Default for Settings {
             max_shards: 1000,
             sweep_grace_ms: 5 * 60 * 1000,
             delivery_ttl_ms: 3 * 24 * 3600 * 1000,
+            public_url: None,
         }
     }
 }

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::errors::{BlobError, HandlerError};
-use crate::handlers::{Ports, decode};
+use crate::handlers::{Ports, Settings, decode};
 use crate::messages::{ReportJob, keys};
 use crate::model::{Counts, Run, RunId, RunStatus, ShardRecord, ShardStatus, TestCase};
 use crate::plan::Timings;
@@ -29,7 +29,11 @@ pub struct ReportOutcome {
 
 pub const REPORT_FILES: [&str; 4] = ["index.html", "report.json", "summary.md", "junit.xml"];
 
-pub async fn report(ports: &Ports, body: &str) -> Result<ReportOutcome, HandlerError> {
+pub async fn report(
+    ports: &Ports,
+    settings: &Settings,
+    body: &str,
+) -> Result<ReportOutcome, HandlerError> {
     let job: ReportJob = decode("report job", body)?;
     let span = tracing::info_span!("report", run_id = %job.run);
     let _guard = span.enter();
@@ -49,22 +53,7 @@ pub async fn report(ports: &Ports, body: &str) -> Result<ReportOutcome, HandlerE
     final_run.error = error.clone();
     final_run.finished_ms.get_or_insert(ports.clock.now_ms());
 
-    let links = ReportLinks {
-        html: ports
-            .blobs
-            .link(&keys::report(run.id, "index.html"))
-            .await?,
-        ctrf: ports
-            .blobs
-            .link(&keys::report(run.id, "report.json"))
-            .await?,
-        junit: ports.blobs.link(&keys::report(run.id, "junit.xml")).await?,
-        markdown: ports
-            .blobs
-            .link(&keys::report(run.id, "summary.md"))
-            .await?,
-        shard_logs: shard_log_links(ports, &shards).await?,
-    };
+    let links = report_links(ports, settings, run.id, &shards).await?;
     let input = ReportInput {
         run: &final_run,
         shards: &shards,
@@ -206,18 +195,49 @@ pub(crate) async fn load_cases(
     Ok(out)
 }
 
-async fn shard_log_links(
+/// Links the reports point at: the host's public pages when it has them
+/// (`Settings::public_url`, e.g. `testexec serve` behind a domain), else the
+/// blob store's own links (file paths locally, presigned URLs in the cloud).
+async fn report_links(
     ports: &Ports,
+    settings: &Settings,
+    run: RunId,
     shards: &[ShardRecord],
-) -> Result<Vec<Option<String>>, HandlerError> {
-    let mut out = Vec::with_capacity(shards.len());
+) -> Result<ReportLinks, HandlerError> {
+    if let Some(base) = settings
+        .public_url
+        .as_deref()
+        .map(|b| b.trim_end_matches('/'))
+    {
+        let file = |name: &str| Some(format!("{base}/runs/{run}/report/{name}"));
+        return Ok(ReportLinks {
+            html: Some(format!("{base}/runs/{run}/report")),
+            ctrf: file("report.json"),
+            junit: file("junit.xml"),
+            markdown: file("summary.md"),
+            shard_logs: shards
+                .iter()
+                .map(|s| {
+                    s.attempt
+                        .map(|_| format!("{base}/runs/{run}/shards/{}/log", s.id.index))
+                })
+                .collect(),
+        });
+    }
+    let mut shard_logs = Vec::with_capacity(shards.len());
     for shard in shards {
-        out.push(match shard.attempt {
+        shard_logs.push(match shard.attempt {
             Some(attempt) => ports.blobs.link(&keys::log(shard.id, attempt)).await?,
             None => None,
         });
     }
-    Ok(out)
+    Ok(ReportLinks {
+        html: ports.blobs.link(&keys::report(run, "index.html")).await?,
+        ctrf: ports.blobs.link(&keys::report(run, "report.json")).await?,
+        junit: ports.blobs.link(&keys::report(run, "junit.xml")).await?,
+        markdown: ports.blobs.link(&keys::report(run, "summary.md")).await?,
+        shard_logs,
+    })
 }
 
 /// Merges this run's timings into the history the next plan balances with.
