@@ -239,30 +239,32 @@ async function main() {
     return 2;
   }
   const executablePath = process.env.TESTEXEC_TEST_CHROMIUM || "/usr/bin/chromium";
-  const profile = mkdtempSync(path.join(tmpdir(), "testexec-chromium-"));
-  let context;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      timeout: 60_000,
-    });
-  } catch (e) {
-    rmSync(profile, { recursive: true, force: true });
-    process.stderr.write(`check-report: cannot launch ${executablePath}: ${e.message}\n`);
-    return 2;
-  }
   let failed = false;
-  try {
-    for (const url of urls) {
+  // A fresh browser and profile per URL: nothing one page loaded (or failed
+  // to load, like a favicon) is cached and hidden from the next one.
+  for (const url of urls) {
+    const profile = mkdtempSync(path.join(tmpdir(), "testexec-chromium-"));
+    let context;
+    try {
+      context = await chromium.launchPersistentContext(profile, {
+        executablePath,
+        headless: true,
+        args: CHROMIUM_ARGS,
+        timeout: 60_000,
+      });
+    } catch (e) {
+      rmSync(profile, { recursive: true, force: true });
+      process.stderr.write(`check-report: cannot launch ${executablePath}: ${e.message}\n`);
+      return 2;
+    }
+    try {
       const result = await checkPage(context, url);
       if (result.errors.length > 0) failed = true;
       process.stdout.write(`${JSON.stringify(result)}\n`);
+    } finally {
+      await context.close().catch(() => {});
+      rmSync(profile, { recursive: true, force: true });
     }
-  } finally {
-    await context.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
   }
   return failed ? 1 : 0;
 }
