@@ -182,15 +182,19 @@ fn check_pages(env: &BrowserEnv, urls: &[String]) -> Vec<Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    for page in &pages {
-        let errors = page["errors"].as_array().expect("errors array");
-        assert!(
-            errors.is_empty(),
-            "errors in the browser on {}:\n{}",
-            page["url"],
-            serde_json::to_string_pretty(errors).unwrap()
-        );
-    }
+    // Every page's errors in one message.
+    let errors: Vec<String> = pages
+        .iter()
+        .flat_map(|page| {
+            let errors = page["errors"].as_array().expect("errors array");
+            errors.iter().map(move |e| format!("{}: {e}", page["url"]))
+        })
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "errors in the browser:\n{}",
+        errors.join("\n")
+    );
     assert!(
         out.status.success(),
         "check-report.mjs exited {:?}\nstdout:\n{stdout}\nstderr:\n{}",
