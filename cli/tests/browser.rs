@@ -150,7 +150,10 @@ fn index_url(stdout: &str) -> String {
 
 /// A `file://` URL back to a path (the writer percent-encodes bytes).
 fn url_path(url: &str) -> PathBuf {
-    let encoded = url.strip_prefix("file://").expect("a file:// URL").as_bytes();
+    let encoded = url
+        .strip_prefix("file://")
+        .expect("a file:// URL")
+        .as_bytes();
     let mut bytes = Vec::with_capacity(encoded.len());
     let mut i = 0;
     while i < encoded.len() {
@@ -231,8 +234,18 @@ fn assert_report_page(page: &Value, run: &RunFacts) {
             run.counts
         );
     }
-    assert_eq!(totals["run_id"], run.id.as_str(), "run id on {}", page["url"]);
-    assert_eq!(totals["status"], run.status.as_str(), "status on {}", page["url"]);
+    assert_eq!(
+        totals["run_id"],
+        run.id.as_str(),
+        "run id on {}",
+        page["url"]
+    );
+    assert_eq!(
+        totals["status"],
+        run.status.as_str(),
+        "status on {}",
+        page["url"]
+    );
     assert_eq!(
         totals["shards"],
         run.shard_count.to_string().as_str(),
@@ -241,7 +254,10 @@ fn assert_report_page(page: &Value, run: &RunFacts) {
     );
     // "All tests (N)" and the table: every test has a row (the demo is far
     // below the row cap), and the filter worked over all of them.
-    assert_eq!(totals["test_rows"].as_u64(), Some(count(&run.counts, "tests")));
+    assert_eq!(
+        totals["test_rows"].as_u64(),
+        Some(count(&run.counts, "tests"))
+    );
     assert_eq!(
         page["filter"]["rows"].as_u64(),
         Some(count(&run.counts, "tests")),
@@ -340,7 +356,10 @@ fn report_and_serve_pages_show_the_run_without_browser_errors() {
         text(&out.stderr)
     );
     let index = index_url(&stdout);
-    let runs = testexec(&env, &["runs", repo_arg, "--state-dir", state_arg, "--json"]);
+    let runs = testexec(
+        &env,
+        &["runs", repo_arg, "--state-dir", state_arg, "--json"],
+    );
     assert!(runs.status.success(), "{}", text(&runs.stderr));
     let runs: Value = serde_json::from_slice(&runs.stdout).unwrap();
     let runs = runs.as_array().expect("runs JSON array");
@@ -356,7 +375,11 @@ fn report_and_serve_pages_show_the_run_without_browser_errors() {
         "the demo ran tests: {}",
         run.counts
     );
-    assert!(index.contains(&run.id), "{index} is the report of {}", run.id);
+    assert!(
+        index.contains(&run.id),
+        "{index} is the report of {}",
+        run.id
+    );
 
     // The CTRF file next to index.html agrees with the store (CTRF counts
     // flaky tests as passed and errors as failed).
