@@ -203,14 +203,12 @@ async function checkPage(context, url) {
 
   let result = { url, title: null, errors, totals: {} };
   try {
-    const response = await page.goto(url, { waitUntil: "load", timeout: TIMEOUT_MS });
-    if (response && !response.ok()) {
-      // Already recorded by the response listener; nothing else to read.
-    }
+    // An error status is recorded by the response listener.
+    await page.goto(url, { waitUntil: "load", timeout: TIMEOUT_MS });
     result.title = await page.title();
     result.totals = await readTotals(page);
     const runs = await readRunRows(page);
-    if (runs.length > 0 || url.startsWith("http") && new URL(url).pathname === "/") {
+    if (runs.length > 0 || (url.startsWith("http") && new URL(url).pathname === "/")) {
       result.runs = runs;
     }
     const filter = await exerciseFilter(page, errors);
