@@ -584,10 +584,12 @@ async fn page_runs(State(state): State<AppState>) -> Result<Html<String>, ApiErr
         ));
     }
     Ok(Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>testexec runs</title>\
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{icon}<title>testexec runs</title>\
 <style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}\
 tr[data-status=passed] td:nth-child(2){{color:#1a7f37}}tr[data-status=failed] td:nth-child(2),tr[data-status=errored] td:nth-child(2){{color:#cf222e}}</style></head>\
 <body><h1>testexec runs</h1><p>{count} runs</p><table><thead><tr><th>run</th><th>status</th><th>suite</th><th>repo</th><th>tests</th><th>failed</th><th>flaky</th><th>shards</th></tr></thead><tbody>{rows}</tbody></table></body></html>",
-        count = runs.len()
+        count = runs.len(),
+        // No /favicon.ico request (a 404 and a console error).
+        icon = testexec::report::html::ICON_LINK,
     )))
 }

@@ -20,6 +20,8 @@ pub const MAX_FAILURES: usize = 2_000;
 /// Flaky tests rendered with their attempts.
 pub const MAX_FLAKY: usize = 1_000;
 const SLOWEST: usize = 20;
+/// The page's icon: empty and inline, so no request is made for one.
+pub const ICON_LINK: &str = "<link rel=\"icon\" href=\"data:,\">";
 
 const CSS: &str = r#"
 :root{--ok:#1a7f37;--bad:#cf222e;--err:#9a6700;--skip:#6e7781;--flaky:#8250df;--line:#d0d7de;--bg:#f6f8fa}
@@ -88,6 +90,10 @@ pub fn render<W: Write>(input: &ReportInput<'_>, out: &mut W) -> io::Result<()> 
         w,
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
     )?;
+    // An empty inline icon: otherwise a browser asks the server for
+    // /favicon.ico, which a report host (S3, `testexec serve`) answers 404,
+    // logging a console error on every report.
+    writeln!(w, "{ICON_LINK}")?;
     writeln!(w, "<title>testexec run {} – {}</title>", run.id, status)?;
     writeln!(w, "<style>{CSS}</style>\n</head>\n<body>\n<main>")?;
     header(input, &mut w)?;

@@ -1,5 +1,5 @@
 use super::{Rich, synthetic};
-use crate::report::html::{MAX_TEST_ROWS, render};
+use crate::report::html::{ICON_LINK, MAX_TEST_ROWS, render};
 
 fn html_of(rich: &Rich) -> String {
     let mut out = Vec::new();
@@ -87,10 +87,25 @@ fn page_is_self_contained() {
     }
     // The presigned links given in the input are not baked in.
     assert!(!html.contains("example.test"));
-    for forbidden in ["@import", "url(", "<link", "<iframe", "http://", "https://"] {
+    for forbidden in ["@import", "url(", "<iframe", "http://", "https://"] {
         assert!(!html.contains(forbidden), "found {forbidden}");
     }
+    // The only <link> is the inline, empty icon.
+    assert_eq!(html.matches("<link").count(), 1, "one <link>");
+    assert!(html.contains(ICON_LINK));
     assert!(html.contains("\"use strict\";"));
+}
+
+/// Without an icon in the page a browser requests /favicon.ico from the
+/// report's host, gets a 404 and logs a console error (seen in Chromium on
+/// `testexec serve`; cli/tests/browser.rs).
+#[test]
+fn head_declares_an_inline_icon_so_no_favicon_is_requested() {
+    let html = html_of(&Rich::new());
+    let head = &html[..html.find("</head>").expect("</head>")];
+    let links = attr_values(head, "href");
+    assert_eq!(links, ["data:,"], "the head links only the inline icon");
+    assert!(head.contains("<link rel=\"icon\" href=\"data:,\">"));
 }
 
 #[test]
