@@ -189,6 +189,10 @@ async fn bench(shards: u32, cases: u32) -> Result<(), Box<dyn std::error::Error>
     );
     println!("report_s={report_secs:.3}");
     println!("end_to_end_s={e2e:.3}");
+    drop((ports, store, blobs, queue));
+    let t_cleanup = Instant::now();
+    dir.close()?;
+    println!("cleanup_s={:.3} (removing the temp dir)", secs(t_cleanup));
     Ok(())
 }
 
@@ -196,8 +200,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let shards: u32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1000);
     let cases: u32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(100);
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(bench(shards, cases))
+        .build()?;
+    runtime.block_on(bench(shards, cases))?;
+    let t_shutdown = Instant::now();
+    drop(runtime);
+    println!("runtime_shutdown_s={:.3}", secs(t_shutdown));
+    Ok(())
 }
