@@ -2,7 +2,8 @@
 //! through the real `collect` and `report` handlers over the local backends
 //! (SQLite run store, file blob store, in-process queue) in a temp dir.
 //!
-//! Usage: `collect-report [SHARDS] [CASES_PER_SHARD]` (default 1000 × 100).
+//! Usage: `collect-report [SHARDS] [CASES_PER_SHARD] [COLLECT_CONCURRENCY]`
+//! (default 1000 × 100, one collect at a time).
 //! Prints setup, collect total, report and end-to-end times; run it under
 //! `/usr/bin/time -f %M` for peak RSS.
 
@@ -73,11 +74,37 @@ fn junit_for(shard: u32, cases: u32) -> String {
     xml
 }
 
+/// User + system CPU seconds of the whole process so far (all threads).
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes into the zeroed struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+type Collected = Result<CollectOutcome, testexec::errors::HandlerError>;
+
+/// 1 if this collect handed the run to report, 0 if not; errors propagate.
+fn joined(
+    done: Option<Result<Collected, tokio::task::JoinError>>,
+) -> Result<u32, Box<dyn std::error::Error>> {
+    match done.ok_or("no collect in flight")??? {
+        CollectOutcome::Applied {
+            handed_to_report, ..
+        } => Ok(u32::from(handed_to_report)),
+        CollectOutcome::Duplicate { .. } => Err("unexpected duplicate".into()),
+    }
+}
+
 fn secs(since: Instant) -> f64 {
     since.elapsed().as_secs_f64()
 }
 
-async fn bench(shards: u32, cases: u32) -> Result<(), Box<dyn std::error::Error>> {
+async fn bench(shards: u32, cases: u32, concurrency: usize) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let store = Arc::new(SqliteRunStore::open(dir.path().join("runs.sqlite3"))?);
     let blobs = Arc::new(FsBlobStore::new(dir.path().join("blobs"))?);
@@ -143,18 +170,22 @@ async fn bench(shards: u32, cases: u32) -> Result<(), Box<dyn std::error::Error>
     let setup = secs(t_setup);
 
     let t_e2e = Instant::now();
+    let cpu_start = cpu_secs();
+    // `concurrency` collectors at a time, like several queue consumers.
     let mut handed = 0;
-    for body in &bodies {
-        match collect(&ports, body).await? {
-            CollectOutcome::Applied {
-                handed_to_report: true,
-                ..
-            } => handed += 1,
-            CollectOutcome::Applied { .. } => {}
-            CollectOutcome::Duplicate { .. } => return Err("unexpected duplicate".into()),
+    let mut in_flight = tokio::task::JoinSet::new();
+    for body in bodies {
+        if in_flight.len() >= concurrency {
+            handed += joined(in_flight.join_next().await)?;
         }
+        let ports = ports.clone();
+        in_flight.spawn(async move { collect(&ports, &body).await });
+    }
+    while let Some(done) = in_flight.join_next().await {
+        handed += joined(Some(done))?;
     }
     let collect_total = secs(t_e2e);
+    let cpu_collect = cpu_secs() - cpu_start;
 
     let t_report = Instant::now();
     let job = queue
@@ -164,6 +195,7 @@ async fn bench(shards: u32, cases: u32) -> Result<(), Box<dyn std::error::Error>
     queue.ack(QueueName::Reports, job.id);
     let report_secs = secs(t_report);
     let e2e = secs(t_e2e);
+    let cpu_report = cpu_secs() - cpu_start - cpu_collect;
 
     let mut html_bytes = 0;
     for name in testexec::handlers::report::REPORT_FILES {
@@ -174,7 +206,7 @@ async fn bench(shards: u32, cases: u32) -> Result<(), Box<dyn std::error::Error>
     }
     let c = outcome.counts;
     println!(
-        "shards={shards} cases_per_shard={cases} junit_total_mb={:.1} handed_to_report={handed}",
+        "shards={shards} cases_per_shard={cases} collect_concurrency={concurrency} junit_total_mb={:.1} handed_to_report={handed}",
         junit_bytes as f64 / 1e6
     );
     println!(
@@ -188,6 +220,7 @@ async fn bench(shards: u32, cases: u32) -> Result<(), Box<dyn std::error::Error>
         collect_total * 1000.0 / f64::from(shards)
     );
     println!("report_s={report_secs:.3}");
+    println!("cpu_collect_s={cpu_collect:.3} cpu_report_s={cpu_report:.3} (user+sys, all threads)");
     println!("end_to_end_s={e2e:.3}");
     drop((ports, store, blobs, queue));
     let t_cleanup = Instant::now();
@@ -200,10 +233,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let shards: u32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1000);
     let cases: u32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(100);
+    let concurrency: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(bench(shards, cases))?;
+    runtime.block_on(bench(shards, cases, concurrency.max(1)))?;
     let t_shutdown = Instant::now();
     drop(runtime);
     println!("runtime_shutdown_s={:.3}", secs(t_shutdown));
