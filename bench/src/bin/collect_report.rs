@@ -100,11 +100,27 @@ fn joined(
     }
 }
 
+/// Peak resident set so far (`VmHWM`, kB), to see which phase sets the peak.
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn secs(since: Instant) -> f64 {
     since.elapsed().as_secs_f64()
 }
 
-async fn bench(shards: u32, cases: u32, concurrency: usize) -> Result<(), Box<dyn std::error::Error>> {
+async fn bench(
+    shards: u32,
+    cases: u32,
+    concurrency: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let store = Arc::new(SqliteRunStore::open(dir.path().join("runs.sqlite3"))?);
     let blobs = Arc::new(FsBlobStore::new(dir.path().join("blobs"))?);
@@ -168,6 +184,7 @@ async fn bench(shards: u32, cases: u32, concurrency: usize) -> Result<(), Box<dy
         bodies.push(serde_json::to_string(&result)?);
     }
     let setup = secs(t_setup);
+    let rss_setup = peak_rss_kb();
 
     let t_e2e = Instant::now();
     let cpu_start = cpu_secs();
@@ -186,6 +203,7 @@ async fn bench(shards: u32, cases: u32, concurrency: usize) -> Result<(), Box<dy
     }
     let collect_total = secs(t_e2e);
     let cpu_collect = cpu_secs() - cpu_start;
+    let rss_collect = peak_rss_kb();
 
     let t_report = Instant::now();
     let job = queue
@@ -196,6 +214,7 @@ async fn bench(shards: u32, cases: u32, concurrency: usize) -> Result<(), Box<dy
     let report_secs = secs(t_report);
     let e2e = secs(t_e2e);
     let cpu_report = cpu_secs() - cpu_start - cpu_collect;
+    let rss_report = peak_rss_kb();
 
     let mut html_bytes = 0;
     for name in testexec::handlers::report::REPORT_FILES {
@@ -222,6 +241,9 @@ async fn bench(shards: u32, cases: u32, concurrency: usize) -> Result<(), Box<dy
     println!("report_s={report_secs:.3}");
     println!("cpu_collect_s={cpu_collect:.3} cpu_report_s={cpu_report:.3} (user+sys, all threads)");
     println!("end_to_end_s={e2e:.3}");
+    println!(
+        "peak_rss_kb after setup={rss_setup} after collect={rss_collect} after report={rss_report}"
+    );
     drop((ports, store, blobs, queue));
     let t_cleanup = Instant::now();
     dir.close()?;
