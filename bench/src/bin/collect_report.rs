@@ -224,6 +224,13 @@ async fn bench(
         }
     }
     let c = outcome.counts;
+    if handed != 1 || c.tests != u64::from(shards) * u64::from(cases) || !outcome.finalised_now {
+        return Err(format!(
+            "unexpected result: {handed} hand-offs, {} tests, finalised_now={}",
+            c.tests, outcome.finalised_now
+        )
+        .into());
+    }
     println!(
         "shards={shards} cases_per_shard={cases} collect_concurrency={concurrency} junit_total_mb={:.1} handed_to_report={handed}",
         junit_bytes as f64 / 1e6
