@@ -76,8 +76,9 @@ non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 print(f"acks/s {rps:.0f}  p50 {pct['50']:.2f} ms  p90 {pct['90']:.2f} ms  p99 {pct['99']:.2f} ms"
       f"  non-2xx {non2xx.group(1) if non2xx else 0}")
 print(f"intake rows by state: {rows} (total {sum(rows.values())})")
-print(f"vs the original promise (p95 < 500 ms at > 100 RPS): {rps / 100:.0f}x the rate,"
-      f" p99 {500 / pct['99']:.0f}x under 500 ms")
+p99 = pct["99"]
+tail = f"p99 {500 / p99:.0f}x under 500 ms" if p99 < 500 else f"p99 {p99:.0f} ms, over 500 ms"
+print(f"vs the original promise (p95 < 500 ms at > 100 RPS): {rps / 100:.0f}x the rate, {tail}")
 PY
 }
 
