@@ -72,9 +72,18 @@ struct AppState {
 
 /// The durable inbox of accepted run requests.
 struct Intake {
-    db: Mutex<Connection>,
-    tx: mpsc::UnboundedSender<RunRequest>,
+    db: Arc<Mutex<Connection>>,
+    writes: std::sync::mpsc::Sender<PendingWrite>,
 }
+
+/// A request waiting for the intake writer, with where to send the answer.
+type PendingWrite = (
+    RunRequest,
+    tokio::sync::oneshot::Sender<anyhow::Result<Accepted>>,
+);
+
+/// Most requests committed in one transaction.
+const MAX_BATCH: usize = 512;
 
 /// What the intake did with a request.
 enum Accepted {
@@ -107,37 +116,47 @@ impl Intake {
                 run_id TEXT PRIMARY KEY, delivery TEXT UNIQUE, body TEXT NOT NULL,
                 state TEXT NOT NULL, error TEXT);",
         )?;
-        Ok(Self {
-            db: Mutex::new(db),
-            tx,
-        })
+        let db = Arc::new(Mutex::new(db));
+        let (writes, queue) = std::sync::mpsc::channel::<PendingWrite>();
+        let writer_db = db.clone();
+        // One writer thread commits whatever requests are waiting in one
+        // transaction (group commit): each request is still durable before
+        // it is answered, but concurrent requests share the commit.
+        std::thread::Builder::new()
+            .name("intake-writer".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match queue.try_recv() {
+                            Ok(next) => batch.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    let results = write_batch(&writer_db, &batch);
+                    for ((request, reply), result) in batch.into_iter().zip(results) {
+                        if let Ok(Accepted::New(_)) = &result {
+                            // The trigger task lives as long as the server.
+                            let _ = tx.send(request);
+                        }
+                        let _ = reply.send(result);
+                    }
+                }
+            })?;
+        Ok(Self { db, writes })
     }
 
     /// Records the request (minting its run id) and hands it to the trigger
     /// task. A delivery id seen before is not recorded again.
-    fn accept(&self, mut request: RunRequest) -> anyhow::Result<Accepted> {
-        let run = *request.run_id.get_or_insert_with(RunId::new);
-        let body = serde_json::to_string(&request)?;
-        let db = self
-            .db
-            .lock()
-            .map_err(|_| anyhow::anyhow!("intake lock poisoned"))?;
-        let inserted = db.execute(
-            "INSERT OR IGNORE INTO requests (run_id, delivery, body, state) VALUES (?1, ?2, ?3, 'queued')",
-            params![run.to_string(), request.delivery_id, body],
-        )?;
-        if inserted == 0 {
-            let earlier: String = db.query_row(
-                "SELECT run_id FROM requests WHERE delivery = ?1",
-                params![request.delivery_id],
-                |r| r.get(0),
-            )?;
-            return Ok(Accepted::Duplicate(earlier.parse()?));
-        }
-        drop(db);
-        // The receiver lives as long as the server.
-        let _ = self.tx.send(request);
-        Ok(Accepted::New(run))
+    async fn accept(&self, mut request: RunRequest) -> anyhow::Result<Accepted> {
+        request.run_id.get_or_insert_with(RunId::new);
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.writes
+            .send((request, reply))
+            .map_err(|_| anyhow::anyhow!("the intake writer stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the intake writer stopped"))?
     }
 
     fn set_state(&self, run: RunId, state: &str, error: Option<&str>) {
@@ -176,6 +195,46 @@ impl Intake {
             }
         }
         Ok(out)
+    }
+}
+
+/// Inserts a batch in one transaction; one result per request, in order.
+fn write_batch(db: &Mutex<Connection>, batch: &[PendingWrite]) -> Vec<anyhow::Result<Accepted>> {
+    let failed = |e: &dyn std::fmt::Display| {
+        (0..batch.len())
+            .map(|_| Err(anyhow::anyhow!("{e}")))
+            .collect()
+    };
+    let Ok(mut db) = db.lock() else {
+        return failed(&"intake lock poisoned");
+    };
+    let tx = match db.transaction() {
+        Ok(tx) => tx,
+        Err(e) => return failed(&e),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for (request, _) in batch {
+        results.push((|| {
+            let run = request.run_id.unwrap_or_default();
+            let body = serde_json::to_string(request)?;
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO requests (run_id, delivery, body, state) VALUES (?1, ?2, ?3, 'queued')",
+                params![run.to_string(), request.delivery_id, body],
+            )?;
+            if inserted == 1 {
+                return Ok(Accepted::New(run));
+            }
+            let earlier: String = tx.query_row(
+                "SELECT run_id FROM requests WHERE delivery = ?1",
+                params![request.delivery_id],
+                |r| r.get(0),
+            )?;
+            Ok(Accepted::Duplicate(earlier.parse()?))
+        })());
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => failed(&e),
     }
 }
 
@@ -346,7 +405,7 @@ async fn start_run(
     let mut request = RunRequest::local(start.path.as_deref().unwrap_or(&state.default_path));
     request.suite = start.suite;
     request.shards = start.shards;
-    let run = match state.intake.accept(request) {
+    let run = match state.intake.accept(request).await {
         Ok(Accepted::New(run) | Accepted::Duplicate(run)) => run,
         Err(e) => {
             return Err(api_error(
@@ -412,7 +471,7 @@ async fn github_webhook(
             request
         }
     };
-    match state.intake.accept(request) {
+    match state.intake.accept(request).await {
         Ok(Accepted::New(run)) => (
             StatusCode::ACCEPTED,
             Json(json!({ "run_id": run.to_string(), "status": "queued" })),
