@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use testexec::backends::local::{FsBlobStore, LocalQueue, QueueConfig, SqliteRunStore};
-use testexec::handlers::Ports;
 use testexec::handlers::collect::{CollectOutcome, collect};
 use testexec::handlers::report::report;
+use testexec::handlers::{Ports, Settings};
 use testexec::messages::{Execution, MESSAGE_VERSION, QueueName, ShardResult, keys};
 use testexec::model::{Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord, SourceRef};
 use testexec::ports::{BlobStore, Clock, NoNotifier, RunStore, SystemClock, content_type};
@@ -209,7 +209,7 @@ async fn bench(
     let job = queue
         .receive(QueueName::Reports)
         .ok_or("no report job queued after the last shard")?;
-    let outcome = report(&ports, &job.body).await?;
+    let outcome = report(&ports, &Settings::default(), &job.body).await?;
     queue.ack(QueueName::Reports, job.id);
     let report_secs = secs(t_report);
     let e2e = secs(t_e2e);
