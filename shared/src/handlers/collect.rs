@@ -10,6 +10,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use tracing::Instrument;
+
 use crate::errors::HandlerError;
 use crate::handlers::{Ports, decode, encode};
 use crate::junit::{self, Limits};
@@ -36,8 +38,11 @@ pub enum CollectOutcome {
 pub async fn collect(ports: &Ports, body: &str) -> Result<CollectOutcome, HandlerError> {
     let result: ShardResult = decode("shard result", body)?;
     let span = tracing::info_span!("collect", run_id = %result.shard.run, shard_id = %result.shard, attempt = result.attempt);
-    let _guard = span.enter();
+    apply(ports, result).instrument(span).await
+}
 
+/// The work of [`collect`], inside the run/shard span.
+async fn apply(ports: &Ports, result: ShardResult) -> Result<CollectOutcome, HandlerError> {
     let (cases, status, error) = match &result.execution {
         Execution::Completed { .. } => {
             let (cases, unreadable) = read_results(ports, &result).await?;

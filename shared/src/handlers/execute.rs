@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use crate::errors::{BlobError, HandlerError};
 use crate::handlers::{Ports, Settings, decode, encode, scratch_dir};
 use crate::manifest::{Expansion, Suite};
@@ -47,7 +49,18 @@ pub async fn execute(
     }
     let span =
         tracing::info_span!("execute", run_id = %job.shard.run, shard_id = %job.shard, attempt);
-    let _guard = span.enter();
+    run_job(ports, settings, job, attempt)
+        .instrument(span)
+        .await
+}
+
+/// The work of [`execute`], inside the run/shard span.
+async fn run_job(
+    ports: &Ports,
+    settings: &Settings,
+    job: ShardJob,
+    attempt: u32,
+) -> Result<ShardResult, HandlerError> {
     let attempt = attempt.max(1);
     let started_ms = ports.clock.now_ms();
     let work = scratch_dir(settings, "shard-")?;

@@ -7,6 +7,8 @@
 
 use serde::Serialize;
 
+use tracing::Instrument;
+
 use crate::errors::{BlobError, HandlerError};
 use crate::handlers::{Ports, Settings, decode};
 use crate::messages::{ReportJob, keys};
@@ -36,7 +38,17 @@ pub async fn report(
 ) -> Result<ReportOutcome, HandlerError> {
     let job: ReportJob = decode("report job", body)?;
     let span = tracing::info_span!("report", run_id = %job.run);
-    let _guard = span.enter();
+    render_and_finish(ports, settings, job)
+        .instrument(span)
+        .await
+}
+
+/// The work of [`report`], inside the run span.
+async fn render_and_finish(
+    ports: &Ports,
+    settings: &Settings,
+    job: ReportJob,
+) -> Result<ReportOutcome, HandlerError> {
     let run = ports
         .store
         .get_run(job.run)
