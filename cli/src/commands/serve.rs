@@ -73,14 +73,24 @@ struct AppState {
 /// The durable inbox of accepted run requests.
 struct Intake {
     db: Arc<Mutex<Connection>>,
-    writes: std::sync::mpsc::Sender<PendingWrite>,
+    writes: std::sync::mpsc::Sender<IntakeWrite>,
 }
 
-/// A request waiting for the intake writer, with where to send the answer.
-type PendingWrite = (
-    RunRequest,
-    tokio::sync::oneshot::Sender<anyhow::Result<Accepted>>,
-);
+/// Work for the intake writer thread.
+enum IntakeWrite {
+    /// A request to record, with where to send the answer.
+    Accept(
+        Box<RunRequest>,
+        tokio::sync::oneshot::Sender<anyhow::Result<Accepted>>,
+    ),
+    /// What the trigger made of a recorded request. Batched with the
+    /// accepts so status updates never contend with them for commits.
+    State {
+        run: RunId,
+        state: &'static str,
+        error: Option<String>,
+    },
+}
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -117,7 +127,7 @@ impl Intake {
                 state TEXT NOT NULL, error TEXT);",
         )?;
         let db = Arc::new(Mutex::new(db));
-        let (writes, queue) = std::sync::mpsc::channel::<PendingWrite>();
+        let (writes, queue) = std::sync::mpsc::channel::<IntakeWrite>();
         let writer_db = db.clone();
         // One writer thread commits whatever requests are waiting in one
         // transaction (group commit): each request is still durable before
@@ -134,7 +144,11 @@ impl Intake {
                         }
                     }
                     let results = write_batch(&writer_db, &batch);
-                    for ((request, reply), result) in batch.into_iter().zip(results) {
+                    let accepts = batch.into_iter().filter_map(|w| match w {
+                        IntakeWrite::Accept(request, reply) => Some((*request, reply)),
+                        IntakeWrite::State { .. } => None,
+                    });
+                    for ((request, reply), result) in accepts.zip(results) {
                         if let Ok(Accepted::New(_)) = &result {
                             // The trigger task lives as long as the server.
                             let _ = tx.send(request);
@@ -152,20 +166,16 @@ impl Intake {
         request.run_id.get_or_insert_with(RunId::new);
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.writes
-            .send((request, reply))
+            .send(IntakeWrite::Accept(Box::new(request), reply))
             .map_err(|_| anyhow::anyhow!("the intake writer stopped"))?;
         answer
             .await
             .map_err(|_| anyhow::anyhow!("the intake writer stopped"))?
     }
 
-    fn set_state(&self, run: RunId, state: &str, error: Option<&str>) {
-        if let Ok(db) = self.db.lock() {
-            let _ = db.execute(
-                "UPDATE requests SET state = ?2, error = ?3 WHERE run_id = ?1",
-                params![run.to_string(), state, error],
-            );
-        }
+    fn set_state(&self, run: RunId, state: &'static str, error: Option<String>) {
+        // Best effort: the run store is the authority once the run exists.
+        let _ = self.writes.send(IntakeWrite::State { run, state, error });
     }
 
     fn state(&self, run: RunId) -> Option<(String, Option<String>)> {
@@ -199,12 +209,13 @@ impl Intake {
 }
 
 /// Inserts a batch in one transaction; one result per request, in order.
-fn write_batch(db: &Mutex<Connection>, batch: &[PendingWrite]) -> Vec<anyhow::Result<Accepted>> {
-    let failed = |e: &dyn std::fmt::Display| {
-        (0..batch.len())
-            .map(|_| Err(anyhow::anyhow!("{e}")))
-            .collect()
-    };
+fn write_batch(db: &Mutex<Connection>, batch: &[IntakeWrite]) -> Vec<anyhow::Result<Accepted>> {
+    let accepts = batch
+        .iter()
+        .filter(|w| matches!(w, IntakeWrite::Accept(..)))
+        .count();
+    let failed =
+        |e: &dyn std::fmt::Display| (0..accepts).map(|_| Err(anyhow::anyhow!("{e}"))).collect();
     let Ok(mut db) = db.lock() else {
         return failed(&"intake lock poisoned");
     };
@@ -212,30 +223,43 @@ fn write_batch(db: &Mutex<Connection>, batch: &[PendingWrite]) -> Vec<anyhow::Re
         Ok(tx) => tx,
         Err(e) => return failed(&e),
     };
-    let mut results = Vec::with_capacity(batch.len());
-    for (request, _) in batch {
-        results.push((|| {
-            let run = request.run_id.unwrap_or_default();
-            let body = serde_json::to_string(request)?;
-            let inserted = tx.execute(
-                "INSERT OR IGNORE INTO requests (run_id, delivery, body, state) VALUES (?1, ?2, ?3, 'queued')",
-                params![run.to_string(), request.delivery_id, body],
-            )?;
-            if inserted == 1 {
-                return Ok(Accepted::New(run));
+    let mut results = Vec::with_capacity(accepts);
+    for write in batch {
+        match write {
+            IntakeWrite::Accept(request, _) => results.push(insert(&tx, request)),
+            IntakeWrite::State { run, state, error } => {
+                if let Err(e) = tx.execute(
+                    "UPDATE requests SET state = ?2, error = ?3 WHERE run_id = ?1",
+                    params![run.to_string(), state, error],
+                ) {
+                    tracing::warn!(run_id = %run, error = %e, "intake state not recorded");
+                }
             }
-            let earlier: String = tx.query_row(
-                "SELECT run_id FROM requests WHERE delivery = ?1",
-                params![request.delivery_id],
-                |r| r.get(0),
-            )?;
-            Ok(Accepted::Duplicate(earlier.parse()?))
-        })());
+        }
     }
     match tx.commit() {
         Ok(()) => results,
         Err(e) => failed(&e),
     }
+}
+
+/// Records one request unless its delivery id was seen before.
+fn insert(tx: &rusqlite::Transaction<'_>, request: &RunRequest) -> anyhow::Result<Accepted> {
+    let run = request.run_id.unwrap_or_default();
+    let body = serde_json::to_string(request)?;
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO requests (run_id, delivery, body, state) VALUES (?1, ?2, ?3, 'queued')",
+        params![run.to_string(), request.delivery_id, body],
+    )?;
+    if inserted == 1 {
+        return Ok(Accepted::New(run));
+    }
+    let earlier: String = tx.query_row(
+        "SELECT run_id FROM requests WHERE delivery = ?1",
+        params![request.delivery_id],
+        |r| r.get(0),
+    )?;
+    Ok(Accepted::Duplicate(earlier.parse()?))
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -318,7 +342,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     Ok(_) => intake.set_state(run_id, "started", None),
                     Err(e) => {
                         tracing::warn!(run_id = %run_id, error = %e, "run could not start");
-                        intake.set_state(run_id, "rejected", Some(&e.to_string()));
+                        intake.set_state(run_id, "rejected", Some(e.to_string()));
                     }
                 }
             }
