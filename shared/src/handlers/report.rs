@@ -77,8 +77,8 @@ async fn render_and_finish(
         report::markdown::summary(&input, report::markdown::GITHUB_SUMMARY_MAX_BYTES);
     let mut html = Vec::new();
     report::html::render(&input, &mut html).map_err(io("rendering index.html"))?;
-    let ctrf = serde_json::to_vec_pretty(&report::ctrf::to_json(&input))
-        .map_err(|e| io("rendering report.json")(e.into()))?;
+    let mut ctrf = Vec::new();
+    report::ctrf::write(&input, &mut ctrf).map_err(|e| io("rendering report.json")(e.into()))?;
     let mut junit = Vec::new();
     report::junit_xml::write(&input, &mut junit).map_err(io("rendering junit.xml"))?;
 

@@ -6,6 +6,7 @@
 //! errors are `failed` with `rawStatus: "error"`; flaky tests are `passed`
 //! with `flaky: true` and `rawStatus: "flaky"`.
 
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value, json};
 
 use super::{ReportInput, secs};
@@ -32,6 +33,29 @@ fn ms(seconds: f64) -> u64 {
 
 /// The whole document.
 pub fn to_json(input: &ReportInput<'_>) -> Value {
+    let doc = Document {
+        head: head(input),
+        cases: input.cases,
+    };
+    // Serialising our own Values cannot fail.
+    serde_json::to_value(&doc).expect("CTRF document serialises")
+}
+
+/// Writes the CTRF document without holding it in memory: the per-test
+/// entries (the bulk of a large run) are built and written one at a time.
+pub fn write(input: &ReportInput<'_>, out: impl std::io::Write) -> serde_json::Result<()> {
+    serde_json::to_writer_pretty(
+        out,
+        &Document {
+            head: head(input),
+            cases: input.cases,
+        },
+    )
+}
+
+/// The document around `results.tests`: everything but the per-test list,
+/// which [`Document`] fills in as it is serialised.
+fn head(input: &ReportInput<'_>) -> Value {
     let run = input.run;
     let c = input.counts();
     let start = input.start_ms();
@@ -115,11 +139,72 @@ pub fn to_json(input: &ReportInput<'_>) -> Value {
                 "duration": stop - start,
                 "extra": { "errors": c.errors },
             },
-            "tests": input.cases.iter().map(|(shard, case)| test(*shard, case)).collect::<Vec<_>>(),
+            "tests": Value::Null,
             "environment": environment,
             "extra": results_extra,
         },
     })
+}
+
+/// The head document with its `results.tests` produced lazily.
+struct Document<'a> {
+    head: Value,
+    cases: &'a [(u32, TestCase)],
+}
+
+/// `results` with its `tests` produced lazily.
+struct Results<'a> {
+    results: &'a Map<String, Value>,
+    cases: &'a [(u32, TestCase)],
+}
+
+/// The per-test entries, one `Value` alive at a time.
+struct Tests<'a>(&'a [(u32, TestCase)]);
+
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(top) = &self.head else {
+            return self.head.serialize(s);
+        };
+        let mut map = s.serialize_map(Some(top.len()))?;
+        for (key, value) in top {
+            match value {
+                Value::Object(results) if key == "results" => map.serialize_entry(
+                    key,
+                    &Results {
+                        results,
+                        cases: self.cases,
+                    },
+                )?,
+                _ => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
+    }
+}
+
+impl Serialize for Results<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.results.len()))?;
+        for (key, value) in self.results {
+            if key == "tests" {
+                map.serialize_entry(key, &Tests(self.cases))?;
+            } else {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+impl Serialize for Tests<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (shard, case) in self.0 {
+            seq.serialize_element(&test(*shard, case))?;
+        }
+        seq.end()
+    }
 }
 
 fn test(shard: u32, case: &TestCase) -> Value {

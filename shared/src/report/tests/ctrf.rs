@@ -153,3 +153,18 @@ fn unnamed_tests_and_unknown_tools_still_validate() {
     assert_eq!(doc["results"]["tool"]["name"], "testexec");
     assert_eq!(errors(&doc), Vec::<String>::new());
 }
+
+/// The streaming writer emits exactly the document `to_json` builds.
+#[test]
+fn streamed_document_equals_the_built_one() {
+    let rich = Rich::new();
+    let input = rich.input();
+    let mut out = Vec::new();
+    crate::report::ctrf::write(&input, &mut out).unwrap();
+    let streamed: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(streamed, to_json(&input));
+    assert_eq!(
+        streamed["results"]["tests"].as_array().unwrap().len(),
+        input.cases.len()
+    );
+}
