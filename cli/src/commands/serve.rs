@@ -30,6 +30,7 @@ use testexec::messages::keys;
 use testexec::model::{Run, RunId};
 use testexec::pipeline::LocalPipeline;
 use testexec::ports::NoNotifier;
+use testexec::report::Html as Escaped;
 use tokio::sync::mpsc;
 
 use super::state_dir_for;
@@ -633,13 +634,6 @@ async fn shard_log(
         .into_response())
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 async fn page_runs(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
     let runs = state
         .pipeline
@@ -658,8 +652,8 @@ async fn page_runs(State(state): State<AppState>) -> Result<Html<String>, ApiErr
         rows.push_str(&format!(
             "<tr data-testid=\"run-row\" data-status=\"{status}\"><td>{link}</td><td>{status}</td><td>{suite}</td><td>{repo}</td><td data-testid=\"run-tests\">{tests}</td><td>{failed}</td><td>{flaky}</td><td>{shards}</td></tr>",
             status = r.status.as_str(),
-            suite = escape(&r.suite),
-            repo = escape(&r.source.repo),
+            suite = Escaped(&r.suite),
+            repo = Escaped(&r.source.repo),
             tests = r.counts.tests,
             failed = r.counts.failed + r.counts.errors,
             flaky = r.counts.flaky,
