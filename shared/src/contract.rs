@@ -23,7 +23,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use ulid::Ulid;
 
 use crate::errors::{BlobError, QueueError, StoreError};
@@ -835,30 +834,8 @@ pub async fn blob_large_file_round_trip<B: BlobStore + ?Sized>(blobs: &B, scratc
 
 // ---- queue --------------------------------------------------------------------
 
-/// One message as a test consumer received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    /// Whatever the backend needs to ack (SQS receipt handle, local id).
-    pub handle: String,
-    pub body: String,
-    /// 1-based receive count.
-    pub attempt: u32,
-}
-
-/// The consuming side, for the contract only: each backend's host consumes
-/// differently (Lambda event source, local loop), but tests need one way.
-#[async_trait]
-pub trait TestConsumer: Send + Sync {
-    /// Waits up to `wait` for one message.
-    async fn receive(
-        &self,
-        queue: QueueName,
-        wait: Duration,
-    ) -> Result<Option<Received>, QueueError>;
-    async fn ack(&self, queue: QueueName, handle: &str) -> Result<(), QueueError>;
-    /// Bodies moved to the dead-letter queue.
-    async fn dead_letters(&self, queue: QueueName) -> Result<Vec<String>, QueueError>;
-}
+/// The contract consumes through the [`QueueConsumer`] port.
+pub use crate::ports::{QueueConsumer as TestConsumer, Received};
 
 /// How the queue under test is configured.
 #[derive(Debug, Clone, Copy)]

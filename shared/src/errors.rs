@@ -585,3 +585,16 @@ impl From<GithubError> for NotifyError {
         }
     }
 }
+
+/// A host's configuration from its environment is missing or wrong.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("environment variable `{var}` is not set; {hint}")]
+    Missing { var: &'static str, hint: &'static str },
+    #[error("environment variable `{var}` has an invalid value `{value}`: {reason}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+}

@@ -27,16 +27,25 @@ pub enum QueueName {
     Results,
     /// collect / sweep → report: one [`ReportJob`] per finished run.
     Reports,
+    /// intake → trigger: one [`TriggerJob`] per accepted request, for hosts
+    /// that must answer before the slow work (a webhook behind API Gateway).
+    Requests,
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 3] = [QueueName::Shards, QueueName::Results, QueueName::Reports];
+    pub const ALL: [QueueName; 4] = [
+        QueueName::Shards,
+        QueueName::Results,
+        QueueName::Reports,
+        QueueName::Requests,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             QueueName::Shards => "shards",
             QueueName::Results => "results",
             QueueName::Reports => "reports",
+            QueueName::Requests => "requests",
         }
     }
 }
@@ -119,6 +128,14 @@ pub struct ShardResult {
 pub struct ReportJob {
     pub v: u32,
     pub run: RunId,
+}
+
+/// A run request accepted by an intake (webhook, HTTP API) and queued for
+/// the trigger, so the intake can answer at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerJob {
+    pub v: u32,
+    pub request: crate::handlers::trigger::RunRequest,
 }
 
 /// Blob keys, in one place so every handler and backend agrees on them.

@@ -218,6 +218,11 @@ impl LocalPipeline {
                     outcome: Box::new(outcome),
                 });
             }
+            QueueName::Requests => {
+                let job: crate::messages::TriggerJob =
+                    crate::handlers::decode("trigger job", body)?;
+                trigger(&self.ports, &self.settings, job.request).await?;
+            }
         }
         Ok(())
     }

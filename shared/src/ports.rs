@@ -3,11 +3,13 @@
 //! Handlers see only these traits, never a cloud SDK. Each backend
 //! (`backends::local`, later `backends::aws`, ...) implements them, and one
 //! contract test suite (`crate::contract`) holds every backend to the same
-//! behaviour. Consuming messages is not a port: each host (Lambda's SQS event
-//! source, the local queue loop, Pub/Sub push) delivers bodies to the
-//! handlers and acknowledges them by the handler's result.
+//! behaviour. Handlers never consume messages themselves: a host delivers
+//! bodies to them and acknowledges by the handler's result. Lambda's SQS
+//! event source does that for the cloud; hosts that pump queues in their own
+//! process (`testexec run`, a worker container) use [`QueueConsumer`].
 
 use std::path::Path;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -125,6 +127,40 @@ pub trait JobQueue: Send + Sync {
     /// retries entries that failed. An error means some body may not have
     /// been sent, so callers retry the whole call (consumers are idempotent).
     async fn send_batch(&self, queue: QueueName, bodies: Vec<String>) -> Result<(), QueueError>;
+}
+
+/// One received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Whatever the backend needs to ack (SQS receipt handle, local id).
+    pub handle: String,
+    pub body: String,
+    /// 1-based receive count.
+    pub attempt: u32,
+}
+
+/// The consuming side of the queues, for hosts that pump them in-process
+/// (the local pipeline, a polling worker) and for the contract suite.
+#[async_trait]
+pub trait QueueConsumer: Send + Sync {
+    /// Waits up to `wait` for one message; it stays invisible to other
+    /// consumers until acked, released, or its visibility timeout passes.
+    async fn receive(&self, queue: QueueName, wait: Duration)
+    -> Result<Option<Received>, QueueError>;
+
+    /// Deletes a handled message. A stale handle is not an error: the
+    /// message simply comes back, as with SQS.
+    async fn ack(&self, queue: QueueName, handle: &str) -> Result<(), QueueError>;
+
+    /// Makes a message whose handler failed visible again at once.
+    async fn release(&self, queue: QueueName, handle: &str) -> Result<(), QueueError>;
+
+    /// Bodies moved to the queue's dead-letter queue.
+    async fn dead_letters(&self, queue: QueueName) -> Result<Vec<String>, QueueError>;
+
+    /// True when no message is waiting or in flight on any queue (best
+    /// effort for remote queues, whose counts are approximate).
+    async fn is_idle(&self) -> Result<bool, QueueError>;
 }
 
 /// Materialises a repository at a commit into a local directory.

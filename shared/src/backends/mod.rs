@@ -3,3 +3,6 @@
 
 #[cfg(feature = "local")]
 pub mod local;
+
+#[cfg(feature = "aws")]
+pub mod aws;

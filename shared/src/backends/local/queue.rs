@@ -133,7 +133,7 @@ impl Queue {
 
 #[derive(Debug, Default)]
 struct State {
-    queues: [Queue; 3],
+    queues: [Queue; 4],
     next_delivery: u64,
 }
 
@@ -142,7 +142,7 @@ struct State {
 pub struct LocalQueue {
     state: Mutex<State>,
     /// One per queue; woken on send and nack.
-    notify: [Notify; 3],
+    notify: [Notify; 4],
     config: QueueConfig,
 }
 
@@ -151,6 +151,7 @@ fn slot(queue: QueueName) -> usize {
         QueueName::Shards => 0,
         QueueName::Results => 1,
         QueueName::Reports => 2,
+        QueueName::Requests => 3,
     }
 }
 
@@ -424,20 +425,18 @@ impl JobQueue for LocalQueue {
     }
 }
 
-/// The contract suite consumes through [`crate::contract::TestConsumer`];
-/// handles are the delivery ids in decimal.
-#[cfg(feature = "contract")]
+/// Handles are the delivery ids in decimal.
 #[async_trait]
-impl crate::contract::TestConsumer for LocalQueue {
+impl crate::ports::QueueConsumer for LocalQueue {
     async fn receive(
         &self,
         queue: QueueName,
         wait: Duration,
-    ) -> Result<Option<crate::contract::Received>, QueueError> {
+    ) -> Result<Option<crate::ports::Received>, QueueError> {
         Ok(self
             .receive_wait(queue, wait)
             .await
-            .map(|d| crate::contract::Received {
+            .map(|d| crate::ports::Received {
                 handle: d.id.to_string(),
                 body: d.body,
                 attempt: d.attempt,
@@ -453,7 +452,18 @@ impl crate::contract::TestConsumer for LocalQueue {
         Ok(())
     }
 
+    async fn release(&self, queue: QueueName, handle: &str) -> Result<(), QueueError> {
+        if let Ok(id) = handle.parse() {
+            LocalQueue::nack(self, queue, id);
+        }
+        Ok(())
+    }
+
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<String>, QueueError> {
         Ok(LocalQueue::dead_letters(self, queue))
+    }
+
+    async fn is_idle(&self) -> Result<bool, QueueError> {
+        Ok(LocalQueue::is_idle(self))
     }
 }
