@@ -9,7 +9,16 @@
 # 2. Lists the zip sizes.
 # 3. Unpacks each zip's bootstrap (what Lambda runs) next to it and measures
 #    init (spawn -> first GET /runtime/invocation/next) and peak RSS with
-#    bench/src/bin/lambda_init.rs, round-robin, RUNS runs each.
+#    bench/src/bin/lambda_init.rs, round-robin, RUNS runs each, twice:
+#    a. with this machine's trust store as it is. rustls-native-certs (the
+#       SDK's HTTPS client loads the platform roots when it is built, i.e. at
+#       init) reads the CA bundle *and* every file of /etc/ssl/certs; on
+#       Debian/Ubuntu that is ~150 per-certificate files;
+#    b. with the trust store laid out as on provided.al2023 (Fedora family):
+#       one CA bundle file and no per-certificate files (SSL_CERT_FILE = the
+#       bundle, SSL_CERT_DIR = an empty directory).
+#    Both passes give the functions dummy GitHub App settings (a throwaway
+#    RSA key generated here), as a deployment with the GitHub App has them.
 #
 # Usage: scripts/bench/lambda.sh [RUNS] [BINS]
 #   RUNS  default 30
@@ -61,9 +70,31 @@ for bin in $bins; do
   targets+=("$bin=$lambda_dir/$bin/bootstrap")
 done
 
+mkdir -p "$target_dir/bench"
+key="$target_dir/bench/lambda-init-github-app.pem"
+[ -f "$key" ] || openssl genrsa -traditional -out "$key" 2048 2>/dev/null
+envs=(
+  --env TESTEXEC_WEBHOOK_SECRET=benchmark-only-webhook-secret
+  --env TESTEXEC_GITHUB_APP_ID=123456
+  --env "TESTEXEC_GITHUB_PRIVATE_KEY=$(cat "$key")"
+  --env TESTEXEC_PUBLIC_URL=https://testexec.example.com
+)
+bundle=""
+for f in /etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/certs/ca-certificates.crt; do
+  [ -f "$f" ] && { bundle="$f"; break; }
+done
+empty_dir="$target_dir/bench/empty-cert-dir"
+mkdir -p "$empty_dir"
+
 # The harness only waits on sockets and timestamps them: a dev build is as
 # precise as a release one and reuses what the workspace tests compiled.
 cargo build -q --workspace --all-features --bin lambda-init
-echo "== init  $(date -u +%FT%TZ)  $(uname -m), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$target_dir/debug/lambda-init" --runs "$runs" "${targets[@]}"
+echo "== init, this machine's trust store ($(ls /etc/ssl/certs 2>/dev/null | wc -l) entries in /etc/ssl/certs)  $(date -u +%FT%TZ)  $(uname -m), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+"$target_dir/debug/lambda-init" --runs "$runs" "${envs[@]}" "${targets[@]}"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "$bundle" ]; then
+  echo "== init, trust store as on provided.al2023 (SSL_CERT_FILE=$bundle, SSL_CERT_DIR empty)  $(date -u +%FT%TZ)  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  "$target_dir/debug/lambda-init" --runs "$runs" "${envs[@]}" \
+    --env "SSL_CERT_FILE=$bundle" --env "SSL_CERT_DIR=$empty_dir" "${targets[@]}"
+  echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
