@@ -69,6 +69,10 @@ echo "-- checkov (cloudformation)"
 "$deps/venv-checkov/bin/checkov" -f template.yaml --framework cloudformation \
   --skip-download --quiet --compact
 
+echo "-- checkov (dockerfile: the execute image)"
+"$deps/venv-checkov/bin/checkov" -f functions/execute/Dockerfile --framework dockerfile \
+  --skip-download --quiet --compact
+
 if compgen -G ".github/workflows/*.yml" >/dev/null; then
   echo "-- checkov (github_actions)"
   "$deps/venv-checkov/bin/checkov" -d .github/workflows --framework github_actions \
