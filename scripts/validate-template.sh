@@ -58,6 +58,30 @@ export SAM_CLI_TELEMETRY=0
 unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
 export BC_SKIP_MAPPING=TRUE # checkov: no download of the Bridgecrew mapping
 
+echo "-- template vs code (env var names, binaries)"
+# Every backend setting the functions read (testexec::backends::aws::env) must
+# be set by the template; TESTEXEC_S3_PATH_STYLE is for emulators only.
+env_rs=shared/src/backends/aws/mod.rs
+names=$(sed -n '/^pub mod env {/,/^}/p' "$env_rs" | grep -o '"TESTEXEC_[A-Z0-9_]*"' | tr -d '"')
+[ -n "$names" ] || { echo "no env var names found in $env_rs (module env moved?)" >&2; exit 1; }
+missing=0
+for name in $names; do
+  [ "$name" = TESTEXEC_S3_PATH_STYLE ] && continue
+  if ! grep -q "^ *$name:" template.yaml; then
+    echo "template.yaml does not set $name (read by the functions, see $env_rs)" >&2
+    missing=1
+  fi
+done
+# Each zip function's BuildProperties.Binary must be a [[bin]] of its CodeUri crate.
+while read -r codeuri binary; do
+  if ! grep -q "^name = \"$binary\"" "$codeuri/Cargo.toml" 2>/dev/null; then
+    echo "template.yaml: CodeUri $codeuri has no binary \"$binary\"" >&2
+    missing=1
+  fi
+done < <(awk '/Binary:/ {bin=$2} /CodeUri:/ {print $2, bin}' template.yaml)
+[ "$missing" = 0 ] || exit 1
+echo "template vs code: consistent ($(echo "$names" | wc -w) env names checked)"
+
 echo "-- sam validate --lint"
 "$deps/venv-sam/bin/sam" validate --lint --template template.yaml
 
