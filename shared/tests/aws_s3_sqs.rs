@@ -13,7 +13,10 @@ use testexec::backends::aws::s3::{self, S3BlobStore, create_bucket};
 use testexec::backends::aws::sqs::{self, QueueUrls, SqsQueue, create_queues};
 use testexec::backends::aws::{AwsBackends, AwsSettings};
 use testexec::contract::emulators::{moto, s3s, unique_name};
-use testexec::contract::{QueueSettings, blob_store_contract, queue_contract};
+use testexec::contract::{
+    QueueSettings, blob_invalid_keys_are_rejected, blob_large_file_round_trip,
+    blob_list_is_sorted_by_prefix, blob_missing_is_not_found, blob_store_contract, queue_contract,
+};
 use testexec::errors::{BlobError, QueueError};
 use testexec::messages::{MAX_MESSAGE_BYTES, QueueName};
 use testexec::ports::{BlobStore, JobQueue, QueueConsumer, content_type};
@@ -77,18 +80,50 @@ async fn s3_contract_on_moto() {
     blob_store_contract(&store, scratch.path()).await;
 }
 
+/// The contract on s3s-fs, which checks every request's SigV4 signature.
+///
+/// All of it but `blob_put_get_overwrite`: s3s-fs keeps objects as files, so
+/// after writing `a/b/c` the "key" `a/b` is a directory, and HEAD / GET of it
+/// answer 500 InternalError instead of 404 (real S3 and moto answer 404,
+/// which the moto run checks). The same put/get/overwrite steps minus that
+/// one run below.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_contract_on_s3s_with_sigv4() {
     let Some((store, _)) = store(Emu::S3s).await else {
         return;
     };
     let scratch = tempfile::tempdir().unwrap();
-    blob_store_contract(&store, scratch.path()).await;
+    blob_missing_is_not_found(&store, scratch.path()).await;
+    blob_list_is_sorted_by_prefix(&store).await;
+    blob_invalid_keys_are_rejected(&store).await;
+    blob_large_file_round_trip(&store, scratch.path()).await;
+
+    let key = "runs/01J9Z3V8K4QW5T6Y7X8C9B0N1M/report/summary.md";
+    assert!(!store.exists(key).await.unwrap());
+    store
+        .put(key, b"# first".to_vec(), content_type::MARKDOWN)
+        .await
+        .unwrap();
+    assert!(store.exists(key).await.unwrap());
+    assert_eq!(store.get(key).await.unwrap(), b"# first");
+    store
+        .put(key, b"# second, longer".to_vec(), content_type::MARKDOWN)
+        .await
+        .unwrap();
+    assert_eq!(store.get(key).await.unwrap(), b"# second, longer");
+    store
+        .put(key, Vec::new(), content_type::MARKDOWN)
+        .await
+        .unwrap();
+    assert_eq!(store.get(key).await.unwrap(), b"", "empty objects are objects");
+    assert!(store.exists(key).await.unwrap());
 }
 
 /// ~20 MB in 5 MiB parts (the last one shorter) goes up multipart and comes
 /// back byte for byte, with its content type, and no upload is left open.
 async fn multipart_round_trip(emu: Emu) {
+    // s3s-fs does not implement ListMultipartUploads.
+    let can_list_uploads = matches!(emu, Emu::Moto);
     let Some((store, client)) = store(emu).await else {
         return;
     };
@@ -118,7 +153,9 @@ async fn multipart_round_trip(emu: Emu) {
     // last one (the last part has no minimum size).
     let etag = head.e_tag().unwrap_or_default().trim_matches('"').to_string();
     assert!(etag.ends_with("-5"), "multipart ETag, got {etag}");
-    assert_eq!(uploads_in_progress(&client, store.bucket()).await, 0);
+    if can_list_uploads {
+        assert_eq!(uploads_in_progress(&client, store.bucket()).await, 0);
+    }
 
     let dest = scratch.path().join("down/big.bin");
     store.get_to_file(key, &dest).await.expect("get_to_file");

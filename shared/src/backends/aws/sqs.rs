@@ -333,7 +333,9 @@ impl JobQueue for SqsQueue {
 /// Whole seconds for `WaitTimeSeconds`, rounded up so a sub-second wait
 /// still long-polls.
 fn wait_secs(wait: Duration) -> i32 {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = wait
+        .as_secs()
+        .saturating_add(u64::from(wait.subsec_nanos() > 0));
     secs.min(MAX_WAIT.as_secs()) as i32
 }
 
@@ -648,8 +650,9 @@ mod tests {
         // Exactly 256 KiB fits in one call.
         assert_eq!(plan_batches(&[128 * 1024, 128 * 1024]), [0..2]);
         assert_eq!(plan_batches(&[128 * 1024, 128 * 1024 + 1]), [0..1, 1..2]);
-        // Mixed: small bodies fill up behind a big one.
-        let sizes = [MAX_MESSAGE_BYTES, 50 * 1024, 10, 10, MAX_MESSAGE_BYTES];
+        // Mixed: a 60 KiB body does not fit behind a 200 KiB one; small
+        // ones fill up behind it.
+        let sizes = [MAX_MESSAGE_BYTES, 60 * 1024, 10, 10, MAX_MESSAGE_BYTES];
         let groups = plan_batches(&sizes);
         assert_eq!(groups, [0..1, 1..4, 4..5]);
         for g in &groups {
