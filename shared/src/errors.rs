@@ -613,7 +613,10 @@ impl From<GithubError> for NotifyError {
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("environment variable `{var}` is not set; {hint}")]
-    Missing { var: &'static str, hint: &'static str },
+    Missing {
+        var: &'static str,
+        hint: &'static str,
+    },
     #[error("environment variable `{var}` has an invalid value `{value}`: {reason}")]
     Invalid {
         var: &'static str,
@@ -628,7 +631,10 @@ pub enum ProvisionError {
     #[error(
         "invalid resource prefix `{prefix}`: {reason}; use 1-40 lowercase letters, digits and `-`, starting with a letter (it names the table, bucket and queues)"
     )]
-    InvalidPrefix { prefix: String, reason: &'static str },
+    InvalidPrefix {
+        prefix: String,
+        reason: &'static str,
+    },
     #[error("creating the run table: {0}")]
     Table(#[source] StoreError),
     #[error("creating the bucket: {0}")]

@@ -39,7 +39,9 @@ async fn store(emu: Emu) -> Option<(S3BlobStore, aws_sdk_s3::Client)> {
     };
     let client = s3::client(&sdk, path_style);
     let bucket = unique_name("blobs");
-    create_bucket(&client, &bucket).await.expect("create bucket");
+    create_bucket(&client, &bucket)
+        .await
+        .expect("create bucket");
     create_bucket(&client, &bucket)
         .await
         .expect("create_bucket is idempotent");
@@ -115,7 +117,11 @@ async fn s3_contract_on_s3s_with_sigv4() {
         .put(key, Vec::new(), content_type::MARKDOWN)
         .await
         .unwrap();
-    assert_eq!(store.get(key).await.unwrap(), b"", "empty objects are objects");
+    assert_eq!(
+        store.get(key).await.unwrap(),
+        b"",
+        "empty objects are objects"
+    );
     assert!(store.exists(key).await.unwrap());
 }
 
@@ -151,7 +157,11 @@ async fn multipart_round_trip(emu: Emu) {
     // Proof that it went multipart: S3 ETags of multipart objects end in
     // `-<part count>`; 20 MiB + 12,345 B is four 5 MiB parts and a short
     // last one (the last part has no minimum size).
-    let etag = head.e_tag().unwrap_or_default().trim_matches('"').to_string();
+    let etag = head
+        .e_tag()
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string();
     assert!(etag.ends_with("-5"), "multipart ETag, got {etag}");
     if can_list_uploads {
         assert_eq!(uploads_in_progress(&client, store.bucket()).await, 0);
@@ -160,7 +170,10 @@ async fn multipart_round_trip(emu: Emu) {
     let dest = scratch.path().join("down/big.bin");
     store.get_to_file(key, &dest).await.expect("get_to_file");
     let back = std::fs::read(&dest).unwrap();
-    assert!(back == data, "multipart object must round-trip byte for byte");
+    assert!(
+        back == data,
+        "multipart object must round-trip byte for byte"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(scratch.path().join("down"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -196,8 +209,14 @@ async fn s3_failed_multipart_upload_is_aborted_on_moto() {
         .expect_err("1 MiB parts are below S3's minimum");
     let text = err.to_string();
     assert!(
-        matches!(err, BlobError::Backend { backend: "s3", operation: "complete multipart upload", .. })
-            && text.contains(key)
+        matches!(
+            err,
+            BlobError::Backend {
+                backend: "s3",
+                operation: "complete multipart upload",
+                ..
+            }
+        ) && text.contains(key)
             && text.contains("EntityTooSmall"),
         "{text}"
     );
@@ -224,7 +243,10 @@ async fn s3_presigned_link_is_signed_on_s3s() {
         .unwrap();
     let link = store.link(key).await.unwrap().expect("S3 makes links");
     assert!(link.contains("X-Amz-Signature="), "{link}");
-    assert!(link.contains("X-Amz-Expires=600"), "link_ttl honoured: {link}");
+    assert!(
+        link.contains("X-Amz-Expires=600"),
+        "link_ttl honoured: {link}"
+    );
 
     let http = reqwest::Client::new();
     let ok = http.get(&link).send().await.expect("GET the link");
@@ -241,7 +263,11 @@ async fn s3_presigned_link_is_signed_on_s3s() {
     // Another signature, and the same signature on another key.
     let sig_at = link.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
     let mut forged = link.clone();
-    let flipped = if &forged[sig_at..sig_at + 1] == "0" { "1" } else { "0" };
+    let flipped = if &forged[sig_at..sig_at + 1] == "0" {
+        "1"
+    } else {
+        "0"
+    };
     forged.replace_range(sig_at..sig_at + 1, flipped);
     let other_key = link.replace("index.html", "secret.html");
     for bad in [forged, other_key] {
@@ -333,14 +359,20 @@ async fn s3_key_rules_match_the_file_store() {
         let local = testexec::backends::validate_key(key).unwrap_err();
         match store.put(key, vec![], content_type::TEXT).await {
             Err(BlobError::InvalidKey { reason, .. }) => {
-                let BlobError::InvalidKey { reason: expected, .. } = local else {
+                let BlobError::InvalidKey {
+                    reason: expected, ..
+                } = local
+                else {
                     unreachable!()
                 };
                 assert_eq!(reason, expected, "{key:?}");
             }
             other => panic!("{key:?}: expected InvalidKey, got {other:?}"),
         }
-        assert!(matches!(store.link(key).await, Err(BlobError::InvalidKey { .. })));
+        assert!(matches!(
+            store.link(key).await,
+            Err(BlobError::InvalidKey { .. })
+        ));
     }
     assert!(matches!(
         store.list("../up").await,
@@ -399,7 +431,12 @@ async fn queues() -> Option<(SqsQueue, BatchLog, aws_sdk_sqs::Client, QueueUrls)
     let urls = create_queues(&client, &unique_name("q"), Duration::from_secs(1), 3)
         .await
         .expect("create_queues");
-    Some((SqsQueue::new(client.clone(), urls.clone()), log, client, urls))
+    Some((
+        SqsQueue::new(client.clone(), urls.clone()),
+        log,
+        client,
+        urls,
+    ))
 }
 
 async fn drain(q: &SqsQueue, queue: QueueName) -> Vec<String> {
@@ -435,8 +472,13 @@ async fn sqs_send_batch_respects_entry_and_byte_limits() {
         return;
     };
     let small: Vec<String> = (0..25).map(|i| format!("job-{i:02}")).collect();
-    q.send_batch(QueueName::Shards, small.clone()).await.unwrap();
-    assert_eq!(log.take().iter().map(|c| c.0).collect::<Vec<_>>(), [10, 10, 5]);
+    q.send_batch(QueueName::Shards, small.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        log.take().iter().map(|c| c.0).collect::<Vec<_>>(),
+        [10, 10, 5]
+    );
     assert_eq!(drain(&q, QueueName::Shards).await, small);
 
     let big: Vec<String> = (0..5)
@@ -445,7 +487,10 @@ async fn sqs_send_batch_respects_entry_and_byte_limits() {
     q.send_batch(QueueName::Results, big.clone()).await.unwrap();
     let calls = log.take();
     assert_eq!(calls.iter().map(|c| c.0).collect::<Vec<_>>(), [2, 2, 1]);
-    assert!(calls.iter().all(|c| c.1 <= sqs::MAX_BATCH_BYTES), "{calls:?}");
+    assert!(
+        calls.iter().all(|c| c.1 <= sqs::MAX_BATCH_BYTES),
+        "{calls:?}"
+    );
     assert_eq!(drain(&q, QueueName::Results).await, big);
 }
 
@@ -459,7 +504,10 @@ async fn sqs_oversized_body_sends_nothing() {
     bodies.push("x".repeat(MAX_MESSAGE_BYTES + 1));
     match q.send_batch(QueueName::Reports, bodies).await {
         Err(QueueError::TooLarge { queue, size, limit }) => {
-            assert_eq!((queue, size, limit), ("reports", MAX_MESSAGE_BYTES + 1, MAX_MESSAGE_BYTES))
+            assert_eq!(
+                (queue, size, limit),
+                ("reports", MAX_MESSAGE_BYTES + 1, MAX_MESSAGE_BYTES)
+            )
         }
         other => panic!("expected TooLarge, got {other:?}"),
     }
@@ -518,7 +566,10 @@ async fn sqs_create_queues_wires_dead_letter_queues() {
     let urls = create_queues(&client, &prefix, Duration::from_secs(7), 4)
         .await
         .unwrap();
-    assert!(urls.shards.ends_with(&format!("{prefix}-shards")), "{urls:?}");
+    assert!(
+        urls.shards.ends_with(&format!("{prefix}-shards")),
+        "{urls:?}"
+    );
     assert!(urls.requests.ends_with(&format!("{prefix}-requests")));
     let again = create_queues(&client, &prefix, Duration::from_secs(7), 4)
         .await
@@ -622,8 +673,9 @@ async fn provision_creates_working_backends() {
         .await
         .expect("provision");
     let vars = to_env(&settings);
-    let read = AwsSettings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
-        .expect("to_env gives a complete environment");
+    let read =
+        AwsSettings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+            .expect("to_env gives a complete environment");
     assert_eq!(read, settings);
     let backends = AwsBackends::new(&sdk, &read);
     backends

@@ -71,4 +71,3 @@ pub fn validate_prefix(prefix: &str) -> Result<(), BlobError> {
         None => Ok(()),
     }
 }
-

@@ -154,7 +154,12 @@ impl S3BlobStore {
         backend_err(operation, key, DisplayErrorContext(&e).to_string())
     }
 
-    async fn put_single(&self, key: &str, path: &Path, content_type: &str) -> Result<(), BlobError> {
+    async fn put_single(
+        &self,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+    ) -> Result<(), BlobError> {
         let body = ByteStream::from_path(path)
             .await
             .map_err(|e| source_err(key, path, e))?;
@@ -314,7 +319,11 @@ fn not_found(key: &str) -> BlobError {
 
 /// A failure reading the local source file: names the file, and is never
 /// "blob not found".
-fn source_err(key: &str, path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> BlobError {
+fn source_err(
+    key: &str,
+    path: &Path,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> BlobError {
     BlobError::Backend {
         backend: BACKEND,
         operation: "read source file",

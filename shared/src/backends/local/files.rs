@@ -21,8 +21,8 @@ const BACKEND: &str = "files";
 
 // Key rules are shared with the other blob stores, so `InvalidKey` means
 // the same thing on every backend.
-pub use crate::backends::{TMP_PREFIX, validate_key};
 use crate::backends::validate_prefix;
+pub use crate::backends::{TMP_PREFIX, validate_key};
 
 /// Distinguishes concurrent writes of one process to the same key.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
