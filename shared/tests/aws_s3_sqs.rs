@@ -174,6 +174,24 @@ async fn multipart_round_trip(emu: Emu) {
         back == data,
         "multipart object must round-trip byte for byte"
     );
+    // At the threshold: one PutObject (a plain MD5 ETag, no part count).
+    let small = scratch.path().join("small.bin");
+    std::fs::write(&small, noise(5 * MIB, 9)).unwrap();
+    store
+        .put_file("runs/multi/small.bin", &small, content_type::GZIP)
+        .await
+        .unwrap();
+    let head = client
+        .head_object()
+        .bucket(store.bucket())
+        .key("runs/multi/small.bin")
+        .send()
+        .await
+        .unwrap();
+    let etag = head.e_tag().unwrap_or_default();
+    assert!(!etag.contains('-'), "single-request ETag, got {etag}");
+    assert_eq!(head.content_length(), Some(5 * MIB as i64));
+
     let leftovers: Vec<_> = std::fs::read_dir(scratch.path().join("down"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -232,7 +250,7 @@ async fn s3_failed_multipart_upload_is_aborted_on_moto() {
 /// exact bytes; s3s-fs checks the signature, so a tampered link is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_presigned_link_is_signed_on_s3s() {
-    let Some((store, _)) = store(Emu::S3s).await else {
+    let Some((store, s3_client)) = store(Emu::S3s).await else {
         return;
     };
     let key = "runs/01J9Z3V8K4QW5T6Y7X8C9B0N1M/report/index.html";
@@ -274,6 +292,21 @@ async fn s3_presigned_link_is_signed_on_s3s() {
         let status = http.get(&bad).send().await.unwrap().status().as_u16();
         assert_eq!(status, 403, "tampered link must be refused: {bad}");
     }
+
+    // A link dies after its lifetime.
+    let short = S3BlobStore::new(
+        s3_client,
+        store.bucket().to_string(),
+        Duration::from_secs(1),
+    );
+    let link = short.link(key).await.unwrap().unwrap();
+    assert_eq!(http.get(&link).send().await.unwrap().status().as_u16(), 200);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        http.get(&link).send().await.unwrap().status().as_u16(),
+        403,
+        "expired link must be refused"
+    );
 }
 
 /// NotFound is mapped from S3's typed error on both emulators, and a failed
