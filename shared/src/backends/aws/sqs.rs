@@ -23,7 +23,8 @@ use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sqs::operation::change_message_visibility::ChangeMessageVisibilityError;
 use aws_sdk_sqs::operation::delete_message::DeleteMessageError;
 use aws_sdk_sqs::types::{
-    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+    ChangeMessageVisibilityBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 
 use crate::errors::QueueError;
@@ -477,18 +478,33 @@ impl QueueConsumer for SqsQueue {
                 break;
             }
         }
-        for handle in handles {
-            // Best effort: a message not released here reappears after 30 s.
-            if let Err(e) = self
+        // Best effort: a message not released here reappears after 30 s.
+        for (n, chunk) in handles.chunks(MAX_BATCH_ENTRIES).enumerate() {
+            let mut request = self
                 .client
-                .change_message_visibility()
-                .queue_url(&url)
-                .receipt_handle(handle)
-                .visibility_timeout(0)
-                .send()
-                .await
-            {
-                tracing::warn!(queue = queue.as_str(), error = %DisplayErrorContext(&e), "could not release a dead letter after reading it");
+                .change_message_visibility_batch()
+                .queue_url(&url);
+            for (i, handle) in chunk.iter().enumerate() {
+                let entry = ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(entry_id(n * MAX_BATCH_ENTRIES + i))
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .build()
+                    .map_err(|e| backend(queue, "ChangeMessageVisibilityBatch", e))?;
+                request = request.entries(entry);
+            }
+            match request.send().await {
+                Ok(out) if out.failed().is_empty() => {}
+                Ok(out) => tracing::warn!(
+                    queue = queue.as_str(),
+                    failed = out.failed().len(),
+                    "could not release some dead letters after reading them"
+                ),
+                Err(e) => tracing::warn!(
+                    queue = queue.as_str(),
+                    error = %DisplayErrorContext(&e),
+                    "could not release dead letters after reading them"
+                ),
             }
         }
         Ok(bodies)
@@ -525,6 +541,14 @@ impl QueueConsumer for SqsQueue {
             }
         }
         Ok(true)
+    }
+}
+
+fn no_url(queue: QueueName, name: &str) -> QueueError {
+    QueueError::Backend {
+        backend: BACKEND,
+        queue: queue.as_str(),
+        source: format!("CreateQueue of {name} answered without a queue URL").into(),
     }
 }
 
@@ -583,7 +607,9 @@ pub async fn create_queues(
             .send()
             .await
             .map_err(|e| backend(queue, "CreateQueue (dead-letter queue)", e))?;
-        let dlq_url = dlq.queue_url().unwrap_or_default();
+        let dlq_url = dlq
+            .queue_url()
+            .ok_or_else(|| no_url(queue, &format!("{name}-dlq")))?;
         let arn = client
             .get_queue_attributes()
             .queue_url(dlq_url)
@@ -613,7 +639,11 @@ pub async fn create_queues(
             .send()
             .await
             .map_err(|e| backend(queue, "CreateQueue", e))?;
-        urls.push(out.queue_url().unwrap_or_default().to_string());
+        urls.push(
+            out.queue_url()
+                .ok_or_else(|| no_url(queue, &name))?
+                .to_string(),
+        );
     }
     let [shards, results, reports, requests]: [String; 4] = urls
         .try_into()
