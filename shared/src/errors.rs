@@ -590,7 +590,10 @@ impl From<GithubError> for NotifyError {
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("environment variable `{var}` is not set; {hint}")]
-    Missing { var: &'static str, hint: &'static str },
+    Missing {
+        var: &'static str,
+        hint: &'static str,
+    },
     #[error("environment variable `{var}` has an invalid value `{value}`: {reason}")]
     Invalid {
         var: &'static str,
