@@ -731,8 +731,21 @@ impl RunStore for DynamoRunStore {
             }
             return Err(backend("create run", err));
         }
-        if !rest.is_empty() {
-            put_items(&self.client, &self.table, rest).await?;
+        let written = match rest.is_empty() {
+            true => Ok(()),
+            false => put_items(&self.client, &self.table, rest).await,
+        };
+        if let Err(e) = written {
+            // The run exists without all its shards and could never finish:
+            // error it now (best effort) so the sweep does not carry it.
+            let why = format!("creating the run's shards failed: {e}");
+            if let Err(fin) = self
+                .finish_run(run.id, RunStatus::Errored, run.created_ms, Some(why))
+                .await
+            {
+                tracing::error!(run_id = %run.id, error = %fin, "could not error a half-created run");
+            }
+            return Err(e);
         }
         Ok(())
     }
