@@ -55,7 +55,10 @@ fn lambda_env(api: &str, name: &str) -> Vec<(String, String)> {
         ("AWS_LAMBDA_FUNCTION_NAME", format!("testexec-{name}")),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024".into()),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/testexec-{name}")),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/testexec-{name}"),
+        ),
         (
             "AWS_LAMBDA_LOG_STREAM_NAME",
             "2026/11/27/[$LATEST]00000000000000000000000000000000".into(),
@@ -64,7 +67,10 @@ fn lambda_env(api: &str, name: &str) -> Vec<(String, String)> {
         ("AWS_REGION", "us-east-1".into()),
         ("AWS_DEFAULT_REGION", "us-east-1".into()),
         ("AWS_ACCESS_KEY_ID", "AKIDBENCHMARKONLY000".into()),
-        ("AWS_SECRET_ACCESS_KEY", "benchmark-only-not-a-secret".into()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "benchmark-only-not-a-secret".into(),
+        ),
         ("AWS_SESSION_TOKEN", "benchmark-only-session-token".into()),
         ("LAMBDA_TASK_ROOT", "/var/task".into()),
         ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
@@ -119,7 +125,9 @@ fn read_head(stream: &mut TcpStream) -> Result<(String, String), String> {
             .read_line(&mut header)
             .map_err(|e| format!("reading headers: {e}"))?;
         if n == 0 {
-            return Err(format!("request head over {MAX_HEAD_BYTES} bytes or cut short"));
+            return Err(format!(
+                "request head over {MAX_HEAD_BYTES} bytes or cut short"
+            ));
         }
         if header == "\r\n" || header == "\n" {
             return Ok((method, path));
@@ -236,7 +244,9 @@ impl Harness {
             match self.rx.recv_timeout(Duration::from_millis(20)) {
                 // A late request from an earlier, already killed process.
                 Ok(req) if req.at < start => continue,
-                Ok(req) if req.method == "GET" && req.path.ends_with("/runtime/invocation/next") => {
+                Ok(req)
+                    if req.method == "GET" && req.path.ends_with("/runtime/invocation/next") =>
+                {
                     let init = req.at.duration_since(start).as_secs_f64() * 1e3;
                     let gone = "process gone before /proc was read";
                     let rss_kb = peak_rss_kb(child.id()).ok_or(gone)?;
@@ -302,7 +312,8 @@ struct Args {
     targets: Vec<Target>,
 }
 
-const USAGE: &str = "usage: lambda-init [--runs N] [--warmup W] [--timeout-ms T] [--env KEY=VALUE]... NAME=PATH...";
+const USAGE: &str =
+    "usage: lambda-init [--runs N] [--warmup W] [--timeout-ms T] [--env KEY=VALUE]... NAME=PATH...";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -412,12 +423,13 @@ fn measure_all(
     warmup: usize,
     runs: usize,
 ) -> Result<(), String> {
-
     // Warm-up spawns load each binary into the page cache; Lambda too reads
     // the (already unpacked) bootstrap from a local disk.
     for target in targets.iter() {
         for _ in 0..warmup {
-            harness.measure(target).map_err(|e| format!("{}: {e}", target.name))?;
+            harness
+                .measure(target)
+                .map_err(|e| format!("{}: {e}", target.name))?;
         }
     }
     for _ in 0..runs {
@@ -483,7 +495,11 @@ fn report(targets: &mut [Target], runs: usize) {
     }
     println!();
     for (name, (median, p90, zip)) in &medians {
-        let init_ok = if *p90 <= TARGET_INIT_MS { "meets" } else { "MISSES" };
+        let init_ok = if *p90 <= TARGET_INIT_MS {
+            "meets"
+        } else {
+            "MISSES"
+        };
         let zip_ok = match zip {
             Some(z) if *z <= TARGET_ZIP_BYTES => "meets",
             Some(_) => "MISSES",
@@ -494,5 +510,72 @@ fn report(targets: &mut [Target], runs: usize) {
              zip {} {zip_ok} the ≤ 8 MB target",
             zip.map_or("–".into(), |z| format!("{} MB", mb(z))),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A Runtime API on a free port, and the harness reading its requests.
+    fn harness(timeout: Duration) -> Harness {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let api = listener.local_addr().unwrap().to_string();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || serve(listener, tx));
+        let logs = std::env::temp_dir().join(format!("lambda-init-test-{}", std::process::id()));
+        std::fs::create_dir_all(&logs).unwrap();
+        Harness {
+            api,
+            rx,
+            extra_env: Vec::new(),
+            timeout,
+            logs,
+        }
+    }
+
+    fn target(path: &str) -> Target {
+        Target {
+            name: "t".into(),
+            path: PathBuf::from(path),
+            init_ms: Vec::new(),
+            cpu_ms: Vec::new(),
+            rss_kb: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let v: Vec<f64> = (1..=30).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 15.0);
+        assert_eq!(percentile(&v, 90.0), 27.0);
+        assert_eq!(percentile(&v, 100.0), 30.0);
+        assert_eq!(percentile(&[4.0], 90.0), 4.0);
+    }
+
+    #[test]
+    fn the_runtime_api_reports_method_and_path_once_the_head_is_complete() {
+        let h = harness(Duration::from_secs(5));
+        let mut client = TcpStream::connect(&h.api).unwrap();
+        // The head arrives in two pieces: nothing may be reported before the blank line.
+        client
+            .write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: x\r\n")
+            .unwrap();
+        assert!(h.rx.recv_timeout(Duration::from_millis(200)).is_err());
+        let sent_end = Instant::now();
+        client.write_all(b"user-agent: test\r\n\r\n").unwrap();
+        let req = h.rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(req.method, "GET");
+        assert_eq!(req.path, "/2018-06-01/runtime/invocation/next");
+        assert!(req.at >= sent_end);
+    }
+
+    #[test]
+    fn a_function_that_exits_during_init_is_an_error_not_a_sample() {
+        let h = harness(Duration::from_secs(5));
+        let err = h.measure(&target("/bin/true")).err().unwrap();
+        assert!(err.contains("exited"), "{err}");
+        assert!(err.contains("before asking for an invocation"), "{err}");
     }
 }
