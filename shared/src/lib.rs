@@ -18,6 +18,9 @@ pub mod files;
 pub mod github;
 pub mod handlers;
 pub mod junit;
+/// The Lambda host of the four functions.
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod manifest;
 pub mod messages;
 pub mod model;
