@@ -590,7 +590,10 @@ impl From<GithubError> for NotifyError {
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("environment variable `{var}` is not set; {hint}")]
-    Missing { var: &'static str, hint: &'static str },
+    Missing {
+        var: &'static str,
+        hint: &'static str,
+    },
     #[error("environment variable `{var}` has an invalid value `{value}`: {reason}")]
     Invalid {
         var: &'static str,
@@ -610,7 +613,9 @@ pub enum EventError {
     Unrecognised { detail: String },
     #[error("malformed {kind} event: {detail}")]
     Malformed { kind: &'static str, detail: String },
-    #[error("the {function} function does not take {kind} events (see docs/lambda.md for what each function accepts)")]
+    #[error(
+        "the {function} function does not take {kind} events (see docs/lambda.md for what each function accepts)"
+    )]
     NotAccepted {
         function: &'static str,
         kind: &'static str,

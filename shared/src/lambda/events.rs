@@ -349,7 +349,10 @@ mod tests {
     fn http_fixtures_give_method_path_headers_and_body() {
         let v1 = http("aws_lambda_events-example-apigw-request.json");
         assert_eq!(v1.source, HttpSource::RestV1);
-        assert_eq!((v1.method.as_str(), v1.path.as_str()), ("POST", "/hello/world"));
+        assert_eq!(
+            (v1.method.as_str(), v1.path.as_str()),
+            ("POST", "/hello/world")
+        );
         assert!(v1.header("Host").is_some());
         assert_eq!(v1.body_bytes(100).unwrap(), b"{\r\n\t\"a\": 1\r\n}");
 
@@ -359,18 +362,27 @@ mod tests {
         assert_eq!(v2.body_bytes(100).unwrap(), b"Hello from Lambda");
 
         let minimal = http("lambda_http-apigw_v2_proxy_request_minimal.json");
-        assert_eq!((minimal.method.as_str(), minimal.path.as_str()), ("GET", "/"));
+        assert_eq!(
+            (minimal.method.as_str(), minimal.path.as_str()),
+            ("GET", "/")
+        );
         assert_eq!(minimal.body_bytes(10).unwrap(), b"");
         assert_eq!(minimal.header("user-agent"), Some("curl/7.64.1"));
 
         let url = http("lambda_http-lambda_function_url_request.json");
         assert_eq!(url.source, HttpSource::FunctionUrl);
-        assert_eq!((url.method.as_str(), url.path.as_str()), ("GET", "/my/path"));
+        assert_eq!(
+            (url.method.as_str(), url.path.as_str()),
+            ("GET", "/my/path")
+        );
     }
 
     #[test]
     fn a_named_stage_is_stripped_from_http_api_paths() {
-        assert_eq!(strip_stage("/prod/webhooks/github", Some("prod")), "/webhooks/github");
+        assert_eq!(
+            strip_stage("/prod/webhooks/github", Some("prod")),
+            "/webhooks/github"
+        );
         assert_eq!(strip_stage("/prod", Some("prod")), "/");
         assert_eq!(strip_stage("/production/x", Some("prod")), "/production/x");
         assert_eq!(strip_stage("/runs", Some("$default")), "/runs");

@@ -32,8 +32,11 @@ pub mod env {
     pub const PUBLIC_URL: &str = "TESTEXEC_PUBLIC_URL";
     pub const EXECUTE_WAIT_SECS: &str = "TESTEXEC_EXECUTE_WAIT_SECS";
     /// Any of these means GitHub credentials are configured.
-    pub const GITHUB_CREDENTIALS: [&str; 3] =
-        ["TESTEXEC_GITHUB_APP_ID", "TESTEXEC_GITHUB_TOKEN", "GITHUB_TOKEN"];
+    pub const GITHUB_CREDENTIALS: [&str; 3] = [
+        "TESTEXEC_GITHUB_APP_ID",
+        "TESTEXEC_GITHUB_TOKEN",
+        "GITHUB_TOKEN",
+    ];
 }
 
 /// The four functions.
@@ -111,12 +114,16 @@ impl Host {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, HostError> {
         let nonempty = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
-        let github_configured = env::GITHUB_CREDENTIALS.iter().any(|k| nonempty(k).is_some());
+        let github_configured = env::GITHUB_CREDENTIALS
+            .iter()
+            .any(|k| nonempty(k).is_some());
         // Only trigger (source, check run opens) and report (check run
         // completes) talk to GitHub.
         let wants_github = matches!(function, Function::Trigger | Function::Report);
         let github = if github_configured && wants_github {
-            Some(Arc::new(GithubClient::new(GithubConfig::from_lookup(&lookup)?)?))
+            Some(Arc::new(GithubClient::new(GithubConfig::from_lookup(
+                &lookup,
+            )?)?))
         } else {
             None
         };
@@ -192,8 +199,7 @@ impl Host {
                 Ok(serde_json::to_value(response).unwrap_or_else(|_| json!({})))
             }
             (Function::Trigger, Event::Http(request)) => {
-                let response =
-                    http::handle(&self.http, self.ports.queue.as_ref(), &request).await;
+                let response = http::handle(&self.http, self.ports.queue.as_ref(), &request).await;
                 Ok(response.to_lambda())
             }
             (Function::Trigger, Event::EventBridge(e)) => {
@@ -222,8 +228,7 @@ impl Host {
                 self.trigger_now(request).await
             }
             (Function::Report, Event::EventBridge(_)) => {
-                let outcome =
-                    crate::handlers::sweep::sweep(&self.ports, &self.settings).await?;
+                let outcome = crate::handlers::sweep::sweep(&self.ports, &self.settings).await?;
                 tracing::info!(
                     errored_shards = outcome.errored_shards.len(),
                     reports_queued = outcome.reports_queued.len(),

@@ -66,10 +66,9 @@ pub async fn handle(intake: &HttpIntake, queue: &dyn JobQueue, req: &HttpRequest
     match (route, req.method.as_str()) {
         (WEBHOOK_PATH, "POST") => github(intake, queue, req).await,
         (RUNS_PATH, "POST") => runs(intake, queue, req).await,
-        (WEBHOOK_PATH | RUNS_PATH, method) => HttpResponse::error(
-            405,
-            format!("{method} is not allowed on {route}; use POST"),
-        ),
+        (WEBHOOK_PATH | RUNS_PATH, method) => {
+            HttpResponse::error(405, format!("{method} is not allowed on {route}; use POST"))
+        }
         _ => HttpResponse::error(
             404,
             format!(
@@ -87,9 +86,10 @@ fn body_error(e: BodyError) -> HttpResponse {
             413,
             format!("request body is about {size} bytes, over the {limit}-byte limit"),
         ),
-        BodyError::BadBase64(detail) => {
-            HttpResponse::error(400, format!("the base64-encoded body does not decode: {detail}"))
-        }
+        BodyError::BadBase64(detail) => HttpResponse::error(
+            400,
+            format!("the base64-encoded body does not decode: {detail}"),
+        ),
     }
 }
 
@@ -143,12 +143,11 @@ async fn runs(intake: &HttpIntake, queue: &dyn JobQueue, req: &HttpRequest) -> H
         Ok(b) => b,
         Err(e) => return body_error(e),
     };
-    let request = match StartRun::parse(&body)
-        .and_then(|s| s.into_request(Origin::Invoke, &intake.policy))
-    {
-        Ok(r) => r,
-        Err(e) => return HttpResponse::error(400, e.to_string()),
-    };
+    let request =
+        match StartRun::parse(&body).and_then(|s| s.into_request(Origin::Invoke, &intake.policy)) {
+            Ok(r) => r,
+            Err(e) => return HttpResponse::error(400, e.to_string()),
+        };
     enqueue(queue, request).await
 }
 
@@ -181,5 +180,324 @@ pub async fn enqueue(queue: &dyn JobQueue, mut request: RunRequest) -> HttpRespo
             tracing::error!(run_id = %run, error = %e, "run request could not be queued");
             HttpResponse::error(503, format!("could not queue the request: {e}; try again"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errors::QueueError;
+    use crate::github::webhook::signature_header;
+    use crate::lambda::events::{Event, decode};
+    use async_trait::async_trait;
+    use base64::Engine as _;
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+
+    const SECRET: &str = "It's a Secret to Everybody";
+    const TOKEN: &str = "test-api-token";
+
+    /// The sending port, recording what was queued.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(QueueName, String)>>);
+
+    #[async_trait]
+    impl JobQueue for Recorder {
+        async fn send_batch(
+            &self,
+            queue: QueueName,
+            bodies: Vec<String>,
+        ) -> Result<(), QueueError> {
+            let mut sent = self.0.lock().unwrap();
+            sent.extend(bodies.into_iter().map(|b| (queue, b)));
+            Ok(())
+        }
+    }
+
+    impl Recorder {
+        fn jobs(&self) -> Vec<TriggerJob> {
+            let sent = self.0.lock().unwrap();
+            sent.iter()
+                .map(|(q, b)| {
+                    assert_eq!(*q, QueueName::Requests);
+                    serde_json::from_str(b).unwrap()
+                })
+                .collect()
+        }
+    }
+
+    fn intake() -> HttpIntake {
+        HttpIntake {
+            webhook: WebhookConfig::new(SECRET),
+            api_token: Some(crate::github::auth::Secret::new(TOKEN)),
+            policy: SourcePolicy {
+                allowed_repos: Some(vec!["octo/app".into()]),
+                allow_local: false,
+            },
+        }
+    }
+
+    fn repo_file(rel: &str) -> Vec<u8> {
+        std::fs::read(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(rel),
+        )
+        .unwrap()
+    }
+
+    /// An API Gateway v2 request built from the real sample event.
+    fn v2_request(
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        b64: bool,
+    ) -> HttpRequest {
+        let mut event: Value = serde_json::from_slice(&repo_file(
+            "fixtures/aws/lambda_http-apigw_v2_proxy_request.json",
+        ))
+        .unwrap();
+        event["rawPath"] = json!(path);
+        event["requestContext"]["http"]["method"] = json!(method);
+        event["requestContext"]["http"]["path"] = json!(path);
+        let map = event["headers"].as_object_mut().unwrap();
+        for (k, v) in headers {
+            map.insert(k.to_string(), json!(v));
+        }
+        event["isBase64Encoded"] = json!(b64);
+        event["body"] = if b64 {
+            json!(base64::engine::general_purpose::STANDARD.encode(body))
+        } else {
+            json!(String::from_utf8(body.to_vec()).unwrap())
+        };
+        match decode(event).unwrap() {
+            Event::Http(r) => *r,
+            other => panic!("decoded as {}", other.kind()),
+        }
+    }
+
+    fn signed_push(body: &[u8], b64: bool) -> HttpRequest {
+        let signature = signature_header(SECRET.as_bytes(), body);
+        v2_request(
+            "POST",
+            WEBHOOK_PATH,
+            &[
+                ("x-github-event", "push"),
+                ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+                ("x-hub-signature-256", &signature),
+                ("content-type", "application/json"),
+            ],
+            body,
+            b64,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_signed_push_is_queued_as_a_trigger_job() {
+        let body = repo_file("fixtures/github/octokit-push-with-new-branch.payload.json");
+        for b64 in [false, true] {
+            let queue = Recorder::default();
+            let response = handle(&intake(), &queue, &signed_push(&body, b64)).await;
+            assert_eq!(response.status, 202, "{:?}", response.body);
+            let jobs = queue.jobs();
+            assert_eq!(jobs.len(), 1);
+            let request = &jobs[0].request;
+            assert_eq!(request.source.repo, "Codertocat/Hello-World");
+            assert_eq!(
+                request.source.commit.as_deref(),
+                Some("6113728f27ae82c7b1a177c8d03f9e96e0adf246")
+            );
+            assert_eq!(
+                request.delivery_id.as_deref(),
+                Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
+            );
+            // The answer names the run id the queued job carries.
+            assert_eq!(
+                response.body["run_id"].as_str().unwrap(),
+                request.run_id.unwrap().to_string()
+            );
+            let lambda = response.to_lambda();
+            assert_eq!(lambda["statusCode"], 202);
+            assert!(lambda["body"].as_str().unwrap().contains("queued"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_signature_is_401_and_queues_nothing() {
+        let body = repo_file("fixtures/github/octokit-push-with-new-branch.payload.json");
+        let mut request = signed_push(&body, false);
+        request.body = Some(String::from_utf8(body).unwrap().replace("master", "main"));
+        let queue = Recorder::default();
+        let response = handle(&intake(), &queue, &request).await;
+        assert_eq!(response.status, 401, "{:?}", response.body);
+        assert!(
+            response.body["error"]
+                .as_str()
+                .unwrap()
+                .contains("does not match the body")
+        );
+        assert!(queue.jobs().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_ignored_delivery_is_202_without_a_job() {
+        let body = repo_file("fixtures/github/octokit-push-payload.json");
+        let queue = Recorder::default();
+        let response = handle(&intake(), &queue, &signed_push(&body, false)).await;
+        assert_eq!(response.status, 202);
+        assert!(response.body["ignored"].as_str().unwrap().contains("tag"));
+        assert!(queue.jobs().is_empty());
+    }
+
+    #[tokio::test]
+    async fn post_runs_queues_a_valid_request() {
+        let queue = Recorder::default();
+        let auth = format!("Bearer {TOKEN}");
+        let request = v2_request(
+            "POST",
+            RUNS_PATH,
+            &[("authorization", &auth), ("content-type", "application/json")],
+            br#"{"repo":"octo/app","commit":"6113728f27ae82c7b1a177c8d03f9e96e0adf246","suite":"unit","shards":3}"#,
+            true,
+        );
+        let response = handle(&intake(), &queue, &request).await;
+        assert_eq!(response.status, 202, "{:?}", response.body);
+        let jobs = queue.jobs();
+        assert_eq!(jobs[0].request.shards, Some(3));
+        assert_eq!(jobs[0].request.suite.as_deref(), Some("unit"));
+    }
+
+    #[tokio::test]
+    async fn errors_carry_the_right_status_and_a_message() {
+        let auth = format!("Bearer {TOKEN}");
+        let json_ct = ("content-type", "application/json");
+        let cases: Vec<(HttpRequest, u16, &str)> = vec![
+            (
+                v2_request("POST", "/nope", &[], b"", false),
+                404,
+                "no route",
+            ),
+            (
+                v2_request("GET", RUNS_PATH, &[], b"", false),
+                405,
+                "use POST",
+            ),
+            (
+                v2_request("PUT", WEBHOOK_PATH, &[], b"", false),
+                405,
+                "use POST",
+            ),
+            (
+                v2_request("POST", RUNS_PATH, &[json_ct], b"{}", false),
+                401,
+                "Bearer",
+            ),
+            (
+                v2_request(
+                    "POST",
+                    RUNS_PATH,
+                    &[("authorization", "Bearer wrong"), json_ct],
+                    b"{}",
+                    false,
+                ),
+                401,
+                "wrong",
+            ),
+            (
+                v2_request(
+                    "POST",
+                    RUNS_PATH,
+                    &[("authorization", &auth), ("content-type", "text/plain")],
+                    b"{}",
+                    false,
+                ),
+                415,
+                "application/json",
+            ),
+            (
+                v2_request(
+                    "POST",
+                    RUNS_PATH,
+                    &[("authorization", &auth), json_ct],
+                    &vec![b' '; MAX_RUNS_BODY_BYTES + 1],
+                    false,
+                ),
+                413,
+                "limit",
+            ),
+            (
+                v2_request(
+                    "POST",
+                    RUNS_PATH,
+                    &[("authorization", &auth), json_ct],
+                    &vec![b' '; MAX_RUNS_BODY_BYTES + 100],
+                    true,
+                ),
+                413,
+                "limit",
+            ),
+            (
+                v2_request(
+                    "POST",
+                    RUNS_PATH,
+                    &[("authorization", &auth), json_ct],
+                    br#"{"repo":"octo/app","ref":"main","bogus":true}"#,
+                    false,
+                ),
+                400,
+                "bogus",
+            ),
+            (
+                v2_request(
+                    "POST",
+                    RUNS_PATH,
+                    &[("authorization", &auth), json_ct],
+                    br#"{"repo":"evil/app","ref":"main"}"#,
+                    false,
+                ),
+                400,
+                "TESTEXEC_ALLOWED_REPOS",
+            ),
+        ];
+        for (request, status, needle) in cases {
+            let queue = Recorder::default();
+            let response = handle(&intake(), &queue, &request).await;
+            assert_eq!(
+                response.status, status,
+                "{} {}: {:?}",
+                request.method, request.path, response.body
+            );
+            let message = response.body["error"].as_str().unwrap();
+            assert!(message.contains(needle), "{message}");
+            assert!(queue.jobs().is_empty());
+        }
+        // The webhook's own limit answers 413 as well.
+        let mut small = intake();
+        small.webhook.max_body_bytes = 10;
+        let body = repo_file("fixtures/github/octokit-push-with-new-branch.payload.json");
+        let response = handle(&small, &Recorder::default(), &signed_push(&body, true)).await;
+        assert_eq!(response.status, 413);
+    }
+
+    #[tokio::test]
+    async fn post_runs_is_off_without_a_token() {
+        let mut intake = intake();
+        intake.api_token = None;
+        let request = v2_request(
+            "POST",
+            RUNS_PATH,
+            &[("authorization", "Bearer x")],
+            b"{}",
+            false,
+        );
+        let response = handle(&intake, &Recorder::default(), &request).await;
+        assert_eq!(response.status, 401);
+        assert!(
+            response.body["error"]
+                .as_str()
+                .unwrap()
+                .contains("TESTEXEC_API_TOKEN")
+        );
     }
 }

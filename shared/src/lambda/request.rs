@@ -87,7 +87,9 @@ impl StartRun {
         policy: &SourcePolicy,
     ) -> Result<RunRequest, EventError> {
         if let Some(suite) = &self.suite {
-            if suite.is_empty() || suite.len() > MAX_SUITE_LEN || suite.chars().any(char::is_control)
+            if suite.is_empty()
+                || suite.len() > MAX_SUITE_LEN
+                || suite.chars().any(char::is_control)
             {
                 return Err(bad(format!(
                     "`suite` must be a suite name of 1..={MAX_SUITE_LEN} characters"
@@ -96,7 +98,9 @@ impl StartRun {
         }
         if let Some(n) = self.shards {
             if n == 0 || n > MAX_SHARDS {
-                return Err(bad(format!("`shards` must be between 1 and {MAX_SHARDS}, got {n}")));
+                return Err(bad(format!(
+                    "`shards` must be between 1 and {MAX_SHARDS}, got {n}"
+                )));
             }
         }
         if self.only_tests.len() > MAX_ONLY_TESTS {
@@ -229,10 +233,16 @@ mod tests {
             (br#"{"repo":"octo/app","ref":"main","bogus":1}"#, "bogus"),
             (br#"{"ref":"main"}"#, "`repo` is required"),
             (br#"{"repo":"octo","ref":"main"}"#, "owner/name"),
-            (br#"{"repo":"other/app","ref":"main"}"#, "TESTEXEC_ALLOWED_REPOS"),
+            (
+                br#"{"repo":"other/app","ref":"main"}"#,
+                "TESTEXEC_ALLOWED_REPOS",
+            ),
             (br#"{"repo":"octo/app"}"#, "`ref`"),
             (br#"{"repo":"octo/app","ref":"../x"}"#, "`ref`"),
-            (br#"{"repo":"octo/app","ref":"main","shards":0}"#, "`shards`"),
+            (
+                br#"{"repo":"octo/app","ref":"main","shards":0}"#,
+                "`shards`",
+            ),
             (br#"{"path":"/tmp/x"}"#, "TESTEXEC_ALLOW_LOCAL_SOURCE"),
         ];
         for (body, needle) in cases {

@@ -163,7 +163,11 @@ mod tests {
 
     #[tokio::test]
     async fn one_bad_record_is_reported_alone() {
-        let ev = event(&[("good", "ok", "1"), ("bad", "boom", "3"), ("good2", "ok", "2")]);
+        let ev = event(&[
+            ("good", "ok", "1"),
+            ("bad", "boom", "3"),
+            ("good2", "ok", "2"),
+        ]);
         let mut seen = Vec::new();
         let response = run_batch(QueueName::Results, ev, |r| {
             seen.push((r.message_id.clone().unwrap(), r.attempt));

@@ -57,6 +57,9 @@ impl RunStore for DynamoRunStore {
 }
 
 /// Creates the table as `template.yaml` declares it (tests, emulators).
-pub async fn create_table(_client: &aws_sdk_dynamodb::Client, _table: &str) -> Result<(), StoreError> {
+pub async fn create_table(
+    _client: &aws_sdk_dynamodb::Client,
+    _table: &str,
+) -> Result<(), StoreError> {
     todo!()
 }

@@ -15,7 +15,11 @@ pub async fn emulator_sdk_config(endpoint: &str, access_key: &str, secret_key: &
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            access_key, secret_key, None, None, "testexec-emulator",
+            access_key,
+            secret_key,
+            None,
+            None,
+            "testexec-emulator",
         ))
         .load()
         .await

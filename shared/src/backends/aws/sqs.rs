@@ -50,7 +50,11 @@ impl JobQueue for SqsQueue {
 
 #[async_trait]
 impl QueueConsumer for SqsQueue {
-    async fn receive(&self, _q: QueueName, _wait: Duration) -> Result<Option<Received>, QueueError> {
+    async fn receive(
+        &self,
+        _q: QueueName,
+        _wait: Duration,
+    ) -> Result<Option<Received>, QueueError> {
         todo!()
     }
     async fn ack(&self, _q: QueueName, _handle: &str) -> Result<(), QueueError> {
