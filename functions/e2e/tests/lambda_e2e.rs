@@ -266,7 +266,9 @@ impl Driver {
                 Invoked::Ok(resp) => {
                     let ids: HashSet<String> = resp["batchItemFailures"]
                         .as_array()
-                        .unwrap_or_else(|| panic!("{function} answered without batchItemFailures: {resp}"))
+                        .unwrap_or_else(|| {
+                            panic!("{function} answered without batchItemFailures: {resp}")
+                        })
                         .iter()
                         .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
                         .collect();
@@ -278,7 +280,10 @@ impl Driver {
                 Invoked::Failed(why) => {
                     // Like the event source mapping: the whole batch comes
                     // back after the visibility timeout.
-                    eprintln!("{function} invocation failed ({why}); leaving {} message(s)", messages.len());
+                    eprintln!(
+                        "{function} invocation failed ({why}); leaving {} message(s)",
+                        messages.len()
+                    );
                     return messages.len();
                 }
             }
@@ -359,7 +364,13 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for f in FUNCTIONS {
         let status = Command::new(&cargo)
-            .args(["build", "--manifest-path", &format!("functions/{f}/Cargo.toml"), "--bin", f])
+            .args([
+                "build",
+                "--manifest-path",
+                &format!("functions/{f}/Cargo.toml"),
+                "--bin",
+                f,
+            ])
             .current_dir(workspace_root())
             .status()
             .expect("cargo build");
@@ -379,14 +390,21 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
     for f in FUNCTIONS {
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", driver.emulator.ports[f])).is_err() {
-            assert!(Instant::now() < deadline, "cargo lambda watch for {f} did not listen:\n{}", driver.emulator.log(f));
+            assert!(
+                Instant::now() < deadline,
+                "cargo lambda watch for {f} did not listen:\n{}",
+                driver.emulator.log(f)
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
     // API Gateway v2 → trigger: answered 202 with a run id, request queued.
     let request = json!({"path": repo.to_str().unwrap(), "suite": "fake"});
-    let answer = match driver.invoke("trigger", &runs_event(&request), Duration::from_secs(120)).await {
+    let answer = match driver
+        .invoke("trigger", &runs_event(&request), Duration::from_secs(120))
+        .await
+    {
         Invoked::Ok(v) => v,
         Invoked::Failed(why) => panic!("trigger failed: {why}\n{}", driver.emulator.log("trigger")),
     };
@@ -409,18 +427,30 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
             driver.emulator.log("collect")
         );
         let mut moved = 0;
-        moved += driver.pump(QueueName::Requests, "trigger", 10, normal, false).await;
+        moved += driver
+            .pump(QueueName::Requests, "trigger", 10, normal, false)
+            .await;
         // Execute takes one shard per batch (as the template's BatchSize 1);
         // the first shard message is delivered twice.
         let n = driver
-            .pump(QueueName::Shards, "execute", 1, execute_timeout, !duplicated)
+            .pump(
+                QueueName::Shards,
+                "execute",
+                1,
+                execute_timeout,
+                !duplicated,
+            )
             .await;
         if n > 0 {
             duplicated = true;
         }
         moved += n;
-        moved += driver.pump(QueueName::Results, "collect", 10, normal, false).await;
-        moved += driver.pump(QueueName::Reports, "report", 10, normal, false).await;
+        moved += driver
+            .pump(QueueName::Results, "collect", 10, normal, false)
+            .await;
+        moved += driver
+            .pump(QueueName::Reports, "report", 10, normal, false)
+            .await;
         let current = backends.store.get_run(run).await.expect("get_run");
         if let Some(r) = current.filter(|r| r.status.is_final()) {
             break r;
@@ -458,7 +488,12 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
     .unwrap();
     let summary = &report["results"]["summary"];
     assert_eq!(
-        (summary["tests"].as_u64(), summary["passed"].as_u64(), summary["failed"].as_u64(), summary["skipped"].as_u64()),
+        (
+            summary["tests"].as_u64(),
+            summary["passed"].as_u64(),
+            summary["failed"].as_u64(),
+            summary["skipped"].as_u64()
+        ),
         (Some(6), Some(4), Some(1), Some(1)),
         "{summary}"
     );
@@ -470,13 +505,17 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
             .expect("junit.xml"),
     )
     .unwrap();
-    assert!(junit.contains("t2") && junit.contains("<failure"), "{junit}");
+    assert!(
+        junit.contains("t2") && junit.contains("<failure"),
+        "{junit}"
+    );
     assert_eq!(junit.matches("<testcase").count(), 6, "{junit}");
 
     // The sweep through report's scheduled event: nothing left to do.
     let schedule: Value = serde_json::from_str(
         &std::fs::read_to_string(
-            workspace_root().join("fixtures/aws/aws_lambda_events-example-eventbridge-schedule.json"),
+            workspace_root()
+                .join("fixtures/aws/aws_lambda_events-example-eventbridge-schedule.json"),
         )
         .unwrap(),
     )
