@@ -65,39 +65,75 @@ fn free_port() -> u16 {
 /// leave the function crates out, so each is served by its own manifest).
 /// The whole process group is killed on drop.
 struct Emulator {
-    children: Vec<Child>,
+    children: HashMap<&'static str, Child>,
     ports: HashMap<&'static str, u16>,
     logs: PathBuf,
+    bin: String,
+    env_file: PathBuf,
 }
 
 impl Emulator {
     fn start(bin: &str, env_file: &Path, logs: &Path) -> Self {
-        let mut children = Vec::new();
-        let mut ports = HashMap::new();
-        for f in FUNCTIONS {
-            let port = free_port();
-            let log = std::fs::File::create(logs.join(format!("{f}.log"))).unwrap();
-            let child = Command::new(bin)
-                .args(["lambda", "watch", "--ignore-changes", "--quiet"])
-                .args(["--manifest-path", &format!("functions/{f}/Cargo.toml")])
-                .args(["-A", "127.0.0.1", "-P", &port.to_string()])
-                .args(["--timeout", "60"])
-                .arg("--env-file")
-                .arg(env_file)
-                .current_dir(workspace_root())
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .process_group(0)
-                .spawn()
-                .expect("starting cargo lambda watch");
-            children.push(child);
-            ports.insert(f, port);
-        }
-        Self {
-            children,
-            ports,
+        let mut emulator = Self {
+            children: HashMap::new(),
+            ports: HashMap::new(),
             logs: logs.to_path_buf(),
+            bin: bin.to_string(),
+            env_file: env_file.to_path_buf(),
+        };
+        for f in FUNCTIONS {
+            emulator.spawn(f);
+        }
+        emulator
+    }
+
+    fn spawn(&mut self, f: &'static str) {
+        let port = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.join(format!("{f}.log")))
+            .unwrap();
+        // No `--timeout`: it also ends the function's idle long poll for
+        // the next event, which lambda_runtime cannot take.
+        let child = Command::new(&self.bin)
+            .args(["lambda", "watch", "--ignore-changes", "--quiet"])
+            .args(["--manifest-path", &format!("functions/{f}/Cargo.toml")])
+            .args(["-A", "127.0.0.1", "-P", &port.to_string()])
+            .arg("--env-file")
+            .arg(&self.env_file)
+            .current_dir(workspace_root())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("starting cargo lambda watch");
+        self.children.insert(f, child);
+        self.ports.insert(f, port);
+    }
+
+    /// Kills a function's emulator (and the function process) and starts a
+    /// new one: after a function process dies, `cargo lambda watch` answers
+    /// no further invocation of it, whereas Lambda would start a new
+    /// execution environment.
+    async fn restart(&mut self, f: &'static str) {
+        if let Some(mut child) = self.children.remove(f) {
+            kill_group(&mut child);
+        }
+        self.spawn(f);
+        self.wait_listening(f).await;
+    }
+
+    async fn wait_listening(&self, f: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", self.ports[f])).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "cargo lambda watch for {f} did not listen:\n{}",
+                self.log(f)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
@@ -113,12 +149,16 @@ impl Emulator {
     }
 }
 
+fn kill_group(child: &mut Child) {
+    // The group: cargo-lambda, cargo run and the function process.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait();
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            // The group: cargo-lambda, cargo run and the function process.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
+        for child in self.children.values_mut() {
+            kill_group(child);
         }
     }
 }
@@ -212,7 +252,7 @@ impl Driver {
     /// Plays the SQS event source mapping once for `queue`: up to `max`
     /// messages in one batch. `duplicate` invokes the batch a second time
     /// before deleting (a duplicated delivery). Returns how many messages
-    /// were received.
+    /// were received and whether an invocation failed as a whole.
     async fn pump(
         &self,
         queue: QueueName,
@@ -220,7 +260,7 @@ impl Driver {
         max: i32,
         timeout: Duration,
         duplicate: bool,
-    ) -> usize {
+    ) -> (usize, bool) {
         let url = self.settings.queues.get(queue).to_string();
         let out = self
             .sqs
@@ -234,7 +274,7 @@ impl Driver {
             .expect("receive");
         let messages = out.messages.unwrap_or_default();
         if messages.is_empty() {
-            return 0;
+            return (0, false);
         }
         let records = |bump: u32| -> Vec<Value> {
             messages
@@ -284,7 +324,7 @@ impl Driver {
                         "{function} invocation failed ({why}); leaving {} message(s)",
                         messages.len()
                     );
-                    return messages.len();
+                    return (messages.len(), true);
                 }
             }
         }
@@ -300,7 +340,7 @@ impl Driver {
                     .expect("delete");
             }
         }
-        messages.len()
+        (messages.len(), false)
     }
 }
 
@@ -362,41 +402,26 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
     // `cargo lambda watch` builds them with, so no invocation waits on a
     // compile.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(&cargo);
+    build.arg("build").current_dir(workspace_root());
     for f in FUNCTIONS {
-        let status = Command::new(&cargo)
-            .args([
-                "build",
-                "--manifest-path",
-                &format!("functions/{f}/Cargo.toml"),
-                "--bin",
-                f,
-            ])
-            .current_dir(workspace_root())
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building {f}");
+        build.args(["-p", &format!("testexec-{f}")]);
     }
+    assert!(
+        build.status().expect("cargo build").success(),
+        "building the functions"
+    );
     let built = started.elapsed();
 
     let emulator = Emulator::start(&bin, &env_file, &logs);
-    let driver = Driver {
+    let mut driver = Driver {
         http: reqwest::Client::new(),
         sqs: aws_sdk_sqs::Client::new(&sdk),
         settings: settings.clone(),
         emulator,
     };
-    // The runtime APIs come up at once; the first invocation of each
-    // function starts its process.
     for f in FUNCTIONS {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", driver.emulator.ports[f])).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "cargo lambda watch for {f} did not listen:\n{}",
-                driver.emulator.log(f)
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        driver.emulator.wait_listening(f).await;
     }
 
     // API Gateway v2 → trigger: answered 202 with a run id, request queued.
@@ -418,6 +443,7 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
     // A killed execute never answers: its invocation is given up on sooner.
     let execute_timeout = Duration::from_secs(20);
     let mut duplicated = false;
+    let mut crashes = 0;
     let deadline = Instant::now() + Duration::from_secs(150);
     let final_run = loop {
         assert!(
@@ -429,10 +455,11 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
         let mut moved = 0;
         moved += driver
             .pump(QueueName::Requests, "trigger", 10, normal, false)
-            .await;
+            .await
+            .0;
         // Execute takes one shard per batch (as the template's BatchSize 1);
         // the first shard message is delivered twice.
-        let n = driver
+        let (n, failed) = driver
             .pump(
                 QueueName::Shards,
                 "execute",
@@ -441,16 +468,22 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
                 !duplicated,
             )
             .await;
-        if n > 0 {
+        if n > 0 && !failed {
             duplicated = true;
+        }
+        if failed {
+            crashes += 1;
+            driver.emulator.restart("execute").await;
         }
         moved += n;
         moved += driver
             .pump(QueueName::Results, "collect", 10, normal, false)
-            .await;
+            .await
+            .0;
         moved += driver
             .pump(QueueName::Reports, "report", 10, normal, false)
-            .await;
+            .await
+            .0;
         let current = backends.store.get_run(run).await.expect("get_run");
         if let Some(r) = current.filter(|r| r.status.is_final()) {
             break r;
@@ -461,6 +494,18 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
     };
 
     assert!(marker.exists(), "the crash hook never ran");
+    assert_eq!(crashes, 1, "exactly one execute invocation died");
+    assert!(duplicated, "no shard message was delivered twice");
+    // Both executions of the duplicated message reached collect, which
+    // applied one (the counts below are exact, not doubled).
+    assert!(
+        driver
+            .emulator
+            .log("collect")
+            .contains("duplicate shard result ignored"),
+        "collect never saw the duplicate:\n{}",
+        driver.emulator.log("collect")
+    );
     assert_eq!(final_run.status, RunStatus::Failed, "{final_run:?}");
     assert_eq!(final_run.shard_count, 3);
     assert_eq!(final_run.shards_done, 3);
