@@ -273,3 +273,116 @@ impl<C: QueueConsumer + ?Sized> QueueConsumer for FaultyConsumer<C> {
         self.inner.is_idle().await
     }
 }
+
+#[cfg(all(test, feature = "local"))]
+mod tests {
+    use super::*;
+    use crate::backends::local::{LocalQueue, QueueConfig};
+    use crate::ports::JobQueue;
+
+    fn queue(visibility: Duration) -> Arc<LocalQueue> {
+        Arc::new(LocalQueue::new(QueueConfig {
+            visibility_timeout: visibility,
+            max_receives: 5,
+        }))
+    }
+
+    async fn send(q: &LocalQueue, bodies: &[&str]) {
+        q.send_batch(
+            QueueName::Shards,
+            bodies.iter().map(|b| b.to_string()).collect(),
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn take(f: &FaultyConsumer<LocalQueue>) -> Received {
+        f.receive(QueueName::Shards, Duration::from_secs(2))
+            .await
+            .unwrap()
+            .expect("a message")
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_follows_its_original_and_its_ack_does_nothing() {
+        let q = queue(Duration::from_secs(30));
+        send(&q, &["a", "b"]).await;
+        let f = FaultyConsumer::new(q.clone());
+        f.duplicate_next(QueueName::Shards, 1);
+        let original = take(&f).await;
+        let copy = take(&f).await;
+        assert_eq!((original.body.as_str(), copy.body.as_str()), ("a", "a"));
+        assert_eq!(copy.attempt, original.attempt);
+        assert_ne!(copy.handle, original.handle);
+        // The copy's ack leaves the original in flight...
+        f.ack(QueueName::Shards, &copy.handle).await.unwrap();
+        assert_eq!(q.in_flight(QueueName::Shards), 1);
+        f.ack(QueueName::Shards, &original.handle).await.unwrap();
+        // ...and the next message is not duplicated.
+        let b = take(&f).await;
+        assert_eq!(b.body, "b");
+        assert!(!f.is_idle().await.unwrap(), "b is in flight");
+        f.ack(QueueName::Shards, &b.handle).await.unwrap();
+        assert!(f.is_idle().await.unwrap());
+        assert_eq!(f.injected(QueueName::Shards).duplicated, 1);
+    }
+
+    #[tokio::test]
+    async fn a_copy_in_progress_keeps_the_consumer_busy() {
+        let q = queue(Duration::from_secs(30));
+        send(&q, &["a"]).await;
+        let f = FaultyConsumer::new(q);
+        f.duplicate_next(QueueName::Shards, 1);
+        let original = take(&f).await;
+        f.ack(QueueName::Shards, &original.handle).await.unwrap();
+        assert!(!f.is_idle().await.unwrap(), "the copy is still to come");
+        let copy = take(&f).await;
+        assert!(!f.is_idle().await.unwrap(), "the copy is being handled");
+        f.release(QueueName::Shards, &copy.handle).await.unwrap();
+        assert!(f.is_idle().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_crashed_message_returns_after_the_visibility_timeout() {
+        let q = queue(Duration::from_millis(300));
+        send(&q, &["a", "b"]).await;
+        let f = FaultyConsumer::new(q);
+        f.crash_next(QueueName::Shards, 1);
+        let b = take(&f).await;
+        assert_eq!((b.body.as_str(), b.attempt), ("b", 1), "a was lost");
+        f.ack(QueueName::Shards, &b.handle).await.unwrap();
+        assert!(!f.is_idle().await.unwrap(), "a is still in flight");
+        let started = Instant::now();
+        let a = take(&f).await;
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert_eq!((a.body.as_str(), a.attempt), ("a", 2));
+        assert_eq!(f.injected(QueueName::Shards).crashed, 1);
+    }
+
+    async fn order(seed: u64) -> Vec<String> {
+        let q = queue(Duration::from_secs(30));
+        let bodies: Vec<String> = (0..8).map(|i| i.to_string()).collect();
+        let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+        send(&q, &refs).await;
+        let f = FaultyConsumer::new(q);
+        f.reorder(QueueName::Shards, seed);
+        let mut out = Vec::new();
+        for _ in 0..8 {
+            out.push(take(&f).await.body);
+        }
+        assert_eq!(f.injected(QueueName::Shards).reordered, 8);
+        out
+    }
+
+    #[tokio::test]
+    async fn reordering_is_a_deterministic_shuffle_of_every_message() {
+        let fifo: Vec<String> = (0..8).map(|i| i.to_string()).collect();
+        let first = order(7).await;
+        assert_eq!(first, order(7).await, "same seed, same order");
+        assert_ne!(first, fifo, "shuffled");
+        assert_ne!(first, order(8).await, "another seed, another order");
+        let mut sorted = first.clone();
+        sorted.sort();
+        assert_eq!(sorted, fifo, "nothing lost or doubled");
+    }
+}
