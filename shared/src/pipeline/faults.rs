@@ -34,6 +34,10 @@ use crate::ports::{QueueConsumer, Received};
 /// in tests; a bound so a long queue is not drained into memory).
 pub const REORDER_BATCH: usize = 32;
 
+/// How often a receiver checks whether another one finished taking a batch
+/// to shuffle.
+const FILL_POLL: Duration = Duration::from_millis(20);
+
 /// Prefix of copy handles; real handles (SQS receipt handles, local delivery
 /// ids) never start with it.
 const COPY_PREFIX: &str = "testexec-fault-copy-";
@@ -46,7 +50,7 @@ pub struct Injected {
     pub duplicated: u32,
     /// Messages dropped by a "crashed" executor.
     pub crashed: u32,
-    /// Messages handed out from a shuffled batch.
+    /// Messages taken into a shuffled batch.
     pub reordered: u32,
 }
 
@@ -55,6 +59,9 @@ struct QueueFaults {
     duplicate_next: u32,
     crash_next: u32,
     reorder_seed: Option<u64>,
+    /// A receiver is taking a batch to shuffle; the others wait for it, so
+    /// the batch holds every ready message rather than a racing remainder.
+    filling: bool,
     /// Copies waiting to be handed out, right after their originals.
     copies: VecDeque<Received>,
     /// A shuffled batch being handed out.
@@ -174,7 +181,7 @@ impl<C: QueueConsumer + ?Sized> QueueConsumer for FaultyConsumer<C> {
     ) -> Result<Option<Received>, QueueError> {
         let deadline = Instant::now() + wait;
         loop {
-            let (buffered, reorder) = {
+            let (buffered, reorder, filling) = {
                 let mut state = self.lock();
                 let q = &mut state.queues[slot(queue)];
                 if let Some(copy) = q.copies.pop_front() {
@@ -183,20 +190,32 @@ impl<C: QueueConsumer + ?Sized> QueueConsumer for FaultyConsumer<C> {
                     return Ok(Some(copy));
                 }
                 let buffered = q.shuffled.pop_front();
-                let reorder = if buffered.is_none() {
-                    q.reorder_seed.take()
-                } else {
-                    None
+                let reorder = match buffered {
+                    None if !q.filling => q.reorder_seed.take(),
+                    _ => None,
                 };
-                (buffered, reorder)
+                if reorder.is_some() {
+                    q.filling = true;
+                }
+                (buffered, reorder, q.filling)
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
             let message = match (buffered, reorder) {
                 (Some(message), _) => Some(message),
                 (None, Some(seed)) => {
-                    self.fill_shuffled(queue, seed, remaining).await?;
+                    let filled = self.fill_shuffled(queue, seed, remaining).await;
                     let mut state = self.lock();
-                    state.queues[slot(queue)].shuffled.pop_front()
+                    let q = &mut state.queues[slot(queue)];
+                    q.filling = false;
+                    filled?;
+                    q.shuffled.pop_front()
+                }
+                (None, None) if filling => {
+                    if remaining.is_zero() {
+                        return Ok(None);
+                    }
+                    tokio::time::sleep(FILL_POLL.min(remaining)).await;
+                    continue;
                 }
                 (None, None) => self.inner.receive(queue, remaining).await?,
             };
