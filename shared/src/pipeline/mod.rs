@@ -45,6 +45,16 @@ const RECEIVE_WAIT: Duration = Duration::from_secs(1);
 /// hammer it.
 const RECEIVE_ERROR_BACKOFF: Duration = Duration::from_millis(500);
 
+/// Default of [`Pipeline::with_idle_grace`]: enough for exact counts (the
+/// in-process queue, moto).
+const DEFAULT_IDLE_GRACE: Duration = Duration::from_millis(500);
+
+/// Events a slow subscriber may lag behind before it misses some.
+const EVENT_CAPACITY: usize = 4096;
+
+/// How often [`Pipeline::wait_for`] looks at the run and the queues.
+const WAIT_POLL: Duration = Duration::from_millis(100);
+
 /// What the workers report as they go, for progress bars and logs.
 #[derive(Debug, Clone)]
 pub enum PipelineEvent {
@@ -78,26 +88,42 @@ pub struct Pipeline {
     pub ports: Ports,
     pub settings: Settings,
     consumer: Arc<dyn QueueConsumer>,
+    idle_grace: Duration,
     events: broadcast::Sender<PipelineEvent>,
 }
 
 impl Pipeline {
     /// `consumer` must read the queues `ports.queue` sends to.
     pub fn new(ports: Ports, settings: Settings, consumer: Arc<dyn QueueConsumer>) -> Self {
-        let (events, _) = broadcast::channel(4096);
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
         Self {
             ports,
             settings,
             consumer,
+            idle_grace: DEFAULT_IDLE_GRACE,
             events,
         }
+    }
+
+    /// How long the queues must look idle before [`Pipeline::wait_for`]
+    /// sweeps an open run. Real SQS reports approximate counts that can lag
+    /// by up to a minute, so a host over it should wait a minute or more;
+    /// sweeping too early errors shards that are still on their way.
+    pub fn with_idle_grace(mut self, grace: Duration) -> Self {
+        self.idle_grace = grace;
+        self
     }
 
     /// The same pipeline reading its queues through another consumer (e.g. a
     /// fault-injecting wrapper of the current one). Event subscribers of the
     /// original do not see the new pipeline's events.
     pub fn with_consumer(&self, consumer: Arc<dyn QueueConsumer>) -> Self {
-        Self::new(self.ports.clone(), self.settings.clone(), consumer)
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Self {
+            consumer,
+            events,
+            ..self.clone()
+        }
     }
 
     pub fn consumer(&self) -> &Arc<dyn QueueConsumer> {
@@ -220,7 +246,7 @@ impl Pipeline {
     /// still open, its remaining shards can never report (their messages
     /// dead-lettered), so it is swept at once instead of at its deadline.
     pub async fn wait_for(&self, run: RunId) -> Result<Run, HandlerError> {
-        let mut idle_rounds = 0;
+        let mut idle_since: Option<tokio::time::Instant> = None;
         loop {
             let current =
                 self.ports
@@ -242,12 +268,13 @@ impl Pipeline {
                     false
                 }
             };
-            idle_rounds = if idle { idle_rounds + 1 } else { 0 };
-            if idle_rounds >= 5 {
+            let now = tokio::time::Instant::now();
+            idle_since = if idle { idle_since.or(Some(now)) } else { None };
+            if idle_since.is_some_and(|since| now - since >= self.idle_grace) {
                 self.sweep_now().await?;
-                idle_rounds = 0;
+                idle_since = None;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(WAIT_POLL).await;
         }
     }
 
