@@ -324,6 +324,29 @@ pub enum QueueError {
         #[source]
         source: BackendSource,
     },
+    /// The queue service refused one entry of a batch: at once when the
+    /// entry itself is at fault (`sender_fault`, retrying cannot help),
+    /// else after `attempts` tries.
+    #[error(
+        "queue `{queue}` refused message entry `{entry}` after {attempts} attempt(s): {code}: {message}{}",
+        if *sender_fault { " (the message itself was rejected; retrying the same message cannot help)" } else { "" }
+    )]
+    EntryFailed {
+        queue: &'static str,
+        entry: String,
+        code: String,
+        message: String,
+        sender_fault: bool,
+        attempts: u32,
+    },
+    /// A queue setting (visibility timeout, receive count, name prefix) is
+    /// outside what the queue service accepts.
+    #[error("invalid queue setting `{setting}` = `{value}`: {reason}")]
+    InvalidSetting {
+        setting: &'static str,
+        value: String,
+        reason: String,
+    },
 }
 
 /// Source fetching and snapshot failures.
@@ -590,11 +613,32 @@ impl From<GithubError> for NotifyError {
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("environment variable `{var}` is not set; {hint}")]
-    Missing { var: &'static str, hint: &'static str },
+    Missing {
+        var: &'static str,
+        hint: &'static str,
+    },
     #[error("environment variable `{var}` has an invalid value `{value}`: {reason}")]
     Invalid {
         var: &'static str,
         value: String,
         reason: String,
     },
+}
+
+/// Why creating the AWS resources (`backends::aws::provision`) failed.
+#[derive(Debug, Error)]
+pub enum ProvisionError {
+    #[error(
+        "invalid resource prefix `{prefix}`: {reason}; use 1-40 lowercase letters, digits and `-`, starting with a letter (it names the table, bucket and queues)"
+    )]
+    InvalidPrefix {
+        prefix: String,
+        reason: &'static str,
+    },
+    #[error("creating the run table: {0}")]
+    Table(#[source] StoreError),
+    #[error("creating the bucket: {0}")]
+    Bucket(#[source] BlobError),
+    #[error("creating the queues: {0}")]
+    Queues(#[source] QueueError),
 }

@@ -145,8 +145,11 @@ pub struct Received {
 pub trait QueueConsumer: Send + Sync {
     /// Waits up to `wait` for one message; it stays invisible to other
     /// consumers until acked, released, or its visibility timeout passes.
-    async fn receive(&self, queue: QueueName, wait: Duration)
-    -> Result<Option<Received>, QueueError>;
+    async fn receive(
+        &self,
+        queue: QueueName,
+        wait: Duration,
+    ) -> Result<Option<Received>, QueueError>;
 
     /// Deletes a handled message. A stale handle is not an error: the
     /// message simply comes back, as with SQS.

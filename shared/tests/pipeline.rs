@@ -58,7 +58,7 @@ test_id = "pytest"
 #[derive(Debug, Clone, Copy)]
 enum Backend {
     Local,
-    #[cfg(any())] // TEMP: `#[cfg(feature = "aws")]` once provision() lands
+    #[cfg(feature = "aws")]
     Aws,
 }
 
@@ -88,7 +88,7 @@ impl Harness {
                     .pipeline()
                     .clone()
             }
-            #[cfg(any())] // TEMP: `#[cfg(feature = "aws")]` once provision() lands
+            #[cfg(feature = "aws")]
             Backend::Aws => aws_pipeline(state.path(), visibility).await?,
         };
         let faults = Arc::new(FaultyConsumer::new(pipeline.consumer().clone()));
@@ -138,7 +138,7 @@ impl Harness {
 }
 
 /// The pipeline over DynamoDB + S3 + SQS on moto, in resources of its own.
-#[cfg(any())] // TEMP: `#[cfg(feature = "aws")]` once provision() lands
+#[cfg(feature = "aws")]
 async fn aws_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline> {
     use testexec::backends::aws::AwsBackends;
     use testexec::backends::aws::provision::{ProvisionOptions, provision};
@@ -473,7 +473,7 @@ macro_rules! over_every_backend {
             )*
         }
 
-        #[cfg(any())] // TEMP: `#[cfg(feature = "aws")]` once provision() lands
+        #[cfg(feature = "aws")]
         mod aws {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,71 @@ pub mod local;
 #[cfg(feature = "aws")]
 pub mod aws;
 
+// ---- blob keys, the same on every blob store ---------------------------------
+
+use crate::errors::BlobError;
+
+/// Name prefix of in-flight writes of the file blob store. No key segment
+/// may start with it on any backend, so every key one blob store accepts,
+/// the others accept too.
+pub const TMP_PREFIX: &str = ".tmp-";
+
+/// Rejects keys that could escape the root or that mean different files on
+/// different systems.
+pub fn validate_key(key: &str) -> Result<(), BlobError> {
+    let reason = if key.is_empty() {
+        Some("it is empty")
+    } else if key.starts_with('/') {
+        Some("it is absolute; keys are relative like `runs/<id>/log.txt`")
+    } else if key.contains('\0') {
+        Some("it contains a NUL byte")
+    } else if key.contains('\\') {
+        Some("it contains a backslash; use `/` between segments")
+    } else if key.contains("..") {
+        Some("it contains `..`")
+    } else if key.ends_with('/') {
+        Some("it ends with `/` (that is a prefix, not a key)")
+    } else if key.split('/').any(|seg| seg.is_empty() || seg == ".") {
+        Some("it has an empty or `.` segment")
+    } else if key.split('/').any(|seg| seg.starts_with(TMP_PREFIX)) {
+        Some("a segment starts with `.tmp-`, which is reserved for in-flight writes")
+    } else if key.len() > 1024 {
+        Some("it is longer than 1024 bytes")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(BlobError::InvalidKey {
+            key: key.chars().take(200).collect(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A prefix is a string filter, so it may be empty or end mid-segment; it
+/// only has to be unable to leave the root.
+pub fn validate_prefix(prefix: &str) -> Result<(), BlobError> {
+    let reason = if prefix.starts_with('/') {
+        Some("it is absolute")
+    } else if prefix.contains('\0') {
+        Some("it contains a NUL byte")
+    } else if prefix.contains('\\') {
+        Some("it contains a backslash")
+    } else if prefix.contains("..") {
+        Some("it contains `..`")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(BlobError::InvalidKey {
+            key: prefix.chars().take(200).collect(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Shuffles `items` deterministically by `seed` (Fisher–Yates over
 /// SplitMix64), for reproducible reordering faults: SplitMix64 is tiny, well
 /// mixed and stable across versions, unlike a dependency's RNG.

@@ -57,7 +57,8 @@ impl AwsSettings {
 
     /// Reads the settings through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        const HINT: &str = "the SAM template sets it; when running by hand, export it (see docs/deploy-aws.md)";
+        const HINT: &str =
+            "the SAM template sets it; when running by hand, export it (see docs/deploy-aws.md)";
         let required = |var: &'static str| {
             lookup(var)
                 .filter(|v| !v.trim().is_empty())

@@ -19,8 +19,10 @@ use crate::ports::BlobStore;
 
 const BACKEND: &str = "files";
 
-/// Name prefix of in-flight writes.
-pub const TMP_PREFIX: &str = ".tmp-";
+// Key rules are shared with the other blob stores, so `InvalidKey` means
+// the same thing on every backend.
+use crate::backends::validate_prefix;
+pub use crate::backends::{TMP_PREFIX, validate_key};
 
 /// Distinguishes concurrent writes of one process to the same key.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -55,62 +57,6 @@ impl FsBlobStore {
     pub fn path_of(&self, key: &str) -> Result<PathBuf, BlobError> {
         validate_key(key)?;
         Ok(self.root.join(key))
-    }
-}
-
-/// Rejects keys that could escape the root or that mean different files on
-/// different systems.
-pub fn validate_key(key: &str) -> Result<(), BlobError> {
-    let reason = if key.is_empty() {
-        Some("it is empty")
-    } else if key.starts_with('/') {
-        Some("it is absolute; keys are relative like `runs/<id>/log.txt`")
-    } else if key.contains('\0') {
-        Some("it contains a NUL byte")
-    } else if key.contains('\\') {
-        Some("it contains a backslash; use `/` between segments")
-    } else if key.contains("..") {
-        Some("it contains `..`")
-    } else if key.ends_with('/') {
-        Some("it ends with `/` (that is a prefix, not a key)")
-    } else if key.split('/').any(|seg| seg.is_empty() || seg == ".") {
-        Some("it has an empty or `.` segment")
-    } else if key.split('/').any(|seg| seg.starts_with(TMP_PREFIX)) {
-        Some("a segment starts with `.tmp-`, which is reserved for in-flight writes")
-    } else if key.len() > 1024 {
-        Some("it is longer than 1024 bytes")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(BlobError::InvalidKey {
-            key: key.chars().take(200).collect(),
-            reason,
-        }),
-        None => Ok(()),
-    }
-}
-
-/// A prefix is a string filter, so it may be empty or end mid-segment; it
-/// only has to be unable to leave the root.
-fn validate_prefix(prefix: &str) -> Result<(), BlobError> {
-    let reason = if prefix.starts_with('/') {
-        Some("it is absolute")
-    } else if prefix.contains('\0') {
-        Some("it contains a NUL byte")
-    } else if prefix.contains('\\') {
-        Some("it contains a backslash")
-    } else if prefix.contains("..") {
-        Some("it contains `..`")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(BlobError::InvalidKey {
-            key: prefix.chars().take(200).collect(),
-            reason,
-        }),
-        None => Ok(()),
     }
 }
 

