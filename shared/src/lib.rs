@@ -24,8 +24,7 @@ pub mod lambda;
 pub mod manifest;
 pub mod messages;
 pub mod model;
-/// The whole pipeline in one process over the local backends.
-#[cfg(feature = "local")]
+/// The whole pipeline in one process, over any backend set.
 pub mod pipeline;
 pub mod plan;
 pub mod ports;
