@@ -211,11 +211,6 @@ impl Host {
                 self.trigger_now(request).await
             }
             (Function::Trigger, Event::Invoke(value)) => {
-                let origin = if value.get("origin").is_some() {
-                    return Err(EventError::BadRunRequest("`origin` cannot be set".into()).into());
-                } else {
-                    Origin::Invoke
-                };
                 if value.to_string().len() > events::MAX_INVOKE_BYTES {
                     return Err(EventError::BadRunRequest(format!(
                         "the payload is over {} bytes",
@@ -224,7 +219,7 @@ impl Host {
                     .into());
                 }
                 let start = StartRun::from_value(value)?;
-                let request = start.into_request(origin, &self.http.policy)?;
+                let request = start.into_request(Origin::Invoke, &self.http.policy)?;
                 self.trigger_now(request).await
             }
             (Function::Report, Event::EventBridge(_)) => {
