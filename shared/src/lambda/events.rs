@@ -44,6 +44,10 @@ pub struct HttpRequest {
     /// The body as sent: text, or base64 when `base64` is true.
     pub body: Option<String>,
     pub base64: bool,
+    /// The caller's ARN when API Gateway verified a SigV4 signature (an
+    /// `AWS_IAM` route). Set by AWS in the request context, never by the
+    /// client, so a route behind IAM auth can trust it.
+    pub iam_caller: Option<String>,
 }
 
 /// Why a body could not be read.
@@ -244,6 +248,12 @@ fn from_v1(r: ApiGatewayProxyRequest) -> HttpRequest {
         headers,
         body: r.body,
         base64: r.is_base64_encoded,
+        // REST APIs put the verified IAM identity in `identity`.
+        iam_caller: r
+            .request_context
+            .identity
+            .user_arn
+            .filter(|a| !a.is_empty()),
     }
 }
 
@@ -260,6 +270,12 @@ fn from_v2(r: ApiGatewayV2httpRequest) -> HttpRequest {
         headers: header_pairs(&r.headers),
         body: r.body,
         base64: r.is_base64_encoded,
+        iam_caller: r
+            .request_context
+            .authorizer
+            .and_then(|a| a.iam)
+            .and_then(|iam| iam.user_arn)
+            .filter(|a| !a.is_empty()),
     }
 }
 
@@ -282,6 +298,12 @@ fn from_function_url(r: LambdaFunctionUrlRequest) -> HttpRequest {
         headers: header_pairs(&r.headers),
         body: r.body,
         base64: r.is_base64_encoded,
+        iam_caller: r
+            .request_context
+            .authorizer
+            .and_then(|a| a.iam)
+            .and_then(|iam| iam.user_arn)
+            .filter(|a| !a.is_empty()),
     }
 }
 

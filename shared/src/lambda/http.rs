@@ -117,18 +117,26 @@ async fn github(intake: &HttpIntake, queue: &dyn JobQueue, req: &HttpRequest) ->
 }
 
 async fn runs(intake: &HttpIntake, queue: &dyn JobQueue, req: &HttpRequest) -> HttpResponse {
-    let Some(token) = &intake.api_token else {
-        return HttpResponse::error(
-            401,
-            "POST /runs is disabled: set TESTEXEC_API_TOKEN on the trigger function and send it as `Authorization: Bearer <token>`",
-        );
-    };
-    let presented = req
-        .header("authorization")
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.expose().as_bytes())) {
-        return HttpResponse::error(401, "missing or wrong `Authorization: Bearer <token>`");
+    if let Some(caller) = &req.iam_caller {
+        // The route sits behind API Gateway's AWS_IAM authorizer (template.yaml):
+        // the signature was verified before we were invoked, and IAM policy
+        // decided who may call. A SigV4 request carries its signature in the
+        // Authorization header, so no bearer token can ride along.
+        tracing::info!(caller = %caller, "POST /runs authorised by IAM");
+    } else {
+        let Some(token) = &intake.api_token else {
+            return HttpResponse::error(
+                401,
+                "POST /runs needs a caller signed with AWS SigV4 (the route's AWS_IAM authorizer) or, where the route is not behind IAM, TESTEXEC_API_TOKEN on the trigger function sent as `Authorization: Bearer <token>`",
+            );
+        };
+        let presented = req
+            .header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.expose().as_bytes())) {
+            return HttpResponse::error(401, "missing or wrong `Authorization: Bearer <token>`");
+        }
     }
     if let Some(ct) = req.header("content-type") {
         let essence = ct.split(';').next().unwrap_or_default().trim();
@@ -499,5 +507,52 @@ mod tests {
                 .unwrap()
                 .contains("TESTEXEC_API_TOKEN")
         );
+    }
+
+    #[tokio::test]
+    async fn post_runs_behind_iam_needs_no_token() {
+        let mut intake = intake();
+        intake.api_token = None;
+        let body = br#"{"repo":"octo/app","commit":"6113728f27ae82c7b1a177c8d03f9e96e0adf246","suite":"unit"}"#;
+        // The request context API Gateway adds after verifying SigV4.
+        let mut event: Value = serde_json::from_slice(&repo_file(
+            "fixtures/aws/lambda_http-apigw_v2_proxy_request.json",
+        ))
+        .unwrap();
+        event["rawPath"] = json!(RUNS_PATH);
+        event["requestContext"]["http"]["method"] = json!("POST");
+        event["requestContext"]["http"]["path"] = json!(RUNS_PATH);
+        event["headers"]["content-type"] = json!("application/json");
+        event["isBase64Encoded"] = json!(false);
+        event["body"] = json!(String::from_utf8(body.to_vec()).unwrap());
+        let unsigned = match decode(event.clone()).unwrap() {
+            Event::Http(r) => *r,
+            other => panic!("decoded as {}", other.kind()),
+        };
+        assert_eq!(unsigned.iam_caller, None);
+        let queue = Recorder::default();
+        assert_eq!(handle(&intake, &queue, &unsigned).await.status, 401);
+        assert!(queue.jobs().is_empty());
+
+        event["requestContext"]["authorizer"] = json!({
+            "iam": {
+                "accessKey": "AKIAEXAMPLE",
+                "accountId": "123456789012",
+                "callerId": "AIDAEXAMPLE",
+                "userArn": "arn:aws:iam::123456789012:user/ci",
+                "userId": "AIDAEXAMPLE"
+            }
+        });
+        let signed = match decode(event).unwrap() {
+            Event::Http(r) => *r,
+            other => panic!("decoded as {}", other.kind()),
+        };
+        assert_eq!(
+            signed.iam_caller.as_deref(),
+            Some("arn:aws:iam::123456789012:user/ci")
+        );
+        let response = handle(&intake, &queue, &signed).await;
+        assert_eq!(response.status, 202, "{:?}", response.body);
+        assert_eq!(queue.jobs()[0].request.suite.as_deref(), Some("unit"));
     }
 }
