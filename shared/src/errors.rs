@@ -625,6 +625,51 @@ pub enum ConfigError {
     },
 }
 
+// ---- Lambda host (lambda/) ----------------------------------------------------
+
+/// An invocation event the Lambda host cannot take.
+#[derive(Debug, Error)]
+pub enum EventError {
+    #[error(
+        "unrecognised event: {detail}; expected an API Gateway (REST v1 or HTTP v2) or Function URL request, an SQS event, an EventBridge event or a run request object (see docs/lambda.md)"
+    )]
+    Unrecognised { detail: String },
+    #[error("malformed {kind} event: {detail}")]
+    Malformed { kind: &'static str, detail: String },
+    #[error(
+        "the {function} function does not take {kind} events (see docs/lambda.md for what each function accepts)"
+    )]
+    NotAccepted {
+        function: &'static str,
+        kind: &'static str,
+    },
+    #[error("invalid run request: {0}")]
+    BadRunRequest(String),
+}
+
+/// A Lambda host could not be built from its environment.
+#[derive(Debug, Error)]
+pub enum HostError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("GitHub configuration: {0}")]
+    Github(#[from] GithubError),
+}
+
+/// Why a Lambda invocation failed as a whole (the runtime reports it, and
+/// an asynchronous invoker such as EventBridge retries it).
+#[derive(Debug, Error)]
+pub enum InvocationError {
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error(transparent)]
+    Handler(#[from] HandlerError),
+    #[error(
+        "{count} failed SQS record(s) carry no messageId, so they cannot be reported one by one; failing the whole batch so nothing is lost"
+    )]
+    UnnamedFailures { count: usize },
+}
+
 /// Why creating the AWS resources (`backends::aws::provision`) failed.
 #[derive(Debug, Error)]
 pub enum ProvisionError {

@@ -18,11 +18,13 @@ pub mod files;
 pub mod github;
 pub mod handlers;
 pub mod junit;
+/// The Lambda host of the four functions.
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod manifest;
 pub mod messages;
 pub mod model;
-/// The whole pipeline in one process over the local backends.
-#[cfg(feature = "local")]
+/// The whole pipeline in one process, over any backend set.
 pub mod pipeline;
 pub mod plan;
 pub mod ports;

@@ -177,6 +177,22 @@ async fn list_runs_returns_more_than_a_megabyte() {
         store.create_run(&run, &shards).await.expect("create_run");
         ids.push(run.id);
     }
+    // The emulator does cut a page at 1 MB, so the store must follow it.
+    let page = store
+        .client()
+        .query()
+        .table_name(store.table())
+        .index_name("runs-by-time")
+        .key_condition_expression("gsi1pk = :v")
+        .expression_attribute_values(":v", AttributeValue::S("RUNS".into()))
+        .send()
+        .await
+        .expect("raw query");
+    assert!(
+        page.items().len() < 12 && page.last_evaluated_key().is_some(),
+        "one page holds {} of 12 runs",
+        page.items().len()
+    );
     ids.reverse();
     let got = store.list_runs(50).await.expect("list_runs");
     assert_eq!(got.iter().map(|r| r.id).collect::<Vec<_>>(), ids);

@@ -692,7 +692,6 @@ async fn sqs_dead_letters_can_be_read_twice() {
 /// `provision`, written out with `to_env` and read back as a function
 /// would, drive working backends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs backends::aws::dynamodb::create_table (implemented on another branch)"]
 async fn provision_creates_working_backends() {
     let Some(sdk) = moto().await else {
         return;

@@ -2,6 +2,12 @@
 //! report over real backends, including the failure modes of at-least-once
 //! delivery (duplicates, reordering, a crashed executor, lost shards).
 //!
+//! Every test runs twice with the same assertions: `local::*` over the
+//! embedded backends (SQLite, files, the in-process queue) and `aws::*` over
+//! DynamoDB, S3 and SQS on the moto emulator (skipped when it is not
+//! configured, see `contract::emulators`). Faults are injected by
+//! `FaultyConsumer`, which wraps either queue the same way.
+//!
 //! The suite under test is a tiny deterministic runner (fixtures/fake-suite)
 //! that writes real JUnit, so outcomes, timings and failures are exact.
 
@@ -15,8 +21,9 @@ use testexec::backends::local::QueueConfig;
 use testexec::handlers::trigger::{RunRequest, TriggerOutcome};
 use testexec::messages::{QueueName, keys};
 use testexec::model::{Counts, Run, RunStatus, ShardStatus};
-use testexec::pipeline::LocalPipeline;
-use testexec::ports::NoNotifier;
+use testexec::pipeline::faults::FaultyConsumer;
+use testexec::pipeline::{LocalPipeline, Pipeline};
+use testexec::ports::{NoNotifier, QueueConsumer};
 
 const RUNNER: &str = include_str!("fixtures/fake-suite/runner.py");
 
@@ -47,26 +54,51 @@ test_id = "pytest"
     dir
 }
 
+/// Which backend set a test runs over.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Local,
+    #[cfg(feature = "aws")]
+    Aws,
+}
+
 struct Harness {
-    pipeline: LocalPipeline,
+    pipeline: Pipeline,
+    /// Wraps the backend's consumer; the workers read through it.
+    faults: Arc<FaultyConsumer<dyn QueueConsumer>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    /// The local state directory, or the AWS variant's work root.
     _state: tempfile::TempDir,
 }
 
 impl Harness {
-    fn new(visibility: Duration) -> Self {
+    /// A fresh pipeline over `backend` whose queues redeliver an unacked
+    /// message after `visibility` (SQS counts whole seconds: rounded up).
+    /// `None` when the backend's emulator is not configured (skip).
+    async fn new(backend: Backend, visibility: Duration) -> Option<Self> {
         let state = tempfile::tempdir().unwrap();
-        let config = QueueConfig {
-            visibility_timeout: visibility,
-            max_receives: 5,
+        let pipeline = match backend {
+            Backend::Local => {
+                let config = QueueConfig {
+                    visibility_timeout: visibility,
+                    max_receives: 5,
+                };
+                LocalPipeline::open_with(state.path(), Arc::new(NoNotifier), config)
+                    .unwrap()
+                    .pipeline()
+                    .clone()
+            }
+            #[cfg(feature = "aws")]
+            Backend::Aws => aws_pipeline(state.path(), visibility).await?,
         };
-        let pipeline =
-            LocalPipeline::open_with(state.path(), Arc::new(NoNotifier), config).unwrap();
-        Self {
+        let faults = Arc::new(FaultyConsumer::new(pipeline.consumer().clone()));
+        let pipeline = pipeline.with_consumer(faults.clone());
+        Some(Self {
             pipeline,
+            faults,
             workers: Vec::new(),
             _state: state,
-        }
+        })
     }
 
     fn start(&mut self, executors: usize) {
@@ -105,6 +137,45 @@ impl Harness {
     }
 }
 
+/// The pipeline over DynamoDB + S3 + SQS on moto, in resources of its own.
+#[cfg(feature = "aws")]
+async fn aws_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline> {
+    use testexec::backends::aws::AwsBackends;
+    use testexec::backends::aws::provision::{ProvisionOptions, provision};
+    use testexec::contract::emulators::{moto, unique_name};
+    use testexec::handlers::{Ports, Settings};
+    use testexec::ports::SystemClock;
+    use testexec::source::LocalDirSource;
+
+    let sdk = moto().await?;
+    let visibility = Duration::from_secs(visibility.as_millis().div_ceil(1000).max(1) as u64);
+    let settings = provision(
+        &sdk,
+        &unique_name("pipe"),
+        ProvisionOptions {
+            visibility,
+            max_receives: 5,
+            s3_path_style: true,
+        },
+    )
+    .await
+    .expect("provisioning on moto");
+    let aws = AwsBackends::new(&sdk, &settings);
+    let ports = Ports {
+        store: aws.store.clone(),
+        blobs: aws.blobs.clone(),
+        queue: aws.queue.clone(),
+        source: Arc::new(LocalDirSource::default()),
+        notifier: Arc::new(NoNotifier),
+        clock: Arc::new(SystemClock),
+    };
+    let settings = Settings {
+        work_root: work_root.join("work"),
+        ..Settings::default()
+    };
+    Some(Pipeline::new(ports, settings, aws.queue))
+}
+
 impl Drop for Harness {
     fn drop(&mut self) {
         for w in &self.workers {
@@ -139,11 +210,12 @@ fn as_refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
     v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_passing_suite_finalises_passed_with_every_report() {
+async fn a_passing_suite_finalises_passed_with_every_report(backend: Backend) {
     let files = six_files();
     let repo = repo(&as_refs(&files), 3, 0, 60);
-    let mut h = Harness::new(Duration::from_secs(30));
+    let Some(mut h) = Harness::new(backend, Duration::from_secs(30)).await else {
+        return;
+    };
     h.start(2);
     let run = h.trigger(repo.path()).await;
     assert_eq!(run.shard_count, 3);
@@ -178,8 +250,7 @@ async fn a_passing_suite_finalises_passed_with_every_report() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failures_and_flaky_retries_are_counted_once() {
+async fn failures_and_flaky_retries_are_counted_once(backend: Backend) {
     let repo = repo(
         &[
             ("tests/a.txt", "ok1 pass\nbad fail\n"),
@@ -190,7 +261,9 @@ async fn failures_and_flaky_retries_are_counted_once() {
         1,
         60,
     );
-    let mut h = Harness::new(Duration::from_secs(30));
+    let Some(mut h) = Harness::new(backend, Duration::from_secs(30)).await else {
+        return;
+    };
     h.start(2);
     let run = h.trigger(repo.path()).await;
     let done = h.finish(&run).await;
@@ -204,30 +277,39 @@ async fn failures_and_flaky_retries_are_counted_once() {
     assert!(md.contains("bad") && md.contains("wobbly"), "{md}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duplicated_and_reordered_deliveries_do_not_double_count() {
+async fn duplicated_and_reordered_deliveries_do_not_double_count(backend: Backend) {
     let files = six_files();
     let repo = repo(&as_refs(&files), 3, 0, 60);
-    let mut h = Harness::new(Duration::from_secs(30));
+    let Some(mut h) = Harness::new(backend, Duration::from_secs(30)).await else {
+        return;
+    };
     // Every shard job and every result is delivered twice.
-    h.pipeline.queue.duplicate_next(QueueName::Shards, 3);
-    h.pipeline.queue.duplicate_next(QueueName::Results, 6);
+    h.faults.duplicate_next(QueueName::Shards, 3);
+    h.faults.duplicate_next(QueueName::Results, 6);
     let run = h.trigger(repo.path()).await;
-    h.pipeline.queue.reorder(QueueName::Shards, 7);
+    h.faults.reorder(QueueName::Shards, 7);
     h.start(2);
     let done = h.finish(&run).await;
     assert_eq!(done.status, RunStatus::Passed);
     assert_eq!(done.counts, counts(18, 12, 0, 0, 6, 0));
     assert_eq!(done.shards_done, 3);
+    let injected = h.faults.injected(QueueName::Shards);
+    assert_eq!(injected.duplicated, 3, "{injected:?}");
+    assert_eq!(
+        injected.reordered, 3,
+        "all three jobs were shuffled: {injected:?}"
+    );
+    assert!(h.faults.injected(QueueName::Results).duplicated >= 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crashed_executor_is_redelivered_and_the_run_completes() {
+async fn a_crashed_executor_is_redelivered_and_the_run_completes(backend: Backend) {
     let files = six_files();
     let repo = repo(&as_refs(&files), 3, 0, 60);
-    let mut h = Harness::new(Duration::from_millis(500));
+    let Some(mut h) = Harness::new(backend, Duration::from_millis(500)).await else {
+        return;
+    };
     // The first shard delivery is taken by an executor that dies mid-shard.
-    h.pipeline.queue.crash_next(QueueName::Shards, 1);
+    h.faults.crash_next(QueueName::Shards, 1);
     h.start(2);
     let run = h.trigger(repo.path()).await;
     let done = h.finish(&run).await;
@@ -238,10 +320,10 @@ async fn a_crashed_executor_is_redelivered_and_the_run_completes() {
         shards.iter().any(|s| s.attempt == Some(2)),
         "one shard ran on its second delivery: {shards:?}"
     );
+    assert_eq!(h.faults.injected(QueueName::Shards).crashed, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_command_without_junit_errors_the_shard_with_its_log() {
+async fn a_command_without_junit_errors_the_shard_with_its_log(backend: Backend) {
     let repo = repo(
         &[
             ("tests/a.txt", "fine pass\n"),
@@ -251,7 +333,9 @@ async fn a_command_without_junit_errors_the_shard_with_its_log() {
         0,
         60,
     );
-    let mut h = Harness::new(Duration::from_secs(30));
+    let Some(mut h) = Harness::new(backend, Duration::from_secs(30)).await else {
+        return;
+    };
     h.start(2);
     let run = h.trigger(repo.path()).await;
     let done = h.finish(&run).await;
@@ -276,10 +360,11 @@ async fn a_command_without_junit_errors_the_shard_with_its_log() {
     assert_eq!(done.counts.passed, 1, "the other shard's results are kept");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shard_past_its_timeout_is_killed_and_errored() {
+async fn a_shard_past_its_timeout_is_killed_and_errored(backend: Backend) {
     let repo = repo(&[("tests/a.txt", "slow hang 30\n")], 1, 0, 1);
-    let mut h = Harness::new(Duration::from_secs(30));
+    let Some(mut h) = Harness::new(backend, Duration::from_secs(30)).await else {
+        return;
+    };
     h.start(1);
     let run = h.trigger(repo.path()).await;
     let started = std::time::Instant::now();
@@ -289,15 +374,27 @@ async fn a_shard_past_its_timeout_is_killed_and_errored() {
     assert!(done.error.unwrap().contains("timed out"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lost_shards_are_swept_as_errored_naming_them() {
+async fn lost_shards_are_swept_as_errored_naming_them(backend: Backend) {
     let files = six_files();
     let repo = repo(&as_refs(&files), 3, 0, 60);
-    let h = Harness::new(Duration::from_secs(30));
+    let Some(h) = Harness::new(backend, Duration::from_secs(30)).await else {
+        return;
+    };
     let run = h.trigger(repo.path()).await;
     // Nobody ever executes the shards: drop their jobs.
-    while let Some(d) = h.pipeline.queue.receive(QueueName::Shards) {
-        h.pipeline.queue.ack(QueueName::Shards, d.id);
+    let consumer = h.pipeline.consumer().clone();
+    let mut dropped = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while dropped < run.shard_count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {dropped} shard jobs arrived"
+        );
+        let wait = Duration::from_secs(1);
+        if let Some(d) = consumer.receive(QueueName::Shards, wait).await.unwrap() {
+            consumer.ack(QueueName::Shards, &d.handle).await.unwrap();
+            dropped += 1;
+        }
     }
     let mut h = h;
     h.start(1);
@@ -310,8 +407,7 @@ async fn lost_shards_are_swept_as_errored_naming_them() {
     assert!(error.contains("never reported"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_next_run_is_planned_with_the_recorded_timings() {
+async fn the_next_run_is_planned_with_the_recorded_timings(backend: Backend) {
     let files: Vec<(String, String)> = (0..4)
         .map(|i| {
             (
@@ -321,7 +417,9 @@ async fn the_next_run_is_planned_with_the_recorded_timings() {
         })
         .collect();
     let repo = repo(&as_refs(&files), 2, 0, 60);
-    let mut h = Harness::new(Duration::from_secs(30));
+    let Some(mut h) = Harness::new(backend, Duration::from_secs(30)).await else {
+        return;
+    };
     h.start(2);
     let first = h.trigger(repo.path()).await;
     h.finish(&first).await;
@@ -342,9 +440,10 @@ async fn the_next_run_is_planned_with_the_recorded_timings() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undecodable_messages_are_rejected_with_a_clear_error() {
-    let h = Harness::new(Duration::from_secs(30));
+async fn undecodable_messages_are_rejected_with_a_clear_error(backend: Backend) {
+    let Some(h) = Harness::new(backend, Duration::from_secs(30)).await else {
+        return;
+    };
     for queue in [QueueName::Shards, QueueName::Results, QueueName::Reports] {
         let err = h.pipeline.handle(queue, "{not json", 1).await.unwrap_err();
         assert!(err.is_permanent(), "{err}");
@@ -361,3 +460,39 @@ async fn undecodable_messages_are_rejected_with_a_clear_error() {
         .unwrap_err();
     assert!(err.to_string().contains("version 99"), "{err}");
 }
+
+/// Instantiates each test once per backend set: `local::NAME`, `aws::NAME`.
+macro_rules! over_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Local).await
+                }
+            )*
+        }
+
+        #[cfg(feature = "aws")]
+        mod aws {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Aws).await
+                }
+            )*
+        }
+    };
+}
+
+over_every_backend!(
+    a_passing_suite_finalises_passed_with_every_report,
+    failures_and_flaky_retries_are_counted_once,
+    duplicated_and_reordered_deliveries_do_not_double_count,
+    a_crashed_executor_is_redelivered_and_the_run_completes,
+    a_command_without_junit_errors_the_shard_with_its_log,
+    a_shard_past_its_timeout_is_killed_and_errored,
+    lost_shards_are_swept_as_errored_naming_them,
+    the_next_run_is_planned_with_the_recorded_timings,
+    undecodable_messages_are_rejected_with_a_clear_error,
+);

@@ -24,7 +24,7 @@ use testexec::github::client::GithubClient;
 use testexec::github::config::GithubConfig;
 use testexec::github::notifier::GithubNotifier;
 use testexec::github::tarball::GithubSource;
-use testexec::github::webhook::{self, WebhookConfig, WebhookDecision, WebhookHeaders};
+use testexec::github::webhook::{self, WebhookAction, WebhookConfig, WebhookHeaders};
 use testexec::handlers::trigger::RunRequest;
 use testexec::messages::keys;
 use testexec::model::{Run, RunId};
@@ -287,23 +287,6 @@ fn open_pipeline(state_dir: &Path) -> anyhow::Result<LocalPipeline> {
     Ok(pipeline.with_remote_source(Arc::new(GithubSource::new(client))))
 }
 
-/// Webhook settings from the environment: `TESTEXEC_WEBHOOK_SECRET`
-/// (without it every delivery is refused) and `TESTEXEC_ALLOWED_REPOS`
-/// (comma-separated `owner/name`; unset allows all).
-fn webhook_config() -> WebhookConfig {
-    let mut config =
-        WebhookConfig::new(std::env::var("TESTEXEC_WEBHOOK_SECRET").unwrap_or_default());
-    if let Ok(list) = std::env::var("TESTEXEC_ALLOWED_REPOS") {
-        let repos: Vec<String> = list
-            .split(',')
-            .map(|r| r.trim().to_string())
-            .filter(|r| !r.is_empty())
-            .collect();
-        config.allowed_repos = Some(repos);
-    }
-    config
-}
-
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let state_dir = state_dir_for(&args.path, args.state_dir.as_deref());
     // Report links (also the ones posted to GitHub) point at this server's
@@ -329,7 +312,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         pipeline: pipeline.clone(),
         intake: intake.clone(),
         default_path,
-        webhook: Arc::new(webhook_config()),
+        webhook: Arc::new(WebhookConfig::from_lookup(|k| std::env::var(k).ok())),
     };
 
     // Trigger task: the slow half of POST /runs and of webhook deliveries.
@@ -472,29 +455,12 @@ async fn github_webhook(
             return (status, Json(json!({ "error": e.to_string() }))).into_response();
         }
     };
-    let request = match decision {
-        WebhookDecision::Pong { zen, .. } => {
-            return (StatusCode::OK, Json(json!({ "pong": zen }))).into_response();
+    let request = match decision.into_action() {
+        WebhookAction::Reply { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED);
+            return (status, Json(body)).into_response();
         }
-        WebhookDecision::Ignored { reason } => {
-            return (StatusCode::ACCEPTED, Json(json!({ "ignored": reason }))).into_response();
-        }
-        WebhookDecision::Start(request) => request,
-        WebhookDecision::RerunFailed {
-            mut request,
-            previous_run,
-            ..
-        } => {
-            match previous_run.as_deref().map(str::parse::<RunId>) {
-                Some(Ok(previous)) => request.rerun_failed_of = Some(previous),
-                _ => {
-                    let reason = "the check run names no testexec run to rerun";
-                    return (StatusCode::ACCEPTED, Json(json!({ "ignored": reason })))
-                        .into_response();
-                }
-            }
-            request
-        }
+        WebhookAction::Start(request) => *request,
     };
     match state.intake.accept(request).await {
         Ok(Accepted::New(run)) => (

@@ -1,1 +1,7 @@
-fn main() {}
+//! The trigger Lambda function: everything lives in `testexec::lambda`
+//! (see docs/lambda.md for the events it takes).
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    testexec::lambda::run(testexec::lambda::Function::Trigger).await
+}

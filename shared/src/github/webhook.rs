@@ -37,6 +37,19 @@ pub const DELIVERY_HEADER: &str = "X-GitHub-Delivery";
 pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
 pub const CONTENT_TYPE_HEADER: &str = "Content-Type";
 
+/// Environment variable holding the webhook secret.
+pub const SECRET_ENV: &str = "TESTEXEC_WEBHOOK_SECRET";
+/// Environment variable holding the comma-separated repository allow-list.
+pub const ALLOWED_REPOS_ENV: &str = "TESTEXEC_ALLOWED_REPOS";
+
+/// Splits a comma-separated `owner/name` list, dropping blanks.
+pub fn parse_repo_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
 /// A `push` whose `after` is this deleted the ref.
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 
@@ -68,6 +81,18 @@ impl WebhookConfig {
             rerun_failed_action: RERUN_FAILED_ACTION.to_owned(),
             rerun_all_action: RERUN_ALL_ACTION.to_owned(),
         }
+    }
+
+    /// The intake's settings from the environment: `TESTEXEC_WEBHOOK_SECRET`
+    /// (without it every delivery is refused with 500/no secret) and
+    /// `TESTEXEC_ALLOWED_REPOS` (comma-separated `owner/name`; unset allows
+    /// all). `lookup` is the environment (tests pass a map; the Lambda host
+    /// passes the environment). Shared by `testexec serve` and the Lambda
+    /// trigger so both read the same variables the same way.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let mut config = Self::new(lookup(SECRET_ENV).unwrap_or_default());
+        config.allowed_repos = lookup(ALLOWED_REPOS_ENV).map(|list| parse_repo_list(&list));
+        config
     }
 
     /// True when runs may start for `repo` (`owner/name`).
@@ -182,6 +207,48 @@ impl WebhookDecision {
             WebhookDecision::Start(_)
             | WebhookDecision::RerunFailed { .. }
             | WebhookDecision::Ignored { .. } => 202,
+        }
+    }
+}
+
+/// What a host does with a [`WebhookDecision`]: answer at once, or start a
+/// run (queue it, then answer 202).
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookAction {
+    Reply { status: u16, body: Value },
+    Start(Box<RunRequest>),
+}
+
+impl WebhookDecision {
+    /// The answer or the run request, the same for every host: pings get
+    /// 200 `{"pong": zen}`, ignored deliveries 202 `{"ignored": reason}`, and
+    /// a "re-run failed" click that names no run of ours is ignored.
+    pub fn into_action(self) -> WebhookAction {
+        let ignored = |reason: &str| WebhookAction::Reply {
+            status: 202,
+            body: serde_json::json!({ "ignored": reason }),
+        };
+        match self {
+            WebhookDecision::Pong { zen, .. } => WebhookAction::Reply {
+                status: 200,
+                body: serde_json::json!({ "pong": zen }),
+            },
+            WebhookDecision::Ignored { reason } => ignored(&reason),
+            WebhookDecision::Start(request) => WebhookAction::Start(Box::new(request)),
+            WebhookDecision::RerunFailed {
+                mut request,
+                previous_run,
+                ..
+            } => match previous_run
+                .as_deref()
+                .map(str::parse::<crate::model::RunId>)
+            {
+                Some(Ok(previous)) => {
+                    request.rerun_failed_of = Some(previous);
+                    WebhookAction::Start(Box::new(request))
+                }
+                _ => ignored("the check run names no testexec run to rerun"),
+            },
         }
     }
 }

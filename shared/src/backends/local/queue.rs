@@ -155,16 +155,6 @@ fn slot(queue: QueueName) -> usize {
     }
 }
 
-/// SplitMix64: tiny, well mixed, and stable across versions (unlike a
-/// dependency's RNG), which is what a reproducible test needs.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 impl Default for LocalQueue {
     /// Queues with [`QueueConfig::default`] (30 s visibility, 5 receives).
     fn default() -> Self {
@@ -353,12 +343,7 @@ impl LocalQueue {
         q.duplicate_next = q.duplicate_next.saturating_add(plan.duplicate_next);
         q.crash_next = q.crash_next.saturating_add(plan.crash_next);
         if let Some(seed) = plan.reorder_seed {
-            let mut rng = seed;
-            let ready = q.ready.make_contiguous();
-            for i in (1..ready.len()).rev() {
-                let j = (splitmix64(&mut rng) % (i as u64 + 1)) as usize;
-                ready.swap(i, j);
-            }
+            crate::backends::seeded_shuffle(q.ready.make_contiguous(), seed);
         }
     }
 

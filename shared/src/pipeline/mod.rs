@@ -1,19 +1,26 @@
-//! The whole pipeline in one process: embedded backends, and worker tasks
-//! that pump the local queues through the same handlers the cloud runs.
+//! The whole pipeline in one process: worker tasks that pump the queues
+//! through the same handlers the cloud runs, over any backend set.
 //!
-//! `testexec run` and `testexec serve` are thin shells over this. Workers
-//! acknowledge a message only after its handler succeeded; a failure puts it
-//! back (at-least-once, like SQS), and a message that keeps failing ends in
-//! the queue's dead letters, where the sweep's finalisation takes over.
+//! [`Pipeline`] is generic: it takes the handlers' [`Ports`] and a
+//! [`QueueConsumer`] for the same queues, so it runs over the embedded
+//! backends ([`LocalPipeline`], what `testexec run` and `testexec serve`
+//! use) as well as over DynamoDB + S3 + SQS (a polling worker, and the
+//! handler suite in `shared/tests/pipeline.rs`).
+//!
+//! Workers acknowledge a message only after its handler succeeded; a failure
+//! releases it at once (at-least-once; on SQS this skips the wait for the
+//! visibility timeout), and a message that keeps failing ends in the queue's
+//! dead letters, where the sweep's finalisation takes over.
 
-use std::path::{Path, PathBuf};
+#[cfg(feature = "contract")]
+pub mod faults;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use crate::backends::local::{FsBlobStore, LocalQueue, QueueConfig, SqliteRunStore};
 use crate::errors::HandlerError;
 use crate::handlers::collect::{CollectOutcome, collect};
 use crate::handlers::execute::execute;
@@ -23,8 +30,30 @@ use crate::handlers::trigger::{RunRequest, TriggerOutcome, trigger};
 use crate::handlers::{Ports, Settings};
 use crate::messages::{Execution, QueueName, ShardResult};
 use crate::model::{Run, RunId, ShardId};
-use crate::ports::{Notifier, SourceProvider, SystemClock};
-use crate::source::{LocalDirSource, SourceRouter};
+use crate::ports::QueueConsumer;
+
+#[cfg(feature = "local")]
+mod local;
+#[cfg(feature = "local")]
+pub use local::LocalPipeline;
+
+/// How long one receive waits. Long enough to not spin on an empty queue,
+/// short enough that SQS long polling (whole seconds) stays responsive.
+const RECEIVE_WAIT: Duration = Duration::from_secs(1);
+
+/// Pause after a failed receive (a backend outage), so a worker does not
+/// hammer it.
+const RECEIVE_ERROR_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Default of [`Pipeline::with_idle_grace`]: enough for exact counts (the
+/// in-process queue, moto).
+const DEFAULT_IDLE_GRACE: Duration = Duration::from_millis(500);
+
+/// Events a slow subscriber may lag behind before it misses some.
+const EVENT_CAPACITY: usize = 4096;
+
+/// How often [`Pipeline::wait_for`] looks at the run and the queues.
+const WAIT_POLL: Duration = Duration::from_millis(100);
 
 /// What the workers report as they go, for progress bars and logs.
 #[derive(Debug, Clone)]
@@ -52,82 +81,53 @@ pub enum PipelineEvent {
     },
 }
 
-/// The embedded backends, the queue and the settings of one state directory.
+/// The handlers, their ports and settings, and the consumer that feeds them.
+/// Cheap to clone (everything is shared).
 #[derive(Clone)]
-pub struct LocalPipeline {
+pub struct Pipeline {
     pub ports: Ports,
-    pub queue: Arc<LocalQueue>,
-    pub store: Arc<SqliteRunStore>,
-    pub blobs: Arc<FsBlobStore>,
     pub settings: Settings,
-    pub state_dir: PathBuf,
+    consumer: Arc<dyn QueueConsumer>,
+    idle_grace: Duration,
     events: broadcast::Sender<PipelineEvent>,
 }
 
-impl LocalPipeline {
-    /// Opens (or creates) the state under `state_dir` (usually `.testexec/`).
-    pub fn open(state_dir: &Path, notifier: Arc<dyn Notifier>) -> Result<Self, HandlerError> {
-        // In one process a delivery is only lost when its worker task dies;
-        // a long visibility timeout keeps a slow shard from being run twice
-        // while it is still running (SQS hosts set it to 6x the timeout).
-        let config = QueueConfig {
-            visibility_timeout: Duration::from_secs(6 * 3600),
-            ..QueueConfig::default()
-        };
-        Self::open_with(state_dir, notifier, config)
-    }
-
-    /// Like [`LocalPipeline::open`] with explicit queue settings (tests use
-    /// short visibility timeouts to exercise redelivery).
-    pub fn open_with(
-        state_dir: &Path,
-        notifier: Arc<dyn Notifier>,
-        config: QueueConfig,
-    ) -> Result<Self, HandlerError> {
-        std::fs::create_dir_all(state_dir).map_err(|source| HandlerError::Io {
-            context: format!("creating {}", state_dir.display()),
-            source,
-        })?;
-        let store = Arc::new(SqliteRunStore::open(state_dir.join("runs.sqlite3"))?);
-        let blobs = Arc::new(FsBlobStore::new(state_dir.join("blobs"))?);
-        let queue = Arc::new(LocalQueue::new(config));
-        let settings = Settings {
-            work_root: state_dir.join("work"),
-            ..Settings::default()
-        };
-        let ports = Ports {
-            store: store.clone(),
-            blobs: blobs.clone(),
-            queue: queue.clone(),
-            source: Arc::new(LocalDirSource::default()),
-            notifier,
-            clock: Arc::new(SystemClock),
-        };
-        let (events, _) = broadcast::channel(4096);
-        Ok(Self {
+impl Pipeline {
+    /// `consumer` must read the queues `ports.queue` sends to.
+    pub fn new(ports: Ports, settings: Settings, consumer: Arc<dyn QueueConsumer>) -> Self {
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Self {
             ports,
-            queue,
-            store,
-            blobs,
             settings,
-            state_dir: state_dir.to_path_buf(),
+            consumer,
+            idle_grace: DEFAULT_IDLE_GRACE,
             events,
-        })
+        }
     }
 
-    /// Report links point at this public base URL (see `Settings::public_url`).
-    pub fn with_public_url(mut self, url: Option<String>) -> Self {
-        self.settings.public_url = url;
+    /// How long the queues must look idle before [`Pipeline::wait_for`]
+    /// sweeps an open run. Real SQS reports approximate counts that can lag
+    /// by up to a minute, so a host over it should wait a minute or more;
+    /// sweeping too early errors shards that are still on their way.
+    pub fn with_idle_grace(mut self, grace: Duration) -> Self {
+        self.idle_grace = grace;
         self
     }
 
-    /// Fetches sources without a local path (webhook runs) from `remote`.
-    pub fn with_remote_source(mut self, remote: Arc<dyn SourceProvider>) -> Self {
-        self.ports.source = Arc::new(SourceRouter {
-            local: LocalDirSource::default(),
-            remote: Some(remote),
-        });
-        self
+    /// The same pipeline reading its queues through another consumer (e.g. a
+    /// fault-injecting wrapper of the current one). Event subscribers of the
+    /// original do not see the new pipeline's events.
+    pub fn with_consumer(&self, consumer: Arc<dyn QueueConsumer>) -> Self {
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Self {
+            consumer,
+            events,
+            ..self.clone()
+        }
+    }
+
+    pub fn consumer(&self) -> &Arc<dyn QueueConsumer> {
+        &self.consumer
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<PipelineEvent> {
@@ -139,8 +139,9 @@ impl LocalPipeline {
         let _ = self.events.send(event);
     }
 
-    /// Starts `executors` shard workers plus one collector and one reporter.
-    /// They run until the returned handles are aborted.
+    /// Starts `executors` shard workers plus one worker each for the
+    /// requests, results and reports queues. They run until the returned
+    /// handles are aborted.
     pub fn spawn_workers(&self, executors: usize) -> Vec<JoinHandle<()>> {
         let mut handles = Vec::new();
         for _ in 0..executors.max(1) {
@@ -149,7 +150,7 @@ impl LocalPipeline {
                 async move { me.work(QueueName::Shards).await },
             ));
         }
-        for queue in [QueueName::Results, QueueName::Reports] {
+        for queue in [QueueName::Requests, QueueName::Results, QueueName::Reports] {
             let me = self.clone();
             handles.push(tokio::spawn(async move { me.work(queue).await }));
         }
@@ -158,20 +159,30 @@ impl LocalPipeline {
 
     async fn work(&self, queue: QueueName) {
         loop {
-            let Some(delivery) = self.queue.receive_wait(queue, Duration::from_secs(1)).await
-            else {
-                continue;
-            };
-            match self.handle(queue, &delivery.body, delivery.attempt).await {
-                Ok(()) => self.queue.ack(queue, delivery.id),
+            let delivery = match self.consumer.receive(queue, RECEIVE_WAIT).await {
+                Ok(Some(delivery)) => delivery,
+                Ok(None) => continue,
                 Err(error) => {
-                    tracing::warn!(queue = queue.as_str(), error = %error, "handler failed; message returns to the queue");
+                    tracing::warn!(queue = queue.as_str(), error = %error, "receive failed; retrying");
+                    tokio::time::sleep(RECEIVE_ERROR_BACKOFF).await;
+                    continue;
+                }
+            };
+            let settled = match self.handle(queue, &delivery.body, delivery.attempt).await {
+                Ok(()) => self.consumer.ack(queue, &delivery.handle).await,
+                Err(error) => {
+                    tracing::warn!(queue = queue.as_str(), attempt = delivery.attempt, error = %error, "handler failed; message returns to the queue");
                     self.emit(PipelineEvent::HandlerFailed {
                         queue,
                         error: error.to_string(),
                     });
-                    self.queue.nack(queue, delivery.id);
+                    self.consumer.release(queue, &delivery.handle).await
                 }
+            };
+            if let Err(error) = settled {
+                // Not fatal: an unacked message comes back after its
+                // visibility timeout, and every handler is idempotent.
+                tracing::warn!(queue = queue.as_str(), error = %error, "could not ack/release a message; it will be redelivered");
             }
         }
     }
@@ -235,7 +246,7 @@ impl LocalPipeline {
     /// still open, its remaining shards can never report (their messages
     /// dead-lettered), so it is swept at once instead of at its deadline.
     pub async fn wait_for(&self, run: RunId) -> Result<Run, HandlerError> {
-        let mut idle_rounds = 0;
+        let mut idle_since: Option<tokio::time::Instant> = None;
         loop {
             let current =
                 self.ports
@@ -248,16 +259,22 @@ impl LocalPipeline {
             if current.status.is_final() {
                 return Ok(current);
             }
-            idle_rounds = if self.queue.is_idle() {
-                idle_rounds + 1
-            } else {
-                0
+            // A failed idleness check counts as busy: sweeping a run whose
+            // shards are still on their way would error them wrongly.
+            let idle = match self.consumer.is_idle().await {
+                Ok(idle) => idle,
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not tell whether the queues are idle");
+                    false
+                }
             };
-            if idle_rounds >= 5 {
+            let now = tokio::time::Instant::now();
+            idle_since = if idle { idle_since.or(Some(now)) } else { None };
+            if idle_since.is_some_and(|since| now - since >= self.idle_grace) {
                 self.sweep_now().await?;
-                idle_rounds = 0;
+                idle_since = None;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(WAIT_POLL).await;
         }
     }
 
