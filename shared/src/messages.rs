@@ -17,7 +17,24 @@ pub const MESSAGE_VERSION: u32 = 1;
 /// margin leaves room for attributes and envelope overhead.
 pub const MAX_MESSAGE_BYTES: usize = 200 * 1024;
 
-/// The three queues of the pipeline.
+/// Refuses a batch in which any body is over [`MAX_MESSAGE_BYTES`], before
+/// anything is sent: all or nothing, so a retry of the call cannot
+/// double-send the bodies that did fit.
+pub fn check_body_sizes(
+    queue: QueueName,
+    bodies: &[String],
+) -> Result<(), crate::errors::QueueError> {
+    match bodies.iter().find(|b| b.len() > MAX_MESSAGE_BYTES) {
+        Some(big) => Err(crate::errors::QueueError::TooLarge {
+            queue: queue.as_str(),
+            size: big.len(),
+            limit: MAX_MESSAGE_BYTES,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The queues of the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueueName {

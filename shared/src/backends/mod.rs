@@ -90,3 +90,48 @@ pub(crate) fn seeded_shuffle<T>(items: &mut [T], seed: u64) {
         items.swap(i, j);
     }
 }
+
+/// Refuses a shard list that does not describe `run` exactly: one record per
+/// index `0..shard_count`, each of this run. Every run store checks this
+/// before writing, so a planner bug cannot leave a run that never finishes.
+pub fn check_shard_records(
+    run: &crate::model::Run,
+    shards: &[crate::model::ShardRecord],
+) -> Result<(), crate::errors::StoreError> {
+    let invalid = |message: String| crate::errors::StoreError::Invalid {
+        run: run.id.to_string(),
+        message,
+    };
+    if shards.len() != run.shard_count as usize {
+        return Err(invalid(format!(
+            "shard_count is {} but {} shard records were given",
+            run.shard_count,
+            shards.len()
+        )));
+    }
+    let mut seen = vec![false; shards.len()];
+    for shard in shards {
+        if shard.id.run != run.id {
+            return Err(invalid(format!(
+                "shard {} belongs to another run",
+                shard.id
+            )));
+        }
+        match seen.get_mut(shard.id.index as usize) {
+            Some(slot) if !*slot => *slot = true,
+            Some(_) => {
+                return Err(invalid(format!(
+                    "shard index {} given twice",
+                    shard.id.index
+                )));
+            }
+            None => {
+                return Err(invalid(format!(
+                    "shard index {} is out of range for {} shards",
+                    shard.id.index, run.shard_count
+                )));
+            }
+        }
+    }
+    Ok(())
+}

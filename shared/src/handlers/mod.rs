@@ -71,6 +71,56 @@ impl Default for Settings {
     }
 }
 
+/// What one queue message did, for hosts that show progress.
+#[derive(Debug)]
+pub enum Handled {
+    Executed(crate::messages::ShardResult),
+    Collected {
+        /// `None` only if the body did not name a shard (it then failed).
+        shard: Option<crate::model::ShardId>,
+        outcome: collect::CollectOutcome,
+    },
+    Reported(Box<report::ReportOutcome>),
+    /// `None`: a redelivered trigger job whose run already exists.
+    Triggered(Option<trigger::TriggerOutcome>),
+}
+
+/// Runs one message of `queue` through its handler: the one dispatch every
+/// host that consumes queues shares (the in-process pipeline, Lambda's SQS
+/// batches, a polling worker).
+pub async fn handle_message(
+    ports: &Ports,
+    settings: &Settings,
+    queue: crate::messages::QueueName,
+    body: &str,
+    attempt: u32,
+) -> Result<Handled, HandlerError> {
+    use crate::messages::QueueName;
+    Ok(match queue {
+        QueueName::Shards => {
+            Handled::Executed(execute::execute(ports, settings, body, attempt).await?)
+        }
+        QueueName::Results => {
+            let shard = serde_json::from_str::<crate::messages::ShardResult>(body)
+                .map(|r| r.shard)
+                .ok();
+            Handled::Collected {
+                shard,
+                outcome: collect::collect(ports, body).await?,
+            }
+        }
+        QueueName::Reports => {
+            Handled::Reported(Box::new(report::report(ports, settings, body).await?))
+        }
+        QueueName::Requests => match trigger::accept_job(ports, body).await? {
+            Some(request) => {
+                Handled::Triggered(Some(trigger::trigger(ports, settings, request).await?))
+            }
+            None => Handled::Triggered(None),
+        },
+    })
+}
+
 /// Decodes a versioned JSON message, naming what it was meant to be.
 pub(crate) fn decode<T: DeserializeOwned>(
     what: &'static str,

@@ -106,6 +106,20 @@ pub enum TriggerOutcome {
     },
 }
 
+/// Decodes a queued [`crate::messages::TriggerJob`]. `None` means its run
+/// already exists: the intake fixed the run id, so a redelivered job is the
+/// same request and starting it again would only conflict.
+pub async fn accept_job(ports: &Ports, body: &str) -> Result<Option<RunRequest>, HandlerError> {
+    let job: crate::messages::TriggerJob = crate::handlers::decode("trigger job", body)?;
+    if let Some(run) = job.request.run_id {
+        if ports.store.get_run(run).await?.is_some() {
+            tracing::info!(run_id = %run, "run already started; duplicate trigger job ignored");
+            return Ok(None);
+        }
+    }
+    Ok(Some(job.request))
+}
+
 pub async fn trigger(
     ports: &Ports,
     settings: &Settings,

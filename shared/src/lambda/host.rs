@@ -18,7 +18,7 @@ use crate::lambda::events::{self, Event};
 use crate::lambda::http::{self, HttpIntake};
 use crate::lambda::request::{SourcePolicy, StartRun};
 use crate::lambda::sqs;
-use crate::messages::{QueueName, TriggerJob};
+use crate::messages::QueueName;
 use crate::model::Origin;
 use crate::ports::{NoNotifier, Notifier, SourceProvider, SystemClock};
 use crate::source::{LocalDirSource, SourceRouter};
@@ -249,30 +249,15 @@ impl Host {
         body: &str,
         attempt: u32,
     ) -> Result<(), HandlerError> {
-        match queue {
-            QueueName::Shards => {
-                crate::handlers::execute::execute(&self.ports, &self.settings, body, attempt)
-                    .await?;
+        if queue == QueueName::Requests {
+            // Resolving a `ref` to a commit needs GitHub: done here, before
+            // the shared trigger handler.
+            if let Some(request) = crate::handlers::trigger::accept_job(&self.ports, body).await? {
+                self.start(request).await?;
             }
-            QueueName::Results => {
-                crate::handlers::collect::collect(&self.ports, body).await?;
-            }
-            QueueName::Reports => {
-                crate::handlers::report::report(&self.ports, &self.settings, body).await?;
-            }
-            QueueName::Requests => {
-                let job: TriggerJob = crate::handlers::decode("trigger job", body)?;
-                // A redelivered job whose run already exists was done: the
-                // run id was fixed at intake, so this is the same request.
-                if let Some(run) = job.request.run_id {
-                    if self.ports.store.get_run(run).await?.is_some() {
-                        tracing::info!(run_id = %run, "run already started; duplicate job ignored");
-                        return Ok(());
-                    }
-                }
-                self.start(job.request).await?;
-            }
+            return Ok(());
         }
+        crate::handlers::handle_message(&self.ports, &self.settings, queue, body, attempt).await?;
         Ok(())
     }
 

@@ -22,12 +22,11 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use crate::errors::HandlerError;
-use crate::handlers::collect::{CollectOutcome, collect};
-use crate::handlers::execute::execute;
-use crate::handlers::report::{ReportOutcome, report};
+use crate::handlers::collect::CollectOutcome;
+use crate::handlers::report::ReportOutcome;
 use crate::handlers::sweep::{SweepOutcome, sweep_at};
 use crate::handlers::trigger::{RunRequest, TriggerOutcome, trigger};
-use crate::handlers::{Ports, Settings};
+use crate::handlers::{Handled, Ports, Settings, handle_message};
 use crate::messages::{Execution, QueueName, ShardResult};
 use crate::model::{Run, RunId, ShardId};
 use crate::ports::QueueConsumer;
@@ -194,46 +193,31 @@ impl Pipeline {
         body: &str,
         attempt: u32,
     ) -> Result<(), HandlerError> {
-        match queue {
-            QueueName::Shards => {
-                if let Ok(envelope) = serde_json::from_str::<crate::messages::JobEnvelope>(body) {
-                    self.emit(PipelineEvent::ShardStarted {
-                        shard: envelope.shard(),
-                        attempt,
-                    });
-                }
-                let ShardResult {
-                    shard,
+        if queue == QueueName::Shards {
+            if let Ok(envelope) = serde_json::from_str::<crate::messages::JobEnvelope>(body) {
+                self.emit(PipelineEvent::ShardStarted {
+                    shard: envelope.shard(),
                     attempt,
-                    execution,
-                    ..
-                } = execute(&self.ports, &self.settings, body, attempt).await?;
-                self.emit(PipelineEvent::ShardExecuted {
-                    shard,
-                    attempt,
-                    execution,
                 });
             }
-            QueueName::Results => {
-                let shard = serde_json::from_str::<ShardResult>(body)
-                    .map(|r| r.shard)
-                    .ok();
-                let outcome = collect(&self.ports, body).await?;
-                if let Some(shard) = shard {
-                    self.emit(PipelineEvent::ShardCollected { shard, outcome });
-                }
-            }
-            QueueName::Reports => {
-                let outcome = report(&self.ports, &self.settings, body).await?;
-                self.emit(PipelineEvent::RunReported {
-                    outcome: Box::new(outcome),
-                });
-            }
-            QueueName::Requests => {
-                let job: crate::messages::TriggerJob =
-                    crate::handlers::decode("trigger job", body)?;
-                trigger(&self.ports, &self.settings, job.request).await?;
-            }
+        }
+        match handle_message(&self.ports, &self.settings, queue, body, attempt).await? {
+            Handled::Executed(ShardResult {
+                shard,
+                attempt,
+                execution,
+                ..
+            }) => self.emit(PipelineEvent::ShardExecuted {
+                shard,
+                attempt,
+                execution,
+            }),
+            Handled::Collected {
+                shard: Some(shard),
+                outcome,
+            } => self.emit(PipelineEvent::ShardCollected { shard, outcome }),
+            Handled::Reported(outcome) => self.emit(PipelineEvent::RunReported { outcome }),
+            Handled::Collected { shard: None, .. } | Handled::Triggered(_) => {}
         }
         Ok(())
     }

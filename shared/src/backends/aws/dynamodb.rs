@@ -642,34 +642,8 @@ async fn batch_write(
 #[async_trait]
 impl RunStore for DynamoRunStore {
     async fn create_run(&self, run: &Run, shards: &[ShardRecord]) -> Result<(), StoreError> {
+        crate::backends::check_shard_records(run, shards)?;
         let id = run.id.to_string();
-        let invalid = |message: String| StoreError::Invalid {
-            run: id.clone(),
-            message,
-        };
-        if shards.len() != run.shard_count as usize {
-            return Err(invalid(format!(
-                "shard_count is {} but {} shard records were given",
-                run.shard_count,
-                shards.len()
-            )));
-        }
-        let mut seen = vec![false; shards.len()];
-        for sh in shards {
-            if sh.id.run != run.id {
-                return Err(invalid(format!("shard {} belongs to another run", sh.id)));
-            }
-            match seen.get_mut(sh.id.index as usize) {
-                Some(slot) if !*slot => *slot = true,
-                Some(_) => return Err(invalid(format!("shard index {} given twice", sh.id.index))),
-                None => {
-                    return Err(invalid(format!(
-                        "shard index {} is out of range for {} shards",
-                        sh.id.index, run.shard_count
-                    )));
-                }
-            }
-        }
         let meta = meta_item(run)?;
         let mut items = vec![meta];
         for sh in shards {

@@ -28,7 +28,7 @@ use aws_sdk_sqs::types::{
 };
 
 use crate::errors::QueueError;
-use crate::messages::{MAX_MESSAGE_BYTES, QueueName};
+use crate::messages::QueueName;
 use crate::ports::{JobQueue, QueueConsumer, Received};
 
 const BACKEND: &str = "sqs";
@@ -302,13 +302,7 @@ impl JobQueue for SqsQueue {
     /// All-or-nothing on size (like `LocalQueue`): one oversized body
     /// refuses the call before anything is sent.
     async fn send_batch(&self, queue: QueueName, bodies: Vec<String>) -> Result<(), QueueError> {
-        if let Some(big) = bodies.iter().find(|b| b.len() > MAX_MESSAGE_BYTES) {
-            return Err(QueueError::TooLarge {
-                queue: queue.as_str(),
-                size: big.len(),
-                limit: MAX_MESSAGE_BYTES,
-            });
-        }
+        crate::messages::check_body_sizes(queue, &bodies)?;
         let sizes: Vec<usize> = bodies.iter().map(String::len).collect();
         let groups = plan_batches(&sizes);
         let mut bodies = bodies.into_iter().enumerate();
@@ -659,6 +653,7 @@ pub async fn create_queues(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::messages::MAX_MESSAGE_BYTES;
     use std::sync::Mutex;
 
     const MS: Duration = Duration::from_millis(1);

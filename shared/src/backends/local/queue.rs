@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::errors::QueueError;
-use crate::messages::{MAX_MESSAGE_BYTES, QueueName};
+use crate::messages::QueueName;
 use crate::ports::JobQueue;
 
 /// Longest visibility timeout (SQS's limit is 12 hours).
@@ -386,13 +386,7 @@ impl JobQueue for LocalQueue {
     /// All or nothing: one oversized body rejects the whole batch before any
     /// is queued, so a retry of the call cannot double-send the others.
     async fn send_batch(&self, queue: QueueName, bodies: Vec<String>) -> Result<(), QueueError> {
-        if let Some(big) = bodies.iter().find(|b| b.len() > MAX_MESSAGE_BYTES) {
-            return Err(QueueError::TooLarge {
-                queue: queue.as_str(),
-                size: big.len(),
-                limit: MAX_MESSAGE_BYTES,
-            });
-        }
+        crate::messages::check_body_sizes(queue, &bodies)?;
         if bodies.is_empty() {
             return Ok(());
         }

@@ -227,34 +227,8 @@ fn run_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
 #[async_trait]
 impl RunStore for SqliteRunStore {
     async fn create_run(&self, run: &Run, shards: &[ShardRecord]) -> Result<(), StoreError> {
+        crate::backends::check_shard_records(run, shards)?;
         let id = run.id.to_string();
-        let invalid = |message: String| StoreError::Invalid {
-            run: id.clone(),
-            message,
-        };
-        if shards.len() != run.shard_count as usize {
-            return Err(invalid(format!(
-                "shard_count is {} but {} shard records were given",
-                run.shard_count,
-                shards.len()
-            )));
-        }
-        let mut seen = vec![false; shards.len()];
-        for s in shards {
-            if s.id.run != run.id {
-                return Err(invalid(format!("shard {} belongs to another run", s.id)));
-            }
-            match seen.get_mut(s.id.index as usize) {
-                Some(slot) if !*slot => *slot = true,
-                Some(_) => return Err(invalid(format!("shard index {} given twice", s.id.index))),
-                None => {
-                    return Err(invalid(format!(
-                        "shard index {} is out of range for {} shards",
-                        s.id.index, run.shard_count
-                    )));
-                }
-            }
-        }
         let body = serde_json::to_string(run).map_err(|e| backend("encode run", e))?;
         let shard_bodies = shards
             .iter()
