@@ -135,3 +135,18 @@ pub fn check_shard_records(
     }
     Ok(())
 }
+
+/// Refuses `finish_run` to a status that is not final; every run store
+/// checks this before its conditional write.
+pub fn check_final_status(
+    run: crate::model::RunId,
+    status: crate::model::RunStatus,
+) -> Result<(), crate::errors::StoreError> {
+    if status.is_final() {
+        return Ok(());
+    }
+    Err(crate::errors::StoreError::Invalid {
+        run: run.to_string(),
+        message: format!("finish_run needs a final status, got `{status}`"),
+    })
+}

@@ -255,13 +255,14 @@ mod tests {
     }
 
     /// An API Gateway v2 request built from the real sample event.
-    fn v2_request(
+    /// The v2 fixture turned into a request for `method path`.
+    fn v2_event(
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
         body: &[u8],
         b64: bool,
-    ) -> HttpRequest {
+    ) -> Value {
         let mut event: Value = serde_json::from_slice(&repo_file(
             "fixtures/aws/lambda_http-apigw_v2_proxy_request.json",
         ))
@@ -279,10 +280,24 @@ mod tests {
         } else {
             json!(String::from_utf8(body.to_vec()).unwrap())
         };
+        event
+    }
+
+    fn http_request(event: Value) -> HttpRequest {
         match decode(event).unwrap() {
             Event::Http(r) => *r,
             other => panic!("decoded as {}", other.kind()),
         }
+    }
+
+    fn v2_request(
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        b64: bool,
+    ) -> HttpRequest {
+        http_request(v2_event(method, path, headers, body, b64))
     }
 
     fn signed_push(body: &[u8], b64: bool) -> HttpRequest {
@@ -514,26 +529,20 @@ mod tests {
         let mut intake = intake();
         intake.api_token = None;
         let body = br#"{"repo":"octo/app","commit":"6113728f27ae82c7b1a177c8d03f9e96e0adf246","suite":"unit"}"#;
-        // The request context API Gateway adds after verifying SigV4.
-        let mut event: Value = serde_json::from_slice(&repo_file(
-            "fixtures/aws/lambda_http-apigw_v2_proxy_request.json",
-        ))
-        .unwrap();
-        event["rawPath"] = json!(RUNS_PATH);
-        event["requestContext"]["http"]["method"] = json!("POST");
-        event["requestContext"]["http"]["path"] = json!(RUNS_PATH);
-        event["headers"]["content-type"] = json!("application/json");
-        event["isBase64Encoded"] = json!(false);
-        event["body"] = json!(String::from_utf8(body.to_vec()).unwrap());
-        let unsigned = match decode(event.clone()).unwrap() {
-            Event::Http(r) => *r,
-            other => panic!("decoded as {}", other.kind()),
-        };
+        let mut event = v2_event(
+            "POST",
+            RUNS_PATH,
+            &[("content-type", "application/json")],
+            body,
+            false,
+        );
+        let unsigned = http_request(event.clone());
         assert_eq!(unsigned.iam_caller, None);
         let queue = Recorder::default();
         assert_eq!(handle(&intake, &queue, &unsigned).await.status, 401);
         assert!(queue.jobs().is_empty());
 
+        // The request context API Gateway adds after verifying SigV4.
         event["requestContext"]["authorizer"] = json!({
             "iam": {
                 "accessKey": "AKIAEXAMPLE",
@@ -543,10 +552,7 @@ mod tests {
                 "userId": "AIDAEXAMPLE"
             }
         });
-        let signed = match decode(event).unwrap() {
-            Event::Http(r) => *r,
-            other => panic!("decoded as {}", other.kind()),
-        };
+        let signed = http_request(event);
         assert_eq!(
             signed.iam_caller.as_deref(),
             Some("arn:aws:iam::123456789012:user/ci")

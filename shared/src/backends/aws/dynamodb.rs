@@ -909,13 +909,8 @@ impl RunStore for DynamoRunStore {
         finished_ms: u64,
         error: Option<String>,
     ) -> Result<bool, StoreError> {
+        crate::backends::check_final_status(id, status)?;
         let id = id.to_string();
-        if !status.is_final() {
-            return Err(StoreError::Invalid {
-                run: id,
-                message: format!("finish_run needs a final status, got `{status}`"),
-            });
-        }
         let _guard = self.lock(&id).await;
         // `running` is accepted too, so the sweep can error a run whose
         // shards never reported. Leaving the active index is part of the

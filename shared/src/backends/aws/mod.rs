@@ -113,14 +113,17 @@ impl AwsSettings {
 /// profile, the Lambda role; `AWS_ENDPOINT_URL` points every client at an
 /// emulator), with an HTTPS client on rustls + ring.
 pub async fn sdk_config() -> aws_config::SdkConfig {
+    config_loader().load().await
+}
+
+/// The SDK's loader with our HTTPS client (rustls + ring, already linked for
+/// the GitHub client) instead of the default one, which would build aws-lc.
+pub(crate) fn config_loader() -> aws_config::ConfigLoader {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .load()
-        .await
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
 }
 
 /// The three AWS backends, built once per process and shared.

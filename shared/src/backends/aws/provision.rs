@@ -6,12 +6,7 @@ use aws_config::SdkConfig;
 /// An SDK configuration for an emulator at `endpoint` with fixed
 /// credentials (moto accepts any; s3s-fs checks them).
 pub async fn emulator_sdk_config(endpoint: &str, access_key: &str, secret_key: &str) -> SdkConfig {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
+    super::config_loader()
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_s3::config::Credentials::new(

@@ -412,13 +412,8 @@ impl RunStore for SqliteRunStore {
         finished_ms: u64,
         error: Option<String>,
     ) -> Result<bool, StoreError> {
+        crate::backends::check_final_status(id, status)?;
         let id = id.to_string();
-        if !status.is_final() {
-            return Err(StoreError::Invalid {
-                run: id,
-                message: format!("finish_run needs a final status, got `{status}`"),
-            });
-        }
         let conn = self.lock();
         // `running` is accepted too so the sweep can error a run whose shards
         // never reported (or that failed before any shard ran).
