@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
-use testexec::junit::{self, Limits};
+use testexec::domain::junit::{self, Limits};
 
 fn open(path: &Path) -> BufReader<File> {
     BufReader::with_capacity(64 * 1024, File::open(path).expect("open the report"))

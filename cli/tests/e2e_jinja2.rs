@@ -10,12 +10,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use testexec::backends::local::QueueConfig;
-use testexec::handlers::trigger::{RunRequest, TriggerOutcome};
-use testexec::messages::QueueName;
-use testexec::model::{Counts, RunStatus, ShardStatus};
-use testexec::pipeline::LocalPipeline;
-use testexec::ports::NoNotifier;
+use testexec::adapters::local::QueueConfig;
+use testexec::app::handlers::trigger::{RunRequest, TriggerOutcome};
+use testexec::app::messages::QueueName;
+use testexec::domain::model::{Counts, RunStatus, ShardStatus};
+use testexec::app::pipeline::LocalPipeline;
+use testexec::app::ports::NoNotifier;
 
 const JINJA2_PASSED: u64 = 909;
 
@@ -117,7 +117,7 @@ fn counts(run: &serde_json::Value) -> Counts {
 
 /// Counts of a report read back with our own reader.
 fn junit_counts(path: &Path) -> (Counts, usize) {
-    let report = testexec::junit::read_file(path).unwrap();
+    let report = testexec::domain::junit::read_file(path).unwrap();
     let mut keys: Vec<String> = report.cases.iter().map(|c| c.key()).collect();
     keys.sort();
     keys.dedup();

@@ -21,7 +21,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::{Value, json};
-use testexec::github::webhook::signature_header;
+use testexec::adapters::github::webhook::signature_header;
 
 const APP_ID: u64 = 31337;
 const INSTALLATION: u64 = 4242;

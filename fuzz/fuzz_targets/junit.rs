@@ -14,8 +14,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use testexec::junit::{self, Limits, Report};
-use testexec::model::{Counts, Outcome, TestCase};
+use testexec::domain::junit::{self, Limits, Report};
+use testexec::domain::model::{Counts, Outcome, TestCase};
 
 /// Longest possible cut marker: `\n…[N bytes cut]…\n` with a 20-digit N.
 const MARKER_MAX: usize = "\n…[18446744073709551615 bytes cut]…\n".len();

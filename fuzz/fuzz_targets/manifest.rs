@@ -11,7 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use testexec::manifest::{Expansion, Manifest};
+use testexec::domain::manifest::{Expansion, Manifest};
 
 fuzz_target!(|data: &[u8]| {
     // The loader refuses non-UTF-8 before parsing; a lossy conversion keeps

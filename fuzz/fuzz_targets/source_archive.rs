@@ -19,7 +19,7 @@ use std::path::Path;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use libfuzzer_sys::fuzz_target;
-use testexec::source::{SnapshotLimits, extract_tar_gz};
+use testexec::adapters::source::{SnapshotLimits, extract_tar_gz};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, tar)) = data.split_first() else {

@@ -11,7 +11,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use testexec::plan::{PlanRequest, ShardTarget, Timings, plan, plan_lpt_only};
+use testexec::domain::plan::{PlanRequest, ShardTarget, Timings, plan, plan_lpt_only};
 
 const RUNS: usize = 15;
 

@@ -1,34 +1,18 @@
-//! testexec's library: everything that is not a cloud's entry point.
+//! testexec's library, in layers (a hexagon):
 //!
-//! - [`model`]: runs, shards, test cases, outcomes, ids.
-//! - [`junit`]: streaming JUnit/xUnit reader for every dialect found in the wild.
-//! - [`manifest`]: the repository's `testexec.toml`.
-//! - [`plan`]: timing-balanced shard planning.
+//! - [`domain`]: runs, manifests, JUnit, planning, report writers. No I/O
+//!   beyond reading files it is handed.
+//! - [`app`]: the ports (traits), the queue messages, the four handlers and
+//!   the in-process pipeline. No cloud SDK type appears here.
+//! - [`adapters`]: the ports implemented (local, AWS, GitHub, processes).
+//! - [`hosts`]: entry points (HTTP front door, Lambda, worker).
+//! - `testkit` (feature `testkit`): contract suites and fault injection.
 //! - [`errors`]: one precise error enum per concern.
-//! - [`ports`]: the traits handlers use; [`backends`] implement them.
-//! - `contract` (feature `contract`): the checks every backend must pass.
-//! - `github` (feature `github`): webhook verification and routing.
 
-pub mod backends;
-#[cfg(feature = "contract")]
-pub mod contract;
+pub mod adapters;
+pub mod app;
+pub mod domain;
 pub mod errors;
-pub mod files;
-#[cfg(feature = "github")]
-pub mod github;
-pub mod handlers;
-pub mod junit;
-/// The Lambda host of the four functions.
-#[cfg(feature = "lambda")]
-pub mod lambda;
-pub mod manifest;
-pub mod messages;
-pub mod model;
-/// The whole pipeline in one process, over any backend set.
-pub mod pipeline;
-pub mod plan;
-pub mod ports;
-pub mod process;
-pub mod report;
-pub mod selector;
-pub mod source;
+pub mod hosts;
+#[cfg(feature = "testkit")]
+pub mod testkit;

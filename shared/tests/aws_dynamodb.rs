@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use testexec::backends::aws::DynamoRunStore;
-use testexec::backends::aws::dynamodb::{self, create_table};
-use testexec::contract::{self, emulators, run_id_at, sample_run};
+use testexec::adapters::aws::DynamoRunStore;
+use testexec::adapters::aws::dynamodb::{self, create_table};
+use testexec::testkit::contract::{self, emulators, run_id_at, sample_run};
 use testexec::errors::StoreError;
-use testexec::model::{RunId, ShardId, ShardStatus};
-use testexec::ports::{Completion, RunStore};
+use testexec::domain::model::{RunId, ShardId, ShardStatus};
+use testexec::app::ports::{Completion, RunStore};
 
 /// A client for moto and a fresh table made by `create_table`, or `None`
 /// (skip) without moto.
@@ -228,7 +228,7 @@ async fn oversized_run_is_refused() {
     let huge = "e".repeat(500 * 1024);
     assert!(
         store
-            .finish_run(run.id, testexec::model::RunStatus::Errored, 1, Some(huge))
+            .finish_run(run.id, testexec::domain::model::RunStatus::Errored, 1, Some(huge))
             .await
             .expect("finish_run with a huge error")
     );
@@ -367,7 +367,7 @@ async fn duplicate_completion_repairs_a_shard_left_pending() {
         .send()
         .await
         .unwrap();
-    let other_attempt = testexec::ports::ShardCompletion {
+    let other_attempt = testexec::app::ports::ShardCompletion {
         attempt: 4,
         ..c.clone()
     };

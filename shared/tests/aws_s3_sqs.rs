@@ -8,18 +8,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use testexec::backends::aws::provision::{ProvisionOptions, provision, to_env};
-use testexec::backends::aws::s3::{self, S3BlobStore, create_bucket};
-use testexec::backends::aws::sqs::{self, QueueUrls, SqsQueue, create_queues};
-use testexec::backends::aws::{AwsBackends, AwsSettings};
-use testexec::contract::emulators::{moto, s3s, unique_name};
-use testexec::contract::{
+use testexec::adapters::aws::provision::{ProvisionOptions, provision, to_env};
+use testexec::adapters::aws::s3::{self, S3BlobStore, create_bucket};
+use testexec::adapters::aws::sqs::{self, QueueUrls, SqsQueue, create_queues};
+use testexec::adapters::aws::{AwsBackends, AwsSettings};
+use testexec::testkit::contract::emulators::{moto, s3s, unique_name};
+use testexec::testkit::contract::{
     QueueSettings, blob_invalid_keys_are_rejected, blob_large_file_round_trip,
     blob_list_is_sorted_by_prefix, blob_missing_is_not_found, blob_store_contract, queue_contract,
 };
 use testexec::errors::{BlobError, QueueError};
-use testexec::messages::{MAX_MESSAGE_BYTES, QueueName};
-use testexec::ports::{BlobStore, JobQueue, QueueConsumer, content_type};
+use testexec::app::messages::{MAX_MESSAGE_BYTES, QueueName};
+use testexec::app::ports::{BlobStore, JobQueue, QueueConsumer, content_type};
 
 const MIB: usize = 1024 * 1024;
 
@@ -389,7 +389,7 @@ async fn s3_key_rules_match_the_file_store() {
         return;
     };
     for key in ["a/.tmp-x", "a//b", "a/./b", "dir/", &"k".repeat(1025)] {
-        let local = testexec::backends::validate_key(key).unwrap_err();
+        let local = testexec::adapters::validate_key(key).unwrap_err();
         match store.put(key, vec![], content_type::TEXT).await {
             Err(BlobError::InvalidKey { reason, .. }) => {
                 let BlobError::InvalidKey {

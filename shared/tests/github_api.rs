@@ -16,16 +16,16 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use testexec::errors::{NotifyError, SourceError};
-use testexec::github::auth::GithubAuth;
-use testexec::github::client::GithubClient;
-use testexec::github::config::{GithubConfig, RetryPolicy};
-use testexec::github::notifier::GithubNotifier;
-use testexec::github::tarball::GithubSource;
-use testexec::model::{
+use testexec::adapters::github::auth::GithubAuth;
+use testexec::adapters::github::client::GithubClient;
+use testexec::adapters::github::config::{GithubConfig, RetryPolicy};
+use testexec::adapters::github::notifier::GithubNotifier;
+use testexec::adapters::github::tarball::GithubSource;
+use testexec::domain::model::{
     Counts, Origin, Outcome, Run, RunId, RunStatus, ShardId, ShardRecord, ShardStatus, SourceRef,
     TestCase,
 };
-use testexec::ports::{Notifier, RunOutcome, SourceProvider};
+use testexec::app::ports::{Notifier, RunOutcome, SourceProvider};
 
 const APP_ID: u64 = 31337;
 const INSTALLATION: u64 = 4242;

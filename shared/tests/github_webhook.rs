@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use testexec::errors::WebhookError;
-use testexec::github::webhook::{
+use testexec::adapters::github::webhook::{
     MAX_BODY_BYTES, WebhookConfig, WebhookDecision, WebhookHeaders, intake, signature_header,
     verify_signature,
 };
-use testexec::handlers::trigger::RunRequest;
-use testexec::model::Origin;
+use testexec::app::handlers::trigger::RunRequest;
+use testexec::domain::model::Origin;
 
 const SECRET: &[u8] = b"test-secret-for-fixtures";
 const DELIVERY: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";

@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use testexec::junit::read_file;
+use testexec::domain::junit::read_file;
 
 enum Expect {
     Counts {

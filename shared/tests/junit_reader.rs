@@ -4,8 +4,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use testexec::junit::{JunitError, Limits, Report, SUITE_ERROR_NAME, read, read_file, stream};
-use testexec::model::{Outcome, TestCase};
+use testexec::domain::junit::{JunitError, Limits, Report, SUITE_ERROR_NAME, read, read_file, stream};
+use testexec::domain::model::{Outcome, TestCase};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -411,7 +411,7 @@ fn reports_over_the_size_limit_fail_clearly() {
 }
 
 fn read_file_with_limits(name: &str, limits: &Limits) -> JunitError {
-    testexec::junit::read_file_with(&fixture(name), limits).unwrap_err()
+    testexec::domain::junit::read_file_with(&fixture(name), limits).unwrap_err()
 }
 
 /// Produces a synthetic report of about `target` bytes on the fly, so the

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use testexec::backends::local::{FaultPlan, FsBlobStore, LocalQueue, QueueConfig, SqliteRunStore};
-use testexec::contract::{self, QueueSettings};
+use testexec::adapters::local::{FaultPlan, FsBlobStore, LocalQueue, QueueConfig, SqliteRunStore};
+use testexec::testkit::contract::{self, QueueSettings};
 use testexec::errors::{BlobError, QueueError, StoreError};
-use testexec::messages::QueueName;
-use testexec::model::{RunId, RunStatus, ShardId};
-use testexec::ports::{BlobStore, Completion, JobQueue, RunStore};
+use testexec::app::messages::QueueName;
+use testexec::domain::model::{RunId, RunStatus, ShardId};
+use testexec::app::ports::{BlobStore, Completion, JobQueue, RunStore};
 
 fn store() -> (tempfile::TempDir, Arc<SqliteRunStore>) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -239,7 +239,7 @@ async fn sqlite_rejects_inconsistent_runs_and_pending_completions() {
     );
     store.create_run(&run, &shards).await.expect("create");
     let mut c = contract::completion(ShardId::new(run.id, 0), 1, Default::default());
-    c.status = testexec::model::ShardStatus::Pending;
+    c.status = testexec::domain::model::ShardStatus::Pending;
     assert!(matches!(
         store.complete_shard(&c).await,
         Err(StoreError::Invalid { .. })
@@ -549,7 +549,7 @@ async fn depth_counts_visible_messages_and_too_large_sends_nothing() {
         .await
         .expect("send");
     assert_eq!(q.depth(QueueName::Shards), 2);
-    let big = "z".repeat(testexec::messages::MAX_MESSAGE_BYTES + 1);
+    let big = "z".repeat(testexec::app::messages::MAX_MESSAGE_BYTES + 1);
     assert!(matches!(
         q.send_batch(QueueName::Shards, vec!["3".into(), big]).await,
         Err(QueueError::TooLarge {
@@ -630,7 +630,7 @@ async fn two_connections_on_one_file_complete_each_shard_once() {
         applied, n,
         "each shard applied once across both connections"
     );
-    let mut expected = testexec::model::Counts::default();
+    let mut expected = testexec::domain::model::Counts::default();
     (0..n).for_each(|i| expected.add(&contract::shard_counts(i)));
     let got = b.get_run(run.id).await.expect("get").expect("run");
     assert_eq!((got.shards_done, got.counts), (n, expected));

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 
 use testexec::errors::ManifestError;
-use testexec::manifest::{
+use testexec::domain::manifest::{
     DEFAULT_TIMEOUT_SECONDS, Expansion, MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest, Shards, Suite,
 };
 

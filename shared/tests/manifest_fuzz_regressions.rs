@@ -1,7 +1,7 @@
 //! Reproducers found by fuzzing `Manifest::parse` (fuzz/fuzz_targets/manifest.rs);
 //! see docs/fuzzing.md.
 
-use testexec::manifest::{Expansion, Manifest};
+use testexec::domain::manifest::{Expansion, Manifest};
 
 /// `command = ["{files}"]` used to parse: the program was then the shard's
 /// first file, and an empty shard expanded to no argv at all.

@@ -17,13 +17,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use testexec::backends::local::QueueConfig;
-use testexec::handlers::trigger::{RunRequest, TriggerOutcome};
-use testexec::messages::{QueueName, keys};
-use testexec::model::{Counts, Run, RunStatus, ShardStatus};
-use testexec::pipeline::faults::FaultyConsumer;
-use testexec::pipeline::{LocalPipeline, Pipeline};
-use testexec::ports::{NoNotifier, QueueConsumer};
+use testexec::adapters::local::QueueConfig;
+use testexec::app::handlers::trigger::{RunRequest, TriggerOutcome};
+use testexec::app::messages::{QueueName, keys};
+use testexec::domain::model::{Counts, Run, RunStatus, ShardStatus};
+use testexec::testkit::faults::FaultyConsumer;
+use testexec::app::pipeline::{LocalPipeline, Pipeline};
+use testexec::app::ports::{NoNotifier, QueueConsumer};
 
 const RUNNER: &str = include_str!("fixtures/fake-suite/runner.py");
 
@@ -140,12 +140,12 @@ impl Harness {
 /// The pipeline over DynamoDB + S3 + SQS on moto, in resources of its own.
 #[cfg(feature = "aws")]
 async fn aws_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline> {
-    use testexec::backends::aws::AwsBackends;
-    use testexec::backends::aws::provision::{ProvisionOptions, provision};
-    use testexec::contract::emulators::{moto, unique_name};
-    use testexec::handlers::{Ports, Settings};
-    use testexec::ports::SystemClock;
-    use testexec::source::LocalDirSource;
+    use testexec::adapters::aws::AwsBackends;
+    use testexec::adapters::aws::provision::{ProvisionOptions, provision};
+    use testexec::testkit::contract::emulators::{moto, unique_name};
+    use testexec::app::handlers::{Ports, Settings};
+    use testexec::app::ports::SystemClock;
+    use testexec::adapters::source::LocalDirSource;
 
     let sdk = moto().await?;
     let visibility = Duration::from_secs(visibility.as_millis().div_ceil(1000).max(1) as u64);

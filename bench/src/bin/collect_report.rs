@@ -11,14 +11,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-use testexec::backends::local::{FsBlobStore, LocalQueue, QueueConfig, SqliteRunStore};
-use testexec::handlers::collect::{CollectOutcome, collect};
-use testexec::handlers::report::report;
-use testexec::handlers::{Ports, Settings};
-use testexec::messages::{Execution, MESSAGE_VERSION, QueueName, ShardResult, keys};
-use testexec::model::{Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord, SourceRef};
-use testexec::ports::{BlobStore, Clock, NoNotifier, RunStore, SystemClock, content_type};
-use testexec::source::LocalDirSource;
+use testexec::adapters::local::{FsBlobStore, LocalQueue, QueueConfig, SqliteRunStore};
+use testexec::app::handlers::collect::{CollectOutcome, collect};
+use testexec::app::handlers::report::report;
+use testexec::app::handlers::{Ports, Settings};
+use testexec::app::messages::{Execution, MESSAGE_VERSION, QueueName, ShardResult, keys};
+use testexec::domain::model::{Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord, SourceRef};
+use testexec::app::ports::{BlobStore, Clock, NoNotifier, RunStore, SystemClock, content_type};
+use testexec::adapters::source::LocalDirSource;
 
 /// One shard's JUnit file: `cases` test cases, with about 3 % failures,
 /// 5 % skips, 2 % errors and 2 % flaky (a `<flakyFailure>` then a pass).
@@ -217,7 +217,7 @@ async fn bench(
     let rss_report = peak_rss_kb();
 
     let mut html_bytes = 0;
-    for name in testexec::handlers::report::REPORT_FILES {
+    for name in testexec::app::handlers::report::REPORT_FILES {
         let len = blobs.get(&keys::report(run_id, name)).await?.len();
         if name == "index.html" {
             html_bytes = len;

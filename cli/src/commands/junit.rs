@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde::Serialize;
-use testexec::junit::{self, Limits};
-use testexec::model::{Counts, Outcome, TestCase};
+use testexec::domain::junit::{self, Limits};
+use testexec::domain::model::{Counts, Outcome, TestCase};
 
 use super::{TESTS_FAILED, USAGE_OR_INFRA};
 

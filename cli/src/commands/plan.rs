@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use testexec::manifest::{MANIFEST_FILE, Manifest, Shards};
-use testexec::plan::{Plan, PlanRequest, ShardTarget, Timings, WorkUnit, plan};
+use testexec::domain::manifest::{MANIFEST_FILE, Manifest, Shards};
+use testexec::domain::plan::{Plan, PlanRequest, ShardTarget, Timings, WorkUnit, plan};
 
 /// Width of the load bar in the text table, in characters.
 const BAR_WIDTH: usize = 30;
@@ -167,7 +167,7 @@ fn load_timings(paths: &[PathBuf]) -> anyhow::Result<Timings> {
 fn load_one(path: &Path) -> anyhow::Result<Timings> {
     match extension(path).as_deref() {
         Some("xml") => {
-            let report = testexec::junit::read_file(path)
+            let report = testexec::domain::junit::read_file(path)
                 .with_context(|| format!("reading JUnit timings from {}", path.display()))?;
             Ok(Timings::from_cases(&report.cases))
         }
@@ -242,8 +242,8 @@ fn render_text(plan: &Plan, label: &str, file_count: usize) -> String {
         plan.total_secs
     );
     let source = match plan.fallback_source {
-        testexec::plan::FallbackSource::Median => "median of known files",
-        testexec::plan::FallbackSource::Default => "default, no history",
+        testexec::domain::plan::FallbackSource::Median => "median of known files",
+        testexec::domain::plan::FallbackSource::Default => "default, no history",
     };
     let _ = writeln!(
         out,

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use testexec::messages::keys;
-use testexec::model::RunId;
-use testexec::pipeline::LocalPipeline;
-use testexec::ports::NoNotifier;
+use testexec::app::messages::keys;
+use testexec::domain::model::RunId;
+use testexec::app::pipeline::LocalPipeline;
+use testexec::app::ports::NoNotifier;
 
 use super::state_dir_for;
 

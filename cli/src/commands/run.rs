@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use testexec::handlers::trigger::{RunRequest, TriggerOutcome};
-use testexec::messages::Execution;
-use testexec::model::{Run, RunStatus, ShardId};
-use testexec::pipeline::{LocalPipeline, PipelineEvent};
-use testexec::ports::NoNotifier;
+use testexec::app::handlers::trigger::{RunRequest, TriggerOutcome};
+use testexec::app::messages::Execution;
+use testexec::domain::model::{Run, RunStatus, ShardId};
+use testexec::app::pipeline::{LocalPipeline, PipelineEvent};
+use testexec::app::ports::NoNotifier;
 
 use super::{TESTS_FAILED, state_dir_for};
 
@@ -44,10 +44,10 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if !args.path.join(testexec::manifest::MANIFEST_FILE).is_file() {
+    if !args.path.join(testexec::domain::manifest::MANIFEST_FILE).is_file() {
         bail!(
             "no {} in {} (hint: pass the repository root, e.g. `testexec run examples/demo`)",
-            testexec::manifest::MANIFEST_FILE,
+            testexec::domain::manifest::MANIFEST_FILE,
             args.path.display()
         );
     }
@@ -108,8 +108,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     } else {
         let mut links = Vec::new();
-        for file in testexec::handlers::report::REPORT_FILES {
-            let key = testexec::messages::keys::report(run_id, file);
+        for file in testexec::app::handlers::report::REPORT_FILES {
+            let key = testexec::app::messages::keys::report(run_id, file);
             links.push(pipeline.ports.blobs.link(&key).await?.unwrap_or(key));
         }
         print_summary(&finished, &shards, &links);
@@ -188,10 +188,10 @@ impl Progress {
             },
             PipelineEvent::ShardCollected { shard, outcome } => {
                 let text = match outcome {
-                    testexec::handlers::collect::CollectOutcome::Applied { status, .. } => {
+                    testexec::app::handlers::collect::CollectOutcome::Applied { status, .. } => {
                         format!("{status}")
                     }
-                    testexec::handlers::collect::CollectOutcome::Duplicate { .. } => {
+                    testexec::app::handlers::collect::CollectOutcome::Duplicate { .. } => {
                         "duplicate result ignored".into()
                     }
                 };
@@ -228,7 +228,7 @@ impl Progress {
     }
 }
 
-fn print_summary(run: &Run, shards: &[testexec::model::ShardRecord], links: &[String]) {
+fn print_summary(run: &Run, shards: &[testexec::domain::model::ShardRecord], links: &[String]) {
     println!();
     println!(
         "{:<7} {:<9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",

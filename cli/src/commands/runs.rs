@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use testexec::pipeline::LocalPipeline;
-use testexec::ports::NoNotifier;
+use testexec::app::pipeline::LocalPipeline;
+use testexec::app::ports::NoNotifier;
 
 use super::state_dir_for;
 

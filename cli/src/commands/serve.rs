@@ -20,17 +20,17 @@ use axum::{Json, Router};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
 use serde_json::json;
-use testexec::github::client::GithubClient;
-use testexec::github::config::GithubConfig;
-use testexec::github::notifier::GithubNotifier;
-use testexec::github::tarball::GithubSource;
-use testexec::github::webhook::{self, WebhookAction, WebhookConfig, WebhookHeaders};
-use testexec::handlers::trigger::RunRequest;
-use testexec::messages::keys;
-use testexec::model::{Run, RunId};
-use testexec::pipeline::LocalPipeline;
-use testexec::ports::NoNotifier;
-use testexec::report::Html as Escaped;
+use testexec::adapters::github::client::GithubClient;
+use testexec::adapters::github::config::GithubConfig;
+use testexec::adapters::github::notifier::GithubNotifier;
+use testexec::adapters::github::tarball::GithubSource;
+use testexec::adapters::github::webhook::{self, WebhookAction, WebhookConfig, WebhookHeaders};
+use testexec::app::handlers::trigger::RunRequest;
+use testexec::app::messages::keys;
+use testexec::domain::model::{Run, RunId};
+use testexec::app::pipeline::LocalPipeline;
+use testexec::app::ports::NoNotifier;
+use testexec::domain::report::Html as Escaped;
 use tokio::sync::mpsc;
 
 use super::state_dir_for;
@@ -339,7 +339,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 if let Err(e) =
-                    testexec::handlers::sweep::sweep(&pipeline.ports, &pipeline.settings).await
+                    testexec::app::handlers::sweep::sweep(&pipeline.ports, &pipeline.settings).await
                 {
                     tracing::warn!(error = %e, "sweep failed");
                 }
@@ -535,10 +535,10 @@ async fn report_file(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let content_type = match file.as_str() {
-        "index.html" => testexec::ports::content_type::HTML,
-        "report.json" => testexec::ports::content_type::JSON,
-        "summary.md" => testexec::ports::content_type::MARKDOWN,
-        "junit.xml" => testexec::ports::content_type::XML,
+        "index.html" => testexec::app::ports::content_type::HTML,
+        "report.json" => testexec::app::ports::content_type::JSON,
+        "summary.md" => testexec::app::ports::content_type::MARKDOWN,
+        "junit.xml" => testexec::app::ports::content_type::XML,
         _ => {
             return Err(api_error(
                 StatusCode::NOT_FOUND,
@@ -585,7 +585,7 @@ async fn shard_log(
             format!("shard {index} of run {id} has no log yet"),
         ));
     };
-    let key = keys::log(testexec::model::ShardId::new(id, index), attempt);
+    let key = keys::log(testexec::domain::model::ShardId::new(id, index), attempt);
     let bytes = state
         .pipeline
         .ports
@@ -594,7 +594,7 @@ async fn shard_log(
         .await
         .map_err(|e| api_error(StatusCode::NOT_FOUND, e.to_string()))?;
     Ok((
-        [(header::CONTENT_TYPE, testexec::ports::content_type::TEXT)],
+        [(header::CONTENT_TYPE, testexec::app::ports::content_type::TEXT)],
         bytes,
     )
         .into_response())
@@ -633,6 +633,6 @@ tr[data-status=passed] td:nth-child(2){{color:#1a7f37}}tr[data-status=failed] td
 <body><h1>testexec runs</h1><p>{count} runs</p><table><thead><tr><th>run</th><th>status</th><th>suite</th><th>repo</th><th>tests</th><th>failed</th><th>flaky</th><th>shards</th></tr></thead><tbody>{rows}</tbody></table></body></html>",
         count = runs.len(),
         // No /favicon.ico request (a 404 and a console error).
-        icon = testexec::report::html::ICON_LINK,
+        icon = testexec::domain::report::html::ICON_LINK,
     )))
 }

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use testexec::backends::aws::AwsBackends;
-use testexec::backends::aws::provision::{self, ProvisionOptions};
-use testexec::contract::emulators;
-use testexec::lambda::host::{Function, Host};
-use testexec::lambda::worker::{Args, poll_once};
-use testexec::messages::QueueName;
-use testexec::ports::{JobQueue, QueueConsumer};
+use testexec::adapters::aws::AwsBackends;
+use testexec::adapters::aws::provision::{self, ProvisionOptions};
+use testexec::testkit::contract::emulators;
+use testexec::hosts::lambda::host::{Function, Host};
+use testexec::hosts::worker::{Args, poll_once};
+use testexec::app::messages::QueueName;
+use testexec::app::ports::{JobQueue, QueueConsumer};
 
 #[tokio::test]
 async fn the_worker_releases_a_failed_job_and_acks_nothing_else() {

@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use testexec::backends::aws::AwsBackends;
-use testexec::backends::aws::provision::{self, ProvisionOptions};
-use testexec::contract::emulators;
-use testexec::handlers::trigger::RunRequest;
-use testexec::lambda::host::{Function, Host};
-use testexec::messages::{MESSAGE_VERSION, TriggerJob};
-use testexec::model::RunId;
-use testexec::ports::RunStore;
+use testexec::adapters::aws::AwsBackends;
+use testexec::adapters::aws::provision::{self, ProvisionOptions};
+use testexec::testkit::contract::emulators;
+use testexec::app::handlers::trigger::RunRequest;
+use testexec::hosts::lambda::host::{Function, Host};
+use testexec::app::messages::{MESSAGE_VERSION, TriggerJob};
+use testexec::domain::model::RunId;
+use testexec::app::ports::RunStore;
 
 fn sqs_event(records: &[(&str, &str)]) -> Value {
     let records: Vec<Value> = records

@@ -10,7 +10,7 @@
 //! and an execute crash (the function process is killed mid-shard; its
 //! message comes back after the visibility timeout and the run still ends
 //! with exact counts). Skipped without the emulators (see
-//! `testexec::contract::emulators`); `TESTEXEC_REQUIRE_E2E=1` makes it
+//! `testexec::testkit::contract::emulators`); `TESTEXEC_REQUIRE_E2E=1` makes it
 //! mandatory.
 
 use std::collections::{HashMap, HashSet};
@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use base64::Engine as _;
 use serde_json::{Value, json};
-use testexec::backends::aws::provision::{self, ProvisionOptions};
-use testexec::backends::aws::{AwsBackends, AwsSettings};
-use testexec::contract::emulators;
-use testexec::messages::{QueueName, keys};
-use testexec::model::{RunId, RunStatus};
-use testexec::ports::{BlobStore, RunStore};
+use testexec::adapters::aws::provision::{self, ProvisionOptions};
+use testexec::adapters::aws::{AwsBackends, AwsSettings};
+use testexec::testkit::contract::emulators;
+use testexec::app::messages::{QueueName, keys};
+use testexec::domain::model::{RunId, RunStatus};
+use testexec::app::ports::{BlobStore, RunStore};
 
 const RUNNER: &str = include_str!("../../../shared/tests/fixtures/fake-suite/runner.py");
 const FUNCTIONS: [&str; 4] = ["trigger", "execute", "collect", "report"];

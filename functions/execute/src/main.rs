@@ -1,7 +1,7 @@
-//! The execute Lambda function: everything lives in `testexec::lambda`
+//! The execute Lambda function: everything lives in `testexec::hosts::lambda`
 //! (see docs/lambda.md for the events it takes).
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    testexec::lambda::run(testexec::lambda::Function::Execute).await
+    testexec::hosts::lambda::run(testexec::hosts::lambda::Function::Execute).await
 }

@@ -1,0 +1,167 @@
+//! Adapters: the outside world behind the ports. Each backend sits behind
+//! its own cargo feature so a binary links only the one it uses.
+//!
+//! - [`local`] (feature `local`): SQLite run store, blob directory, local queue.
+//! - [`aws`] (feature `aws`): DynamoDB, S3, SQS.
+//! - [`github`] (feature `github`): webhook verification, API client,
+//!   Checks notifier, tarball source.
+//! - [`source`]: source providers (local directory) and snapshot packing.
+//! - [`process`]: running a test command (argv, process group, timeouts).
+//!
+//! Store-agnostic helpers every backend shares (blob key rules, the shard
+//! and final-status checks) live in this file.
+
+#[cfg(feature = "local")]
+pub mod local;
+
+#[cfg(feature = "aws")]
+pub mod aws;
+
+#[cfg(feature = "github")]
+pub mod github;
+pub mod process;
+pub mod source;
+
+// ---- blob keys, the same on every blob store ---------------------------------
+
+use crate::errors::BlobError;
+
+/// Name prefix of in-flight writes of the file blob store. No key segment
+/// may start with it on any backend, so every key one blob store accepts,
+/// the others accept too.
+pub const TMP_PREFIX: &str = ".tmp-";
+
+/// Rejects keys that could escape the root or that mean different files on
+/// different systems.
+pub fn validate_key(key: &str) -> Result<(), BlobError> {
+    let reason = if key.is_empty() {
+        Some("it is empty")
+    } else if key.starts_with('/') {
+        Some("it is absolute; keys are relative like `runs/<id>/log.txt`")
+    } else if key.contains('\0') {
+        Some("it contains a NUL byte")
+    } else if key.contains('\\') {
+        Some("it contains a backslash; use `/` between segments")
+    } else if key.contains("..") {
+        Some("it contains `..`")
+    } else if key.ends_with('/') {
+        Some("it ends with `/` (that is a prefix, not a key)")
+    } else if key.split('/').any(|seg| seg.is_empty() || seg == ".") {
+        Some("it has an empty or `.` segment")
+    } else if key.split('/').any(|seg| seg.starts_with(TMP_PREFIX)) {
+        Some("a segment starts with `.tmp-`, which is reserved for in-flight writes")
+    } else if key.len() > 1024 {
+        Some("it is longer than 1024 bytes")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(BlobError::InvalidKey {
+            key: key.chars().take(200).collect(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A prefix is a string filter, so it may be empty or end mid-segment; it
+/// only has to be unable to leave the root.
+pub fn validate_prefix(prefix: &str) -> Result<(), BlobError> {
+    let reason = if prefix.starts_with('/') {
+        Some("it is absolute")
+    } else if prefix.contains('\0') {
+        Some("it contains a NUL byte")
+    } else if prefix.contains('\\') {
+        Some("it contains a backslash")
+    } else if prefix.contains("..") {
+        Some("it contains `..`")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(BlobError::InvalidKey {
+            key: prefix.chars().take(200).collect(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Shuffles `items` deterministically by `seed` (Fisher–Yates over
+/// SplitMix64), for reproducible reordering faults: SplitMix64 is tiny, well
+/// mixed and stable across versions, unlike a dependency's RNG.
+#[cfg(any(feature = "local", feature = "testkit"))]
+pub(crate) fn seeded_shuffle<T>(items: &mut [T], seed: u64) {
+    fn splitmix64(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    let mut rng = seed;
+    for i in (1..items.len()).rev() {
+        let j = (splitmix64(&mut rng) % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+}
+
+/// Refuses a shard list that does not describe `run` exactly: one record per
+/// index `0..shard_count`, each of this run. Every run store checks this
+/// before writing, so a planner bug cannot leave a run that never finishes.
+pub fn check_shard_records(
+    run: &crate::domain::model::Run,
+    shards: &[crate::domain::model::ShardRecord],
+) -> Result<(), crate::errors::StoreError> {
+    let invalid = |message: String| crate::errors::StoreError::Invalid {
+        run: run.id.to_string(),
+        message,
+    };
+    if shards.len() != run.shard_count as usize {
+        return Err(invalid(format!(
+            "shard_count is {} but {} shard records were given",
+            run.shard_count,
+            shards.len()
+        )));
+    }
+    let mut seen = vec![false; shards.len()];
+    for shard in shards {
+        if shard.id.run != run.id {
+            return Err(invalid(format!(
+                "shard {} belongs to another run",
+                shard.id
+            )));
+        }
+        match seen.get_mut(shard.id.index as usize) {
+            Some(slot) if !*slot => *slot = true,
+            Some(_) => {
+                return Err(invalid(format!(
+                    "shard index {} given twice",
+                    shard.id.index
+                )));
+            }
+            None => {
+                return Err(invalid(format!(
+                    "shard index {} is out of range for {} shards",
+                    shard.id.index, run.shard_count
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses `finish_run` to a status that is not final; every run store
+/// checks this before its conditional write.
+pub fn check_final_status(
+    run: crate::domain::model::RunId,
+    status: crate::domain::model::RunStatus,
+) -> Result<(), crate::errors::StoreError> {
+    if status.is_final() {
+        return Ok(());
+    }
+    Err(crate::errors::StoreError::Invalid {
+        run: run.to_string(),
+        message: format!("finish_run needs a final status, got `{status}`"),
+    })
+}

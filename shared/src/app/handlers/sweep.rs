@@ -1,0 +1,83 @@
+//! sweep: make sure no run hangs forever.
+//!
+//! Runs on a schedule (the report function's scheduled event, or a timer in
+//! `testexec serve`). A run past its deadline with shards that never
+//! reported gets those shards completed as errored, naming them; a run whose
+//! hand-off to report was lost (a collector or report crashed) is handed
+//! over again. Every write is the same conditional write the handlers use,
+//! so a sweep racing a late result is harmless.
+
+use serde::Serialize;
+
+use crate::errors::HandlerError;
+use crate::app::handlers::{Ports, Settings, encode};
+use crate::app::messages::{MESSAGE_VERSION, QueueName, ReportJob};
+use crate::domain::model::{Counts, RunId, RunStatus, ShardId, ShardStatus};
+use crate::app::ports::{Completion, ShardCompletion};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SweepOutcome {
+    /// Shards completed as errored because they never reported.
+    pub errored_shards: Vec<ShardId>,
+    /// Runs handed (again) to report.
+    pub reports_queued: Vec<RunId>,
+}
+
+pub async fn sweep(ports: &Ports, settings: &Settings) -> Result<SweepOutcome, HandlerError> {
+    sweep_at(ports, settings, ports.clock.now_ms()).await
+}
+
+/// The sweep as of `now` (ms since the epoch); `u64::MAX` treats every
+/// deadline as passed, which a single-process host uses once its queues are
+/// idle and nothing can report any more.
+pub async fn sweep_at(
+    ports: &Ports,
+    settings: &Settings,
+    now: u64,
+) -> Result<SweepOutcome, HandlerError> {
+    let mut outcome = SweepOutcome::default();
+    for run in ports.store.list_active_runs().await? {
+        let overdue = now > run.deadline_ms.saturating_add(settings.sweep_grace_ms);
+        let mut hand_over = false;
+        if run.status == RunStatus::Running {
+            if overdue {
+                for shard in ports.store.list_shards(run.id).await? {
+                    if shard.status != ShardStatus::Pending {
+                        continue;
+                    }
+                    let completion = ShardCompletion {
+                        shard: shard.id,
+                        attempt: 0,
+                        status: ShardStatus::Errored,
+                        counts: Counts::default(),
+                        started_ms: run.created_ms,
+                        finished_ms: now.min(ports.clock.now_ms()),
+                        error: Some("never reported before the run's deadline (worker lost, or the job never ran)".into()),
+                    };
+                    if let Completion::Applied { .. } =
+                        ports.store.complete_shard(&completion).await?
+                    {
+                        tracing::warn!(run_id = %run.id, shard_id = %shard.id, "shard swept as errored");
+                        outcome.errored_shards.push(shard.id);
+                    }
+                }
+            }
+            hand_over = ports.store.begin_report(run.id).await?;
+        } else if run.status == RunStatus::Reporting && overdue {
+            // Report is idempotent: a second job re-renders the same files.
+            hand_over = true;
+        }
+        if hand_over {
+            let job = ReportJob {
+                v: MESSAGE_VERSION,
+                run: run.id,
+            };
+            ports
+                .queue
+                .send_batch(QueueName::Reports, vec![encode(&job)])
+                .await?;
+            outcome.reports_queued.push(run.id);
+        }
+    }
+    Ok(outcome)
+}

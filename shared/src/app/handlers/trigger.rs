@@ -1,0 +1,432 @@
+//! trigger: turn a request into a planned run with its shards queued.
+//!
+//! Order matters for at-least-once delivery: the source snapshot is stored
+//! before the run exists (no executor ever finds a run without source), the
+//! run is written before its jobs are queued (no result ever arrives for an
+//! unknown run), and a failure after the delivery id was claimed releases
+//! nothing silently: the error goes back to the caller, and the sweep
+//! finalises a run whose jobs never got queued.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::errors::HandlerError;
+use crate::app::handlers::{Ports, Settings, encode, scratch_dir};
+use crate::domain::manifest::{MANIFEST_FILE, Manifest, Shards, Suite};
+use crate::app::messages::{JobEnvelope, MAX_MESSAGE_BYTES, MESSAGE_VERSION, QueueName, ShardJob, keys};
+use crate::domain::model::TestCase;
+use crate::domain::model::{Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord, SourceRef};
+use crate::domain::plan::{FallbackSource, Plan, PlanRequest, ShardPlan, ShardTarget, Timings, WorkUnit};
+use crate::app::ports::content_type;
+use crate::adapters::source::{SnapshotLimits, pack_dir};
+
+/// A request to start a run, already normalised from whatever event carried
+/// it (CLI, HTTP API, schedule, direct invoke, GitHub webhook).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    pub source: SourceRef,
+    pub origin: Origin,
+    /// Suite to run; `None` means the manifest's only suite.
+    pub suite: Option<String>,
+    /// Overrides the manifest's shard count.
+    pub shards: Option<u32>,
+    /// Run only these test selectors; empty = all.
+    #[serde(default)]
+    pub only_tests: Vec<String>,
+    /// "Rerun failed": run only the tests that failed in this earlier run.
+    #[serde(default)]
+    pub rerun_failed_of: Option<RunId>,
+    /// Idempotency key of the delivery (e.g. `X-GitHub-Delivery`).
+    #[serde(default)]
+    pub delivery_id: Option<String>,
+    /// A run id chosen by the intake (which answered the caller before the
+    /// slow work); `None` mints one.
+    #[serde(default)]
+    pub run_id: Option<RunId>,
+}
+
+impl RunRequest {
+    /// A request for a local directory.
+    pub fn local(path: &Path) -> Self {
+        let label = path
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "repo".into());
+        Self {
+            source: SourceRef {
+                repo: format!("local/{}", sanitize_label(&label)),
+                commit: None,
+                git_ref: None,
+                path: Some(path.display().to_string()),
+            },
+            origin: Origin::Local,
+            suite: None,
+            shards: None,
+            only_tests: Vec::new(),
+            rerun_failed_of: None,
+            delivery_id: None,
+            run_id: None,
+        }
+    }
+}
+
+/// Keeps a label usable as a blob key segment.
+fn sanitize_label(s: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_matches('.');
+    if trimmed.is_empty() {
+        "repo".into()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// What trigger did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum TriggerOutcome {
+    Started {
+        run: Box<Run>,
+        plan: Box<Plan>,
+    },
+    /// The delivery id was seen before: nothing was started.
+    Duplicate {
+        delivery: String,
+    },
+}
+
+/// Decodes a queued [`crate::app::messages::TriggerJob`]. `None` means its run
+/// already exists: the intake fixed the run id, so a redelivered job is the
+/// same request and starting it again would only conflict.
+pub async fn accept_job(ports: &Ports, body: &str) -> Result<Option<RunRequest>, HandlerError> {
+    let job: crate::app::messages::TriggerJob = crate::app::handlers::decode("trigger job", body)?;
+    if let Some(run) = job.request.run_id {
+        if ports.store.get_run(run).await?.is_some() {
+            tracing::info!(run_id = %run, "run already started; duplicate trigger job ignored");
+            return Ok(None);
+        }
+    }
+    Ok(Some(job.request))
+}
+
+pub async fn trigger(
+    ports: &Ports,
+    settings: &Settings,
+    request: RunRequest,
+) -> Result<TriggerOutcome, HandlerError> {
+    let now = ports.clock.now_ms();
+    if let Some(delivery) = &request.delivery_id {
+        if !ports
+            .store
+            .claim_delivery(
+                &format!("delivery/{delivery}"),
+                now,
+                settings.delivery_ttl_ms,
+            )
+            .await?
+        {
+            tracing::info!(delivery, "duplicate delivery ignored");
+            return Ok(TriggerOutcome::Duplicate {
+                delivery: delivery.clone(),
+            });
+        }
+    }
+
+    let checkout = scratch_dir(settings, "checkout-")?;
+    let tree = checkout.path().join("tree");
+    std::fs::create_dir_all(&tree).map_err(|source| HandlerError::Io {
+        context: format!("creating {}", tree.display()),
+        source,
+    })?;
+    ports.source.fetch(&request.source, &tree).await?;
+
+    let manifest_path = tree.join(MANIFEST_FILE);
+    if !manifest_path.is_file() {
+        return Err(HandlerError::NoManifest {
+            file: MANIFEST_FILE,
+        });
+    }
+    let manifest = Manifest::load(&manifest_path)?;
+    let suite = match &request.suite {
+        Some(name) => manifest.suite(name)?,
+        None => manifest.default_suite()?,
+    }
+    .clone();
+
+    let run_id = request.run_id.unwrap_or_default();
+    let timings = load_timings(ports, &request.source.repo, &suite.name).await;
+    let plan = match request.rerun_failed_of {
+        Some(previous) => rerun_plan(ports, &suite, previous, &tree, &timings, settings).await?,
+        None if !request.only_tests.is_empty() => tests_plan(&suite, request.only_tests.clone())?,
+        None => make_plan(&request, &suite, &tree, &timings, settings)?,
+    };
+
+    // Store the snapshot once; every shard extracts this same archive.
+    let archive = checkout.path().join("source.tar.gz");
+    let limits = SnapshotLimits::default();
+    let (tree_for_pack, archive_for_pack) = (tree.clone(), archive.clone());
+    tokio::task::spawn_blocking(move || pack_dir(&tree_for_pack, &archive_for_pack, &limits))
+        .await
+        .map_err(|e| HandlerError::Io {
+            context: "packing the source".into(),
+            source: std::io::Error::other(e),
+        })??;
+    let source_key = keys::source(run_id);
+    ports
+        .blobs
+        .put_file(&source_key, &archive, content_type::GZIP)
+        .await?;
+
+    let shard_count = plan.shards.len() as u32;
+    let mut run = Run {
+        id: run_id,
+        source: request.source.clone(),
+        origin: request.origin.clone(),
+        suite: suite.name.clone(),
+        status: RunStatus::Running,
+        shard_count,
+        shards_done: 0,
+        counts: Counts::default(),
+        created_ms: now,
+        deadline_ms: now + run_budget_ms(&suite),
+        finished_ms: None,
+        error: None,
+    };
+    if let Some(check_run_id) = ports.notifier.run_started(&run).await? {
+        if let Origin::GitHub {
+            check_run_id: slot, ..
+        } = &mut run.origin
+        {
+            *slot = Some(check_run_id);
+        }
+    }
+    let shards: Vec<ShardRecord> = plan
+        .shards
+        .iter()
+        .map(|s| {
+            ShardRecord::pending(
+                ShardId::new(run_id, s.index),
+                s.estimated_secs,
+                s.files().len() as u32,
+            )
+        })
+        .collect();
+    ports.store.create_run(&run, &shards).await?;
+
+    let mut bodies = Vec::with_capacity(plan.shards.len());
+    for shard in &plan.shards {
+        let (files, tests) = shard_work(shard);
+        let job = ShardJob {
+            v: MESSAGE_VERSION,
+            shard: ShardId::new(run_id, shard.index),
+            shard_count,
+            suite: suite.clone(),
+            source_key: source_key.clone(),
+            files,
+            tests,
+        };
+        bodies.push(envelope(ports, job).await?);
+    }
+    ports.queue.send_batch(QueueName::Shards, bodies).await?;
+    tracing::info!(run_id = %run_id, shards = shard_count, suite = %suite.name, "run started");
+    Ok(TriggerOutcome::Started {
+        run: Box::new(run),
+        plan: Box::new(plan),
+    })
+}
+
+/// Timing history is an optimisation: a missing or unreadable history
+/// plans with the fallback durations rather than failing the run.
+async fn load_timings(ports: &Ports, repo: &str, suite: &str) -> Timings {
+    let key = keys::timings(repo, suite);
+    match ports.blobs.get(&key).await {
+        Ok(bytes) => match Timings::from_json(&String::from_utf8_lossy(&bytes), &key) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(key, error = %e, "ignoring unreadable timing history");
+                Timings::default()
+            }
+        },
+        Err(_) => Timings::default(),
+    }
+}
+
+fn make_plan(
+    request: &RunRequest,
+    suite: &Suite,
+    tree: &Path,
+    timings: &Timings,
+    settings: &Settings,
+) -> Result<Plan, HandlerError> {
+    let files = suite.list_files(tree)?;
+    let target = match (request.shards, &suite.shards) {
+        (Some(n), _) => ShardTarget::Count(n),
+        (None, Shards::Count(n)) => ShardTarget::Count(*n),
+        (
+            None,
+            Shards::Auto {
+                target_shard_seconds,
+            },
+        ) => ShardTarget::TargetSeconds(*target_shard_seconds as f64),
+    };
+    plan_files(&files, target, timings, settings)
+}
+
+fn plan_files(
+    files: &[String],
+    target: ShardTarget,
+    timings: &Timings,
+    settings: &Settings,
+) -> Result<Plan, HandlerError> {
+    let request = PlanRequest {
+        files,
+        timings,
+        target,
+        // Whole files only: splitting a slow file by test needs a runner
+        // that can also run "the rest of the file" (see docs/planning.md);
+        // `testexec plan` shows what a split would give.
+        split_by_test: false,
+        max_shards: settings.max_shards,
+    };
+    Ok(crate::domain::plan::plan(&request)?)
+}
+
+/// A shard's `{files}` and `{tests}`. Test groups in a trigger-made plan
+/// come only from [`tests_plan`] and carry runner selectors.
+fn shard_work(shard: &ShardPlan) -> (Vec<String>, Vec<String>) {
+    let (mut files, mut tests) = (Vec::new(), Vec::new());
+    for unit in &shard.units {
+        match unit {
+            WorkUnit::File { path, .. } => files.push(path.clone()),
+            WorkUnit::Tests { tests: t, .. } => tests.extend(t.iter().cloned()),
+        }
+    }
+    (files, tests)
+}
+
+/// One shard running exactly these test selectors.
+fn tests_plan(suite: &Suite, selectors: Vec<String>) -> Result<Plan, HandlerError> {
+    if !suite.supports_test_selection() {
+        return Err(HandlerError::NothingToRerun {
+            why: format!(
+                "suite `{}` has no {{tests}} placeholder, so single tests cannot be selected",
+                suite.name
+            ),
+        });
+    }
+    Ok(Plan {
+        shards: vec![ShardPlan {
+            index: 0,
+            units: vec![WorkUnit::Tests {
+                path: String::new(),
+                tests: selectors,
+                estimated_secs: 0.0,
+                includes_unlisted: false,
+            }],
+            estimated_secs: 0.0,
+        }],
+        estimated_makespan_secs: 0.0,
+        lower_bound_secs: 0.0,
+        total_secs: 0.0,
+        known_share: 0.0,
+        fallback_secs: 0.0,
+        fallback_source: FallbackSource::Default,
+        requested_shards: 1,
+        notes: vec!["only the requested tests run, in one shard".into()],
+    })
+}
+
+/// "Rerun failed": the failing tests of an earlier run, by selector when
+/// the suite takes `{tests}`, else the files that had failures.
+async fn rerun_plan(
+    ports: &Ports,
+    suite: &Suite,
+    previous: RunId,
+    tree: &Path,
+    timings: &Timings,
+    settings: &Settings,
+) -> Result<Plan, HandlerError> {
+    let shards = ports.store.list_shards(previous).await?;
+    if shards.is_empty() {
+        return Err(HandlerError::UnknownRun {
+            run: previous.to_string(),
+        });
+    }
+    let failing: Vec<TestCase> = crate::app::handlers::report::load_cases(ports, &shards)
+        .await?
+        .into_iter()
+        .map(|(_, case)| case)
+        .filter(|case| case.outcome.is_failure())
+        .collect();
+    if failing.is_empty() {
+        return Err(HandlerError::NothingToRerun {
+            why: format!("run {previous} has no failed tests"),
+        });
+    }
+    if suite.supports_test_selection() {
+        let mut selectors: Vec<String> =
+            failing.iter().map(|c| suite.test_id.selector(c)).collect();
+        selectors.sort();
+        selectors.dedup();
+        return tests_plan(suite, selectors);
+    }
+    let listed = suite.list_files(tree)?;
+    let mut files: Vec<String> = failing
+        .iter()
+        .filter_map(|c| c.file.clone())
+        .filter(|f| listed.contains(f))
+        .collect();
+    files.sort();
+    files.dedup();
+    if files.is_empty() {
+        return Err(HandlerError::NothingToRerun {
+            why: format!(
+                "the failed tests of run {previous} name no file of suite `{}`",
+                suite.name
+            ),
+        });
+    }
+    plan_files(&files, ShardTarget::Count(1), timings, settings)
+}
+
+/// Time a run may take before the sweep gives up on silent shards: the
+/// suite's timeout for setup, the first try and each retry, plus queueing.
+fn run_budget_ms(suite: &Suite) -> u64 {
+    let tries = 1 + u64::from(suite.retries);
+    (suite.timeout_seconds * (tries + 1) + 15 * 60) * 1000
+}
+
+/// Inline when the job fits a message; otherwise store it and send its key.
+async fn envelope(ports: &Ports, job: ShardJob) -> Result<String, HandlerError> {
+    let shard = job.shard;
+    let envelope = JobEnvelope::Inline { job: Box::new(job) };
+    let inline = encode(&envelope);
+    if inline.len() <= MAX_MESSAGE_BYTES {
+        return Ok(inline);
+    }
+    let job = match envelope {
+        JobEnvelope::Inline { job } => job,
+        stored @ JobEnvelope::Stored { .. } => return Ok(encode(&stored)),
+    };
+    let key = keys::job(shard);
+    ports
+        .blobs
+        .put(&key, encode(&*job).into_bytes(), content_type::JSON)
+        .await?;
+    Ok(encode(&JobEnvelope::Stored {
+        v: MESSAGE_VERSION,
+        shard,
+        key,
+    }))
+}

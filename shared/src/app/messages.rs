@@ -1,0 +1,199 @@
+//! The versioned JSON messages that travel between the four functions.
+//!
+//! Every message carries `v` so a deployment can roll forward while old
+//! messages are still queued. Messages stay far below SQS's 256 KiB: a shard
+//! job whose file list would not fit travels as a blob key instead (see
+//! [`JobEnvelope`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::manifest::Suite;
+use crate::domain::model::{RunId, ShardId};
+
+/// The message version this build writes and reads.
+pub const MESSAGE_VERSION: u32 = 1;
+
+/// The largest message body a handler enqueues. SQS allows 256 KiB; the
+/// margin leaves room for attributes and envelope overhead.
+pub const MAX_MESSAGE_BYTES: usize = 200 * 1024;
+
+/// Refuses a batch in which any body is over [`MAX_MESSAGE_BYTES`], before
+/// anything is sent: all or nothing, so a retry of the call cannot
+/// double-send the bodies that did fit.
+pub fn check_body_sizes(
+    queue: QueueName,
+    bodies: &[String],
+) -> Result<(), crate::errors::QueueError> {
+    match bodies.iter().find(|b| b.len() > MAX_MESSAGE_BYTES) {
+        Some(big) => Err(crate::errors::QueueError::TooLarge {
+            queue: queue.as_str(),
+            size: big.len(),
+            limit: MAX_MESSAGE_BYTES,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The queues of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueName {
+    /// trigger → execute: one [`JobEnvelope`] per shard.
+    Shards,
+    /// execute → collect: one [`ShardResult`] per execution.
+    Results,
+    /// collect / sweep → report: one [`ReportJob`] per finished run.
+    Reports,
+    /// intake → trigger: one [`TriggerJob`] per accepted request, for hosts
+    /// that must answer before the slow work (a webhook behind API Gateway).
+    Requests,
+}
+
+impl QueueName {
+    pub const ALL: [QueueName; 4] = [
+        QueueName::Shards,
+        QueueName::Results,
+        QueueName::Reports,
+        QueueName::Requests,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueName::Shards => "shards",
+            QueueName::Results => "results",
+            QueueName::Reports => "reports",
+            QueueName::Requests => "requests",
+        }
+    }
+}
+
+/// Everything an executor needs to run one shard, with no store access.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardJob {
+    pub v: u32,
+    pub shard: ShardId,
+    pub shard_count: u32,
+    /// The suite exactly as planned (a later manifest change cannot alter a
+    /// running shard, so a redelivered job runs the same tests).
+    pub suite: Suite,
+    /// Blob key of the run's source snapshot (`runs/<id>/source.tar.gz`).
+    pub source_key: String,
+    /// Files this shard runs (expanded into `{files}`).
+    pub files: Vec<String>,
+    /// Test selectors this shard runs (expanded into `{tests}`); used when a
+    /// slow file was split by test or when only failed tests are re-run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<String>,
+}
+
+/// A shard job as it travels: inline when small, else by blob key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobEnvelope {
+    Inline { job: Box<ShardJob> },
+    Stored { v: u32, shard: ShardId, key: String },
+}
+
+impl JobEnvelope {
+    pub fn shard(&self) -> ShardId {
+        match self {
+            JobEnvelope::Inline { job } => job.shard,
+            JobEnvelope::Stored { shard, .. } => *shard,
+        }
+    }
+}
+
+/// How an execution ended, before its JUnit is read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Execution {
+    /// The command ran to an exit code and wrote JUnit.
+    Completed { exit_code: i32 },
+    /// Something kept the shard from producing a verdict; `reason` says what
+    /// (setup failed, timed out, no JUnit written, source missing...).
+    Errored {
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+    },
+}
+
+/// execute → collect: what one execution of a shard produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardResult {
+    pub v: u32,
+    pub shard: ShardId,
+    /// Delivery attempt of the shard job that produced this (1-based). Blobs
+    /// live under `attempt-<a>/` so two executions never overwrite each other.
+    pub attempt: u32,
+    pub execution: Execution,
+    pub started_ms: u64,
+    pub finished_ms: u64,
+    pub log_key: String,
+    /// JUnit files uploaded, in the order they were written; re-runs of
+    /// failed tests come after the first try.
+    #[serde(default)]
+    pub junit_keys: Vec<String>,
+    /// The last lines of the log, so an errored shard explains itself
+    /// without opening the log.
+    #[serde(default)]
+    pub log_tail: String,
+}
+
+/// collect / sweep → report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportJob {
+    pub v: u32,
+    pub run: RunId,
+}
+
+/// A run request accepted by an intake (webhook, HTTP API) and queued for
+/// the trigger, so the intake can answer at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerJob {
+    pub v: u32,
+    pub request: crate::app::handlers::trigger::RunRequest,
+}
+
+/// Blob keys, in one place so every handler and backend agrees on them.
+pub mod keys {
+    use crate::domain::model::{RunId, ShardId};
+
+    pub fn source(run: RunId) -> String {
+        format!("runs/{run}/source.tar.gz")
+    }
+
+    pub fn job(shard: ShardId) -> String {
+        format!("runs/{}/shards/{}/job.json", shard.run, shard.index)
+    }
+
+    pub fn attempt_prefix(shard: ShardId, attempt: u32) -> String {
+        format!(
+            "runs/{}/shards/{}/attempt-{attempt}/",
+            shard.run, shard.index
+        )
+    }
+
+    pub fn log(shard: ShardId, attempt: u32) -> String {
+        format!("{}log.txt", attempt_prefix(shard, attempt))
+    }
+
+    pub fn junit(shard: ShardId, attempt: u32, name: &str) -> String {
+        format!("{}junit/{name}", attempt_prefix(shard, attempt))
+    }
+
+    /// The folded test cases of one applied execution (JSON lines), written
+    /// by collect and read by report.
+    pub fn cases(shard: ShardId, attempt: u32) -> String {
+        format!("{}cases.jsonl", attempt_prefix(shard, attempt))
+    }
+
+    pub fn report(run: RunId, file: &str) -> String {
+        format!("runs/{run}/report/{file}")
+    }
+
+    /// Timing history the next plan of this repo and suite balances with.
+    pub fn timings(repo: &str, suite: &str) -> String {
+        format!("history/{repo}/{suite}/timings.json")
+    }
+}

@@ -1,0 +1,13 @@
+//! The application core: the four handlers over the ports.
+//!
+//! - [`ports`]: the traits handlers need (run store, blobs, queues, source,
+//!   notifier, clock); adapters implement them.
+//! - [`messages`]: the queue messages between handlers, and blob keys.
+//! - [`handlers`]: trigger, execute, collect, report, sweep.
+//! - [`pipeline`]: the handlers pumped by in-process workers over any
+//!   backend set (`testexec run`, `serve`, a polling worker).
+
+pub mod handlers;
+pub mod messages;
+pub mod pipeline;
+pub mod ports;

@@ -1,0 +1,266 @@
+//! The whole pipeline in one process: worker tasks that pump the queues
+//! through the same handlers the cloud runs, over any backend set.
+//!
+//! [`Pipeline`] is generic: it takes the handlers' [`Ports`] and a
+//! [`QueueConsumer`] for the same queues, so it runs over the embedded
+//! backends ([`LocalPipeline`], what `testexec run` and `testexec serve`
+//! use) as well as over DynamoDB + S3 + SQS (a polling worker, and the
+//! handler suite in `shared/tests/pipeline.rs`).
+//!
+//! Workers acknowledge a message only after its handler succeeded; a failure
+//! releases it at once (at-least-once; on SQS this skips the wait for the
+//! visibility timeout), and a message that keeps failing ends in the queue's
+//! dead letters, where the sweep's finalisation takes over.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::errors::HandlerError;
+use crate::app::handlers::collect::CollectOutcome;
+use crate::app::handlers::report::ReportOutcome;
+use crate::app::handlers::sweep::{SweepOutcome, sweep_at};
+use crate::app::handlers::trigger::{RunRequest, TriggerOutcome, trigger};
+use crate::app::handlers::{Handled, Ports, Settings, handle_message};
+use crate::app::messages::{Execution, QueueName, ShardResult};
+use crate::domain::model::{Run, RunId, ShardId};
+use crate::app::ports::QueueConsumer;
+
+#[cfg(feature = "local")]
+mod local;
+#[cfg(feature = "local")]
+pub use local::LocalPipeline;
+
+/// How long one receive waits. Long enough to not spin on an empty queue,
+/// short enough that SQS long polling (whole seconds) stays responsive.
+const RECEIVE_WAIT: Duration = Duration::from_secs(1);
+
+/// Pause after a failed receive (a backend outage), so a worker does not
+/// hammer it.
+const RECEIVE_ERROR_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Default of [`Pipeline::with_idle_grace`]: enough for exact counts (the
+/// in-process queue, moto).
+const DEFAULT_IDLE_GRACE: Duration = Duration::from_millis(500);
+
+/// Events a slow subscriber may lag behind before it misses some.
+const EVENT_CAPACITY: usize = 4096;
+
+/// How often [`Pipeline::wait_for`] looks at the run and the queues.
+const WAIT_POLL: Duration = Duration::from_millis(100);
+
+/// What the workers report as they go, for progress bars and logs.
+#[derive(Debug, Clone)]
+pub enum PipelineEvent {
+    ShardStarted {
+        shard: ShardId,
+        attempt: u32,
+    },
+    ShardExecuted {
+        shard: ShardId,
+        attempt: u32,
+        execution: Execution,
+    },
+    ShardCollected {
+        shard: ShardId,
+        outcome: CollectOutcome,
+    },
+    RunReported {
+        outcome: Box<ReportOutcome>,
+    },
+    /// A handler failed; the message goes back to its queue.
+    HandlerFailed {
+        queue: QueueName,
+        error: String,
+    },
+}
+
+/// The handlers, their ports and settings, and the consumer that feeds them.
+/// Cheap to clone (everything is shared).
+#[derive(Clone)]
+pub struct Pipeline {
+    pub ports: Ports,
+    pub settings: Settings,
+    consumer: Arc<dyn QueueConsumer>,
+    idle_grace: Duration,
+    events: broadcast::Sender<PipelineEvent>,
+}
+
+impl Pipeline {
+    /// `consumer` must read the queues `ports.queue` sends to.
+    pub fn new(ports: Ports, settings: Settings, consumer: Arc<dyn QueueConsumer>) -> Self {
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Self {
+            ports,
+            settings,
+            consumer,
+            idle_grace: DEFAULT_IDLE_GRACE,
+            events,
+        }
+    }
+
+    /// How long the queues must look idle before [`Pipeline::wait_for`]
+    /// sweeps an open run. Real SQS reports approximate counts that can lag
+    /// by up to a minute, so a host over it should wait a minute or more;
+    /// sweeping too early errors shards that are still on their way.
+    pub fn with_idle_grace(mut self, grace: Duration) -> Self {
+        self.idle_grace = grace;
+        self
+    }
+
+    /// The same pipeline reading its queues through another consumer (e.g. a
+    /// fault-injecting wrapper of the current one). Event subscribers of the
+    /// original do not see the new pipeline's events.
+    pub fn with_consumer(&self, consumer: Arc<dyn QueueConsumer>) -> Self {
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Self {
+            consumer,
+            events,
+            ..self.clone()
+        }
+    }
+
+    pub fn consumer(&self) -> &Arc<dyn QueueConsumer> {
+        &self.consumer
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<PipelineEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, event: PipelineEvent) {
+        // Nobody listening is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// Starts `executors` shard workers plus one worker each for the
+    /// requests, results and reports queues. They run until the returned
+    /// handles are aborted.
+    pub fn spawn_workers(&self, executors: usize) -> Vec<JoinHandle<()>> {
+        let mut handles = Vec::new();
+        for _ in 0..executors.max(1) {
+            let me = self.clone();
+            handles.push(tokio::spawn(
+                async move { me.work(QueueName::Shards).await },
+            ));
+        }
+        for queue in [QueueName::Requests, QueueName::Results, QueueName::Reports] {
+            let me = self.clone();
+            handles.push(tokio::spawn(async move { me.work(queue).await }));
+        }
+        handles
+    }
+
+    async fn work(&self, queue: QueueName) {
+        loop {
+            let delivery = match self.consumer.receive(queue, RECEIVE_WAIT).await {
+                Ok(Some(delivery)) => delivery,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(queue = queue.as_str(), error = %error, "receive failed; retrying");
+                    tokio::time::sleep(RECEIVE_ERROR_BACKOFF).await;
+                    continue;
+                }
+            };
+            let settled = match self.handle(queue, &delivery.body, delivery.attempt).await {
+                Ok(()) => self.consumer.ack(queue, &delivery.handle).await,
+                Err(error) => {
+                    tracing::warn!(queue = queue.as_str(), attempt = delivery.attempt, error = %error, "handler failed; message returns to the queue");
+                    self.emit(PipelineEvent::HandlerFailed {
+                        queue,
+                        error: error.to_string(),
+                    });
+                    self.consumer.release(queue, &delivery.handle).await
+                }
+            };
+            if let Err(error) = settled {
+                // Not fatal: an unacked message comes back after its
+                // visibility timeout, and every handler is idempotent.
+                tracing::warn!(queue = queue.as_str(), error = %error, "could not ack/release a message; it will be redelivered");
+            }
+        }
+    }
+
+    /// Runs one message through its handler.
+    pub async fn handle(
+        &self,
+        queue: QueueName,
+        body: &str,
+        attempt: u32,
+    ) -> Result<(), HandlerError> {
+        if queue == QueueName::Shards {
+            if let Ok(envelope) = serde_json::from_str::<crate::app::messages::JobEnvelope>(body) {
+                self.emit(PipelineEvent::ShardStarted {
+                    shard: envelope.shard(),
+                    attempt,
+                });
+            }
+        }
+        match handle_message(&self.ports, &self.settings, queue, body, attempt).await? {
+            Handled::Executed(ShardResult {
+                shard,
+                attempt,
+                execution,
+                ..
+            }) => self.emit(PipelineEvent::ShardExecuted {
+                shard,
+                attempt,
+                execution,
+            }),
+            Handled::Collected {
+                shard: Some(shard),
+                outcome,
+            } => self.emit(PipelineEvent::ShardCollected { shard, outcome }),
+            Handled::Reported(outcome) => self.emit(PipelineEvent::RunReported { outcome }),
+            Handled::Collected { shard: None, .. } | Handled::Triggered(_) => {}
+        }
+        Ok(())
+    }
+
+    pub async fn trigger(&self, request: RunRequest) -> Result<TriggerOutcome, HandlerError> {
+        trigger(&self.ports, &self.settings, request).await
+    }
+
+    /// Waits until the run is final. When every queue is idle and the run is
+    /// still open, its remaining shards can never report (their messages
+    /// dead-lettered), so it is swept at once instead of at its deadline.
+    pub async fn wait_for(&self, run: RunId) -> Result<Run, HandlerError> {
+        let mut idle_since: Option<tokio::time::Instant> = None;
+        loop {
+            let current =
+                self.ports
+                    .store
+                    .get_run(run)
+                    .await?
+                    .ok_or_else(|| HandlerError::UnknownRun {
+                        run: run.to_string(),
+                    })?;
+            if current.status.is_final() {
+                return Ok(current);
+            }
+            // A failed idleness check counts as busy: sweeping a run whose
+            // shards are still on their way would error them wrongly.
+            let idle = match self.consumer.is_idle().await {
+                Ok(idle) => idle,
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not tell whether the queues are idle");
+                    false
+                }
+            };
+            let now = tokio::time::Instant::now();
+            idle_since = if idle { idle_since.or(Some(now)) } else { None };
+            if idle_since.is_some_and(|since| now - since >= self.idle_grace) {
+                self.sweep_now().await?;
+                idle_since = None;
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+    }
+
+    /// Sweeps as if every deadline had passed.
+    pub async fn sweep_now(&self) -> Result<SweepOutcome, HandlerError> {
+        sweep_at(&self.ports, &self.settings, u64::MAX).await
+    }
+}

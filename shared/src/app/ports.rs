@@ -1,0 +1,225 @@
+//! The ports: what the handlers need from the outside world, as traits.
+//!
+//! Handlers see only these traits, never a cloud SDK. Each backend
+//! (`backends::local`, later `backends::aws`, ...) implements them, and one
+//! contract test suite (`crate::testkit::contract`) holds every backend to the same
+//! behaviour. Handlers never consume messages themselves: a host delivers
+//! bodies to them and acknowledges by the handler's result. Lambda's SQS
+//! event source does that for the cloud; hosts that pump queues in their own
+//! process (`testexec run`, a worker container) use [`QueueConsumer`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::errors::{BlobError, NotifyError, QueueError, SourceError, StoreError};
+use crate::app::messages::QueueName;
+use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardId, ShardRecord, ShardStatus, SourceRef};
+
+/// A shard's completion, applied to the run store exactly once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardCompletion {
+    pub shard: ShardId,
+    pub attempt: u32,
+    pub status: ShardStatus,
+    pub counts: Counts,
+    pub started_ms: u64,
+    pub finished_ms: u64,
+    pub error: Option<String>,
+}
+
+/// What [`RunStore::complete_shard`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// This call completed the shard and added its counts to the run.
+    Applied { shards_done: u32, shard_count: u32 },
+    /// The shard was already completed (a duplicate or late delivery);
+    /// nothing changed.
+    AlreadyCompleted,
+}
+
+/// Durable state of runs and shards, plus webhook-delivery dedupe.
+///
+/// Every write that a redelivered message can repeat is conditional, so
+/// repeating it changes nothing.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Writes a new run with its pending shards, atomically. A second call
+    /// for the same run id fails with [`StoreError::Conflict`].
+    async fn create_run(&self, run: &Run, shards: &[ShardRecord]) -> Result<(), StoreError>;
+
+    async fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError>;
+
+    /// Newest first, at most `limit`.
+    async fn list_runs(&self, limit: usize) -> Result<Vec<Run>, StoreError>;
+
+    /// All shards of a run, by index.
+    async fn list_shards(&self, id: RunId) -> Result<Vec<ShardRecord>, StoreError>;
+
+    /// Moves a pending shard to its final status and adds its counts to the
+    /// run, in one atomic step, only if the shard is still pending.
+    async fn complete_shard(&self, completion: &ShardCompletion) -> Result<Completion, StoreError>;
+
+    /// The hand-off to report: `Running → Reporting`, only when every shard
+    /// is done. Returns true for the one caller that made the transition.
+    async fn begin_report(&self, id: RunId) -> Result<bool, StoreError>;
+
+    /// The final write: `Reporting → status`. Returns true if this call made
+    /// it, false if the run was already final.
+    async fn finish_run(
+        &self,
+        id: RunId,
+        status: RunStatus,
+        finished_ms: u64,
+        error: Option<String>,
+    ) -> Result<bool, StoreError>;
+
+    /// Runs that are not final yet (`Running` or `Reporting`), for the sweep.
+    async fn list_active_runs(&self) -> Result<Vec<Run>, StoreError>;
+
+    /// Records a delivery id (e.g. `X-GitHub-Delivery`) the first time it is
+    /// seen. Returns false if it was seen within `ttl_ms` (a redelivery).
+    async fn claim_delivery(&self, key: &str, now_ms: u64, ttl_ms: u64)
+    -> Result<bool, StoreError>;
+}
+
+/// Content types the handlers write, so browsers open reports properly.
+pub mod content_type {
+    pub const GZIP: &str = "application/gzip";
+    pub const JSON: &str = "application/json";
+    pub const JSON_LINES: &str = "application/x-ndjson";
+    pub const XML: &str = "application/xml";
+    pub const HTML: &str = "text/html; charset=utf-8";
+    pub const MARKDOWN: &str = "text/markdown; charset=utf-8";
+    pub const TEXT: &str = "text/plain; charset=utf-8";
+}
+
+/// Object storage for source snapshots, logs, JUnit, cases and reports.
+/// Writes to one key are whole-object replacements (idempotent).
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), BlobError>;
+
+    /// Streams a local file up (multipart where the backend needs it).
+    async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<(), BlobError>;
+
+    /// Fails with [`BlobError::NotFound`] when the key does not exist.
+    async fn get(&self, key: &str) -> Result<Vec<u8>, BlobError>;
+
+    /// Streams an object down into a local file.
+    async fn get_to_file(&self, key: &str, path: &Path) -> Result<(), BlobError>;
+
+    async fn exists(&self, key: &str) -> Result<bool, BlobError>;
+
+    /// Keys under a prefix, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError>;
+
+    /// A link a person can open (a presigned URL, a file path, a served
+    /// page), if the backend can make one.
+    async fn link(&self, key: &str) -> Result<Option<String>, BlobError>;
+}
+
+/// The sending side of the pipeline's queues. Delivery is at-least-once.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Sends the bodies; the backend batches them within its limits and
+    /// retries entries that failed. An error means some body may not have
+    /// been sent, so callers retry the whole call (consumers are idempotent).
+    async fn send_batch(&self, queue: QueueName, bodies: Vec<String>) -> Result<(), QueueError>;
+}
+
+/// One received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Whatever the backend needs to ack (SQS receipt handle, local id).
+    pub handle: String,
+    pub body: String,
+    /// 1-based receive count.
+    pub attempt: u32,
+}
+
+/// The consuming side of the queues, for hosts that pump them in-process
+/// (the local pipeline, a polling worker) and for the contract suite.
+#[async_trait]
+pub trait QueueConsumer: Send + Sync {
+    /// Waits up to `wait` for one message; it stays invisible to other
+    /// consumers until acked, released, or its visibility timeout passes.
+    async fn receive(
+        &self,
+        queue: QueueName,
+        wait: Duration,
+    ) -> Result<Option<Received>, QueueError>;
+
+    /// Deletes a handled message. A stale handle is not an error: the
+    /// message simply comes back, as with SQS.
+    async fn ack(&self, queue: QueueName, handle: &str) -> Result<(), QueueError>;
+
+    /// Makes a message whose handler failed visible again at once.
+    async fn release(&self, queue: QueueName, handle: &str) -> Result<(), QueueError>;
+
+    /// Bodies moved to the queue's dead-letter queue.
+    async fn dead_letters(&self, queue: QueueName) -> Result<Vec<String>, QueueError>;
+
+    /// True when no message is waiting or in flight on any queue (best
+    /// effort for remote queues, whose counts are approximate).
+    async fn is_idle(&self) -> Result<bool, QueueError>;
+}
+
+/// Materialises a repository at a commit into a local directory.
+#[async_trait]
+pub trait SourceProvider: Send + Sync {
+    async fn fetch(&self, source: &SourceRef, dest: &Path) -> Result<(), SourceError>;
+}
+
+/// What a notifier is told when a run finishes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    pub run: Run,
+    pub shards: Vec<ShardRecord>,
+    /// GitHub-flavoured Markdown, within GitHub's 65,535-byte limit.
+    pub summary_markdown: String,
+    pub failures: Vec<crate::domain::model::TestCase>,
+    pub report_link: Option<String>,
+}
+
+/// Tells the outside world about a run (GitHub Check Runs, commit statuses).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Called once when the run is planned. May return an external id (a
+    /// check run id) that is stored on the run.
+    async fn run_started(&self, run: &Run) -> Result<Option<u64>, NotifyError>;
+
+    /// Called by report. Must be safe to call twice for the same run.
+    async fn run_finished(&self, outcome: &RunOutcome) -> Result<(), NotifyError>;
+}
+
+/// A notifier for hosts with nobody to tell.
+pub struct NoNotifier;
+
+#[async_trait]
+impl Notifier for NoNotifier {
+    async fn run_started(&self, _run: &Run) -> Result<Option<u64>, NotifyError> {
+        Ok(None)
+    }
+
+    async fn run_finished(&self, _outcome: &RunOutcome) -> Result<(), NotifyError> {
+        Ok(())
+    }
+}
+
+/// Time, injectable so the sweep's deadlines can be tested.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> u64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,17 @@
+//! The domain: what a test run is, independent of any host or store.
+//!
+//! - [`model`]: runs, shards, test cases, outcomes, ids.
+//! - [`manifest`]: the repository's `testexec.toml`.
+//! - [`junit`]: streaming JUnit/xUnit reader for every dialect found in the wild.
+//! - [`plan`]: timing-balanced shard planning.
+//! - [`report`]: Markdown, HTML, CTRF and merged JUnit writers.
+//! - [`selector`]: test selectors (`only_tests`, rerun-failed).
+//! - [`output_glob`]: finding the files a command wrote.
+
+pub mod junit;
+pub mod manifest;
+pub mod model;
+pub mod output_glob;
+pub mod plan;
+pub mod report;
+pub mod selector;

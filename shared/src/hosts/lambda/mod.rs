@@ -1,0 +1,66 @@
+//! The Lambda host of the four functions (feature `lambda`).
+//!
+//! - [`events`]: tells an invocation payload's source apart by shape.
+//! - [`http`]: the trigger's HTTP routes (GitHub webhook, `POST /runs`).
+//! - [`request`]: the hand-written run request (HTTP, schedule, invoke).
+//! - [`sqs`]: batches with partial failures.
+//! - [`host`]: clients built once per process; dispatch to the handlers.
+//!
+//! Each `functions/<name>/src/main.rs` is one call to [`run`]. Events, their
+//! answers and failure semantics are documented in docs/lambda.md.
+
+pub mod events;
+pub mod host;
+pub mod http;
+pub mod request;
+pub mod sqs;
+
+pub use host::{Function, Host};
+
+/// The whole `main` of a function: JSON logs (per Lambda's
+/// `AWS_LAMBDA_LOG_FORMAT` / `AWS_LAMBDA_LOG_LEVEL`), the host built once,
+/// then the runtime loop. `execute` started outside Lambda (no
+/// `AWS_LAMBDA_RUNTIME_API`) polls the shards queue instead.
+pub async fn run(function: Function) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let outside_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none();
+    if function == Function::Execute && outside_lambda {
+        let args = crate::hosts::worker::Args::parse(std::env::args().skip(1))?;
+        return Ok(crate::hosts::worker::run(args).await?);
+    }
+    let host = match Host::from_env(function).await {
+        Ok(host) => host,
+        Err(e) => {
+            // Init errors end the process; Lambda shows this line in the
+            // function's log and reports Runtime.ExitError.
+            tracing::error!(function = function.name(), error = %e, "cannot start");
+            return Err(e.into());
+        }
+    };
+    let host = &host;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            host.invoke(event.payload).await.map_err(|e| {
+                tracing::error!(function = host.function.name(), error = %e, "invocation failed");
+                lambda_runtime::Diagnostic::from(e)
+            })
+        },
+    ))
+    .await
+}
+
+impl From<crate::errors::InvocationError> for lambda_runtime::Diagnostic {
+    fn from(e: crate::errors::InvocationError) -> Self {
+        use crate::errors::InvocationError;
+        let error_type = match &e {
+            InvocationError::Event(_) => "testexec.BadEvent",
+            InvocationError::Handler(h) if h.is_permanent() => "testexec.Permanent",
+            InvocationError::Handler(_) => "testexec.Retryable",
+            InvocationError::UnnamedFailures { .. } => "testexec.BatchFailed",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
