@@ -15,17 +15,17 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use testexec::errors::{NotifyError, SourceError};
 use testexec::adapters::github::auth::GithubAuth;
 use testexec::adapters::github::client::GithubClient;
 use testexec::adapters::github::config::{GithubConfig, RetryPolicy};
 use testexec::adapters::github::notifier::GithubNotifier;
 use testexec::adapters::github::tarball::GithubSource;
+use testexec::app::ports::{Notifier, RunOutcome, SourceProvider};
 use testexec::domain::model::{
     Counts, Origin, Outcome, Run, RunId, RunStatus, ShardId, ShardRecord, ShardStatus, SourceRef,
     TestCase,
 };
-use testexec::app::ports::{Notifier, RunOutcome, SourceProvider};
+use testexec::errors::{NotifyError, SourceError};
 
 const APP_ID: u64 = 31337;
 const INSTALLATION: u64 = 4242;

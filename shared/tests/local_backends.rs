@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use testexec::adapters::local::{FaultPlan, FsBlobStore, LocalQueue, QueueConfig, SqliteRunStore};
-use testexec::testkit::contract::{self, QueueSettings};
-use testexec::errors::{BlobError, QueueError, StoreError};
 use testexec::app::messages::QueueName;
-use testexec::domain::model::{RunId, RunStatus, ShardId};
 use testexec::app::ports::{BlobStore, Completion, JobQueue, RunStore};
+use testexec::domain::model::{RunId, RunStatus, ShardId};
+use testexec::errors::{BlobError, QueueError, StoreError};
+use testexec::testkit::contract::{self, QueueSettings};
 
 fn store() -> (tempfile::TempDir, Arc<SqliteRunStore>) {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -18,12 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use testexec::adapters::local::QueueConfig;
-use testexec::app::handlers::trigger::{RunRequest, TriggerOutcome};
+use testexec::app::handlers::trigger::TriggerOutcome;
+use testexec::app::messages::RunRequest;
 use testexec::app::messages::{QueueName, keys};
-use testexec::domain::model::{Counts, Run, RunStatus, ShardStatus};
-use testexec::testkit::faults::FaultyConsumer;
 use testexec::app::pipeline::{LocalPipeline, Pipeline};
 use testexec::app::ports::{NoNotifier, QueueConsumer};
+use testexec::domain::model::{Counts, Run, RunStatus, ShardStatus};
+use testexec::testkit::faults::FaultyConsumer;
 
 const RUNNER: &str = include_str!("fixtures/fake-suite/runner.py");
 
@@ -142,10 +143,10 @@ impl Harness {
 async fn aws_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline> {
     use testexec::adapters::aws::AwsBackends;
     use testexec::adapters::aws::provision::{ProvisionOptions, provision};
-    use testexec::testkit::contract::emulators::{moto, unique_name};
+    use testexec::adapters::source::LocalDirSource;
     use testexec::app::handlers::{Ports, Settings};
     use testexec::app::ports::SystemClock;
-    use testexec::adapters::source::LocalDirSource;
+    use testexec::testkit::contract::emulators::{moto, unique_name};
 
     let sdk = moto().await?;
     let visibility = Duration::from_secs(visibility.as_millis().div_ceil(1000).max(1) as u64);

@@ -12,13 +12,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use testexec::adapters::local::{FsBlobStore, LocalQueue, QueueConfig, SqliteRunStore};
+use testexec::adapters::source::LocalDirSource;
 use testexec::app::handlers::collect::{CollectOutcome, collect};
 use testexec::app::handlers::report::report;
 use testexec::app::handlers::{Ports, Settings};
 use testexec::app::messages::{Execution, MESSAGE_VERSION, QueueName, ShardResult, keys};
-use testexec::domain::model::{Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord, SourceRef};
 use testexec::app::ports::{BlobStore, Clock, NoNotifier, RunStore, SystemClock, content_type};
-use testexec::adapters::source::LocalDirSource;
+use testexec::domain::model::{
+    Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord, SourceRef,
+};
 
 /// One shard's JUnit file: `cases` test cases, with about 3 % failures,
 /// 5 % skips, 2 % errors and 2 % flaky (a `<flakyFailure>` then a pass).

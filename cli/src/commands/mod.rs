@@ -10,6 +10,7 @@ pub mod report;
 pub mod run;
 pub mod runs;
 pub mod serve;
+pub mod worker;
 
 /// Exit codes follow test runners: 0 all passed, 1 tests failed, 2 usage or
 /// infrastructure error.

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use testexec::app::handlers::trigger::{RunRequest, TriggerOutcome};
+use testexec::app::handlers::trigger::TriggerOutcome;
 use testexec::app::messages::Execution;
-use testexec::domain::model::{Run, RunStatus, ShardId};
+use testexec::app::messages::RunRequest;
 use testexec::app::pipeline::{LocalPipeline, PipelineEvent};
 use testexec::app::ports::NoNotifier;
+use testexec::domain::model::{Run, RunStatus, ShardId};
 
 use super::{TESTS_FAILED, state_dir_for};
 
@@ -44,7 +45,11 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if !args.path.join(testexec::domain::manifest::MANIFEST_FILE).is_file() {
+    if !args
+        .path
+        .join(testexec::domain::manifest::MANIFEST_FILE)
+        .is_file()
+    {
         bail!(
             "no {} in {} (hint: pass the repository root, e.g. `testexec run examples/demo`)",
             testexec::domain::manifest::MANIFEST_FILE,
@@ -188,7 +193,9 @@ impl Progress {
             },
             PipelineEvent::ShardCollected { shard, outcome } => {
                 let text = match outcome {
-                    testexec::app::handlers::collect::CollectOutcome::Applied { status, .. } => {
+                    testexec::app::handlers::collect::CollectOutcome::Applied {
+                        status, ..
+                    } => {
                         format!("{status}")
                     }
                     testexec::app::handlers::collect::CollectOutcome::Duplicate { .. } => {

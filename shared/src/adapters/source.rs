@@ -15,9 +15,9 @@ use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
-use crate::errors::SourceError;
-use crate::domain::model::SourceRef;
 use crate::app::ports::SourceProvider;
+use crate::domain::model::SourceRef;
+use crate::errors::SourceError;
 
 /// Directories never copied into a snapshot: VCS data and our own state.
 const ALWAYS_EXCLUDED: &[&str] = &[".git", ".testexec"];
@@ -437,11 +437,26 @@ impl SourceProvider for SourceRouter {
         match (&source.path, &self.remote) {
             (Some(_), _) => self.local.fetch(source, dest).await,
             (None, Some(remote)) => remote.fetch(source, dest).await,
-            (None, None) => Err(SourceError::NotFound {
-                repo: source.repo.clone(),
-                detail: "no remote source is configured (set the GitHub credentials, see docs/github.md)".into(),
-            }),
+            (None, None) => Err(no_remote(source)),
         }
+    }
+
+    async fn resolve(&self, source: &SourceRef) -> Result<SourceRef, SourceError> {
+        if source.path.is_some() || source.commit.is_some() {
+            return Ok(source.clone());
+        }
+        match &self.remote {
+            Some(remote) => remote.resolve(source).await,
+            None => Err(no_remote(source)),
+        }
+    }
+}
+
+fn no_remote(source: &SourceRef) -> SourceError {
+    SourceError::NotFound {
+        repo: source.repo.clone(),
+        detail: "no remote source is configured (set the GitHub credentials, see docs/github.md)"
+            .into(),
     }
 }
 

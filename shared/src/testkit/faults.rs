@@ -26,9 +26,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::errors::QueueError;
 use crate::app::messages::QueueName;
 use crate::app::ports::{QueueConsumer, Received};
+use crate::errors::QueueError;
 
 /// Most messages one reorder buffers (enough to shuffle a run's shard jobs
 /// in tests; a bound so a long queue is not drained into memory).

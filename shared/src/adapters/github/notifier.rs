@@ -18,9 +18,9 @@ use serde_json::{Value, json};
 use super::checks::{self, ANNOTATIONS_PER_REQUEST};
 use super::client::{GithubClient, check_repo, check_sha};
 use super::time::{now_ms, rfc3339};
-use crate::errors::{GithubError, NotifyError};
-use crate::domain::model::{Origin, Run};
 use crate::app::ports::{Notifier, RunOutcome};
+use crate::domain::model::{Origin, Run};
+use crate::errors::{GithubError, NotifyError};
 
 pub struct GithubNotifier {
     client: Arc<GithubClient>,

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use crate::errors::BlobError;
 use crate::app::ports::BlobStore;
+use crate::errors::BlobError;
 
 const BACKEND: &str = "files";
 

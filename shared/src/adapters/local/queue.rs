@@ -25,9 +25,9 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::errors::QueueError;
 use crate::app::messages::QueueName;
 use crate::app::ports::JobQueue;
+use crate::errors::QueueError;
 
 /// Longest visibility timeout (SQS's limit is 12 hours).
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);

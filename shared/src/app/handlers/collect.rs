@@ -12,12 +12,12 @@ use serde::Serialize;
 
 use tracing::Instrument;
 
-use crate::errors::HandlerError;
 use crate::app::handlers::{Ports, decode, encode};
-use crate::domain::junit::{self, Limits};
 use crate::app::messages::{Execution, MESSAGE_VERSION, QueueName, ReportJob, ShardResult, keys};
-use crate::domain::model::{Attempt, Counts, Outcome, ShardStatus, TestCase};
 use crate::app::ports::{Completion, ShardCompletion, content_type};
+use crate::domain::junit::{self, Limits};
+use crate::domain::model::{Attempt, Counts, Outcome, ShardStatus, TestCase};
+use crate::errors::HandlerError;
 
 /// Longest error text stored on a shard (the log holds the rest).
 const MAX_SHARD_ERROR_BYTES: usize = 8 * 1024;

@@ -11,15 +11,15 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use crate::errors::{BlobError, HandlerError};
+use crate::adapters::process::{self, CommandEnd, CommandSpec, LogCapture};
+use crate::adapters::source::{SnapshotLimits, extract_tar_gz};
 use crate::app::handlers::{Ports, Settings, decode, encode, scratch_dir};
-use crate::domain::manifest::{Expansion, Suite};
 use crate::app::messages::{
     Execution, JobEnvelope, MESSAGE_VERSION, QueueName, ShardJob, ShardResult, keys,
 };
 use crate::app::ports::content_type;
-use crate::adapters::process::{self, CommandEnd, CommandSpec, LogCapture};
-use crate::adapters::source::{SnapshotLimits, extract_tar_gz};
+use crate::domain::manifest::{Expansion, Suite};
+use crate::errors::{BlobError, HandlerError};
 
 /// Lines of the log carried in the result so an errored shard explains
 /// itself without opening the log.

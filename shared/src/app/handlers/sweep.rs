@@ -9,11 +9,11 @@
 
 use serde::Serialize;
 
-use crate::errors::HandlerError;
 use crate::app::handlers::{Ports, Settings, encode};
 use crate::app::messages::{MESSAGE_VERSION, QueueName, ReportJob};
-use crate::domain::model::{Counts, RunId, RunStatus, ShardId, ShardStatus};
 use crate::app::ports::{Completion, ShardCompletion};
+use crate::domain::model::{Counts, RunId, RunStatus, ShardId, ShardStatus};
+use crate::errors::HandlerError;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SweepOutcome {

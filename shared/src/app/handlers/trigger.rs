@@ -9,88 +9,21 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::errors::HandlerError;
-use crate::app::handlers::{Ports, Settings, encode, scratch_dir};
-use crate::domain::manifest::{MANIFEST_FILE, Manifest, Shards, Suite};
-use crate::app::messages::{JobEnvelope, MAX_MESSAGE_BYTES, MESSAGE_VERSION, QueueName, ShardJob, keys};
-use crate::domain::model::TestCase;
-use crate::domain::model::{Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord, SourceRef};
-use crate::domain::plan::{FallbackSource, Plan, PlanRequest, ShardPlan, ShardTarget, Timings, WorkUnit};
-use crate::app::ports::content_type;
 use crate::adapters::source::{SnapshotLimits, pack_dir};
-
-/// A request to start a run, already normalised from whatever event carried
-/// it (CLI, HTTP API, schedule, direct invoke, GitHub webhook).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRequest {
-    pub source: SourceRef,
-    pub origin: Origin,
-    /// Suite to run; `None` means the manifest's only suite.
-    pub suite: Option<String>,
-    /// Overrides the manifest's shard count.
-    pub shards: Option<u32>,
-    /// Run only these test selectors; empty = all.
-    #[serde(default)]
-    pub only_tests: Vec<String>,
-    /// "Rerun failed": run only the tests that failed in this earlier run.
-    #[serde(default)]
-    pub rerun_failed_of: Option<RunId>,
-    /// Idempotency key of the delivery (e.g. `X-GitHub-Delivery`).
-    #[serde(default)]
-    pub delivery_id: Option<String>,
-    /// A run id chosen by the intake (which answered the caller before the
-    /// slow work); `None` mints one.
-    #[serde(default)]
-    pub run_id: Option<RunId>,
-}
-
-impl RunRequest {
-    /// A request for a local directory.
-    pub fn local(path: &Path) -> Self {
-        let label = path
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "repo".into());
-        Self {
-            source: SourceRef {
-                repo: format!("local/{}", sanitize_label(&label)),
-                commit: None,
-                git_ref: None,
-                path: Some(path.display().to_string()),
-            },
-            origin: Origin::Local,
-            suite: None,
-            shards: None,
-            only_tests: Vec::new(),
-            rerun_failed_of: None,
-            delivery_id: None,
-            run_id: None,
-        }
-    }
-}
-
-/// Keeps a label usable as a blob key segment.
-fn sanitize_label(s: &str) -> String {
-    let cleaned: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = cleaned.trim_matches('.');
-    if trimmed.is_empty() {
-        "repo".into()
-    } else {
-        trimmed.to_string()
-    }
-}
+use crate::app::handlers::{Ports, Settings, encode, scratch_dir};
+use crate::app::messages::{
+    JobEnvelope, MAX_MESSAGE_BYTES, MESSAGE_VERSION, QueueName, RunRequest, ShardJob, keys,
+};
+use crate::app::ports::content_type;
+use crate::domain::manifest::{MANIFEST_FILE, Manifest, Shards, Suite};
+use crate::domain::model::TestCase;
+use crate::domain::model::{Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord};
+use crate::domain::plan::{
+    FallbackSource, Plan, PlanRequest, ShardPlan, ShardTarget, Timings, WorkUnit,
+};
+use crate::errors::HandlerError;
 
 /// What trigger did.
 #[derive(Debug, Clone, Serialize)]
@@ -103,6 +36,10 @@ pub enum TriggerOutcome {
     /// The delivery id was seen before: nothing was started.
     Duplicate {
         delivery: String,
+    },
+    /// The request can never start; it was recorded as an errored run.
+    Rejected {
+        error: String,
     },
 }
 
@@ -120,10 +57,61 @@ pub async fn accept_job(ports: &Ports, body: &str) -> Result<Option<RunRequest>,
     Ok(Some(job.request))
 }
 
-pub async fn trigger(
+/// Runs the trigger for a queued request; a request that can never start
+/// (no manifest, unknown suite, a source that does not exist) becomes an
+/// errored run carrying the reason, so whoever holds its run id (the
+/// answer to `POST /runs`, a webhook's log) can see why, on every host.
+/// Retrying such a request would only fail again, so it is not retried.
+pub async fn trigger_job(
     ports: &Ports,
     settings: &Settings,
     request: RunRequest,
+) -> Result<TriggerOutcome, HandlerError> {
+    let run_id = request.run_id;
+    let kept = request.clone();
+    match trigger(ports, settings, request).await {
+        Err(e) if e.is_permanent() && run_id.is_some() => {
+            record_rejection(ports, &kept, &e).await?;
+            Ok(TriggerOutcome::Rejected {
+                error: e.to_string(),
+            })
+        }
+        other => other,
+    }
+}
+
+async fn record_rejection(
+    ports: &Ports,
+    request: &RunRequest,
+    error: &HandlerError,
+) -> Result<(), HandlerError> {
+    let now = ports.clock.now_ms();
+    let run = Run {
+        id: request.run_id.unwrap_or_default(),
+        source: request.source.clone(),
+        origin: request.origin.clone(),
+        suite: request.suite.clone().unwrap_or_default(),
+        status: RunStatus::Errored,
+        shard_count: 0,
+        shards_done: 0,
+        counts: Counts::default(),
+        created_ms: now,
+        deadline_ms: now,
+        finished_ms: Some(now),
+        error: Some(format!("the run could not start: {error}")),
+    };
+    tracing::warn!(run_id = %run.id, error = %error, "run request rejected");
+    match ports.store.create_run(&run, &[]).await {
+        // A redelivered job whose rejection was already recorded.
+        Ok(()) | Err(crate::errors::StoreError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn trigger(
+    ports: &Ports,
+    settings: &Settings,
+    mut request: RunRequest,
 ) -> Result<TriggerOutcome, HandlerError> {
     let now = ports.clock.now_ms();
     if let Some(delivery) = &request.delivery_id {
@@ -142,6 +130,9 @@ pub async fn trigger(
             });
         }
     }
+
+    // A branch names a different commit tomorrow: pin it once, here.
+    request.source = ports.source.resolve(&request.source).await?;
 
     let checkout = scratch_dir(settings, "checkout-")?;
     let tree = checkout.path().join("tree");

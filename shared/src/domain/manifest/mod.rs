@@ -6,9 +6,9 @@
 //!   never through a shell.
 //! - `files`: which files of the repository a suite selects.
 
-mod selection;
 mod parse;
 mod placeholders;
+mod selection;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -16,8 +16,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::errors::{ManifestError, ManifestLocation};
 use crate::domain::selector::TestIdFormat;
+pub use crate::errors::{ManifestError, ManifestLocation};
 use placeholders::{Placeholder, Render};
 
 /// The manifest's file name, at the root of the repository under test.
