@@ -26,9 +26,9 @@ use super::state_dir_for;
 /// taken from loopback only. See docs/http.md.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// The repository runs start in when a request names none.
-    #[arg(default_value = ".")]
-    pub path: PathBuf,
+    /// The repository runs start in when a request names none [default:
+    /// `.` with the local backend; none with a cloud backend].
+    pub path: Option<PathBuf>,
     /// More repositories requests may name: `NAME=DIR` (repeatable).
     #[arg(long = "repo", value_name = "NAME=DIR")]
     pub repos: Vec<String>,
@@ -51,7 +51,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TESTEXEC_QUEUE_PUSH")]
     pub queue_push: bool,
     /// State directory [default: PATH/.testexec].
-    #[arg(long)]
+    #[arg(long, env = "TESTEXEC_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -77,15 +77,16 @@ fn local_repos(
         repos.insert(name.to_string(), dir);
         Ok(())
     };
-    let root = args
-        .path
-        .canonicalize()
-        .with_context(|| format!("repository {}", args.path.display()))?;
-    let root_name = root
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "repo".into());
-    add(&root_name, &root)?;
+    if let Some(path) = path {
+        let root = path
+            .canonicalize()
+            .with_context(|| format!("repository {}", path.display()))?;
+        let root_name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "repo".into());
+        add(&root_name, &root)?;
+    }
     for pair in &args.repos {
         let (name, dir) = pair
             .split_once('=')
@@ -98,10 +99,23 @@ fn local_repos(
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let lookup = |k: &str| std::env::var(k).ok();
     let kind = BackendKind::parse(&args.backend)?;
-    let state_dir = state_dir_for(&args.path, args.state_dir.as_deref());
+    let path = match (&args.path, kind) {
+        (Some(path), _) => Some(path.clone()),
+        (None, BackendKind::Local) => Some(PathBuf::from(".")),
+        (None, _) => None,
+    };
+    let state_dir = match (&args.state_dir, &path) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(path)) => state_dir_for(path, None),
+        (None, None) => std::env::temp_dir().join("testexec"),
+    };
     let mut door = FrontDoorConfig::from_lookup(lookup)?;
     door.sources = SourcePolicy {
-        local_repos: local_repos(&args, std::mem::take(&mut door.sources.local_repos))?,
+        local_repos: local_repos(
+            path.as_deref(),
+            &args,
+            std::mem::take(&mut door.sources.local_repos),
+        )?,
         ..door.sources
     };
     door.queue_push = args.queue_push;
