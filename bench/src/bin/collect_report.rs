@@ -168,7 +168,7 @@ async fn bench(
     let mut junit_bytes = 0usize;
     for i in 0..shards {
         let shard = ShardId::new(run_id, i);
-        let key = keys::junit(shard, 1, "junit.xml");
+        let key = keys::junit(shard, 1, "try-000-000000-junit.xml");
         let xml = junit_for(i, cases);
         junit_bytes += xml.len();
         blobs.put(&key, xml.into_bytes(), content_type::XML).await?;
@@ -180,7 +180,9 @@ async fn bench(
             started_ms: now,
             finished_ms: now + 1000,
             log_key: keys::log(shard, 1),
-            junit_keys: vec![key],
+            // Collect lists the attempt's JUnit prefix, as for execute's results.
+            junit_files: 1,
+            junit_keys: Vec::new(),
             log_tail: String::new(),
         };
         bodies.push(serde_json::to_string(&result)?);

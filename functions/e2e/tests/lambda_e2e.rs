@@ -397,7 +397,17 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     let env_file = scratch.path().join("functions.env");
-    let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    // dotenv syntax: a value holding `=` (TESTEXEC_LOCAL_REPOS) is quoted.
+    let text: String = env
+        .iter()
+        .map(|(k, v)| {
+            if v.contains('=') {
+                format!("{k}=\"{v}\"\n")
+            } else {
+                format!("{k}={v}\n")
+            }
+        })
+        .collect();
     std::fs::write(&env_file, text).unwrap();
 
     // Build the four functions once, with exactly the features
