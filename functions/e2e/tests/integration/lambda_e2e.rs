@@ -29,7 +29,7 @@ use testexec::app::ports::{BlobStore, RunStore};
 use testexec::domain::model::{RunId, RunStatus};
 use testexec::testkit::contract::emulators;
 
-const RUNNER: &str = include_str!("../../../shared/tests/fixtures/fake-suite/runner.py");
+const RUNNER: &str = testexec::testkit::fake_suite::RUNNER;
 const FUNCTIONS: [&str; 4] = ["trigger", "execute", "collect", "report"];
 const TOKEN: &str = "e2e-token-0123456789abcdef";
 /// Short, so the crashed shard's message comes back quickly.

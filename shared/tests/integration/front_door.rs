@@ -14,7 +14,7 @@ use testexec::adapters::github::webhook::{WebhookConfig, signature_header};
 use testexec::app::intake::SourcePolicy;
 use testexec::app::messages::{QueueName, TriggerJob};
 use testexec::app::pipeline::LocalPipeline;
-use testexec::app::ports::{NoNotifier, QueueConsumer};
+use testexec::app::ports::NoNotifier;
 use testexec::hosts::http::{self, FrontDoor, FrontDoorConfig, ListenOptions};
 use testexec::hosts::lambda::{Function, Host};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

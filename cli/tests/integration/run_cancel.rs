@@ -63,7 +63,7 @@ fn interrupt_mid_run(signal: i32, expected_code: i32, name: &str) {
     let repo_dir = tmp.path().join("repo");
     repo(&repo_dir);
     let state = tmp.path().join("state");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_testexec"))
+    let child = Command::new(env!("CARGO_BIN_EXE_testexec"))
         .args(["run", "--jobs", "1", "--state-dir"])
         .arg(&state)
         .arg(&repo_dir)
