@@ -145,7 +145,10 @@ const PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 /// A `file://` URL for `path`, percent-encoded.
 fn file_url(path: &Path) -> String {
     let text = path.to_string_lossy();
-    format!("file://{}", percent_encoding::utf8_percent_encode(&text, PATH))
+    format!(
+        "file://{}",
+        percent_encoding::utf8_percent_encode(&text, PATH)
+    )
 }
 
 fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
