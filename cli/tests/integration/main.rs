@@ -10,4 +10,5 @@ mod junit_cli;
 mod plan_cli;
 mod run_cancel;
 mod run_paths;
+mod serve_restart;
 mod worker;
