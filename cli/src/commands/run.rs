@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use testexec::app::handlers::trigger::{RunRequest, TriggerOutcome};
+use testexec::app::handlers::trigger::TriggerOutcome;
 use testexec::app::messages::Execution;
-use testexec::domain::model::{Run, RunStatus, ShardId};
+use testexec::app::messages::RunRequest;
 use testexec::app::pipeline::{LocalPipeline, PipelineEvent};
 use testexec::app::ports::NoNotifier;
+use testexec::domain::model::{Run, RunStatus, ShardId};
 
 use super::{TESTS_FAILED, state_dir_for};
 
@@ -44,7 +45,11 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if !args.path.join(testexec::domain::manifest::MANIFEST_FILE).is_file() {
+    if !args
+        .path
+        .join(testexec::domain::manifest::MANIFEST_FILE)
+        .is_file()
+    {
         bail!(
             "no {} in {} (hint: pass the repository root, e.g. `testexec run examples/demo`)",
             testexec::domain::manifest::MANIFEST_FILE,
@@ -67,7 +72,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(2)
     });
     let mut events = pipeline.subscribe();
-    let workers = pipeline.spawn_workers(jobs);
+    let mut workers = pipeline.spawn_workers(jobs);
 
     let mut request = RunRequest::local(&args.path);
     request.suite = args.suite.clone();
@@ -87,10 +92,17 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(async move { pipeline.wait_for(run_id).await })
     };
     tokio::pin!(waiter);
+    let signal = super::serve::shutdown_signal_name();
+    tokio::pin!(signal);
+    let mut interrupted = None;
     let finished = loop {
         tokio::select! {
             done = &mut waiter => break done??,
             event = events.recv() => if let Ok(event) = event { progress.on(&event) },
+            name = &mut signal => {
+                interrupted = Some(name);
+                break cancel(&pipeline, run_id, workers.drain(..), name).await?;
+            }
         }
     };
     progress.finish();
@@ -114,11 +126,42 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         print_summary(&finished, &shards, &links);
     }
+    if let Some(name) = interrupted {
+        // The shell's convention: 128 + the signal's number.
+        return Ok(ExitCode::from(if name == "SIGTERM" { 143 } else { 130 }));
+    }
     Ok(match finished.status {
         RunStatus::Passed => ExitCode::SUCCESS,
         RunStatus::Failed => ExitCode::from(TESTS_FAILED),
         _ => super::exit_usage_or_infra(),
     })
+}
+
+/// Ctrl-C or SIGTERM mid-run: stop the workers (dropping a running shard
+/// kills its process group and any daemon it started, and removes its
+/// scratch directory), then end the run as errored with the reason, with
+/// its report, so it does not stay `running` until its deadline.
+async fn cancel(
+    pipeline: &LocalPipeline,
+    run_id: testexec::domain::model::RunId,
+    workers: impl Iterator<Item = tokio::task::JoinHandle<()>>,
+    signal: &str,
+) -> anyhow::Result<Run> {
+    eprintln!("testexec: {signal} received; stopping the run's processes");
+    for worker in workers {
+        worker.abort();
+        // Wait for the abort to land, so every guard has run.
+        let _ = worker.await;
+    }
+    let reason = format!("cancelled: testexec run received {signal}");
+    testexec::app::handlers::sweep::cancel(&pipeline.ports, &pipeline.settings, run_id, &reason)
+        .await?;
+    pipeline
+        .ports
+        .store
+        .get_run(run_id)
+        .await?
+        .context("the cancelled run is gone from the store")
 }
 
 /// One bar per shard on a terminal; plain lines otherwise (CI logs).
@@ -188,7 +231,9 @@ impl Progress {
             },
             PipelineEvent::ShardCollected { shard, outcome } => {
                 let text = match outcome {
-                    testexec::app::handlers::collect::CollectOutcome::Applied { status, .. } => {
+                    testexec::app::handlers::collect::CollectOutcome::Applied {
+                        status, ..
+                    } => {
                         format!("{status}")
                     }
                     testexec::app::handlers::collect::CollectOutcome::Duplicate { .. } => {

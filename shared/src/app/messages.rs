@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::manifest::Suite;
-use crate::domain::model::{RunId, ShardId};
+use std::path::Path;
+
+use crate::domain::model::{Origin, RunId, ShardId, SourceRef};
 
 /// The message version this build writes and reads.
 pub const MESSAGE_VERSION: u32 = 1;
@@ -64,6 +66,25 @@ impl QueueName {
             QueueName::Reports => "reports",
             QueueName::Requests => "requests",
         }
+    }
+
+    /// The function that consumes this queue.
+    pub fn function(self) -> &'static str {
+        match self {
+            QueueName::Requests => "trigger",
+            QueueName::Shards => "execute",
+            QueueName::Results => "collect",
+            QueueName::Reports => "report",
+        }
+    }
+
+    /// The queue a function consumes, by the function's name (`execute`)
+    /// or the queue's own (`shards`): what `POST /queues/{queue}` and
+    /// `testexec worker --queue` take.
+    pub fn from_function(name: &str) -> Option<QueueName> {
+        QueueName::ALL
+            .into_iter()
+            .find(|q| q.function() == name || q.as_str() == name)
     }
 }
 
@@ -130,9 +151,15 @@ pub struct ShardResult {
     pub started_ms: u64,
     pub finished_ms: u64,
     pub log_key: String,
-    /// JUnit files uploaded, in the order they were written; re-runs of
-    /// failed tests come after the first try.
+    /// How many JUnit files were uploaded, under
+    /// `keys::junit_prefix(shard, attempt)`. The keys themselves are not
+    /// listed here: a Maven project writes one file per class, and 2,000
+    /// keys would not fit in a queue message; collect lists the prefix.
     #[serde(default)]
+    pub junit_files: u32,
+    /// The uploaded keys, as results written before `junit_files` carried
+    /// them; new results leave it empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub junit_keys: Vec<String>,
     /// The last lines of the log, so an errored shard explains itself
     /// without opening the log.
@@ -152,7 +179,7 @@ pub struct ReportJob {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriggerJob {
     pub v: u32,
-    pub request: crate::app::handlers::trigger::RunRequest,
+    pub request: RunRequest,
 }
 
 /// Blob keys, in one place so every handler and backend agrees on them.
@@ -179,7 +206,13 @@ pub mod keys {
     }
 
     pub fn junit(shard: ShardId, attempt: u32, name: &str) -> String {
-        format!("{}junit/{name}", attempt_prefix(shard, attempt))
+        format!("{}{name}", junit_prefix(shard, attempt))
+    }
+
+    /// Where an execution's JUnit files live; their names sort in the order
+    /// they were written (`try-<ttt>-<nnnnnn>-<file>`).
+    pub fn junit_prefix(shard: ShardId, attempt: u32) -> String {
+        format!("{}junit/", attempt_prefix(shard, attempt))
     }
 
     /// The folded test cases of one applied execution (JSON lines), written
@@ -195,5 +228,78 @@ pub mod keys {
     /// Timing history the next plan of this repo and suite balances with.
     pub fn timings(repo: &str, suite: &str) -> String {
         format!("history/{repo}/{suite}/timings.json")
+    }
+}
+
+/// A request to start a run, already normalised from whatever event carried
+/// it (CLI, HTTP API, schedule, direct invoke, GitHub webhook).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    pub source: SourceRef,
+    pub origin: Origin,
+    /// Suite to run; `None` means the manifest's only suite.
+    pub suite: Option<String>,
+    /// Overrides the manifest's shard count.
+    pub shards: Option<u32>,
+    /// Run only these test selectors; empty = all.
+    #[serde(default)]
+    pub only_tests: Vec<String>,
+    /// "Rerun failed": run only the tests that failed in this earlier run.
+    #[serde(default)]
+    pub rerun_failed_of: Option<RunId>,
+    /// Idempotency key of the delivery (e.g. `X-GitHub-Delivery`).
+    #[serde(default)]
+    pub delivery_id: Option<String>,
+    /// A run id chosen by the intake (which answered the caller before the
+    /// slow work); `None` mints one.
+    #[serde(default)]
+    pub run_id: Option<RunId>,
+}
+
+impl RunRequest {
+    /// A request for a local directory (made absolute here: the source
+    /// is read later, from wherever the worker runs).
+    pub fn local(path: &Path) -> Self {
+        let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let label = path
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "repo".into());
+        Self {
+            source: SourceRef {
+                repo: format!("local/{}", sanitize_label(&label)),
+                commit: None,
+                git_ref: None,
+                path: Some(path.display().to_string()),
+            },
+            origin: Origin::Local,
+            suite: None,
+            shards: None,
+            only_tests: Vec::new(),
+            rerun_failed_of: None,
+            delivery_id: None,
+            run_id: None,
+        }
+    }
+}
+
+/// Keeps a label usable as a blob key segment.
+fn sanitize_label(s: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_matches('.');
+    if trimmed.is_empty() {
+        "repo".into()
+    } else {
+        trimmed.to_string()
     }
 }

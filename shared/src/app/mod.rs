@@ -2,12 +2,14 @@
 //!
 //! - [`ports`]: the traits handlers need (run store, blobs, queues, source,
 //!   notifier, clock); adapters implement them.
+//! - [`intake`]: the hand-written run request (`POST /runs`, schedules, invokes) and which sources a host lets requests name.
 //! - [`messages`]: the queue messages between handlers, and blob keys.
 //! - [`handlers`]: trigger, execute, collect, report, sweep.
 //! - [`pipeline`]: the handlers pumped by in-process workers over any
 //!   backend set (`testexec run`, `serve`, a polling worker).
 
 pub mod handlers;
+pub mod intake;
 pub mod messages;
 pub mod pipeline;
 pub mod ports;

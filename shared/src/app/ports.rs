@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::errors::{BlobError, NotifyError, QueueError, SourceError, StoreError};
 use crate::app::messages::QueueName;
-use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardId, ShardRecord, ShardStatus, SourceRef};
+use crate::domain::model::{
+    Counts, Run, RunId, RunStatus, ShardId, ShardRecord, ShardStatus, SourceRef,
+};
+use crate::errors::{BlobError, NotifyError, QueueError, SourceError, StoreError};
 
 /// A shard's completion, applied to the run store exactly once.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,6 +172,13 @@ pub trait QueueConsumer: Send + Sync {
 #[async_trait]
 pub trait SourceProvider: Send + Sync {
     async fn fetch(&self, source: &SourceRef, dest: &Path) -> Result<(), SourceError>;
+
+    /// Pins a moving reference (a branch or tag) to the commit it names now,
+    /// so every shard of a run sees the same tree. Trigger calls it before
+    /// anything else; sources that need no pinning return it unchanged.
+    async fn resolve(&self, source: &SourceRef) -> Result<SourceRef, SourceError> {
+        Ok(source.clone())
+    }
 }
 
 /// What a notifier is told when a run finishes.

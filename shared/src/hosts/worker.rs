@@ -9,10 +9,10 @@
 use std::time::Duration;
 
 use crate::adapters::aws::{AwsBackends, AwsSettings, sdk_config};
-use crate::errors::{ConfigError, HostError};
-use crate::hosts::lambda::host::{Function, Host, env};
 use crate::app::messages::QueueName;
 use crate::app::ports::QueueConsumer;
+use crate::errors::{ConfigError, HostError};
+use crate::hosts::lambda::host::{Function, Host, env};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Args {

@@ -25,12 +25,12 @@ use std::time::Duration;
 
 use ulid::Ulid;
 
-use crate::errors::{BlobError, QueueError, StoreError};
 use crate::app::messages::{MAX_MESSAGE_BYTES, QueueName};
+use crate::app::ports::{BlobStore, Completion, JobQueue, RunStore, ShardCompletion};
 use crate::domain::model::{
     Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord, ShardStatus, SourceRef,
 };
-use crate::app::ports::{BlobStore, Completion, JobQueue, RunStore, ShardCompletion};
+use crate::errors::{BlobError, QueueError, StoreError};
 
 // ---- fixtures ---------------------------------------------------------------
 
@@ -737,7 +737,11 @@ pub async fn blob_list_is_sorted_by_prefix<B: BlobStore + ?Sized>(blobs: &B) {
     ];
     for k in keys {
         blobs
-            .put(k, k.as_bytes().to_vec(), crate::app::ports::content_type::TEXT)
+            .put(
+                k,
+                k.as_bytes().to_vec(),
+                crate::app::ports::content_type::TEXT,
+            )
             .await
             .expect("put");
     }

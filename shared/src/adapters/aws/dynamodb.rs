@@ -38,9 +38,9 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveStatus, TransactWriteItem, WriteRequest,
 };
 
-use crate::errors::StoreError;
-use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardRecord, ShardStatus};
 use crate::app::ports::{Completion, RunStore, ShardCompletion};
+use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardRecord, ShardStatus};
+use crate::errors::StoreError;
 
 const BACKEND: &str = "dynamodb";
 
@@ -969,7 +969,10 @@ impl RunStore for DynamoRunStore {
     ) -> Result<bool, StoreError> {
         if key_.is_empty() || key_.len() > MAX_DELIVERY_KEY_BYTES {
             return Err(StoreError::Invalid {
-                run: format!("delivery {}", crate::domain::report::truncate_bytes(key_, 64)),
+                run: format!(
+                    "delivery {}",
+                    crate::domain::report::truncate_bytes(key_, 64)
+                ),
                 message: format!(
                     "a delivery key must be 1..={MAX_DELIVERY_KEY_BYTES} bytes, got {}",
                     key_.len()

@@ -30,8 +30,8 @@ use tokio::io::AsyncWriteExt;
 
 use super::MAX_LINK_TTL;
 use crate::adapters::{TMP_PREFIX, validate_key, validate_prefix};
-use crate::errors::BlobError;
 use crate::app::ports::BlobStore;
+use crate::errors::BlobError;
 
 const BACKEND: &str = "s3";
 

@@ -27,9 +27,9 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 
-use crate::errors::QueueError;
 use crate::app::messages::QueueName;
 use crate::app::ports::{JobQueue, QueueConsumer, Received};
+use crate::errors::QueueError;
 
 const BACKEND: &str = "sqs";
 

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::domain::model::{Counts, Outcome, Run, RunStatus, ShardRecord, TestCase};
 use crate::app::ports::RunOutcome;
+use crate::domain::model::{Counts, Outcome, Run, RunStatus, ShardRecord, TestCase};
 use crate::domain::report::{human_duration, truncate_bytes};
 
 /// `output.summary` and `output.text`, in bytes.

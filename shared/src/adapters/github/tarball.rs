@@ -15,10 +15,10 @@ use reqwest::Method;
 use tokio::io::AsyncWriteExt;
 
 use super::client::{GithubClient, check_repo, check_sha};
-use crate::errors::{GithubError, SourceError};
-use crate::domain::model::SourceRef;
-use crate::app::ports::SourceProvider;
 use crate::adapters::source::{SnapshotLimits, extract_tar_gz};
+use crate::app::ports::SourceProvider;
+use crate::domain::model::SourceRef;
+use crate::errors::{GithubError, SourceError};
 
 pub struct GithubSource {
     client: Arc<GithubClient>,
@@ -50,6 +50,41 @@ fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
 
 #[async_trait]
 impl SourceProvider for GithubSource {
+    /// A branch or tag moves; a run pins the commit it names now.
+    async fn resolve(&self, source: &SourceRef) -> Result<SourceRef, SourceError> {
+        if source.commit.is_some() {
+            return Ok(source.clone());
+        }
+        let repo = source.repo.as_str();
+        let not_found = |detail: String| SourceError::NotFound {
+            repo: repo.to_string(),
+            detail,
+        };
+        let git_ref = source
+            .git_ref
+            .as_deref()
+            .ok_or_else(|| not_found("the request names neither a commit nor a ref".into()))?;
+        check_repo(repo).map_err(|e| not_found(e.to_string()))?;
+        crate::app::intake::check_ref(git_ref).map_err(|e| not_found(e.to_string()))?;
+        let path = format!("/repos/{repo}/commits/{git_ref}");
+        let commit = self
+            .client
+            .call(Method::GET, &path, repo, None, None)
+            .await
+            .map_err(|e| match e.status() {
+                Some(404 | 422) => not_found(format!("ref `{git_ref}` not found: {e}")),
+                _ => backend(e),
+            })?;
+        let sha = commit
+            .get("sha")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| not_found(format!("GitHub's answer for `{git_ref}` has no sha")))?;
+        Ok(SourceRef {
+            commit: Some(sha.to_owned()),
+            ..source.clone()
+        })
+    }
+
     async fn fetch(&self, source: &SourceRef, dest: &Path) -> Result<(), SourceError> {
         let repo = source.repo.as_str();
         let not_found = |detail: String| SourceError::NotFound {

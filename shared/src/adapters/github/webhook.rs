@@ -16,9 +16,9 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::errors::WebhookError;
-use crate::app::handlers::trigger::RunRequest;
+use crate::app::messages::RunRequest;
 use crate::domain::model::{Origin, SourceRef};
+use crate::errors::WebhookError;
 
 /// GitHub never delivers a payload larger than 25 MB; anything bigger did not
 /// come from GitHub and is refused before any hashing.

@@ -31,9 +31,9 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::errors::StoreError;
-use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardRecord, ShardStatus};
 use crate::app::ports::{Completion, RunStore, ShardCompletion};
+use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardRecord, ShardStatus};
+use crate::errors::StoreError;
 
 const BACKEND: &str = "sqlite";
 

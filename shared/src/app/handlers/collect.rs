@@ -12,12 +12,12 @@ use serde::Serialize;
 
 use tracing::Instrument;
 
-use crate::errors::HandlerError;
 use crate::app::handlers::{Ports, decode, encode};
-use crate::domain::junit::{self, Limits};
 use crate::app::messages::{Execution, MESSAGE_VERSION, QueueName, ReportJob, ShardResult, keys};
-use crate::domain::model::{Attempt, Counts, Outcome, ShardStatus, TestCase};
 use crate::app::ports::{Completion, ShardCompletion, content_type};
+use crate::domain::junit::{self, Limits};
+use crate::domain::model::{Attempt, Counts, Outcome, ShardStatus, TestCase};
+use crate::errors::HandlerError;
 
 /// Longest error text stored on a shard (the log holds the rest).
 const MAX_SHARD_ERROR_BYTES: usize = 8 * 1024;
@@ -133,16 +133,66 @@ async fn read_results(
     ports: &Ports,
     result: &ShardResult,
 ) -> Result<(Vec<TestCase>, Vec<String>), HandlerError> {
-    let mut tries: Vec<Vec<TestCase>> = Vec::new();
+    let keys = if result.junit_keys.is_empty() {
+        let keys = ports
+            .blobs
+            .list(&keys::junit_prefix(result.shard, result.attempt))
+            .await?;
+        if keys.len() != result.junit_files as usize {
+            // Execute uploads every file before it sends the result, so a
+            // short listing is a store that lost data: retry, then DLQ.
+            return Err(HandlerError::Io {
+                context: format!(
+                    "listing the JUnit files of shard {} attempt {}",
+                    result.shard, result.attempt
+                ),
+                source: std::io::Error::other(format!(
+                    "found {} of the {} files execute uploaded",
+                    keys.len(),
+                    result.junit_files
+                )),
+            });
+        }
+        keys
+    } else {
+        result.junit_keys.clone()
+    };
+    // One entry per try (the first run, then each re-run of failed tests):
+    // all files a try wrote are that try's cases, in write order.
+    let mut tries: Vec<(String, Vec<TestCase>)> = Vec::new();
     let mut unreadable = Vec::new();
-    for key in &result.junit_keys {
+    for key in &keys {
         let bytes = ports.blobs.get(key).await?;
-        match junit::read(&bytes[..], key, &Limits::default()) {
-            Ok(report) => tries.push(report.cases),
-            Err(e) => unreadable.push(format!("unreadable JUnit `{key}`: {e}")),
+        let try_of = try_label(key);
+        let cases = match junit::read(&bytes[..], key, &Limits::default()) {
+            Ok(report) => report.cases,
+            Err(e) => {
+                unreadable.push(format!("unreadable JUnit `{key}`: {e}"));
+                continue;
+            }
+        };
+        match tries.last_mut() {
+            Some((label, same)) if *label == try_of => same.extend(cases),
+            _ => tries.push((try_of, cases)),
         }
     }
-    Ok((fold_attempts(tries), unreadable))
+    Ok((
+        fold_attempts(tries.into_iter().map(|(_, cases)| cases).collect()),
+        unreadable,
+    ))
+}
+
+/// The try a JUnit key belongs to (`.../junit/try-001-000003-x.xml` →
+/// `try-001`); a key in another shape is a try of its own.
+fn try_label(key: &str) -> String {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    match name
+        .strip_prefix("try-")
+        .and_then(|rest| rest.split_once('-'))
+    {
+        Some((digits, _)) if digits.bytes().all(|b| b.is_ascii_digit()) => format!("try-{digits}"),
+        _ => key.to_string(),
+    }
 }
 
 /// Folds several tries of the same tests into one case per test. Files are

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::errors::HandlerError;
 use crate::app::messages::MESSAGE_VERSION;
 use crate::app::ports::{BlobStore, Clock, JobQueue, Notifier, RunStore, SourceProvider};
+use crate::errors::HandlerError;
 
 pub mod collect;
 pub mod execute;
@@ -114,7 +114,7 @@ pub async fn handle_message(
         }
         QueueName::Requests => match trigger::accept_job(ports, body).await? {
             Some(request) => {
-                Handled::Triggered(Some(trigger::trigger(ports, settings, request).await?))
+                Handled::Triggered(Some(trigger::trigger_job(ports, settings, request).await?))
             }
             None => Handled::Triggered(None),
         },

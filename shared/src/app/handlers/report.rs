@@ -9,13 +9,13 @@ use serde::Serialize;
 
 use tracing::Instrument;
 
-use crate::errors::{BlobError, HandlerError};
 use crate::app::handlers::{Ports, Settings, decode};
 use crate::app::messages::{ReportJob, keys};
+use crate::app::ports::{RunOutcome, content_type};
 use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardRecord, ShardStatus, TestCase};
 use crate::domain::plan::Timings;
-use crate::app::ports::{RunOutcome, content_type};
 use crate::domain::report::{self, ReportInput, ReportLinks};
+use crate::errors::{BlobError, HandlerError};
 
 /// Where the rendered files went.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -9,88 +9,19 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::errors::HandlerError;
-use crate::app::handlers::{Ports, Settings, encode, scratch_dir};
-use crate::domain::manifest::{MANIFEST_FILE, Manifest, Shards, Suite};
-use crate::app::messages::{JobEnvelope, MAX_MESSAGE_BYTES, MESSAGE_VERSION, QueueName, ShardJob, keys};
-use crate::domain::model::TestCase;
-use crate::domain::model::{Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord, SourceRef};
-use crate::domain::plan::{FallbackSource, Plan, PlanRequest, ShardPlan, ShardTarget, Timings, WorkUnit};
-use crate::app::ports::content_type;
 use crate::adapters::source::{SnapshotLimits, pack_dir};
-
-/// A request to start a run, already normalised from whatever event carried
-/// it (CLI, HTTP API, schedule, direct invoke, GitHub webhook).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRequest {
-    pub source: SourceRef,
-    pub origin: Origin,
-    /// Suite to run; `None` means the manifest's only suite.
-    pub suite: Option<String>,
-    /// Overrides the manifest's shard count.
-    pub shards: Option<u32>,
-    /// Run only these test selectors; empty = all.
-    #[serde(default)]
-    pub only_tests: Vec<String>,
-    /// "Rerun failed": run only the tests that failed in this earlier run.
-    #[serde(default)]
-    pub rerun_failed_of: Option<RunId>,
-    /// Idempotency key of the delivery (e.g. `X-GitHub-Delivery`).
-    #[serde(default)]
-    pub delivery_id: Option<String>,
-    /// A run id chosen by the intake (which answered the caller before the
-    /// slow work); `None` mints one.
-    #[serde(default)]
-    pub run_id: Option<RunId>,
-}
-
-impl RunRequest {
-    /// A request for a local directory.
-    pub fn local(path: &Path) -> Self {
-        let label = path
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "repo".into());
-        Self {
-            source: SourceRef {
-                repo: format!("local/{}", sanitize_label(&label)),
-                commit: None,
-                git_ref: None,
-                path: Some(path.display().to_string()),
-            },
-            origin: Origin::Local,
-            suite: None,
-            shards: None,
-            only_tests: Vec::new(),
-            rerun_failed_of: None,
-            delivery_id: None,
-            run_id: None,
-        }
-    }
-}
-
-/// Keeps a label usable as a blob key segment.
-fn sanitize_label(s: &str) -> String {
-    let cleaned: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = cleaned.trim_matches('.');
-    if trimmed.is_empty() {
-        "repo".into()
-    } else {
-        trimmed.to_string()
-    }
-}
+use crate::app::handlers::{Ports, Settings, encode, scratch_dir};
+use crate::app::messages::{
+    JobEnvelope, MAX_MESSAGE_BYTES, MESSAGE_VERSION, QueueName, RunRequest, ShardJob, keys,
+};
+use crate::app::ports::content_type;
+use crate::domain::manifest::{MANIFEST_FILE, Manifest, Shards, Suite};
+use crate::domain::model::TestCase;
+use crate::domain::model::{Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord};
+use crate::domain::plan::{Plan, PlanRequest, ShardPlan, ShardTarget, Timings, WorkUnit};
+use crate::errors::HandlerError;
 
 /// What trigger did.
 #[derive(Debug, Clone, Serialize)]
@@ -103,6 +34,10 @@ pub enum TriggerOutcome {
     /// The delivery id was seen before: nothing was started.
     Duplicate {
         delivery: String,
+    },
+    /// The request can never start; it was recorded as an errored run.
+    Rejected {
+        error: String,
     },
 }
 
@@ -120,10 +55,75 @@ pub async fn accept_job(ports: &Ports, body: &str) -> Result<Option<RunRequest>,
     Ok(Some(job.request))
 }
 
-pub async fn trigger(
+/// How the user knows their manifest: its path on their machine, or the
+/// repository and commit it came from; never the scratch copy read here.
+fn manifest_label(source: &crate::domain::model::SourceRef) -> String {
+    match (&source.path, &source.commit) {
+        (Some(path), _) => Path::new(path).join(MANIFEST_FILE).display().to_string(),
+        (None, Some(sha)) => format!(
+            "{}@{}:{MANIFEST_FILE}",
+            source.repo,
+            &sha[..sha.len().min(12)]
+        ),
+        (None, None) => format!("{}:{MANIFEST_FILE}", source.repo),
+    }
+}
+
+/// Runs the trigger for a queued request; a request that can never start
+/// (no manifest, unknown suite, a source that does not exist) becomes an
+/// errored run carrying the reason, so whoever holds its run id (the
+/// answer to `POST /runs`, a webhook's log) can see why, on every host.
+/// Retrying such a request would only fail again, so it is not retried.
+pub async fn trigger_job(
     ports: &Ports,
     settings: &Settings,
     request: RunRequest,
+) -> Result<TriggerOutcome, HandlerError> {
+    let run_id = request.run_id;
+    let kept = request.clone();
+    match trigger(ports, settings, request).await {
+        Err(e) if e.is_permanent() && run_id.is_some() => {
+            record_rejection(ports, &kept, &e).await?;
+            Ok(TriggerOutcome::Rejected {
+                error: e.to_string(),
+            })
+        }
+        other => other,
+    }
+}
+
+async fn record_rejection(
+    ports: &Ports,
+    request: &RunRequest,
+    error: &HandlerError,
+) -> Result<(), HandlerError> {
+    let now = ports.clock.now_ms();
+    let run = Run {
+        id: request.run_id.unwrap_or_default(),
+        source: request.source.clone(),
+        origin: request.origin.clone(),
+        suite: request.suite.clone().unwrap_or_default(),
+        status: RunStatus::Errored,
+        shard_count: 0,
+        shards_done: 0,
+        counts: Counts::default(),
+        created_ms: now,
+        deadline_ms: now,
+        finished_ms: Some(now),
+        error: Some(format!("the run could not start: {error}")),
+    };
+    tracing::warn!(run_id = %run.id, error = %error, "run request rejected");
+    match ports.store.create_run(&run, &[]).await {
+        // A redelivered job whose rejection was already recorded.
+        Ok(()) | Err(crate::errors::StoreError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn trigger(
+    ports: &Ports,
+    settings: &Settings,
+    mut request: RunRequest,
 ) -> Result<TriggerOutcome, HandlerError> {
     let now = ports.clock.now_ms();
     if let Some(delivery) = &request.delivery_id {
@@ -143,6 +143,9 @@ pub async fn trigger(
         }
     }
 
+    // A branch names a different commit tomorrow: pin it once, here.
+    request.source = ports.source.resolve(&request.source).await?;
+
     let checkout = scratch_dir(settings, "checkout-")?;
     let tree = checkout.path().join("tree");
     std::fs::create_dir_all(&tree).map_err(|source| HandlerError::Io {
@@ -157,7 +160,7 @@ pub async fn trigger(
             file: MANIFEST_FILE,
         });
     }
-    let manifest = Manifest::load(&manifest_path)?;
+    let manifest = Manifest::load_as(&manifest_path, &manifest_label(&request.source))?;
     let suite = match &request.suite {
         Some(name) => manifest.suite(name)?,
         None => manifest.default_suite()?,
@@ -269,6 +272,11 @@ fn make_plan(
     timings: &Timings,
     settings: &Settings,
 ) -> Result<Plan, HandlerError> {
+    if suite.files.is_empty() {
+        // The runner finds its own tests (`go test ./...`, `mvn test`,
+        // a `{tests}` command given no selectors): one shard runs them all.
+        return Ok(whole_suite_plan(suite));
+    }
     let files = suite.list_files(tree)?;
     let target = match (request.shards, &suite.shards) {
         (Some(n), _) => ShardTarget::Count(n),
@@ -316,6 +324,21 @@ fn shard_work(shard: &ShardPlan) -> (Vec<String>, Vec<String>) {
 }
 
 /// One shard running exactly these test selectors.
+/// One shard with no file list and no selectors: `{files}` and `{tests}`
+/// expand to nothing, so the command runs the whole suite.
+fn whole_suite_plan(suite: &Suite) -> Plan {
+    let mut notes = vec![format!(
+        "suite `{}` lists no `files`: its command runs the whole suite in one shard",
+        suite.name
+    )];
+    if !matches!(suite.shards, Shards::Count(1)) {
+        notes.push(
+            "splitting a suite without `files` across shards needs per-test timings and runner selectors; it runs as one shard for now".into(),
+        );
+    }
+    crate::domain::plan::single_shard_plan(Vec::new(), 1, 0.0, notes)
+}
+
 fn tests_plan(suite: &Suite, selectors: Vec<String>) -> Result<Plan, HandlerError> {
     if !suite.supports_test_selection() {
         return Err(HandlerError::NothingToRerun {
@@ -325,26 +348,17 @@ fn tests_plan(suite: &Suite, selectors: Vec<String>) -> Result<Plan, HandlerErro
             ),
         });
     }
-    Ok(Plan {
-        shards: vec![ShardPlan {
-            index: 0,
-            units: vec![WorkUnit::Tests {
-                path: String::new(),
-                tests: selectors,
-                estimated_secs: 0.0,
-                includes_unlisted: false,
-            }],
+    Ok(crate::domain::plan::single_shard_plan(
+        vec![WorkUnit::Tests {
+            path: String::new(),
+            tests: selectors,
             estimated_secs: 0.0,
+            includes_unlisted: false,
         }],
-        estimated_makespan_secs: 0.0,
-        lower_bound_secs: 0.0,
-        total_secs: 0.0,
-        known_share: 0.0,
-        fallback_secs: 0.0,
-        fallback_source: FallbackSource::Default,
-        requested_shards: 1,
-        notes: vec!["only the requested tests run, in one shard".into()],
-    })
+        1,
+        0.0,
+        vec!["only the requested tests run, in one shard".into()],
+    ))
 }
 
 /// "Rerun failed": the failing tests of an earlier run, by selector when

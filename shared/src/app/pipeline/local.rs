@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::Pipeline;
 use crate::adapters::local::{FsBlobStore, LocalQueue, QueueConfig, SqliteRunStore};
-use crate::adapters::source::{LocalDirSource, SourceRouter};
+use crate::adapters::source::LocalDirSource;
 use crate::app::handlers::{Ports, Settings};
 use crate::app::ports::{Notifier, SourceProvider, SystemClock};
 use crate::errors::HandlerError;
@@ -97,12 +97,10 @@ impl LocalPipeline {
         self
     }
 
-    /// Fetches sources without a local path (webhook runs) from `remote`.
-    pub fn with_remote_source(mut self, remote: Arc<dyn SourceProvider>) -> Self {
-        self.pipeline.ports.source = Arc::new(SourceRouter {
-            local: LocalDirSource::default(),
-            remote: Some(remote),
-        });
+    /// Fetches sources through `source` (e.g. local directories plus
+    /// GitHub tarballs for webhook runs, `GithubPorts::source`).
+    pub fn with_source(mut self, source: Arc<dyn SourceProvider>) -> Self {
+        self.pipeline.ports.source = source;
         self
     }
 }

@@ -15,18 +15,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-use crate::errors::HandlerError;
 use crate::app::handlers::collect::CollectOutcome;
 use crate::app::handlers::report::ReportOutcome;
 use crate::app::handlers::sweep::{SweepOutcome, sweep_at};
-use crate::app::handlers::trigger::{RunRequest, TriggerOutcome, trigger};
+use crate::app::handlers::trigger::{TriggerOutcome, trigger};
 use crate::app::handlers::{Handled, Ports, Settings, handle_message};
+use crate::app::messages::RunRequest;
 use crate::app::messages::{Execution, QueueName, ShardResult};
-use crate::domain::model::{Run, RunId, ShardId};
 use crate::app::ports::QueueConsumer;
+use crate::domain::model::{Run, RunId, ShardId};
+use crate::errors::HandlerError;
 
 #[cfg(feature = "local")]
 mod local;
@@ -50,6 +51,28 @@ const EVENT_CAPACITY: usize = 4096;
 
 /// How often [`Pipeline::wait_for`] looks at the run and the queues.
 const WAIT_POLL: Duration = Duration::from_millis(100);
+
+/// When a worker stops on its own (besides its stop signal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkLimits {
+    /// Stop after taking this many messages (`testexec worker --max-jobs`).
+    pub max_jobs: Option<u64>,
+    /// Stop at the first receive that finds nothing (`--once`: one job
+    /// per container, for Container Apps jobs and KEDA `ScaledJob`s).
+    pub exit_when_empty: bool,
+    /// How long one receive waits.
+    pub wait: Duration,
+}
+
+impl Default for WorkLimits {
+    fn default() -> Self {
+        Self {
+            max_jobs: None,
+            exit_when_empty: false,
+            wait: RECEIVE_WAIT,
+        }
+    }
+}
 
 /// What the workers report as they go, for progress bars and logs.
 #[derive(Debug, Clone)]
@@ -139,24 +162,54 @@ impl Pipeline {
     /// requests, results and reports queues. They run until the returned
     /// handles are aborted.
     pub fn spawn_workers(&self, executors: usize) -> Vec<JoinHandle<()>> {
-        let mut handles = Vec::new();
-        for _ in 0..executors.max(1) {
-            let me = self.clone();
-            handles.push(tokio::spawn(
-                async move { me.work(QueueName::Shards).await },
-            ));
-        }
-        for queue in [QueueName::Requests, QueueName::Results, QueueName::Reports] {
-            let me = self.clone();
-            handles.push(tokio::spawn(async move { me.work(queue).await }));
-        }
-        handles
+        // Never stopped: the sender lives as long as the workers do.
+        let (stop_tx, stop) = watch::channel(false);
+        let handles = self.spawn_workers_until(executors, stop);
+        let keep = tokio::spawn(async move {
+            stop_tx.closed().await;
+        });
+        handles.into_iter().chain([keep]).collect()
     }
 
-    async fn work(&self, queue: QueueName) {
-        loop {
-            let delivery = match self.consumer.receive(queue, RECEIVE_WAIT).await {
+    /// Like [`Pipeline::spawn_workers`], but each worker finishes the
+    /// message in hand and returns once `stop` turns true (a host's
+    /// graceful shutdown: nothing is cut off mid-handler unless the host's
+    /// own grace runs out, and then the message comes back to the queue).
+    pub fn spawn_workers_until(
+        &self,
+        executors: usize,
+        stop: watch::Receiver<bool>,
+    ) -> Vec<JoinHandle<()>> {
+        let queues = std::iter::repeat_n(QueueName::Shards, executors.max(1)).chain([
+            QueueName::Requests,
+            QueueName::Results,
+            QueueName::Reports,
+        ]);
+        queues
+            .map(|queue| {
+                let me = self.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    me.work(queue, WorkLimits::default(), stop).await;
+                })
+            })
+            .collect()
+    }
+
+    /// Takes and handles messages of `queue` until `stop` turns true or
+    /// `limits` say enough; returns how many messages were taken. Acks a
+    /// message only after its handler succeeded; a failure releases it.
+    pub async fn work(
+        &self,
+        queue: QueueName,
+        limits: WorkLimits,
+        stop: watch::Receiver<bool>,
+    ) -> u64 {
+        let mut taken = 0u64;
+        while !*stop.borrow() && limits.max_jobs.is_none_or(|max| taken < max) {
+            let delivery = match self.consumer.receive(queue, limits.wait).await {
                 Ok(Some(delivery)) => delivery,
+                Ok(None) if limits.exit_when_empty => break,
                 Ok(None) => continue,
                 Err(error) => {
                     tracing::warn!(queue = queue.as_str(), error = %error, "receive failed; retrying");
@@ -164,6 +217,7 @@ impl Pipeline {
                     continue;
                 }
             };
+            taken += 1;
             let settled = match self.handle(queue, &delivery.body, delivery.attempt).await {
                 Ok(()) => self.consumer.ack(queue, &delivery.handle).await,
                 Err(error) => {
@@ -181,6 +235,7 @@ impl Pipeline {
                 tracing::warn!(queue = queue.as_str(), error = %error, "could not ack/release a message; it will be redelivered");
             }
         }
+        taken
     }
 
     /// Runs one message through its handler.

@@ -70,8 +70,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-pub use crate::errors::JunitError;
 use crate::domain::model::{Counts, TestCase};
+pub use crate::errors::JunitError;
 
 /// Name of the synthetic case standing for an `<error>`/`<failure>` placed
 /// directly inside a `<testsuite>`.

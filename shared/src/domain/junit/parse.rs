@@ -16,8 +16,8 @@ use super::derive::{derive_file, derive_file_with, suite_path};
 use super::input::is_too_large;
 use super::text::{Capped, TimeIssue, cap_str, parse_time};
 use super::{Limits, SUITE_ERROR_NAME, StreamSummary, SuiteSummary};
-use crate::errors::JunitError;
 use crate::domain::model::{Attempt, Counts, Outcome, TestCase};
+use crate::errors::JunitError;
 
 /// Warnings are for humans; past this many, only a count is kept so that a
 /// pathological report cannot grow memory through them.

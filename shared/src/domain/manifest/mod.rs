@@ -6,9 +6,9 @@
 //!   never through a shell.
 //! - `files`: which files of the repository a suite selects.
 
-mod selection;
 mod parse;
 mod placeholders;
+mod selection;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -16,8 +16,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::errors::{ManifestError, ManifestLocation};
 use crate::domain::selector::TestIdFormat;
+pub use crate::errors::{ManifestError, ManifestLocation};
 use placeholders::{Placeholder, Render};
 
 /// The manifest's file name, at the root of the repository under test.
@@ -113,7 +113,15 @@ impl Manifest {
 
     /// Reads and parses a manifest, refusing files over [`MAX_MANIFEST_BYTES`].
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let shown = path.display().to_string();
+        Self::load_as(path, &path.display().to_string())
+    }
+
+    /// [`Manifest::load`] for a copy of the user's file (a checkout in a
+    /// scratch directory): errors name `shown`, the file the user edits
+    /// (`/home/me/repo/testexec.toml`, `owner/name@sha:testexec.toml`),
+    /// never the temporary copy.
+    pub fn load_as(path: &Path, shown: &str) -> Result<Manifest, ManifestError> {
+        let shown = shown.to_string();
         let read_err = |e: std::io::Error| ManifestError::Read {
             path: shown.clone(),
             message: e.to_string(),

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::errors::PlanError;
 use crate::domain::model::TestCase;
+use crate::errors::PlanError;
 
 use super::MAX_FILES;
 

@@ -3,40 +3,30 @@
 
 use std::sync::Arc;
 
+use axum::Router;
+use lambda_http::request::RequestContext;
+use lambda_http::{RequestExt as _, tower::ServiceExt as _};
 use serde_json::{Value, json};
 
 use crate::adapters::aws::{AwsBackends, AwsSettings, sdk_config};
-use crate::errors::{EventError, HandlerError, HostError, InvocationError, SourceError};
-use crate::adapters::github::client::GithubClient;
-use crate::adapters::github::config::GithubConfig;
-use crate::adapters::github::notifier::GithubNotifier;
-use crate::adapters::github::tarball::GithubSource;
-use crate::adapters::github::webhook::WebhookConfig;
-use crate::app::handlers::trigger::{RunRequest, TriggerOutcome};
+use crate::adapters::github::GithubPorts;
+use crate::app::handlers::trigger::TriggerOutcome;
 use crate::app::handlers::{Ports, Settings};
-use crate::hosts::lambda::events::{self, Event};
-use crate::hosts::lambda::http::{self, HttpIntake};
-use crate::hosts::lambda::request::{SourcePolicy, StartRun};
-use crate::hosts::lambda::sqs;
-use crate::app::messages::QueueName;
+use crate::app::intake::StartRun;
+use crate::app::messages::{QueueName, RunRequest};
+use crate::app::ports::SystemClock;
 use crate::domain::model::Origin;
-use crate::app::ports::{NoNotifier, Notifier, SourceProvider, SystemClock};
-use crate::adapters::source::{LocalDirSource, SourceRouter};
+use crate::errors::{EventError, HandlerError, HostError, InvocationError};
+use crate::hosts::http::{self, FrontDoor, FrontDoorConfig, VerifiedCaller};
+use crate::hosts::lambda::events::{self, Event};
+use crate::hosts::lambda::sqs;
 
-/// Environment variables the host reads (besides `backends::aws::env` and
-/// the GitHub ones in `github::config`).
+/// Environment variables the host reads (besides `adapters::aws::env`, the
+/// front door's in `hosts::http` and the GitHub ones in `github::config`).
 pub mod env {
     pub const WORK_ROOT: &str = "TESTEXEC_WORK_ROOT";
-    pub const API_TOKEN: &str = "TESTEXEC_API_TOKEN";
-    pub const ALLOW_LOCAL_SOURCE: &str = "TESTEXEC_ALLOW_LOCAL_SOURCE";
     pub const PUBLIC_URL: &str = "TESTEXEC_PUBLIC_URL";
     pub const EXECUTE_WAIT_SECS: &str = "TESTEXEC_EXECUTE_WAIT_SECS";
-    /// Any of these means GitHub credentials are configured.
-    pub const GITHUB_CREDENTIALS: [&str; 3] = [
-        "TESTEXEC_GITHUB_APP_ID",
-        "TESTEXEC_GITHUB_TOKEN",
-        "GITHUB_TOKEN",
-    ];
 }
 
 /// The four functions.
@@ -75,24 +65,10 @@ pub struct Host {
     pub function: Function,
     pub ports: Ports,
     pub settings: Settings,
-    /// The HTTP front door (trigger only).
-    pub http: HttpIntake,
-    /// Resolves `ref` to a commit for GitHub sources; `None` without
-    /// GitHub credentials.
-    pub github: Option<Arc<GithubClient>>,
-}
-
-fn flag(lookup: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<bool, HostError> {
-    match lookup(var).as_deref().map(str::trim) {
-        None | Some("") | Some("false") | Some("0") => Ok(false),
-        Some("true") | Some("1") => Ok(true),
-        Some(other) => Err(crate::errors::ConfigError::Invalid {
-            var,
-            value: other.to_string(),
-            reason: "expected `true` or `false`".into(),
-        }
-        .into()),
-    }
+    /// Who schedules and direct invokes may name.
+    pub front_door: FrontDoorConfig,
+    /// The front door's routes (trigger answers API Gateway with them).
+    router: Router,
 }
 
 impl Host {
@@ -114,35 +90,18 @@ impl Host {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, HostError> {
         let nonempty = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
-        let github_configured = env::GITHUB_CREDENTIALS
-            .iter()
-            .any(|k| nonempty(k).is_some());
         // Only trigger (source, check run opens) and report (check run
         // completes) talk to GitHub.
-        let wants_github = matches!(function, Function::Trigger | Function::Report);
-        let github = if github_configured && wants_github {
-            Some(Arc::new(GithubClient::new(GithubConfig::from_lookup(
-                &lookup,
-            )?)?))
-        } else {
-            None
+        let github = match function {
+            Function::Trigger | Function::Report => GithubPorts::from_lookup(&lookup)?,
+            Function::Execute | Function::Collect => GithubPorts::offline(),
         };
-        let notifier: Arc<dyn Notifier> = match &github {
-            Some(client) => Arc::new(GithubNotifier::new(client.clone())),
-            None => Arc::new(NoNotifier),
-        };
-        let source: Arc<dyn SourceProvider> = Arc::new(SourceRouter {
-            local: LocalDirSource::default(),
-            remote: github
-                .as_ref()
-                .map(|c| Arc::new(GithubSource::new(c.clone())) as Arc<dyn SourceProvider>),
-        });
         let ports = Ports {
             store: backends.store,
             blobs: backends.blobs,
             queue: backends.queue,
-            source,
-            notifier,
+            source: github.source,
+            notifier: github.notifier,
             clock: Arc::new(SystemClock),
         };
         let mut settings = Settings {
@@ -153,37 +112,44 @@ impl Host {
         if let Some(root) = nonempty(env::WORK_ROOT) {
             settings.work_root = root.into();
         }
-        let webhook = WebhookConfig::from_lookup(&lookup);
-        let http = HttpIntake {
-            policy: SourcePolicy {
-                allowed_repos: webhook.allowed_repos.clone(),
-                allow_local: flag(&lookup, env::ALLOW_LOCAL_SOURCE)?,
-            },
-            webhook,
-            api_token: nonempty(env::API_TOKEN).map(crate::adapters::github::auth::Secret::new),
-        };
-        Ok(Self::new(function, ports, settings, http, github))
+        let front_door = FrontDoorConfig::from_lookup(&lookup)?;
+        Ok(Self::new(function, ports, settings, front_door))
     }
 
     pub fn new(
         function: Function,
         ports: Ports,
         settings: Settings,
-        http: HttpIntake,
-        github: Option<Arc<GithubClient>>,
+        front_door: FrontDoorConfig,
     ) -> Self {
+        let router = http::router(FrontDoor::new(
+            ports.clone(),
+            settings.clone(),
+            front_door.clone(),
+        ));
         Self {
             function,
             ports,
             settings,
-            http,
-            github,
+            front_door,
+            router,
         }
     }
 
     /// Handles one invocation payload: decode, check this function takes
     /// the event, call the handler, shape the answer.
     pub async fn invoke(&self, payload: Value) -> Result<Value, InvocationError> {
+        self.invoke_with(payload, lambda_runtime::Context::default())
+            .await
+    }
+
+    /// [`Host::invoke`] with the runtime's invocation context (request id,
+    /// X-Ray trace) passed on to HTTP requests.
+    pub async fn invoke_with(
+        &self,
+        payload: Value,
+        context: lambda_runtime::Context,
+    ) -> Result<Value, InvocationError> {
         let event = events::decode(payload)?;
         let not_accepted = |kind| EventError::NotAccepted {
             function: self.function.name(),
@@ -199,15 +165,14 @@ impl Host {
                 Ok(serde_json::to_value(response).unwrap_or_else(|_| json!({})))
             }
             (Function::Trigger, Event::Http(request)) => {
-                let response = http::handle(&self.http, self.ports.queue.as_ref(), &request).await;
-                Ok(response.to_lambda())
+                Ok(self.answer_http(*request, context).await)
             }
             (Function::Trigger, Event::EventBridge(e)) => {
                 // The schedule target's Input replaces the whole event; a
                 // rule without Input sends the event, whose `detail` then
                 // must carry the request.
                 let start = StartRun::from_value(e.detail)?;
-                let request = start.into_request(Origin::Schedule, &self.http.policy)?;
+                let request = start.into_request(Origin::Schedule, &self.front_door.sources)?;
                 self.trigger_now(request).await
             }
             (Function::Trigger, Event::Invoke(value)) => {
@@ -219,11 +184,12 @@ impl Host {
                     .into());
                 }
                 let start = StartRun::from_value(value)?;
-                let request = start.into_request(Origin::Invoke, &self.http.policy)?;
+                let request = start.into_request(Origin::Invoke, &self.front_door.sources)?;
                 self.trigger_now(request).await
             }
             (Function::Report, Event::EventBridge(_)) => {
-                let outcome = crate::app::handlers::sweep::sweep(&self.ports, &self.settings).await?;
+                let outcome =
+                    crate::app::handlers::sweep::sweep(&self.ports, &self.settings).await?;
                 tracing::info!(
                     errored_shards = outcome.errored_shards.len(),
                     reports_queued = outcome.reports_queued.len(),
@@ -235,10 +201,45 @@ impl Host {
         }
     }
 
+    /// An API Gateway or Function URL request, answered by the front door's
+    /// Router through `lambda_http` (which turns the event into an
+    /// `http::Request` and the Router's answer into the proxy response of
+    /// the same payload version). A caller API Gateway verified with SigV4
+    /// (an `AWS_IAM` route) is passed on as [`VerifiedCaller`].
+    pub async fn answer_http(
+        &self,
+        request: lambda_http::request::LambdaRequest,
+        context: lambda_runtime::Context,
+    ) -> Value {
+        let router = lambda_http::tower::ServiceBuilder::new()
+            .map_request(|mut request: lambda_http::Request| {
+                if let Some(caller) = iam_caller(request.request_context_ref()) {
+                    request.extensions_mut().insert(VerifiedCaller(caller));
+                }
+                strip_stage(&mut request);
+                request
+            })
+            .service(self.router.clone());
+        let adapter = lambda_http::Adapter::from(router);
+        let event = lambda_runtime::LambdaEvent::new(request, context);
+        match adapter.oneshot(event).await {
+            Ok(response) => serde_json::to_value(response).unwrap_or_else(
+                |e| json!({ "statusCode": 500, "body": format!("response not serialisable: {e}") }),
+            ),
+            Err(never) => match never {},
+        }
+    }
+
     /// A schedule or direct invoke: run the trigger now and answer with
     /// its outcome (no HTTP client is waiting on a 10-second budget).
-    async fn trigger_now(&self, request: RunRequest) -> Result<Value, InvocationError> {
-        let outcome = self.start(request).await?;
+    async fn trigger_now(&self, mut request: RunRequest) -> Result<Value, InvocationError> {
+        let run = *request.run_id.get_or_insert_with(Default::default);
+        let span = tracing::info_span!("trigger", run_id = %run, repo = %request.source.repo);
+        let outcome = tracing::Instrument::instrument(
+            crate::app::handlers::trigger::trigger(&self.ports, &self.settings, request),
+            span,
+        )
+        .await?;
         Ok(outcome_json(&outcome))
     }
 
@@ -249,72 +250,56 @@ impl Host {
         body: &str,
         attempt: u32,
     ) -> Result<(), HandlerError> {
-        if queue == QueueName::Requests {
-            // Resolving a `ref` to a commit needs GitHub: done here, before
-            // the shared trigger handler.
-            if let Some(request) = crate::app::handlers::trigger::accept_job(&self.ports, body).await? {
-                self.start(request).await?;
-            }
-            return Ok(());
-        }
-        crate::app::handlers::handle_message(&self.ports, &self.settings, queue, body, attempt).await?;
+        crate::app::handlers::handle_message(&self.ports, &self.settings, queue, body, attempt)
+            .await?;
         Ok(())
     }
+}
 
-    /// Resolves a GitHub `ref` to a commit, then runs the trigger.
-    async fn start(&self, mut request: RunRequest) -> Result<TriggerOutcome, HandlerError> {
-        if request.source.path.is_none() && request.source.commit.is_none() {
-            let sha = self.resolve_ref(&request).await?;
-            request.source.commit = Some(sha);
+/// Routes are matched without the API stage: a REST API (and an HTTP API
+/// with a named stage) puts `/<stage>` in front of the path.
+fn strip_stage(request: &mut lambda_http::Request) {
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.stage.clone(),
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.clone(),
+        _ => None,
+    };
+    let Some(stage) = stage.filter(|s| !s.is_empty() && s != "$default") else {
+        return;
+    };
+    let prefix = format!("/{stage}");
+    let uri = request.uri();
+    let rest = match uri.path().strip_prefix(&prefix) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => return,
+    };
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    if let Ok(pq) = path_and_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = lambda_http::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
         }
-        let run = request.run_id.unwrap_or_default();
-        request.run_id = Some(run);
-        let span = tracing::info_span!("trigger", run_id = %run, repo = %request.source.repo);
-        tracing::Instrument::instrument(
-            crate::app::handlers::trigger::trigger(&self.ports, &self.settings, request),
-            span,
-        )
-        .await
     }
+}
 
-    /// A branch or tag moves; a run pins the commit it names now.
-    async fn resolve_ref(&self, request: &RunRequest) -> Result<String, HandlerError> {
-        let repo = &request.source.repo;
-        let not_found = |detail: String| {
-            HandlerError::Source(SourceError::NotFound {
-                repo: repo.clone(),
-                detail,
-            })
-        };
-        let git_ref = request
-            .source
-            .git_ref
-            .as_deref()
-            .ok_or_else(|| not_found("the request names neither a commit nor a ref".into()))?;
-        crate::hosts::lambda::request::check_ref(git_ref).map_err(|e| not_found(e.to_string()))?;
-        let Some(client) = &self.github else {
-            return Err(not_found(
-                "resolving a ref needs GitHub credentials (see docs/github.md); or name a `commit`"
-                    .into(),
-            ));
-        };
-        let path = format!("/repos/{repo}/commits/{git_ref}");
-        let commit = client
-            .call(reqwest::Method::GET, &path, repo, None, None)
-            .await
-            .map_err(|e| match e.status() {
-                Some(404 | 422) => not_found(format!("ref `{git_ref}` not found: {e}")),
-                _ => HandlerError::Source(SourceError::Backend {
-                    backend: "github",
-                    source: Box::new(e),
-                }),
-            })?;
-        commit
-            .get("sha")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| not_found(format!("GitHub's answer for `{git_ref}` has no sha")))
-    }
+/// The caller's ARN when API Gateway verified a SigV4 signature. AWS writes
+/// the request context; a client cannot set it.
+fn iam_caller(context: Option<&RequestContext>) -> Option<String> {
+    let arn = match context? {
+        RequestContext::ApiGatewayV2(ctx) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.iam.as_ref())
+            .and_then(|iam| iam.user_arn.clone()),
+        RequestContext::ApiGatewayV1(ctx) => ctx.identity.user_arn.clone(),
+        _ => None,
+    };
+    arn.filter(|a| !a.is_empty())
 }
 
 fn outcome_json(outcome: &TriggerOutcome) -> Value {
@@ -328,6 +313,10 @@ fn outcome_json(outcome: &TriggerOutcome) -> Value {
         TriggerOutcome::Duplicate { delivery } => json!({
             "outcome": "duplicate",
             "delivery": delivery,
+        }),
+        TriggerOutcome::Rejected { error } => json!({
+            "outcome": "rejected",
+            "error": error,
         }),
     }
 }

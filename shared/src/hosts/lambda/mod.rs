@@ -1,18 +1,15 @@
 //! The Lambda host of the four functions (feature `lambda`).
 //!
 //! - [`events`]: tells an invocation payload's source apart by shape.
-//! - [`http`]: the trigger's HTTP routes (GitHub webhook, `POST /runs`).
-//! - [`request`]: the hand-written run request (HTTP, schedule, invoke).
 //! - [`sqs`]: batches with partial failures.
-//! - [`host`]: clients built once per process; dispatch to the handlers.
+//! - [`host`]: clients built once per process; dispatch to the handlers;
+//!   HTTP requests answered by the front door's Router (`hosts::http`).
 //!
 //! Each `functions/<name>/src/main.rs` is one call to [`run`]. Events, their
 //! answers and failure semantics are documented in docs/lambda.md.
 
 pub mod events;
 pub mod host;
-pub mod http;
-pub mod request;
 pub mod sqs;
 
 pub use host::{Function, Host};
@@ -40,7 +37,7 @@ pub async fn run(function: Function) -> Result<(), lambda_runtime::Error> {
     let host = &host;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-            host.invoke(event.payload).await.map_err(|e| {
+            host.invoke_with(event.payload, event.context).await.map_err(|e| {
                 tracing::error!(function = host.function.name(), error = %e, "invocation failed");
                 lambda_runtime::Diagnostic::from(e)
             })

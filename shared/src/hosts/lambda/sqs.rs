@@ -16,8 +16,8 @@ use std::future::Future;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use tracing::Instrument;
 
-use crate::errors::{HandlerError, InvocationError};
 use crate::app::messages::{JobEnvelope, QueueName, ReportJob, ShardResult, TriggerJob};
+use crate::errors::{HandlerError, InvocationError};
 
 /// One SQS record as the handlers need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,7 +210,8 @@ mod tests {
 
     #[test]
     fn the_fixture_record_reads_its_receive_count() {
-        let text = include_str!("../../../fixtures/aws/aws_lambda_events-example-sqs-event.json");
+        let text =
+            include_str!("../../../../fixtures/aws/aws_lambda_events-example-sqs-event.json");
         let Event::Sqs(ev) = decode(serde_json::from_str(text).unwrap()).unwrap() else {
             panic!("not sqs")
         };

@@ -3,10 +3,10 @@
 use std::fs;
 use std::path::Path;
 
-use testexec::errors::ManifestError;
 use testexec::domain::manifest::{
     DEFAULT_TIMEOUT_SECONDS, Expansion, MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest, Shards, Suite,
 };
+use testexec::errors::ManifestError;
 
 const PYTEST: &str = r#"
 [suites.unit]

@@ -6,13 +6,13 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use testexec::errors::WebhookError;
 use testexec::adapters::github::webhook::{
     MAX_BODY_BYTES, WebhookConfig, WebhookDecision, WebhookHeaders, intake, signature_header,
     verify_signature,
 };
-use testexec::app::handlers::trigger::RunRequest;
+use testexec::app::messages::RunRequest;
 use testexec::domain::model::Origin;
+use testexec::errors::WebhookError;
 
 const SECRET: &[u8] = b"test-secret-for-fixtures";
 const DELIVERY: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";

@@ -9,12 +9,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use testexec::adapters::aws::AwsBackends;
 use testexec::adapters::aws::provision::{self, ProvisionOptions};
-use testexec::testkit::contract::emulators;
-use testexec::app::handlers::trigger::RunRequest;
-use testexec::hosts::lambda::host::{Function, Host};
+use testexec::app::messages::RunRequest;
 use testexec::app::messages::{MESSAGE_VERSION, TriggerJob};
-use testexec::domain::model::RunId;
 use testexec::app::ports::RunStore;
+use testexec::domain::model::RunId;
+use testexec::hosts::lambda::host::{Function, Host};
+use testexec::testkit::contract::emulators;
 
 fn sqs_event(records: &[(&str, &str)]) -> Value {
     let records: Vec<Value> = records
@@ -63,11 +63,8 @@ async fn a_requests_batch_reports_exactly_the_bad_record() {
     let backends = AwsBackends::new(&sdk, &settings);
     let store = backends.store.clone();
     let work = tempfile::tempdir().unwrap();
-    let env: HashMap<&str, String> = [
-        ("TESTEXEC_ALLOW_LOCAL_SOURCE", "true".to_string()),
-        ("TESTEXEC_WORK_ROOT", work.path().display().to_string()),
-    ]
-    .into();
+    let env: HashMap<&str, String> =
+        [("TESTEXEC_WORK_ROOT", work.path().display().to_string())].into();
     let host = Host::with_backends(Function::Trigger, backends, |k| env.get(k).cloned()).unwrap();
 
     let repo = repo();
@@ -96,12 +93,14 @@ async fn a_requests_batch_reports_exactly_the_bad_record() {
     assert_eq!(store.list_shards(run).await.unwrap().len(), 2);
 
     // An HTTP event on execute, an S3 notification anywhere: refused by name.
-    let execute = Host {
-        function: Function::Execute,
-        ..host.clone()
-    };
+    let execute = Host::new(
+        Function::Execute,
+        host.ports.clone(),
+        host.settings.clone(),
+        host.front_door.clone(),
+    );
     let http: Value = serde_json::from_str(include_str!(
-        "../../../fixtures/aws/lambda_http-apigw_v2_proxy_request_minimal.json"
+        "../../../../fixtures/aws/lambda_http-apigw_v2_proxy_request_minimal.json"
     ))
     .unwrap();
     let err = execute.invoke(http).await.unwrap_err();
@@ -111,7 +110,7 @@ async fn a_requests_batch_reports_exactly_the_bad_record() {
         "{err}"
     );
     let s3: Value = serde_json::from_str(include_str!(
-        "../../../fixtures/aws/aws_lambda_events-example-s3-event.json"
+        "../../../../fixtures/aws/aws_lambda_events-example-s3-event.json"
     ))
     .unwrap();
     let err = host.invoke(s3).await.unwrap_err();

@@ -18,40 +18,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use testexec::adapters::local::QueueConfig;
-use testexec::app::handlers::trigger::{RunRequest, TriggerOutcome};
+use testexec::app::handlers::trigger::TriggerOutcome;
+use testexec::app::messages::RunRequest;
 use testexec::app::messages::{QueueName, keys};
-use testexec::domain::model::{Counts, Run, RunStatus, ShardStatus};
-use testexec::testkit::faults::FaultyConsumer;
 use testexec::app::pipeline::{LocalPipeline, Pipeline};
 use testexec::app::ports::{NoNotifier, QueueConsumer};
-
-const RUNNER: &str = include_str!("fixtures/fake-suite/runner.py");
+use testexec::domain::model::{Counts, Run, RunStatus, ShardStatus};
+use testexec::testkit::faults::FaultyConsumer;
 
 /// A repository with the fake runner, a manifest and the given test files.
 fn repo(files: &[(&str, &str)], shards: u32, retries: u32, timeout: u64) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    std::fs::write(root.join("runner.py"), RUNNER).unwrap();
-    std::fs::write(
-        root.join("testexec.toml"),
-        format!(
-            r#"[suites.fake]
-command = ["python3", "runner.py", "{{junit}}", "{{files}}", "--", "{{tests}}"]
-files = ["tests/**/*.txt"]
-shards = {shards}
-retries = {retries}
-timeout_seconds = {timeout}
-test_id = "pytest"
-"#
-        ),
-    )
-    .unwrap();
-    for (path, body) in files {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, body).unwrap();
-    }
-    dir
+    testexec::testkit::fake_suite::repo(files, shards, retries, timeout)
 }
 
 /// Which backend set a test runs over.
@@ -142,10 +119,10 @@ impl Harness {
 async fn aws_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline> {
     use testexec::adapters::aws::AwsBackends;
     use testexec::adapters::aws::provision::{ProvisionOptions, provision};
-    use testexec::testkit::contract::emulators::{moto, unique_name};
+    use testexec::adapters::source::LocalDirSource;
     use testexec::app::handlers::{Ports, Settings};
     use testexec::app::ports::SystemClock;
-    use testexec::adapters::source::LocalDirSource;
+    use testexec::testkit::contract::emulators::{moto, unique_name};
 
     let sdk = moto().await?;
     let visibility = Duration::from_secs(visibility.as_millis().div_ceil(1000).max(1) as u64);

@@ -15,25 +15,25 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use testexec::errors::{NotifyError, SourceError};
 use testexec::adapters::github::auth::GithubAuth;
 use testexec::adapters::github::client::GithubClient;
 use testexec::adapters::github::config::{GithubConfig, RetryPolicy};
 use testexec::adapters::github::notifier::GithubNotifier;
 use testexec::adapters::github::tarball::GithubSource;
+use testexec::app::ports::{Notifier, RunOutcome, SourceProvider};
 use testexec::domain::model::{
     Counts, Origin, Outcome, Run, RunId, RunStatus, ShardId, ShardRecord, ShardStatus, SourceRef,
     TestCase,
 };
-use testexec::app::ports::{Notifier, RunOutcome, SourceProvider};
+use testexec::errors::{NotifyError, SourceError};
 
 const APP_ID: u64 = 31337;
 const INSTALLATION: u64 = 4242;
 const REPO: &str = "octo-org/hello-world";
 const SHA: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
 const DETAILS: &str = "https://testexec.example.com";
-const PRIVATE_KEY: &str = include_str!("fixtures/github/TEST-ONLY-app-private-key.pem");
-const PUBLIC_KEY: &str = include_str!("fixtures/github/TEST-ONLY-app-public-key.pem");
+const PRIVATE_KEY: &str = include_str!("../fixtures/github/TEST-ONLY-app-private-key.pem");
+const PUBLIC_KEY: &str = include_str!("../fixtures/github/TEST-ONLY-app-public-key.pem");
 
 // ---- the fake GitHub --------------------------------------------------------
 

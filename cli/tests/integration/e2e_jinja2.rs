@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use testexec::adapters::local::QueueConfig;
-use testexec::app::handlers::trigger::{RunRequest, TriggerOutcome};
+use testexec::app::handlers::trigger::TriggerOutcome;
 use testexec::app::messages::QueueName;
-use testexec::domain::model::{Counts, RunStatus, ShardStatus};
+use testexec::app::messages::RunRequest;
 use testexec::app::pipeline::LocalPipeline;
 use testexec::app::ports::{NoNotifier, QueueConsumer};
+use testexec::domain::model::{Counts, RunStatus, ShardStatus};
 
 const JINJA2_PASSED: u64 = 909;
 

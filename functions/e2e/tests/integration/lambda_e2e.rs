@@ -24,14 +24,14 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use testexec::adapters::aws::provision::{self, ProvisionOptions};
 use testexec::adapters::aws::{AwsBackends, AwsSettings};
-use testexec::testkit::contract::emulators;
 use testexec::app::messages::{QueueName, keys};
-use testexec::domain::model::{RunId, RunStatus};
 use testexec::app::ports::{BlobStore, RunStore};
+use testexec::domain::model::{RunId, RunStatus};
+use testexec::testkit::contract::emulators;
 
-const RUNNER: &str = include_str!("../../../shared/tests/fixtures/fake-suite/runner.py");
+const RUNNER: &str = testexec::testkit::fake_suite::RUNNER;
 const FUNCTIONS: [&str; 4] = ["trigger", "execute", "collect", "report"];
-const TOKEN: &str = "e2e-token";
+const TOKEN: &str = "e2e-token-0123456789abcdef";
 /// Short, so the crashed shard's message comes back quickly.
 const VISIBILITY: Duration = Duration::from_secs(6);
 
@@ -380,6 +380,8 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+    // Requests name the checkout; the function was given it at start.
+    let local_repos = format!("e2e-repo={}", repo.display());
     env.extend(
         [
             ("AWS_ENDPOINT_URL", endpoint.as_str()),
@@ -387,7 +389,7 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
             ("AWS_ACCESS_KEY_ID", "testing"),
             ("AWS_SECRET_ACCESS_KEY", "testing"),
             ("TESTEXEC_API_TOKEN", TOKEN),
-            ("TESTEXEC_ALLOW_LOCAL_SOURCE", "true"),
+            ("TESTEXEC_LOCAL_REPOS", local_repos.as_str()),
             ("TESTEXEC_WORK_ROOT", work.to_str().unwrap()),
             ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
             ("RUST_LOG", "info"),
@@ -395,7 +397,17 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     let env_file = scratch.path().join("functions.env");
-    let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    // dotenv syntax: a value holding `=` (TESTEXEC_LOCAL_REPOS) is quoted.
+    let text: String = env
+        .iter()
+        .map(|(k, v)| {
+            if v.contains('=') {
+                format!("{k}=\"{v}\"\n")
+            } else {
+                format!("{k}={v}\n")
+            }
+        })
+        .collect();
     std::fs::write(&env_file, text).unwrap();
 
     // Build the four functions once, with exactly the features
@@ -425,7 +437,7 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
     }
 
     // API Gateway v2 → trigger: answered 202 with a run id, request queued.
-    let request = json!({"path": repo.to_str().unwrap(), "suite": "fake"});
+    let request = json!({"repo": "e2e-repo", "suite": "fake"});
     let answer = match driver
         .invoke("trigger", &runs_event(&request), Duration::from_secs(120))
         .await

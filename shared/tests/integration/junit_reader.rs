@@ -4,7 +4,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use testexec::domain::junit::{JunitError, Limits, Report, SUITE_ERROR_NAME, read, read_file, stream};
+use testexec::domain::junit::{
+    JunitError, Limits, Report, SUITE_ERROR_NAME, read, read_file, stream,
+};
 use testexec::domain::model::{Outcome, TestCase};
 
 fn fixture(name: &str) -> PathBuf {

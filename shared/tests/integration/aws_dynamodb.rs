@@ -11,10 +11,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use testexec::adapters::aws::DynamoRunStore;
 use testexec::adapters::aws::dynamodb::{self, create_table};
-use testexec::testkit::contract::{self, emulators, run_id_at, sample_run};
-use testexec::errors::StoreError;
-use testexec::domain::model::{RunId, ShardId, ShardStatus};
 use testexec::app::ports::{Completion, RunStore};
+use testexec::domain::model::{RunId, ShardId, ShardStatus};
+use testexec::errors::StoreError;
+use testexec::testkit::contract::{self, emulators, run_id_at, sample_run};
 
 /// A client for moto and a fresh table made by `create_table`, or `None`
 /// (skip) without moto.
@@ -228,7 +228,12 @@ async fn oversized_run_is_refused() {
     let huge = "e".repeat(500 * 1024);
     assert!(
         store
-            .finish_run(run.id, testexec::domain::model::RunStatus::Errored, 1, Some(huge))
+            .finish_run(
+                run.id,
+                testexec::domain::model::RunStatus::Errored,
+                1,
+                Some(huge)
+            )
             .await
             .expect("finish_run with a huge error")
     );

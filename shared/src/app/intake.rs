@@ -5,19 +5,26 @@
 //! ```json
 //! {"repo": "owner/name", "ref": "main", "suite": "unit"}
 //! {"repo": "owner/name", "commit": "<40 hex>", "shards": 4}
-//! {"path": "/var/task/repo", "suite": "unit"}   // TESTEXEC_ALLOW_LOCAL_SOURCE=true only
+//! {"repo": "demo"}   // a repository the host was given at start (serve's PATH, TESTEXEC_LOCAL_REPOS)
 //! ```
+//!
+//! A request never names a directory: a host that runs local checkouts is
+//! given them at start, by name ([`SourcePolicy::local_repos`]). Anything
+//! else would let whoever reaches the port run any directory's manifest
+//! command.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::errors::EventError;
-use crate::app::handlers::trigger::RunRequest;
+use crate::app::messages::RunRequest;
 use crate::domain::model::{Origin, SourceRef};
+use crate::errors::EventError;
 
 /// Most shards a request may ask for (the handler caps again by settings).
 const MAX_SHARDS: u32 = 1000;
 const MAX_REF_LEN: usize = 255;
-const MAX_PATH_LEN: usize = 4096;
 const MAX_SUITE_LEN: usize = 128;
 const MAX_ONLY_TESTS: usize = 10_000;
 
@@ -34,9 +41,10 @@ pub struct StartRun {
     /// A commit SHA; wins over `ref`.
     #[serde(default)]
     pub commit: Option<String>,
-    /// A directory on the function's machine (local sources only).
+    /// Refused with a hint: requests name repositories, never directories.
+    /// Kept as a field so the error can say so instead of "unknown field".
     #[serde(default)]
-    pub path: Option<String>,
+    pub path: Option<serde_json::Value>,
     #[serde(default)]
     pub suite: Option<String>,
     #[serde(default)]
@@ -50,8 +58,9 @@ pub struct StartRun {
 pub struct SourcePolicy {
     /// `owner/name` allow-list (case-insensitive); `None` allows all.
     pub allowed_repos: Option<Vec<String>>,
-    /// Whether `path` (a directory on the function's machine) is allowed.
-    pub allow_local: bool,
+    /// Local checkouts the host was given at start, by the name requests
+    /// use for them (`testexec serve`'s PATH, `TESTEXEC_LOCAL_REPOS`).
+    pub local_repos: BTreeMap<String, PathBuf>,
 }
 
 impl SourcePolicy {
@@ -60,6 +69,56 @@ impl SourcePolicy {
             None => true,
             Some(list) => list.iter().any(|r| r.trim().eq_ignore_ascii_case(repo)),
         }
+    }
+
+    /// Parses `TESTEXEC_LOCAL_REPOS`: `name=/abs/path` pairs, comma-separated.
+    pub fn parse_local_repos(list: &str) -> Result<BTreeMap<String, PathBuf>, EventError> {
+        let mut out = BTreeMap::new();
+        for pair in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, path) = pair.split_once('=').ok_or_else(|| {
+                bad(format!(
+                    "`{pair}` in the local repository list is not `name=/absolute/path`"
+                ))
+            })?;
+            let (name, path) = (name.trim(), PathBuf::from(path.trim()));
+            check_local_name(name)?;
+            if !path.is_absolute() {
+                return Err(bad(format!(
+                    "local repository `{name}` must name an absolute path, got `{}`",
+                    path.display()
+                )));
+            }
+            out.insert(name.to_string(), path);
+        }
+        Ok(out)
+    }
+
+    fn local_names(&self) -> String {
+        if self.local_repos.is_empty() {
+            "none is configured".into()
+        } else {
+            let names: Vec<&str> = self.local_repos.keys().map(String::as_str).collect();
+            format!("configured: {}", names.join(", "))
+        }
+    }
+}
+
+/// A local repository's name: what a URL or a log line can carry as is.
+pub fn check_local_name(name: &str) -> Result<(), EventError> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "local repository name `{}` must be 1-100 letters, digits, `-`, `_` or `.`",
+            name.chars().take(80).collect::<String>()
+        )))
     }
 }
 
@@ -109,52 +168,56 @@ impl StartRun {
                 self.only_tests.len()
             )));
         }
-        let source = match self.path {
-            Some(path) => {
-                if !policy.allow_local {
-                    return Err(bad(
-                        "`path` (a local directory) is not allowed here; name a GitHub `repo` instead (set TESTEXEC_ALLOW_LOCAL_SOURCE=true only on test setups)",
-                    ));
-                }
-                if path.is_empty() || path.len() > MAX_PATH_LEN || !path.starts_with('/') {
-                    return Err(bad("`path` must be an absolute directory path"));
-                }
-                let mut local = RunRequest::local(std::path::Path::new(&path)).source;
-                if let Some(repo) = self.repo {
-                    check_repo(&repo)?;
-                    local.repo = repo;
-                }
-                local
+        if self.path.is_some() {
+            return Err(bad(format!(
+                "`path` is not accepted: name a repository with `repo` instead (local repositories are given to the host at start; {})",
+                policy.local_names()
+            )));
+        }
+        let repo = self
+            .repo
+            .ok_or_else(|| bad(format!("`repo` is required; {SHAPE}")))?;
+        let source = if let Some(dir) = policy.local_repos.get(&repo) {
+            if self.commit.is_some() || self.git_ref.is_some() {
+                return Err(bad(format!(
+                    "`{repo}` is a local checkout: it runs as it is on disk, so `ref` and `commit` do not apply"
+                )));
             }
-            None => {
-                let repo = self
-                    .repo
-                    .ok_or_else(|| bad(format!("`repo` is required; {SHAPE}")))?;
-                check_repo(&repo)?;
-                if !policy.allows(&repo) {
-                    return Err(bad(format!(
-                        "repository `{repo}` is not in TESTEXEC_ALLOWED_REPOS"
-                    )));
+            let mut local = RunRequest::local(dir).source;
+            local.repo = format!("local/{repo}");
+            local
+        } else {
+            if !repo.contains('/') && !policy.local_repos.is_empty() {
+                return Err(bad(format!(
+                    "no repository `{}` here ({})",
+                    repo.chars().take(80).collect::<String>(),
+                    policy.local_names()
+                )));
+            }
+            check_repo(&repo)?;
+            if !policy.allows(&repo) {
+                return Err(bad(format!(
+                    "repository `{repo}` is not in TESTEXEC_ALLOWED_REPOS"
+                )));
+            }
+            if let Some(commit) = &self.commit {
+                if !(7..=64).contains(&commit.len())
+                    || !commit.bytes().all(|b| b.is_ascii_hexdigit())
+                {
+                    return Err(bad("`commit` must be a hexadecimal commit SHA"));
                 }
-                if let Some(commit) = &self.commit {
-                    if !(7..=64).contains(&commit.len())
-                        || !commit.bytes().all(|b| b.is_ascii_hexdigit())
-                    {
-                        return Err(bad("`commit` must be a hexadecimal commit SHA"));
-                    }
-                }
-                if let Some(r) = &self.git_ref {
-                    check_ref(r)?;
-                }
-                if self.commit.is_none() && self.git_ref.is_none() {
-                    return Err(bad("name a `ref` (e.g. \"main\") or a `commit`"));
-                }
-                SourceRef {
-                    repo,
-                    commit: self.commit,
-                    git_ref: self.git_ref,
-                    path: None,
-                }
+            }
+            if let Some(r) = &self.git_ref {
+                check_ref(r)?;
+            }
+            if self.commit.is_none() && self.git_ref.is_none() {
+                return Err(bad("name a `ref` (e.g. \"main\") or a `commit`"));
+            }
+            SourceRef {
+                repo,
+                commit: self.commit,
+                git_ref: self.git_ref,
+                path: None,
             }
         };
         Ok(RunRequest {
@@ -213,7 +276,7 @@ mod tests {
     fn policy() -> SourcePolicy {
         SourcePolicy {
             allowed_repos: Some(vec!["octo/app".into()]),
-            allow_local: false,
+            local_repos: BTreeMap::new(),
         }
     }
 
@@ -243,7 +306,7 @@ mod tests {
                 br#"{"repo":"octo/app","ref":"main","shards":0}"#,
                 "`shards`",
             ),
-            (br#"{"path":"/tmp/x"}"#, "TESTEXEC_ALLOW_LOCAL_SOURCE"),
+            (br#"{"path":"/tmp/x"}"#, "`path` is not accepted"),
         ];
         for (body, needle) in cases {
             let err = StartRun::parse(body)
@@ -254,16 +317,30 @@ mod tests {
     }
 
     #[test]
-    fn local_paths_only_when_allowed() {
+    fn local_repositories_are_named_never_paths() {
         let policy = SourcePolicy {
             allowed_repos: None,
-            allow_local: true,
+            local_repos: SourcePolicy::parse_local_repos("demo=/tmp/some-repo").unwrap(),
         };
-        let req = StartRun::parse(br#"{"path":"/tmp/some-repo","shards":2}"#)
+        let req = StartRun::parse(br#"{"repo":"demo","shards":2}"#)
             .unwrap()
             .into_request(Origin::Local, &policy)
             .unwrap();
         assert_eq!(req.source.path.as_deref(), Some("/tmp/some-repo"));
+        assert_eq!(req.source.repo, "local/demo");
         assert_eq!(req.shards, Some(2));
+        for (body, needle) in [
+            (&br#"{"path":"/etc"}"#[..], "configured: demo"),
+            (br#"{"repo":"other"}"#, "no repository `other`"),
+            (br#"{"repo":"demo","ref":"main"}"#, "local checkout"),
+        ] {
+            let err = StartRun::parse(body)
+                .and_then(|s| s.into_request(Origin::Local, &policy))
+                .unwrap_err();
+            assert!(err.to_string().contains(needle), "{err}");
+        }
+        for bad in ["x", "demo=relative", "=/abs", "../x=/abs"] {
+            assert!(SourcePolicy::parse_local_repos(bad).is_err(), "{bad}");
+        }
     }
 }

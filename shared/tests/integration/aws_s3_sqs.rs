@@ -12,14 +12,14 @@ use testexec::adapters::aws::provision::{ProvisionOptions, provision, to_env};
 use testexec::adapters::aws::s3::{self, S3BlobStore, create_bucket};
 use testexec::adapters::aws::sqs::{self, QueueUrls, SqsQueue, create_queues};
 use testexec::adapters::aws::{AwsBackends, AwsSettings};
+use testexec::app::messages::{MAX_MESSAGE_BYTES, QueueName};
+use testexec::app::ports::{BlobStore, JobQueue, QueueConsumer, content_type};
+use testexec::errors::{BlobError, QueueError};
 use testexec::testkit::contract::emulators::{moto, s3s, unique_name};
 use testexec::testkit::contract::{
     QueueSettings, blob_invalid_keys_are_rejected, blob_large_file_round_trip,
     blob_list_is_sorted_by_prefix, blob_missing_is_not_found, blob_store_contract, queue_contract,
 };
-use testexec::errors::{BlobError, QueueError};
-use testexec::app::messages::{MAX_MESSAGE_BYTES, QueueName};
-use testexec::app::ports::{BlobStore, JobQueue, QueueConsumer, content_type};
 
 const MIB: usize = 1024 * 1024;
 

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use testexec::errors::SourceError;
 use testexec::adapters::source::{SnapshotLimits, extract_tar_gz};
+use testexec::errors::SourceError;
 
 /// A gzip'd tar holding only symlinks, `(path, target)`, in order.
 fn links_archive(links: &[(&str, &str)]) -> Vec<u8> {

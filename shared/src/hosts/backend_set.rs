@@ -1,0 +1,159 @@
+//! The composition root of the container host and the worker: which
+//! adapters back the ports, chosen from configuration (12-factor:
+//! `--backend` or `TESTEXEC_BACKEND`, then each backend's own variables).
+//!
+//! - `local`: SQLite run store, blob directory and durable SQLite queue in
+//!   one state directory (`testexec serve`'s default).
+//! - `aws`: DynamoDB, S3 and SQS, named by `adapters::aws::env`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::adapters::github::GithubPorts;
+use crate::app::handlers::Settings;
+use crate::app::pipeline::Pipeline;
+use crate::errors::{ConfigError, HostError};
+
+/// The variable that picks the backend set.
+pub const BACKEND_ENV: &str = "TESTEXEC_BACKEND";
+
+/// A backend set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Local,
+    Aws,
+}
+
+impl BackendKind {
+    pub const NAMES: &'static str = "local, aws";
+
+    pub fn parse(name: &str) -> Result<Self, ConfigError> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "local" => Ok(Self::Local),
+            "aws" => Ok(Self::Aws),
+            other => Err(ConfigError::Invalid {
+                var: BACKEND_ENV,
+                value: other.chars().take(40).collect(),
+                reason: format!("expected one of {}", Self::NAMES),
+            }),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Aws => "aws",
+        }
+    }
+}
+
+/// The pipeline over the chosen backends, and the local one's concrete
+/// parts when the backend is local (the host owns its state directory).
+pub struct BackendSet {
+    pub kind: BackendKind,
+    pub pipeline: Pipeline,
+    #[cfg(feature = "local")]
+    pub local: Option<crate::app::pipeline::LocalPipeline>,
+}
+
+impl BackendSet {
+    /// Opens the backends of `kind`. `state_dir` holds the local backend's
+    /// state (and is the work root of every backend); `lookup` reads the
+    /// environment (`std::env::var` in hosts).
+    pub async fn open(
+        kind: BackendKind,
+        state_dir: &Path,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, HostError> {
+        let github = GithubPorts::from_lookup(&lookup)?;
+        let public_url = ["TESTEXEC_PUBLIC_URL", "TESTEXEC_GITHUB_DETAILS_URL"]
+            .iter()
+            .find_map(|k| lookup(k).filter(|v| !v.trim().is_empty()));
+        match kind {
+            BackendKind::Local => Self::open_local(state_dir, github, public_url),
+            BackendKind::Aws => Self::open_aws(state_dir, github, public_url, &lookup).await,
+        }
+    }
+
+    #[cfg(feature = "local")]
+    fn open_local(
+        state_dir: &Path,
+        github: GithubPorts,
+        public_url: Option<String>,
+    ) -> Result<Self, HostError> {
+        let local = crate::app::pipeline::LocalPipeline::open(state_dir, github.notifier)
+            .map_err(|e| ConfigError::Invalid {
+                var: "state directory",
+                value: state_dir.display().to_string(),
+                reason: e.to_string(),
+            })?
+            .with_source(github.source)
+            .with_public_url(public_url);
+        Ok(Self {
+            kind: BackendKind::Local,
+            pipeline: local.pipeline().clone(),
+            local: Some(local),
+        })
+    }
+
+    #[cfg(not(feature = "local"))]
+    fn open_local(_: &Path, _: GithubPorts, _: Option<String>) -> Result<Self, HostError> {
+        Err(not_built("local"))
+    }
+
+    #[cfg(feature = "aws")]
+    async fn open_aws(
+        state_dir: &Path,
+        github: GithubPorts,
+        public_url: Option<String>,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, HostError> {
+        use crate::adapters::aws::{AwsBackends, AwsSettings, sdk_config};
+        let settings = AwsSettings::from_lookup(lookup)?;
+        let backends = AwsBackends::new(&sdk_config().await, &settings);
+        let consumer = backends.queue.clone();
+        let ports = crate::app::handlers::Ports {
+            store: backends.store,
+            blobs: backends.blobs,
+            queue: backends.queue,
+            source: github.source,
+            notifier: github.notifier,
+            clock: Arc::new(crate::app::ports::SystemClock),
+        };
+        let settings = Settings {
+            work_root: state_dir.join("work"),
+            public_url,
+            ..Settings::default()
+        };
+        Ok(Self {
+            kind: BackendKind::Aws,
+            // SQS counts lag; see `Pipeline::with_idle_grace`.
+            pipeline: Pipeline::new(ports, settings, consumer)
+                .with_idle_grace(std::time::Duration::from_secs(60)),
+            #[cfg(feature = "local")]
+            local: None,
+        })
+    }
+
+    #[cfg(not(feature = "aws"))]
+    async fn open_aws(
+        _: &Path,
+        _: GithubPorts,
+        _: Option<String>,
+        _: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, HostError> {
+        Err(not_built("aws"))
+    }
+}
+
+#[allow(dead_code)]
+fn not_built(backend: &'static str) -> HostError {
+    ConfigError::Invalid {
+        var: BACKEND_ENV,
+        value: backend.into(),
+        reason: format!(
+            "this build has no `{backend}` backend; build testexec with `--features {backend}`"
+        ),
+    }
+    .into()
+}

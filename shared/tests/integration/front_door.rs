@@ -1,0 +1,642 @@
+//! The HTTP front door (`hosts::http`) as its callers meet it: over TCP the
+//! way `testexec serve` runs it, and through the Lambda host the way API
+//! Gateway invokes it, over the local backends.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use testexec::adapters::github::auth::Secret;
+use testexec::adapters::github::webhook::{WebhookConfig, signature_header};
+use testexec::app::intake::SourcePolicy;
+use testexec::app::messages::{QueueName, TriggerJob};
+use testexec::app::pipeline::LocalPipeline;
+use testexec::app::ports::NoNotifier;
+use testexec::hosts::http::{self, FrontDoor, FrontDoorConfig, ListenOptions};
+use testexec::hosts::lambda::{Function, Host};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SECRET: &str = "It's a Secret to Everybody";
+const TOKEN: &str = "front-door-test-token-0123456789";
+
+fn workspace_file(rel: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)).unwrap()
+}
+
+/// A repository with a manifest, and one without.
+fn repos(dir: &Path) -> BTreeMap<String, PathBuf> {
+    let demo = dir.join("demo");
+    std::fs::create_dir_all(demo.join("tests")).unwrap();
+    std::fs::write(
+        demo.join("testexec.toml"),
+        "[suites.unit]\ncommand = [\"true\"]\nfiles = [\"tests/*.txt\"]\njunit = [\"report.xml\"]\n",
+    )
+    .unwrap();
+    std::fs::write(demo.join("tests/a.txt"), "").unwrap();
+    let bare = dir.join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    // A manifest with a mistake (junit must be a list).
+    let broken = dir.join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(
+        broken.join("testexec.toml"),
+        "[suites.unit]\ncommand = [\"true\"]\nfiles = [\"*.txt\"]\njunit = \"report.xml\"\n",
+    )
+    .unwrap();
+    [
+        ("demo".to_string(), demo),
+        ("bare".to_string(), bare),
+        ("broken".to_string(), broken),
+    ]
+    .into()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    pipeline: LocalPipeline,
+    config: FrontDoorConfig,
+}
+
+fn fixture(token: bool) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = LocalPipeline::open(&dir.path().join("state"), Arc::new(NoNotifier)).unwrap();
+    let config = FrontDoorConfig {
+        webhook: WebhookConfig::new(SECRET),
+        api_token: token.then(|| Secret::new(TOKEN)),
+        sources: SourcePolicy {
+            allowed_repos: None,
+            local_repos: repos(dir.path()),
+        },
+        queue_push: true,
+    };
+    Fixture {
+        _dir: dir,
+        pipeline,
+        config,
+    }
+}
+
+impl Fixture {
+    fn door(&self) -> FrontDoor {
+        FrontDoor::new(
+            self.pipeline.ports.clone(),
+            self.pipeline.settings.clone(),
+            self.config.clone(),
+        )
+    }
+
+    /// Serves the front door on a loopback port, as `testexec serve` does.
+    async fn serve(&self, options: ListenOptions) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = http::router(self.door());
+        tokio::spawn(http::serve(
+            listener,
+            router,
+            options,
+            std::future::pending(),
+        ));
+        addr
+    }
+
+    fn lambda(&self) -> Host {
+        Host::new(
+            Function::Trigger,
+            self.pipeline.ports.clone(),
+            self.pipeline.settings.clone(),
+            self.config.clone(),
+        )
+    }
+
+    /// Trigger jobs waiting in the requests queue (taken off it).
+    async fn queued_jobs(&self) -> Vec<TriggerJob> {
+        let mut jobs = Vec::new();
+        while let Some(message) = self
+            .pipeline
+            .consumer()
+            .receive(QueueName::Requests, Duration::ZERO)
+            .await
+            .unwrap()
+        {
+            jobs.push(serde_json::from_str(&message.body).unwrap());
+            self.pipeline
+                .consumer()
+                .ack(QueueName::Requests, &message.handle)
+                .await
+                .unwrap();
+        }
+        jobs
+    }
+}
+
+/// One request, as both hosts get it.
+struct Req {
+    method: &'static str,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn req(method: &'static str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Req {
+    Req {
+        method,
+        path: path.into(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body: body.to_vec(),
+    }
+}
+
+async fn over_tcp(addr: SocketAddr, r: &Req) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut builder = client.request(
+        r.method.parse().unwrap(),
+        format!("http://{addr}{}", r.path),
+    );
+    for (k, v) in &r.headers {
+        builder = builder.header(k, v);
+    }
+    let response = builder.body(r.body.clone()).send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// The request as an API Gateway HTTP API (v2) event, from the real sample.
+fn v2_event(r: &Req) -> Value {
+    use base64::Engine as _;
+    let mut event: Value = serde_json::from_slice(&workspace_file(
+        "fixtures/aws/lambda_http-apigw_v2_proxy_request.json",
+    ))
+    .unwrap();
+    event["rawPath"] = json!(r.path);
+    event["requestContext"]["http"]["method"] = json!(r.method);
+    event["requestContext"]["http"]["path"] = json!(r.path);
+    let headers = event["headers"].as_object_mut().unwrap();
+    headers.retain(|k, _| k != "content-type");
+    for (k, v) in &r.headers {
+        headers.insert(k.to_ascii_lowercase(), json!(v));
+    }
+    event["isBase64Encoded"] = json!(true);
+    event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(&r.body));
+    event
+}
+
+async fn over_lambda(host: &Host, r: &Req) -> (u16, Value) {
+    let answer = host.invoke(v2_event(r)).await.unwrap();
+    let status = answer["statusCode"].as_u64().unwrap() as u16;
+    let text = match answer["body"].as_str() {
+        Some(body) if answer["isBase64Encoded"] == json!(true) => {
+            use base64::Engine as _;
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .unwrap(),
+            )
+            .unwrap()
+        }
+        Some(body) => body.to_string(),
+        None => String::new(),
+    };
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Run ids are minted per request; everything else must match byte for byte.
+fn without_run_id(mut body: Value) -> Value {
+    if let Some(id) = body
+        .get("run_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    {
+        assert_eq!(id.len(), 26, "a ULID: {body}");
+        body["run_id"] = json!("<run id>");
+        body["url"] = json!("/runs/<run id>");
+    }
+    body
+}
+
+fn signed_push(body: &[u8], signature_secret: &str) -> Req {
+    let signature = signature_header(signature_secret.as_bytes(), body);
+    req(
+        "POST",
+        http::WEBHOOK_PATH,
+        &[
+            ("x-github-event", "push"),
+            ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+            ("x-hub-signature-256", &signature),
+            ("content-type", "application/json"),
+        ],
+        body,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_and_the_lambda_entry_answer_every_request_identically() {
+    let f = fixture(true);
+    let addr = f.serve(ListenOptions::default()).await;
+    let host = f.lambda();
+    let auth = format!("Bearer {TOKEN}");
+    let json_ct = ("content-type", "application/json");
+    let push = workspace_file("fixtures/github/octokit-push-with-new-branch.payload.json");
+    let tag_push = workspace_file("fixtures/github/octokit-push-payload.json");
+    let oversized = vec![b' '; http::MAX_RUNS_BODY_BYTES + 1];
+    let cases: Vec<(Req, u16)> = vec![
+        (signed_push(&push, SECRET), 202),
+        (signed_push(&push, "not the secret"), 401),
+        (signed_push(&tag_push, SECRET), 202),
+        (
+            req(
+                "POST",
+                "/runs",
+                &[("authorization", &auth), json_ct],
+                br#"{"repo":"demo","shards":2}"#,
+            ),
+            202,
+        ),
+        (req("POST", "/runs", &[json_ct], br#"{"repo":"demo"}"#), 401),
+        (
+            req(
+                "POST",
+                "/runs",
+                &[("authorization", "Bearer wrong"), json_ct],
+                br#"{"repo":"demo"}"#,
+            ),
+            401,
+        ),
+        (
+            req(
+                "POST",
+                "/runs",
+                &[("authorization", &auth), ("content-type", "text/plain")],
+                br#"{"repo":"demo"}"#,
+            ),
+            415,
+        ),
+        (
+            req(
+                "POST",
+                "/runs",
+                &[("authorization", &auth), json_ct],
+                &oversized,
+            ),
+            413,
+        ),
+        (
+            req(
+                "POST",
+                "/runs",
+                &[("authorization", &auth), json_ct],
+                br#"{"repo":"demo","bogus":1}"#,
+            ),
+            400,
+        ),
+        (
+            req(
+                "POST",
+                "/runs",
+                &[("authorization", &auth), json_ct],
+                br#"{"path":"/etc"}"#,
+            ),
+            400,
+        ),
+        (
+            req(
+                "POST",
+                "/runs",
+                &[("authorization", &auth), json_ct],
+                br#"{"repo":"elsewhere"}"#,
+            ),
+            400,
+        ),
+        (req("GET", "/healthz", &[], b""), 200),
+        (req("GET", "/runs", &[], b""), 200),
+        (req("GET", "/runs/not-a-run-id", &[], b""), 400),
+        (
+            req("GET", "/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV", &[], b""),
+            404,
+        ),
+        (req("GET", "/nope", &[], b""), 404),
+        (req("PUT", "/runs", &[], b""), 405),
+        (req("DELETE", http::WEBHOOK_PATH, &[], b""), 405),
+    ];
+    let mut queued = 0;
+    for (request, expected) in &cases {
+        let (tcp_status, tcp_body) = over_tcp(addr, request).await;
+        let (lambda_status, lambda_body) = over_lambda(&host, request).await;
+        let what = format!("{} {}", request.method, request.path);
+        assert_eq!(tcp_status, *expected, "{what} over TCP: {tcp_body}");
+        assert_eq!(
+            lambda_status, tcp_status,
+            "{what}: {lambda_body} vs {tcp_body}"
+        );
+        assert_eq!(
+            serde_json::to_string(&without_run_id(lambda_body)).unwrap(),
+            serde_json::to_string(&without_run_id(tcp_body.clone())).unwrap(),
+            "{what}"
+        );
+        if tcp_status >= 400 {
+            assert!(
+                tcp_body["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{what}: {tcp_body}"
+            );
+        }
+        if tcp_body["status"] == "queued" {
+            queued += 2;
+        }
+    }
+    // Only the accepted requests were queued, once per host.
+    let jobs = f.queued_jobs().await;
+    assert_eq!(jobs.len(), queued);
+    assert_eq!(queued, 4);
+    let local = jobs
+        .iter()
+        .find(|j| j.request.source.repo == "local/demo")
+        .unwrap();
+    assert!(
+        local
+            .request
+            .source
+            .path
+            .as_deref()
+            .unwrap()
+            .ends_with("/demo")
+    );
+    assert_eq!(local.request.shards, Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_only_same_origin_json_from_loopback_writes() {
+    let f = fixture(false);
+    let addr = f.serve(ListenOptions::default()).await;
+    let own_origin = format!("http://{addr}");
+    let json_ct = ("content-type", "application/json");
+    let body = br#"{"repo":"demo"}"#;
+    let cases = [
+        // What a web page on another site can send without a preflight.
+        (
+            req(
+                "POST",
+                "/runs",
+                &[
+                    ("content-type", "text/plain"),
+                    ("origin", "http://evil.example"),
+                ],
+                body,
+            ),
+            403,
+        ),
+        (
+            req("POST", "/runs", &[("content-type", "text/plain")], body),
+            415,
+        ),
+        (
+            req(
+                "POST",
+                "/runs",
+                &[json_ct, ("origin", "http://evil.example")],
+                body,
+            ),
+            403,
+        ),
+        (
+            req("POST", "/runs", &[json_ct, ("origin", "null")], body),
+            403,
+        ),
+        (req("POST", "/runs", &[], body), 415),
+        (
+            req("POST", "/runs", &[json_ct, ("origin", &own_origin)], body),
+            202,
+        ),
+        (req("POST", "/runs", &[json_ct], body), 202),
+        (req("POST", "/runs", &[json_ct], br#"{"repo":"bare"}"#), 202),
+    ];
+    for (request, expected) in &cases {
+        let (status, answer) = over_tcp(addr, request).await;
+        assert_eq!(status, *expected, "{:?}: {answer}", request.headers);
+    }
+    assert_eq!(f.queued_jobs().await.len(), 3);
+
+    // The same writes from another address: 401 naming the fix.
+    let host = f.lambda();
+    let (status, answer) = over_lambda(&host, &req("POST", "/runs", &[json_ct], body)).await;
+    assert_eq!(status, 401);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("TESTEXEC_API_TOKEN"),
+        "{answer}"
+    );
+    assert!(f.queued_jobs().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iam_verified_caller_needs_no_token() {
+    let f = fixture(false);
+    let host = f.lambda();
+    let mut event = v2_event(&req(
+        "POST",
+        "/runs",
+        &[("content-type", "application/json")],
+        br#"{"repo":"demo"}"#,
+    ));
+    // A client header claiming an identity changes nothing.
+    event["headers"]["x-amzn-iam-caller"] = json!("arn:aws:iam::123456789012:user/ci");
+    let answer = host.invoke(event.clone()).await.unwrap();
+    assert_eq!(answer["statusCode"], 401, "{answer}");
+    // The request context API Gateway adds after verifying SigV4.
+    event["requestContext"]["authorizer"] = json!({
+        "iam": {
+            "accessKey": "AKIAEXAMPLE", "accountId": "123456789012", "callerId": "AIDAEXAMPLE",
+            "userArn": "arn:aws:iam::123456789012:user/ci", "userId": "AIDAEXAMPLE"
+        }
+    });
+    let answer = host.invoke(event).await.unwrap();
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    assert_eq!(f.queued_jobs().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_carry_the_security_headers() {
+    let f = fixture(true);
+    let addr = f.serve(ListenOptions::default()).await;
+    for path in ["/", "/runs", "/nope"] {
+        let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slowloris_and_idle_connections_are_closed_while_others_are_served() {
+    let f = fixture(true);
+    let options = ListenOptions {
+        header_read_timeout: Duration::from_millis(1500),
+        ..ListenOptions::default()
+    };
+    let addr = f.serve(options).await;
+    let mut slow = Vec::new();
+    for i in 0..200 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if i % 2 == 0 {
+            // A request head that never ends.
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .await
+                .unwrap();
+        }
+        slow.push(stream);
+    }
+    // Others are served at once meanwhile.
+    let started = Instant::now();
+    let (status, _) = over_tcp(addr, &req("GET", "/healthz", &[], b"")).await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // Keep trickling bytes into half of the slow ones: still closed.
+    for stream in slow.iter_mut().step_by(4) {
+        let _ = stream.write_all(b"a").await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for mut stream in slow {
+        let mut buf = [0u8; 1024];
+        let left = deadline.saturating_duration_since(Instant::now());
+        let read = tokio::time::timeout(left, async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    // A 408 answer before the close is fine.
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(
+            read.is_ok(),
+            "a slow connection was still open after the timeout"
+        );
+    }
+    let (status, _) = over_tcp(addr, &req("GET", "/healthz", &[], b"")).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_trigger_job_runs_the_trigger_and_a_rejected_one_is_visible() {
+    let f = fixture(true);
+    let addr = f.serve(ListenOptions::default()).await;
+    let auth = format!("Bearer {TOKEN}");
+    let json_ct = ("content-type", "application/json");
+    // Accept two requests: one for a repository without a manifest.
+    let mut runs = Vec::new();
+    for repo in ["demo", "bare", "broken"] {
+        let body = format!(r#"{{"repo":"{repo}"}}"#);
+        let (status, answer) = over_tcp(
+            addr,
+            &req(
+                "POST",
+                "/runs",
+                &[("authorization", &auth), json_ct],
+                body.as_bytes(),
+            ),
+        )
+        .await;
+        assert_eq!(status, 202);
+        runs.push(answer["run_id"].as_str().unwrap().to_string());
+    }
+    // Deliver them the way a push queue would.
+    for job in f.queued_jobs().await {
+        let body = serde_json::to_vec(&job).unwrap();
+        let (status, answer) = over_tcp(
+            addr,
+            &req(
+                "POST",
+                "/queues/trigger",
+                &[
+                    ("authorization", &auth),
+                    json_ct,
+                    ("x-testexec-attempt", "1"),
+                ],
+                &body,
+            ),
+        )
+        .await;
+        assert_eq!(status, 204, "{answer}");
+    }
+    let (_, started) = over_tcp(addr, &req("GET", &format!("/runs/{}", runs[0]), &[], b"")).await;
+    assert_eq!(started["run"]["status"], "running", "{started}");
+    assert_eq!(started["shards"].as_array().unwrap().len(), 1);
+    let (_, rejected) = over_tcp(addr, &req("GET", &format!("/runs/{}", runs[1]), &[], b"")).await;
+    assert_eq!(rejected["run"]["status"], "errored", "{rejected}");
+    assert!(
+        rejected["run"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("testexec.toml"),
+        "{rejected}"
+    );
+
+    // A body that is no message: refused, so the sender's DLQ keeps it.
+    let (status, answer) = over_tcp(
+        addr,
+        &req(
+            "POST",
+            "/queues/trigger",
+            &[("authorization", &auth), json_ct],
+            b"{\"v\":1}",
+        ),
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    // Unknown queue; no credential.
+    let (status, _) = over_tcp(
+        addr,
+        &req(
+            "POST",
+            "/queues/nope",
+            &[("authorization", &auth), json_ct],
+            b"{}",
+        ),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = over_tcp(addr, &req("POST", "/queues/execute", &[json_ct], b"{}")).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_api_request_is_routed_without_its_stage() {
+    let f = fixture(true);
+    let host = f.lambda();
+    // The real REST (v1) sample: stage `testStage`, which lambda_http puts
+    // in front of the path.
+    let mut event: Value = serde_json::from_slice(&workspace_file(
+        "fixtures/aws/aws_lambda_events-example-apigw-request.json",
+    ))
+    .unwrap();
+    event["path"] = json!("/healthz");
+    event["httpMethod"] = json!("GET");
+    event["body"] = Value::Null;
+    let answer = host.invoke(event).await.unwrap();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(answer["body"], "ok", "{answer}");
+}
