@@ -17,7 +17,9 @@ use testexec::app::handlers::collect::{CollectOutcome, collect};
 use testexec::app::handlers::report::report;
 use testexec::app::handlers::{Ports, Settings};
 use testexec::app::messages::{Execution, MESSAGE_VERSION, QueueName, ShardResult, keys};
-use testexec::app::ports::{BlobStore, Clock, NoNotifier, RunStore, SystemClock, content_type};
+use testexec::app::ports::{
+    BlobStore, Clock, NoNotifier, QueueConsumer, RunStore, SystemClock, content_type,
+};
 use testexec::domain::model::{
     Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord, SourceRef,
 };
@@ -126,7 +128,7 @@ async fn bench(
     let dir = tempfile::tempdir()?;
     let store = Arc::new(SqliteRunStore::open(dir.path().join("runs.sqlite3"))?);
     let blobs = Arc::new(FsBlobStore::new(dir.path().join("blobs"))?);
-    let queue = Arc::new(LocalQueue::new(QueueConfig::default()));
+    let queue = Arc::new(LocalQueue::in_memory(QueueConfig::default()));
     let ports = Ports {
         store: store.clone(),
         blobs: blobs.clone(),
@@ -211,10 +213,11 @@ async fn bench(
 
     let t_report = Instant::now();
     let job = queue
-        .receive(QueueName::Reports)
+        .receive(QueueName::Reports, std::time::Duration::ZERO)
+        .await?
         .ok_or("no report job queued after the last shard")?;
     let outcome = report(&ports, &Settings::default(), &job.body).await?;
-    queue.ack(QueueName::Reports, job.id);
+    queue.ack(QueueName::Reports, &job.handle).await?;
     let report_secs = secs(t_report);
     let e2e = secs(t_e2e);
     let cpu_report = cpu_secs() - cpu_start - cpu_collect;

@@ -1,15 +1,17 @@
 //! The backend contract, instantiated for the local backends, plus the
-//! local-only behaviour (fault injection, persistence, file layout).
+//! local-only behaviour (persistence, crash recovery, several processes on
+//! one file, faults through `FaultyConsumer`, file layout).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use testexec::adapters::local::{FaultPlan, FsBlobStore, LocalQueue, QueueConfig, SqliteRunStore};
+use testexec::adapters::local::{FsBlobStore, LocalQueue, QueueConfig, SqliteRunStore};
 use testexec::app::messages::QueueName;
-use testexec::app::ports::{BlobStore, Completion, JobQueue, RunStore};
+use testexec::app::ports::{BlobStore, Completion, JobQueue, QueueConsumer, Received, RunStore};
 use testexec::domain::model::{RunId, RunStatus, ShardId};
 use testexec::errors::{BlobError, QueueError, StoreError};
 use testexec::testkit::contract::{self, QueueSettings};
+use testexec::testkit::faults::FaultyConsumer;
 
 fn store() -> (tempfile::TempDir, Arc<SqliteRunStore>) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -28,11 +30,24 @@ fn blobs() -> (tempfile::TempDir, FsBlobStore) {
 /// (which would make "invisible while in flight" checks flaky).
 const VISIBILITY: Duration = Duration::from_millis(200);
 
-fn queue() -> LocalQueue {
-    LocalQueue::new(QueueConfig {
+fn queue_config() -> QueueConfig {
+    QueueConfig {
         visibility_timeout: VISIBILITY,
         max_receives: 3,
-    })
+    }
+}
+
+/// An in-memory queue.
+fn queue() -> LocalQueue {
+    LocalQueue::in_memory(queue_config())
+}
+
+/// A queue file, as the local hosts open it.
+fn file_queue() -> (tempfile::TempDir, LocalQueue) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let q =
+        LocalQueue::open(&dir.path().join("queue.sqlite3"), queue_config()).expect("open queue");
+    (dir, q)
 }
 
 fn settings() -> QueueSettings {
@@ -132,13 +147,30 @@ async fn whole_blob_store_contract_on_one_store() {
 
 // ---- queue contract --------------------------------------------------------------
 
+// Each check runs on a queue file (what the local hosts open) and on an
+// in-memory queue (tests, benchmarks): the same SQL, different journaling.
 macro_rules! queue_check {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test]
-        async fn $name() {
-            contract::$name(&queue(), QueueName::Results, settings()).await;
+    ($($name:ident),* $(,)?) => {
+        mod queue_on_file {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (_dir, q) = file_queue();
+                    contract::$name(&q, QueueName::Results, settings()).await;
+                }
+            )*
         }
-    )*};
+        mod queue_in_memory {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    contract::$name(&queue(), QueueName::Results, settings()).await;
+                }
+            )*
+        }
+    };
 }
 
 queue_check!(
@@ -149,7 +181,13 @@ queue_check!(
 );
 
 #[tokio::test]
-async fn whole_queue_contract_on_one_queue() {
+async fn whole_queue_contract_on_one_file_queue() {
+    let (_dir, q) = file_queue();
+    contract::queue_contract(&q, settings()).await;
+}
+
+#[tokio::test]
+async fn whole_queue_contract_on_one_in_memory_queue() {
     contract::queue_contract(&queue(), settings()).await;
 }
 
@@ -352,68 +390,102 @@ async fn blob_key_errors_name_the_key_and_reason() {
 
 // ---- local queue specifics ----------------------------------------------------------
 
-async fn drain(q: &LocalQueue, queue: QueueName) -> Vec<(String, u32)> {
+async fn recv<C: QueueConsumer + ?Sized>(
+    c: &C,
+    queue: QueueName,
+    wait: Duration,
+) -> Option<Received> {
+    c.receive(queue, wait).await.expect("receive")
+}
+
+/// Receives and acks until nothing comes within a few visibility timeouts.
+async fn drain<C: QueueConsumer + ?Sized>(c: &C, queue: QueueName) -> Vec<(String, u32)> {
     let mut got = Vec::new();
-    while let Some(d) = q.receive_wait(queue, VISIBILITY * 3).await {
-        assert!(q.is_in_flight(queue, d.id), "delivery {} in flight", d.id);
-        q.ack(queue, d.id);
-        got.push((d.body, d.attempt));
+    while let Some(m) = recv(c, queue, VISIBILITY * 3).await {
+        c.ack(queue, &m.handle).await.expect("ack");
+        got.push((m.body, m.attempt));
     }
     got
 }
 
+fn sorted_bodies(got: &[(String, u32)]) -> Vec<&str> {
+    let mut bodies: Vec<&str> = got.iter().map(|(b, _)| b.as_str()).collect();
+    bodies.sort_unstable();
+    bodies
+}
+
 #[tokio::test]
 async fn injected_duplicates_deliver_the_same_body_twice() {
-    let q = queue();
+    let q = Arc::new(queue());
     q.send_batch(QueueName::Shards, vec!["a".into(), "b".into(), "c".into()])
         .await
         .expect("send");
-    q.duplicate_next(QueueName::Shards, 2);
-    let got: Vec<_> = drain(&q, QueueName::Shards).await;
-    let expected = [("a", 1), ("a", 1), ("b", 1), ("b", 1), ("c", 1)];
-    assert_eq!(got, expected.map(|(b, a)| (b.to_string(), a)));
-    assert!(q.is_idle());
+    let f = FaultyConsumer::new(q.clone());
+    f.duplicate_next(QueueName::Shards, 2);
+    let got = drain(&f, QueueName::Shards).await;
+    assert_eq!(got.len(), 5, "two messages twice, one once: {got:?}");
+    assert_eq!(got[0], got[1], "a copy follows its original: {got:?}");
+    assert_eq!(got[2], got[3], "a copy follows its original: {got:?}");
+    assert_ne!(got[0].0, got[2].0, "two different messages were duplicated");
+    assert_eq!(sorted_bodies(&got), ["a", "a", "b", "b", "c"]);
+    assert!(
+        got.iter().all(|(_, attempt)| *attempt == 1),
+        "a copy has its original's attempt: {got:?}"
+    );
+    assert_eq!(f.injected(QueueName::Shards).duplicated, 2);
+    assert!(f.is_idle().await.expect("idle") && q.is_idle().await.expect("idle"));
 }
 
 #[tokio::test]
 async fn a_crashed_consumer_loses_nothing() {
-    let q = queue();
+    let (_dir, q) = file_queue();
+    let q = Arc::new(q);
     q.send_batch(QueueName::Results, vec!["r1".into(), "r2".into()])
         .await
         .expect("send");
-    q.crash_next(QueueName::Results, 1);
-    let d = q
-        .receive(QueueName::Results)
-        .expect("the second message is delivered");
-    assert_eq!(
-        (d.body.as_str(), d.attempt),
-        ("r2", 1),
-        "the crashed delivery is skipped"
-    );
+    let f = FaultyConsumer::new(q.clone());
+    f.crash_next(QueueName::Results, 1);
+    let d = recv(&f, QueueName::Results, VISIBILITY / 2)
+        .await
+        .expect("the other message is delivered");
+    assert_eq!(d.attempt, 1);
     assert!(
-        q.is_in_flight(QueueName::Results, d.id),
+        q.is_in_flight(QueueName::Results, &d.handle)
+            .expect("is_in_flight"),
         "delivery {} in flight",
-        d.id
+        d.handle
     );
-    q.ack(QueueName::Results, d.id);
-    assert!(!q.is_idle(), "the crashed delivery is still in flight");
-    assert_eq!(q.in_flight(QueueName::Results), 1);
+    f.ack(QueueName::Results, &d.handle).await.expect("ack");
     assert!(
-        q.receive(QueueName::Results).is_none(),
+        !q.is_in_flight(QueueName::Results, &d.handle)
+            .expect("is_in_flight")
+    );
+    assert!(
+        !f.is_idle().await.expect("is_idle"),
+        "the crashed delivery is still in flight"
+    );
+    assert_eq!(q.in_flight(QueueName::Results).expect("in_flight"), 1);
+    assert_eq!(
+        recv(&f, QueueName::Results, Duration::ZERO).await,
+        None,
         "invisible until the timeout"
     );
-    let again = q
-        .receive_wait(QueueName::Results, VISIBILITY * 4)
+    let again = recv(&f, QueueName::Results, VISIBILITY * 4)
         .await
         .expect("reappears");
-    assert_eq!((again.body.as_str(), again.attempt), ("r1", 2));
-    assert!(
-        q.is_in_flight(QueueName::Results, again.id),
-        "delivery {} in flight",
-        again.id
+    assert_ne!(again.body, d.body, "the crashed message comes back");
+    assert_eq!(
+        sorted_bodies(&[(d.body.clone(), 0), (again.body.clone(), 0)]),
+        ["r1", "r2"]
     );
-    q.ack(QueueName::Results, again.id);
-    assert!(q.is_idle());
+    assert_eq!(again.attempt, 2, "the lost delivery counts as an attempt");
+    assert!(
+        q.is_in_flight(QueueName::Results, &again.handle)
+            .expect("is_in_flight")
+    );
+    f.ack(QueueName::Results, &again.handle).await.expect("ack");
+    assert!(f.is_idle().await.expect("is_idle"));
+    assert_eq!(f.injected(QueueName::Results).crashed, 1);
 }
 
 #[tokio::test]
@@ -422,20 +494,13 @@ async fn reorder_is_a_deterministic_shuffle() {
     let order = |seed| {
         let bodies = bodies.clone();
         async move {
-            let q = queue();
+            let q = Arc::new(queue());
             q.send_batch(QueueName::Shards, bodies).await.expect("send");
-            q.inject(
-                QueueName::Shards,
-                FaultPlan {
-                    reorder_seed: Some(seed),
-                    ..FaultPlan::default()
-                },
-            );
-            drain(&q, QueueName::Shards)
-                .await
-                .into_iter()
-                .map(|(b, _)| b)
-                .collect::<Vec<_>>()
+            let f = FaultyConsumer::new(q);
+            f.reorder(QueueName::Shards, seed);
+            let got = drain(&f, QueueName::Shards).await;
+            assert_eq!(f.injected(QueueName::Shards).reordered, 20);
+            got.into_iter().map(|(b, _)| b).collect::<Vec<_>>()
         }
     };
     let a = order(7).await;
@@ -448,62 +513,107 @@ async fn reorder_is_a_deterministic_shuffle() {
 }
 
 #[tokio::test]
-async fn nack_redelivers_at_once_and_stale_ids_do_not_ack() {
+async fn release_redelivers_at_once_and_stale_handles_do_not_ack() {
     let q = queue();
     q.send_batch(QueueName::Reports, vec!["job".into()])
         .await
         .expect("send");
-    let d = q.receive(QueueName::Reports).expect("delivered");
+    let d = recv(&q, QueueName::Reports, Duration::ZERO)
+        .await
+        .expect("delivered");
     assert!(
-        q.is_in_flight(QueueName::Reports, d.id),
-        "delivery {} in flight",
-        d.id
+        q.is_in_flight(QueueName::Reports, &d.handle)
+            .expect("is_in_flight")
     );
-    q.nack(QueueName::Reports, d.id);
+    q.release(QueueName::Reports, &d.handle)
+        .await
+        .expect("release");
     assert!(
-        !q.is_in_flight(QueueName::Reports, d.id),
-        "a nacked delivery id is stale"
+        !q.is_in_flight(QueueName::Reports, &d.handle)
+            .expect("is_in_flight"),
+        "a released delivery's handle is stale"
     );
-    q.ack(QueueName::Reports, d.id); // stale: must not swallow the redelivery
-    let again = q
-        .receive(QueueName::Reports)
+    // Stale: must not swallow the redelivery.
+    q.ack(QueueName::Reports, &d.handle)
+        .await
+        .expect("stale ack");
+    let again = recv(&q, QueueName::Reports, Duration::ZERO)
+        .await
         .expect("redelivered immediately");
     assert_eq!((again.body.as_str(), again.attempt), ("job", 2));
-    assert_ne!(again.id, d.id, "each delivery has its own id");
-    q.nack(QueueName::Reports, 12345); // unknown id: ignored
+    assert_ne!(again.handle, d.handle, "each delivery has its own handle");
+    q.ack(QueueName::Reports, &d.handle)
+        .await
+        .expect("older handle");
+    for bad in ["12345.1", "garbage", "", "1.x", "testexec-fault-copy-1"] {
+        q.release(QueueName::Reports, bad)
+            .await
+            .expect("an unknown handle is ignored");
+        q.ack(QueueName::Reports, bad)
+            .await
+            .expect("an unknown handle is ignored");
+        assert!(
+            !q.is_in_flight(QueueName::Reports, bad)
+                .expect("is_in_flight")
+        );
+    }
+    q.ack(QueueName::Shards, &again.handle)
+        .await
+        .expect("another queue's ack is ignored");
     assert!(
-        q.is_in_flight(QueueName::Reports, again.id),
-        "delivery {} in flight",
-        again.id
+        q.is_in_flight(QueueName::Reports, &again.handle)
+            .expect("is_in_flight"),
+        "delivery {} still in flight",
+        again.handle
     );
-    q.ack(QueueName::Reports, again.id);
-    assert!(q.is_idle() && q.dead_letters(QueueName::Reports).is_empty());
+    q.ack(QueueName::Reports, &again.handle).await.expect("ack");
+    assert!(q.is_idle().await.expect("is_idle"));
+    assert!(
+        q.dead_letters(QueueName::Reports)
+            .await
+            .expect("dead_letters")
+            .is_empty()
+    );
 }
 
 #[tokio::test]
-async fn nacks_count_towards_dead_lettering() {
-    let q = queue();
+async fn releases_count_towards_dead_lettering() {
+    let (_dir, q) = file_queue();
     q.send_batch(QueueName::Reports, vec!["poison".into()])
         .await
         .expect("send");
     for attempt in 1..=3 {
-        let d = q.receive(QueueName::Reports).expect("delivered");
+        let d = recv(&q, QueueName::Reports, Duration::ZERO)
+            .await
+            .expect("delivered");
         assert_eq!(d.attempt, attempt);
-        assert!(
-            q.is_in_flight(QueueName::Reports, d.id),
-            "delivery {} in flight",
-            d.id
-        );
-        q.nack(QueueName::Reports, d.id);
+        q.release(QueueName::Reports, &d.handle)
+            .await
+            .expect("release");
     }
-    assert!(q.receive(QueueName::Reports).is_none());
-    assert_eq!(q.dead_letters(QueueName::Reports), ["poison"]);
-    assert!(q.is_idle(), "dead letters do not keep the pipeline busy");
+    assert_eq!(recv(&q, QueueName::Reports, Duration::ZERO).await, None);
+    assert_eq!(
+        q.dead_letters(QueueName::Reports)
+            .await
+            .expect("dead_letters"),
+        ["poison"]
+    );
+    assert!(
+        q.dead_letters(QueueName::Shards)
+            .await
+            .expect("dead_letters")
+            .is_empty(),
+        "dead letters are per queue"
+    );
+    assert!(
+        q.is_idle().await.expect("is_idle"),
+        "dead letters do not keep the pipeline busy"
+    );
 }
 
 #[tokio::test]
-async fn receive_wait_wakes_on_send_and_queues_are_separate() {
-    let q = Arc::new(LocalQueue::new(QueueConfig {
+async fn receive_wakes_on_send_and_queues_are_separate() {
+    let q = Arc::new(LocalQueue::in_memory(QueueConfig {
         visibility_timeout: Duration::from_secs(30),
         max_receives: 3,
     }));
@@ -516,9 +626,8 @@ async fn receive_wait_wakes_on_send_and_queues_are_separate() {
             .await
             .expect("send");
     });
-    assert_eq!(q.depth(QueueName::Results), 0);
-    let d = q
-        .receive_wait(QueueName::Shards, Duration::from_secs(10))
+    assert_eq!(q.depth(QueueName::Results).expect("depth"), 0);
+    let d = recv(&*q, QueueName::Shards, Duration::from_secs(10))
         .await
         .expect("woken by send");
     assert!(
@@ -526,29 +635,29 @@ async fn receive_wait_wakes_on_send_and_queues_are_separate() {
         "woke on send, not on timeout"
     );
     assert_eq!(d.body, "late");
-    assert!(
-        q.receive(QueueName::Results).is_none(),
+    assert_eq!(
+        recv(&*q, QueueName::Results, Duration::ZERO).await,
+        None,
         "other queues stay empty"
     );
     let t = tokio::time::Instant::now();
-    assert!(
-        q.receive_wait(QueueName::Reports, Duration::from_millis(30))
-            .await
-            .is_none()
+    assert_eq!(
+        recv(&*q, QueueName::Reports, Duration::from_millis(130)).await,
+        None
     );
     assert!(
-        t.elapsed() >= Duration::from_millis(30),
-        "waits the full timeout"
+        t.elapsed() >= Duration::from_millis(130),
+        "waits the full timeout, across polls"
     );
 }
 
 #[tokio::test]
 async fn depth_counts_visible_messages_and_too_large_sends_nothing() {
-    let q = queue();
+    let (_dir, q) = file_queue();
     q.send_batch(QueueName::Shards, vec!["1".into(), "2".into()])
         .await
         .expect("send");
-    assert_eq!(q.depth(QueueName::Shards), 2);
+    assert_eq!(q.depth(QueueName::Shards).expect("depth"), 2);
     let big = "z".repeat(testexec::app::messages::MAX_MESSAGE_BYTES + 1);
     assert!(matches!(
         q.send_batch(QueueName::Shards, vec!["3".into(), big]).await,
@@ -558,27 +667,28 @@ async fn depth_counts_visible_messages_and_too_large_sends_nothing() {
         })
     ));
     assert_eq!(
-        q.depth(QueueName::Shards),
+        q.depth(QueueName::Shards).expect("depth"),
         2,
         "a refused batch sends nothing"
     );
-    let d = q.receive(QueueName::Shards).expect("delivered");
+    let d = recv(&q, QueueName::Shards, Duration::ZERO)
+        .await
+        .expect("delivered");
     assert_eq!(
-        (q.depth(QueueName::Shards), q.in_flight(QueueName::Shards)),
+        (
+            q.depth(QueueName::Shards).expect("depth"),
+            q.in_flight(QueueName::Shards).expect("in_flight")
+        ),
         (1, 1)
     );
-    assert!(
-        q.is_in_flight(QueueName::Shards, d.id),
-        "delivery {} in flight",
-        d.id
-    );
-    q.ack(QueueName::Shards, d.id);
-    assert!(!q.is_idle());
+    q.ack(QueueName::Shards, &d.handle).await.expect("ack");
+    assert_eq!(q.in_flight(QueueName::Shards).expect("in_flight"), 0);
+    assert!(!q.is_idle().await.expect("is_idle"), "one is still queued");
 }
 
 #[tokio::test]
 async fn huge_timeouts_are_capped_not_panics() {
-    let q = LocalQueue::new(QueueConfig {
+    let q = LocalQueue::in_memory(QueueConfig {
         visibility_timeout: Duration::MAX,
         max_receives: 0,
     });
@@ -587,17 +697,275 @@ async fn huge_timeouts_are_capped_not_panics() {
     q.send_batch(QueueName::Shards, vec!["x".into()])
         .await
         .expect("send");
-    let d = q
-        .receive_wait(QueueName::Shards, Duration::MAX)
+    let d = recv(&q, QueueName::Shards, Duration::MAX)
         .await
         .expect("delivered at once");
     assert_eq!((d.body.as_str(), d.attempt), ("x", 1));
-    q.nack(QueueName::Shards, d.id);
+    assert!(
+        q.is_in_flight(QueueName::Shards, &d.handle)
+            .expect("is_in_flight")
+    );
+    q.release(QueueName::Shards, &d.handle)
+        .await
+        .expect("release");
     assert_eq!(
-        q.dead_letters(QueueName::Shards),
+        q.dead_letters(QueueName::Shards)
+            .await
+            .expect("dead_letters"),
         ["x"],
         "max_receives 1: one try"
     );
+}
+
+/// Long enough that nothing times out by itself during a test.
+fn long_visibility() -> QueueConfig {
+    QueueConfig {
+        visibility_timeout: Duration::from_secs(30),
+        max_receives: 3,
+    }
+}
+
+#[tokio::test]
+async fn queued_and_dead_messages_survive_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state/queue.sqlite3");
+    {
+        let q = LocalQueue::open(&path, long_visibility()).expect("open");
+        q.send_batch(QueueName::Shards, vec!["kept".into()])
+            .await
+            .expect("send");
+        q.send_batch(QueueName::Reports, vec!["poison".into()])
+            .await
+            .expect("send");
+        for _ in 0..3 {
+            let d = recv(&q, QueueName::Reports, Duration::ZERO)
+                .await
+                .expect("delivered");
+            q.release(QueueName::Reports, &d.handle)
+                .await
+                .expect("release");
+        }
+    }
+    let q = LocalQueue::open(&path, long_visibility()).expect("reopen");
+    assert_eq!(
+        q.dead_letters(QueueName::Reports)
+            .await
+            .expect("dead_letters"),
+        ["poison"]
+    );
+    let d = recv(&q, QueueName::Shards, Duration::ZERO)
+        .await
+        .expect("a queued message survives the process");
+    assert_eq!((d.body.as_str(), d.attempt), ("kept", 1));
+}
+
+/// A process dies holding a delivery; the next one on the state directory
+/// takes it back at start instead of waiting out the visibility timeout.
+#[tokio::test]
+async fn release_orphans_redelivers_what_a_dead_instance_held() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("queue.sqlite3");
+    let lost = {
+        let q = LocalQueue::open(&path, long_visibility()).expect("open");
+        q.send_batch(QueueName::Shards, vec!["job-1".into(), "job-2".into()])
+            .await
+            .expect("send");
+        recv(&q, QueueName::Shards, Duration::ZERO)
+            .await
+            .expect("delivered")
+        // Dropped without an ack: the process "crashed".
+    };
+    assert_eq!(lost.attempt, 1);
+    let q = LocalQueue::open(&path, long_visibility()).expect("reopen");
+    assert!(
+        q.is_in_flight(QueueName::Shards, &lost.handle)
+            .expect("is_in_flight"),
+        "the dead instance's lease outlives it"
+    );
+    let mine = recv(&q, QueueName::Shards, Duration::ZERO)
+        .await
+        .expect("the other message");
+    assert_ne!(mine.body, lost.body);
+    assert_eq!(
+        recv(&q, QueueName::Shards, Duration::ZERO).await,
+        None,
+        "the orphan stays invisible until released"
+    );
+    assert_eq!(q.release_orphans().expect("release_orphans"), 1);
+    let again = recv(&q, QueueName::Shards, Duration::ZERO)
+        .await
+        .expect("the orphan is visible at once");
+    assert_eq!(
+        (again.body.as_str(), again.attempt),
+        (lost.body.as_str(), 2),
+        "same body, the lost delivery counted"
+    );
+    assert!(
+        q.is_in_flight(QueueName::Shards, &mine.handle)
+            .expect("is_in_flight"),
+        "this instance's own lease is left alone"
+    );
+    q.ack(QueueName::Shards, &lost.handle)
+        .await
+        .expect("stale ack");
+    assert!(
+        q.is_in_flight(QueueName::Shards, &again.handle)
+            .expect("is_in_flight"),
+        "the dead instance's handle no longer acks"
+    );
+    assert_eq!(
+        q.release_orphans().expect("release_orphans"),
+        0,
+        "nothing else to take back"
+    );
+    for d in [mine, again] {
+        q.ack(QueueName::Shards, &d.handle).await.expect("ack");
+    }
+    assert!(q.is_idle().await.expect("is_idle"));
+}
+
+#[tokio::test]
+async fn release_orphans_dead_letters_a_delivery_that_was_the_last() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("queue.sqlite3");
+    let once = QueueConfig {
+        visibility_timeout: Duration::from_secs(30),
+        max_receives: 1,
+    };
+    {
+        let q = LocalQueue::open(&path, once).expect("open");
+        q.send_batch(QueueName::Results, vec!["last".into()])
+            .await
+            .expect("send");
+        recv(&q, QueueName::Results, Duration::ZERO)
+            .await
+            .expect("delivered");
+    }
+    let q = LocalQueue::open(&path, once).expect("reopen");
+    assert!(
+        !q.is_idle().await.expect("is_idle"),
+        "an orphan is in flight"
+    );
+    assert_eq!(q.release_orphans().expect("release_orphans"), 1);
+    assert_eq!(recv(&q, QueueName::Results, Duration::ZERO).await, None);
+    assert_eq!(
+        q.dead_letters(QueueName::Results)
+            .await
+            .expect("dead_letters"),
+        ["last"]
+    );
+    assert!(q.is_idle().await.expect("is_idle"));
+}
+
+/// Two instances on one file stand for two processes (`serve` and a
+/// `testexec worker`): eight receivers race over the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_file_never_share_a_delivery() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("queue.sqlite3");
+    let a = Arc::new(LocalQueue::open(&path, long_visibility()).expect("open a"));
+    let b = Arc::new(LocalQueue::open(&path, long_visibility()).expect("open b"));
+    let sent: Vec<String> = (0..60).map(|i| format!("job-{i}")).collect();
+    a.send_batch(QueueName::Shards, sent.clone())
+        .await
+        .expect("send");
+    let mut tasks = Vec::new();
+    for q in [a.clone(), b.clone()] {
+        for _ in 0..4 {
+            let q = q.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                while let Some(m) = q
+                    .receive(QueueName::Shards, Duration::ZERO)
+                    .await
+                    .expect("receive (no SQLITE_BUSY)")
+                {
+                    got.push(m);
+                }
+                (q, got)
+            }));
+        }
+    }
+    let mut received = Vec::new();
+    for t in tasks {
+        let (q, got) = t.await.expect("task");
+        received.extend(got.into_iter().map(|m| (q.clone(), m)));
+    }
+    let mut bodies: Vec<&str> = received.iter().map(|(_, m)| m.body.as_str()).collect();
+    bodies.sort_unstable();
+    let mut expected: Vec<&str> = sent.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(bodies, expected, "each message delivered exactly once");
+    assert!(received.iter().all(|(_, m)| m.attempt == 1));
+    for q in [&a, &b] {
+        assert_eq!(
+            q.in_flight(QueueName::Shards).expect("in_flight"),
+            60,
+            "both instances see every lease"
+        );
+        assert_eq!(recv(&**q, QueueName::Shards, Duration::ZERO).await, None);
+    }
+    for (q, m) in &received {
+        q.ack(QueueName::Shards, &m.handle).await.expect("ack");
+    }
+    assert!(a.is_idle().await.expect("idle") && b.is_idle().await.expect("idle"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_by_one_instance_is_received_by_the_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("queue.sqlite3");
+    let a = Arc::new(LocalQueue::open(&path, long_visibility()).expect("open a"));
+    let b = Arc::new(LocalQueue::open(&path, long_visibility()).expect("open b"));
+    let waiting = {
+        let b = b.clone();
+        tokio::spawn(async move { recv(&*b, QueueName::Requests, Duration::from_secs(10)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let sent_at = tokio::time::Instant::now();
+    a.send_batch(QueueName::Requests, vec!["hello".into()])
+        .await
+        .expect("send");
+    let m = waiting
+        .await
+        .expect("task")
+        .expect("received by the other instance");
+    assert!(
+        sent_at.elapsed() < Duration::from_secs(5),
+        "found by polling, not at the end of the wait"
+    );
+    assert_eq!((m.body.as_str(), m.attempt), ("hello", 1));
+    assert!(
+        a.is_in_flight(QueueName::Requests, &m.handle)
+            .expect("is_in_flight"),
+        "the sender sees the receiver's lease"
+    );
+    assert_eq!(
+        recv(&*a, QueueName::Requests, Duration::ZERO).await,
+        None,
+        "in flight at b: a cannot take it"
+    );
+    b.ack(QueueName::Requests, &m.handle).await.expect("ack");
+    assert!(a.is_idle().await.expect("idle"), "the ack is seen by a");
+}
+
+#[tokio::test]
+async fn queue_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("queue.sqlite3");
+    drop(LocalQueue::open(&path, long_visibility()).expect("open"));
+    assert!(rusqlite_free_bump_version(&path), "could bump user_version");
+    match LocalQueue::open(&path, long_visibility()) {
+        Err(e @ QueueError::Open { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("newer") && text.contains(&path.display().to_string()),
+                "{text}"
+            );
+        }
+        Err(other) => panic!("expected QueueError::Open, got {other}"),
+        Ok(_) => panic!("a newer schema must be refused"),
+    }
 }
 
 /// Two connections on one file (e.g. `testexec serve` and `testexec runs`)
