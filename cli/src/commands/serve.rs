@@ -127,7 +127,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let backends = BackendSet::open(kind, &state_dir, lookup).await?;
-    // RELEASE_ORPHANS
+    if let Some(local) = &backends.local {
+        // Jobs a crashed earlier serve had in hand come back now instead of
+        // after the visibility timeout.
+        let released = local.queue.release_orphans()?;
+        if released > 0 {
+            eprintln!(
+                "testexec: {released} job(s) left in flight by an earlier process were queued again"
+            );
+        }
+    }
     let pipeline = backends.pipeline;
     let (stop_tx, stop) = watch::channel(false);
     let jobs = args.jobs.unwrap_or_else(|| {

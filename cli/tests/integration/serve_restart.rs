@@ -46,7 +46,9 @@ impl Serve {
                 }
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(60)).expect("serve started");
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("serve started");
         Serve(child, url)
     }
 }
@@ -96,7 +98,11 @@ async fn a_run_in_flight_when_serve_was_killed_finishes_after_the_restart() {
     }
     drop(first); // SIGKILL
     // The orphaned test process would hang forever; end it as an operator would.
-    if let Ok(pid) = std::fs::read_to_string(&marker).unwrap().trim().parse::<i32>() {
+    if let Ok(pid) = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse::<i32>()
+    {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
 
@@ -111,15 +117,24 @@ async fn a_run_in_flight_when_serve_was_killed_finishes_after_the_restart() {
             .json()
             .await
             .unwrap();
-        if r["run"]["status"] == "passed" || r["run"]["status"] == "failed" || r["run"]["status"] == "errored" {
+        if r["run"]["status"] == "passed"
+            || r["run"]["status"] == "failed"
+            || r["run"]["status"] == "errored"
+        {
             break r;
         }
-        assert!(Instant::now() < deadline, "the run did not finish after the restart: {r:#}");
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish after the restart: {r:#}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(done["run"]["status"], "passed", "{done:#}");
     assert_eq!(done["run"]["counts"]["tests"], 2, "{done:#}");
-    assert_eq!(done["shards"][0]["attempt"], 2, "the job came back once: {done:#}");
+    assert_eq!(
+        done["shards"][0]["attempt"], 2,
+        "the job came back once: {done:#}"
+    );
 }
 
 #[test]
@@ -139,7 +154,10 @@ fn sigterm_stops_serve_within_cloud_runs_ten_seconds() {
         if let Some(exit) = serve.0.try_wait().unwrap() {
             break exit;
         }
-        assert!(Instant::now() < deadline, "serve still running 10 s after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "serve still running 10 s after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "{exit:?} after {:?}", sent.elapsed());
