@@ -332,12 +332,7 @@ impl RunStore for DynamoRunStore {
     async fn complete_shard(&self, c: &ShardCompletion) -> Result<Completion, StoreError> {
         let shard_id = c.shard;
         let run_id = shard_id.run.to_string();
-        if c.status == ShardStatus::Pending {
-            return Err(StoreError::Invalid {
-                run: run_id,
-                message: format!("shard {shard_id} cannot be completed as `pending`"),
-            });
-        }
+        crate::adapters::check_completion_status(shard_id, c.status)?;
         let _guard = self.lock(&run_id).await;
         let not_found = || StoreError::NotFound {
             run: format!("{run_id} (shard {})", shard_id.index),
