@@ -7,6 +7,8 @@
 //!   Checks notifier, tarball source.
 //! - [`source`]: source providers (local directory) and snapshot packing.
 //! - [`process`]: running a test command (argv, process group, timeouts).
+//! - `retry` (features `aws`, `github`): the backoff schedules of the
+//!   adapters' retry loops, on the `backon` crate.
 //!
 //! Store-agnostic helpers every backend shares (blob key rules, and the
 //! argument checks of `create_run`, `complete_shard` and `finish_run`) live
@@ -21,6 +23,8 @@ pub mod aws;
 #[cfg(feature = "github")]
 pub mod github;
 pub mod process;
+#[cfg(any(feature = "aws", feature = "github"))]
+pub(crate) mod retry;
 pub mod source;
 
 // ---- blob keys, the same on every blob store ---------------------------------

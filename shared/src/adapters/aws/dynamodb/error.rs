@@ -3,6 +3,8 @@
 //! a throttled or refused request can be told apart in the logs.
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 
 use super::codec::Item;
@@ -42,5 +44,64 @@ pub(super) fn backend_msg(operation: &'static str, message: String) -> StoreErro
         backend: BACKEND,
         operation,
         source: message.into(),
+    }
+}
+
+/// The cancellation reasons of a cancelled transaction, one per action
+/// (`"None"` for an action that was fine); empty for any other error.
+pub(super) fn cancellation_codes<R>(e: &SdkError<TransactWriteItemsError, R>) -> Vec<&str> {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None"))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Why `create_run`'s transaction failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cancellation {
+    /// The META put's `attribute_not_exists(PK)` failed: the run exists.
+    RunExists,
+    /// Another transaction touched the same items: worth a retry.
+    Contended,
+    /// Anything else.
+    Other,
+}
+
+/// Reads a transaction's cancellation reasons (META's put first). The run
+/// existing wins over a conflict: a retry could only fail the same way.
+pub(super) fn classify_cancellation(codes: &[&str]) -> Cancellation {
+    if codes.first() == Some(&"ConditionalCheckFailed") {
+        Cancellation::RunExists
+    } else if codes.contains(&"TransactionConflict") {
+        Cancellation::Contended
+    } else {
+        Cancellation::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancellations_are_told_apart() {
+        use Cancellation::*;
+        for (codes, want) in [
+            (&["ConditionalCheckFailed", "None"][..], RunExists),
+            (
+                &["ConditionalCheckFailed", "TransactionConflict"],
+                RunExists,
+            ),
+            (&["None", "TransactionConflict"], Contended),
+            (&["TransactionConflict"], Contended),
+            (&["None", "ValidationError"], Other),
+            (&[], Other),
+        ] {
+            assert_eq!(classify_cancellation(codes), want, "{codes:?}");
+        }
     }
 }

@@ -6,17 +6,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
+use backon::{ExponentialBuilder, Retryable};
 
-use super::batch::{TRANSACT_MAX_BYTES, TRANSACT_MAX_ITEMS, chunk_ranges, jitter, put_items};
+use super::batch::{TRANSACT_MAX_BYTES, TRANSACT_MAX_ITEMS, chunk_ranges, put_items};
 use super::codec::{
     Item, cap_error, counts_of, item_size, meta_item, n, num, run_from_item, s, shard_from_item,
     shard_item,
 };
-use super::error::{backend, ccf_item, is_ccf};
+use super::error::{
+    Cancellation, backend, cancellation_codes, ccf_item, classify_cancellation, is_ccf,
+};
 use super::layout::*;
 use crate::app::ports::{Completion, RunStore, ShardCompletion};
 use crate::domain::model::{Run, RunId, RunStatus, ShardRecord, ShardStatus};
@@ -25,6 +27,25 @@ use crate::errors::StoreError;
 /// DynamoDB's partition keys are at most 2048 bytes; delivery keys are
 /// refused above this.
 pub const MAX_DELIVERY_KEY_BYTES: usize = 1024;
+
+/// Attempts of `create_run`'s transaction while concurrent creates of the
+/// same run cancel it with `TransactionConflict`.
+const TRANSACT_ATTEMPTS: u32 = 5;
+/// First wait before trying the transaction again; doubles per attempt.
+const TRANSACT_FIRST_BACKOFF: Duration = Duration::from_millis(20);
+/// Longest wait: the fourth, before the fifth and last attempt.
+const TRANSACT_MAX_BACKOFF: Duration = Duration::from_millis(160);
+
+/// The waits between `create_run`'s transaction attempts: 20 ms doubling to
+/// 160 ms, each drawn from the upper half of its step (equal jitter: two
+/// racing creates must not retry in lockstep).
+fn transact_backoff() -> ExponentialBuilder {
+    crate::adapters::retry::jittered(
+        TRANSACT_FIRST_BACKOFF,
+        TRANSACT_MAX_BACKOFF,
+        TRANSACT_ATTEMPTS as usize - 1,
+    )
+}
 
 /// The DynamoDB run store. Cheap to share behind an `Arc`.
 pub struct DynamoRunStore {
@@ -212,41 +233,23 @@ impl RunStore for DynamoRunStore {
             let put = put.build().map_err(|e| backend("create run", e))?;
             actions.push(TransactWriteItem::builder().put(put).build());
         }
-        let mut delay = Duration::from_millis(20);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let res = self
-                .client
+        // Another transaction on the same run at the same time (only a
+        // concurrent create can) cancels this one with TransactionConflict:
+        // retry, then the condition decides.
+        let sent = (|| {
+            self.client
                 .transact_write_items()
                 .set_transact_items(Some(actions.clone()))
                 .send()
-                .await;
-            let err = match res {
-                Ok(_) => break,
-                Err(e) => e,
-            };
-            if let Some(TransactWriteItemsError::TransactionCanceledException(tc)) =
-                err.as_service_error()
-            {
-                let codes: Vec<&str> = tc
-                    .cancellation_reasons()
-                    .iter()
-                    .map(|r| r.code().unwrap_or("None"))
-                    .collect();
-                if codes.first() == Some(&"ConditionalCheckFailed") {
-                    return Err(StoreError::Conflict { run: id });
-                }
-                // Another transaction touched the same run at the same time
-                // (only a concurrent create can): retry, then the condition
-                // decides.
-                if codes.contains(&"TransactionConflict") && attempt < 5 {
-                    tokio::time::sleep(jitter(delay)).await;
-                    delay *= 2;
-                    continue;
-                }
-            }
-            return Err(backend("create run", err));
+        })
+        .retry(transact_backoff())
+        .when(|e| classify_cancellation(&cancellation_codes(e)) == Cancellation::Contended)
+        .await;
+        if let Err(err) = sent {
+            return Err(match classify_cancellation(&cancellation_codes(&err)) {
+                Cancellation::RunExists => StoreError::Conflict { run: id },
+                Cancellation::Contended | Cancellation::Other => backend("create run", err),
+            });
         }
         let written = match rest.is_empty() {
             true => Ok(()),
@@ -545,6 +548,26 @@ impl RunStore for DynamoRunStore {
                 Ok(false)
             }
             Err(e) => Err(backend("claim delivery", e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backon::BackoffBuilder;
+
+    #[test]
+    fn transact_backoff_keeps_its_attempts_and_cap() {
+        for _ in 0..100 {
+            let waits: Vec<_> = transact_backoff().build().collect();
+            // 4 waits between 5 attempts: [10, 20) ms ... [80, 160) ms.
+            crate::adapters::retry::assert_jittered(
+                &waits,
+                TRANSACT_FIRST_BACKOFF,
+                TRANSACT_MAX_BACKOFF,
+                TRANSACT_ATTEMPTS as usize - 1,
+            );
         }
     }
 }
