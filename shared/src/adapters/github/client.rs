@@ -461,15 +461,18 @@ mod tests {
     fn githubs_wait_wins_within_the_attempts_and_the_budget() {
         let budget = SEC * 60;
         // 5xx or transport error: the backoff.
-        assert_eq!(plan_wait(None, Some(SEC), SEC * 0, budget), Some(SEC));
+        assert_eq!(
+            plan_wait(None, Some(SEC), Duration::ZERO, budget),
+            Some(SEC)
+        );
         // Retry-After / x-ratelimit-reset over the backoff.
         assert_eq!(
-            plan_wait(Some(SEC * 30), Some(SEC), SEC * 0, budget),
+            plan_wait(Some(SEC * 30), Some(SEC), Duration::ZERO, budget),
             Some(SEC * 30)
         );
         // Attempts used up: no wait, whatever GitHub asked.
-        assert_eq!(plan_wait(Some(SEC), None, SEC * 0, budget), None);
-        assert_eq!(plan_wait(None, None, SEC * 0, budget), None);
+        assert_eq!(plan_wait(Some(SEC), None, Duration::ZERO, budget), None);
+        assert_eq!(plan_wait(None, None, Duration::ZERO, budget), None);
         // The total may reach the budget, not cross it.
         assert_eq!(
             plan_wait(None, Some(SEC * 16), SEC * 44, budget),
@@ -477,7 +480,7 @@ mod tests {
         );
         assert_eq!(plan_wait(None, Some(SEC * 16), SEC * 45, budget), None);
         assert_eq!(
-            plan_wait(Some(SEC * 1800), Some(SEC), SEC * 0, budget),
+            plan_wait(Some(SEC * 1800), Some(SEC), Duration::ZERO, budget),
             None
         );
     }
