@@ -52,7 +52,7 @@ pub fn chunk_ranges(
 
 /// Writes items with `BatchWriteItem` in chunks of at most 25 (and under the
 /// request's size limit), retrying `UnprocessedItems` with exponential
-/// backoff; after [`BATCH_ATTEMPTS`] attempts of a chunk it gives up with an
+/// backoff; after `BATCH_ATTEMPTS` (8) attempts of a chunk it gives up with an
 /// error naming how many items were left. Plain puts, no conditions: for
 /// writes that need none (bulk imports, the shards of a new run past the
 /// first transaction). Items over [`MAX_ITEM_BYTES`] are refused up front.
