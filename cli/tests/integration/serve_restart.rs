@@ -40,17 +40,26 @@ impl Serve {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let kept = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("serving on ").nth(1) {
                     let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
                 }
+                let mut log = kept.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
             }
         });
         let url = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("serve started");
-        Serve(child, url)
+        Serve(child, url, log)
+    }
+
+    fn log(&self) -> String {
+        self.2.lock().unwrap().clone()
     }
 }
 
