@@ -620,7 +620,11 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
         .json()
         .await
         .unwrap();
-    assert_eq!(runs.as_array().map(Vec::len), Some(1), "one run for two deliveries: {runs:#}");
+    assert_eq!(
+        runs.as_array().map(Vec::len),
+        Some(1),
+        "one run for two deliveries: {runs:#}"
+    );
     let ghost = http
         .get(format!("{}/runs/{redelivered}", serve.url))
         .send()
