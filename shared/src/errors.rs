@@ -444,7 +444,7 @@ impl HandlerError {
     }
 }
 
-// ---- GitHub webhook intake (github/webhook.rs) ------------------------------
+// ---- GitHub webhook intake (github/webhook/) -------------------------------
 
 /// Why a webhook delivery was refused. Hosts answer with
 /// [`WebhookError::http_status`] and the `Display` text.
