@@ -95,8 +95,12 @@ fn rerun_without_final_failure_is_flaky_and_flaky_error_counts() {
     assert_eq!(r.counts.errors, 1);
 }
 
+/// Repeated identities are never folded within a report, not even right
+/// after a failure (the shape Gradle writes for reruns without
+/// `mergeReruns`): every element is counted, and one warning points at the
+/// runner setting that marks real reruns.
 #[test]
-fn repeated_testcases_fold_only_after_a_failure() {
+fn repeated_testcases_are_counted_with_a_rerun_hint() {
     let r = parse(
         r#"<testsuites><testsuite name="s">
              <testcase classname="k" name="retried" time="1"><failure message="first"/></testcase>
@@ -111,29 +115,114 @@ fn repeated_testcases_fold_only_after_a_failure() {
            <testsuite name="t"><testcase classname="k" name="always" time="1"/></testsuite>
            </testsuites>"#,
     );
-    let retried = case(&r, "retried");
-    assert_eq!(retried.outcome, Outcome::Flaky);
-    assert_eq!(retried.duration_secs, 3.0);
-    let msgs: Vec<_> = retried
-        .retries
-        .iter()
-        .map(|a| a.message.as_deref().unwrap())
-        .collect();
-    assert_eq!(msgs, ["first", "second"]);
-    assert_eq!(retried.retries[1].duration_secs, Some(2.0));
-
-    let always: Vec<_> = r.cases.iter().filter(|c| c.name == "always").collect();
-    // Same name in another class and in another suite are other tests.
-    assert_eq!(always.len(), 3);
-    assert_eq!(always[0].outcome, Outcome::Failed);
-    assert_eq!(always[0].retries[0].outcome, Outcome::Error);
-    // Two passing entries with one name: two tests, not retries.
-    assert_eq!(r.cases.iter().filter(|c| c.name == "param").count(), 2);
-    assert_eq!(r.counts.tests, 6);
+    let retried: Vec<_> = r.cases.iter().filter(|c| c.name == "retried").collect();
     assert_eq!(
-        (r.counts.flaky, r.counts.failed, r.counts.passed),
-        (1, 1, 4)
+        retried.iter().map(|c| c.outcome).collect::<Vec<_>>(),
+        [Outcome::Failed, Outcome::Failed, Outcome::Passed]
     );
+    assert_eq!(
+        retried
+            .iter()
+            .map(|c| c.message.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("first"), Some("second"), None]
+    );
+    assert!(r.cases.iter().all(|c| c.retries.is_empty()));
+    assert_eq!(r.cases.iter().filter(|c| c.name == "always").count(), 4);
+    assert_eq!(r.cases.iter().filter(|c| c.name == "param").count(), 2);
+    assert_eq!(r.counts.tests, 9);
+    assert_eq!(
+        (
+            r.counts.flaky,
+            r.counts.failed,
+            r.counts.errors,
+            r.counts.passed
+        ),
+        (0, 3, 1, 5)
+    );
+    // "retried" twice and "always" once follow a failed twin; "param"
+    // follows a passing one, and the other class or suite is another test.
+    let hint: Vec<_> = r
+        .warnings
+        .iter()
+        .filter(|w| w.contains("mergeReruns"))
+        .collect();
+    assert_eq!(hint.len(), 1, "{:?}", r.warnings);
+    assert!(hint[0].starts_with("3 test case(s) repeat"), "{}", hint[0]);
+}
+
+/// mocha-junit-reporter's shape (one `<testsuite>` per `describe`, the
+/// full title as `name`, the test's own title as `classname`) with two tests
+/// that share a title, as Mocha allows: first a pair whose second test
+/// fails, then a pair whose first test fails.
+const MOCHA_SAME_TITLES: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="Mocha Tests" time="0.0130" tests="4" failures="2">
+  <testsuite name="Root Suite" timestamp="2024-05-14T09:12:03" tests="0" file="test/cart.spec.js" time="0.0000" failures="0">
+  </testsuite>
+  <testsuite name="cart" timestamp="2024-05-14T09:12:03" tests="4" file="test/cart.spec.js" time="0.0130" failures="2">
+    <testcase name="cart adds an item" time="0.0010" classname="adds an item">
+    </testcase>
+    <testcase name="cart adds an item" time="0.0020" classname="adds an item">
+      <failure message="expected 2 to equal 1" type="AssertionError"><![CDATA[AssertionError: expected 2 to equal 1
+    at Context.<anonymous> (test/cart.spec.js:14:29)
+    at process.processImmediate (node:internal/timers:478:21)]]></failure>
+    </testcase>
+    <testcase name="cart removes an item" time="0.0040" classname="removes an item">
+      <failure message="Cannot read properties of undefined (reading &apos;id&apos;)" type="TypeError"><![CDATA[TypeError: Cannot read properties of undefined (reading 'id')
+    at Cart.remove (src/cart.js:31:22)
+    at Context.<anonymous> (test/cart.spec.js:22:10)]]></failure>
+    </testcase>
+    <testcase name="cart removes an item" time="0.0060" classname="removes an item">
+    </testcase>
+  </testsuite>
+</testsuites>"#;
+
+/// Two `<testcase>`s with one classname and name are two tests: only the
+/// rerun elements (or a later try, see collect) make attempts of one test.
+#[test]
+fn same_titled_mocha_tests_are_two_test_cases() {
+    let r = parse(MOCHA_SAME_TITLES);
+    assert_eq!(r.cases.len(), 4);
+    assert_eq!(
+        (
+            r.counts.tests,
+            r.counts.passed,
+            r.counts.failed,
+            r.counts.flaky
+        ),
+        (4, 2, 2, 0)
+    );
+    let outcomes = |name: &str| -> Vec<Outcome> {
+        r.cases
+            .iter()
+            .filter(|c| c.name == name)
+            .map(|c| c.outcome)
+            .collect()
+    };
+    assert_eq!(
+        outcomes("cart adds an item"),
+        [Outcome::Passed, Outcome::Failed]
+    );
+    assert_eq!(
+        outcomes("cart removes an item"),
+        [Outcome::Failed, Outcome::Passed]
+    );
+    // Each failure keeps its own message; nothing became an attempt.
+    let failed: Vec<_> = r
+        .cases
+        .iter()
+        .filter(|c| c.outcome == Outcome::Failed)
+        .map(|c| c.message.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "expected 2 to equal 1",
+            "Cannot read properties of undefined (reading 'id')"
+        ]
+    );
+    assert!(r.cases.iter().all(|c| c.retries.is_empty()));
+    assert_eq!(r.suites[1].counts.tests, 4);
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! Streaming JUnit/xUnit XML reader for the dialects found in the wild.
 //!
 //! The reader is a single pass over quick-xml events: it never builds a DOM
-//! and keeps at most one finished test case back (to fold repeated attempts),
-//! so memory stays flat however large the report. Totals are always counted
+//! and hands out each test case as soon as its element closes, so memory
+//! stays flat however large the report. Totals are always counted
 //! from the elements; `tests=`/`failures=` attributes are only compared, and a
 //! disagreement becomes a warning.
 //!
@@ -27,14 +27,17 @@
 //!   `<failure>`/`<error>` (surefire's first run). Each such element becomes an `Attempt`
 //!   in `retries`, in document order; `<stackTrace>` (or the element's own
 //!   text) is its details.
-//! - **Repeated `<testcase>`** (Gradle test-retry and similar): a case whose
-//!   suite, classname and name equal the *immediately preceding* case's, when
-//!   that preceding case failed or errored, is a retry: the two are folded
-//!   into one case, the earlier attempts moved to `retries`. CTRF rule: the
-//!   result is `Flaky` only if the final attempt passed after ≥1 failed one.
-//!   Identical names after a *passing* case are distinct tests (parametrised
-//!   tests with one display name) and are kept apart. Only adjacent entries
-//!   are folded: matching far-apart ones would need memory per test.
+//! - **Repeated `<testcase>`**: every `<testcase>` element is a test case
+//!   of its own, whatever its suite, classname and name. Mocha allows two
+//!   tests with one title, parametrised runners repeat display names, and
+//!   folding them would hide one test and, with it, maybe a failure. Only
+//!   the rerun elements above make attempts of one test within a report;
+//!   attempts across tries are folded by collect (`fold_attempts`), which
+//!   knows which file came from which try. A case repeating the identity
+//!   of the failed case just before it is still counted, with one warning
+//!   per report that names the runner setting for real reruns (Gradle's
+//!   default lists each execution as a `<testcase>`; `mergeReruns = true`
+//!   writes `<flakyFailure>`/`<rerunFailure>` instead).
 //! - **`<error>`/`<failure>` directly inside `<testsuite>`** (Jenkins nested
 //!   suites; a suite that failed to load): becomes a synthetic case named
 //!   [`SUITE_ERROR_NAME`] with outcome error/failed, so that a suite that

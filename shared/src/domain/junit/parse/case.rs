@@ -34,6 +34,15 @@ pub(super) struct CaseBuilder {
 /// every few cases within one suite whose name is a path. The key strings are
 /// reused across misses (cleared and refilled), so that a report where every
 /// classname is new (one class per case) costs no allocation for the key.
+/// Identity of the last case handed out, and whether it failed.
+#[derive(Default)]
+pub(super) struct PreviousCase {
+    suite: String,
+    classname: String,
+    name: String,
+    failed: bool,
+}
+
 #[derive(Default)]
 pub(super) struct DeriveCache {
     valid: bool,
@@ -111,7 +120,8 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
     pub(super) fn close_case(&mut self) {
         if let Some(case) = self.case.take() {
             let case = self.build_case(case);
-            self.fold(case);
+            self.note_repeat(&case);
+            self.emit(case);
         }
     }
 
@@ -158,37 +168,28 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
         }
     }
 
-    /// Folds a repeated `<testcase>` (same suite/classname/name right after a
-    /// failed one) into a single case with attempts; see the module docs.
-    fn fold(&mut self, mut case: TestCase) {
-        if let Some(prev) = self.pending.take() {
-            let retry = prev.outcome.is_failure()
-                && prev.name == case.name
-                && prev.classname == case.classname
-                && prev.suite == case.suite;
-            if retry {
-                let mut retries = prev.retries;
-                retries.push(Attempt {
-                    outcome: prev.outcome,
-                    duration_secs: Some(prev.duration_secs),
-                    message: prev.message,
-                    details: prev.details,
-                });
-                retries.append(&mut case.retries);
-                case.retries = retries;
-                if case.outcome == Outcome::Passed {
-                    case.outcome = Outcome::Flaky;
-                }
-            } else {
-                self.emit(prev);
-            }
+    /// Counts a case whose suite, classname and name repeat those of the
+    /// failed case just before it. It stays a test of its own (Mocha and
+    /// parametrised runners repeat titles); the count only feeds a hint for
+    /// runners that list reruns that way (Gradle without `mergeReruns`).
+    /// The previous identity lives in reused buffers: no allocation per case.
+    fn note_repeat(&mut self, case: &TestCase) {
+        let prev = &mut self.previous;
+        if prev.failed
+            && prev.name == case.name
+            && prev.classname == case.classname
+            && prev.suite == case.suite
+        {
+            self.repeats_after_failure += 1;
         }
-        self.pending = Some(case);
-    }
-
-    pub(super) fn flush_pending(&mut self) {
-        if let Some(case) = self.pending.take() {
-            self.emit(case);
+        prev.failed = case.outcome.is_failure();
+        for (slot, value) in [
+            (&mut prev.suite, &case.suite),
+            (&mut prev.classname, &case.classname),
+            (&mut prev.name, &case.name),
+        ] {
+            slot.clear();
+            slot.push_str(value);
         }
     }
 

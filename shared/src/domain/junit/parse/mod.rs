@@ -24,7 +24,7 @@ use quick_xml::errors::{Error as XmlError, SyntaxError};
 use quick_xml::events::{BytesStart, Event};
 
 use self::attrs::TimeStats;
-use self::case::{CaseBuilder, DeriveCache};
+use self::case::{CaseBuilder, DeriveCache, PreviousCase};
 use self::outcome::ResultKind;
 use self::suite::SuiteFrame;
 use super::input::is_too_large;
@@ -64,8 +64,10 @@ struct Parser<'a, F> {
     stack: Vec<Elem>,
     suites: Vec<SuiteFrame>,
     case: Option<CaseBuilder>,
-    /// The last finished case, held back in case the next one is its retry.
-    pending: Option<TestCase>,
+    /// The last case handed out, to notice a repeat right after a failure.
+    previous: PreviousCase,
+    /// Cases repeating the identity of the failed case just before them.
+    repeats_after_failure: u64,
     /// Text of the innermost capturing leaf element, when `text_open`. One
     /// buffer reused for every text: a fresh `String` per text grew by
     /// doubling, and reallocation was ~7 % of a nextest report's profile.
@@ -111,7 +113,8 @@ pub(crate) fn run<B: BufRead>(
         stack: Vec::new(),
         suites: Vec::new(),
         case: None,
-        pending: None,
+        previous: PreviousCase::default(),
+        repeats_after_failure: 0,
         text: Capped::new(limits.max_text_bytes),
         text_open: false,
         suite_result: None,
@@ -381,7 +384,6 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
     }
 
     fn finish(mut self) -> StreamSummary {
-        self.flush_pending();
         let t = std::mem::take(&mut self.times);
         if t.negative > 0 {
             self.warn(format!(
@@ -401,6 +403,12 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
             self.warn(format!(
                 "{} test case(s) without a time attribute counted as 0 s",
                 t.missing
+            ));
+        }
+        if self.repeats_after_failure > 0 {
+            self.warn(format!(
+                "{} test case(s) repeat the suite, classname and name of the failed case just before them; each was counted as a test of its own. If they are reruns, have the runner mark them as such (<rerunFailure>/<flakyFailure>; Gradle: reports.junitXml.mergeReruns = true)",
+                self.repeats_after_failure
             ));
         }
         if self.unknown_entities > 0 {

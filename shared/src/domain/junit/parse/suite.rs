@@ -40,7 +40,6 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
         e: &BytesStart<'_>,
         position: u64,
     ) -> Result<(), JunitError> {
-        self.flush_pending();
         let (mut name, mut file, mut time, mut tests) = (String::new(), None, None, None);
         self.attrs(
             e,
@@ -76,7 +75,6 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
     }
 
     pub(super) fn close_suite(&mut self) {
-        self.flush_pending();
         let Some(frame) = self.suites.pop() else {
             return;
         };
@@ -104,7 +102,6 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
         position: u64,
         kind: ResultKind,
     ) -> Result<(), JunitError> {
-        self.flush_pending();
         let mut message = None;
         let wanted = |k: &[u8]| k == b"message";
         self.attrs(e, position, wanted, |_, v| message = Some(v.into_owned()))?;
