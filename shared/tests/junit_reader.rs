@@ -151,6 +151,41 @@ fn repeated_testcases_are_counted_with_a_rerun_hint() {
     assert!(hint[0].starts_with("3 test case(s) repeat"), "{}", hint[0]);
 }
 
+/// A NUL byte cannot travel in argv (a rerun by test id), C strings or
+/// most terminals, and XML forbids it, yet runners that print raw bytes
+/// (a Go subtest named from binary data) do write it. Names, classnames,
+/// suite names and file paths show it escaped as `\0`, with a warning.
+#[test]
+fn nul_bytes_in_names_are_escaped_with_a_warning() {
+    let r = parse(
+        "<testsuites><testsuite name=\"pkg\u{0}suite\" file=\"t/a\u{0}.go\">\
+           <testcase classname=\"pkg\u{0}\" name=\"TestParse/\u{0}\u{0}x\" time=\"0.1\">\
+             <failure message=\"m\">body</failure></testcase>\
+           <testcase classname=\"pkg\" name=\"TestClean\" time=\"0.1\"/>\
+         </testsuite></testsuites>",
+    );
+    let c = &r.cases[0];
+    assert_eq!(c.name, "TestParse/\\0\\0x");
+    assert_eq!(c.classname, "pkg\\0");
+    assert_eq!(c.suite, "pkg\\0suite");
+    assert_eq!(c.file.as_deref(), Some("t/a\\0.go"));
+    assert_eq!(r.suites[0].name, "pkg\\0suite");
+    assert_eq!(c.outcome, Outcome::Failed);
+    assert_eq!(r.cases[1].name, "TestClean");
+    assert!(
+        r.cases
+            .iter()
+            .all(|c| !c.name.contains('\0') && !c.suite.contains('\0')),
+    );
+    let warning: Vec<_> = r.warnings.iter().filter(|w| w.contains("NUL")).collect();
+    assert_eq!(warning.len(), 1, "{:?}", r.warnings);
+    assert!(
+        warning[0].starts_with("4 name(s) or path(s) held NUL bytes"),
+        "{}",
+        warning[0]
+    );
+}
+
 /// mocha-junit-reporter's shape (one `<testsuite>` per `describe`, the
 /// full title as `name`, the test's own title as `classname`) with two tests
 /// that share a title, as Mocha allows: first a pair whose second test

@@ -54,6 +54,10 @@
 //!   [`Limits::max_text_bytes`] keeping head and tail with a
 //!   `\n…[N bytes cut]…\n` marker. CDATA, predefined entities and numeric
 //!   character references are decoded; an undefined entity is kept literally.
+//! - **NUL bytes** (forbidden in XML, written anyway by runners that print
+//!   raw bytes) in suite/case names, classnames and file paths become the
+//!   two characters `\0`, with one warning per report: a NUL cannot be
+//!   passed back to a runner in argv or shown on a terminal.
 //! - **Security**: any `<!DOCTYPE` is refused ([`JunitError::Doctype`]); no
 //!   entity is ever resolved or fetched.
 //! - **Encodings**: UTF-8, UTF-16 LE/BE (BOM or not) and any encoding

@@ -20,7 +20,31 @@ pub(super) struct TimeStats {
     pub(super) first_garbage: Option<String>,
 }
 
+/// Names and paths that held NUL bytes (see [`Parser::escape_nul`]).
+#[derive(Default)]
+pub(super) struct NulStats {
+    pub(super) count: u64,
+    pub(super) first: Option<String>,
+}
+
 impl<F: FnMut(TestCase)> Parser<'_, F> {
+    /// Replaces each NUL in a name or path by the two characters `\0`.
+    /// XML forbids NUL, but runners that print raw bytes write it anyway,
+    /// and a NUL cannot travel further: not in argv (a rerun by test id),
+    /// not in a C string, not to a terminal. `what` names the value in the
+    /// warning.
+    pub(super) fn escape_nul(&mut self, value: String, what: &str) -> String {
+        if memchr::memchr(0, value.as_bytes()).is_none() {
+            return value;
+        }
+        let escaped = value.replace('\0', "\\0");
+        self.nuls.count += 1;
+        self.nuls
+            .first
+            .get_or_insert_with(|| format!("{what} {:?}", cap_str(&escaped, 200)));
+        escaped
+    }
+
     /// Reads the attributes we use. Values are unescaped and capped; a value
     /// with an undefined entity is kept raw rather than failing the whole
     /// report. Only the `wanted` keys are decoded: most attributes

@@ -108,6 +108,9 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
             b"result" => result = Some(v),
             _ => {}
         })?;
+        case.name = self.escape_nul(case.name, "testcase name");
+        case.classname = self.escape_nul(case.classname, "testcase classname");
+        case.file = case.file.map(|f| self.escape_nul(f, "testcase file"));
         if time.is_none() {
             self.times.missing += 1;
         }

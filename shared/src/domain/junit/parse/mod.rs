@@ -23,7 +23,7 @@ use quick_xml::Reader;
 use quick_xml::errors::{Error as XmlError, SyntaxError};
 use quick_xml::events::{BytesStart, Event};
 
-use self::attrs::TimeStats;
+use self::attrs::{NulStats, TimeStats};
 use self::case::{CaseBuilder, DeriveCache, PreviousCase};
 use self::outcome::ResultKind;
 use self::suite::SuiteFrame;
@@ -77,6 +77,7 @@ struct Parser<'a, F> {
     summary: StreamSummary,
     warnings_dropped: u64,
     times: TimeStats,
+    nuls: NulStats,
     unknown_entities: u64,
     root_closed: bool,
     root_declared_tests: Option<u64>,
@@ -121,6 +122,7 @@ pub(crate) fn run<B: BufRead>(
         summary: StreamSummary::default(),
         warnings_dropped: 0,
         times: TimeStats::default(),
+        nuls: NulStats::default(),
         unknown_entities: 0,
         root_closed: false,
         root_declared_tests: None,
@@ -403,6 +405,14 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
             self.warn(format!(
                 "{} test case(s) without a time attribute counted as 0 s",
                 t.missing
+            ));
+        }
+        let nuls = std::mem::take(&mut self.nuls);
+        if nuls.count > 0 {
+            self.warn(format!(
+                "{} name(s) or path(s) held NUL bytes, shown as `\\0` (first: {})",
+                nuls.count,
+                nuls.first.unwrap_or_default()
             ));
         }
         if self.repeats_after_failure > 0 {

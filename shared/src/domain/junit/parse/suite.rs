@@ -53,6 +53,8 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                 _ => {}
             },
         )?;
+        let name = self.escape_nul(name, "suite name");
+        let file = file.map(|f| self.escape_nul(f, "suite file"));
         let time = self.time(time.as_deref(), "suite");
         let depth = self.suites.len();
         self.summary.suites.push(SuiteSummary {
