@@ -339,6 +339,14 @@ pub enum QueueError {
         sender_fault: bool,
         attempts: u32,
     },
+    /// The local queue's SQLite file (adapters/local/queue.rs) could not be
+    /// opened or set up, or it was written by a newer testexec.
+    #[error("cannot open the queue database `{path}`: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: BackendSource,
+    },
     /// A queue setting (visibility timeout, receive count, name prefix) is
     /// outside what the queue service accepts.
     #[error("invalid queue setting `{setting}` = `{value}`: {reason}")]

@@ -17,7 +17,9 @@ use testexec::app::handlers::collect::{CollectOutcome, collect};
 use testexec::app::handlers::report::report;
 use testexec::app::handlers::{Ports, Settings};
 use testexec::app::messages::{Execution, MESSAGE_VERSION, QueueName, ShardResult, keys};
-use testexec::app::ports::{BlobStore, Clock, NoNotifier, RunStore, SystemClock, content_type};
+use testexec::app::ports::{
+    BlobStore, Clock, NoNotifier, QueueConsumer, RunStore, SystemClock, content_type,
+};
 use testexec::domain::model::{
     Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord, SourceRef,
 };
@@ -126,7 +128,7 @@ async fn bench(
     let dir = tempfile::tempdir()?;
     let store = Arc::new(SqliteRunStore::open(dir.path().join("runs.sqlite3"))?);
     let blobs = Arc::new(FsBlobStore::new(dir.path().join("blobs"))?);
-    let queue = Arc::new(LocalQueue::new(QueueConfig::default()));
+    let queue = Arc::new(LocalQueue::in_memory(QueueConfig::default()));
     let ports = Ports {
         store: store.clone(),
         blobs: blobs.clone(),
@@ -168,7 +170,7 @@ async fn bench(
     let mut junit_bytes = 0usize;
     for i in 0..shards {
         let shard = ShardId::new(run_id, i);
-        let key = keys::junit(shard, 1, "junit.xml");
+        let key = keys::junit(shard, 1, "try-000-000000-junit.xml");
         let xml = junit_for(i, cases);
         junit_bytes += xml.len();
         blobs.put(&key, xml.into_bytes(), content_type::XML).await?;
@@ -180,7 +182,9 @@ async fn bench(
             started_ms: now,
             finished_ms: now + 1000,
             log_key: keys::log(shard, 1),
-            junit_keys: vec![key],
+            // Collect lists the attempt's JUnit prefix, as for execute's results.
+            junit_files: 1,
+            junit_keys: Vec::new(),
             log_tail: String::new(),
         };
         bodies.push(serde_json::to_string(&result)?);
@@ -209,10 +213,11 @@ async fn bench(
 
     let t_report = Instant::now();
     let job = queue
-        .receive(QueueName::Reports)
+        .receive(QueueName::Reports, std::time::Duration::ZERO)
+        .await?
         .ok_or("no report job queued after the last shard")?;
     let outcome = report(&ports, &Settings::default(), &job.body).await?;
-    queue.ack(QueueName::Reports, job.id);
+    queue.ack(QueueName::Reports, &job.handle).await?;
     let report_secs = secs(t_report);
     let e2e = secs(t_e2e);
     let cpu_report = cpu_secs() - cpu_start - cpu_collect;

@@ -21,9 +21,18 @@ pub fn exit_usage_or_infra() -> ExitCode {
     ExitCode::from(USAGE_OR_INFRA)
 }
 
-/// The state directory: explicit, else `<repo>/.testexec`.
+/// The state directory: explicit, else `<repo>/.testexec`; always
+/// absolute, so no path derived from it (work directories, globs) depends
+/// on where the command was started or on a `./` prefix.
 pub fn state_dir_for(repo: &Path, explicit: Option<&Path>) -> PathBuf {
-    explicit
+    let dir = explicit
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| repo.join(".testexec"))
+        .unwrap_or_else(|| repo.join(".testexec"));
+    absolute(&dir)
+}
+
+/// `path` made absolute once, at the edge (the current directory is read
+/// once here, never later).
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

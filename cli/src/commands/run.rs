@@ -72,7 +72,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(2)
     });
     let mut events = pipeline.subscribe();
-    let workers = pipeline.spawn_workers(jobs);
+    let mut workers = pipeline.spawn_workers(jobs);
 
     let mut request = RunRequest::local(&args.path);
     request.suite = args.suite.clone();
@@ -92,10 +92,17 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(async move { pipeline.wait_for(run_id).await })
     };
     tokio::pin!(waiter);
+    let signal = super::serve::shutdown_signal_name();
+    tokio::pin!(signal);
+    let mut interrupted = None;
     let finished = loop {
         tokio::select! {
             done = &mut waiter => break done??,
             event = events.recv() => if let Ok(event) = event { progress.on(&event) },
+            name = &mut signal => {
+                interrupted = Some(name);
+                break cancel(&pipeline, run_id, workers.drain(..), name).await?;
+            }
         }
     };
     progress.finish();
@@ -119,11 +126,42 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         print_summary(&finished, &shards, &links);
     }
+    if let Some(name) = interrupted {
+        // The shell's convention: 128 + the signal's number.
+        return Ok(ExitCode::from(if name == "SIGTERM" { 143 } else { 130 }));
+    }
     Ok(match finished.status {
         RunStatus::Passed => ExitCode::SUCCESS,
         RunStatus::Failed => ExitCode::from(TESTS_FAILED),
         _ => super::exit_usage_or_infra(),
     })
+}
+
+/// Ctrl-C or SIGTERM mid-run: stop the workers (dropping a running shard
+/// kills its process group and any daemon it started, and removes its
+/// scratch directory), then end the run as errored with the reason, with
+/// its report, so it does not stay `running` until its deadline.
+async fn cancel(
+    pipeline: &LocalPipeline,
+    run_id: testexec::domain::model::RunId,
+    workers: impl Iterator<Item = tokio::task::JoinHandle<()>>,
+    signal: &str,
+) -> anyhow::Result<Run> {
+    eprintln!("testexec: {signal} received; stopping the run's processes");
+    for worker in workers {
+        worker.abort();
+        // Wait for the abort to land, so every guard has run.
+        let _ = worker.await;
+    }
+    let reason = format!("cancelled: testexec run received {signal}");
+    testexec::app::handlers::sweep::cancel(&pipeline.ports, &pipeline.settings, run_id, &reason)
+        .await?;
+    pipeline
+        .ports
+        .store
+        .get_run(run_id)
+        .await?
+        .context("the cancelled run is gone from the store")
 }
 
 /// One bar per shard on a terminal; plain lines otherwise (CI logs).

@@ -65,6 +65,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// The repositories requests may name: PATH by its directory name, then
 /// each `--repo`, then `TESTEXEC_LOCAL_REPOS`.
 fn local_repos(
+    path: Option<&std::path::Path>,
     args: &ServeArgs,
     from_env: BTreeMap<String, PathBuf>,
 ) -> anyhow::Result<BTreeMap<String, PathBuf>> {
@@ -126,7 +127,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let backends = BackendSet::open(kind, &state_dir, lookup).await?;
-    // RELEASE_ORPHANS
+    if let Some(local) = &backends.local {
+        // Jobs a crashed earlier serve had in hand come back now instead of
+        // after the visibility timeout.
+        let released = local.queue.release_orphans()?;
+        if released > 0 {
+            eprintln!(
+                "testexec: {released} job(s) left in flight by an earlier process were queued again"
+            );
+        }
+    }
     let pipeline = backends.pipeline;
     let (stop_tx, stop) = watch::channel(false);
     let jobs = args.jobs.unwrap_or_else(|| {
@@ -196,6 +206,11 @@ async fn sweep_every(
 
 /// Ctrl-C or SIGTERM (what Cloud Run, Container Apps and Kubernetes send).
 pub(crate) async fn shutdown_signal() {
+    shutdown_signal_name().await;
+}
+
+/// [`shutdown_signal`], naming the signal that arrived.
+pub(crate) async fn shutdown_signal_name() -> &'static str {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -208,7 +223,7 @@ pub(crate) async fn shutdown_signal() {
         }
     };
     tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        () = ctrl_c => "SIGINT",
+        () = term => "SIGTERM",
     }
 }

@@ -88,9 +88,9 @@ pub fn validate_prefix(prefix: &str) -> Result<(), BlobError> {
 }
 
 /// Shuffles `items` deterministically by `seed` (Fisher–Yates over
-/// SplitMix64), for reproducible reordering faults: SplitMix64 is tiny, well
-/// mixed and stable across versions, unlike a dependency's RNG.
-#[cfg(any(feature = "local", feature = "testkit"))]
+/// SplitMix64), for the reordering faults of `testkit::faults`: SplitMix64
+/// is tiny, well mixed and stable across versions, unlike a dependency's RNG.
+#[cfg(feature = "testkit")]
 pub(crate) fn seeded_shuffle<T>(items: &mut [T], seed: u64) {
     fn splitmix64(state: &mut u64) -> u64 {
         *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);

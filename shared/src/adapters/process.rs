@@ -151,22 +151,32 @@ impl LogCapture {
     }
 }
 
+/// Set in every command's environment to a value unique to that run of the
+/// command. A test that starts a daemon (`setsid`, a double fork) takes it
+/// out of the process group, but not out of its environment: after the
+/// command, every process still carrying the cookie is killed (the way
+/// Jenkins' process tree killer finds a build's strays).
+pub const COOKIE_ENV: &str = "TESTEXEC_PROCESS_COOKIE";
+
 /// Runs one command to its end, capturing stdout and stderr into `log`.
 /// The child leads its own process group; at the deadline, and also after a
 /// normal exit, the whole group is killed so no stray grandchild keeps
-/// running (or keeps our pipes open).
+/// running (or keeps our pipes open), and so is every process that still
+/// carries the command's [`COOKIE_ENV`] (daemons that left the group).
 pub async fn run(spec: &CommandSpec, log: &mut LogCapture) -> CommandEnd {
     let Some((program, args)) = spec.argv.split_first() else {
         log.line("testexec: empty command");
         return CommandEnd::NotStarted;
     };
     log.line(&format!("$ {}", shell_words_for_display(&spec.argv)));
+    let cookie = ulid::Ulid::new().to_string();
     let mut command = Command::new(program);
     command
         .args(args)
         .current_dir(&spec.cwd)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .env(COOKIE_ENV, &cookie)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -183,7 +193,10 @@ pub async fn run(spec: &CommandSpec, log: &mut LogCapture) -> CommandEnd {
     let pgid = child.id().map(|id| id as i32);
     // If this future is dropped mid-run (the worker is cancelled or dies),
     // the whole group goes with it: no orphaned test processes.
-    let _group = GroupGuard(pgid);
+    let _group = GroupGuard {
+        pgid,
+        cookie: cookie.clone(),
+    };
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 
@@ -205,6 +218,7 @@ pub async fn run(spec: &CommandSpec, log: &mut LogCapture) -> CommandEnd {
     tokio::pin!(deadline);
     let mut status = None;
     let mut timed_out = false;
+    let mut strays = 0;
     loop {
         tokio::select! {
             chunk = rx.recv() => match chunk {
@@ -219,8 +233,10 @@ pub async fn run(spec: &CommandSpec, log: &mut LogCapture) -> CommandEnd {
             },
             s = child.wait(), if status.is_none() => {
                 status = s.ok();
-                // The leader is gone: end the group so the pipes close.
+                // The leader is gone: end the group, and any daemon it
+                // started, so the pipes close.
                 kill_group(pgid);
+                strays += kill_marked(&cookie);
             }
             _ = &mut deadline, if !timed_out => { timed_out = true; break }
         }
@@ -229,6 +245,14 @@ pub async fn run(spec: &CommandSpec, log: &mut LogCapture) -> CommandEnd {
     if timed_out {
         let _ = child.kill().await;
         let _ = child.wait().await;
+    }
+    // Daemons the command started outside its group die with it too; their
+    // pipes (if they kept ours) close with them.
+    strays += kill_marked(&cookie);
+    if strays > 0 {
+        log.line(&format!(
+            "testexec: killed {strays} process(es) the command left running (daemons outside its process group)"
+        ));
     }
     // Drain whatever the pumps still hold; they end once the pipes close.
     while let Ok(Some(bytes)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
@@ -258,12 +282,68 @@ pub async fn run(spec: &CommandSpec, log: &mut LogCapture) -> CommandEnd {
     end
 }
 
-struct GroupGuard(Option<i32>);
+struct GroupGuard {
+    pgid: Option<i32>,
+    cookie: String,
+}
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        kill_group(self.0);
+        kill_group(self.pgid);
+        let killed = kill_marked(&self.cookie);
+        if killed > 0 {
+            tracing::warn!(
+                processes = killed,
+                "killed processes the test command left running outside its process group"
+            );
+        }
     }
+}
+
+/// Kills every process whose environment holds `COOKIE_ENV=cookie`, until
+/// none is left (a stray may fork while we look). Returns how many were
+/// killed. Linux only (`/proc`); elsewhere the process group is the bound.
+pub fn kill_marked(cookie: &str) -> usize {
+    let needle = format!("{COOKIE_ENV}={cookie}");
+    let me = std::process::id();
+    let mut killed = 0;
+    for _ in 0..10 {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return killed;
+        };
+        let mut found = 0;
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            // Unreadable (another user's process, or gone): not ours.
+            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+                continue;
+            };
+            if environ
+                .split(|b| *b == 0)
+                .any(|var| var == needle.as_bytes())
+            {
+                // SAFETY: kill(2) on a pid we just found; no memory is
+                // touched, and ESRCH (it exited meanwhile) is harmless.
+                if unsafe { libc::kill(pid as i32, libc::SIGKILL) } == 0 {
+                    found += 1;
+                }
+            }
+        }
+        if found == 0 {
+            break;
+        }
+        killed += found;
+    }
+    killed
 }
 
 fn kill_group(pgid: Option<i32>) {
@@ -335,6 +415,46 @@ mod tests {
         assert!(text.starts_with("0123"));
         assert!(text.ends_with("89ab"));
         assert!(text.contains("[4 bytes cut]"));
+    }
+
+    #[tokio::test]
+    async fn a_daemon_started_outside_the_process_group_dies_with_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("daemon.pid");
+        // The classic daemon: fork, setsid (a new session and group), fork
+        // again, keep running; the command itself exits at once.
+        let script = format!(
+            "import os, sys, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        open({:?}, 'w').write(str(os.getpid()))\n        time.sleep(300)\n    os._exit(0)\ntime.sleep(0.5)\n",
+            pid_file.display().to_string()
+        );
+        let mut log = LogCapture::new(1 << 16, 1 << 16);
+        let started = Instant::now();
+        let end = run(&spec(&["python3", "-c", &script], 30_000), &mut log).await;
+        assert_eq!(end, CommandEnd::Exited(0), "{}", log.tail_text(20, 4000));
+        // It did not wait for the daemon (which holds our pipes) to end.
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()
+                    .map(|r| r.trim().chars().next().unwrap_or('?'))
+            });
+        // Gone, or a zombie waiting for its (non-reaping) new parent.
+        assert!(
+            matches!(state, None | Some('Z') | Some('X')),
+            "daemon {pid} still alive: {state:?}"
+        );
+        assert!(
+            log.tail_text(20, 4000).contains("left running"),
+            "{}",
+            log.tail_text(20, 4000)
+        );
     }
 
     #[tokio::test]

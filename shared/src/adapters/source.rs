@@ -411,6 +411,18 @@ impl SourceProvider for LocalDirSource {
                 detail: format!("`{path}` is not a directory"),
             });
         }
+        // Checked before anything is copied: a request naming a large tree
+        // with no manifest must not cost a copy of it first.
+        let manifest = from.join(crate::domain::manifest::MANIFEST_FILE);
+        if !manifest.is_file() {
+            return Err(SourceError::NotFound {
+                repo: source.repo.clone(),
+                detail: format!(
+                    "no {} in `{path}`; add one (see docs/manifest.md)",
+                    crate::domain::manifest::MANIFEST_FILE
+                ),
+            });
+        }
         let to = dest.to_path_buf();
         let limits = self.limits;
         tokio::task::spawn_blocking(move || copy_tree(&from, &to, &limits))
@@ -463,6 +475,31 @@ fn no_remote(source: &SourceRef) -> SourceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_tree_without_a_manifest_is_refused_before_any_copy() {
+        let repo = tempfile::tempdir().unwrap();
+        // 10 GiB (sparse): copying it would hit the snapshot limit, so a
+        // NotFound here shows the manifest was checked first.
+        let big = std::fs::File::create(repo.path().join("big.bin")).unwrap();
+        big.set_len(10 << 30).unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let source = SourceRef {
+            repo: "local/big".into(),
+            commit: None,
+            git_ref: None,
+            path: Some(repo.path().display().to_string()),
+        };
+        let err = LocalDirSource::default()
+            .fetch(&source, &dest.path().join("tree"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, SourceError::NotFound { detail, .. } if detail.contains("no testexec.toml")),
+            "{err}"
+        );
+        assert!(!dest.path().join("tree").join("big.bin").exists());
+    }
 
     fn tar_gz(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());

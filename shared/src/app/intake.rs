@@ -107,7 +107,8 @@ impl SourcePolicy {
 pub fn check_local_name(name: &str) -> Result<(), EventError> {
     let ok = !name.is_empty()
         && name.len() <= 100
-        && !name.starts_with('.')
+        && name != "."
+        && name != ".."
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));

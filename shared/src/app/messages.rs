@@ -151,9 +151,15 @@ pub struct ShardResult {
     pub started_ms: u64,
     pub finished_ms: u64,
     pub log_key: String,
-    /// JUnit files uploaded, in the order they were written; re-runs of
-    /// failed tests come after the first try.
+    /// How many JUnit files were uploaded, under
+    /// `keys::junit_prefix(shard, attempt)`. The keys themselves are not
+    /// listed here: a Maven project writes one file per class, and 2,000
+    /// keys would not fit in a queue message; collect lists the prefix.
     #[serde(default)]
+    pub junit_files: u32,
+    /// The uploaded keys, as results written before `junit_files` carried
+    /// them; new results leave it empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub junit_keys: Vec<String>,
     /// The last lines of the log, so an errored shard explains itself
     /// without opening the log.
@@ -200,7 +206,13 @@ pub mod keys {
     }
 
     pub fn junit(shard: ShardId, attempt: u32, name: &str) -> String {
-        format!("{}junit/{name}", attempt_prefix(shard, attempt))
+        format!("{}{name}", junit_prefix(shard, attempt))
+    }
+
+    /// Where an execution's JUnit files live; their names sort in the order
+    /// they were written (`try-<ttt>-<nnnnnn>-<file>`).
+    pub fn junit_prefix(shard: ShardId, attempt: u32) -> String {
+        format!("{}junit/", attempt_prefix(shard, attempt))
     }
 
     /// The folded test cases of one applied execution (JSON lines), written
@@ -245,8 +257,10 @@ pub struct RunRequest {
 }
 
 impl RunRequest {
-    /// A request for a local directory.
+    /// A request for a local directory (made absolute here: the source
+    /// is read later, from wherever the worker runs).
     pub fn local(path: &Path) -> Self {
+        let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let label = path
             .canonicalize()
             .ok()

@@ -13,6 +13,9 @@ pub const MAX_MATCHES: usize = 10_000;
 /// ignored directories such as `target/`. Invalid patterns match nothing
 /// (the manifest validated them before they got here).
 pub fn find_matching(base: &Path, patterns: &[String]) -> Vec<PathBuf> {
+    // Patterns are matched against the walked paths as text: a relative or
+    // `./`-prefixed base would make `./x/TEST-*.xml` miss `x/TEST-a.xml`.
+    let base = &std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
     let mut out = Vec::new();
     for pattern in patterns {
         let full = if Path::new(pattern).is_absolute() {

@@ -1,6 +1,6 @@
 //! Deterministic delivery faults for any [`QueueConsumer`], so the handler
 //! suite exercises the same at-least-once failure modes over every backend
-//! (the in-process queue, SQS).
+//! (the local SQLite queue, SQS).
 //!
 //! [`FaultyConsumer`] sits between a pipeline's workers and the real
 //! consumer and plays the part of a misbehaving transport or executor:
@@ -38,8 +38,8 @@ pub const REORDER_BATCH: usize = 32;
 /// to shuffle.
 const FILL_POLL: Duration = Duration::from_millis(20);
 
-/// Prefix of copy handles; real handles (SQS receipt handles, local delivery
-/// ids) never start with it.
+/// Prefix of copy handles; real handles (SQS receipt handles, the local
+/// queue's `<id>.<receives>`) never start with it.
 const COPY_PREFIX: &str = "testexec-fault-copy-";
 
 /// Faults that actually happened on one queue, for tests to assert that the
@@ -300,7 +300,7 @@ mod tests {
     use crate::app::ports::JobQueue;
 
     fn queue(visibility: Duration) -> Arc<LocalQueue> {
-        Arc::new(LocalQueue::new(QueueConfig {
+        Arc::new(LocalQueue::in_memory(QueueConfig {
             visibility_timeout: visibility,
             max_receives: 5,
         }))
@@ -335,7 +335,7 @@ mod tests {
         assert_ne!(copy.handle, original.handle);
         // The copy's ack leaves the original in flight...
         f.ack(QueueName::Shards, &copy.handle).await.unwrap();
-        assert_eq!(q.in_flight(QueueName::Shards), 1);
+        assert_eq!(q.in_flight(QueueName::Shards).unwrap(), 1);
         f.ack(QueueName::Shards, &original.handle).await.unwrap();
         // ...and the next message is not duplicated.
         let b = take(&f).await;

@@ -13,6 +13,7 @@
 //! its `retry_after_secs`: the caller's queue brings the job back later, so a
 //! GitHub outage delays a report instead of losing it.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
@@ -266,7 +267,7 @@ async fn error_message(mut resp: Response) -> (String, Option<String>) {
         if let Some(mut message) = message {
             // Validation failures (422) put the specifics in `errors`.
             if let Some(errors) = map.get("errors").filter(|e| !e.is_null()) {
-                message.push_str(&format!(" ({})", truncate_chars(&errors.to_string(), 500)));
+                let _ = write!(message, " ({})", truncate_chars(&errors.to_string(), 500));
             }
             return (message, doc);
         }

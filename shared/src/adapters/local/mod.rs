@@ -3,7 +3,8 @@
 //!
 //! - [`SqliteRunStore`] keeps runs in `.testexec/runs.sqlite3`
 //! - [`FsBlobStore`] keeps blobs in `.testexec/blobs/<key>`
-//! - [`LocalQueue`] is in-process (nothing on disk)
+//! - [`LocalQueue`] keeps the queues in `.testexec/queue.sqlite3`, shared
+//!   by every process on the state directory (`serve`, `run`, `worker`)
 //!
 //! See `docs/backends.md` for the semantics and how they map to AWS.
 
@@ -12,7 +13,7 @@ pub mod queue;
 pub mod sqlite;
 
 pub use blob_dir::FsBlobStore;
-pub use queue::{Delivery, FaultPlan, LocalQueue, QueueConfig};
+pub use queue::{LocalQueue, QueueConfig};
 pub use sqlite::SqliteRunStore;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,11 @@ impl LocalLayout {
     /// The SQLite run store's database file.
     pub fn runs_db(&self) -> PathBuf {
         self.root.join("runs.sqlite3")
+    }
+
+    /// The queues' database file.
+    pub fn queue_db(&self) -> PathBuf {
+        self.root.join("queue.sqlite3")
     }
 
     /// The blob store's root directory.

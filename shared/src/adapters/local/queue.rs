@@ -1,45 +1,140 @@
-//! An in-process, at-least-once queue per [`QueueName`], with the failure
-//! modes of SQS made reproducible for tests.
+//! The local host's queues: one SQLite file (`.testexec/queue.sqlite3`)
+//! holding every [`QueueName`], with the delivery semantics of SQS. Every
+//! local host uses it: `testexec run`, `testexec serve`, and `testexec
+//! worker` processes consuming the same state directory.
 //!
 //! Semantics (the same ones the pipeline relies on in SQS):
-//! - A received message is *in flight* under a fresh delivery id until it is
-//!   acked. If it is not acked within the visibility timeout (the consumer
-//!   crashed or hung) it becomes visible again and its next delivery has
-//!   `attempt + 1`. `nack` makes it visible again at once.
-//! - A message whose delivery failed `max_receives` times (nacked or timed
-//!   out) moves to the queue's dead-letter list instead of coming back.
-//! - Order is FIFO among visible messages, but redelivered messages go to the
-//!   back, so consumers must not rely on order (nor does the pipeline).
+//! - At-least-once. A received message is *in flight* under a fresh handle
+//!   until it is acked. If it is not acked within the visibility timeout (the
+//!   consumer crashed or hung) it becomes visible again and its next delivery
+//!   has `attempt + 1`. `release` makes it visible again at once.
+//! - A message delivered `max_receives` times that is released or times out
+//!   once more moves to the queue's dead letters (a table, listed by
+//!   `dead_letters`) instead of coming back.
+//! - Order among visible messages is not promised (in practice it is oldest
+//!   visible first, and a redelivered message goes behind the others).
 //!
-//! Fault injection ([`FaultPlan`], [`LocalQueue::inject`]) is deterministic:
-//! duplicates and crashes apply to the next N receives of a queue, and
-//! reordering is a seeded shuffle of the messages visible at that moment.
+//! Durability: WAL with `synchronous=NORMAL`, as the run store. A send,
+//! receive, ack or release that returned survives a crash of the process;
+//! an OS crash may lose the last few commits (a lost ack means a duplicate
+//! delivery, which consumers tolerate anyway).
 //!
-//! Visibility deadlines use `tokio::time::Instant`.
+//! Several processes may open the same file. Every write is one short
+//! transaction taken with `BEGIN IMMEDIATE` (no read-to-write lock upgrade,
+//! so no `SQLITE_BUSY` deadlock between processes) and `busy_timeout` makes
+//! a writer wait for another instead of failing. Receiving marks the message
+//! in the same transaction that finds it, so one message is never in flight
+//! at two consumers. A send in this process wakes this process's receivers
+//! at once (a [`Notify`]); sends by other processes, and leases that expire,
+//! are noticed by polling every [`POLL`].
+//!
+//! Leases and crash recovery: each [`LocalQueue`] instance has an owner id
+//! (a ULID) written on the messages it has in flight. A process that dies
+//! leaves its leases behind; they expire after the visibility timeout like
+//! any other. The process that owns the state directory can take them back
+//! at start with [`LocalQueue::release_orphans`] instead of waiting (the
+//! local pipeline uses a visibility timeout of hours).
+//!
+//! Visibility deadlines are wall-clock milliseconds: the clock that means
+//! the same in every process and after a restart. A clock step shortens or lengthens the leases in flight
+//! by the step (an early redelivery is a duplicate, which is tolerated); a
+//! message that is not leased is visible whatever the clock says.
+//!
+//! SQLite calls run inline on the calling thread rather than in
+//! `spawn_blocking`: each is one indexed statement or one small transaction
+//! (no fsync under WAL+NORMAL; measured on a file in a debug build: send
+//! ≈ 32 µs, receive ≈ 55 µs, ack ≈ 19 µs, an empty poll ≈ 8 µs), cheaper than
+//! a thread hop, and inline calls keep every future cancel-safe: a dropped
+//! `receive` either returned its message or leased nothing. The slow case is
+//! another process holding the write lock: `busy_timeout` then blocks the
+//! thread for that transaction plus SQLite's back-off sleeps (milliseconds;
+//! at most 5 s, then the call fails with `QueueError::Backend`).
+//!
+//! Fault injection is not built in: `testkit::faults::FaultyConsumer` wraps
+//! this queue (or SQS) the same way.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::app::messages::QueueName;
-use crate::app::ports::JobQueue;
-use crate::errors::QueueError;
+use crate::app::ports::{JobQueue, QueueConsumer, Received};
+use crate::errors::{BackendSource, QueueError};
 
 /// Longest visibility timeout (SQS's limit is 12 hours).
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
 
-/// Longest single `receive_wait`; longer requests are capped to it.
+/// Longest single `receive` wait; longer requests are capped to it.
 const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// How often a waiting `receive` looks at the table for what no [`Notify`]
+/// announces: sends by other processes and expired leases. One indexed read
+/// per waiting receiver, so cheap; short enough that a worker process picks
+/// up a shard job from `serve` without a noticeable delay.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// How long a write waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const BACKEND: &str = "sqlite";
+
+/// Stands in for a queue name in errors of calls that span every queue.
+const ALL_QUEUES: &str = "all";
+
+/// Bumped when the schema changes; stored in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+// `messages.owner` is the lease owner of a delivery in flight, NULL when the
+// message is not leased (never received, or released). `visible_at_ms` is
+// when a lease ends; for a message that is not leased it only orders the
+// queue (its send or release time). AUTOINCREMENT: ids are never reused, so
+// a handle (id and receive count) can never match a later message.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue         TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    receives      INTEGER NOT NULL DEFAULT 0,
+    visible_at_ms INTEGER NOT NULL,
+    owner         TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at_ms, id);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id       INTEGER PRIMARY KEY,
+    queue    TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    receives INTEGER NOT NULL,
+    dead_ms  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_queue ON dead_letters (queue, dead_ms, id);
+";
+
+/// The next message a receive may take (?1 queue, ?2 now).
+const NEXT_VISIBLE: &str = "SELECT id, receives FROM messages
+    WHERE queue = ?1 AND (owner IS NULL OR visible_at_ms <= ?2)
+    ORDER BY visible_at_ms, id LIMIT 1";
+
+/// Messages with no receive left that are not in flight (?1 max receives,
+/// ?2 now): they belong in the dead letters.
+const ANY_EXHAUSTED: &str = "SELECT EXISTS(SELECT 1 FROM messages
+    WHERE receives >= ?1 AND (owner IS NULL OR visible_at_ms <= ?2))";
+const BURY_EXHAUSTED: &str =
+    "INSERT OR REPLACE INTO dead_letters (id, queue, body, receives, dead_ms)
+    SELECT id, queue, body, receives, ?2 FROM messages
+    WHERE receives >= ?1 AND (owner IS NULL OR visible_at_ms <= ?2)";
+const DELETE_EXHAUSTED: &str =
+    "DELETE FROM messages WHERE receives >= ?1 AND (owner IS NULL OR visible_at_ms <= ?2)";
 
 /// Tunables of a [`LocalQueue`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueConfig {
     /// How long a received message stays invisible before it is redelivered
-    /// (capped at [`MAX_VISIBILITY`]).
+    /// (capped at [`MAX_VISIBILITY`]; millisecond resolution, rounded up).
     pub visibility_timeout: Duration,
     /// Deliveries a message gets before it is dead-lettered (at least 1).
     pub max_receives: u32,
@@ -55,95 +150,37 @@ impl Default for QueueConfig {
     }
 }
 
-/// One delivery of a message to a consumer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// Identifies this delivery (not the message) for `ack`/`nack`, like an
-    /// SQS receipt handle: after a redelivery the old id no longer acks.
-    pub id: u64,
-    pub body: String,
-    /// 1-based receive count of the message (SQS `ApproximateReceiveCount`).
-    pub attempt: u32,
-}
-
-/// Faults to inject into one queue. Counts add up across calls.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FaultPlan {
-    /// The next N received messages are each delivered twice: the copy comes
-    /// right after the original, with the same body and attempt number, and
-    /// must be acked on its own (as with SQS's at-least-once duplicates).
-    pub duplicate_next: u32,
-    /// The next N deliveries go to a consumer that "crashes": they are taken
-    /// in flight but never returned, so they reappear with `attempt + 1`
-    /// after the visibility timeout. `receive` moves on to the next message.
-    pub crash_next: u32,
-    /// Shuffle the currently visible messages with this seed (Fisher–Yates
-    /// over SplitMix64; the same seed and contents give the same order).
-    pub reorder_seed: Option<u64>,
-}
-
-#[derive(Debug, Clone)]
-struct Message {
-    body: String,
-    /// Deliveries so far.
-    receives: u32,
-    /// An injected duplicate, which is not itself duplicated again.
-    copy: bool,
-}
-
-#[derive(Debug)]
-struct InFlight {
-    message: Message,
-    visible_at: Instant,
-}
-
-#[derive(Debug, Default)]
-struct Queue {
-    ready: VecDeque<Message>,
-    in_flight: BTreeMap<u64, InFlight>,
-    dead: Vec<Message>,
-    duplicate_next: u32,
-    crash_next: u32,
-}
-
-impl Queue {
-    /// Makes timed-out deliveries visible again (or dead-letters them).
-    fn reap(&mut self, now: Instant, max_receives: u32) {
-        let expired: Vec<u64> = self
-            .in_flight
-            .iter()
-            .filter(|(_, f)| f.visible_at <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some(f) = self.in_flight.remove(&id) {
-                self.requeue(f.message, max_receives);
-            }
-        }
-    }
-
-    fn requeue(&mut self, message: Message, max_receives: u32) {
-        if message.receives >= max_receives {
-            self.dead.push(message);
-        } else {
-            self.ready.push_back(message);
+impl QueueConfig {
+    /// At least one receive; SQS's visibility ceiling, which also keeps
+    /// `now + timeout` far from overflowing.
+    fn normalised(self) -> Self {
+        Self {
+            max_receives: self.max_receives.max(1),
+            visibility_timeout: self.visibility_timeout.min(MAX_VISIBILITY),
         }
     }
 }
 
-#[derive(Debug, Default)]
-struct State {
-    queues: [Queue; 4],
-    next_delivery: u64,
-}
-
-/// The local host's queues. Share it behind an `Arc`.
-#[derive(Debug)]
+/// The local host's queues. Share it behind an `Arc`; open one per process.
 pub struct LocalQueue {
-    state: Mutex<State>,
-    /// One per queue; woken on send and nack.
+    conn: Mutex<Connection>,
+    /// One per queue; woken on send and release in this instance.
     notify: [Notify; 4],
     config: QueueConfig,
+    /// Written on the messages this instance has in flight.
+    owner: String,
+    /// The file, or `:memory:`, for errors and `Debug`.
+    location: String,
+}
+
+impl std::fmt::Debug for LocalQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalQueue")
+            .field("location", &self.location)
+            .field("owner", &self.owner)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 fn slot(queue: QueueName) -> usize {
@@ -155,294 +192,506 @@ fn slot(queue: QueueName) -> usize {
     }
 }
 
-impl Default for LocalQueue {
-    /// Queues with [`QueueConfig::default`] (30 s visibility, 5 receives).
-    fn default() -> Self {
-        Self::new(QueueConfig::default())
+/// Wall-clock milliseconds since the epoch (0 before it, which no real
+/// clock reports).
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn backend(queue: &'static str, operation: &'static str, e: rusqlite::Error) -> QueueError {
+    QueueError::Backend {
+        backend: BACKEND,
+        queue,
+        source: format!("{operation}: {e}").into(),
     }
 }
 
+/// A delivery's handle: the message id and its receive count at that
+/// delivery. The count grows with every delivery, so an old handle never
+/// matches a redelivery.
+fn handle(id: i64, receives: i64) -> String {
+    format!("{id}.{receives}")
+}
+
+fn parse_handle(handle: &str) -> Option<(i64, i64)> {
+    let (id, receives) = handle.split_once('.')?;
+    Some((id.parse().ok()?, receives.parse().ok()?))
+}
+
+/// Moves one message to the dead letters.
+fn bury(tx: &Transaction<'_>, id: i64, now: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO dead_letters (id, queue, body, receives, dead_ms)
+         SELECT id, queue, body, receives, ?2 FROM messages WHERE id = ?1",
+        params![id, now],
+    )?;
+    tx.execute("DELETE FROM messages WHERE id = ?1", params![id])?;
+    Ok(())
+}
+
+fn bury_exhausted(tx: &Transaction<'_>, max_receives: u32, now: i64) -> rusqlite::Result<()> {
+    tx.execute(BURY_EXHAUSTED, params![max_receives, now])?;
+    tx.execute(DELETE_EXHAUSTED, params![max_receives, now])?;
+    Ok(())
+}
+
 impl LocalQueue {
-    pub fn new(config: QueueConfig) -> Self {
-        let config = QueueConfig {
-            max_receives: config.max_receives.max(1),
-            // SQS's own ceiling; it also keeps `now + timeout` from overflowing.
-            visibility_timeout: config.visibility_timeout.min(MAX_VISIBILITY),
+    /// Opens (creating if needed) the queue file at `path` and its schema.
+    /// Other processes may have it open at the same time.
+    pub fn open(path: &Path, config: QueueConfig) -> Result<Self, QueueError> {
+        let location = path.display().to_string();
+        let fail = |source: BackendSource| QueueError::Open {
+            path: location.clone(),
+            source,
         };
-        Self {
-            state: Mutex::new(State::default()),
-            notify: Default::default(),
-            config,
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| fail(Box::new(e)))?;
         }
+        let conn = Connection::open(path).map_err(|e| fail(Box::new(e)))?;
+        Self::init(conn, true, config, location)
+    }
+
+    /// A private in-memory queue, gone on drop: for tests and benchmarks.
+    ///
+    /// # Panics
+    ///
+    /// Only if SQLite cannot allocate an empty in-memory database (out of
+    /// memory): there is no file, path or input that could be wrong.
+    pub fn in_memory(config: QueueConfig) -> Self {
+        let location = ":memory:".to_string();
+        let opened = Connection::open_in_memory()
+            .map_err(|e| QueueError::Open {
+                path: location.clone(),
+                source: Box::new(e),
+            })
+            .and_then(|conn| Self::init(conn, false, config, location));
+        match opened {
+            Ok(queue) => queue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn init(
+        mut conn: Connection,
+        wal: bool,
+        config: QueueConfig,
+        location: String,
+    ) -> Result<Self, QueueError> {
+        let fail = |source: BackendSource| QueueError::Open {
+            path: location.clone(),
+            source,
+        };
+        let sql = |e: rusqlite::Error| fail(Box::new(e));
+        // Another process holding the write lock makes us wait, not fail.
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        if wal {
+            // `journal_mode` returns a row, so it is read, not executed.
+            let _mode: String = conn
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+                .map_err(sql)?;
+        }
+        conn.execute_batch("PRAGMA synchronous=NORMAL;")
+            .map_err(sql)?;
+        // One transaction, so two processes opening a new file at once do
+        // not both see version 0 half-way through creating the tables.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sql)?;
+        if version > SCHEMA_VERSION {
+            return Err(fail(
+                format!(
+                    "its schema version {version} is newer than this build's {SCHEMA_VERSION}; upgrade testexec"
+                )
+                .into(),
+            ));
+        }
+        tx.execute_batch(SCHEMA).map_err(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))
+            .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            notify: Default::default(),
+            config: config.normalised(),
+            owner: ulid::Ulid::new().to_string(),
+            location,
+        })
     }
 
     pub fn config(&self) -> QueueConfig {
         self.config
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // The state is consistent between statements; poison carries no risk.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-applied write:
+        // an open transaction rolls back when dropped. So poison is harmless.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn visibility_ms(&self) -> i64 {
+        // Rounded up so a short non-zero timeout is not an instant redelivery.
+        let ms = self.config.visibility_timeout.as_micros().div_ceil(1000);
+        i64::try_from(ms).unwrap_or(i64::MAX)
     }
 
     /// Takes the next visible message, if any, without waiting.
-    pub fn receive(&self, queue: QueueName) -> Option<Delivery> {
-        let now = Instant::now();
-        let mut state = self.lock();
-        let State {
-            queues,
-            next_delivery,
-        } = &mut *state;
-        let q = &mut queues[slot(queue)];
-        q.reap(now, self.config.max_receives);
-        loop {
-            let mut message = q.ready.pop_front()?;
-            if q.duplicate_next > 0 && !message.copy {
-                q.duplicate_next -= 1;
-                // Same receive count, so the copy is delivered with the
-                // same attempt number as the original.
-                q.ready.push_front(Message {
-                    copy: true,
-                    ..message.clone()
-                });
-            }
-            message.copy = false;
-            message.receives += 1;
-            *next_delivery += 1;
-            let id = *next_delivery;
-            let delivery = Delivery {
-                id,
-                body: message.body.clone(),
-                attempt: message.receives,
+    fn try_receive(&self, queue: QueueName) -> Result<Option<Received>, QueueError> {
+        let name = queue.as_str();
+        let err = |op: &'static str| move |e| backend(name, op, e);
+        let mut conn = self.lock();
+        // Look before writing: most polls find nothing, and a read takes no
+        // lock that other processes' writers would wait on.
+        let candidate = conn
+            .query_row(NEXT_VISIBLE, params![name, now_ms()], |_| Ok(()))
+            .optional()
+            .map_err(err("look for a message"))?;
+        if candidate.is_none() {
+            return Ok(None);
+        }
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("begin receive"))?;
+        // After the lock: another consumer may have taken the message.
+        let now = now_ms();
+        let received = loop {
+            let next: Option<(i64, i64)> = tx
+                .query_row(NEXT_VISIBLE, params![name, now], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(err("receive"))?;
+            let Some((id, receives)) = next else {
+                break None;
             };
-            q.in_flight.insert(
-                id,
-                InFlight {
-                    message,
-                    visible_at: now + self.config.visibility_timeout,
-                },
-            );
-            if q.crash_next > 0 {
-                q.crash_next -= 1;
+            if receives >= i64::from(self.config.max_receives) {
+                // Its last delivery timed out (or another instance allowed
+                // more receives than this one): dead, not delivered again.
+                bury(&tx, id, now).map_err(err("dead-letter"))?;
                 continue;
             }
-            return Some(delivery);
-        }
-    }
-
-    /// Waits up to `timeout` for a message: wakes on send, on nack, and when
-    /// an in-flight message's visibility timeout ends.
-    pub async fn receive_wait(&self, queue: QueueName, timeout: Duration) -> Option<Delivery> {
-        // `Duration::MAX` means "wait as long as it takes", not a panic.
-        let deadline = Instant::now() + timeout.min(MAX_WAIT);
-        let notify = &self.notify[slot(queue)];
-        loop {
-            // Register interest before looking, so a send between the look
-            // and the wait is not missed.
-            let mut notified = std::pin::pin!(notify.notified());
-            notified.as_mut().enable();
-            if let Some(delivery) = self.receive(queue) {
-                return Some(delivery);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            let next_visible = {
-                let state = self.lock();
-                state.queues[slot(queue)]
-                    .in_flight
-                    .values()
-                    .map(|f| f.visible_at)
-                    .min()
-            };
-            let wake = next_visible.map_or(deadline, |t| t.min(deadline));
-            let _ = tokio::time::timeout_at(wake, notified).await;
-        }
-    }
-
-    /// Acknowledges a delivery: the message is gone. An unknown or stale id
-    /// (already acked, or its visibility timed out and the message went back)
-    /// is ignored, like a stale SQS receipt handle: the message will simply
-    /// be delivered again, which consumers must tolerate anyway.
-    pub fn ack(&self, queue: QueueName, delivery_id: u64) {
-        self.lock().queues[slot(queue)]
-            .in_flight
-            .remove(&delivery_id);
-    }
-
-    /// True while a delivery is in flight, i.e. `ack`/`nack` would act on it.
-    pub fn is_in_flight(&self, queue: QueueName, delivery_id: u64) -> bool {
-        let now = Instant::now();
-        let mut state = self.lock();
-        let q = &mut state.queues[slot(queue)];
-        q.reap(now, self.config.max_receives);
-        q.in_flight.contains_key(&delivery_id)
-    }
-
-    /// Gives a delivery back for immediate redelivery (or dead-lettering if
-    /// it used its last receive). Unknown or stale ids are ignored.
-    pub fn nack(&self, queue: QueueName, delivery_id: u64) {
-        let returned = {
-            let mut state = self.lock();
-            let q = &mut state.queues[slot(queue)];
-            match q.in_flight.remove(&delivery_id) {
-                Some(f) => {
-                    q.requeue(f.message, self.config.max_receives);
-                    true
-                }
-                None => false,
-            }
+            let receives = receives.max(0) + 1;
+            let body: String = tx
+                .query_row(
+                    "UPDATE messages SET receives = ?2, owner = ?3, visible_at_ms = ?4
+                     WHERE id = ?1 RETURNING body",
+                    params![
+                        id,
+                        receives,
+                        self.owner,
+                        now.saturating_add(self.visibility_ms())
+                    ],
+                    |r| r.get(0),
+                )
+                .map_err(err("receive"))?;
+            break Some(Received {
+                handle: handle(id, receives),
+                body,
+                attempt: u32::try_from(receives).unwrap_or(u32::MAX),
+            });
         };
-        if returned {
-            self.notify[slot(queue)].notify_waiters();
-        }
+        tx.commit().map_err(err("commit receive"))?;
+        Ok(received)
     }
 
-    /// Bodies of the messages that exhausted their receives, oldest first.
-    pub fn dead_letters(&self, queue: QueueName) -> Vec<String> {
-        let now = Instant::now();
-        let mut state = self.lock();
-        let q = &mut state.queues[slot(queue)];
-        q.reap(now, self.config.max_receives);
-        q.dead.iter().map(|m| m.body.clone()).collect()
+    /// Moves messages whose last delivery ended to the dead letters, so
+    /// counts and listings see them where they belong.
+    fn reap(&self, conn: &mut Connection, label: &'static str) -> Result<(), QueueError> {
+        let err = |op: &'static str| move |e| backend(label, op, e);
+        let max = self.config.max_receives;
+        let any: bool = conn
+            .query_row(ANY_EXHAUSTED, params![max, now_ms()], |r| r.get(0))
+            .map_err(err("look for dead letters"))?;
+        if !any {
+            return Ok(());
+        }
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("begin dead-lettering"))?;
+        bury_exhausted(&tx, max, now_ms()).map_err(err("dead-letter"))?;
+        tx.commit().map_err(err("commit dead-lettering"))
+    }
+
+    /// True while the delivery behind `handle` is in flight: not acked,
+    /// released or timed out. Malformed and unknown handles are not.
+    pub fn is_in_flight(&self, queue: QueueName, handle: &str) -> Result<bool, QueueError> {
+        let Some((id, receives)) = parse_handle(handle) else {
+            return Ok(false);
+        };
+        self.lock()
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND queue = ?2
+                 AND receives = ?3 AND owner IS NOT NULL AND visible_at_ms > ?4)",
+                params![id, queue.as_str(), receives, now_ms()],
+                |r| r.get(0),
+            )
+            .map_err(|e| backend(queue.as_str(), "is_in_flight", e))
     }
 
     /// Visible messages waiting in a queue.
-    pub fn depth(&self, queue: QueueName) -> usize {
-        let now = Instant::now();
-        let mut state = self.lock();
-        let q = &mut state.queues[slot(queue)];
-        q.reap(now, self.config.max_receives);
-        q.ready.len()
+    pub fn depth(&self, queue: QueueName) -> Result<usize, QueueError> {
+        self.count(
+            queue,
+            "SELECT COUNT(*) FROM messages
+             WHERE queue = ?1 AND (owner IS NULL OR visible_at_ms <= ?2)",
+        )
     }
 
-    /// Messages received and neither acked nor timed out yet.
-    pub fn in_flight(&self, queue: QueueName) -> usize {
-        let now = Instant::now();
-        let mut state = self.lock();
-        let q = &mut state.queues[slot(queue)];
-        q.reap(now, self.config.max_receives);
-        q.in_flight.len()
+    /// Messages received and neither acked, released nor timed out yet.
+    pub fn in_flight(&self, queue: QueueName) -> Result<usize, QueueError> {
+        self.count(
+            queue,
+            "SELECT COUNT(*) FROM messages
+             WHERE queue = ?1 AND owner IS NOT NULL AND visible_at_ms > ?2",
+        )
     }
 
-    /// True when every queue is empty and nothing is in flight: the local
-    /// pipeline has nothing left to do. Dead letters do not count.
-    pub fn is_idle(&self) -> bool {
-        let now = Instant::now();
-        let mut state = self.lock();
-        state.queues.iter_mut().all(|q| {
-            q.reap(now, self.config.max_receives);
-            q.ready.is_empty() && q.in_flight.is_empty()
-        })
+    fn count(&self, queue: QueueName, sql: &str) -> Result<usize, QueueError> {
+        let mut conn = self.lock();
+        self.reap(&mut conn, queue.as_str())?;
+        let n: i64 = conn
+            .query_row(sql, params![queue.as_str(), now_ms()], |r| r.get(0))
+            .map_err(|e| backend(queue.as_str(), "count", e))?;
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 
-    /// Adds faults to a queue (see [`FaultPlan`]).
-    pub fn inject(&self, queue: QueueName, plan: FaultPlan) {
-        let mut state = self.lock();
-        let q = &mut state.queues[slot(queue)];
-        q.duplicate_next = q.duplicate_next.saturating_add(plan.duplicate_next);
-        q.crash_next = q.crash_next.saturating_add(plan.crash_next);
-        if let Some(seed) = plan.reorder_seed {
-            crate::adapters::seeded_shuffle(q.ready.make_contiguous(), seed);
+    /// Takes back every delivery in flight under another instance's lease
+    /// (a process that died holding them): visible again at once, the lost
+    /// delivery counted as an attempt, or dead-lettered if it was the last.
+    /// Returns how many were taken back.
+    ///
+    /// Call it only from the process that owns the state directory, at its
+    /// start (e.g. `serve`): a consumer that is still alive would see its
+    /// messages delivered again elsewhere (a duplicate, which is tolerated,
+    /// but wasted work).
+    pub fn release_orphans(&self) -> Result<usize, QueueError> {
+        let err = |op: &'static str| move |e| backend(ALL_QUEUES, op, e);
+        let released = {
+            let mut conn = self.lock();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err("begin release_orphans"))?;
+            let now = now_ms();
+            let released = tx
+                .execute(
+                    "UPDATE messages SET owner = NULL, visible_at_ms = ?2
+                     WHERE owner IS NOT NULL AND owner <> ?1 AND visible_at_ms > ?2",
+                    params![self.owner, now],
+                )
+                .map_err(err("release_orphans"))?;
+            bury_exhausted(&tx, self.config.max_receives, now).map_err(err("dead-letter"))?;
+            tx.commit().map_err(err("commit release_orphans"))?;
+            released
+        };
+        if released > 0 {
+            self.notify.iter().for_each(Notify::notify_waiters);
         }
-    }
-
-    /// The next `n` received messages of `queue` are delivered twice.
-    pub fn duplicate_next(&self, queue: QueueName, n: u32) {
-        self.inject(
-            queue,
-            FaultPlan {
-                duplicate_next: n,
-                ..FaultPlan::default()
-            },
-        );
-    }
-
-    /// The next `n` deliveries of `queue` are lost by a crashing consumer.
-    pub fn crash_next(&self, queue: QueueName, n: u32) {
-        self.inject(
-            queue,
-            FaultPlan {
-                crash_next: n,
-                ..FaultPlan::default()
-            },
-        );
-    }
-
-    /// Shuffles the visible messages of `queue`, deterministically by `seed`.
-    pub fn reorder(&self, queue: QueueName, seed: u64) {
-        self.inject(
-            queue,
-            FaultPlan {
-                reorder_seed: Some(seed),
-                ..FaultPlan::default()
-            },
-        );
+        Ok(released)
     }
 }
 
 #[async_trait]
 impl JobQueue for LocalQueue {
     /// All or nothing: one oversized body rejects the whole batch before any
-    /// is queued, so a retry of the call cannot double-send the others.
+    /// is queued, and the rest go in one transaction, so a retry of the call
+    /// cannot double-send the others.
     async fn send_batch(&self, queue: QueueName, bodies: Vec<String>) -> Result<(), QueueError> {
         crate::app::messages::check_body_sizes(queue, &bodies)?;
         if bodies.is_empty() {
             return Ok(());
         }
+        let name = queue.as_str();
+        let err = |op: &'static str| move |e| backend(name, op, e);
         {
-            let mut state = self.lock();
-            let q = &mut state.queues[slot(queue)];
-            q.ready.extend(bodies.into_iter().map(|body| Message {
-                body,
-                receives: 0,
-                copy: false,
-            }));
+            let mut conn = self.lock();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err("begin send"))?;
+            let now = now_ms();
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO messages (queue, body, visible_at_ms) VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(err("send"))?;
+                for body in &bodies {
+                    insert
+                        .execute(params![name, body, now])
+                        .map_err(err("send"))?;
+                }
+            }
+            tx.commit().map_err(err("commit send"))?;
         }
         self.notify[slot(queue)].notify_waiters();
         Ok(())
     }
 }
 
-/// Handles are the delivery ids in decimal.
+/// Handles are `<message id>.<receive count>`.
 #[async_trait]
-impl crate::app::ports::QueueConsumer for LocalQueue {
+impl QueueConsumer for LocalQueue {
+    /// Waits up to `wait`: wakes on a send or release in this instance, and
+    /// polls every [`POLL`] for everything else.
     async fn receive(
         &self,
         queue: QueueName,
         wait: Duration,
-    ) -> Result<Option<crate::app::ports::Received>, QueueError> {
-        Ok(self
-            .receive_wait(queue, wait)
-            .await
-            .map(|d| crate::app::ports::Received {
-                handle: d.id.to_string(),
-                body: d.body,
-                attempt: d.attempt,
-            }))
+    ) -> Result<Option<Received>, QueueError> {
+        // `Duration::MAX` means "wait as long as it takes", not a panic.
+        let deadline = Instant::now() + wait.min(MAX_WAIT);
+        let notify = &self.notify[slot(queue)];
+        loop {
+            // Register interest before looking, so a send between the look
+            // and the wait is not missed.
+            let mut notified = std::pin::pin!(notify.notified());
+            notified.as_mut().enable();
+            if let Some(received) = self.try_receive(queue)? {
+                return Ok(Some(received));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let _ = tokio::time::timeout_at(deadline.min(now + POLL), notified).await;
+        }
     }
 
+    /// Deletes the message if `handle` is its latest delivery, even when
+    /// that delivery's lease has just expired (the work is done; deleting
+    /// saves a duplicate). A stale or malformed handle is a no-op, as a
+    /// stale SQS receipt handle is: the message simply comes back.
     async fn ack(&self, queue: QueueName, handle: &str) -> Result<(), QueueError> {
-        // A stale or malformed handle is a no-op, as a stale SQS receipt
-        // handle is: the message simply comes back.
-        if let Ok(id) = handle.parse() {
-            LocalQueue::ack(self, queue, id);
-        }
+        let Some((id, receives)) = parse_handle(handle) else {
+            return Ok(());
+        };
+        self.lock()
+            .execute(
+                "DELETE FROM messages
+                 WHERE id = ?1 AND queue = ?2 AND receives = ?3 AND owner IS NOT NULL",
+                params![id, queue.as_str(), receives],
+            )
+            .map_err(|e| backend(queue.as_str(), "ack", e))?;
         Ok(())
     }
 
+    /// Makes the delivery's message visible at once, or dead-letters it if
+    /// that was its last receive. Stale or malformed handles are ignored.
     async fn release(&self, queue: QueueName, handle: &str) -> Result<(), QueueError> {
-        if let Ok(id) = handle.parse() {
-            LocalQueue::nack(self, queue, id);
+        let Some((id, receives)) = parse_handle(handle) else {
+            return Ok(());
+        };
+        let name = queue.as_str();
+        let err = |op: &'static str| move |e| backend(name, op, e);
+        let visible = {
+            let mut conn = self.lock();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err("begin release"))?;
+            let current = tx
+                .query_row(
+                    "SELECT 1 FROM messages
+                     WHERE id = ?1 AND queue = ?2 AND receives = ?3 AND owner IS NOT NULL",
+                    params![id, name, receives],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(err("release"))?
+                .is_some();
+            let now = now_ms();
+            let visible = if !current {
+                false
+            } else if receives >= i64::from(self.config.max_receives) {
+                bury(&tx, id, now).map_err(err("dead-letter"))?;
+                false
+            } else {
+                tx.execute(
+                    "UPDATE messages SET owner = NULL, visible_at_ms = ?2 WHERE id = ?1",
+                    params![id, now],
+                )
+                .map_err(err("release"))?;
+                true
+            };
+            tx.commit().map_err(err("commit release"))?;
+            visible
+        };
+        if visible {
+            self.notify[slot(queue)].notify_waiters();
         }
         Ok(())
     }
 
+    /// Bodies of the messages that exhausted their receives, oldest first.
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<String>, QueueError> {
-        Ok(LocalQueue::dead_letters(self, queue))
+        let name = queue.as_str();
+        let err = |e| backend(name, "dead_letters", e);
+        let mut conn = self.lock();
+        self.reap(&mut conn, name)?;
+        let mut stmt = conn
+            .prepare_cached("SELECT body FROM dead_letters WHERE queue = ?1 ORDER BY dead_ms, id")
+            .map_err(err)?;
+        let bodies = stmt
+            .query_map(params![name], |r| r.get(0))
+            .map_err(err)?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(err)?;
+        Ok(bodies)
     }
 
+    /// True when no message is waiting or in flight on any queue, whoever
+    /// sent or holds it. Dead letters do not count.
     async fn is_idle(&self) -> Result<bool, QueueError> {
-        Ok(LocalQueue::is_idle(self))
+        let mut conn = self.lock();
+        self.reap(&mut conn, ALL_QUEUES)?;
+        // Every row left after reaping is visible with receives left, or in
+        // flight: the queues are idle only when none is left.
+        let busy: bool = conn
+            .query_row("SELECT EXISTS(SELECT 1 FROM messages)", [], |r| r.get(0))
+            .map_err(|e| backend(ALL_QUEUES, "is_idle", e))?;
+        Ok(!busy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_round_trip_and_garbage_is_none() {
+        assert_eq!(parse_handle(&handle(42, 3)), Some((42, 3)));
+        for bad in [
+            "",
+            "42",
+            "42.",
+            ".3",
+            "a.b",
+            "1.2.3",
+            "testexec-fault-copy-1",
+        ] {
+            assert_eq!(parse_handle(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_is_normalised() {
+        let q = LocalQueue::in_memory(QueueConfig {
+            visibility_timeout: Duration::MAX,
+            max_receives: 0,
+        });
+        assert_eq!(q.config().max_receives, 1);
+        assert_eq!(q.config().visibility_timeout, MAX_VISIBILITY);
+        assert_eq!(q.visibility_ms(), 12 * 3600 * 1000);
+        let q = LocalQueue::in_memory(QueueConfig {
+            visibility_timeout: Duration::from_micros(1),
+            max_receives: 2,
+        });
+        assert_eq!(
+            q.visibility_ms(),
+            1,
+            "rounded up, not an instant redelivery"
+        );
     }
 }

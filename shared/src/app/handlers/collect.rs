@@ -134,9 +134,33 @@ async fn read_results(
     ports: &Ports,
     result: &ShardResult,
 ) -> Result<(Vec<TestCase>, Vec<String>), HandlerError> {
+    let keys = if result.junit_keys.is_empty() {
+        let keys = ports
+            .blobs
+            .list(&keys::junit_prefix(result.shard, result.attempt))
+            .await?;
+        if keys.len() != result.junit_files as usize {
+            // Execute uploads every file before it sends the result, so a
+            // short listing is a store that lost data: retry, then DLQ.
+            return Err(HandlerError::Io {
+                context: format!(
+                    "listing the JUnit files of shard {} attempt {}",
+                    result.shard, result.attempt
+                ),
+                source: std::io::Error::other(format!(
+                    "found {} of the {} files execute uploaded",
+                    keys.len(),
+                    result.junit_files
+                )),
+            });
+        }
+        keys
+    } else {
+        result.junit_keys.clone()
+    };
     let mut files = Vec::new();
     let mut unreadable = Vec::new();
-    for key in &result.junit_keys {
+    for key in &keys {
         let bytes = ports.blobs.get(key).await?;
         match junit::read(&bytes[..], key, &Limits::default()) {
             Ok(report) => files.push((key.clone(), report.cases)),

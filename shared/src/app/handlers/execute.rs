@@ -15,7 +15,8 @@ use crate::adapters::process::{self, CommandEnd, CommandSpec, LogCapture};
 use crate::adapters::source::{SnapshotLimits, extract_tar_gz};
 use crate::app::handlers::{Ports, Settings, decode, encode, scratch_dir};
 use crate::app::messages::{
-    Execution, JobEnvelope, MESSAGE_VERSION, QueueName, ShardJob, ShardResult, keys,
+    Execution, JobEnvelope, MAX_MESSAGE_BYTES, MESSAGE_VERSION, QueueName, ShardJob, ShardResult,
+    keys,
 };
 use crate::app::ports::content_type;
 use crate::domain::manifest::{Expansion, Suite};
@@ -80,11 +81,9 @@ async fn run_job(
     };
     let (execution, junit_files) = run.run(&mut log).await?;
 
-    let mut junit_keys = Vec::with_capacity(junit_files.len());
     for (name, path) in &junit_files {
         let key = keys::junit(job.shard, attempt, name);
         ports.blobs.put_file(&key, path, content_type::XML).await?;
-        junit_keys.push(key);
     }
     let log_key = keys::log(job.shard, attempt);
     ports
@@ -100,15 +99,44 @@ async fn run_job(
         started_ms,
         finished_ms: ports.clock.now_ms(),
         log_key,
-        junit_keys,
+        junit_files: junit_files.len() as u32,
+        junit_keys: Vec::new(),
         log_tail: log.tail_text(LOG_TAIL_LINES, LOG_TAIL_BYTES),
     };
+    let result = fit_message(result);
     ports
         .queue
         .send_batch(QueueName::Results, vec![encode(&result)])
         .await?;
-    tracing::info!(execution = ?result.execution, junit = result.junit_keys.len(), "shard executed");
+    tracing::info!(execution = ?result.execution, junit = result.junit_files, "shard executed");
     Ok(result)
+}
+
+/// A result always fits a queue message: its only unbounded parts are
+/// texts (the log tail, an error reason), which are cut to fit with a
+/// marker; the whole log is in the blob store. Sending an oversized
+/// message would fail on every redelivery and run the shard again each
+/// time, so this never lets one through.
+fn fit_message(mut result: ShardResult) -> ShardResult {
+    const MARK: &str =
+        "\n[testexec: cut to fit the queue message; the full log is in the blob store]";
+    // Room for the JSON around the texts.
+    let budget = MAX_MESSAGE_BYTES / 2;
+    let cut = |text: &mut String| {
+        if text.len() > budget {
+            let mut end = budget;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push_str(MARK);
+        }
+    };
+    cut(&mut result.log_tail);
+    if let Execution::Errored { reason, .. } = &mut result.execution {
+        cut(reason);
+    }
+    result
 }
 
 struct ShardRun<'a> {
@@ -349,9 +377,11 @@ fn collect_junit(
 }
 
 /// Upload name of the `n`-th JUnit file found after try `try_index` (0 is
-/// the first run of the command, 1.. its retries).
+/// the first run of the command, 1.. its retries). Zero-padded so the blob
+/// store's sorted listing is write order (collect reads the files by
+/// listing, and groups them by try with [`try_of_junit_key`]).
 pub fn junit_upload_name(try_index: u32, n: usize, base: &str) -> String {
-    format!("try-{try_index}-{n}-{base}")
+    format!("try-{try_index:03}-{n:06}-{base}")
 }
 
 /// The try whose JUnit file `key` is: [`junit_upload_name`] read back from
@@ -359,6 +389,9 @@ pub fn junit_upload_name(try_index: u32, n: usize, base: &str) -> String {
 pub fn try_of_junit_key(key: &str) -> Option<u32> {
     let name = key.rsplit('/').next()?;
     let (index, _) = name.strip_prefix("try-")?.split_once('-')?;
+    if !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     index.parse().ok()
 }
 

@@ -41,26 +41,12 @@ pub async fn sweep_at(
         let mut hand_over = false;
         if run.status == RunStatus::Running {
             if overdue {
-                for shard in ports.store.list_shards(run.id).await? {
-                    if shard.status != ShardStatus::Pending {
-                        continue;
-                    }
-                    let completion = ShardCompletion {
-                        shard: shard.id,
-                        attempt: 0,
-                        status: ShardStatus::Errored,
-                        counts: Counts::default(),
-                        started_ms: run.created_ms,
-                        finished_ms: now.min(ports.clock.now_ms()),
-                        error: Some("never reported before the run's deadline (worker lost, or the job never ran)".into()),
-                    };
-                    if let Completion::Applied { .. } =
-                        ports.store.complete_shard(&completion).await?
-                    {
-                        tracing::warn!(run_id = %run.id, shard_id = %shard.id, "shard swept as errored");
-                        outcome.errored_shards.push(shard.id);
-                    }
-                }
+                let reason =
+                    "never reported before the run's deadline (worker lost, or the job never ran)";
+                let errored =
+                    error_pending_shards(ports, &run, reason, now.min(ports.clock.now_ms()))
+                        .await?;
+                outcome.errored_shards.extend(errored);
             }
             hand_over = ports.store.begin_report(run.id).await?;
         } else if run.status == RunStatus::Reporting && overdue {
@@ -80,4 +66,66 @@ pub async fn sweep_at(
         }
     }
     Ok(outcome)
+}
+
+/// Completes every shard of `run` that is still pending as errored with
+/// `reason` (the same conditional write collect uses, so a late result
+/// that wins the race is kept). Returns the shards this call completed.
+async fn error_pending_shards(
+    ports: &Ports,
+    run: &crate::domain::model::Run,
+    reason: &str,
+    now: u64,
+) -> Result<Vec<ShardId>, HandlerError> {
+    let mut errored = Vec::new();
+    for shard in ports.store.list_shards(run.id).await? {
+        if shard.status != ShardStatus::Pending {
+            continue;
+        }
+        let completion = ShardCompletion {
+            shard: shard.id,
+            attempt: 0,
+            status: ShardStatus::Errored,
+            counts: Counts::default(),
+            started_ms: run.created_ms,
+            finished_ms: now,
+            error: Some(reason.to_string()),
+        };
+        if let Completion::Applied { .. } = ports.store.complete_shard(&completion).await? {
+            tracing::warn!(run_id = %run.id, shard_id = %shard.id, reason, "shard completed as errored");
+            errored.push(shard.id);
+        }
+    }
+    Ok(errored)
+}
+
+/// Ends a run now (Ctrl-C on `testexec run`): its unfinished shards are
+/// completed as errored with `reason`, and the report is written at once
+/// (no queue: the host is shutting down), so the run ends `errored` with
+/// the reason in its report instead of `running` until its deadline.
+/// Returns the report's outcome, or `None` if the run was already final.
+pub async fn cancel(
+    ports: &Ports,
+    settings: &Settings,
+    run_id: RunId,
+    reason: &str,
+) -> Result<Option<crate::app::handlers::report::ReportOutcome>, HandlerError> {
+    let Some(run) = ports.store.get_run(run_id).await? else {
+        return Err(HandlerError::UnknownRun {
+            run: run_id.to_string(),
+        });
+    };
+    if run.status.is_final() {
+        return Ok(None);
+    }
+    if run.status == RunStatus::Running {
+        error_pending_shards(ports, &run, reason, ports.clock.now_ms()).await?;
+        ports.store.begin_report(run.id).await?;
+    }
+    let job = ReportJob {
+        v: MESSAGE_VERSION,
+        run: run.id,
+    };
+    let outcome = crate::app::handlers::report::report(ports, settings, &encode(&job)).await?;
+    Ok(Some(outcome))
 }

@@ -20,9 +20,7 @@ use crate::app::ports::content_type;
 use crate::domain::manifest::{MANIFEST_FILE, Manifest, Shards, Suite};
 use crate::domain::model::TestCase;
 use crate::domain::model::{Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord};
-use crate::domain::plan::{
-    FallbackSource, Plan, PlanRequest, ShardPlan, ShardTarget, Timings, WorkUnit,
-};
+use crate::domain::plan::{Plan, PlanRequest, ShardPlan, ShardTarget, Timings, WorkUnit};
 use crate::errors::HandlerError;
 
 /// What trigger did.
@@ -55,6 +53,20 @@ pub async fn accept_job(ports: &Ports, body: &str) -> Result<Option<RunRequest>,
         }
     }
     Ok(Some(job.request))
+}
+
+/// How the user knows their manifest: its path on their machine, or the
+/// repository and commit it came from; never the scratch copy read here.
+fn manifest_label(source: &crate::domain::model::SourceRef) -> String {
+    match (&source.path, &source.commit) {
+        (Some(path), _) => Path::new(path).join(MANIFEST_FILE).display().to_string(),
+        (None, Some(sha)) => format!(
+            "{}@{}:{MANIFEST_FILE}",
+            source.repo,
+            &sha[..sha.len().min(12)]
+        ),
+        (None, None) => format!("{}:{MANIFEST_FILE}", source.repo),
+    }
 }
 
 /// Runs the trigger for a queued request; a request that can never start
@@ -148,7 +160,7 @@ pub async fn trigger(
             file: MANIFEST_FILE,
         });
     }
-    let manifest = Manifest::load(&manifest_path)?;
+    let manifest = Manifest::load_as(&manifest_path, &manifest_label(&request.source))?;
     let suite = match &request.suite {
         Some(name) => manifest.suite(name)?,
         None => manifest.default_suite()?,
@@ -260,6 +272,11 @@ fn make_plan(
     timings: &Timings,
     settings: &Settings,
 ) -> Result<Plan, HandlerError> {
+    if suite.files.is_empty() {
+        // The runner finds its own tests (`go test ./...`, `mvn test`,
+        // a `{tests}` command given no selectors): one shard runs them all.
+        return Ok(whole_suite_plan(suite));
+    }
     let files = suite.list_files(tree)?;
     let target = match (request.shards, &suite.shards) {
         (Some(n), _) => ShardTarget::Count(n),
@@ -307,6 +324,21 @@ fn shard_work(shard: &ShardPlan) -> (Vec<String>, Vec<String>) {
 }
 
 /// One shard running exactly these test selectors.
+/// One shard with no file list and no selectors: `{files}` and `{tests}`
+/// expand to nothing, so the command runs the whole suite.
+fn whole_suite_plan(suite: &Suite) -> Plan {
+    let mut notes = vec![format!(
+        "suite `{}` lists no `files`: its command runs the whole suite in one shard",
+        suite.name
+    )];
+    if !matches!(suite.shards, Shards::Count(1)) {
+        notes.push(
+            "splitting a suite without `files` across shards needs per-test timings and runner selectors; it runs as one shard for now".into(),
+        );
+    }
+    crate::domain::plan::single_shard_plan(Vec::new(), 1, 0.0, notes)
+}
+
 fn tests_plan(suite: &Suite, selectors: Vec<String>) -> Result<Plan, HandlerError> {
     if !suite.supports_test_selection() {
         return Err(HandlerError::NothingToRerun {
@@ -316,26 +348,17 @@ fn tests_plan(suite: &Suite, selectors: Vec<String>) -> Result<Plan, HandlerErro
             ),
         });
     }
-    Ok(Plan {
-        shards: vec![ShardPlan {
-            index: 0,
-            units: vec![WorkUnit::Tests {
-                path: String::new(),
-                tests: selectors,
-                estimated_secs: 0.0,
-                includes_unlisted: false,
-            }],
+    Ok(crate::domain::plan::single_shard_plan(
+        vec![WorkUnit::Tests {
+            path: String::new(),
+            tests: selectors,
             estimated_secs: 0.0,
+            includes_unlisted: false,
         }],
-        estimated_makespan_secs: 0.0,
-        lower_bound_secs: 0.0,
-        total_secs: 0.0,
-        known_share: 0.0,
-        fallback_secs: 0.0,
-        fallback_source: FallbackSource::Default,
-        requested_shards: 1,
-        notes: vec!["only the requested tests run, in one shard".into()],
-    })
+        1,
+        0.0,
+        vec!["only the requested tests run, in one shard".into()],
+    ))
 }
 
 /// "Rerun failed": the failing tests of an earlier run, by selector when

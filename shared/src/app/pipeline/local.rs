@@ -19,7 +19,7 @@ use crate::errors::HandlerError;
 pub struct LocalPipeline {
     pipeline: Pipeline,
     /// The concrete queue, for hosts and tests that need more than the
-    /// ports (depths, direct receives).
+    /// ports (depths, `release_orphans` at start).
     pub queue: Arc<LocalQueue>,
     pub store: Arc<SqliteRunStore>,
     pub blobs: Arc<FsBlobStore>,
@@ -37,9 +37,11 @@ impl Deref for LocalPipeline {
 impl LocalPipeline {
     /// Opens (or creates) the state under `state_dir` (usually `.testexec/`).
     pub fn open(state_dir: &Path, notifier: Arc<dyn Notifier>) -> Result<Self, HandlerError> {
-        // In one process a delivery is only lost when its worker task dies;
-        // a long visibility timeout keeps a slow shard from being run twice
-        // while it is still running (SQS hosts set it to 6x the timeout).
+        // A delivery is only lost when its worker dies (a task, or a whole
+        // process, whose leases the state directory's owner takes back with
+        // `LocalQueue::release_orphans` at start); a long visibility timeout
+        // keeps a slow shard from being run twice while it is still running
+        // (SQS hosts set it to 6x the timeout).
         let config = QueueConfig {
             visibility_timeout: Duration::from_secs(6 * 3600),
             ..QueueConfig::default()
@@ -60,7 +62,9 @@ impl LocalPipeline {
         })?;
         let store = Arc::new(SqliteRunStore::open(state_dir.join("runs.sqlite3"))?);
         let blobs = Arc::new(FsBlobStore::new(state_dir.join("blobs"))?);
-        let queue = Arc::new(LocalQueue::new(config));
+        // A file, not memory: queued jobs survive a crash, and a `testexec
+        // worker` process on the same state directory consumes them too.
+        let queue = Arc::new(LocalQueue::open(&state_dir.join("queue.sqlite3"), config)?);
         let settings = Settings {
             work_root: state_dir.join("work"),
             ..Settings::default()

@@ -43,7 +43,7 @@ const RECEIVE_WAIT: Duration = Duration::from_secs(1);
 const RECEIVE_ERROR_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Default of [`Pipeline::with_idle_grace`]: enough for exact counts (the
-/// in-process queue, moto).
+/// local queue, moto).
 const DEFAULT_IDLE_GRACE: Duration = Duration::from_millis(500);
 
 /// Events a slow subscriber may lag behind before it misses some.

@@ -113,7 +113,15 @@ impl Manifest {
 
     /// Reads and parses a manifest, refusing files over [`MAX_MANIFEST_BYTES`].
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let shown = path.display().to_string();
+        Self::load_as(path, &path.display().to_string())
+    }
+
+    /// [`Manifest::load`] for a copy of the user's file (a checkout in a
+    /// scratch directory): errors name `shown`, the file the user edits
+    /// (`/home/me/repo/testexec.toml`, `owner/name@sha:testexec.toml`),
+    /// never the temporary copy.
+    pub fn load_as(path: &Path, shown: &str) -> Result<Manifest, ManifestError> {
+        let shown = shown.to_string();
         let read_err = |e: std::io::Error| ManifestError::Read {
             path: shown.clone(),
             message: e.to_string(),

@@ -385,24 +385,40 @@ fn requested_shards(target: ShardTarget) -> u32 {
 /// shard with an empty selection, which runs the whole suite (and records
 /// the history the next plan balances with).
 fn run_everything_plan(requested_shards: u32) -> Plan {
+    single_shard_plan(
+        Vec::new(),
+        requested_shards,
+        DEFAULT_FILE_SECS,
+        vec![
+            "no files listed and no per-test history yet: one shard runs the whole suite \
+             (an empty test selection runs everything); later runs are balanced by its timings"
+                .to_string(),
+        ],
+    )
+}
+
+/// A plan of one shard holding `units`; with none, `{files}` and `{tests}`
+/// expand to nothing and the command runs the whole suite.
+pub fn single_shard_plan(
+    units: Vec<WorkUnit>,
+    requested_shards: u32,
+    fallback_secs: f64,
+    notes: Vec<String>,
+) -> Plan {
     Plan {
         shards: vec![ShardPlan {
             index: 0,
-            units: Vec::new(),
+            units,
             estimated_secs: 0.0,
         }],
         estimated_makespan_secs: 0.0,
         lower_bound_secs: 0.0,
         total_secs: 0.0,
         known_share: 0.0,
-        fallback_secs: DEFAULT_FILE_SECS,
+        fallback_secs,
         fallback_source: FallbackSource::Default,
         requested_shards,
-        notes: vec![
-            "no files listed and no per-test history yet: one shard runs the whole suite \
-             (an empty test selection runs everything); later runs are balanced by its timings"
-                .to_string(),
-        ],
+        notes,
     }
 }
 

@@ -216,6 +216,7 @@ impl Host {
                 if let Some(caller) = iam_caller(request.request_context_ref()) {
                     request.extensions_mut().insert(VerifiedCaller(caller));
                 }
+                strip_stage(&mut request);
                 request
             })
             .service(self.router.clone());
@@ -252,6 +253,37 @@ impl Host {
         crate::app::handlers::handle_message(&self.ports, &self.settings, queue, body, attempt)
             .await?;
         Ok(())
+    }
+}
+
+/// Routes are matched without the API stage: a REST API (and an HTTP API
+/// with a named stage) puts `/<stage>` in front of the path.
+fn strip_stage(request: &mut lambda_http::Request) {
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.stage.clone(),
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.clone(),
+        _ => None,
+    };
+    let Some(stage) = stage.filter(|s| !s.is_empty() && s != "$default") else {
+        return;
+    };
+    let prefix = format!("/{stage}");
+    let uri = request.uri();
+    let rest = match uri.path().strip_prefix(&prefix) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => return,
+    };
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    if let Ok(pq) = path_and_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = lambda_http::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
     }
 }
 

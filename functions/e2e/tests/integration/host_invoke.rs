@@ -100,7 +100,7 @@ async fn a_requests_batch_reports_exactly_the_bad_record() {
         host.front_door.clone(),
     );
     let http: Value = serde_json::from_str(include_str!(
-        "../../../fixtures/aws/lambda_http-apigw_v2_proxy_request_minimal.json"
+        "../../../../fixtures/aws/lambda_http-apigw_v2_proxy_request_minimal.json"
     ))
     .unwrap();
     let err = execute.invoke(http).await.unwrap_err();
@@ -110,7 +110,7 @@ async fn a_requests_batch_reports_exactly_the_bad_record() {
         "{err}"
     );
     let s3: Value = serde_json::from_str(include_str!(
-        "../../../fixtures/aws/aws_lambda_events-example-s3-event.json"
+        "../../../../fixtures/aws/aws_lambda_events-example-s3-event.json"
     ))
     .unwrap();
     let err = host.invoke(s3).await.unwrap_err();

@@ -26,33 +26,9 @@ use testexec::app::ports::{NoNotifier, QueueConsumer};
 use testexec::domain::model::{Counts, Run, RunStatus, ShardStatus};
 use testexec::testkit::faults::FaultyConsumer;
 
-const RUNNER: &str = include_str!("fixtures/fake-suite/runner.py");
-
 /// A repository with the fake runner, a manifest and the given test files.
 fn repo(files: &[(&str, &str)], shards: u32, retries: u32, timeout: u64) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    std::fs::write(root.join("runner.py"), RUNNER).unwrap();
-    std::fs::write(
-        root.join("testexec.toml"),
-        format!(
-            r#"[suites.fake]
-command = ["python3", "runner.py", "{{junit}}", "{{files}}", "--", "{{tests}}"]
-files = ["tests/**/*.txt"]
-shards = {shards}
-retries = {retries}
-timeout_seconds = {timeout}
-test_id = "pytest"
-"#
-        ),
-    )
-    .unwrap();
-    for (path, body) in files {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, body).unwrap();
-    }
-    dir
+    testexec::testkit::fake_suite::repo(files, shards, retries, timeout)
 }
 
 /// Which backend set a test runs over.

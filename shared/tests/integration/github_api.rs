@@ -32,8 +32,8 @@ const INSTALLATION: u64 = 4242;
 const REPO: &str = "octo-org/hello-world";
 const SHA: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
 const DETAILS: &str = "https://testexec.example.com";
-const PRIVATE_KEY: &str = include_str!("fixtures/github/TEST-ONLY-app-private-key.pem");
-const PUBLIC_KEY: &str = include_str!("fixtures/github/TEST-ONLY-app-public-key.pem");
+const PRIVATE_KEY: &str = include_str!("../fixtures/github/TEST-ONLY-app-private-key.pem");
+const PUBLIC_KEY: &str = include_str!("../fixtures/github/TEST-ONLY-app-public-key.pem");
 
 // ---- the fake GitHub --------------------------------------------------------
 

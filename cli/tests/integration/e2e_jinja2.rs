@@ -15,7 +15,7 @@ use testexec::app::handlers::trigger::TriggerOutcome;
 use testexec::app::messages::QueueName;
 use testexec::app::messages::RunRequest;
 use testexec::app::pipeline::LocalPipeline;
-use testexec::app::ports::NoNotifier;
+use testexec::app::ports::{NoNotifier, QueueConsumer};
 use testexec::domain::model::{Counts, RunStatus, ShardStatus};
 
 const JINJA2_PASSED: u64 = 909;
@@ -272,7 +272,9 @@ async fn an_executor_killed_mid_shard_is_redelivered_and_the_run_completes() {
     // task is aborted (the process group is killed) and it never acks.
     let doomed = pipeline
         .queue
-        .receive(QueueName::Shards)
+        .receive(QueueName::Shards, Duration::ZERO)
+        .await
+        .unwrap()
         .expect("a shard job");
     let victim = doomed.body.clone();
     let killed = {

@@ -29,7 +29,7 @@ use testexec::app::ports::{BlobStore, RunStore};
 use testexec::domain::model::{RunId, RunStatus};
 use testexec::testkit::contract::emulators;
 
-const RUNNER: &str = include_str!("../../../shared/tests/fixtures/fake-suite/runner.py");
+const RUNNER: &str = testexec::testkit::fake_suite::RUNNER;
 const FUNCTIONS: [&str; 4] = ["trigger", "execute", "collect", "report"];
 const TOKEN: &str = "e2e-token-0123456789abcdef";
 /// Short, so the crashed shard's message comes back quickly.
@@ -397,7 +397,17 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     let env_file = scratch.path().join("functions.env");
-    let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    // dotenv syntax: a value holding `=` (TESTEXEC_LOCAL_REPOS) is quoted.
+    let text: String = env
+        .iter()
+        .map(|(k, v)| {
+            if v.contains('=') {
+                format!("{k}=\"{v}\"\n")
+            } else {
+                format!("{k}={v}\n")
+            }
+        })
+        .collect();
     std::fs::write(&env_file, text).unwrap();
 
     // Build the four functions once, with exactly the features

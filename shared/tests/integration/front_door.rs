@@ -14,7 +14,7 @@ use testexec::adapters::github::webhook::{WebhookConfig, signature_header};
 use testexec::app::intake::SourcePolicy;
 use testexec::app::messages::{QueueName, TriggerJob};
 use testexec::app::pipeline::LocalPipeline;
-use testexec::app::ports::{NoNotifier, QueueConsumer};
+use testexec::app::ports::NoNotifier;
 use testexec::hosts::http::{self, FrontDoor, FrontDoorConfig, ListenOptions};
 use testexec::hosts::lambda::{Function, Host};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,7 +38,20 @@ fn repos(dir: &Path) -> BTreeMap<String, PathBuf> {
     std::fs::write(demo.join("tests/a.txt"), "").unwrap();
     let bare = dir.join("bare");
     std::fs::create_dir_all(&bare).unwrap();
-    [("demo".to_string(), demo), ("bare".to_string(), bare)].into()
+    // A manifest with a mistake (junit must be a list).
+    let broken = dir.join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(
+        broken.join("testexec.toml"),
+        "[suites.unit]\ncommand = [\"true\"]\nfiles = [\"*.txt\"]\njunit = \"report.xml\"\n",
+    )
+    .unwrap();
+    [
+        ("demo".to_string(), demo),
+        ("bare".to_string(), bare),
+        ("broken".to_string(), broken),
+    ]
+    .into()
 }
 
 struct Fixture {
@@ -535,7 +548,7 @@ async fn a_pushed_trigger_job_runs_the_trigger_and_a_rejected_one_is_visible() {
     let json_ct = ("content-type", "application/json");
     // Accept two requests: one for a repository without a manifest.
     let mut runs = Vec::new();
-    for repo in ["demo", "bare"] {
+    for repo in ["demo", "bare", "broken"] {
         let body = format!(r#"{{"repo":"{repo}"}}"#);
         let (status, answer) = over_tcp(
             addr,
@@ -608,4 +621,22 @@ async fn a_pushed_trigger_job_runs_the_trigger_and_a_rejected_one_is_visible() {
     assert_eq!(status, 404);
     let (status, _) = over_tcp(addr, &req("POST", "/queues/execute", &[json_ct], b"{}")).await;
     assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_api_request_is_routed_without_its_stage() {
+    let f = fixture(true);
+    let host = f.lambda();
+    // The real REST (v1) sample: stage `testStage`, which lambda_http puts
+    // in front of the path.
+    let mut event: Value = serde_json::from_slice(&workspace_file(
+        "fixtures/aws/aws_lambda_events-example-apigw-request.json",
+    ))
+    .unwrap();
+    event["path"] = json!("/healthz");
+    event["httpMethod"] = json!("GET");
+    event["body"] = Value::Null;
+    let answer = host.invoke(event).await.unwrap();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(answer["body"], "ok", "{answer}");
 }

@@ -28,16 +28,16 @@ const INSTALLATION: u64 = 4242;
 const REPO: &str = "Codertocat/Hello-World";
 const SHA: &str = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c";
 const SECRET: &str = "e2e-webhook-secret-9f3c1d";
-const RUNNER: &str = include_str!("../../shared/tests/fixtures/fake-suite/runner.py");
+const RUNNER: &str = testexec::testkit::fake_suite::RUNNER;
 const KEY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/tests/fixtures/github/TEST-ONLY-app-private-key.pem"
 );
 const PUSH: &str =
-    include_str!("../../fixtures/github/octokit-push-with-installation.payload.json");
-const PING: &str = include_str!("../../fixtures/github/octokit-ping-payload.json");
+    include_str!("../../../fixtures/github/octokit-push-with-installation.payload.json");
+const PING: &str = include_str!("../../../fixtures/github/octokit-ping-payload.json");
 const REQUESTED_ACTION: &str =
-    include_str!("../../fixtures/github/octokit-check_run-requested_action.payload.json");
+    include_str!("../../../fixtures/github/octokit-check_run-requested_action.payload.json");
 
 /// Generous: two shared cores may also be compiling.
 const RUN_TIMEOUT: Duration = Duration::from_secs(90);

@@ -1,0 +1,14 @@
+//! The CLI's integration tests, as one test binary (one link instead of one
+//! per file: on a 2-core CI machine each test binary links the whole AWS
+//! SDK). Each module is one concern, run against the real `testexec`
+//! binary.
+
+mod browser;
+mod e2e_jinja2;
+mod github_e2e;
+mod junit_cli;
+mod plan_cli;
+mod run_cancel;
+mod run_paths;
+mod serve_restart;
+mod worker;
