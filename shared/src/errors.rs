@@ -92,6 +92,13 @@ pub enum JunitError {
         "{file}: unsupported encoding `{label}` in the XML declaration; re-encode the report as UTF-8"
     )]
     UnsupportedEncoding { file: String, label: String },
+    /// A FIFO, socket, device or directory given as a report: reading a
+    /// FIFO would wait for a writer, possibly forever, so none is opened
+    /// for reading.
+    #[error(
+        "{file}: is a {what}, not a regular file; JUnit reports are read from regular files (hint: have the runner write the report to a file and pass that file's path)"
+    )]
+    NotAFile { file: String, what: &'static str },
 }
 
 /// Formats a position for the messages above.

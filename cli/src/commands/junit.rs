@@ -260,20 +260,16 @@ fn read_one(
 ) -> ReportOut {
     let name = path.display().to_string();
     let mut duration = 0.0;
-    let result = std::fs::File::open(path)
-        .map_err(|e| junit::JunitError::Io {
-            file: name.clone(),
-            source: e,
+    // Never a plain `File::open`: on a FIFO it would wait for a writer.
+    let result = junit::open_report(path).and_then(|file| {
+        junit::stream(std::io::BufReader::new(file), &name, limits, |case| {
+            duration += case.duration_secs;
+            slowest.offer(&name, &case);
+            if case.outcome.is_failure() {
+                failures.offer(&name, &case);
+            }
         })
-        .and_then(|file| {
-            junit::stream(std::io::BufReader::new(file), &name, limits, |case| {
-                duration += case.duration_secs;
-                slowest.offer(&name, &case);
-                if case.outcome.is_failure() {
-                    failures.offer(&name, &case);
-                }
-            })
-        });
+    });
     match result {
         Ok(summary) => ReportOut {
             path: name,

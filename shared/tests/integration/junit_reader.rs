@@ -186,6 +186,55 @@ fn nul_bytes_in_names_are_escaped_with_a_warning() {
     );
 }
 
+/// Reads `path` on another thread and gives up after a while: a reader
+/// that blocks (a FIFO nobody writes to) must fail this test, not hang it.
+fn read_file_or_hang(path: &Path) -> Result<Report, JunitError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(read_file(&owned));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{}: still reading after 10 s", path.display()))
+}
+
+/// A FIFO given as a report would block the reader until some writer
+/// shows up, possibly forever; a directory or a device is no report
+/// either. All are refused up front, naming the file and what it is.
+#[test]
+fn a_fifo_or_other_non_regular_file_is_refused_not_read_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("junit.xml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+
+    let err = read_file_or_hang(&fifo).unwrap_err();
+    assert_eq!(err.kind(), "not_a_file", "{err}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&fifo.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("is a FIFO (named pipe)"), "{message}");
+    assert!(message.contains("regular file"), "{message}");
+
+    let err = read_file_or_hang(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), "not_a_file", "{err}");
+    assert!(err.to_string().contains("is a directory"), "{err}");
+
+    let err = read_file_or_hang(Path::new("/dev/null")).unwrap_err();
+    assert_eq!(err.kind(), "not_a_file", "{err}");
+    assert!(err.to_string().contains("character device"), "{err}");
+
+    // A symlink to a regular report is still a report.
+    let link = dir.path().join("link.xml");
+    std::os::unix::fs::symlink(fixture("dorny-jest-junit.xml"), &link).unwrap();
+    assert_eq!(read_file_or_hang(&link).unwrap().counts.tests, 6);
+}
+
 /// mocha-junit-reporter's shape (one `<testsuite>` per `describe`, the
 /// full title as `name`, the test's own title as `classname`) with two tests
 /// that share a title, as Mocha allows: first a pair whose second test

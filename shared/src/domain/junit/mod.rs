@@ -151,12 +151,62 @@ pub fn read_file(path: &Path) -> Result<Report, JunitError> {
 /// Reads a report file. Errors name the file as given and, for positional
 /// errors, the line.
 pub fn read_file_with(path: &Path, limits: &Limits) -> Result<Report, JunitError> {
-    let source = path.display().to_string();
-    let file = File::open(path).map_err(|e| JunitError::Io {
-        file: source.clone(),
+    let file = open_report(path)?;
+    read(file, &path.display().to_string(), limits).map_err(|err| err.with_line_from(path))
+}
+
+/// Opens a report for reading, refusing anything but a regular file
+/// ([`JunitError::NotAFile`]): opening a FIFO waits for a writer, and
+/// reading one waits for its data, possibly forever; a directory or a
+/// device is no report. The file is opened without blocking and the check
+/// is made on the open descriptor, so what is checked is what gets read
+/// (no window for a swap between a `stat` and the `open`).
+pub fn open_report(path: &Path) -> Result<File, JunitError> {
+    let io = |e| JunitError::Io {
+        file: path.display().to_string(),
         source: e,
-    })?;
-    read(file, &source, limits).map_err(|err| err.with_line_from(path))
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Regular files ignore O_NONBLOCK, so reads behave as usual.
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(io)?;
+    let kind = file.metadata().map_err(io)?.file_type();
+    if kind.is_file() {
+        return Ok(file);
+    }
+    Err(JunitError::NotAFile {
+        file: path.display().to_string(),
+        what: describe_file_type(kind),
+    })
+}
+
+/// What a non-regular file is, for [`JunitError::NotAFile`].
+fn describe_file_type(kind: std::fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        return "directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "FIFO (named pipe)";
+        }
+        if kind.is_socket() {
+            return "socket";
+        }
+        if kind.is_char_device() {
+            return "character device";
+        }
+        if kind.is_block_device() {
+            return "block device";
+        }
+    }
+    "special file"
 }
 
 /// Reads a whole report from `reader`; `source` names it in errors.
@@ -217,6 +267,7 @@ impl JunitError {
             JunitError::Doctype { .. } => "doctype",
             JunitError::TooDeep { .. } => "too_deep",
             JunitError::UnsupportedEncoding { .. } => "unsupported_encoding",
+            JunitError::NotAFile { .. } => "not_a_file",
         }
     }
 
