@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde::Serialize;
 use testexec::domain::junit::{self, Limits};
-use testexec::domain::model::{Counts, Outcome, TestCase};
+use testexec::domain::model::{Counts, Outcome, TestCase, add_duration};
 
 use super::{TESTS_FAILED, USAGE_OR_INFRA};
 
@@ -219,7 +219,8 @@ pub fn run(args: JunitArgs) -> anyhow::Result<ExitCode> {
         let report = read_one(path, &limits, &mut slowest, &mut failures);
         if let Some(counts) = &report.counts {
             out.totals.add(counts);
-            out.duration_secs += report.duration_secs.unwrap_or(0.0);
+            out.duration_secs =
+                add_duration(out.duration_secs, report.duration_secs.unwrap_or(0.0));
         } else {
             out.unreadable += 1;
         }
@@ -263,7 +264,7 @@ fn read_one(
     // Never a plain `File::open`: on a FIFO it would wait for a writer.
     let result = junit::open_report(path).and_then(|file| {
         junit::stream(std::io::BufReader::new(file), &name, limits, |case| {
-            duration += case.duration_secs;
+            duration = add_duration(duration, case.duration_secs);
             slowest.offer(&name, &case);
             if case.outcome.is_failure() {
                 failures.offer(&name, &case);

@@ -229,6 +229,24 @@ impl TestCase {
     }
 }
 
+/// Longest duration testexec records, for one test and for any sum of
+/// durations (a suite, a file's history, a run): 1e9 s, about 31 years.
+/// Longer is a broken clock or writer, and the bound keeps every figure
+/// finite: JSON has no `inf` (serde_json writes `null`), and timing history
+/// written by testexec stays within what it reads back.
+pub const MAX_DURATION_SECS: f64 = 1e9;
+
+/// `total + secs`, capped at [`MAX_DURATION_SECS`] (NaN and negatives
+/// count as 0): a sum of durations that can never overflow.
+pub fn add_duration(total: f64, secs: f64) -> f64 {
+    let secs = if secs.is_finite() && secs > 0.0 {
+        secs
+    } else {
+        0.0
+    };
+    (total + secs).min(MAX_DURATION_SECS)
+}
+
 /// Counts of test cases by outcome. `tests` counts every case once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {

@@ -235,6 +235,71 @@ fn a_fifo_or_other_non_regular_file_is_refused_not_read_forever() {
     assert_eq!(read_file_or_hang(&link).unwrap().counts.tests, 6);
 }
 
+/// `time=` values near f64::MAX are finite, but their sum is not: a suite
+/// duration of `inf` would be written as `null` in JSON. Each time is
+/// capped at the longest duration testexec records, and so is every sum,
+/// with a warning; the timing history built from these cases must then
+/// read back.
+#[test]
+fn huge_times_are_capped_and_every_sum_stays_finite() {
+    use testexec::domain::model::MAX_DURATION_SECS;
+    use testexec::domain::plan::Timings;
+    let r = parse(
+        r#"<testsuites>
+             <testsuite name="pkg.Slow">
+               <testcase classname="pkg.Slow" name="a" file="tests/slow.py" time="1.7e308"/>
+               <testcase classname="pkg.Slow" name="b" file="tests/slow.py" time="1.7e308"/>
+               <testcase classname="pkg.Slow" name="c" file="tests/slow.py" time="0.5"/>
+             </testsuite>
+             <testsuite name="pkg.Declared" time="9e307"><testcase name="d" time="1"/></testsuite>
+           </testsuites>"#,
+    );
+    assert_eq!(r.cases[0].duration_secs, MAX_DURATION_SECS);
+    assert_eq!(r.cases[2].duration_secs, 0.5);
+    assert_eq!(r.suites[0].duration_secs, MAX_DURATION_SECS);
+    assert_eq!(r.suites[1].duration_secs, MAX_DURATION_SECS);
+    let json = serde_json::to_value(&r).unwrap();
+    for suite in json["suites"].as_array().unwrap() {
+        assert!(suite["duration_secs"].is_f64(), "{suite}");
+    }
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("3 time value(s) above")),
+        "{:?}",
+        r.warnings
+    );
+
+    let history = Timings::from_cases(&r.cases);
+    let text = history.to_json();
+    assert!(!text.contains("null"), "{text}");
+    let back = Timings::from_json(&text, "timings.json").unwrap();
+    assert_eq!(back, history);
+    assert_eq!(back.file_secs("tests/slow.py"), Some(MAX_DURATION_SECS));
+}
+
+/// Timing history is written by testexec and read by the next plan: sums
+/// of valid times (a file of slow tests, one id repeated) must stay within
+/// what the reader accepts, or one slow suite breaks every later plan.
+#[test]
+fn timing_history_from_long_tests_reads_back() {
+    use testexec::domain::model::MAX_DURATION_SECS;
+    use testexec::domain::plan::Timings;
+    let r = parse(
+        r#"<testsuite name="s">
+             <testcase classname="k" name="soak1" file="tests/soak.py" time="900000000"/>
+             <testcase classname="k" name="soak2" file="tests/soak.py" time="900000000"/>
+             <testcase classname="k" name="soak2" file="tests/soak.py" time="900000000"/>
+           </testsuite>"#,
+    );
+    let history = Timings::from_cases(&r.cases);
+    let back = Timings::from_json(&history.to_json(), "timings.json").unwrap();
+    assert_eq!(back.file_secs("tests/soak.py"), Some(MAX_DURATION_SECS));
+    let tests = back.test_secs("tests/soak.py").unwrap();
+    assert_eq!(tests["k::soak1"], 9e8);
+    assert_eq!(tests["k::soak2"], MAX_DURATION_SECS);
+}
+
 /// mocha-junit-reporter's shape (one `<testsuite>` per `describe`, the
 /// full title as `name`, the test's own title as `classname`) with two tests
 /// that share a title, as Mocha allows: first a pair whose second test

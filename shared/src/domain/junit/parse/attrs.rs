@@ -8,7 +8,7 @@ use quick_xml::events::BytesStart;
 
 use super::Parser;
 use crate::domain::junit::text::{TimeIssue, cap_str, parse_time};
-use crate::domain::model::{Outcome, TestCase};
+use crate::domain::model::{MAX_DURATION_SECS, Outcome, TestCase};
 use crate::errors::JunitError;
 
 #[derive(Default)]
@@ -18,6 +18,8 @@ pub(super) struct TimeStats {
     pub(super) garbage: u64,
     pub(super) first_negative: Option<String>,
     pub(super) first_garbage: Option<String>,
+    pub(super) huge: u64,
+    pub(super) first_huge: Option<String>,
 }
 
 /// Names and paths that held NUL bytes (see [`Parser::escape_nul`]).
@@ -93,6 +95,15 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
     pub(super) fn time(&mut self, raw: Option<&str>, what: &str) -> Option<f64> {
         let raw = raw?;
         match parse_time(raw) {
+            // Finite but past any real run (`1.7e308`): capped, so that no
+            // sum of durations can overflow to `inf`.
+            Ok(v) if v > MAX_DURATION_SECS => {
+                self.times.huge += 1;
+                self.times
+                    .first_huge
+                    .get_or_insert_with(|| format!("{what} time=\"{}\"", cap_str(raw, 64)));
+                Some(MAX_DURATION_SECS)
+            }
             Ok(v) => Some(v),
             Err((v, issue)) => {
                 let example = || format!("{what} time=\"{}\"", cap_str(raw, 64));

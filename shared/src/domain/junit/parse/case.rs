@@ -8,7 +8,7 @@ use super::attrs::attr_outcome;
 use super::outcome::{CaseResult, RerunBuilder, ResultKind};
 use crate::domain::junit::derive::{derive_file_with, suite_path};
 use crate::domain::junit::text::cap_str;
-use crate::domain::model::{Attempt, Outcome, TestCase};
+use crate::domain::model::{Attempt, Outcome, TestCase, add_duration};
 use crate::errors::JunitError;
 
 pub(super) struct CaseBuilder {
@@ -200,7 +200,7 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
         self.summary.counts.record(case.outcome);
         if let Some(frame) = self.suites.last_mut() {
             frame.total_tests += 1;
-            frame.own_time += case.duration_secs;
+            frame.own_time = add_duration(frame.own_time, case.duration_secs);
             self.summary.suites[frame.summary]
                 .counts
                 .record(case.outcome);

@@ -30,7 +30,7 @@ use self::suite::SuiteFrame;
 use super::input::is_too_large;
 use super::text::{Capped, cap_str};
 use super::{Limits, StreamSummary};
-use crate::domain::model::{Outcome, TestCase};
+use crate::domain::model::{MAX_DURATION_SECS, Outcome, TestCase};
 use crate::errors::JunitError;
 
 /// Warnings are for humans; past this many, only a count is kept so that a
@@ -399,6 +399,13 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                 "{} unreadable time value(s) counted as 0 s (first: {})",
                 t.garbage,
                 t.first_garbage.unwrap_or_default()
+            ));
+        }
+        if t.huge > 0 {
+            self.warn(format!(
+                "{} time value(s) above {MAX_DURATION_SECS:e} s (about 31 years) capped at that (first: {})",
+                t.huge,
+                t.first_huge.unwrap_or_default()
             ));
         }
         if t.missing > 0 {
