@@ -228,8 +228,7 @@ pub fn run(args: JunitArgs) -> anyhow::Result<ExitCode> {
     }
     out.slowest = slowest.cases;
 
-    let stdout = std::io::stdout();
-    let mut w = stdout.lock();
+    let mut w = super::Stdout;
     match args.format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut w, &out).context("writing JSON to stdout")?;
@@ -238,7 +237,6 @@ pub fn run(args: JunitArgs) -> anyhow::Result<ExitCode> {
         Format::Text => print_text(&mut w, &out).context("writing to stdout")?,
     }
     w.flush()?;
-    drop(w);
     for report in &out.reports {
         if let Some(err) = &report.error {
             eprintln!("error: {}", err.message);
