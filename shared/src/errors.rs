@@ -13,6 +13,10 @@ pub enum IdError {
     )]
     InvalidRunId { value: String },
     #[error(
+        "invalid run id `{value}`: the first character must be 0-7 (26 base32 characters hold 130 bits and a ULID has 128), so this is not an id testexec made; check for a typo"
+    )]
+    RunIdOverflow { value: String },
+    #[error(
         "invalid shard id `{value}`: expected `<run id>/<index>`, e.g. 01J9Z3V8K4QW5T6Y7X8C9B0N1M/3"
     )]
     InvalidShardId { value: String },
