@@ -71,6 +71,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
             .map(|n| n.get())
             .unwrap_or(2)
     });
+    // Installed before any process starts: Ctrl-C from here on cancels the
+    // run cleanly instead of killing testexec and orphaning its children.
+    let signal = super::serve::shutdown_signal_name();
     let mut events = pipeline.subscribe();
     let mut workers = pipeline.spawn_workers(jobs);
 
@@ -92,7 +95,6 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(async move { pipeline.wait_for(run_id).await })
     };
     tokio::pin!(waiter);
-    let signal = super::serve::shutdown_signal_name();
     tokio::pin!(signal);
     let mut interrupted = None;
     let finished = loop {

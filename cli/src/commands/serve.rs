@@ -158,6 +158,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     ));
     let fd_limit = http::raise_fd_limit();
     let listener = http::bind(SocketAddr::new(args.bind, args.port)).await?;
+    // Handlers first: a signal right after the line below must be handled.
+    let shutdown = shutdown_signal();
     eprintln!(
         "testexec: serving on http://{} ({} backend, state in {}, open-files limit {})",
         listener.local_addr()?,
@@ -166,7 +168,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         fd_limit.map_or_else(|| "unknown".into(), |n| n.to_string()),
     );
     let options = ListenOptions::default();
-    http::serve(listener, router, options, shutdown_signal()).await?;
+    http::serve(listener, router, options, shutdown).await?;
 
     // Workers finish the job in hand; one still running when the grace
     // ends is cut off and its message comes back to the queue.
@@ -205,25 +207,35 @@ async fn sweep_every(
 }
 
 /// Ctrl-C or SIGTERM (what Cloud Run, Container Apps and Kubernetes send).
-pub(crate) async fn shutdown_signal() {
-    shutdown_signal_name().await;
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let name = shutdown_signal_name();
+    async move {
+        name.await;
+    }
 }
 
-/// [`shutdown_signal`], naming the signal that arrived.
-pub(crate) async fn shutdown_signal_name() -> &'static str {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// [`shutdown_signal`], naming the signal that arrived. The handlers are
+/// installed when this is called, not when the future is first polled: a
+/// signal sent right after the "serving on" line must not kill the process
+/// with the default action.
+pub(crate) fn shutdown_signal_name() -> impl std::future::Future<Output = &'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                // No handler could be installed: never resolve, the default
+                // action still ends the process.
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = wait(interrupt) => "SIGINT",
+            () = wait(terminate) => "SIGTERM",
         }
-    };
-    tokio::select! {
-        () = ctrl_c => "SIGINT",
-        () = term => "SIGTERM",
     }
 }

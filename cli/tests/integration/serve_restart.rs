@@ -21,7 +21,7 @@ if not os.path.exists(marker):
 open(sys.argv[1], "w").write('<testsuite name="s"><testcase classname="s" name="a"/><testcase classname="s" name="b"/></testsuite>')
 "#;
 
-struct Serve(Child, String);
+struct Serve(Child, String, std::sync::Arc<std::sync::Mutex<String>>);
 
 impl Serve {
     fn start(repo: &Path, state: &Path) -> Self {
@@ -32,6 +32,7 @@ impl Serve {
             .arg(state)
             .env_remove("TESTEXEC_API_TOKEN")
             .env_remove("PORT")
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -54,10 +54,19 @@ async fn worker_once_runs_one_shard_job_from_the_local_queue() {
     assert_eq!(plan.shards.len(), 2);
 
     // Another process takes one job from the same state directory.
-    let out = worker(&["--queue", "execute", "--once", "--wait", "2", "--state-dir"])
-        .arg(state.path())
-        .output()
-        .unwrap();
+    // --once returns as soon as it has a job; the wait only bounds a
+    // loaded machine's start-up.
+    let out = worker(&[
+        "--queue",
+        "execute",
+        "--once",
+        "--wait",
+        "10",
+        "--state-dir",
+    ])
+    .arg(state.path())
+    .output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(

@@ -7,9 +7,12 @@
 //!   Checks notifier, tarball source.
 //! - [`source`]: source providers (local directory) and snapshot packing.
 //! - [`process`]: running a test command (argv, process group, timeouts).
+//! - `retry` (features `aws`, `github`): the backoff schedules of the
+//!   adapters' retry loops, on the `backon` crate.
 //!
-//! Store-agnostic helpers every backend shares (blob key rules, the shard
-//! and final-status checks) live in this file.
+//! Store-agnostic helpers every backend shares (blob key rules, and the
+//! argument checks of `create_run`, `complete_shard` and `finish_run`) live
+//! in this file.
 
 #[cfg(feature = "local")]
 pub mod local;
@@ -20,6 +23,8 @@ pub mod aws;
 #[cfg(feature = "github")]
 pub mod github;
 pub mod process;
+#[cfg(any(feature = "aws", feature = "github"))]
+pub(crate) mod retry;
 pub mod source;
 
 // ---- blob keys, the same on every blob store ---------------------------------
@@ -164,4 +169,52 @@ pub fn check_final_status(
         run: run.to_string(),
         message: format!("finish_run needs a final status, got `{status}`"),
     })
+}
+
+/// Refuses a `complete_shard` whose outcome is still `pending`: completing
+/// must move the shard out of `pending`, since that is the very condition
+/// every store's exactly-once write tests (a "completion" to `pending` would
+/// be counted on the run yet leave the shard to be completed again). Every
+/// run store checks this before touching anything.
+pub fn check_completion_status(
+    shard: crate::domain::model::ShardId,
+    status: crate::domain::model::ShardStatus,
+) -> Result<(), crate::errors::StoreError> {
+    if status != crate::domain::model::ShardStatus::Pending {
+        return Ok(());
+    }
+    Err(crate::errors::StoreError::Invalid {
+        run: shard.run.to_string(),
+        message: format!("shard {shard} cannot be completed as `pending`"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::{RunId, ShardId, ShardStatus};
+    use crate::errors::StoreError;
+
+    #[test]
+    fn a_completion_must_leave_pending() {
+        let run = RunId::new();
+        let shard = ShardId::new(run, 3);
+        for done in [
+            ShardStatus::Passed,
+            ShardStatus::Failed,
+            ShardStatus::Errored,
+        ] {
+            assert!(check_completion_status(shard, done).is_ok(), "{done:?}");
+        }
+        match check_completion_status(shard, ShardStatus::Pending) {
+            Err(StoreError::Invalid { run: r, message }) => {
+                assert_eq!(r, run.to_string());
+                assert_eq!(
+                    message,
+                    format!("shard {run}/3 cannot be completed as `pending`")
+                );
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
 }

@@ -135,6 +135,7 @@ pub async fn run_store_contract<S: RunStore + ?Sized + 'static>(store: Arc<S>) {
     complete_shard_concurrent_duplicates(store.clone()).await;
     complete_many_shards_concurrently(store.clone()).await;
     complete_unknown_shard_is_not_found(&*store).await;
+    complete_as_pending_is_invalid(&*store).await;
     begin_report_only_when_all_done_and_once(&*store).await;
     begin_report_concurrent_single_winner(store.clone()).await;
     finish_run_once(&*store).await;
@@ -400,6 +401,41 @@ pub async fn complete_unknown_shard_is_not_found<S: RunStore + ?Sized>(store: &S
         }
     }
     assert_eq!(get(store, run.id).await, run, "nothing changed");
+}
+
+/// A completion whose status is `pending` is refused (`Invalid`, naming the
+/// run) before anything is written: the shard stays completable, and
+/// nothing is counted on the run.
+pub async fn complete_as_pending_is_invalid<S: RunStore + ?Sized>(store: &S) {
+    let (run, shards) = create(store, 2).await;
+    let shard = ShardId::new(run.id, 0);
+    let mut pending = completion(shard, 1, shard_counts(0));
+    pending.status = ShardStatus::Pending;
+    match store.complete_shard(&pending).await {
+        Err(StoreError::Invalid { run: r, message }) => {
+            assert_eq!(r, run.id.to_string(), "Invalid must name the run");
+            assert!(message.contains("pending"), "{message}");
+        }
+        other => panic!("completing shard {shard} as pending must be Invalid, got {other:?}"),
+    }
+    assert_eq!(get(store, run.id).await, run, "nothing counted");
+    assert_eq!(
+        store.list_shards(run.id).await.unwrap(),
+        shards,
+        "no shard changed"
+    );
+    let done = store
+        .complete_shard(&completion(shard, 1, shard_counts(0)))
+        .await
+        .unwrap();
+    assert_eq!(
+        done,
+        Completion::Applied {
+            shards_done: 1,
+            shard_count: 2
+        },
+        "the shard is still completable"
+    );
 }
 
 /// `begin_report` is false until every shard is done, then true exactly once.

@@ -85,6 +85,7 @@ store_check!(
     create_twice_conflicts,
     complete_shard_once_under_duplicates,
     complete_unknown_shard_is_not_found,
+    complete_as_pending_is_invalid,
     begin_report_only_when_all_done_and_once,
     finish_run_once,
     list_active_runs_excludes_final,

@@ -26,6 +26,7 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
     SendMessageBatchRequestEntry,
 };
+use backon::{ExponentialBuilder, RetryableWithContext};
 
 use crate::app::messages::QueueName;
 use crate::app::ports::{JobQueue, QueueConsumer, Received};
@@ -190,9 +191,24 @@ pub(crate) struct EntryFailure {
     pub sender_fault: bool,
 }
 
-fn backoff(base: Duration, attempt: u32) -> Duration {
-    base.saturating_mul(1 << attempt.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF)
+/// The waits between sends of one batch: `base`, doubling, capped at
+/// [`MAX_BACKOFF`], one fewer than `attempts`. No jitter: the SDK already
+/// jitters its own retries of whole calls, and these only follow an entry
+/// SQS failed inside an accepted call.
+fn send_backoff(base: Duration, attempts: u32) -> ExponentialBuilder {
+    crate::adapters::retry::exponential(base, MAX_BACKOFF, attempts.saturating_sub(1) as usize)
+}
+
+/// Why one send of [`send_with_retries`] did not finish the batch.
+enum Attempt {
+    /// Entries failed through no fault of the sender: retry those.
+    Retry {
+        attempt: u32,
+        failed: usize,
+        first: EntryFailure,
+    },
+    /// A sender fault or a failed call: give up.
+    Fail(QueueError),
 }
 
 /// Sends `entries` (id, body) through `send` until all are accepted:
@@ -201,7 +217,7 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
 /// failure ends the call.
 pub(crate) async fn send_with_retries<F, Fut>(
     queue: QueueName,
-    mut entries: Vec<(String, String)>,
+    entries: Vec<(String, String)>,
     attempts: u32,
     base: Duration,
     mut send: F,
@@ -210,37 +226,68 @@ where
     F: FnMut(Vec<(String, String)>) -> Fut,
     Fut: Future<Output = Result<Vec<EntryFailure>, QueueError>>,
 {
-    let mut attempt = 1;
-    loop {
-        let failed = send(entries.clone()).await?;
-        if failed.is_empty() {
-            return Ok(());
+    let refused = move |f: &EntryFailure, attempts| QueueError::EntryFailed {
+        queue: queue.as_str(),
+        entry: f.id.clone(),
+        code: f.code.clone(),
+        message: f.message.clone(),
+        sender_fault: f.sender_fault,
+        attempts,
+    };
+    // The context: the entries still to send, and the sends made so far.
+    let once = move |(mut entries, sent): (Vec<(String, String)>, u32)| {
+        let reply = send(entries.clone());
+        async move {
+            let attempt = sent + 1;
+            let failed = match reply.await {
+                Ok(failed) => failed,
+                Err(e) => return ((entries, attempt), Err(Attempt::Fail(e))),
+            };
+            let Some(first) = failed.first().cloned() else {
+                return ((entries, attempt), Ok(()));
+            };
+            if let Some(f) = failed.iter().find(|f| f.sender_fault) {
+                return ((entries, attempt), Err(Attempt::Fail(refused(f, attempt))));
+            }
+            let retry: HashSet<&str> = failed.iter().map(|f| f.id.as_str()).collect();
+            entries.retain(|(id, _)| retry.contains(id.as_str()));
+            let failed = entries.len();
+            (
+                (entries, attempt),
+                Err(Attempt::Retry {
+                    attempt,
+                    failed,
+                    first,
+                }),
+            )
         }
-        let refused = |f: &EntryFailure, attempts| QueueError::EntryFailed {
-            queue: queue.as_str(),
-            entry: f.id.clone(),
-            code: f.code.clone(),
-            message: f.message.clone(),
-            sender_fault: f.sender_fault,
-            attempts,
-        };
-        if let Some(f) = failed.iter().find(|f| f.sender_fault) {
-            return Err(refused(f, attempt));
-        }
-        if attempt >= attempts {
-            return Err(refused(&failed[0], attempt));
-        }
-        let retry: HashSet<&str> = failed.iter().map(|f| f.id.as_str()).collect();
-        entries.retain(|(id, _)| retry.contains(id.as_str()));
-        tracing::warn!(
-            queue = queue.as_str(),
-            failed = entries.len(),
-            attempt,
-            code = %failed[0].code,
-            "SQS did not accept some batch entries; retrying them"
-        );
-        tokio::time::sleep(backoff(base, attempt)).await;
-        attempt += 1;
+    };
+    let (_, outcome) = once
+        .retry(send_backoff(base, attempts))
+        .context((entries, 0))
+        .when(|e| matches!(e, Attempt::Retry { .. }))
+        .notify(|e, wait| {
+            if let Attempt::Retry {
+                attempt,
+                failed,
+                first,
+            } = e
+            {
+                tracing::warn!(
+                    queue = queue.as_str(),
+                    failed,
+                    attempt,
+                    code = %first.code,
+                    wait_ms = wait.as_millis() as u64,
+                    "SQS did not accept some batch entries; retrying them"
+                );
+            }
+        })
+        .await;
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(Attempt::Fail(e)) => Err(e),
+        Err(Attempt::Retry { attempt, first, .. }) => Err(refused(&first, attempt)),
     }
 }
 
@@ -654,6 +701,7 @@ pub async fn create_queues(
 mod tests {
     use super::*;
     use crate::app::messages::MAX_MESSAGE_BYTES;
+    use backon::BackoffBuilder;
     use std::sync::Mutex;
 
     const MS: Duration = Duration::from_millis(1);
@@ -755,9 +803,10 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(*calls.lock().unwrap(), 4);
-        // 10 + 20 + 40 ms between the four tries.
+        // 10 + 20 + 40 ms between the four tries (less a few nanoseconds:
+        // backon doubles in f32).
         assert!(
-            start.elapsed() >= Duration::from_millis(70),
+            start.elapsed() >= Duration::from_millis(69),
             "{:?}",
             start.elapsed()
         );
@@ -798,11 +847,18 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_a_cap() {
-        let b: Vec<_> = (1..=7)
-            .map(|a| backoff(BASE_BACKOFF, a).as_millis())
-            .collect();
-        assert_eq!(b, [100, 200, 400, 800, 1600, 2000, 2000]);
-        assert_eq!(backoff(BASE_BACKOFF, u32::MAX), MAX_BACKOFF);
+        let ms = |attempts| -> Vec<u128> {
+            send_backoff(BASE_BACKOFF, attempts)
+                .build()
+                .map(|d| d.as_millis())
+                .collect()
+        };
+        // One wait fewer than tries.
+        assert_eq!(ms(SEND_ATTEMPTS), [100, 200, 400, 800]);
+        assert_eq!(ms(8), [100, 200, 400, 800, 1600, 2000, 2000]);
+        assert_eq!(ms(1), [0u128; 0], "one try, no wait");
+        let far = send_backoff(BASE_BACKOFF, 1000).build().last();
+        assert_eq!(far, Some(MAX_BACKOFF));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! - rate limited (429, or 403 with `Retry-After`, `x-ratelimit-remaining: 0`
 //!   or a "secondary rate limit" message) → wait what GitHub asks
 //!   (`Retry-After` seconds, else until `x-ratelimit-reset`, else a minute);
-//! - 5xx or a transport error → exponential backoff (or `Retry-After`);
+//! - 5xx or a transport error → exponential backoff with jitter, on
+//!   `backon` (or `Retry-After`);
 //! - any other 4xx → fail now with GitHub's `message`.
 //!
 //! Waiting is capped ([`RetryPolicy::max_total_wait`]). When the next wait
@@ -14,8 +15,10 @@
 //! GitHub outage delays a report instead of losing it.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -43,7 +46,9 @@ pub(crate) struct Transport {
 /// What one failed attempt asks of the retry loop.
 enum Verdict {
     Retry {
-        wait: Duration,
+        /// The wait GitHub asked for (`Retry-After`, the rate limit's
+        /// reset), if any; else the exponential backoff decides.
+        asked: Option<Duration>,
         reason: String,
         rate_limited: bool,
     },
@@ -98,54 +103,70 @@ impl Transport {
         timeout: Option<Duration>,
     ) -> Result<Response, GithubError> {
         let url = format!("{}{}", self.base, path);
-        let mut waited = Duration::ZERO;
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
+        let attempts = AtomicU32::new(0);
+        let (method, url, attempts_ref) = (&method, &url, &attempts);
+        let once = move || async move {
+            attempts_ref.fetch_add(1, Ordering::Relaxed);
             let mut req = self
                 .http
-                .request(method.clone(), &url)
+                .request(method.clone(), url)
                 .header(AUTHORIZATION, format!("Bearer {}", bearer.expose()))
                 .timeout(timeout.unwrap_or(self.request_timeout));
             if let Some(body) = body {
                 req = req.json(body);
             }
-            let verdict = match req.send().await {
-                Ok(resp) if resp.status().is_success() => return Ok(resp),
-                Ok(resp) => self.judge(&method, path, attempt, resp).await,
-                Err(e) => Verdict::Retry {
-                    wait: self.backoff(attempt),
+            match req.send().await {
+                Ok(resp) if resp.status().is_success() => Ok(resp),
+                Ok(resp) => Err(self.judge(method, path, resp).await),
+                Err(e) => Err(Verdict::Retry {
+                    asked: None,
                     // reqwest's Display names the URL, never headers.
                     reason: format!("transport error: {e}"),
                     rate_limited: false,
-                },
-            };
-            let (wait, reason, rate_limited) = match verdict {
-                Verdict::Fail(e) => return Err(e),
-                Verdict::Retry {
-                    wait,
-                    reason,
-                    rate_limited,
-                } => (wait, reason, rate_limited),
-            };
-            if attempt >= self.retry.max_attempts || waited + wait > self.retry.max_total_wait {
+                }),
+            }
+        };
+        let mut waited = Duration::ZERO;
+        let budget = self.retry.max_total_wait;
+        let outcome = once
+            .retry(retry_backoff(&self.retry))
+            .when(|v| matches!(v, Verdict::Retry { .. }))
+            .adjust(|v, backoff| match v {
+                Verdict::Retry { asked, .. } => {
+                    let wait = plan_wait(*asked, backoff, waited, budget)?;
+                    waited += wait;
+                    Some(wait)
+                }
+                Verdict::Fail(_) => None,
+            })
+            .notify(|v, wait| {
+                if let Verdict::Retry { reason, .. } = v {
+                    let attempt = attempts.load(Ordering::Relaxed);
+                    tracing::warn!(%method, path, attempt, wait_ms = wait.as_millis() as u64, reason = %reason, "GitHub API call will be retried");
+                }
+            })
+            .await;
+        match outcome {
+            Ok(resp) => Ok(resp),
+            Err(Verdict::Fail(e)) => Err(e),
+            Err(Verdict::Retry {
+                asked,
+                reason,
+                rate_limited,
+            }) => {
                 // A rate limit says when it lifts; an outage does not.
-                let retry_after = if rate_limited {
-                    wait
-                } else {
-                    self.retry.requeue_after
+                let retry_after = match (rate_limited, asked) {
+                    (true, Some(asked)) => asked,
+                    _ => self.retry.requeue_after,
                 };
-                return Err(GithubError::Unavailable {
+                Err(GithubError::Unavailable {
                     method: method.to_string(),
                     path: path.to_string(),
-                    attempts: attempt,
+                    attempts: attempts.load(Ordering::Relaxed),
                     last: reason,
                     retry_after_secs: retry_after.as_secs().max(1),
-                });
+                })
             }
-            tracing::warn!(%method, path, attempt, wait_ms = wait.as_millis() as u64, reason = %reason, "GitHub API call will be retried");
-            tokio::time::sleep(wait).await;
-            waited += wait;
         }
     }
 
@@ -186,15 +207,7 @@ impl Transport {
         })
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32 << attempt.saturating_sub(1).min(16);
-        self.retry
-            .base_backoff
-            .saturating_mul(factor)
-            .min(self.retry.max_backoff)
-    }
-
-    async fn judge(&self, method: &Method, path: &str, attempt: u32, resp: Response) -> Verdict {
+    async fn judge(&self, method: &Method, path: &str, resp: Response) -> Verdict {
         let status = resp.status();
         let headers = resp.headers().clone();
         let retry_after = header_u64(&headers, "retry-after").map(Duration::from_secs);
@@ -218,14 +231,14 @@ impl Transport {
                 .or(if exhausted { reset_wait } else { None })
                 .unwrap_or(Duration::from_secs(60));
             return Verdict::Retry {
-                wait,
+                asked: Some(wait),
                 reason: format!("rate limited ({status}): {message}"),
                 rate_limited: true,
             };
         }
         if status.is_server_error() {
             return Verdict::Retry {
-                wait: retry_after.unwrap_or_else(|| self.backoff(attempt)),
+                asked: retry_after,
                 reason: format!("{status}: {message}"),
                 rate_limited: false,
             };
@@ -238,6 +251,34 @@ impl Transport {
             documentation_url,
         })
     }
+}
+
+/// The waits between attempts when GitHub names none (5xx, transport
+/// errors): `base_backoff` doubling up to `max_backoff`, each drawn from the
+/// upper half of its step so that callers failing together do not retry
+/// together; one fewer than `max_attempts`. Running out ends the retries
+/// even where GitHub did name a wait.
+fn retry_backoff(policy: &RetryPolicy) -> ExponentialBuilder {
+    crate::adapters::retry::jittered(
+        policy.base_backoff,
+        policy.max_backoff,
+        policy.max_attempts.saturating_sub(1) as usize,
+    )
+}
+
+/// The wait before the next attempt, or `None` to stop: none when the
+/// attempts are used up (`backoff` is `None`), else what GitHub asked for,
+/// else the backoff; and none if it would take the total past `budget`
+/// ([`RetryPolicy::max_total_wait`]).
+fn plan_wait(
+    asked: Option<Duration>,
+    backoff: Option<Duration>,
+    waited: Duration,
+    budget: Duration,
+) -> Option<Duration> {
+    let backoff = backoff?;
+    let wait = asked.unwrap_or(backoff);
+    (waited + wait <= budget).then_some(wait)
 }
 
 fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
@@ -385,6 +426,64 @@ impl GithubClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use backon::BackoffBuilder;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn backoff_keeps_the_policys_attempts_and_caps() {
+        let fast = RetryPolicy {
+            max_attempts: 7,
+            base_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(50),
+            ..RetryPolicy::default()
+        };
+        for policy in [RetryPolicy::default(), fast] {
+            for _ in 0..100 {
+                let waits: Vec<_> = retry_backoff(&policy).build().collect();
+                crate::adapters::retry::assert_jittered(
+                    &waits,
+                    policy.base_backoff,
+                    policy.max_backoff,
+                    policy.max_attempts as usize - 1,
+                );
+            }
+        }
+        // The defaults: 4 waits between 5 attempts, in [0.5, 1) s, [1, 2) s,
+        // [2, 4) s and [4, 8) s.
+        let waits: Vec<_> = retry_backoff(&RetryPolicy::default()).build().collect();
+        assert_eq!(waits.len(), 4);
+        assert!(waits[3] >= SEC * 4 - Duration::from_micros(1) && waits[3] <= SEC * 8);
+    }
+
+    #[test]
+    fn githubs_wait_wins_within_the_attempts_and_the_budget() {
+        let budget = SEC * 60;
+        // 5xx or transport error: the backoff.
+        assert_eq!(
+            plan_wait(None, Some(SEC), Duration::ZERO, budget),
+            Some(SEC)
+        );
+        // Retry-After / x-ratelimit-reset over the backoff.
+        assert_eq!(
+            plan_wait(Some(SEC * 30), Some(SEC), Duration::ZERO, budget),
+            Some(SEC * 30)
+        );
+        // Attempts used up: no wait, whatever GitHub asked.
+        assert_eq!(plan_wait(Some(SEC), None, Duration::ZERO, budget), None);
+        assert_eq!(plan_wait(None, None, Duration::ZERO, budget), None);
+        // The total may reach the budget, not cross it.
+        assert_eq!(
+            plan_wait(None, Some(SEC * 16), SEC * 44, budget),
+            Some(SEC * 16)
+        );
+        assert_eq!(plan_wait(None, Some(SEC * 16), SEC * 45, budget), None);
+        assert_eq!(
+            plan_wait(Some(SEC * 1800), Some(SEC), Duration::ZERO, budget),
+            None
+        );
+    }
 
     #[test]
     fn repo_and_sha_validation() {

@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::app::ports::{Completion, RunStore, ShardCompletion};
-use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardRecord, ShardStatus};
+use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardRecord};
 use crate::errors::StoreError;
 
 const BACKEND: &str = "sqlite";
@@ -324,12 +324,7 @@ impl RunStore for SqliteRunStore {
     async fn complete_shard(&self, completion: &ShardCompletion) -> Result<Completion, StoreError> {
         let shard_id = completion.shard;
         let run_id = shard_id.run.to_string();
-        if completion.status == ShardStatus::Pending {
-            return Err(StoreError::Invalid {
-                run: run_id,
-                message: format!("shard {shard_id} cannot be completed as `pending`"),
-            });
-        }
+        crate::adapters::check_completion_status(shard_id, completion.status)?;
         let mut conn = self.lock();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

@@ -52,44 +52,23 @@ pub fn signature_header(secret: &[u8], body: &[u8]) -> String {
         }
         Err(_) => return String::from("sha256="),
     };
-    let mut header = String::with_capacity(7 + 64);
-    header.push_str("sha256=");
-    for byte in digest {
-        header.push(HEX_DIGITS[usize::from(byte >> 4)] as char);
-        header.push(HEX_DIGITS[usize::from(byte & 0x0f)] as char);
-    }
-    header
+    format!("sha256={}", hex::encode(digest))
 }
 
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-
 /// Decodes the 64 hex digits of a SHA-256 digest (either case).
-fn decode_hex_digest(hex: &str) -> Result<[u8; 32], WebhookError> {
-    let bytes = hex.as_bytes();
-    if bytes.len() != 64 {
+fn decode_hex_digest(digest: &str) -> Result<[u8; 32], WebhookError> {
+    if digest.len() != 64 {
         return Err(WebhookError::MalformedSignature {
             reason: "the digest is not 64 hex digits long",
         });
     }
     let mut out = [0u8; 32];
-    for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let (Some(hi), Some(lo)) = (hex_value(pair[0]), hex_value(pair[1])) else {
-            return Err(WebhookError::MalformedSignature {
-                reason: "the digest contains a character that is not a hex digit",
-            });
-        };
-        *slot = (hi << 4) | lo;
-    }
+    // With the length right, the only error left is a non-hex character
+    // (a multi-byte one included: `hex` works on bytes).
+    hex::decode_to_slice(digest, &mut out).map_err(|_| WebhookError::MalformedSignature {
+        reason: "the digest contains a character that is not a hex digit",
+    })?;
     Ok(out)
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -120,6 +99,13 @@ mod tests {
                 Err(WebhookError::MalformedSignature { .. })
             ));
         }
+        let reason = |digest: &str| match decode_hex_digest(digest) {
+            Err(WebhookError::MalformedSignature { reason }) => reason,
+            other => panic!("{digest:?} must be malformed, got {other:?}"),
+        };
+        assert!(reason(&z63).contains("64 hex digits long"));
+        assert!(reason(&g64).contains("not a hex digit"));
+        assert!(reason(&"é".repeat(32)).contains("not a hex digit"));
         // Multi-byte characters must not split a pair or panic.
         assert!(decode_hex_digest(&"é".repeat(32)).is_err());
     }
