@@ -4,6 +4,24 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `print!` for command output. It writes through [`commands::Stdout`], so
+/// a reader that went away ends the output instead of panicking, and it
+/// evaluates to an `io::Result<()>` for every other write error.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!($crate::commands::Stdout, $($arg)*)
+    }};
+}
+
+/// `println!` for command output; see [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!($crate::commands::Stdout, $($arg)*)
+    }};
+}
+
 mod commands;
 
 /// Serverless test execution: plan, shard, run and report test suites.

@@ -13,6 +13,10 @@ pub enum IdError {
     )]
     InvalidRunId { value: String },
     #[error(
+        "invalid run id `{value}`: the first character must be 0-7 (26 base32 characters hold 130 bits and a ULID has 128), so this is not an id testexec made; check for a typo"
+    )]
+    RunIdOverflow { value: String },
+    #[error(
         "invalid shard id `{value}`: expected `<run id>/<index>`, e.g. 01J9Z3V8K4QW5T6Y7X8C9B0N1M/3"
     )]
     InvalidShardId { value: String },
@@ -92,6 +96,13 @@ pub enum JunitError {
         "{file}: unsupported encoding `{label}` in the XML declaration; re-encode the report as UTF-8"
     )]
     UnsupportedEncoding { file: String, label: String },
+    /// A FIFO, socket, device or directory given as a report: reading a
+    /// FIFO would wait for a writer, possibly forever, so none is opened
+    /// for reading.
+    #[error(
+        "{file}: is a {what}, not a regular file; JUnit reports are read from regular files (hint: have the runner write the report to a file and pass that file's path)"
+    )]
+    NotAFile { file: String, what: &'static str },
 }
 
 /// Formats a position for the messages above.
@@ -452,7 +463,7 @@ impl HandlerError {
     }
 }
 
-// ---- GitHub webhook intake (github/webhook.rs) ------------------------------
+// ---- GitHub webhook intake (github/webhook/) -------------------------------
 
 /// Why a webhook delivery was refused. Hosts answer with
 /// [`WebhookError::http_status`] and the `Display` text.

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde::Serialize;
 use testexec::domain::junit::{self, Limits};
-use testexec::domain::model::{Counts, Outcome, TestCase};
+use testexec::domain::model::{Counts, Outcome, TestCase, add_duration};
 
 use super::{TESTS_FAILED, USAGE_OR_INFRA};
 
@@ -219,7 +219,8 @@ pub fn run(args: JunitArgs) -> anyhow::Result<ExitCode> {
         let report = read_one(path, &limits, &mut slowest, &mut failures);
         if let Some(counts) = &report.counts {
             out.totals.add(counts);
-            out.duration_secs += report.duration_secs.unwrap_or(0.0);
+            out.duration_secs =
+                add_duration(out.duration_secs, report.duration_secs.unwrap_or(0.0));
         } else {
             out.unreadable += 1;
         }
@@ -227,8 +228,7 @@ pub fn run(args: JunitArgs) -> anyhow::Result<ExitCode> {
     }
     out.slowest = slowest.cases;
 
-    let stdout = std::io::stdout();
-    let mut w = stdout.lock();
+    let mut w = super::Stdout;
     match args.format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut w, &out).context("writing JSON to stdout")?;
@@ -237,7 +237,6 @@ pub fn run(args: JunitArgs) -> anyhow::Result<ExitCode> {
         Format::Text => print_text(&mut w, &out).context("writing to stdout")?,
     }
     w.flush()?;
-    drop(w);
     for report in &out.reports {
         if let Some(err) = &report.error {
             eprintln!("error: {}", err.message);
@@ -260,20 +259,16 @@ fn read_one(
 ) -> ReportOut {
     let name = path.display().to_string();
     let mut duration = 0.0;
-    let result = std::fs::File::open(path)
-        .map_err(|e| junit::JunitError::Io {
-            file: name.clone(),
-            source: e,
+    // Never a plain `File::open`: on a FIFO it would wait for a writer.
+    let result = junit::open_report(path).and_then(|file| {
+        junit::stream(std::io::BufReader::new(file), &name, limits, |case| {
+            duration = add_duration(duration, case.duration_secs);
+            slowest.offer(&name, &case);
+            if case.outcome.is_failure() {
+                failures.offer(&name, &case);
+            }
         })
-        .and_then(|file| {
-            junit::stream(std::io::BufReader::new(file), &name, limits, |case| {
-                duration += case.duration_secs;
-                slowest.offer(&name, &case);
-                if case.outcome.is_failure() {
-                    failures.offer(&name, &case);
-                }
-            })
-        });
+    });
     match result {
         Ok(summary) => ReportOut {
             path: name,

@@ -136,8 +136,8 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     }
 
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
-        Format::Text => print!("{}", render_text(&plan, &label, files.len())),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&plan)?)?,
+        Format::Text => out!("{}", render_text(&plan, &label, files.len()))?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -60,9 +60,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             .await?;
         Ok((String::from_utf8_lossy(&summary).into_owned(), html))
     })?;
-    println!("{summary}");
+    outln!("{summary}")?;
     if let Some(html) = &html {
-        println!("\nreport: {html}");
+        outln!("\nreport: {html}")?;
         if args.open {
             let opener = if cfg!(target_os = "macos") {
                 "open"

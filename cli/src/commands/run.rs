@@ -114,19 +114,19 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let shards = pipeline.ports.store.list_shards(run_id).await?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &serde_json::json!({ "run": finished, "shards": shards })
             )?
-        );
+        )?;
     } else {
         let mut links = Vec::new();
         for file in testexec::app::handlers::report::REPORT_FILES {
             let key = testexec::app::messages::keys::report(run_id, file);
             links.push(pipeline.ports.blobs.link(&key).await?.unwrap_or(key));
         }
-        print_summary(&finished, &shards, &links);
+        print_summary(&finished, &shards, &links)?;
     }
     if let Some(name) = interrupted {
         // The shell's convention: 128 + the signal's number.
@@ -275,18 +275,29 @@ impl Progress {
     }
 }
 
-fn print_summary(run: &Run, shards: &[testexec::domain::model::ShardRecord], links: &[String]) {
-    println!();
-    println!(
+fn print_summary(
+    run: &Run,
+    shards: &[testexec::domain::model::ShardRecord],
+    links: &[String],
+) -> std::io::Result<()> {
+    outln!()?;
+    outln!(
         "{:<7} {:<9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",
-        "shard", "status", "tests", "passed", "failed", "skipped", "flaky", "seconds"
-    );
+        "shard",
+        "status",
+        "tests",
+        "passed",
+        "failed",
+        "skipped",
+        "flaky",
+        "seconds"
+    )?;
     for s in shards {
         let secs = match (s.started_ms, s.finished_ms) {
             (Some(a), Some(b)) => format!("{:.1}", b.saturating_sub(a) as f64 / 1000.0),
             _ => "-".into(),
         };
-        println!(
+        outln!(
             "{:<7} {:<9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",
             s.id.index,
             s.status.as_str(),
@@ -296,7 +307,7 @@ fn print_summary(run: &Run, shards: &[testexec::domain::model::ShardRecord], lin
             s.counts.skipped,
             s.counts.flaky,
             secs
-        );
+        )?;
     }
     let c = &run.counts;
     let wall = run
@@ -304,7 +315,7 @@ fn print_summary(run: &Run, shards: &[testexec::domain::model::ShardRecord], lin
         .unwrap_or(run.created_ms)
         .saturating_sub(run.created_ms) as f64
         / 1000.0;
-    println!(
+    outln!(
         "{:<7} {:<9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9.1}",
         "total",
         run.status.as_str(),
@@ -314,20 +325,21 @@ fn print_summary(run: &Run, shards: &[testexec::domain::model::ShardRecord], lin
         c.skipped,
         c.flaky,
         wall
-    );
+    )?;
     if let Some(error) = &run.error {
-        println!("\nerrored:\n{error}");
+        outln!("\nerrored:\n{error}")?;
     }
-    println!();
+    outln!()?;
     for (n, link) in links.iter().enumerate() {
-        println!("{} {link}", if n == 0 { "report:" } else { "       " });
+        outln!("{} {link}", if n == 0 { "report:" } else { "       " })?;
     }
-    println!(
+    outln!(
         "result: {} — {} passed · {} failed · {} skipped · {} flaky",
         run.status,
         c.passed + c.flaky,
         c.failed + c.errors,
         c.skipped,
         c.flaky
-    );
+    )?;
+    Ok(())
 }

@@ -36,22 +36,28 @@ pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(pipeline.ports.store.list_runs(args.limit).await?)
     })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        outln!("{}", serde_json::to_string_pretty(&runs)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     if runs.is_empty() {
-        println!(
+        outln!(
             "no runs yet in {} (start one with `testexec run`)",
             state_dir.display()
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<26}  {:<9}  {:<12}  {:>6}  {:>6}  {:>6}  {:>6}",
-        "run", "status", "suite", "shards", "tests", "failed", "flaky"
-    );
+        "run",
+        "status",
+        "suite",
+        "shards",
+        "tests",
+        "failed",
+        "flaky"
+    )?;
     for r in runs {
-        println!(
+        outln!(
             "{:<26}  {:<9}  {:<12}  {:>6}  {:>6}  {:>6}  {:>6}",
             r.id.to_string(),
             r.status.as_str(),
@@ -60,7 +66,7 @@ pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
             r.counts.tests,
             r.counts.failed + r.counts.errors,
             r.counts.flaky
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -161,6 +161,45 @@ fn missing_file_and_xxe_exit_2() {
     assert!(stderr.contains("DOCTYPE"), "{stderr}");
 }
 
+/// `testexec junit` on a FIFO answers at once (exit 2, the FIFO named)
+/// instead of waiting for a writer that may never come; the other
+/// reports are still summarised.
+#[test]
+fn a_fifo_is_refused_and_the_others_still_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("results.xml");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("run mkfifo")
+            .success()
+    );
+    let good = fixture("dorny-jest-junit.xml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_testexec"))
+        .args(["junit", "--format", "json", fifo.to_str().unwrap(), &good])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run testexec");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("testexec junit is still reading the FIFO after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v = json(&out);
+    assert_eq!(v["reports"][0]["error"]["kind"], "not_a_file");
+    assert_eq!(v["reports"][1]["counts"]["tests"], 6);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("results.xml"), "{stderr}");
+    assert!(stderr.contains("FIFO"), "{stderr}");
+}
+
 #[test]
 fn no_files_is_a_usage_error() {
     let out = testexec(&["junit"]);

@@ -4,6 +4,7 @@
 //! binary.
 
 mod browser;
+mod closed_stdout;
 mod e2e_jinja2;
 mod github_e2e;
 mod junit_cli;

@@ -12,8 +12,10 @@ use ulid::Ulid;
 use crate::errors::IdError;
 
 /// Identifies one run. Displays as the 26-character Crockford base32 ULID.
+/// Parsed (text and JSON alike) by [`FromStr`], which refuses what the
+/// ULID decoder would silently wrap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(into = "String", try_from = "String")]
 pub struct RunId(Ulid);
 
 impl RunId {
@@ -44,11 +46,31 @@ impl FromStr for RunId {
     type Err = IdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ulid::from_string(s)
-            .map(Self)
-            .map_err(|_| IdError::InvalidRunId {
+        let id = Ulid::from_string(s).map_err(|_| IdError::InvalidRunId {
+            value: truncate_for_error(s),
+        })?;
+        // 26 base32 characters carry 130 bits for a 128-bit ULID: the
+        // decoder drops the top two, so `8…` would decode as the id `0…`.
+        if !matches!(s.as_bytes().first(), Some(b'0'..=b'7')) {
+            return Err(IdError::RunIdOverflow {
                 value: truncate_for_error(s),
-            })
+            });
+        }
+        Ok(Self(id))
+    }
+}
+
+impl TryFrom<String> for RunId {
+    type Error = IdError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<RunId> for String {
+    fn from(id: RunId) -> Self {
+        id.to_string()
     }
 }
 
@@ -227,6 +249,24 @@ impl TestCase {
             format!("{scope}::{}", self.name)
         }
     }
+}
+
+/// Longest duration testexec records, for one test and for any sum of
+/// durations (a suite, a file's history, a run): 1e9 s, about 31 years.
+/// Longer is a broken clock or writer, and the bound keeps every figure
+/// finite: JSON has no `inf` (serde_json writes `null`), and timing history
+/// written by testexec stays within what it reads back.
+pub const MAX_DURATION_SECS: f64 = 1e9;
+
+/// `total + secs`, capped at [`MAX_DURATION_SECS`] (NaN and negatives
+/// count as 0): a sum of durations that can never overflow.
+pub fn add_duration(total: f64, secs: f64) -> f64 {
+    let secs = if secs.is_finite() && secs > 0.0 {
+        secs
+    } else {
+        0.0
+    };
+    (total + secs).min(MAX_DURATION_SECS)
 }
 
 /// Counts of test cases by outcome. `tests` counts every case once.
@@ -451,6 +491,25 @@ mod tests {
         assert!(err.to_string().contains("not-a-ulid"));
         assert!("01HZZZZZZZZZZZZZZZZZZZZZZZ".parse::<ShardId>().is_err());
         assert!(format!("{}/x", RunId::new()).parse::<ShardId>().is_err());
+    }
+
+    /// 26 base32 characters hold 130 bits and a ULID has 128, so the first
+    /// character is 0-7. A larger one overflows: the decoder drops the top
+    /// bits and `8…` would be read as the id `0…`, another run.
+    #[test]
+    fn run_ids_with_an_overflowing_first_character_are_rejected() {
+        let max = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ";
+        assert_eq!(max.parse::<RunId>().unwrap().to_string(), max);
+        let id = RunId::new().to_string();
+        for first in "89ABCDEFGHJKMNPQRSTVWXYZabcdefghjkmnpqrstvwxyz".chars() {
+            let bad = format!("{first}{}", &id[1..]);
+            let err = bad.parse::<RunId>().unwrap_err();
+            assert!(err.to_string().contains(&bad), "{err}");
+            assert!(err.to_string().contains("0-7"), "{err}");
+            assert!(format!("{bad}/0").parse::<ShardId>().is_err(), "{bad}");
+            let json = format!("\"{bad}\"");
+            assert!(serde_json::from_str::<RunId>(&json).is_err(), "{json}");
+        }
     }
 
     #[test]

@@ -95,8 +95,12 @@ fn rerun_without_final_failure_is_flaky_and_flaky_error_counts() {
     assert_eq!(r.counts.errors, 1);
 }
 
+/// Repeated identities are never folded within a report, not even right
+/// after a failure (the shape Gradle writes for reruns without
+/// `mergeReruns`): every element is counted, and one warning points at the
+/// runner setting that marks real reruns.
 #[test]
-fn repeated_testcases_fold_only_after_a_failure() {
+fn repeated_testcases_are_counted_with_a_rerun_hint() {
     let r = parse(
         r#"<testsuites><testsuite name="s">
              <testcase classname="k" name="retried" time="1"><failure message="first"/></testcase>
@@ -111,29 +115,263 @@ fn repeated_testcases_fold_only_after_a_failure() {
            <testsuite name="t"><testcase classname="k" name="always" time="1"/></testsuite>
            </testsuites>"#,
     );
-    let retried = case(&r, "retried");
-    assert_eq!(retried.outcome, Outcome::Flaky);
-    assert_eq!(retried.duration_secs, 3.0);
-    let msgs: Vec<_> = retried
-        .retries
-        .iter()
-        .map(|a| a.message.as_deref().unwrap())
-        .collect();
-    assert_eq!(msgs, ["first", "second"]);
-    assert_eq!(retried.retries[1].duration_secs, Some(2.0));
-
-    let always: Vec<_> = r.cases.iter().filter(|c| c.name == "always").collect();
-    // Same name in another class and in another suite are other tests.
-    assert_eq!(always.len(), 3);
-    assert_eq!(always[0].outcome, Outcome::Failed);
-    assert_eq!(always[0].retries[0].outcome, Outcome::Error);
-    // Two passing entries with one name: two tests, not retries.
-    assert_eq!(r.cases.iter().filter(|c| c.name == "param").count(), 2);
-    assert_eq!(r.counts.tests, 6);
+    let retried: Vec<_> = r.cases.iter().filter(|c| c.name == "retried").collect();
     assert_eq!(
-        (r.counts.flaky, r.counts.failed, r.counts.passed),
-        (1, 1, 4)
+        retried.iter().map(|c| c.outcome).collect::<Vec<_>>(),
+        [Outcome::Failed, Outcome::Failed, Outcome::Passed]
     );
+    assert_eq!(
+        retried
+            .iter()
+            .map(|c| c.message.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("first"), Some("second"), None]
+    );
+    assert!(r.cases.iter().all(|c| c.retries.is_empty()));
+    assert_eq!(r.cases.iter().filter(|c| c.name == "always").count(), 4);
+    assert_eq!(r.cases.iter().filter(|c| c.name == "param").count(), 2);
+    assert_eq!(r.counts.tests, 9);
+    assert_eq!(
+        (
+            r.counts.flaky,
+            r.counts.failed,
+            r.counts.errors,
+            r.counts.passed
+        ),
+        (0, 3, 1, 5)
+    );
+    // "retried" twice and "always" once follow a failed twin; "param"
+    // follows a passing one, and the other class or suite is another test.
+    let hint: Vec<_> = r
+        .warnings
+        .iter()
+        .filter(|w| w.contains("mergeReruns"))
+        .collect();
+    assert_eq!(hint.len(), 1, "{:?}", r.warnings);
+    assert!(hint[0].starts_with("3 test case(s) repeat"), "{}", hint[0]);
+}
+
+/// A NUL byte cannot travel in argv (a rerun by test id), C strings or
+/// most terminals, and XML forbids it, yet runners that print raw bytes
+/// (a Go subtest named from binary data) do write it. Names, classnames,
+/// suite names and file paths show it escaped as `\0`, with a warning.
+#[test]
+fn nul_bytes_in_names_are_escaped_with_a_warning() {
+    let r = parse(
+        "<testsuites><testsuite name=\"pkg\u{0}suite\" file=\"t/a\u{0}.go\">\
+           <testcase classname=\"pkg\u{0}\" name=\"TestParse/\u{0}\u{0}x\" time=\"0.1\">\
+             <failure message=\"m\">body</failure></testcase>\
+           <testcase classname=\"pkg\" name=\"TestClean\" time=\"0.1\"/>\
+         </testsuite></testsuites>",
+    );
+    let c = &r.cases[0];
+    assert_eq!(c.name, "TestParse/\\0\\0x");
+    assert_eq!(c.classname, "pkg\\0");
+    assert_eq!(c.suite, "pkg\\0suite");
+    assert_eq!(c.file.as_deref(), Some("t/a\\0.go"));
+    assert_eq!(r.suites[0].name, "pkg\\0suite");
+    assert_eq!(c.outcome, Outcome::Failed);
+    assert_eq!(r.cases[1].name, "TestClean");
+    assert!(
+        r.cases
+            .iter()
+            .all(|c| !c.name.contains('\0') && !c.suite.contains('\0')),
+    );
+    let warning: Vec<_> = r.warnings.iter().filter(|w| w.contains("NUL")).collect();
+    assert_eq!(warning.len(), 1, "{:?}", r.warnings);
+    assert!(
+        warning[0].starts_with("4 name(s) or path(s) held NUL bytes"),
+        "{}",
+        warning[0]
+    );
+}
+
+/// Reads `path` on another thread and gives up after a while: a reader
+/// that blocks (a FIFO nobody writes to) must fail this test, not hang it.
+fn read_file_or_hang(path: &Path) -> Result<Report, JunitError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(read_file(&owned));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{}: still reading after 10 s", path.display()))
+}
+
+/// A FIFO given as a report would block the reader until some writer
+/// shows up, possibly forever; a directory or a device is no report
+/// either. All are refused up front, naming the file and what it is.
+#[test]
+fn a_fifo_or_other_non_regular_file_is_refused_not_read_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("junit.xml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+
+    let err = read_file_or_hang(&fifo).unwrap_err();
+    assert_eq!(err.kind(), "not_a_file", "{err}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&fifo.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("is a FIFO (named pipe)"), "{message}");
+    assert!(message.contains("regular file"), "{message}");
+
+    let err = read_file_or_hang(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), "not_a_file", "{err}");
+    assert!(err.to_string().contains("is a directory"), "{err}");
+
+    let err = read_file_or_hang(Path::new("/dev/null")).unwrap_err();
+    assert_eq!(err.kind(), "not_a_file", "{err}");
+    assert!(err.to_string().contains("character device"), "{err}");
+
+    // A symlink to a regular report is still a report.
+    let link = dir.path().join("link.xml");
+    std::os::unix::fs::symlink(fixture("dorny-jest-junit.xml"), &link).unwrap();
+    assert_eq!(read_file_or_hang(&link).unwrap().counts.tests, 6);
+}
+
+/// `time=` values near f64::MAX are finite, but their sum is not: a suite
+/// duration of `inf` would be written as `null` in JSON. Each time is
+/// capped at the longest duration testexec records, and so is every sum,
+/// with a warning; the timing history built from these cases must then
+/// read back.
+#[test]
+fn huge_times_are_capped_and_every_sum_stays_finite() {
+    use testexec::domain::model::MAX_DURATION_SECS;
+    use testexec::domain::plan::Timings;
+    let r = parse(
+        r#"<testsuites>
+             <testsuite name="pkg.Slow">
+               <testcase classname="pkg.Slow" name="a" file="tests/slow.py" time="1.7e308"/>
+               <testcase classname="pkg.Slow" name="b" file="tests/slow.py" time="1.7e308"/>
+               <testcase classname="pkg.Slow" name="c" file="tests/slow.py" time="0.5"/>
+             </testsuite>
+             <testsuite name="pkg.Declared" time="9e307"><testcase name="d" time="1"/></testsuite>
+           </testsuites>"#,
+    );
+    assert_eq!(r.cases[0].duration_secs, MAX_DURATION_SECS);
+    assert_eq!(r.cases[2].duration_secs, 0.5);
+    assert_eq!(r.suites[0].duration_secs, MAX_DURATION_SECS);
+    assert_eq!(r.suites[1].duration_secs, MAX_DURATION_SECS);
+    let json = serde_json::to_value(&r).unwrap();
+    for suite in json["suites"].as_array().unwrap() {
+        assert!(suite["duration_secs"].is_f64(), "{suite}");
+    }
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("3 time value(s) above")),
+        "{:?}",
+        r.warnings
+    );
+
+    let history = Timings::from_cases(&r.cases);
+    let text = history.to_json();
+    assert!(!text.contains("null"), "{text}");
+    let back = Timings::from_json(&text, "timings.json").unwrap();
+    assert_eq!(back, history);
+    assert_eq!(back.file_secs("tests/slow.py"), Some(MAX_DURATION_SECS));
+}
+
+/// Timing history is written by testexec and read by the next plan: sums
+/// of valid times (a file of slow tests, one id repeated) must stay within
+/// what the reader accepts, or one slow suite breaks every later plan.
+#[test]
+fn timing_history_from_long_tests_reads_back() {
+    use testexec::domain::model::MAX_DURATION_SECS;
+    use testexec::domain::plan::Timings;
+    let r = parse(
+        r#"<testsuite name="s">
+             <testcase classname="k" name="soak1" file="tests/soak.py" time="900000000"/>
+             <testcase classname="k" name="soak2" file="tests/soak.py" time="900000000"/>
+             <testcase classname="k" name="soak2" file="tests/soak.py" time="900000000"/>
+           </testsuite>"#,
+    );
+    let history = Timings::from_cases(&r.cases);
+    let back = Timings::from_json(&history.to_json(), "timings.json").unwrap();
+    assert_eq!(back.file_secs("tests/soak.py"), Some(MAX_DURATION_SECS));
+    let tests = back.test_secs("tests/soak.py").unwrap();
+    assert_eq!(tests["k::soak1"], 9e8);
+    assert_eq!(tests["k::soak2"], MAX_DURATION_SECS);
+}
+
+/// mocha-junit-reporter's shape (one `<testsuite>` per `describe`, the
+/// full title as `name`, the test's own title as `classname`) with two tests
+/// that share a title, as Mocha allows: first a pair whose second test
+/// fails, then a pair whose first test fails.
+const MOCHA_SAME_TITLES: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="Mocha Tests" time="0.0130" tests="4" failures="2">
+  <testsuite name="Root Suite" timestamp="2024-05-14T09:12:03" tests="0" file="test/cart.spec.js" time="0.0000" failures="0">
+  </testsuite>
+  <testsuite name="cart" timestamp="2024-05-14T09:12:03" tests="4" file="test/cart.spec.js" time="0.0130" failures="2">
+    <testcase name="cart adds an item" time="0.0010" classname="adds an item">
+    </testcase>
+    <testcase name="cart adds an item" time="0.0020" classname="adds an item">
+      <failure message="expected 2 to equal 1" type="AssertionError"><![CDATA[AssertionError: expected 2 to equal 1
+    at Context.<anonymous> (test/cart.spec.js:14:29)
+    at process.processImmediate (node:internal/timers:478:21)]]></failure>
+    </testcase>
+    <testcase name="cart removes an item" time="0.0040" classname="removes an item">
+      <failure message="Cannot read properties of undefined (reading &apos;id&apos;)" type="TypeError"><![CDATA[TypeError: Cannot read properties of undefined (reading 'id')
+    at Cart.remove (src/cart.js:31:22)
+    at Context.<anonymous> (test/cart.spec.js:22:10)]]></failure>
+    </testcase>
+    <testcase name="cart removes an item" time="0.0060" classname="removes an item">
+    </testcase>
+  </testsuite>
+</testsuites>"#;
+
+/// Two `<testcase>`s with one classname and name are two tests: only the
+/// rerun elements (or a later try, see collect) make attempts of one test.
+#[test]
+fn same_titled_mocha_tests_are_two_test_cases() {
+    let r = parse(MOCHA_SAME_TITLES);
+    assert_eq!(r.cases.len(), 4);
+    assert_eq!(
+        (
+            r.counts.tests,
+            r.counts.passed,
+            r.counts.failed,
+            r.counts.flaky
+        ),
+        (4, 2, 2, 0)
+    );
+    let outcomes = |name: &str| -> Vec<Outcome> {
+        r.cases
+            .iter()
+            .filter(|c| c.name == name)
+            .map(|c| c.outcome)
+            .collect()
+    };
+    assert_eq!(
+        outcomes("cart adds an item"),
+        [Outcome::Passed, Outcome::Failed]
+    );
+    assert_eq!(
+        outcomes("cart removes an item"),
+        [Outcome::Failed, Outcome::Passed]
+    );
+    // Each failure keeps its own message; nothing became an attempt.
+    let failed: Vec<_> = r
+        .cases
+        .iter()
+        .filter(|c| c.outcome == Outcome::Failed)
+        .map(|c| c.message.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "expected 2 to equal 1",
+            "Cannot read properties of undefined (reading 'id')"
+        ]
+    );
+    assert!(r.cases.iter().all(|c| c.retries.is_empty()));
+    assert_eq!(r.suites[1].counts.tests, 4);
 }
 
 #[test]

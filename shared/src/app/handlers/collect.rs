@@ -6,12 +6,13 @@
 //! collector hands the finished run to report. Both are safe to repeat, so
 //! a collector that crashes anywhere can simply be retried.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
 use tracing::Instrument;
 
+use crate::app::handlers::execute::try_of_junit_key;
 use crate::app::handlers::{Ports, decode, encode};
 use crate::app::messages::{Execution, MESSAGE_VERSION, QueueName, ReportJob, ShardResult, keys};
 use crate::app::ports::{Completion, ShardCompletion, content_type};
@@ -157,59 +158,67 @@ async fn read_results(
     } else {
         result.junit_keys.clone()
     };
-    // One entry per try (the first run, then each re-run of failed tests):
-    // all files a try wrote are that try's cases, in write order.
-    let mut tries: Vec<(String, Vec<TestCase>)> = Vec::new();
+    let mut files = Vec::new();
     let mut unreadable = Vec::new();
     for key in &keys {
         let bytes = ports.blobs.get(key).await?;
-        let try_of = try_label(key);
-        let cases = match junit::read(&bytes[..], key, &Limits::default()) {
-            Ok(report) => report.cases,
-            Err(e) => {
-                unreadable.push(format!("unreadable JUnit `{key}`: {e}"));
-                continue;
-            }
-        };
-        match tries.last_mut() {
-            Some((label, same)) if *label == try_of => same.extend(cases),
-            _ => tries.push((try_of, cases)),
+        match junit::read(&bytes[..], key, &Limits::default()) {
+            Ok(report) => files.push((key.clone(), report.cases)),
+            Err(e) => unreadable.push(format!("unreadable JUnit `{key}`: {e}")),
         }
     }
-    Ok((
-        fold_attempts(tries.into_iter().map(|(_, cases)| cases).collect()),
-        unreadable,
-    ))
+    Ok((fold_files(files), unreadable))
 }
 
-/// The try a JUnit key belongs to (`.../junit/try-001-000003-x.xml` →
-/// `try-001`); a key in another shape is a try of its own.
-fn try_label(key: &str) -> String {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    match name
-        .strip_prefix("try-")
-        .and_then(|rest| rest.split_once('-'))
-    {
-        Some((digits, _)) if digits.bytes().all(|b| b.is_ascii_digit()) => format!("try-{digits}"),
-        _ => key.to_string(),
+/// Folds the cases of one execution's JUnit files, given as `(key, cases)`.
+///
+/// Files are grouped by the try that wrote them (read from the upload name,
+/// see [`junit_upload_name`](crate::app::handlers::execute::junit_upload_name)):
+/// one run of the command may write many files (one per spec, per class),
+/// and a test found in two of them is two tests, not a retry. A name that
+/// names no try counts as the first try: only a proven later attempt folds.
+pub fn fold_files(files: Vec<(String, Vec<TestCase>)>) -> Vec<TestCase> {
+    let mut tries: BTreeMap<u32, Vec<TestCase>> = BTreeMap::new();
+    for (key, cases) in files {
+        let try_index = try_of_junit_key(&key).unwrap_or(0);
+        tries.entry(try_index).or_default().extend(cases);
     }
+    fold_attempts(tries.into_values().collect())
 }
 
-/// Folds several tries of the same tests into one case per test. Files are
-/// given in the order they were written: a later try of a test replaces an
-/// earlier one, whose verdict becomes an [`Attempt`]. A test that failed and
-/// then passed is flaky (CTRF's rule).
+/// Folds several tries of the same tests into one case per test. `tries`
+/// holds each try's cases: the first run, then each retry. A later try of a
+/// test replaces the earlier verdict, which becomes an [`Attempt`]. A test
+/// that failed and then passed is flaky (CTRF's rule).
+///
+/// Cases are matched by [`TestCase::key`], one to one: a try runs a test
+/// once, so within one try no two cases fold into the same test (Mocha's
+/// same-titled tests stay two tests, each with its own rerun). A rerun goes
+/// to a still-failing test of its key first, since failures are what is
+/// re-run; a case with no test left to match is kept as a test of its own.
 pub fn fold_attempts(tries: Vec<Vec<TestCase>>) -> Vec<TestCase> {
     let mut out: Vec<TestCase> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+    // For each test in `out`: the try that last gave it a case.
+    let mut given_by: Vec<usize> = Vec::new();
+    // Positions in `out` of every test of a key.
+    let mut slots: HashMap<String, Vec<usize>> = HashMap::new();
     for (try_no, cases) in tries.into_iter().enumerate() {
         for mut case in cases {
-            let key = case.key();
-            let Some(&at) = index.get(&key).filter(|_| try_no > 0) else {
-                index.insert(key, out.len());
+            let known = slots.entry(case.key()).or_default();
+            let free = |at: &usize| given_by[*at] != try_no;
+            let target = known
+                .iter()
+                .copied()
+                .filter(free)
+                .find(|&at| out[at].outcome.is_failure())
+                .or_else(|| known.iter().copied().find(free));
+            let Some(at) = target else {
+                known.push(out.len());
+                given_by.push(try_no);
                 out.push(case);
                 continue;
             };
+            given_by[at] = try_no;
             let earlier = std::mem::replace(
                 &mut out[at],
                 TestCase {
@@ -301,6 +310,137 @@ mod tests {
             case("a", Outcome::Failed),
         ]]);
         assert_eq!(folded.len(), 2);
+    }
+
+    /// One spec file's report as mocha-junit-reporter writes it, with the
+    /// test `cart adds an item` passing or failing.
+    fn mocha_spec(spec: &str, failing: bool) -> Vec<TestCase> {
+        let result = if failing {
+            r#"<failure message="expected 2 to equal 1" type="AssertionError"><![CDATA[AssertionError: expected 2 to equal 1
+    at Context.<anonymous> (test/cart.spec.js:14:29)]]></failure>"#
+        } else {
+            ""
+        };
+        let xml = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="Mocha Tests" time="0.0020" tests="1" failures="{f}">
+  <testsuite name="Root Suite" timestamp="2024-05-14T09:12:03" tests="0" file="{spec}" time="0.0000" failures="0">
+  </testsuite>
+  <testsuite name="cart" timestamp="2024-05-14T09:12:03" tests="1" file="{spec}" time="0.0020" failures="{f}">
+    <testcase name="cart adds an item" time="0.0020" classname="adds an item">
+      {result}
+    </testcase>
+  </testsuite>
+</testsuites>"#,
+            f = u8::from(failing)
+        );
+        junit::read(xml.as_bytes(), spec, &Limits::default())
+            .unwrap()
+            .cases
+    }
+
+    fn junit_key(try_index: u32, n: usize, base: &str) -> String {
+        let shard = crate::domain::model::ShardId::new(crate::domain::model::RunId::new(), 0);
+        keys::junit(
+            shard,
+            1,
+            &crate::app::handlers::execute::junit_upload_name(try_index, n, base),
+        )
+    }
+
+    /// mocha-junit-reporter with `mochaFile: "results/junit-[hash].xml"`
+    /// (the usual Cypress setup) writes one file per spec: the files of one
+    /// run of the command are one try, so a test title found in two specs
+    /// is two tests, and the failing one stays failed.
+    #[test]
+    fn files_of_one_try_are_not_attempts_of_each_other() {
+        let first_try = || {
+            vec![
+                (
+                    junit_key(0, 0, "junit-0c1f.xml"),
+                    mocha_spec("cypress/e2e/cart.cy.js", false),
+                ),
+                (
+                    junit_key(0, 1, "junit-9ab2.xml"),
+                    mocha_spec("cypress/e2e/checkout.cy.js", true),
+                ),
+            ]
+        };
+        let folded = fold_files(first_try());
+        assert_eq!(folded.len(), 2);
+        let c = count(&folded);
+        assert_eq!((c.tests, c.passed, c.failed, c.flaky), (2, 1, 1, 0));
+        assert!(folded.iter().all(|c| c.retries.is_empty()));
+        assert_eq!(folded[1].message.as_deref(), Some("expected 2 to equal 1"));
+
+        // A retry of the failing spec (try 1) is an attempt of that test.
+        let mut with_retry = first_try();
+        with_retry.push((
+            junit_key(1, 0, "junit-77e0.xml"),
+            mocha_spec("cypress/e2e/checkout.cy.js", false),
+        ));
+        let folded = fold_files(with_retry);
+        let c = count(&folded);
+        assert_eq!((c.tests, c.passed, c.failed, c.flaky), (2, 1, 0, 1));
+        assert_eq!(folded[1].outcome, Outcome::Flaky);
+        assert_eq!(folded[1].retries.len(), 1);
+        assert_eq!(folded[1].retries[0].outcome, Outcome::Failed);
+        assert!(folded[0].retries.is_empty());
+    }
+
+    /// Upload names are read back to their try; a name testexec did not
+    /// make is taken as the first try, where nothing folds.
+    #[test]
+    fn keys_name_their_try() {
+        use crate::app::handlers::execute::{junit_upload_name, try_of_junit_key};
+        assert_eq!(try_of_junit_key(&junit_key(0, 3, "try-2.xml")), Some(0));
+        assert_eq!(try_of_junit_key(&junit_key(12, 0, "TEST-a.xml")), Some(12));
+        assert_eq!(try_of_junit_key(&junit_upload_name(1, 0, "x")), Some(1));
+        for other in ["runs/r/junit/report.xml", "try-x-0-a.xml", "try-1", ""] {
+            assert_eq!(try_of_junit_key(other), None, "{other}");
+        }
+        let folded = fold_files(vec![
+            ("a/junit.xml".into(), vec![case("t", Outcome::Failed)]),
+            ("b/junit.xml".into(), vec![case("t", Outcome::Passed)]),
+        ]);
+        assert_eq!(folded.len(), 2);
+    }
+
+    /// Two same-titled tests that both failed and were both re-run: each
+    /// rerun is an attempt of one of them, failing ones first, so neither
+    /// rerun is lost and no test absorbs two.
+    #[test]
+    fn reruns_of_same_titled_tests_fold_one_to_one() {
+        let folded = fold_attempts(vec![
+            vec![case("a", Outcome::Failed), case("a", Outcome::Failed)],
+            vec![case("a", Outcome::Passed), case("a", Outcome::Passed)],
+        ]);
+        assert_eq!(folded.len(), 2);
+        assert!(folded.iter().all(|c| c.outcome == Outcome::Flaky));
+        assert!(folded.iter().all(|c| c.retries.len() == 1));
+
+        // Only the failing one was re-run (a selection by id): its rerun
+        // goes to it, not to the passing twin.
+        let folded = fold_attempts(vec![
+            vec![case("a", Outcome::Failed), case("a", Outcome::Passed)],
+            vec![case("a", Outcome::Passed)],
+        ]);
+        assert_eq!(
+            folded.iter().map(|c| c.outcome).collect::<Vec<_>>(),
+            [Outcome::Flaky, Outcome::Passed]
+        );
+        assert!(folded[1].retries.is_empty());
+
+        // A later try with more cases of a name than before keeps the extra
+        // one as a test of its own rather than dropping it.
+        let folded = fold_attempts(vec![
+            vec![case("a", Outcome::Failed)],
+            vec![case("a", Outcome::Passed), case("a", Outcome::Failed)],
+        ]);
+        assert_eq!(
+            folded.iter().map(|c| c.outcome).collect::<Vec<_>>(),
+            [Outcome::Flaky, Outcome::Failed]
+        );
     }
 
     #[test]

@@ -366,9 +366,7 @@ fn collect_junit(
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "junit.xml".into());
-        // Zero-padded so the blob store's sorted listing is write order
-        // (collect reads the files by listing, and groups them by try).
-        let name = format!("try-{try_index:03}-{n:06}-{base}");
+        let name = junit_upload_name(try_index, n, &base);
         let dest = kept.join(&name);
         std::fs::rename(&path, &dest)
             .or_else(|_| std::fs::copy(&path, &dest).map(|_| ()))
@@ -376,6 +374,25 @@ fn collect_junit(
         out.push((name, dest));
     }
     Ok(out)
+}
+
+/// Upload name of the `n`-th JUnit file found after try `try_index` (0 is
+/// the first run of the command, 1.. its retries). Zero-padded so the blob
+/// store's sorted listing is write order (collect reads the files by
+/// listing, and groups them by try with [`try_of_junit_key`]).
+pub fn junit_upload_name(try_index: u32, n: usize, base: &str) -> String {
+    format!("try-{try_index:03}-{n:06}-{base}")
+}
+
+/// The try whose JUnit file `key` is: [`junit_upload_name`] read back from
+/// the key's last component. `None` for a name it did not make.
+pub fn try_of_junit_key(key: &str) -> Option<u32> {
+    let name = key.rsplit('/').next()?;
+    let (index, _) = name.strip_prefix("try-")?.split_once('-')?;
+    if !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    index.parse().ok()
 }
 
 /// Cases of the given files; unreadable files are collect's business (it

@@ -1,8 +1,8 @@
 //! Streaming JUnit/xUnit XML reader for the dialects found in the wild.
 //!
 //! The reader is a single pass over quick-xml events: it never builds a DOM
-//! and keeps at most one finished test case back (to fold repeated attempts),
-//! so memory stays flat however large the report. Totals are always counted
+//! and hands out each test case as soon as its element closes, so memory
+//! stays flat however large the report. Totals are always counted
 //! from the elements; `tests=`/`failures=` attributes are only compared, and a
 //! disagreement becomes a warning.
 //!
@@ -27,14 +27,17 @@
 //!   `<failure>`/`<error>` (surefire's first run). Each such element becomes an `Attempt`
 //!   in `retries`, in document order; `<stackTrace>` (or the element's own
 //!   text) is its details.
-//! - **Repeated `<testcase>`** (Gradle test-retry and similar): a case whose
-//!   suite, classname and name equal the *immediately preceding* case's, when
-//!   that preceding case failed or errored, is a retry: the two are folded
-//!   into one case, the earlier attempts moved to `retries`. CTRF rule: the
-//!   result is `Flaky` only if the final attempt passed after ≥1 failed one.
-//!   Identical names after a *passing* case are distinct tests (parametrised
-//!   tests with one display name) and are kept apart. Only adjacent entries
-//!   are folded: matching far-apart ones would need memory per test.
+//! - **Repeated `<testcase>`**: every `<testcase>` element is a test case
+//!   of its own, whatever its suite, classname and name. Mocha allows two
+//!   tests with one title, parametrised runners repeat display names, and
+//!   folding them would hide one test and, with it, maybe a failure. Only
+//!   the rerun elements above make attempts of one test within a report;
+//!   attempts across tries are folded by collect (`fold_attempts`), which
+//!   knows which file came from which try. A case repeating the identity
+//!   of the failed case just before it is still counted, with one warning
+//!   per report that names the runner setting for real reruns (Gradle's
+//!   default lists each execution as a `<testcase>`; `mergeReruns = true`
+//!   writes `<flakyFailure>`/`<rerunFailure>` instead).
 //! - **`<error>`/`<failure>` directly inside `<testsuite>`** (Jenkins nested
 //!   suites; a suite that failed to load): becomes a synthetic case named
 //!   [`SUITE_ERROR_NAME`] with outcome error/failed, so that a suite that
@@ -51,6 +54,10 @@
 //!   [`Limits::max_text_bytes`] keeping head and tail with a
 //!   `\n…[N bytes cut]…\n` marker. CDATA, predefined entities and numeric
 //!   character references are decoded; an undefined entity is kept literally.
+//! - **NUL bytes** (forbidden in XML, written anyway by runners that print
+//!   raw bytes) in suite/case names, classnames and file paths become the
+//!   two characters `\0`, with one warning per report: a NUL cannot be
+//!   passed back to a runner in argv or shown on a terminal.
 //! - **Security**: any `<!DOCTYPE` is refused ([`JunitError::Doctype`]); no
 //!   entity is ever resolved or fetched.
 //! - **Encodings**: UTF-8, UTF-16 LE/BE (BOM or not) and any encoding
@@ -144,12 +151,62 @@ pub fn read_file(path: &Path) -> Result<Report, JunitError> {
 /// Reads a report file. Errors name the file as given and, for positional
 /// errors, the line.
 pub fn read_file_with(path: &Path, limits: &Limits) -> Result<Report, JunitError> {
-    let source = path.display().to_string();
-    let file = File::open(path).map_err(|e| JunitError::Io {
-        file: source.clone(),
+    let file = open_report(path)?;
+    read(file, &path.display().to_string(), limits).map_err(|err| err.with_line_from(path))
+}
+
+/// Opens a report for reading, refusing anything but a regular file
+/// ([`JunitError::NotAFile`]): opening a FIFO waits for a writer, and
+/// reading one waits for its data, possibly forever; a directory or a
+/// device is no report. The file is opened without blocking and the check
+/// is made on the open descriptor, so what is checked is what gets read
+/// (no window for a swap between a `stat` and the `open`).
+pub fn open_report(path: &Path) -> Result<File, JunitError> {
+    let io = |e| JunitError::Io {
+        file: path.display().to_string(),
         source: e,
-    })?;
-    read(file, &source, limits).map_err(|err| err.with_line_from(path))
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Regular files ignore O_NONBLOCK, so reads behave as usual.
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(io)?;
+    let kind = file.metadata().map_err(io)?.file_type();
+    if kind.is_file() {
+        return Ok(file);
+    }
+    Err(JunitError::NotAFile {
+        file: path.display().to_string(),
+        what: describe_file_type(kind),
+    })
+}
+
+/// What a non-regular file is, for [`JunitError::NotAFile`].
+fn describe_file_type(kind: std::fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        return "directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "FIFO (named pipe)";
+        }
+        if kind.is_socket() {
+            return "socket";
+        }
+        if kind.is_char_device() {
+            return "character device";
+        }
+        if kind.is_block_device() {
+            return "block device";
+        }
+    }
+    "special file"
 }
 
 /// Reads a whole report from `reader`; `source` names it in errors.
@@ -210,6 +267,7 @@ impl JunitError {
             JunitError::Doctype { .. } => "doctype",
             JunitError::TooDeep { .. } => "too_deep",
             JunitError::UnsupportedEncoding { .. } => "unsupported_encoding",
+            JunitError::NotAFile { .. } => "not_a_file",
         }
     }
 

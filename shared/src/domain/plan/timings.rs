@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::model::TestCase;
+use crate::domain::model::{TestCase, add_duration};
 use crate::errors::PlanError;
 
 use super::MAX_FILES;
@@ -86,9 +86,12 @@ impl Timings {
             let mut per_test = BTreeMap::new();
             for (id, mut values) in tests {
                 values.sort_by(f64::total_cmp);
-                per_test.insert(id, values.iter().sum::<f64>());
+                per_test.insert(id, values.iter().copied().fold(0.0, add_duration));
             }
-            timings.files.insert(file.clone(), per_test.values().sum());
+            // Capped like each value: history must read back (`from_json`
+            // refuses anything above MAX_SECS).
+            let file_secs = per_test.values().copied().fold(0.0, add_duration);
+            timings.files.insert(file.clone(), file_secs);
             timings.tests.insert(file, per_test);
         }
         timings
@@ -128,7 +131,7 @@ impl Timings {
         let file = normalize_path(file);
         let tests = self.tests.entry(file.clone()).or_default();
         tests.insert(test.to_string(), sanitize(secs));
-        let sum: f64 = tests.values().sum();
+        let sum = tests.values().copied().fold(0.0, add_duration);
         let entry = self.files.entry(file).or_insert(0.0);
         *entry = entry.max(sum);
     }
@@ -250,7 +253,7 @@ impl Timings {
             let file = normalize_path(&file);
             // A file known only through its tests takes their sum; a file
             // time larger than the sum (setup) is kept.
-            let sum: f64 = tests.values().sum();
+            let sum = tests.values().copied().fold(0.0, add_duration);
             let entry = timings.files.entry(file.clone()).or_insert(sum);
             *entry = entry.max(sum);
             timings.tests.insert(file, tests);
@@ -294,4 +297,4 @@ fn sanitize(secs: f64) -> f64 {
 
 /// Longest duration accepted for one file or test (about 31 years): keeps
 /// sums of a million entries finite, so plans never contain infinities.
-pub const MAX_SECS: f64 = 1e9;
+pub const MAX_SECS: f64 = crate::domain::model::MAX_DURATION_SECS;

@@ -402,11 +402,20 @@ fn cut(s: &str, max: usize) -> String {
 
 /// Escapes text for Markdown inline content and table cells: characters
 /// that would start emphasis, links, code, HTML or end a cell are escaped;
-/// line breaks (which would end a table row) become spaces.
+/// line breaks (which would end a table row) become spaces. An `@` before
+/// a name gets a zero-width joiner (U+200D): GitHub would otherwise make
+/// `@octocat` in a test name a mention and notify that user or team. A
+/// backslash does not help there, since mentions are found in the rendered
+/// text; the joiner is invisible and breaks the pattern.
 pub fn md(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
+            '@' if chars.peek().is_some_and(char::is_ascii_alphanumeric) => {
+                out.push('@');
+                out.push('\u{200D}');
+            }
             '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '!' => {
                 out.push('\\');
                 out.push(c);

@@ -86,6 +86,56 @@ fn names_are_escaped_and_backticks_cannot_break_the_fence() {
     assert!(fences_balanced(&md));
 }
 
+/// GitHub turns `@name` in a Check Run summary or PR comment into a
+/// mention that notifies the user or team. Test names, locations and shard
+/// errors are not ours to send notifications with: outside code, every `@`
+/// before a name gets a zero-width joiner, which GitHub does not read as a
+/// mention, while the text still reads the same. Inside a fenced message
+/// nothing is linked, so it stays as written.
+#[test]
+fn mentions_in_names_cannot_ping_anyone() {
+    let mut rich = Rich::new();
+    let mut failing = case(
+        "@github/security",
+        "@github/security",
+        "greets @octocat and @Org/team-1",
+        Outcome::Failed,
+        1.0,
+    );
+    failing.message = Some("expected @octocat to reply".into());
+    failing.file = Some("spec/@mona/hello_spec.rb".into());
+    rich.cases.push((1, failing));
+    rich.shards[2].error = Some("setup failed: @hubot is not a command".into());
+    let md = summary(&rich.input(), GITHUB_SUMMARY_MAX_BYTES);
+
+    let outside = outside_fences(&md);
+    let bytes: Vec<char> = outside.chars().collect();
+    for (i, c) in bytes.iter().enumerate() {
+        if *c == '@' {
+            let next = bytes.get(i + 1).copied().unwrap_or(' ');
+            assert!(
+                !next.is_ascii_alphanumeric(),
+                "a mention survived at {i}: {outside}"
+            );
+        }
+    }
+    assert!(
+        outside.contains("greets @\u{200D}octocat and @\u{200D}Org/team-1"),
+        "{md}"
+    );
+    assert!(outside.contains("@\u{200D}github/security"), "{md}");
+    assert!(
+        outside.contains("spec/@\u{200D}mona/hello\\_spec.rb"),
+        "{md}"
+    );
+    assert!(outside.contains("@\u{200D}hubot is not a command"), "{md}");
+    // Code is never linked: the message keeps its exact text.
+    assert!(
+        md.contains("```text\nexpected @octocat to reply\n```"),
+        "{md}"
+    );
+}
+
 #[test]
 fn fence_checker_detects_an_unclosed_fence() {
     assert!(fences_balanced("a\n```text\nx\n```\n"));

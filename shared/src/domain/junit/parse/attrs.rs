@@ -1,0 +1,311 @@
+//! Attribute values: the fast tag splitter, value decoding and the
+//! readings of `time`, `status` and `result` shared by every element.
+
+use std::borrow::Cow;
+
+use quick_xml::escape::unescape;
+use quick_xml::events::BytesStart;
+
+use super::Parser;
+use crate::domain::junit::text::{TimeIssue, cap_str, parse_time};
+use crate::domain::model::{MAX_DURATION_SECS, Outcome, TestCase};
+use crate::errors::JunitError;
+
+#[derive(Default)]
+pub(super) struct TimeStats {
+    pub(super) missing: u64,
+    pub(super) negative: u64,
+    pub(super) garbage: u64,
+    pub(super) first_negative: Option<String>,
+    pub(super) first_garbage: Option<String>,
+    pub(super) huge: u64,
+    pub(super) first_huge: Option<String>,
+}
+
+/// Names and paths that held NUL bytes (see [`Parser::escape_nul`]).
+#[derive(Default)]
+pub(super) struct NulStats {
+    pub(super) count: u64,
+    pub(super) first: Option<String>,
+}
+
+impl<F: FnMut(TestCase)> Parser<'_, F> {
+    /// Replaces each NUL in a name or path by the two characters `\0`.
+    /// XML forbids NUL, but runners that print raw bytes write it anyway,
+    /// and a NUL cannot travel further: not in argv (a rerun by test id),
+    /// not in a C string, not to a terminal. `what` names the value in the
+    /// warning.
+    pub(super) fn escape_nul(&mut self, value: String, what: &str) -> String {
+        if memchr::memchr(0, value.as_bytes()).is_none() {
+            return value;
+        }
+        let escaped = value.replace('\0', "\\0");
+        self.nuls.count += 1;
+        self.nuls
+            .first
+            .get_or_insert_with(|| format!("{what} {:?}", cap_str(&escaped, 200)));
+        escaped
+    }
+
+    /// Reads the attributes we use. Values are unescaped and capped; a value
+    /// with an undefined entity is kept raw rather than failing the whole
+    /// report. Only the `wanted` keys are decoded: most attributes
+    /// (timestamps, hostnames, assertions=...) are skipped without even a
+    /// UTF-8 check. Values are lent as `Cow`s borrowing the event buffer, so
+    /// that numbers and status words are parsed without allocating: only the
+    /// caller decides what becomes an owned `String`.
+    pub(super) fn attrs<'b>(
+        &mut self,
+        e: &'b BytesStart<'_>,
+        position: u64,
+        wanted: impl Fn(&[u8]) -> bool,
+        mut f: impl FnMut(&[u8], Cow<'b, str>),
+    ) -> Result<(), JunitError> {
+        let cap = self.limits.max_text_bytes;
+        let mut unknown = 0;
+        // quick-xml's `Attributes` iterator was the top entry of the profile
+        // (~18 % of instructions): a general state machine with error
+        // recovery. Well-formed tags, i.e. nearly all of them, are split by
+        // `split_attributes` instead, which yields exactly the same pairs.
+        let mut delivered = 0;
+        let split = split_attributes(e.attributes_raw(), |key, value| {
+            delivered += 1;
+            let key = local_name(key);
+            if wanted(key) {
+                f(key, decode_value(value, cap, &mut unknown));
+            }
+        });
+        if split.is_err() {
+            // Something quick-xml rejects (or might): let it report its own
+            // error, skipping the attributes already handed out. Duplicate
+            // checks are quadratic and buy nothing here: the last value wins.
+            for (i, attr) in e.attributes().with_checks(false).enumerate() {
+                let attr = attr.map_err(|err| self.malformed(position, err.to_string()))?;
+                let key = local_name(attr.key.as_ref());
+                if i >= delivered && wanted(key) {
+                    let value = decode_value(&attr.value, cap, &mut unknown).into_owned();
+                    f(key, Cow::Owned(value));
+                }
+            }
+        }
+        self.unknown_entities += unknown;
+        Ok(())
+    }
+
+    pub(super) fn time(&mut self, raw: Option<&str>, what: &str) -> Option<f64> {
+        let raw = raw?;
+        match parse_time(raw) {
+            // Finite but past any real run (`1.7e308`): capped, so that no
+            // sum of durations can overflow to `inf`.
+            Ok(v) if v > MAX_DURATION_SECS => {
+                self.times.huge += 1;
+                self.times
+                    .first_huge
+                    .get_or_insert_with(|| format!("{what} time=\"{}\"", cap_str(raw, 64)));
+                Some(MAX_DURATION_SECS)
+            }
+            Ok(v) => Some(v),
+            Err((v, issue)) => {
+                let example = || format!("{what} time=\"{}\"", cap_str(raw, 64));
+                match issue {
+                    TimeIssue::Negative => {
+                        self.times.negative += 1;
+                        self.times.first_negative.get_or_insert_with(example);
+                    }
+                    TimeIssue::Garbage => {
+                        self.times.garbage += 1;
+                        self.times.first_garbage.get_or_insert_with(example);
+                    }
+                }
+                Some(v).filter(|_| issue == TimeIssue::Negative)
+            }
+        }
+    }
+}
+
+/// Outcome of a case without result children, from the `result` attribute
+/// (GoogleTest) and then `status` (GoogleTest, Bazel, the C++ "tst" runner).
+/// The first one that says something other than "passed" wins.
+pub(super) fn attr_outcome(result: Option<&str>, status: Option<&str>) -> Outcome {
+    [result, status]
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            // Case-insensitive without lowercasing into a new String: this
+            // runs for every case of a GoogleTest report.
+            let v = v.trim();
+            let is = |words: &[&str]| words.iter().any(|w| v.eq_ignore_ascii_case(w));
+            if is(&[
+                "disabled",
+                "skipped",
+                "skip",
+                "notrun",
+                "not run",
+                "suppressed",
+                "ignored",
+                "pending",
+            ]) {
+                Outcome::Skipped
+            } else if is(&["failed", "failure", "fail"]) {
+                Outcome::Failed
+            } else if is(&["error", "errored", "broken"]) {
+                Outcome::Error
+            } else {
+                Outcome::Passed
+            }
+        })
+        .find(|o| *o != Outcome::Passed)
+        .unwrap_or(Outcome::Passed)
+}
+
+/// Splits the attribute part of a tag into `(key, raw value)` pairs the way
+/// quick-xml's `Attributes` iterator does in XML mode without duplicate
+/// checks (same whitespace set, the key's first byte taken as is, a value may
+/// be followed directly by the next key), but as one straight loop with a
+/// `memchr` for the closing quote. Returns `Err` on anything quick-xml would
+/// reject (no `=`, unquoted or unterminated value); the pairs before it have
+/// been handed out already.
+fn split_attributes<'b>(bytes: &'b [u8], mut f: impl FnMut(&'b [u8], &'b [u8])) -> Result<(), ()> {
+    let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let skip_ws = |mut i: usize| {
+        while i < bytes.len() && ws(bytes[i]) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = 0;
+    loop {
+        i = skip_ws(i);
+        if i == bytes.len() {
+            return Ok(());
+        }
+        let start = i;
+        i += 1;
+        while i < bytes.len() && bytes[i] != b'=' && !ws(bytes[i]) {
+            i += 1;
+        }
+        let key = &bytes[start..i];
+        i = skip_ws(i);
+        if bytes.get(i) != Some(&b'=') {
+            return Err(());
+        }
+        i = skip_ws(i + 1);
+        let quote = match bytes.get(i) {
+            Some(&q @ (b'"' | b'\'')) => q,
+            _ => return Err(()),
+        };
+        let value_start = i + 1;
+        let len = memchr::memchr(quote, &bytes[value_start..]).ok_or(())?;
+        f(key, &bytes[value_start..value_start + len]);
+        i = value_start + len + 1;
+    }
+}
+
+/// The part after the namespace prefix, as quick-xml's `local_name` (split at
+/// the first `:`): `<ns:testcase>`'s attributes are read like plain ones.
+#[inline]
+fn local_name(key: &[u8]) -> &[u8] {
+    match key.iter().position(|&b| b == b':') {
+        Some(colon) => &key[colon + 1..],
+        None => key,
+    }
+}
+
+/// An attribute value as quick-xml's `unescape_value` gives it (UTF-8, the
+/// predefined entities and character references decoded), capped. Borrows
+/// from the event buffer unless something had to change. Invalid UTF-8 or an
+/// undefined entity keeps the value as written and bumps `unknown`.
+fn decode_value<'b>(raw: &'b [u8], cap: usize, unknown: &mut u64) -> Cow<'b, str> {
+    let value = match std::str::from_utf8(raw) {
+        // Most values hold no reference at all: one `memchr` settles it.
+        Ok(s) if memchr::memchr(b'&', raw).is_none() => Cow::Borrowed(s),
+        Ok(s) => unescape(s).unwrap_or_else(|_| {
+            *unknown += 1;
+            Cow::Borrowed(s)
+        }),
+        Err(_) => {
+            *unknown += 1;
+            String::from_utf8_lossy(raw)
+        }
+    };
+    if value.len() <= cap {
+        value
+    } else {
+        Cow::Owned(cap_str(&value, cap))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `split_attributes` must hand out exactly what quick-xml's iterator
+    /// does, and fail wherever quick-xml reports an error.
+    #[test]
+    fn split_attributes_agrees_with_quick_xml() {
+        let tags = [
+            r#"t a="1" b='2'"#,
+            "t\ta = \"x y\"\n\r b\t=\t'\"'",
+            r#"t a="1"b="2""#,
+            r#"t ns:a="&amp;" c:d:e="x""#,
+            r#"t ="x""#,
+            r#"t a="" b=''"#,
+            "t",
+            "t   ",
+            r#"t a"#,
+            r#"t a b="1""#,
+            r#"t a= "#,
+            r#"t a=1 b="2""#,
+            r#"t a="1" b="2"#,
+            r#"t a="1" b='2" c="3""#,
+            r#"t a="<<computed>>" b="é""#,
+        ];
+        for tag in tags {
+            let start = BytesStart::from_content(tag, 1);
+            let mut fast = Vec::new();
+            let ok = split_attributes(start.attributes_raw(), |k, v| {
+                fast.push((k.to_vec(), v.to_vec()))
+            })
+            .is_ok();
+            let mut slow = Vec::new();
+            let mut slow_ok = true;
+            for attr in start.attributes().with_checks(false) {
+                match attr {
+                    Ok(a) => slow.push((a.key.as_ref().to_vec(), a.value.to_vec())),
+                    Err(_) => {
+                        slow_ok = false;
+                        break;
+                    }
+                }
+            }
+            assert_eq!(ok, slow_ok, "{tag}");
+            assert_eq!(fast, slow, "{tag}");
+        }
+    }
+
+    #[test]
+    fn attribute_values_decode_like_unescape_value() {
+        let mut unknown = 0;
+        assert_eq!(decode_value(b"a &lt; b", 100, &mut unknown), "a < b");
+        assert_eq!(decode_value(b"&#x41;&#66;", 100, &mut unknown), "AB");
+        assert_eq!(unknown, 0);
+        assert_eq!(decode_value(b"&nope;", 100, &mut unknown), "&nope;");
+        assert_eq!(decode_value(b"\xff", 100, &mut unknown), "\u{FFFD}");
+        assert_eq!(unknown, 2);
+        assert!(matches!(
+            decode_value(b"plain", 100, &mut unknown),
+            Cow::Borrowed("plain")
+        ));
+    }
+
+    #[test]
+    fn attr_outcome_ignores_case_and_padding() {
+        assert_eq!(attr_outcome(Some(" Not Run "), None), Outcome::Skipped);
+        assert_eq!(
+            attr_outcome(Some("completed"), Some("FAIL")),
+            Outcome::Failed
+        );
+        assert_eq!(attr_outcome(None, Some("Broken")), Outcome::Error);
+        assert_eq!(attr_outcome(Some("run"), Some("run")), Outcome::Passed);
+    }
+}

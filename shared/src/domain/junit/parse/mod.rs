@@ -1,0 +1,453 @@
+//! The event loop: quick-xml events in, test cases out.
+//!
+//! The dialect rules implemented here are listed in the module docs of
+//! `junit/mod.rs`; comments below say why a branch exists. This file runs
+//! the loop and dispatches each element to its handler:
+//!
+//! - `suite`: `<testsuites>`, `<testsuite>` and suite-level errors;
+//! - `case`: `<testcase>`, building and handing out finished cases;
+//! - `outcome`: `<failure>`/`<error>`/`<skipped>` and the rerun elements;
+//! - `captured`: text of leaf elements (bodies, stack traces, system-out/err);
+//! - `attrs`: attribute splitting and decoding, times and status words.
+
+mod attrs;
+mod captured;
+mod case;
+mod outcome;
+mod suite;
+
+use std::io::{self, BufRead};
+use std::sync::Arc;
+
+use quick_xml::Reader;
+use quick_xml::errors::{Error as XmlError, SyntaxError};
+use quick_xml::events::{BytesStart, Event};
+
+use self::attrs::{NulStats, TimeStats};
+use self::case::{CaseBuilder, DeriveCache, PreviousCase};
+use self::outcome::ResultKind;
+use self::suite::SuiteFrame;
+use super::input::is_too_large;
+use super::text::{Capped, cap_str};
+use super::{Limits, StreamSummary};
+use crate::domain::model::{MAX_DURATION_SECS, Outcome, TestCase};
+use crate::errors::JunitError;
+
+/// Warnings are for humans; past this many, only a count is kept so that a
+/// pathological report cannot grow memory through them.
+const MAX_WARNINGS: usize = 100;
+
+/// What an open element means to us. Unknown elements are `Other` and their
+/// text is skipped without being decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elem {
+    Testsuites,
+    Testsuite,
+    Testcase,
+    /// `<failure>`, `<error>`, `<skipped>` inside a testcase.
+    CaseResult,
+    /// `<flakyFailure>`, `<flakyError>`, `<rerunFailure>`, `<rerunError>`.
+    Rerun,
+    /// `<stackTrace>` inside a rerun element.
+    RerunStackTrace,
+    SystemOut,
+    SystemErr,
+    /// `<error>`/`<failure>` directly inside a testsuite.
+    SuiteResult,
+    Other,
+}
+
+struct Parser<'a, F> {
+    source: &'a str,
+    limits: &'a Limits,
+    on_case: F,
+    stack: Vec<Elem>,
+    suites: Vec<SuiteFrame>,
+    case: Option<CaseBuilder>,
+    /// The last case handed out, to notice a repeat right after a failure.
+    previous: PreviousCase,
+    /// Cases repeating the identity of the failed case just before them.
+    repeats_after_failure: u64,
+    /// Text of the innermost capturing leaf element, when `text_open`. One
+    /// buffer reused for every text: a fresh `String` per text grew by
+    /// doubling, and reallocation was ~7 % of a nextest report's profile.
+    text: Capped,
+    text_open: bool,
+    suite_result: Option<(ResultKind, Option<String>)>,
+    summary: StreamSummary,
+    warnings_dropped: u64,
+    times: TimeStats,
+    nuls: NulStats,
+    unknown_entities: u64,
+    root_closed: bool,
+    root_declared_tests: Option<u64>,
+    /// Last (classname, suite) → derived file: consecutive cases almost
+    /// always share them, and deriving costs allocations.
+    derive_cache: DeriveCache,
+}
+
+pub(crate) fn io_error(source: &str, limits: &Limits, err: io::Error) -> JunitError {
+    if is_too_large(&err) {
+        JunitError::TooLarge {
+            file: source.to_owned(),
+            limit: limits.max_report_bytes,
+        }
+    } else {
+        JunitError::Io {
+            file: source.to_owned(),
+            source: err,
+        }
+    }
+}
+
+pub(crate) fn run<B: BufRead>(
+    input: B,
+    source: &str,
+    limits: &Limits,
+    on_case: impl FnMut(TestCase),
+) -> Result<StreamSummary, JunitError> {
+    let mut reader = Reader::from_reader(input);
+    let mut parser = Parser {
+        source,
+        limits,
+        on_case,
+        stack: Vec::new(),
+        suites: Vec::new(),
+        case: None,
+        previous: PreviousCase::default(),
+        repeats_after_failure: 0,
+        text: Capped::new(limits.max_text_bytes),
+        text_open: false,
+        suite_result: None,
+        summary: StreamSummary::default(),
+        warnings_dropped: 0,
+        times: TimeStats::default(),
+        nuls: NulStats::default(),
+        unknown_entities: 0,
+        root_closed: false,
+        root_declared_tests: None,
+        derive_cache: DeriveCache::default(),
+    };
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let mut seen_anything = false;
+    loop {
+        buf.clear();
+        // Offset where the next event starts: what errors about it point at.
+        let position = reader.buffer_position();
+        let event = match reader.read_event_into(&mut buf) {
+            Ok(event) => event,
+            Err(err) => return Err(parser.xml_error(err, &reader)),
+        };
+        match event {
+            Event::Start(e) => parser.start(&e, position)?,
+            Event::Empty(e) => {
+                parser.start(&e, position)?;
+                parser.end();
+            }
+            Event::End(_) => parser.end(),
+            Event::Text(t) => {
+                if parser.routes_text() {
+                    let s = t
+                        .xml_content()
+                        .map_err(|e| parser.malformed(position, e.to_string()))?;
+                    parser.push_text(&s);
+                } else if parser.stack.is_empty() && !t.iter().all(u8::is_ascii_whitespace) {
+                    return Err(parser.malformed(
+                        position,
+                        "text outside any element: this is not an XML document".into(),
+                    ));
+                }
+            }
+            Event::CData(t) => {
+                if parser.routes_text() {
+                    let s = t
+                        .xml_content()
+                        .map_err(|e| parser.malformed(position, e.to_string()))?;
+                    parser.push_text(&s);
+                }
+            }
+            Event::GeneralRef(r) => {
+                if parser.stack.is_empty() {
+                    return Err(
+                        parser.malformed(position, "entity reference outside any element".into())
+                    );
+                }
+                if parser.routes_text() {
+                    parser.push_ref(&r, position)?;
+                }
+            }
+            Event::DocType(_) => {
+                return Err(JunitError::Doctype {
+                    file: source.to_owned(),
+                    position,
+                    line: None,
+                });
+            }
+            Event::Eof => break,
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+        }
+        seen_anything |= !parser.stack.is_empty() || parser.root_closed;
+    }
+    let end = reader.buffer_position();
+    if let Some(open) = parser.stack.last() {
+        let open = match open {
+            Elem::Testsuites => "testsuites",
+            Elem::Testsuite => "testsuite",
+            Elem::Testcase => "testcase",
+            Elem::CaseResult | Elem::SuiteResult => "failure/error/skipped",
+            Elem::Rerun => "flaky/rerun element",
+            Elem::RerunStackTrace => "stackTrace",
+            Elem::SystemOut => "system-out",
+            Elem::SystemErr => "system-err",
+            Elem::Other => "an element",
+        };
+        return Err(JunitError::Truncated {
+            file: source.to_owned(),
+            position: end,
+            line: None,
+            open: open.to_owned(),
+        });
+    }
+    if !seen_anything {
+        return Err(JunitError::Empty {
+            file: source.to_owned(),
+        });
+    }
+    Ok(parser.finish())
+}
+
+impl<F: FnMut(TestCase)> Parser<'_, F> {
+    fn malformed(&self, position: u64, message: String) -> JunitError {
+        JunitError::Malformed {
+            file: self.source.to_owned(),
+            position,
+            line: None,
+            message,
+        }
+    }
+
+    fn xml_error<B>(&self, err: XmlError, reader: &Reader<B>) -> JunitError {
+        match err {
+            XmlError::Io(e) => {
+                // Check for our size marker before unwrapping: a shared Arc
+                // would be rebuilt below without it.
+                if is_too_large(&e) {
+                    return JunitError::TooLarge {
+                        file: self.source.to_owned(),
+                        limit: self.limits.max_report_bytes,
+                    };
+                }
+                let e =
+                    Arc::try_unwrap(e).unwrap_or_else(|e| io::Error::new(e.kind(), e.to_string()));
+                io_error(self.source, self.limits, e)
+            }
+            // Input that ends inside markup is a truncated report (a crash
+            // while writing), the most common kind of broken JUnit file.
+            XmlError::Syntax(
+                SyntaxError::UnclosedCData
+                | SyntaxError::UnclosedTag
+                | SyntaxError::UnclosedComment
+                | SyntaxError::UnclosedPIOrXmlDecl
+                | SyntaxError::UnclosedDoctype,
+            ) => JunitError::Truncated {
+                file: self.source.to_owned(),
+                position: reader.buffer_position(),
+                line: None,
+                open: match self.stack.last() {
+                    Some(Elem::SystemOut) => "system-out".into(),
+                    Some(Elem::SystemErr) => "system-err".into(),
+                    Some(Elem::Testcase) => "testcase".into(),
+                    Some(Elem::Testsuite) => "testsuite".into(),
+                    _ => "markup".into(),
+                },
+            },
+            other => self.malformed(reader.error_position(), other.to_string()),
+        }
+    }
+
+    fn warn(&mut self, message: String) {
+        if self.summary.warnings.len() < MAX_WARNINGS {
+            self.summary.warnings.push(message);
+        } else {
+            self.warnings_dropped += 1;
+        }
+    }
+
+    /// Opens an element: checks depth and root, then hands it to its
+    /// handler. Which handler depends on the parent as well as the name
+    /// (`<error>` in a suite is not `<error>` in a case).
+    fn start(&mut self, e: &BytesStart<'_>, position: u64) -> Result<(), JunitError> {
+        if self.stack.len() >= self.limits.max_depth {
+            return Err(JunitError::TooDeep {
+                file: self.source.to_owned(),
+                position,
+                line: None,
+                limit: self.limits.max_depth,
+            });
+        }
+        // Namespace prefixes are ignored: `<ns:testcase>` is a testcase.
+        let name = e.local_name();
+        let name = name.as_ref();
+        let parent = self.stack.last().copied();
+        let elem = match (parent, name) {
+            (None, _) if self.root_closed => {
+                return Err(self.malformed(
+                    position,
+                    "a second root element after the report ended".into(),
+                ));
+            }
+            (None, b"testsuites") => {
+                self.open_testsuites(e, position)?;
+                Elem::Testsuites
+            }
+            (None | Some(Elem::Testsuites | Elem::Testsuite), b"testsuite") => {
+                self.open_suite(e, position)?;
+                Elem::Testsuite
+            }
+            (None, _) => {
+                return Err(JunitError::NotJunit {
+                    file: self.source.to_owned(),
+                    position,
+                    line: None,
+                    root: cap_str(&String::from_utf8_lossy(e.name().as_ref()), 64),
+                });
+            }
+            (Some(Elem::Testsuites | Elem::Testsuite), b"testcase") => {
+                self.open_case(e, position)?;
+                Elem::Testcase
+            }
+            (Some(Elem::Testsuite), b"error" | b"failure") => {
+                let kind = if name == b"error" {
+                    ResultKind::Error
+                } else {
+                    ResultKind::Failure
+                };
+                self.open_suite_result(e, position, kind)?;
+                Elem::SuiteResult
+            }
+            (Some(Elem::Testcase), b"failure" | b"error" | b"skipped") => {
+                let kind = match name {
+                    b"error" => ResultKind::Error,
+                    b"failure" => ResultKind::Failure,
+                    _ => ResultKind::Skipped,
+                };
+                self.open_case_result(e, position, kind)?;
+                Elem::CaseResult
+            }
+            (
+                Some(Elem::Testcase),
+                b"flakyFailure" | b"flakyError" | b"rerunFailure" | b"rerunError",
+            ) => {
+                let outcome = if name.ends_with(b"Error") {
+                    Outcome::Error
+                } else {
+                    Outcome::Failed
+                };
+                self.open_rerun(e, position, outcome)?;
+                Elem::Rerun
+            }
+            (Some(Elem::Rerun), b"stackTrace") => {
+                self.open_text();
+                Elem::RerunStackTrace
+            }
+            (Some(Elem::Testcase), b"system-out") => {
+                self.open_text();
+                Elem::SystemOut
+            }
+            (Some(Elem::Testcase), b"system-err") => {
+                self.open_text();
+                Elem::SystemErr
+            }
+            _ => Elem::Other,
+        };
+        self.stack.push(elem);
+        Ok(())
+    }
+
+    /// Closes the innermost element and lets its handler finish it.
+    fn end(&mut self) {
+        let Some(elem) = self.stack.pop() else { return };
+        match elem {
+            Elem::Testsuites => self.root_closed = true,
+            Elem::Testsuite => {
+                self.close_suite();
+                if self.stack.is_empty() {
+                    self.root_closed = true;
+                }
+            }
+            Elem::Testcase => self.close_case(),
+            Elem::CaseResult => self.close_case_result(),
+            Elem::Rerun => self.close_rerun(),
+            Elem::RerunStackTrace => self.close_stack_trace(),
+            Elem::SystemOut | Elem::SystemErr => self.close_output(elem),
+            Elem::SuiteResult => self.close_suite_result(),
+            Elem::Other => {}
+        }
+    }
+
+    fn finish(mut self) -> StreamSummary {
+        let t = std::mem::take(&mut self.times);
+        if t.negative > 0 {
+            self.warn(format!(
+                "{} negative time value(s) counted as 0 s (first: {})",
+                t.negative,
+                t.first_negative.unwrap_or_default()
+            ));
+        }
+        if t.garbage > 0 {
+            self.warn(format!(
+                "{} unreadable time value(s) counted as 0 s (first: {})",
+                t.garbage,
+                t.first_garbage.unwrap_or_default()
+            ));
+        }
+        if t.huge > 0 {
+            self.warn(format!(
+                "{} time value(s) above {MAX_DURATION_SECS:e} s (about 31 years) capped at that (first: {})",
+                t.huge,
+                t.first_huge.unwrap_or_default()
+            ));
+        }
+        if t.missing > 0 {
+            self.warn(format!(
+                "{} test case(s) without a time attribute counted as 0 s",
+                t.missing
+            ));
+        }
+        let nuls = std::mem::take(&mut self.nuls);
+        if nuls.count > 0 {
+            self.warn(format!(
+                "{} name(s) or path(s) held NUL bytes, shown as `\\0` (first: {})",
+                nuls.count,
+                nuls.first.unwrap_or_default()
+            ));
+        }
+        if self.repeats_after_failure > 0 {
+            self.warn(format!(
+                "{} test case(s) repeat the suite, classname and name of the failed case just before them; each was counted as a test of its own. If they are reruns, have the runner mark them as such (<rerunFailure>/<flakyFailure>; Gradle: reports.junitXml.mergeReruns = true)",
+                self.repeats_after_failure
+            ));
+        }
+        if self.unknown_entities > 0 {
+            self.warn(format!(
+                "{} undefined entity reference(s) or undecodable attribute value(s) kept as written (entities are never resolved)",
+                self.unknown_entities
+            ));
+        }
+        if let Some(declared) = self.root_declared_tests
+            && declared != self.summary.counts.tests
+        {
+            self.warn(format!(
+                "<testsuites> declares tests={declared} but the report holds {} test cases; the cases were counted",
+                self.summary.counts.tests
+            ));
+        }
+        if self.warnings_dropped > 0 {
+            let dropped = self.warnings_dropped;
+            self.summary
+                .warnings
+                .push(format!("… and {dropped} more warnings"));
+        }
+        self.summary
+    }
+}

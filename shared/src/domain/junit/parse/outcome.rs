@@ -1,0 +1,129 @@
+//! Result elements inside a `<testcase>`: `<failure>`, `<error>`,
+//! `<skipped>` (the verdict, most severe wins) and the rerun elements
+//! `<flakyFailure>`, `<flakyError>`, `<rerunFailure>`, `<rerunError>` with
+//! their `<stackTrace>` (earlier attempts of the same test).
+
+use quick_xml::events::BytesStart;
+
+use super::Parser;
+use crate::domain::junit::text::Capped;
+use crate::domain::model::{Attempt, Outcome, TestCase};
+use crate::errors::JunitError;
+
+/// Result kinds in precedence order: a later variant wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum ResultKind {
+    Skipped,
+    Failure,
+    Error,
+}
+
+impl ResultKind {
+    pub(super) fn outcome(self) -> Outcome {
+        match self {
+            ResultKind::Skipped => Outcome::Skipped,
+            ResultKind::Failure => Outcome::Failed,
+            ResultKind::Error => Outcome::Error,
+        }
+    }
+}
+
+pub(super) struct CaseResult {
+    pub(super) kind: ResultKind,
+    pub(super) message: Option<String>,
+    pub(super) details: Option<String>,
+}
+
+pub(super) struct RerunBuilder {
+    pub(super) outcome: Outcome,
+    pub(super) duration: Option<f64>,
+    pub(super) message: Option<String>,
+    pub(super) body: Capped,
+    pub(super) stack_trace: Option<String>,
+}
+
+impl<F: FnMut(TestCase)> Parser<'_, F> {
+    /// `<failure>`, `<error>` or `<skipped>` inside a testcase.
+    pub(super) fn open_case_result(
+        &mut self,
+        e: &BytesStart<'_>,
+        position: u64,
+        kind: ResultKind,
+    ) -> Result<(), JunitError> {
+        let mut message = None;
+        let wanted = |k: &[u8]| k == b"message";
+        self.attrs(e, position, wanted, |_, v| message = Some(v.into_owned()))?;
+        if let Some(case) = self.case.as_mut() {
+            case.open_result = Some((kind, message));
+        }
+        self.open_text();
+        Ok(())
+    }
+
+    pub(super) fn close_case_result(&mut self) {
+        let details = self.take_text();
+        if let Some(case) = self.case.as_mut()
+            && let Some((kind, message)) = case.open_result.take()
+        {
+            case.results_seen += 1;
+            // Precedence error > failure > skipped; the first of equals wins.
+            if case.result.as_ref().is_none_or(|r| kind > r.kind) {
+                case.result = Some(CaseResult {
+                    kind,
+                    message,
+                    details,
+                });
+            }
+        }
+    }
+
+    /// `<flakyFailure>`, `<flakyError>`, `<rerunFailure>`, `<rerunError>`:
+    /// one earlier attempt of the open case.
+    pub(super) fn open_rerun(
+        &mut self,
+        e: &BytesStart<'_>,
+        position: u64,
+        outcome: Outcome,
+    ) -> Result<(), JunitError> {
+        let (mut message, mut time) = (None, None);
+        let wanted = |k: &[u8]| matches!(k, b"message" | b"time");
+        self.attrs(e, position, wanted, |k, v| match k {
+            b"message" => message = Some(v.into_owned()),
+            b"time" => time = Some(v),
+            _ => {}
+        })?;
+        let duration = self.time(time.as_deref(), "rerun");
+        let body = Capped::new(self.limits.max_text_bytes);
+        if let Some(case) = self.case.as_mut() {
+            case.rerun = Some(RerunBuilder {
+                outcome,
+                duration,
+                message,
+                body,
+                stack_trace: None,
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn close_rerun(&mut self) {
+        if let Some(case) = self.case.as_mut()
+            && let Some(rerun) = case.rerun.take()
+        {
+            let body = rerun.body.finish();
+            case.retries.push(Attempt {
+                outcome: rerun.outcome,
+                duration_secs: rerun.duration,
+                message: rerun.message,
+                details: rerun.stack_trace.or(body),
+            });
+        }
+    }
+
+    pub(super) fn close_stack_trace(&mut self) {
+        let text = self.take_text();
+        if let Some(rerun) = self.case.as_mut().and_then(|c| c.rerun.as_mut()) {
+            rerun.stack_trace = text;
+        }
+    }
+}
