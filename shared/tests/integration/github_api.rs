@@ -21,7 +21,7 @@ use testexec::domain::model::{
 };
 use testexec::errors::{NotifyError, SourceError};
 use testexec::testkit::fake_github::{
-    APP_ID, FakeGithub, INSTALLATION_ID as INSTALLATION, PRIVATE_KEY_PEM as PRIVATE_KEY,
+    self, APP_ID, FakeGithub, INSTALLATION_ID as INSTALLATION, PRIVATE_KEY_PEM as PRIVATE_KEY,
     PUBLIC_KEY_PEM as PUBLIC_KEY, Recorded, iso8601 as iso, now_secs, tar_gz,
 };
 
@@ -890,4 +890,356 @@ async fn runs_without_a_commit_are_not_reported() {
         .await
         .unwrap();
     assert!(fake.requests().is_empty());
+}
+
+// ---- the fake answers like GitHub -------------------------------------------
+//
+// The client above is only as well tested as the fake is faithful: these
+// pin the fake's refusals to GitHub's (docs.github.com and its answers as
+// reported by API users).
+
+/// An App JWT as GitHub documents it, with `claims` merged over the good ones.
+fn jwt(claims: Value, alg: jsonwebtoken::Algorithm) -> String {
+    let now = now_secs();
+    let mut all = json!({"iat": now - 60, "exp": now + 540, "iss": APP_ID.to_string()});
+    for (k, v) in claims.as_object().unwrap() {
+        all[k] = v.clone();
+    }
+    let key = match alg {
+        jsonwebtoken::Algorithm::RS256 => {
+            jsonwebtoken::EncodingKey::from_rsa_pem(PRIVATE_KEY.as_bytes()).unwrap()
+        }
+        _ => jsonwebtoken::EncodingKey::from_secret(b"not the app key"),
+    };
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &all, &key).unwrap()
+}
+
+async fn call(
+    fake: &FakeGithub,
+    method: reqwest::Method,
+    path: &str,
+    bearer: &str,
+    body: Option<Value>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut req = http
+        .request(method, format!("{}{path}", fake.url()))
+        .bearer_auth(bearer);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+async fn mint(fake: &FakeGithub) -> String {
+    let path = format!("/app/installations/{INSTALLATION}/access_tokens");
+    let jwt = jwt(json!({}), jsonwebtoken::Algorithm::RS256);
+    let (status, _, body) = call(fake, reqwest::Method::POST, &path, &jwt, None).await;
+    assert_eq!(status, 201, "{body}");
+    body["token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn the_fake_refuses_app_jwts_github_would_refuse() {
+    use jsonwebtoken::Algorithm::{HS256, RS256};
+    let fake = start_fake().await;
+    let path = format!("/app/installations/{INSTALLATION}/access_tokens");
+    let now = now_secs();
+    for (why, bearer) in [
+        ("HS256", jwt(json!({}), HS256)),
+        ("another App", jwt(json!({"iss": "1"}), RS256)),
+        (
+            "expired",
+            jwt(json!({"iat": now - 700, "exp": now - 100}), RS256),
+        ),
+        (
+            "exp over 10 min ahead",
+            jwt(json!({"exp": now + 900}), RS256),
+        ),
+        ("iat in the future", jwt(json!({"iat": now + 120}), RS256)),
+        ("a token, not a JWT", "ghp_test_pat".to_string()),
+    ] {
+        let (status, _, body) = call(&fake, reqwest::Method::POST, &path, &bearer, None).await;
+        assert_eq!(status, 401, "{why}: {body}");
+        assert!(body["message"].is_string(), "{why}: {body}");
+    }
+    assert_eq!(fake.tokens_minted(), 0);
+    // The good JWT, but for an installation the App does not have.
+    let good = jwt(json!({}), RS256);
+    let (status, _, _) = call(
+        &fake,
+        reqwest::Method::POST,
+        "/app/installations/1/access_tokens",
+        &good,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    // A repository the App is not installed on.
+    let (status, _, _) = call(
+        &fake,
+        reqwest::Method::GET,
+        "/repos/someone/else/installation",
+        &good,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    // An installation token after its expiry is bad credentials.
+    fake.set_token_ttl(0);
+    let token = mint(&fake).await;
+    let (status, _, body) = call(
+        &fake,
+        reqwest::Method::GET,
+        &format!("/repos/{REPO}/check-runs/1"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (401, Some("Bad credentials"))
+    );
+}
+
+#[tokio::test]
+async fn the_fake_refuses_check_runs_over_githubs_limits() {
+    let fake = start_fake().await;
+    let token = mint(&fake).await;
+    let create = format!("/repos/{REPO}/check-runs");
+    let base = json!({
+        "name": "testexec",
+        "head_sha": SHA,
+        "status": "completed",
+        "conclusion": "failure",
+        "output": {"title": "t", "summary": "s"},
+    });
+    let annotation = json!({
+        "path": "a.py", "start_line": 1, "end_line": 1,
+        "annotation_level": "failure", "message": "m",
+    });
+    let action = json!({"label": "Rerun", "description": "d", "identifier": "rerun"});
+    let with = |pointer: &str, v: Value| {
+        let mut b = base.clone();
+        *b.pointer_mut(pointer).unwrap() = v;
+        b
+    };
+    let cases = [
+        (
+            with(
+                "/output",
+                json!({"title": "t", "summary": "s", "annotations": vec![annotation.clone(); 51]}),
+            ),
+            "No more than 50 items are allowed; 51 were supplied.",
+        ),
+        (
+            with(
+                "/output",
+                json!({"title": "t", "summary": "x".repeat(65_536)}),
+            ),
+            "Only 65535 characters are allowed; 65536 were supplied.",
+        ),
+        (
+            with(
+                "/output",
+                json!({"title": "t", "summary": "s", "text": "€".repeat(30_000)}),
+            ),
+            "Validation Failed",
+        ),
+        (
+            with("/output", json!({"title": "t"})),
+            "\"summary\" wasn't supplied.",
+        ),
+        (
+            with(
+                "/output",
+                json!({"title": "t", "summary": "s", "annotations": [{"path": "a.py", "start_line": 1, "end_line": 1, "message": "m"}]}),
+            ),
+            "\"annotation_level\" wasn't supplied.",
+        ),
+        (
+            with(
+                "/output",
+                json!({"title": "t", "summary": "s", "annotations": [{"path": "a.py", "start_line": 1, "end_line": 2, "start_column": 3, "annotation_level": "failure", "message": "m"}]}),
+            ),
+            "Validation Failed",
+        ),
+        (with("/conclusion", json!("passed")), "is not a member of"),
+        (with("/conclusion", Value::Null), "Validation Failed"),
+        (with("/head_sha", json!("main")), "Validation Failed"),
+    ];
+    for (body, want) in cases {
+        let (status, _, answer) = call(
+            &fake,
+            reqwest::Method::POST,
+            &create,
+            &token,
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 422, "{body:#}: {answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(want),
+            "{want} in {answer}"
+        );
+    }
+    let mut actions = base.clone();
+    actions["actions"] = json!(vec![action.clone(); 4]);
+    let mut long_label = base.clone();
+    long_label["actions"] =
+        json!([{"label": "x".repeat(21), "description": "d", "identifier": "i"}]);
+    for body in [actions, long_label] {
+        let (status, _, answer) =
+            call(&fake, reqwest::Method::POST, &create, &token, Some(body)).await;
+        assert_eq!(status, 422, "{answer}");
+    }
+    assert!(fake.check_runs().is_empty(), "nothing refused was kept");
+
+    // At the limits, it is accepted; updates append annotations.
+    let mut ok = with(
+        "/output",
+        json!({"title": "t", "summary": "x".repeat(65_535), "annotations": vec![annotation.clone(); 50]}),
+    );
+    ok["actions"] = json!(vec![action; 3]);
+    let (status, _, created) = call(&fake, reqwest::Method::POST, &create, &token, Some(ok)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_u64().unwrap();
+    let update =
+        json!({"output": {"title": "t", "summary": "s", "annotations": vec![annotation; 20]}});
+    let path = format!("/repos/{REPO}/check-runs/{id}");
+    let (status, _, updated) =
+        call(&fake, reqwest::Method::PATCH, &path, &token, Some(update)).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["output"]["annotations_count"], 70);
+    assert_eq!(fake.annotations(id).len(), 70);
+    let (status, _, page) = call(
+        &fake,
+        reqwest::Method::GET,
+        &format!("{path}/annotations?per_page=100"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!((status, page.as_array().map(Vec::len)), (200, Some(70)));
+
+    // Only an App creates check runs; a personal token may post statuses.
+    let (status, _, answer) = call(
+        &fake,
+        reqwest::Method::POST,
+        &create,
+        "ghp_test_pat",
+        Some(base.clone()),
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    let statuses = format!("/repos/{REPO}/statuses/{SHA}");
+    let long = json!({"state": "success", "context": "testexec", "description": "d".repeat(141)});
+    let (status, _, _) = call(
+        &fake,
+        reqwest::Method::POST,
+        &statuses,
+        "ghp_test_pat",
+        Some(long),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let good = json!({"state": "success", "context": "testexec", "description": "d".repeat(140)});
+    let (status, _, _) = call(
+        &fake,
+        reqwest::Method::POST,
+        &statuses,
+        "ghp_test_pat",
+        Some(good),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(fake.statuses(REPO, SHA).len(), 1);
+}
+
+#[tokio::test]
+async fn the_fake_counts_the_rate_limit_and_the_client_waits_for_the_reset() {
+    let fake = start_fake().await;
+    fake.set_rate_limit(2);
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    let r = run(RunStatus::Running, Counts::default(), None);
+    notifier.run_started(&r).await.unwrap();
+    notifier.run_started(&r).await.unwrap();
+    let t0 = Instant::now();
+    let err = notifier.run_started(&r).await.unwrap_err();
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "no sleeping for an hour"
+    );
+    let NotifyError::Failed {
+        retry_after_secs, ..
+    } = err;
+    let wait = retry_after_secs.unwrap();
+    assert!((3590..=3600).contains(&wait), "{wait}");
+    let answered: Vec<(u16, String)> = fake
+        .api_requests()
+        .iter()
+        .map(|r| (r.status, r.path.clone()))
+        .collect();
+    let create = format!("/repos/{REPO}/check-runs");
+    assert_eq!(
+        answered,
+        [(201, create.clone()), (201, create.clone()), (403, create)]
+    );
+    // The headers say so (the App's own calls count apart).
+    let token = fake_github::installation_token(1);
+    let (status, headers, body) = call(
+        &fake,
+        reqwest::Method::GET,
+        &format!(
+            "/repos/{REPO}/check-runs/{}",
+            fake_github::FIRST_CHECK_RUN_ID
+        ),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(headers["x-ratelimit-limit"], "2");
+    assert_eq!(headers["x-ratelimit-remaining"], "0");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("API rate limit exceeded for installation ID 4242")
+    );
+}
+
+#[tokio::test]
+async fn a_branch_resolves_to_its_commit_and_an_unknown_ref_is_not_found() {
+    let fake = start_fake().await;
+    fake.set_ref(REPO, "main", SHA);
+    let src = GithubSource::new(client(&fake, app_auth()));
+    let mut branch = source();
+    branch.commit = None;
+    branch.git_ref = Some("refs/heads/main".into());
+    let resolved = src.resolve(&branch).await.unwrap();
+    assert_eq!(resolved.commit.as_deref(), Some(SHA));
+    assert_eq!(resolved.git_ref, branch.git_ref);
+    branch.git_ref = Some("refs/heads/gone".into());
+    let err = src.resolve(&branch).await.unwrap_err();
+    assert!(matches!(err, SourceError::NotFound { .. }), "{err}");
+    let answered: Vec<(u16, String)> = fake
+        .api_requests()
+        .iter()
+        .map(|r| (r.status, r.path.clone()))
+        .collect();
+    assert_eq!(
+        answered,
+        [
+            (200, format!("/repos/{REPO}/commits/refs/heads/main")),
+            (422, format!("/repos/{REPO}/commits/refs/heads/gone")),
+        ]
+    );
 }
