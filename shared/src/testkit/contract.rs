@@ -838,7 +838,7 @@ pub async fn blob_large_file_round_trip<B: BlobStore + ?Sized>(blobs: &B, scratc
 
 // ---- queue --------------------------------------------------------------------
 
-/// The contract consumes through the [`QueueConsumer`] port.
+/// The contract consumes through the [`QueueConsumer`](crate::app::ports::QueueConsumer) port.
 pub use crate::app::ports::{QueueConsumer as TestConsumer, Received};
 
 /// How the queue under test is configured.

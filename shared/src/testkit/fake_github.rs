@@ -217,6 +217,8 @@ impl FakeGithub {
         })));
         let app = Router::new()
             .fallback(handle)
+            // Check run bodies reach a few MB (50 annotations of up to
+            // 64 KB); axum's default limit is 2 MB.
             .layer(DefaultBodyLimit::max(64 << 20))
             .with_state(fake.clone());
         tokio::spawn(async move {

@@ -604,9 +604,13 @@ async fn a_429_with_retry_after_is_waited_out_and_retried() {
 async fn a_502_twice_then_success_is_retried() {
     let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
-    for _ in 0..2 {
-        fake.script("/check-runs", 502, &[], json!({"message": "Server Error"}));
-    }
+    fake.script_times(
+        2,
+        "/check-runs",
+        502,
+        &[],
+        json!({"message": "Server Error"}),
+    );
     let id = notifier
         .run_started(&run(RunStatus::Running, Counts::default(), None))
         .await
@@ -624,14 +628,13 @@ async fn a_502_twice_then_success_is_retried() {
 async fn a_lasting_5xx_fails_with_retry_after_for_the_queue() {
     let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
-    for _ in 0..10 {
-        fake.script(
-            "/check-runs/123",
-            503,
-            &[],
-            json!({"message": "Service Unavailable"}),
-        );
-    }
+    fake.script_times(
+        10,
+        "/check-runs/123",
+        503,
+        &[],
+        json!({"message": "Service Unavailable"}),
+    );
     let r = run(RunStatus::Failed, counts(1, 1, 0), Some(123));
     let err = notifier
         .run_finished(&outcome(r, vec![], "s".into()))
