@@ -24,6 +24,7 @@ pub fn require_e2e() -> bool {
 
 /// `None` after printing why the test is skipped; panics instead when
 /// `TESTEXEC_REQUIRE_E2E=1`. `reason` says what is missing and how to get it.
+#[track_caller]
 pub fn skip<T>(reason: impl Display) -> Option<T> {
     assert!(!require_e2e(), "{REQUIRE_E2E}=1 but {reason}");
     eprintln!("skipping: {reason}");
@@ -31,6 +32,7 @@ pub fn skip<T>(reason: impl Display) -> Option<T> {
 }
 
 /// The non-empty value of `var`, or [`skip`] naming it.
+#[track_caller]
 pub fn endpoint(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
