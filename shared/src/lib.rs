@@ -6,7 +6,8 @@
 //!   the in-process pipeline. No cloud SDK type appears here.
 //! - [`adapters`]: the ports implemented (local, AWS, GitHub, processes).
 //! - [`hosts`]: entry points (HTTP front door, Lambda, worker).
-//! - `testkit` (feature `testkit`): contract suites and fault injection.
+//! - `testkit` (feature `testkit`): contract suites, fault injection, the
+//!   fake suite, the fake GitHub API and the emulator helpers.
 //! - [`errors`]: one precise error enum per concern.
 
 pub mod adapters;

@@ -13,12 +13,13 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use testexec::testkit::emulators;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -30,10 +31,6 @@ struct BrowserEnv {
     chromium: PathBuf,
     /// PATH with the test Python venv first (the demo runs `python3 -m pytest`).
     path: OsString,
-}
-
-fn require_e2e() -> bool {
-    std::env::var("TESTEXEC_REQUIRE_E2E").is_ok_and(|v| v == "1")
 }
 
 fn works(cmd: &mut Command) -> bool {
@@ -88,13 +85,7 @@ fn browser_env() -> Result<BrowserEnv, String> {
 fn browser_env_or_skip() -> Option<BrowserEnv> {
     match browser_env() {
         Ok(env) => Some(env),
-        Err(reason) if require_e2e() => {
-            panic!("browser check required (TESTEXEC_REQUIRE_E2E=1) but: {reason}")
-        }
-        Err(reason) => {
-            eprintln!("skipping the browser check: {reason}");
-            None
-        }
+        Err(reason) => emulators::skip(format_args!("the browser check cannot run: {reason}")),
     }
 }
 
@@ -290,14 +281,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -405,7 +388,7 @@ fn report_and_serve_pages_show_the_run_without_browser_errors() {
     println!("file report: {}", pages[0]);
 
     // 3. The same state served over HTTP: the run list and the report.
-    let port = free_port();
+    let port = emulators::free_port();
     let log_path = tmp.path().join("serve.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_testexec"))

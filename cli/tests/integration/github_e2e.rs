@@ -4,35 +4,26 @@
 //! Check Run with one annotation per failing test; the check run's "Rerun
 //! failed" button then runs only those tests again.
 //!
-//! The fake GitHub is in-process (axum on 127.0.0.1:0) and records every
-//! request; the suite is the fake runner from shared/tests/fixtures, which
-//! writes real JUnit.
+//! The fake GitHub is the test kit's (`testexec::testkit::fake_github`, in
+//! process on 127.0.0.1:0): it checks the App JWT, enforces GitHub's limits
+//! and records every request; the suite is the fake runner from
+//! shared/tests/fixtures, which writes real JUnit.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::Response;
 use serde_json::{Value, json};
 use testexec::adapters::github::webhook::signature_header;
+use testexec::testkit::fake_github::{
+    self, APP_ID, FakeGithub, INSTALLATION_ID as INSTALLATION, PRIVATE_KEY_PATH as KEY, Recorded,
+};
 
-const APP_ID: u64 = 31337;
-const INSTALLATION: u64 = 4242;
 const REPO: &str = "Codertocat/Hello-World";
 const SHA: &str = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c";
 const SECRET: &str = "e2e-webhook-secret-9f3c1d";
 const RUNNER: &str = testexec::testkit::fake_suite::RUNNER;
-const KEY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/tests/fixtures/github/TEST-ONLY-app-private-key.pem"
-);
 const PUSH: &str =
     include_str!("../../../fixtures/github/octokit-push-with-installation.payload.json");
 const PING: &str = include_str!("../../../fixtures/github/octokit-ping-payload.json");
@@ -41,211 +32,6 @@ const REQUESTED_ACTION: &str =
 
 /// Generous: two shared cores may also be compiling.
 const RUN_TIMEOUT: Duration = Duration::from_secs(90);
-
-// ---- the fake GitHub (the subset of shared/tests/github_api.rs this flow uses)
-
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    path: String,
-    headers: HeaderMap,
-    raw_body: Bytes,
-    body: Option<Value>,
-}
-
-#[derive(Default)]
-struct FakeState {
-    requests: Vec<Recorded>,
-    check_runs: HashMap<u64, Value>,
-    next_check_run: u64,
-    tokens_minted: u64,
-    tarballs: HashMap<String, Vec<u8>>,
-    addr: Option<SocketAddr>,
-}
-
-#[derive(Clone)]
-struct Fake(Arc<Mutex<FakeState>>);
-
-impl Fake {
-    async fn start() -> Self {
-        let fake = Fake(Arc::new(Mutex::new(FakeState {
-            next_check_run: 9_000_000_001,
-            ..Default::default()
-        })));
-        let app = Router::new().fallback(handle).with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        fake.0.lock().unwrap().addr = Some(listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        fake
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.0.lock().unwrap().addr.unwrap())
-    }
-
-    fn requests(&self) -> Vec<Recorded> {
-        self.0.lock().unwrap().requests.clone()
-    }
-
-    fn add_tarball(&self, sha: &str, bytes: Vec<u8>) {
-        self.0.lock().unwrap().tarballs.insert(sha.into(), bytes);
-    }
-
-    fn check_run(&self, id: u64) -> Value {
-        self.0.lock().unwrap().check_runs[&id].clone()
-    }
-}
-
-fn reply(status: u16, body: Value) -> Response {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json; charset=utf-8")
-        .header("x-ratelimit-limit", "5000")
-        .header("x-ratelimit-remaining", "4999")
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
-
-fn not_found() -> Response {
-    reply(
-        404,
-        json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}),
-    )
-}
-
-async fn handle(
-    State(fake): State<Fake>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path().to_string();
-    let json_body: Option<Value> = serde_json::from_slice(&body).ok();
-    let mut s = fake.0.lock().unwrap();
-    s.requests.push(Recorded {
-        method: method.to_string(),
-        path: uri
-            .path_and_query()
-            .map_or(path.clone(), |p| p.as_str().to_string()),
-        headers,
-        raw_body: body,
-        body: json_body.clone(),
-    });
-    let base = format!("http://{}", s.addr.unwrap());
-    let body = json_body.unwrap_or(Value::Null);
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match (method.as_str(), parts.as_slice()) {
-        ("POST", ["app", "installations", id, "access_tokens"]) => {
-            if id.parse::<u64>().ok() != Some(INSTALLATION) {
-                return not_found();
-            }
-            s.tokens_minted += 1;
-            reply(
-                201,
-                json!({
-                    "token": format!("ghs_e2e_token_{}", s.tokens_minted),
-                    "expires_at": "2099-01-01T00:00:00Z",
-                    "permissions": {"checks": "write", "contents": "read", "metadata": "read"},
-                }),
-            )
-        }
-        ("GET", ["repos", owner, name, "installation"]) => {
-            if format!("{owner}/{name}") != REPO {
-                return not_found();
-            }
-            reply(200, json!({"id": INSTALLATION, "app_id": APP_ID}))
-        }
-        ("POST", ["repos", owner, name, "check-runs"]) => {
-            let id = s.next_check_run;
-            s.next_check_run += 1;
-            let repo = format!("{owner}/{name}");
-            let obj = json!({
-                "id": id,
-                "head_sha": body["head_sha"],
-                "external_id": body["external_id"],
-                "url": format!("{base}/repos/{repo}/check-runs/{id}"),
-                "html_url": format!("https://github.com/{repo}/runs/{id}"),
-                "details_url": body["details_url"],
-                "status": body["status"],
-                "conclusion": body.get("conclusion").cloned().unwrap_or(Value::Null),
-                "name": body["name"],
-                "output": {
-                    "title": body["output"]["title"],
-                    "summary": body["output"]["summary"],
-                    "annotations_count": body["output"]["annotations"].as_array().map_or(0, Vec::len),
-                },
-                "app": {"id": APP_ID, "slug": "testexec"},
-                "pull_requests": [],
-            });
-            s.check_runs.insert(id, obj.clone());
-            reply(201, obj)
-        }
-        ("PATCH", ["repos", _, _, "check-runs", id]) => {
-            let Some(obj) = id
-                .parse::<u64>()
-                .ok()
-                .and_then(|id| s.check_runs.get_mut(&id))
-            else {
-                return not_found();
-            };
-            for key in ["status", "conclusion", "details_url", "name", "external_id"] {
-                if let Some(v) = body.get(key) {
-                    obj[key] = v.clone();
-                }
-            }
-            if let Some(out) = body.get("output") {
-                obj["output"]["title"] = out["title"].clone();
-                obj["output"]["summary"] = out["summary"].clone();
-                // GitHub appends annotations on every update.
-                let added = out["annotations"].as_array().map_or(0, Vec::len) as u64;
-                let count = obj["output"]["annotations_count"].as_u64().unwrap_or(0);
-                obj["output"]["annotations_count"] = json!(count + added);
-            }
-            reply(200, obj.clone())
-        }
-        ("GET", ["repos", _, _, "check-runs", id]) => {
-            match id.parse::<u64>().ok().and_then(|id| s.check_runs.get(&id)) {
-                Some(obj) => reply(200, obj.clone()),
-                None => not_found(),
-            }
-        }
-        ("GET", ["repos", _, _, "commits", sha, "check-runs"]) => {
-            let runs: Vec<Value> = s
-                .check_runs
-                .values()
-                .filter(|r| r["head_sha"] == *sha)
-                .cloned()
-                .collect();
-            reply(200, json!({"total_count": runs.len(), "check_runs": runs}))
-        }
-        ("GET", ["repos", owner, name, "tarball", sha]) => {
-            if format!("{owner}/{name}") != REPO || !s.tarballs.contains_key(*sha) {
-                return not_found();
-            }
-            // Like api.github.com: a redirect to codeload.
-            Response::builder()
-                .status(StatusCode::FOUND)
-                .header(
-                    "location",
-                    format!("{base}/codeload/{owner}/{name}/legacy.tar.gz/{sha}"),
-                )
-                .body(Body::empty())
-                .unwrap()
-        }
-        ("GET", ["codeload", _, _, "legacy.tar.gz", sha]) => match s.tarballs.get(*sha) {
-            Some(bytes) => Response::builder()
-                .status(200)
-                .header("content-type", "application/x-gzip")
-                .body(Body::from(bytes.clone()))
-                .unwrap(),
-            None => not_found(),
-        },
-        _ => not_found(),
-    }
-}
 
 // ---- the repository at SHA --------------------------------------------------
 
@@ -266,33 +52,16 @@ test_id = "pytest"
 
 /// A `.tar.gz` laid out like GitHub's: everything under `owner-repo-sha/`.
 fn tarball() -> Vec<u8> {
-    let top = format!("{}-{}", REPO.replace('/', "-"), &SHA[..7]);
     let manifest = manifest();
-    let files: [(&str, &str); 4] = [
-        ("runner.py", RUNNER),
-        ("testexec.toml", &manifest),
-        ("tests/test_alpha.txt", ALPHA),
-        ("tests/test_beta.txt", BETA),
-    ];
-    let mut b = tar::Builder::new(Vec::new());
-    let mut dir = tar::Header::new_gnu();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_mode(0o755);
-    dir.set_size(0);
-    b.append_data(&mut dir, format!("{top}/"), std::io::empty())
-        .unwrap();
-    for (path, content) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(content.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, format!("{top}/{path}"), content.as_bytes())
-            .unwrap();
-    }
-    let raw = b.into_inner().unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, &raw).unwrap();
-    gz.finish().unwrap()
+    fake_github::tar_gz(
+        &fake_github::tarball_top_dir(REPO, SHA),
+        &[
+            ("runner.py", RUNNER),
+            ("testexec.toml", &manifest),
+            ("tests/test_alpha.txt", ALPHA),
+            ("tests/test_beta.txt", BETA),
+        ],
+    )
 }
 
 // ---- testexec serve -------------------------------------------------------
@@ -306,7 +75,7 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(fake: &Fake, state_dir: &std::path::Path, repo_dir: &std::path::Path) -> Self {
+    fn start(fake: &FakeGithub, state_dir: &std::path::Path, repo_dir: &std::path::Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_testexec"))
             .arg("serve")
             .arg(repo_dir)
@@ -463,7 +232,12 @@ async fn wait_final(http: &reqwest::Client, serve: &Serve, run_id: &str) -> Valu
 
 /// Polls the fake until `pred` holds over the recorded requests: the check
 /// run is completed by the report step, which may trail the run's status.
-async fn wait_requests(fake: &Fake, serve: &Serve, what: &str, pred: impl Fn(&[Recorded]) -> bool) {
+async fn wait_requests(
+    fake: &FakeGithub,
+    serve: &Serve,
+    what: &str,
+    pred: impl Fn(&[Recorded]) -> bool,
+) {
     let deadline = Instant::now() + RUN_TIMEOUT;
     while !pred(&fake.requests()) {
         assert!(
@@ -543,8 +317,8 @@ fn check_run_creations(requests: &[Recorded]) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
-    let fake = Fake::start().await;
-    fake.add_tarball(SHA, tarball());
+    let fake = FakeGithub::start(&[REPO]).await;
+    fake.add_tarball(REPO, SHA, tarball());
     let state = tempfile::tempdir().unwrap();
     let empty_repo = tempfile::tempdir().unwrap();
     let serve = Serve::start(&fake, state.path(), empty_repo.path());
@@ -742,6 +516,7 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
 
     // Every API call carried the installation token (minted with the App
     // JWT), and nothing sent to GitHub ever carried the webhook secret.
+    let token = fake_github::installation_token(1);
     for r in &requests {
         let auth = r
             .headers
@@ -754,7 +529,7 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
             assert!(auth.starts_with("Bearer ey"), "App JWT on {}", r.path);
         } else if !r.path.starts_with("/codeload/") {
             assert!(
-                auth == "Bearer ghs_e2e_token_1" || auth == "token ghs_e2e_token_1",
+                auth == format!("Bearer {token}") || auth == format!("token {token}"),
                 "installation token on {} {}: {auth}",
                 r.method,
                 r.path
@@ -814,6 +589,13 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
     assert_eq!(
         fake.check_run(check_run_id)["output"]["annotations_count"],
         3
+    );
+    // GitHub refused nothing it was sent (its limits are the fake's).
+    assert_eq!(
+        summary(&fake.refused()),
+        Vec::<String>::new(),
+        "{}",
+        serve.log()
     );
 
     drop(serve);

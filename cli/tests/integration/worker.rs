@@ -113,7 +113,7 @@ async fn worker_once_runs_one_shard_job_from_sqs() {
     use testexec::adapters::source::LocalDirSource;
     use testexec::app::handlers::{Ports, Settings};
     use testexec::app::ports::SystemClock;
-    use testexec::testkit::contract::emulators;
+    use testexec::testkit::emulators;
 
     let Some(sdk) = emulators::moto().await else {
         return;

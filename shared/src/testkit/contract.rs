@@ -874,7 +874,7 @@ pub async fn blob_large_file_round_trip<B: BlobStore + ?Sized>(blobs: &B, scratc
 
 // ---- queue --------------------------------------------------------------------
 
-/// The contract consumes through the [`QueueConsumer`] port.
+/// The contract consumes through the [`QueueConsumer`](crate::app::ports::QueueConsumer) port.
 pub use crate::app::ports::{QueueConsumer as TestConsumer, Received};
 
 /// How the queue under test is configured.
@@ -1027,43 +1027,6 @@ pub async fn queue_rejects_too_large<Q: JobQueue + TestConsumer + ?Sized>(
     );
 }
 
-/// The emulators `scripts/emulators.sh` starts, as tests find them.
-#[cfg(feature = "aws")]
-pub mod emulators {
-    use aws_config::SdkConfig;
-
-    use crate::adapters::aws::provision::emulator_sdk_config;
-
-    fn endpoint(var: &str) -> Option<String> {
-        match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Some(v),
-            _ => {
-                assert!(
-                    std::env::var("TESTEXEC_REQUIRE_E2E").as_deref() != Ok("1"),
-                    "TESTEXEC_REQUIRE_E2E=1 but `{var}` is not set: run the tests through scripts/test.sh (it starts the emulators)"
-                );
-                eprintln!("skipping: `{var}` not set (run via scripts/test.sh)");
-                None
-            }
-        }
-    }
-
-    /// moto server (DynamoDB, SQS, S3), or `None` to skip.
-    pub async fn moto() -> Option<SdkConfig> {
-        let url = endpoint("TESTEXEC_TEST_MOTO_ENDPOINT")?;
-        Some(emulator_sdk_config(&url, "testing", "testing").await)
-    }
-
-    /// s3s-fs (S3 with SigV4 checked), or `None` to skip.
-    pub async fn s3s() -> Option<SdkConfig> {
-        let url = endpoint("TESTEXEC_TEST_S3S_ENDPOINT")?;
-        let key = std::env::var("TESTEXEC_TEST_S3S_ACCESS_KEY").unwrap_or_default();
-        let secret = std::env::var("TESTEXEC_TEST_S3S_SECRET_KEY").unwrap_or_default();
-        Some(emulator_sdk_config(&url, &key, &secret).await)
-    }
-
-    /// A resource name no other test uses (tests share one emulator).
-    pub fn unique_name(prefix: &str) -> String {
-        format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
-    }
-}
+/// Moved to [`crate::testkit::emulators`]; this path keeps older callers
+/// building.
+pub use super::emulators;

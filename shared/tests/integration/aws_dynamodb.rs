@@ -2,7 +2,7 @@
 //! unchanged, plus what only DynamoDB has (table creation, 100-action
 //! transactions, pagination, the item size limit, TTL'd delivery claims,
 //! BatchWriteItem). Skips when moto is not configured (see
-//! `contract::emulators`).
+//! `testkit::emulators`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +14,8 @@ use testexec::adapters::aws::dynamodb::{self, create_table};
 use testexec::app::ports::{Completion, RunStore};
 use testexec::domain::model::{RunId, ShardId, ShardStatus};
 use testexec::errors::StoreError;
-use testexec::testkit::contract::{self, emulators, run_id_at, sample_run};
+use testexec::testkit::contract::{self, run_id_at, sample_run};
+use testexec::testkit::emulators;
 
 /// A client for moto and a fresh table made by `create_table`, or `None`
 /// (skip) without moto.

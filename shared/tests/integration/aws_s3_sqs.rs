@@ -3,7 +3,7 @@
 //! checked, so presigned links are proven right or wrong).
 //!
 //! Every test makes its own bucket / queues (the emulators are shared), and
-//! skips when the emulators are not running (see `contract::emulators`).
+//! skips when the emulators are not running (see `testkit::emulators`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,11 +15,11 @@ use testexec::adapters::aws::{AwsBackends, AwsSettings};
 use testexec::app::messages::{MAX_MESSAGE_BYTES, QueueName};
 use testexec::app::ports::{BlobStore, JobQueue, QueueConsumer, content_type};
 use testexec::errors::{BlobError, QueueError};
-use testexec::testkit::contract::emulators::{moto, s3s, unique_name};
 use testexec::testkit::contract::{
     QueueSettings, blob_invalid_keys_are_rejected, blob_large_file_round_trip,
     blob_list_is_sorted_by_prefix, blob_missing_is_not_found, blob_store_contract, queue_contract,
 };
+use testexec::testkit::emulators::{moto, s3s, unique_name};
 
 const MIB: usize = 1024 * 1024;
 

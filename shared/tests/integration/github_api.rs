@@ -1,18 +1,12 @@
-//! The GitHub client against a local fake of the GitHub API that answers
-//! like the real one for the endpoints used and records every request.
+//! The GitHub client against the test kit's fake of the GitHub API
+//! (`testexec::testkit::fake_github`), which answers like the real one for
+//! the endpoints used, enforces GitHub's limits and records every request.
 #![cfg(feature = "github")]
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::Response;
 use serde_json::{Value, json};
 
 use testexec::adapters::github::auth::GithubAuth;
@@ -26,400 +20,21 @@ use testexec::domain::model::{
     TestCase,
 };
 use testexec::errors::{NotifyError, SourceError};
+use testexec::testkit::fake_github::{
+    self, APP_ID, FakeGithub, INSTALLATION_ID as INSTALLATION, PRIVATE_KEY_PEM as PRIVATE_KEY,
+    PUBLIC_KEY_PEM as PUBLIC_KEY, Recorded, iso8601 as iso, now_secs, tar_gz,
+};
 
-const APP_ID: u64 = 31337;
-const INSTALLATION: u64 = 4242;
 const REPO: &str = "octo-org/hello-world";
 const SHA: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
 const DETAILS: &str = "https://testexec.example.com";
-const PRIVATE_KEY: &str = include_str!("../fixtures/github/TEST-ONLY-app-private-key.pem");
-const PUBLIC_KEY: &str = include_str!("../fixtures/github/TEST-ONLY-app-public-key.pem");
-
-// ---- the fake GitHub --------------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    /// Path and query.
-    path: String,
-    headers: HeaderMap,
-    body: Option<Value>,
-}
-
-impl Recorded {
-    fn bearer(&self) -> &str {
-        self.headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("")
-    }
-}
-
-/// A canned answer, used once, for the first request whose path contains
-/// `path_contains`.
-struct Scripted {
-    path_contains: String,
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: Value,
-}
-
-#[derive(Default)]
-struct FakeState {
-    requests: Vec<Recorded>,
-    scripted: VecDeque<Scripted>,
-    tokens_minted: u64,
-    /// Lifetime of minted installation tokens.
-    token_ttl_secs: u64,
-    /// id → check run object.
-    check_runs: HashMap<u64, Value>,
-    next_check_run: u64,
-    tarballs: HashMap<String, Vec<u8>>,
-    addr: Option<SocketAddr>,
-}
-
-#[derive(Clone)]
-struct Fake(Arc<Mutex<FakeState>>);
-
-impl Fake {
-    async fn start() -> Self {
-        let fake = Fake(Arc::new(Mutex::new(FakeState {
-            token_ttl_secs: 3600,
-            next_check_run: 9_000_000_001,
-            ..Default::default()
-        })));
-        let app = Router::new().fallback(handle).with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        fake.0.lock().unwrap().addr = Some(listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        fake
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.0.lock().unwrap().addr.unwrap())
-    }
-
-    fn requests(&self) -> Vec<Recorded> {
-        self.0.lock().unwrap().requests.clone()
-    }
-
-    /// Requests other than token minting / installation lookups.
-    fn api_requests(&self) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(|r| !r.path.starts_with("/app/") && !r.path.ends_with("/installation"))
-            .collect()
-    }
-
-    fn token_requests(&self) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.path.ends_with("/access_tokens"))
-            .collect()
-    }
-
-    fn script(
-        &self,
-        path_contains: &str,
-        status: u16,
-        headers: &[(&'static str, &str)],
-        body: Value,
-    ) {
-        self.0.lock().unwrap().scripted.push_back(Scripted {
-            path_contains: path_contains.into(),
-            status,
-            headers: headers.iter().map(|(k, v)| (*k, v.to_string())).collect(),
-            body,
-        });
-    }
-
-    fn set_token_ttl(&self, secs: u64) {
-        self.0.lock().unwrap().token_ttl_secs = secs;
-    }
-
-    fn add_tarball(&self, sha: &str, bytes: Vec<u8>) {
-        self.0.lock().unwrap().tarballs.insert(sha.into(), bytes);
-    }
-
-    fn check_run(&self, id: u64) -> Value {
-        self.0.lock().unwrap().check_runs[&id].clone()
-    }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// ISO 8601 the long way round, so the test does not share the code under test.
-fn iso(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (mut y, mut d) = (1970u64, days);
-    loop {
-        let len = if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
-            366
-        } else {
-            365
-        };
-        if d < len {
-            break;
-        }
-        d -= len;
-        y += 1;
-    }
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let months = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    let mut m = 0;
-    while d >= months[m] {
-        d -= months[m];
-        m += 1;
-    }
-    format!(
-        "{y:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        m + 1,
-        d + 1,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-fn reply(status: u16, headers: &[(&'static str, String)], body: Value) -> Response {
-    let b = Response::builder()
-        .status(status)
-        .header("content-type", "application/json; charset=utf-8")
-        .header("x-github-media-type", "github.v3; format=json")
-        .header("x-ratelimit-limit", "5000")
-        .header("x-ratelimit-remaining", "4999");
-    let body = if body.is_null() {
-        Body::empty()
-    } else {
-        Body::from(body.to_string())
-    };
-    let mut resp = b.body(body).unwrap();
-    // Scripted headers replace the defaults (a spent quota says remaining: 0).
-    for (k, v) in headers {
-        resp.headers_mut().insert(*k, v.parse().unwrap());
-    }
-    resp
-}
-
-fn not_found() -> Response {
-    reply(
-        404,
-        &[],
-        json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest", "status": "404"}),
-    )
-}
-
-fn check_run_object(id: u64, repo: &str, body: &Value, base: &str) -> Value {
-    json!({
-        "id": id,
-        "node_id": "CR_kwDOtest",
-        "head_sha": body["head_sha"],
-        "external_id": body["external_id"],
-        "url": format!("{base}/repos/{repo}/check-runs/{id}"),
-        "html_url": format!("https://github.com/{repo}/runs/{id}"),
-        "details_url": body["details_url"],
-        "status": body["status"],
-        "conclusion": body.get("conclusion").cloned().unwrap_or(Value::Null),
-        "started_at": body["started_at"],
-        "completed_at": body.get("completed_at").cloned().unwrap_or(Value::Null),
-        "name": body["name"],
-        "output": {
-            "title": body["output"]["title"],
-            "summary": body["output"]["summary"],
-            "text": body["output"].get("text").cloned().unwrap_or(Value::Null),
-            "annotations_count": body["output"]["annotations"].as_array().map_or(0, Vec::len),
-            "annotations_url": format!("{base}/repos/{repo}/check-runs/{id}/annotations"),
-        },
-        "app": {"id": APP_ID, "slug": "testexec"},
-        "pull_requests": [],
-    })
-}
-
-async fn handle(
-    State(fake): State<Fake>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path_q = uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let path = uri.path().to_string();
-    let json_body: Option<Value> = serde_json::from_slice(&body).ok();
-    let mut s = fake.0.lock().unwrap();
-    s.requests.push(Recorded {
-        method: method.to_string(),
-        path: path_q.clone(),
-        headers: headers.clone(),
-        body: json_body.clone(),
-    });
-    if let Some(i) = s
-        .scripted
-        .iter()
-        .position(|x| path_q.contains(&x.path_contains))
-    {
-        let x = s.scripted.remove(i).unwrap();
-        return reply(
-            x.status,
-            &x.headers
-                .iter()
-                .map(|(k, v)| (*k, v.clone()))
-                .collect::<Vec<_>>(),
-            x.body,
-        );
-    }
-    let base = format!("http://{}", s.addr.unwrap());
-    let body = json_body.unwrap_or(Value::Null);
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match (method.as_str(), parts.as_slice()) {
-        ("POST", ["app", "installations", id, "access_tokens"]) => {
-            if id.parse::<u64>().ok() != Some(INSTALLATION) {
-                return not_found();
-            }
-            s.tokens_minted += 1;
-            let expires = now_secs() + s.token_ttl_secs;
-            reply(
-                201,
-                &[],
-                json!({
-                    "token": format!("ghs_test_token_{}", s.tokens_minted),
-                    "expires_at": iso(expires),
-                    "permissions": {"checks": "write", "contents": "read", "statuses": "write", "metadata": "read"},
-                    "repository_selection": "selected",
-                }),
-            )
-        }
-        ("GET", ["repos", owner, name, "installation"]) => {
-            if format!("{owner}/{name}") != REPO {
-                return not_found();
-            }
-            reply(
-                200,
-                &[],
-                json!({"id": INSTALLATION, "app_id": APP_ID, "account": {"login": owner}, "target_type": "Organization"}),
-            )
-        }
-        ("POST", ["repos", owner, name, "check-runs"]) => {
-            let id = s.next_check_run;
-            s.next_check_run += 1;
-            let obj = check_run_object(id, &format!("{owner}/{name}"), &body, &base);
-            s.check_runs.insert(id, obj.clone());
-            reply(201, &[], obj)
-        }
-        ("PATCH", ["repos", _, _, "check-runs", id]) => {
-            let Some(obj) = id
-                .parse::<u64>()
-                .ok()
-                .and_then(|id| s.check_runs.get_mut(&id))
-            else {
-                return not_found();
-            };
-            for key in [
-                "status",
-                "conclusion",
-                "completed_at",
-                "details_url",
-                "name",
-                "external_id",
-            ] {
-                if let Some(v) = body.get(key) {
-                    obj[key] = v.clone();
-                }
-            }
-            if let Some(out) = body.get("output") {
-                obj["output"]["title"] = out["title"].clone();
-                obj["output"]["summary"] = out["summary"].clone();
-                obj["output"]["text"] = out.get("text").cloned().unwrap_or(Value::Null);
-                // GitHub appends annotations on every update.
-                let added = out["annotations"].as_array().map_or(0, Vec::len) as u64;
-                let count = obj["output"]["annotations_count"].as_u64().unwrap_or(0);
-                obj["output"]["annotations_count"] = json!(count + added);
-            }
-            reply(200, &[], obj.clone())
-        }
-        ("GET", ["repos", _, _, "check-runs", id]) => {
-            match id.parse::<u64>().ok().and_then(|id| s.check_runs.get(&id)) {
-                Some(obj) => reply(200, &[], obj.clone()),
-                None => not_found(),
-            }
-        }
-        ("GET", ["repos", _, _, "commits", sha, "check-runs"]) => {
-            let runs: Vec<Value> = s
-                .check_runs
-                .values()
-                .filter(|r| r["head_sha"] == *sha)
-                .cloned()
-                .collect();
-            reply(
-                200,
-                &[],
-                json!({"total_count": runs.len(), "check_runs": runs}),
-            )
-        }
-        ("POST", ["repos", owner, name, "statuses", sha]) => reply(
-            201,
-            &[],
-            json!({
-                "id": 1,
-                "url": format!("{base}/repos/{owner}/{name}/statuses/{sha}"),
-                "state": body["state"],
-                "description": body["description"],
-                "target_url": body.get("target_url").cloned().unwrap_or(Value::Null),
-                "context": body["context"],
-                "created_at": iso(now_secs()),
-            }),
-        ),
-        ("GET", ["repos", owner, name, "tarball", sha]) => {
-            if format!("{owner}/{name}") != REPO || !s.tarballs.contains_key(*sha) {
-                return not_found();
-            }
-            // Like api.github.com: a redirect to codeload.
-            Response::builder()
-                .status(StatusCode::FOUND)
-                .header(
-                    "location",
-                    format!("{base}/codeload/{owner}/{name}/legacy.tar.gz/{sha}"),
-                )
-                .body(Body::empty())
-                .unwrap()
-        }
-        ("GET", ["codeload", _, _, "legacy.tar.gz", sha]) => match s.tarballs.get(*sha) {
-            Some(bytes) => Response::builder()
-                .status(200)
-                .header("content-type", "application/x-gzip")
-                .body(Body::from(bytes.clone()))
-                .unwrap(),
-            None => not_found(),
-        },
-        _ => not_found(),
-    }
-}
 
 // ---- helpers ---------------------------------------------------------------
+
+/// The fake GitHub with the App installed on REPO.
+async fn start_fake() -> FakeGithub {
+    FakeGithub::start(&[REPO]).await
+}
 
 fn fast_retry() -> RetryPolicy {
     RetryPolicy {
@@ -431,7 +46,7 @@ fn fast_retry() -> RetryPolicy {
     }
 }
 
-fn config(fake: &Fake, auth: GithubAuth) -> GithubConfig {
+fn config(fake: &FakeGithub, auth: GithubAuth) -> GithubConfig {
     let mut c = GithubConfig::new(auth);
     c.api_base = fake.url();
     c.details_base_url = Some(DETAILS.into());
@@ -446,7 +61,7 @@ fn app_auth() -> GithubAuth {
     }
 }
 
-fn client(fake: &Fake, auth: GithubAuth) -> Arc<GithubClient> {
+fn client(fake: &FakeGithub, auth: GithubAuth) -> Arc<GithubClient> {
     Arc::new(GithubClient::new(config(fake, auth)).unwrap())
 }
 
@@ -555,7 +170,7 @@ fn b64url_json(part: &str) -> Value {
 
 #[tokio::test]
 async fn app_jwt_is_rs256_with_github_claims_and_the_token_is_cached() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
     let r = run(RunStatus::Running, Counts::default(), None);
     let first = notifier.run_started(&r).await.unwrap();
@@ -610,7 +225,7 @@ async fn app_jwt_is_rs256_with_github_claims_and_the_token_is_cached() {
 
 #[tokio::test]
 async fn installation_token_is_refreshed_when_near_expiry() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     // Expiring in 4 minutes: inside the 5-minute refresh margin.
     fake.set_token_ttl(240);
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
@@ -628,7 +243,7 @@ async fn installation_token_is_refreshed_when_near_expiry() {
 
 #[tokio::test]
 async fn concurrent_callers_share_one_token_refresh() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = Arc::new(GithubNotifier::new(client(&fake, app_auth())));
     let r = run(RunStatus::Running, Counts::default(), None);
     let calls = (0..8).map(|_| {
@@ -657,7 +272,7 @@ where
 
 #[tokio::test]
 async fn the_installation_is_looked_up_when_the_run_does_not_carry_it() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
     let mut r = run(RunStatus::Running, Counts::default(), None);
     r.origin = Origin::GitHub {
@@ -684,7 +299,7 @@ async fn the_installation_is_looked_up_when_the_run_does_not_carry_it() {
 
 #[tokio::test]
 async fn run_started_creates_an_in_progress_check_run() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
     let r = run(RunStatus::Running, Counts::default(), None);
     let id = notifier.run_started(&r).await.unwrap().unwrap();
@@ -706,7 +321,7 @@ async fn run_started_creates_an_in_progress_check_run() {
 
 #[tokio::test]
 async fn annotations_go_in_chunks_of_50_and_a_second_finish_adds_none() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
     let started = run(RunStatus::Running, Counts::default(), None);
     let id = notifier.run_started(&started).await.unwrap().unwrap();
@@ -803,7 +418,7 @@ async fn annotations_go_in_chunks_of_50_and_a_second_finish_adds_none() {
 
 #[tokio::test]
 async fn finishing_without_a_stored_id_creates_once_then_finds_it_again() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
     let r = run(RunStatus::Passed, counts(12, 0, 0), None);
     let out = outcome(r.clone(), vec![], "all good".into());
@@ -837,7 +452,7 @@ async fn finishing_without_a_stored_id_creates_once_then_finds_it_again() {
 
 #[tokio::test]
 async fn summary_and_text_are_cut_to_65535_bytes_on_a_char_boundary() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
     let mut r = run(RunStatus::Failed, counts(1, 1, 0), Some(0));
     let id = notifier.run_started(&r).await.unwrap().unwrap();
@@ -884,7 +499,7 @@ async fn summary_and_text_are_cut_to_65535_bytes_on_a_char_boundary() {
 
 #[tokio::test]
 async fn conclusions_for_passed_failed_and_errored() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
     for (status, want) in [
         (RunStatus::Passed, "success"),
@@ -924,7 +539,7 @@ async fn conclusions_for_passed_failed_and_errored() {
 
 #[tokio::test]
 async fn buttons_respect_githubs_limits() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
     for (status, failures, want) in [
         (
@@ -964,7 +579,7 @@ async fn buttons_respect_githubs_limits() {
 
 #[tokio::test]
 async fn a_429_with_retry_after_is_waited_out_and_retried() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
     fake.script(
         "/check-runs",
@@ -987,11 +602,15 @@ async fn a_429_with_retry_after_is_waited_out_and_retried() {
 
 #[tokio::test]
 async fn a_502_twice_then_success_is_retried() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
-    for _ in 0..2 {
-        fake.script("/check-runs", 502, &[], json!({"message": "Server Error"}));
-    }
+    fake.script_times(
+        2,
+        "/check-runs",
+        502,
+        &[],
+        json!({"message": "Server Error"}),
+    );
     let id = notifier
         .run_started(&run(RunStatus::Running, Counts::default(), None))
         .await
@@ -1007,16 +626,15 @@ async fn a_502_twice_then_success_is_retried() {
 
 #[tokio::test]
 async fn a_lasting_5xx_fails_with_retry_after_for_the_queue() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
-    for _ in 0..10 {
-        fake.script(
-            "/check-runs/123",
-            503,
-            &[],
-            json!({"message": "Service Unavailable"}),
-        );
-    }
+    fake.script_times(
+        10,
+        "/check-runs/123",
+        503,
+        &[],
+        json!({"message": "Service Unavailable"}),
+    );
     let r = run(RunStatus::Failed, counts(1, 1, 0), Some(123));
     let err = notifier
         .run_finished(&outcome(r, vec![], "s".into()))
@@ -1035,7 +653,7 @@ async fn a_lasting_5xx_fails_with_retry_after_for_the_queue() {
 
 #[tokio::test]
 async fn a_spent_rate_limit_with_a_far_reset_fails_fast_with_the_wait() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
     let reset = (now_secs() + 1800).to_string();
     fake.script(
@@ -1063,7 +681,7 @@ async fn a_spent_rate_limit_with_a_far_reset_fails_fast_with_the_wait() {
 
 #[tokio::test]
 async fn other_4xx_fail_at_once_with_githubs_message() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
     fake.script(
         "/check-runs",
@@ -1093,28 +711,6 @@ async fn other_4xx_fail_at_once_with_githubs_message() {
 
 // ---- tarballs --------------------------------------------------------------
 
-fn tar_gz(top: &str, files: &[(&str, &str)]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut dir = tar::Header::new_gnu();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_mode(0o755);
-    dir.set_size(0);
-    b.append_data(&mut dir, format!("{top}/"), std::io::empty())
-        .unwrap();
-    for (path, content) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(content.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, format!("{top}/{path}"), content.as_bytes())
-            .unwrap();
-    }
-    let raw = b.into_inner().unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, &raw).unwrap();
-    gz.finish().unwrap()
-}
-
 fn source() -> SourceRef {
     SourceRef {
         repo: REPO.into(),
@@ -1126,8 +722,9 @@ fn source() -> SourceRef {
 
 #[tokio::test]
 async fn tarball_is_downloaded_through_the_redirect_and_extracted() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     fake.add_tarball(
+        REPO,
         SHA,
         tar_gz(
             &format!("octo-org-hello-world-{}", &SHA[..7]),
@@ -1165,7 +762,7 @@ async fn tarball_is_downloaded_through_the_redirect_and_extracted() {
 
 #[tokio::test]
 async fn unknown_commit_is_not_found() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let src = GithubSource::new(client(&fake, GithubAuth::Token("ghp_test".into())));
     let dest = tempfile::tempdir().unwrap();
     let err = src.fetch(&source(), dest.path()).await.unwrap_err();
@@ -1180,8 +777,12 @@ async fn unknown_commit_is_not_found() {
 
 #[tokio::test]
 async fn oversized_tarballs_are_refused() {
-    let fake = Fake::start().await;
-    fake.add_tarball(SHA, tar_gz("top", &[("big.txt", &"x".repeat(100_000))]));
+    let fake = start_fake().await;
+    fake.add_tarball(
+        REPO,
+        SHA,
+        tar_gz("top", &[("big.txt", &"x".repeat(100_000))]),
+    );
     let mut c = config(&fake, GithubAuth::Token("ghp_test".into()));
     c.max_tarball_bytes = 100;
     let src = GithubSource::new(Arc::new(GithubClient::new(c).unwrap()));
@@ -1199,7 +800,7 @@ fn is_empty(p: &Path) -> bool {
 
 #[tokio::test]
 async fn a_token_posts_commit_statuses_instead_of_check_runs() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, GithubAuth::Token("ghp_test_pat".into())));
     let started = run(RunStatus::Running, Counts::default(), None);
     assert_eq!(notifier.run_started(&started).await.unwrap(), None);
@@ -1251,7 +852,7 @@ async fn a_token_posts_commit_statuses_instead_of_check_runs() {
 
 #[tokio::test]
 async fn a_secondary_rate_limit_without_headers_asks_the_queue_for_a_minute() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
     fake.script(
         "/check-runs",
@@ -1276,7 +877,7 @@ async fn a_secondary_rate_limit_without_headers_asks_the_queue_for_a_minute() {
 
 #[tokio::test]
 async fn runs_without_a_commit_are_not_reported() {
-    let fake = Fake::start().await;
+    let fake = start_fake().await;
     let notifier = GithubNotifier::new(client(&fake, app_auth()));
     let mut r = run(RunStatus::Passed, counts(1, 0, 0), None);
     r.source = SourceRef {
@@ -1292,4 +893,356 @@ async fn runs_without_a_commit_are_not_reported() {
         .await
         .unwrap();
     assert!(fake.requests().is_empty());
+}
+
+// ---- the fake answers like GitHub -------------------------------------------
+//
+// The client above is only as well tested as the fake is faithful: these
+// pin the fake's refusals to GitHub's (docs.github.com and its answers as
+// reported by API users).
+
+/// An App JWT as GitHub documents it, with `claims` merged over the good ones.
+fn jwt(claims: Value, alg: jsonwebtoken::Algorithm) -> String {
+    let now = now_secs();
+    let mut all = json!({"iat": now - 60, "exp": now + 540, "iss": APP_ID.to_string()});
+    for (k, v) in claims.as_object().unwrap() {
+        all[k] = v.clone();
+    }
+    let key = match alg {
+        jsonwebtoken::Algorithm::RS256 => {
+            jsonwebtoken::EncodingKey::from_rsa_pem(PRIVATE_KEY.as_bytes()).unwrap()
+        }
+        _ => jsonwebtoken::EncodingKey::from_secret(b"not the app key"),
+    };
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &all, &key).unwrap()
+}
+
+async fn call(
+    fake: &FakeGithub,
+    method: reqwest::Method,
+    path: &str,
+    bearer: &str,
+    body: Option<Value>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut req = http
+        .request(method, format!("{}{path}", fake.url()))
+        .bearer_auth(bearer);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+async fn mint(fake: &FakeGithub) -> String {
+    let path = format!("/app/installations/{INSTALLATION}/access_tokens");
+    let jwt = jwt(json!({}), jsonwebtoken::Algorithm::RS256);
+    let (status, _, body) = call(fake, reqwest::Method::POST, &path, &jwt, None).await;
+    assert_eq!(status, 201, "{body}");
+    body["token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn the_fake_refuses_app_jwts_github_would_refuse() {
+    use jsonwebtoken::Algorithm::{HS256, RS256};
+    let fake = start_fake().await;
+    let path = format!("/app/installations/{INSTALLATION}/access_tokens");
+    let now = now_secs();
+    for (why, bearer) in [
+        ("HS256", jwt(json!({}), HS256)),
+        ("another App", jwt(json!({"iss": "1"}), RS256)),
+        (
+            "expired",
+            jwt(json!({"iat": now - 700, "exp": now - 100}), RS256),
+        ),
+        (
+            "exp over 10 min ahead",
+            jwt(json!({"exp": now + 900}), RS256),
+        ),
+        ("iat in the future", jwt(json!({"iat": now + 120}), RS256)),
+        ("a token, not a JWT", "ghp_test_pat".to_string()),
+    ] {
+        let (status, _, body) = call(&fake, reqwest::Method::POST, &path, &bearer, None).await;
+        assert_eq!(status, 401, "{why}: {body}");
+        assert!(body["message"].is_string(), "{why}: {body}");
+    }
+    assert_eq!(fake.tokens_minted(), 0);
+    // The good JWT, but for an installation the App does not have.
+    let good = jwt(json!({}), RS256);
+    let (status, _, _) = call(
+        &fake,
+        reqwest::Method::POST,
+        "/app/installations/1/access_tokens",
+        &good,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    // A repository the App is not installed on.
+    let (status, _, _) = call(
+        &fake,
+        reqwest::Method::GET,
+        "/repos/someone/else/installation",
+        &good,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    // An installation token after its expiry is bad credentials.
+    fake.set_token_ttl(0);
+    let token = mint(&fake).await;
+    let (status, _, body) = call(
+        &fake,
+        reqwest::Method::GET,
+        &format!("/repos/{REPO}/check-runs/1"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (401, Some("Bad credentials"))
+    );
+}
+
+#[tokio::test]
+async fn the_fake_refuses_check_runs_over_githubs_limits() {
+    let fake = start_fake().await;
+    let token = mint(&fake).await;
+    let create = format!("/repos/{REPO}/check-runs");
+    let base = json!({
+        "name": "testexec",
+        "head_sha": SHA,
+        "status": "completed",
+        "conclusion": "failure",
+        "output": {"title": "t", "summary": "s"},
+    });
+    let annotation = json!({
+        "path": "a.py", "start_line": 1, "end_line": 1,
+        "annotation_level": "failure", "message": "m",
+    });
+    let action = json!({"label": "Rerun", "description": "d", "identifier": "rerun"});
+    let with = |pointer: &str, v: Value| {
+        let mut b = base.clone();
+        *b.pointer_mut(pointer).unwrap() = v;
+        b
+    };
+    let cases = [
+        (
+            with(
+                "/output",
+                json!({"title": "t", "summary": "s", "annotations": vec![annotation.clone(); 51]}),
+            ),
+            "No more than 50 items are allowed; 51 were supplied.",
+        ),
+        (
+            with(
+                "/output",
+                json!({"title": "t", "summary": "x".repeat(65_536)}),
+            ),
+            "Only 65535 characters are allowed; 65536 were supplied.",
+        ),
+        (
+            with(
+                "/output",
+                json!({"title": "t", "summary": "s", "text": "€".repeat(30_000)}),
+            ),
+            "Validation Failed",
+        ),
+        (
+            with("/output", json!({"title": "t"})),
+            "\"summary\" wasn't supplied.",
+        ),
+        (
+            with(
+                "/output",
+                json!({"title": "t", "summary": "s", "annotations": [{"path": "a.py", "start_line": 1, "end_line": 1, "message": "m"}]}),
+            ),
+            "\"annotation_level\" wasn't supplied.",
+        ),
+        (
+            with(
+                "/output",
+                json!({"title": "t", "summary": "s", "annotations": [{"path": "a.py", "start_line": 1, "end_line": 2, "start_column": 3, "annotation_level": "failure", "message": "m"}]}),
+            ),
+            "Validation Failed",
+        ),
+        (with("/conclusion", json!("passed")), "is not a member of"),
+        (with("/conclusion", Value::Null), "Validation Failed"),
+        (with("/head_sha", json!("main")), "Validation Failed"),
+    ];
+    for (body, want) in cases {
+        let (status, _, answer) = call(
+            &fake,
+            reqwest::Method::POST,
+            &create,
+            &token,
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 422, "{body:#}: {answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(want),
+            "{want} in {answer}"
+        );
+    }
+    let mut actions = base.clone();
+    actions["actions"] = json!(vec![action.clone(); 4]);
+    let mut long_label = base.clone();
+    long_label["actions"] =
+        json!([{"label": "x".repeat(21), "description": "d", "identifier": "i"}]);
+    for body in [actions, long_label] {
+        let (status, _, answer) =
+            call(&fake, reqwest::Method::POST, &create, &token, Some(body)).await;
+        assert_eq!(status, 422, "{answer}");
+    }
+    assert!(fake.check_runs().is_empty(), "nothing refused was kept");
+
+    // At the limits, it is accepted; updates append annotations.
+    let mut ok = with(
+        "/output",
+        json!({"title": "t", "summary": "x".repeat(65_535), "annotations": vec![annotation.clone(); 50]}),
+    );
+    ok["actions"] = json!(vec![action; 3]);
+    let (status, _, created) = call(&fake, reqwest::Method::POST, &create, &token, Some(ok)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_u64().unwrap();
+    let update =
+        json!({"output": {"title": "t", "summary": "s", "annotations": vec![annotation; 20]}});
+    let path = format!("/repos/{REPO}/check-runs/{id}");
+    let (status, _, updated) =
+        call(&fake, reqwest::Method::PATCH, &path, &token, Some(update)).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["output"]["annotations_count"], 70);
+    assert_eq!(fake.annotations(id).len(), 70);
+    let (status, _, page) = call(
+        &fake,
+        reqwest::Method::GET,
+        &format!("{path}/annotations?per_page=100"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!((status, page.as_array().map(Vec::len)), (200, Some(70)));
+
+    // Only an App creates check runs; a personal token may post statuses.
+    let (status, _, answer) = call(
+        &fake,
+        reqwest::Method::POST,
+        &create,
+        "ghp_test_pat",
+        Some(base.clone()),
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    let statuses = format!("/repos/{REPO}/statuses/{SHA}");
+    let long = json!({"state": "success", "context": "testexec", "description": "d".repeat(141)});
+    let (status, _, _) = call(
+        &fake,
+        reqwest::Method::POST,
+        &statuses,
+        "ghp_test_pat",
+        Some(long),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let good = json!({"state": "success", "context": "testexec", "description": "d".repeat(140)});
+    let (status, _, _) = call(
+        &fake,
+        reqwest::Method::POST,
+        &statuses,
+        "ghp_test_pat",
+        Some(good),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(fake.statuses(REPO, SHA).len(), 1);
+}
+
+#[tokio::test]
+async fn the_fake_counts_the_rate_limit_and_the_client_waits_for_the_reset() {
+    let fake = start_fake().await;
+    fake.set_rate_limit(2);
+    let notifier = GithubNotifier::new(client(&fake, app_auth()));
+    let r = run(RunStatus::Running, Counts::default(), None);
+    notifier.run_started(&r).await.unwrap();
+    notifier.run_started(&r).await.unwrap();
+    let t0 = Instant::now();
+    let err = notifier.run_started(&r).await.unwrap_err();
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "no sleeping for an hour"
+    );
+    let NotifyError::Failed {
+        retry_after_secs, ..
+    } = err;
+    let wait = retry_after_secs.unwrap();
+    assert!((3590..=3600).contains(&wait), "{wait}");
+    let answered: Vec<(u16, String)> = fake
+        .api_requests()
+        .iter()
+        .map(|r| (r.status, r.path.clone()))
+        .collect();
+    let create = format!("/repos/{REPO}/check-runs");
+    assert_eq!(
+        answered,
+        [(201, create.clone()), (201, create.clone()), (403, create)]
+    );
+    // The headers say so (the App's own calls count apart).
+    let token = fake_github::installation_token(1);
+    let (status, headers, body) = call(
+        &fake,
+        reqwest::Method::GET,
+        &format!(
+            "/repos/{REPO}/check-runs/{}",
+            fake_github::FIRST_CHECK_RUN_ID
+        ),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(headers["x-ratelimit-limit"], "2");
+    assert_eq!(headers["x-ratelimit-remaining"], "0");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("API rate limit exceeded for installation ID 4242")
+    );
+}
+
+#[tokio::test]
+async fn a_branch_resolves_to_its_commit_and_an_unknown_ref_is_not_found() {
+    let fake = start_fake().await;
+    fake.set_ref(REPO, "main", SHA);
+    let src = GithubSource::new(client(&fake, app_auth()));
+    let mut branch = source();
+    branch.commit = None;
+    branch.git_ref = Some("refs/heads/main".into());
+    let resolved = src.resolve(&branch).await.unwrap();
+    assert_eq!(resolved.commit.as_deref(), Some(SHA));
+    assert_eq!(resolved.git_ref, branch.git_ref);
+    branch.git_ref = Some("refs/heads/gone".into());
+    let err = src.resolve(&branch).await.unwrap_err();
+    assert!(matches!(err, SourceError::NotFound { .. }), "{err}");
+    let answered: Vec<(u16, String)> = fake
+        .api_requests()
+        .iter()
+        .map(|r| (r.status, r.path.clone()))
+        .collect();
+    assert_eq!(
+        answered,
+        [
+            (200, format!("/repos/{REPO}/commits/refs/heads/main")),
+            (422, format!("/repos/{REPO}/commits/refs/heads/gone")),
+        ]
+    );
 }

@@ -5,7 +5,7 @@
 //! Every test runs twice with the same assertions: `local::*` over the
 //! embedded backends (SQLite, files, the in-process queue) and `aws::*` over
 //! DynamoDB, S3 and SQS on the moto emulator (skipped when it is not
-//! configured, see `contract::emulators`). Faults are injected by
+//! configured, see `testkit::emulators`). Faults are injected by
 //! `FaultyConsumer`, which wraps either queue the same way.
 //!
 //! The suite under test is a tiny deterministic runner (fixtures/fake-suite)
@@ -122,7 +122,7 @@ async fn aws_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline
     use testexec::adapters::source::LocalDirSource;
     use testexec::app::handlers::{Ports, Settings};
     use testexec::app::ports::SystemClock;
-    use testexec::testkit::contract::emulators::{moto, unique_name};
+    use testexec::testkit::emulators::{moto, unique_name};
 
     let sdk = moto().await?;
     let visibility = Duration::from_secs(visibility.as_millis().div_ceil(1000).max(1) as u64);

@@ -11,7 +11,7 @@ use testexec::app::messages::QueueName;
 use testexec::app::ports::{JobQueue, QueueConsumer};
 use testexec::hosts::lambda::host::{Function, Host};
 use testexec::hosts::worker::{Args, poll_once};
-use testexec::testkit::contract::emulators;
+use testexec::testkit::emulators;
 
 #[tokio::test]
 async fn the_worker_releases_a_failed_job_and_acks_nothing_else() {

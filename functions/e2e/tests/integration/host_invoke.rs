@@ -14,7 +14,7 @@ use testexec::app::messages::{MESSAGE_VERSION, TriggerJob};
 use testexec::app::ports::RunStore;
 use testexec::domain::model::RunId;
 use testexec::hosts::lambda::host::{Function, Host};
-use testexec::testkit::contract::emulators;
+use testexec::testkit::emulators;
 
 fn sqs_event(records: &[(&str, &str)]) -> Value {
     let records: Vec<Value> = records

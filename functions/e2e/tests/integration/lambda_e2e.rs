@@ -10,11 +10,10 @@
 //! and an execute crash (the function process is killed mid-shard; its
 //! message comes back after the visibility timeout and the run still ends
 //! with exact counts). Skipped without the emulators (see
-//! `testexec::testkit::contract::emulators`); `TESTEXEC_REQUIRE_E2E=1` makes it
+//! `testexec::testkit::emulators`); `TESTEXEC_REQUIRE_E2E=1` makes it
 //! mandatory.
 
 use std::collections::{HashMap, HashSet};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,7 +26,7 @@ use testexec::adapters::aws::{AwsBackends, AwsSettings};
 use testexec::app::messages::{QueueName, keys};
 use testexec::app::ports::{BlobStore, RunStore};
 use testexec::domain::model::{RunId, RunStatus};
-use testexec::testkit::contract::emulators;
+use testexec::testkit::emulators;
 
 const RUNNER: &str = testexec::testkit::fake_suite::RUNNER;
 const FUNCTIONS: [&str; 4] = ["trigger", "execute", "collect", "report"];
@@ -40,25 +39,7 @@ fn workspace_root() -> PathBuf {
 }
 
 fn cargo_lambda() -> Option<String> {
-    match std::env::var("TESTEXEC_TEST_CARGO_LAMBDA") {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("TESTEXEC_REQUIRE_E2E").as_deref() != Ok("1"),
-                "TESTEXEC_REQUIRE_E2E=1 but TESTEXEC_TEST_CARGO_LAMBDA is not set: run via scripts/test.sh"
-            );
-            eprintln!("skipping: TESTEXEC_TEST_CARGO_LAMBDA not set");
-            None
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    emulators::endpoint("TESTEXEC_TEST_CARGO_LAMBDA")
 }
 
 /// One `cargo lambda watch` per function (the workspace's default members
@@ -88,7 +69,7 @@ impl Emulator {
     }
 
     fn spawn(&mut self, f: &'static str) {
-        let port = free_port();
+        let port = emulators::free_port();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
