@@ -135,7 +135,8 @@ async fn a_run_in_flight_when_serve_was_killed_finishes_after_the_restart() {
         }
         assert!(
             Instant::now() < deadline,
-            "the run did not finish after the restart: {r:#}"
+            "the run did not finish after the restart: {r:#}\nserve's log:\n{}",
+            second.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
