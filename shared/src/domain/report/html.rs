@@ -6,11 +6,20 @@
 //! report files by relative path: presigned URLs expire (S3: 7 days at most)
 //! and must not be baked into a stored page.
 //!
-//! Everything that comes from test data goes through [`Html`] escaping.
+//! The page is a [`maud`] template: every value interpolated into it is
+//! escaped by maud, and only our own constants (the CSS, the JS, the icon
+//! link) are inserted as [`PreEscaped`]. The `"\n"` literals keep one line
+//! per row in the source, so a 20,000-row page stays readable and diffable.
+//!
+//! Characters HTML does not allow (control characters other than tab and
+//! line breaks, U+FFFE/U+FFFF; U+0000 browsers replace anyway) are dropped
+//! from the finished page: only test data can carry them.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 
-use super::{Html, ReportInput, files, human_duration, secs};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use super::{ReportInput, files, human_duration, secs};
 use crate::domain::model::{Outcome, ShardRecord, ShardStatus};
 
 /// Rows of the all-tests table rendered; the rest are in the JSON and JUnit.
@@ -77,70 +86,64 @@ const JS: &str = r#"
 })();
 "#;
 
-/// Writes the report. Output is buffered internally; `out` sees large writes.
+/// Writes the report. The page is built in memory and `out` sees one write.
 pub fn render<W: Write>(input: &ReportInput<'_>, out: &mut W) -> io::Result<()> {
-    let mut w = BufWriter::with_capacity(64 * 1024, out);
-    let run = input.run;
-    let status = run.status.as_str();
-    writeln!(
-        w,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">"
-    )?;
-    writeln!(
-        w,
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-    )?;
-    // An empty inline icon: otherwise a browser asks the server for
-    // /favicon.ico, which a report host (S3, `testexec serve`) answers 404,
-    // logging a console error on every report.
-    writeln!(w, "{ICON_LINK}")?;
-    writeln!(w, "<title>testexec run {} – {}</title>", run.id, status)?;
-    writeln!(w, "<style>{CSS}</style>\n</head>\n<body>\n<main>")?;
-    header(input, &mut w)?;
-    failures(input, &mut w)?;
-    flaky(input, &mut w)?;
-    slowest(input, &mut w)?;
-    timeline(input, &mut w)?;
-    shard_table(input, &mut w)?;
-    all_tests(input, &mut w)?;
-    writeln!(w, "</main>\n<script>{JS}</script>\n</body>\n</html>")?;
-    w.flush()
+    let mut page = page(input).into_string();
+    page.retain(|c| !unwanted_in_html(c));
+    out.write_all(page.as_bytes())?;
+    out.flush()
 }
 
-fn header(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
+/// Control characters other than tab and line breaks, and the noncharacters
+/// U+FFFE/U+FFFF, are parse errors in HTML; U+0000 is replaced by browsers
+/// anyway.
+fn unwanted_in_html(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+}
+
+fn page(input: &ReportInput<'_>) -> Markup {
+    let run = input.run;
+    html! {
+        (DOCTYPE) "\n"
+        html lang="en" {
+            "\n"
+            head {
+                "\n" meta charset="utf-8";
+                "\n" meta name="viewport" content="width=device-width, initial-scale=1";
+                // An empty inline icon: otherwise a browser asks the server
+                // for /favicon.ico, which a report host (S3, `testexec
+                // serve`) answers 404, logging a console error on every report.
+                "\n" (PreEscaped(ICON_LINK))
+                "\n" title { "testexec run " (run.id) " – " (run.status.as_str()) }
+                "\n" style { (PreEscaped(CSS)) }
+                "\n"
+            }
+            "\n"
+            body {
+                "\n"
+                main {
+                    "\n"
+                    (header(input))
+                    (failures(input))
+                    (flaky(input))
+                    (slowest(input))
+                    (timeline(input))
+                    (shard_table(input))
+                    (all_tests(input))
+                }
+                "\n" script { (PreEscaped(JS)) }
+                "\n"
+            }
+            "\n"
+        }
+        "\n"
+    }
+}
+
+fn header(input: &ReportInput<'_>) -> Markup {
     let run = input.run;
     let c = input.counts();
-    writeln!(w, "<header>")?;
-    writeln!(
-        w,
-        "<h1>Run <code id=\"run-id\" data-testid=\"run-id\">{}</code> <span id=\"run-status\" data-testid=\"run-status\" class=\"status s-{}\">{}</span></h1>",
-        run.id,
-        run.status.as_str(),
-        run.status.as_str()
-    )?;
-    write!(
-        w,
-        "<p><span data-testid=\"repo\">{}</span>",
-        Html(&run.source.repo)
-    )?;
-    if let Some(commit) = &run.source.commit {
-        write!(w, " @ <code data-testid=\"commit\">{}</code>", Html(commit))?;
-    }
-    if let Some(git_ref) = &run.source.git_ref {
-        write!(w, " ({})", Html(git_ref))?;
-    }
-    if !run.suite.is_empty() {
-        write!(w, " · suite <b>{}</b>", Html(&run.suite))?;
-    }
-    writeln!(w, " · tool {}</p>", Html(input.tool_name))?;
-    if let Some(error) = &run.error {
-        writeln!(
-            w,
-            "<p class=\"o-error\" data-testid=\"run-error\"><b>Run error:</b> {}</p>",
-            Html(error)
-        )?;
-    }
-    writeln!(w, "<dl class=\"totals\">")?;
+    let status = run.status.as_str();
     let errored = input
         .shards
         .iter()
@@ -168,22 +171,52 @@ fn header(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
             },
         ),
     ];
-    for (id, label, value) in items {
-        writeln!(
-            w,
-            "<div><dt>{label}</dt><dd id=\"{id}\" data-testid=\"{id}\">{value}</dd></div>"
-        )?;
+    html! {
+        header {
+            "\n"
+            h1 {
+                "Run "
+                code id="run-id" data-testid="run-id" { (run.id) }
+                " "
+                span id="run-status" data-testid="run-status" class={ "status s-" (status) } { (status) }
+            }
+            "\n"
+            p {
+                span data-testid="repo" { (run.source.repo) }
+                @if let Some(commit) = &run.source.commit {
+                    " @ " code data-testid="commit" { (commit) }
+                }
+                @if let Some(git_ref) = &run.source.git_ref {
+                    " (" (git_ref) ")"
+                }
+                @if !run.suite.is_empty() {
+                    " · suite " b { (run.suite) }
+                }
+                " · tool " (input.tool_name)
+            }
+            "\n"
+            @if let Some(error) = &run.error {
+                p class="o-error" data-testid="run-error" { b { "Run error:" } " " (error) }
+                "\n"
+            }
+            dl class="totals" {
+                "\n"
+                @for (id, label, value) in &items {
+                    div { dt { (label) } dd id=(id) data-testid=(id) { (value) } }
+                    "\n"
+                }
+            }
+            "\n"
+            // Sibling files only (see the module docs on why no absolute links).
+            p class="muted" {
+                "Also: " a href=(files::CTRF) { "CTRF JSON" }
+                " · " a href=(files::JUNIT) { "merged JUnit" }
+                " · " a href=(files::MARKDOWN) { "Markdown summary" }
+            }
+            "\n"
+        }
+        "\n"
     }
-    writeln!(w, "</dl>")?;
-    // Sibling files only (see the module docs on why no absolute links).
-    writeln!(
-        w,
-        "<p class=\"muted\">Also: <a href=\"{}\">CTRF JSON</a> · <a href=\"{}\">merged JUnit</a> · <a href=\"{}\">Markdown summary</a></p>",
-        files::CTRF,
-        files::JUNIT,
-        files::MARKDOWN
-    )?;
-    writeln!(w, "</header>")
 }
 
 fn outcome_class(outcome: Outcome) -> &'static str {
@@ -196,134 +229,137 @@ fn outcome_class(outcome: Outcome) -> &'static str {
     }
 }
 
-fn failures(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
+fn failures(input: &ReportInput<'_>) -> Markup {
     let failures = input.failures();
-    writeln!(
-        w,
-        "<section id=\"failures\">\n<h2>Failures (<span data-testid=\"failure-count\">{}</span>)</h2>",
-        failures.len()
-    )?;
-    if failures.is_empty() {
-        writeln!(w, "<p class=\"muted\">No failures.</p>")?;
-    }
-    for &i in failures.iter().take(MAX_FAILURES) {
-        let (shard, case) = &input.cases[i];
-        write!(
-            w,
-            "<details class=\"failure\" data-testid=\"failure\"><summary><b>{}</b> <span class=\"{}\">{}</span>",
-            Html(&ReportInput::display_name(case)),
-            outcome_class(case.outcome),
-            case.outcome
-        )?;
-        if let Some(location) = ReportInput::location(case) {
-            write!(w, " · <code>{}</code>", Html(&location))?;
-        }
-        writeln!(
-            w,
-            " · shard {shard} · {}</summary>",
-            human_duration(case.duration_secs)
-        )?;
-        if let Some(message) = &case.message {
-            writeln!(w, "<pre class=\"message\">{}</pre>", Html(message))?;
-        }
-        if let Some(details) = &case.details {
-            writeln!(w, "<pre class=\"details\">{}</pre>", Html(details))?;
-        }
-        for (label, text) in [("stdout", &case.system_out), ("stderr", &case.system_err)] {
-            if let Some(text) = text {
-                writeln!(
-                    w,
-                    "<details><summary>{label}</summary><pre>{}</pre></details>",
-                    Html(text)
-                )?;
+    html! {
+        section id="failures" {
+            "\n"
+            h2 { "Failures (" span data-testid="failure-count" { (failures.len()) } ")" }
+            "\n"
+            @if failures.is_empty() {
+                p class="muted" { "No failures." }
+                "\n"
+            }
+            @for &i in failures.iter().take(MAX_FAILURES) {
+                @let (shard, case) = &input.cases[i];
+                details class="failure" data-testid="failure" {
+                    summary {
+                        b { (ReportInput::display_name(case)) }
+                        " "
+                        span class=(outcome_class(case.outcome)) { (case.outcome.as_str()) }
+                        @if let Some(location) = ReportInput::location(case) {
+                            " · " code { (location) }
+                        }
+                        " · shard " (shard) " · " (human_duration(case.duration_secs))
+                    }
+                    "\n"
+                    @if let Some(message) = &case.message {
+                        pre class="message" { (message) }
+                        "\n"
+                    }
+                    @if let Some(details) = &case.details {
+                        pre class="details" { (details) }
+                        "\n"
+                    }
+                    @for (label, text) in [("stdout", &case.system_out), ("stderr", &case.system_err)] {
+                        @if let Some(text) = text {
+                            details { summary { (label) } pre { (text) } }
+                            "\n"
+                        }
+                    }
+                }
+                "\n"
+            }
+            @if failures.len() > MAX_FAILURES {
+                p class="muted" {
+                    (failures.len() - MAX_FAILURES)
+                    " more failures are not shown here; all are in the CTRF JSON and the merged JUnit."
+                }
+                "\n"
             }
         }
-        writeln!(w, "</details>")?;
+        "\n"
     }
-    if failures.len() > MAX_FAILURES {
-        writeln!(
-            w,
-            "<p class=\"muted\">{} more failures are not shown here; all are in the CTRF JSON and the merged JUnit.</p>",
-            failures.len() - MAX_FAILURES
-        )?;
-    }
-    writeln!(w, "</section>")
 }
 
-fn flaky(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
+fn flaky(input: &ReportInput<'_>) -> Markup {
     let flaky = input.flaky();
     if flaky.is_empty() {
-        return Ok(());
+        return html! {};
     }
-    writeln!(
-        w,
-        "<section id=\"flaky\">\n<h2>Flaky tests (<span data-testid=\"flaky-count\">{}</span>)</h2>",
-        flaky.len()
-    )?;
-    for &i in flaky.iter().take(MAX_FLAKY) {
-        let (shard, case) = &input.cases[i];
-        writeln!(
-            w,
-            "<details class=\"flaky\" data-testid=\"flaky\"><summary><b>{}</b> · passed on attempt {} · shard {shard}</summary><ol>",
-            Html(&ReportInput::display_name(case)),
-            case.retries.len() + 1
-        )?;
-        for attempt in &case.retries {
-            write!(
-                w,
-                "<li><span class=\"{}\">{}</span>",
-                outcome_class(attempt.outcome),
-                attempt.outcome
-            )?;
-            if let Some(d) = attempt.duration_secs {
-                write!(w, " · {}", human_duration(d))?;
+    html! {
+        section id="flaky" {
+            "\n"
+            h2 { "Flaky tests (" span data-testid="flaky-count" { (flaky.len()) } ")" }
+            "\n"
+            @for &i in flaky.iter().take(MAX_FLAKY) {
+                @let (shard, case) = &input.cases[i];
+                details class="flaky" data-testid="flaky" {
+                    summary {
+                        b { (ReportInput::display_name(case)) }
+                        " · passed on attempt " (case.retries.len() + 1) " · shard " (shard)
+                    }
+                    ol {
+                        "\n"
+                        @for attempt in &case.retries {
+                            li {
+                                span class=(outcome_class(attempt.outcome)) { (attempt.outcome.as_str()) }
+                                @if let Some(d) = attempt.duration_secs {
+                                    " · " (human_duration(d))
+                                }
+                                @if let Some(m) = &attempt.message {
+                                    pre { (m) }
+                                }
+                                @if let Some(d) = &attempt.details {
+                                    pre { (d) }
+                                }
+                            }
+                            "\n"
+                        }
+                        li { span class="o-passed" { "passed" } " · " (human_duration(case.duration_secs)) }
+                    }
+                }
+                "\n"
             }
-            if let Some(m) = &attempt.message {
-                write!(w, "<pre>{}</pre>", Html(m))?;
+            @if flaky.len() > MAX_FLAKY {
+                p class="muted" { (flaky.len() - MAX_FLAKY) " more flaky tests are in the CTRF JSON." }
+                "\n"
             }
-            if let Some(d) = &attempt.details {
-                write!(w, "<pre>{}</pre>", Html(d))?;
-            }
-            writeln!(w, "</li>")?;
         }
-        writeln!(
-            w,
-            "<li><span class=\"o-passed\">passed</span> · {}</li></ol></details>",
-            human_duration(case.duration_secs)
-        )?;
+        "\n"
     }
-    if flaky.len() > MAX_FLAKY {
-        writeln!(
-            w,
-            "<p class=\"muted\">{} more flaky tests are in the CTRF JSON.</p>",
-            flaky.len() - MAX_FLAKY
-        )?;
-    }
-    writeln!(w, "</section>")
 }
 
-fn slowest(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
+fn slowest(input: &ReportInput<'_>) -> Markup {
     let slowest = input.slowest(SLOWEST);
     if slowest.is_empty() {
-        return Ok(());
+        return html! {};
     }
-    writeln!(w, "<section id=\"slowest\">\n<h2>Slowest tests</h2>")?;
-    writeln!(
-        w,
-        "<table data-testid=\"slowest\"><thead><tr><th>Test</th><th class=\"num\">Duration</th><th>Outcome</th><th class=\"num\">Shard</th></tr></thead><tbody>"
-    )?;
-    for i in slowest {
-        let (shard, case) = &input.cases[i];
-        writeln!(
-            w,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"{}\">{}</td><td class=\"num\">{shard}</td></tr>",
-            Html(&ReportInput::display_name(case)),
-            human_duration(case.duration_secs),
-            outcome_class(case.outcome),
-            case.outcome
-        )?;
+    html! {
+        section id="slowest" {
+            "\n"
+            h2 { "Slowest tests" }
+            "\n"
+            table data-testid="slowest" {
+                thead { tr { th { "Test" } th class="num" { "Duration" } th { "Outcome" } th class="num" { "Shard" } } }
+                tbody {
+                    "\n"
+                    @for i in slowest {
+                        @let (shard, case) = &input.cases[i];
+                        tr {
+                            td { (ReportInput::display_name(case)) }
+                            td class="num" { (human_duration(case.duration_secs)) }
+                            td class=(outcome_class(case.outcome)) { (case.outcome.as_str()) }
+                            td class="num" { (shard) }
+                        }
+                        "\n"
+                    }
+                }
+            }
+            "\n"
+        }
+        "\n"
     }
-    writeln!(w, "</tbody></table>\n</section>")
 }
 
 fn shard_secs(s: &ShardRecord) -> Option<f64> {
@@ -336,9 +372,9 @@ fn shard_secs(s: &ShardRecord) -> Option<f64> {
 /// One row per shard: the actual bar spans started → finished relative to
 /// the run start; a thin grey bar under it is the planned estimate from the
 /// same start, so imbalance and misestimates are visible at a glance.
-fn timeline(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
+fn timeline(input: &ReportInput<'_>) -> Markup {
     if input.shards.is_empty() {
-        return Ok(());
+        return html! {};
     }
     const LABEL: f64 = 60.0;
     const WIDTH: f64 = 1000.0;
@@ -363,117 +399,138 @@ fn timeline(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
         };
     let height = TOP + row_h * input.shards.len() as f64;
     let durations: Vec<f64> = input.shards.iter().filter_map(shard_secs).collect();
-    writeln!(w, "<section id=\"timeline\">\n<h2>Shard timeline</h2>")?;
-    if !durations.is_empty() {
+    // Longest and mean shard, and mean / longest as a percentage.
+    let balance = (!durations.is_empty()).then(|| {
         let max = durations.iter().copied().fold(0.0, f64::max);
         let mean = durations.iter().sum::<f64>() / durations.len() as f64;
         let balance = if max > 0.0 { mean / max * 100.0 } else { 100.0 };
-        writeln!(
-            w,
-            "<p class=\"muted\">Longest shard {}, mean {}: balance <b data-testid=\"balance\">{balance:.0}%</b> (mean / longest). Coloured bars: actual; grey: planned.</p>",
-            human_duration(max),
-            human_duration(mean)
-        )?;
-    }
-    writeln!(
-        w,
-        "<svg data-testid=\"timeline\" viewBox=\"0 0 {:.0} {height:.0}\" width=\"100%\" role=\"img\" aria-label=\"Shard timeline\">",
-        LABEL + WIDTH + 10.0
-    )?;
-    for tick in 0..=4 {
-        let t = span * tick as f64 / 4.0;
-        let tx = x(t);
-        // Keep the first and last labels inside the drawing.
-        let anchor = match tick {
-            0 => "start",
-            4 => "end",
-            _ => "middle",
-        };
-        writeln!(
-            w,
-            "<line class=\"grid\" x1=\"{tx:.1}\" y1=\"{TOP}\" x2=\"{tx:.1}\" y2=\"{height:.0}\"/><text x=\"{tx:.1}\" y=\"11\" text-anchor=\"{anchor}\">{}</text>",
-            human_duration(t)
-        )?;
-    }
-    for (row, shard) in input.shards.iter().enumerate() {
-        let y = TOP + row_h * row as f64;
-        let begin = offset(shard.started_ms).unwrap_or(0.0);
-        write!(w, "<g data-shard=\"{}\">", shard.id.index)?;
-        if row % label_every == 0 {
-            writeln!(
-                w,
-                "<text x=\"0\" y=\"{:.0}\">#{}</text>",
-                y + actual_y + f64::from(actual_h),
-                shard.id.index
-            )?;
+        (max, mean, balance)
+    });
+    html! {
+        section id="timeline" {
+            "\n"
+            h2 { "Shard timeline" }
+            "\n"
+            @if let Some((max, mean, balance)) = balance {
+                p class="muted" {
+                    "Longest shard " (human_duration(max)) ", mean " (human_duration(mean))
+                    ": balance " b data-testid="balance" { (format_args!("{balance:.0}%")) }
+                    " (mean / longest). Coloured bars: actual; grey: planned."
+                }
+                "\n"
+            }
+            svg data-testid="timeline"
+                viewBox=(format_args!("0 0 {:.0} {height:.0}", LABEL + WIDTH + 10.0))
+                width="100%" role="img" aria-label="Shard timeline" {
+                "\n"
+                @for tick in 0..=4 {
+                    @let t = span * f64::from(tick) / 4.0;
+                    @let tx = format!("{:.1}", x(t));
+                    // Keep the first and last labels inside the drawing.
+                    @let anchor = match tick {
+                        0 => "start",
+                        4 => "end",
+                        _ => "middle",
+                    };
+                    line class="grid" x1=(tx) y1=(TOP) x2=(tx) y2=(format_args!("{height:.0}")) {}
+                    text x=(tx) y="11" text-anchor=(anchor) { (human_duration(t)) }
+                    "\n"
+                }
+                @for (row, shard) in input.shards.iter().enumerate() {
+                    @let y = TOP + row_h * row as f64;
+                    @let begin = offset(shard.started_ms).unwrap_or(0.0);
+                    @let planned = secs(shard.estimated_secs);
+                    g data-shard=(shard.id.index) {
+                        @if row % label_every == 0 {
+                            text x="0" y=(format_args!("{:.0}", y + actual_y + f64::from(actual_h))) {
+                                "#" (shard.id.index)
+                            }
+                            "\n"
+                        }
+                        rect class="planned"
+                            x=(format_args!("{:.1}", x(begin)))
+                            y=(format_args!("{:.0}", y + planned_y))
+                            width=(format_args!("{:.1}", (x(begin + planned) - x(begin)).max(0.5)))
+                            height=(planned_h) {
+                            title { "shard " (shard.id.index) " planned " (human_duration(planned)) }
+                        }
+                        "\n"
+                        @if let (Some(actual), Some(_)) = (shard_secs(shard), shard.started_ms) {
+                            rect class={ "actual " (shard.status.as_str()) }
+                                x=(format_args!("{:.1}", x(begin)))
+                                y=(format_args!("{:.0}", y + actual_y))
+                                width=(format_args!("{:.1}", (x(begin + actual) - x(begin)).max(0.5)))
+                                height=(actual_h) {
+                                title {
+                                    "shard " (shard.id.index) " " (shard.status.as_str()) ": "
+                                    (human_duration(actual)) " (" (shard.counts.tests) " tests), planned "
+                                    (human_duration(planned))
+                                }
+                            }
+                            "\n"
+                        }
+                    }
+                    "\n"
+                }
+            }
+            "\n"
         }
-        let planned = secs(shard.estimated_secs);
-        writeln!(
-            w,
-            "<rect class=\"planned\" x=\"{:.1}\" y=\"{:.0}\" width=\"{:.1}\" height=\"{planned_h}\"><title>shard {} planned {}</title></rect>",
-            x(begin),
-            y + planned_y,
-            (x(begin + planned) - x(begin)).max(0.5),
-            shard.id.index,
-            human_duration(planned)
-        )?;
-        if let (Some(actual), Some(_)) = (shard_secs(shard), shard.started_ms) {
-            writeln!(
-                w,
-                "<rect class=\"actual {}\" x=\"{:.1}\" y=\"{:.0}\" width=\"{:.1}\" height=\"{actual_h}\"><title>shard {} {}: {} ({} tests), planned {}</title></rect>",
-                shard.status.as_str(),
-                x(begin),
-                y + actual_y,
-                (x(begin + actual) - x(begin)).max(0.5),
-                shard.id.index,
-                shard.status,
-                human_duration(actual),
-                shard.counts.tests,
-                human_duration(planned)
-            )?;
-        }
-        writeln!(w, "</g>")?;
+        "\n"
     }
-    writeln!(w, "</svg>\n</section>")
 }
 
-fn shard_table(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
+fn shard_table(input: &ReportInput<'_>) -> Markup {
     if input.shards.is_empty() {
-        return Ok(());
+        return html! {};
     }
-    writeln!(w, "<section id=\"shards\">\n<h2>Shards</h2>")?;
-    writeln!(
-        w,
-        "<table data-testid=\"shards\"><thead><tr><th class=\"num\">Shard</th><th>Status</th><th class=\"num\">Tests</th><th class=\"num\">Files</th><th class=\"num\">Duration</th><th class=\"num\">Planned</th><th>Log</th><th>Error</th></tr></thead><tbody>"
-    )?;
-    for shard in input.shards {
-        let actual = shard_secs(shard)
-            .map(human_duration)
-            .unwrap_or_else(|| "–".into());
-        // The log's blob key relative to `runs/<id>/report/`.
-        let log = match shard.attempt {
-            Some(a) => format!(
-                "<a href=\"../shards/{}/attempt-{a}/log.txt\">log</a>",
-                shard.id.index
-            ),
-            None => String::new(),
-        };
-        writeln!(
-            w,
-            "<tr><td class=\"num\">{}</td><td class=\"sh-{}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{actual}</td><td class=\"num\">{}</td><td>{log}</td><td>{}</td></tr>",
-            shard.id.index,
-            shard.status.as_str(),
-            shard.status,
-            shard.counts.tests,
-            shard.file_count,
-            human_duration(shard.estimated_secs),
-            Html(shard.error.as_deref().unwrap_or(""))
-        )?;
+    html! {
+        section id="shards" {
+            "\n"
+            h2 { "Shards" }
+            "\n"
+            table data-testid="shards" {
+                thead {
+                    tr {
+                        th class="num" { "Shard" } th { "Status" } th class="num" { "Tests" }
+                        th class="num" { "Files" } th class="num" { "Duration" }
+                        th class="num" { "Planned" } th { "Log" } th { "Error" }
+                    }
+                }
+                tbody {
+                    "\n"
+                    @for shard in input.shards {
+                        tr {
+                            td class="num" { (shard.id.index) }
+                            td class={ "sh-" (shard.status.as_str()) } { (shard.status.as_str()) }
+                            td class="num" { (shard.counts.tests) }
+                            td class="num" { (shard.file_count) }
+                            td class="num" {
+                                @if let Some(actual) = shard_secs(shard) {
+                                    (human_duration(actual))
+                                } @else {
+                                    "–"
+                                }
+                            }
+                            td class="num" { (human_duration(shard.estimated_secs)) }
+                            td {
+                                // The log's blob key relative to `runs/<id>/report/`.
+                                @if let Some(a) = shard.attempt {
+                                    a href={ "../shards/" (shard.id.index) "/attempt-" (a) "/log.txt" } { "log" }
+                                }
+                            }
+                            td { (shard.error.as_deref().unwrap_or("")) }
+                        }
+                        "\n"
+                    }
+                }
+            }
+            "\n"
+        }
+        "\n"
     }
-    writeln!(w, "</tbody></table>\n</section>")
 }
 
-fn all_tests(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
+fn all_tests(input: &ReportInput<'_>) -> Markup {
     // Failures first so the cap never hides them, then flaky, skipped, passed.
     let rank = |o: Outcome| match o {
         Outcome::Failed | Outcome::Error => 0,
@@ -484,51 +541,55 @@ fn all_tests(input: &ReportInput<'_>, w: &mut impl Write) -> io::Result<()> {
     let mut order: Vec<usize> = (0..input.cases.len()).collect();
     order.sort_by_key(|&i| rank(input.cases[i].1.outcome));
     let shown = order.len().min(MAX_TEST_ROWS);
-    writeln!(
-        w,
-        "<section id=\"tests\">\n<h2>All tests (<span data-testid=\"test-count\">{}</span>)</h2>",
-        input.cases.len()
-    )?;
-    writeln!(
-        w,
-        "<div class=\"filters\"><input id=\"test-filter\" type=\"search\" placeholder=\"Filter by name, file or message\" aria-label=\"Filter tests\"><select id=\"outcome-filter\" aria-label=\"Outcome\"><option value=\"\">all outcomes</option>"
-    )?;
-    for o in [
-        Outcome::Failed,
-        Outcome::Error,
-        Outcome::Flaky,
-        Outcome::Skipped,
-        Outcome::Passed,
-    ] {
-        writeln!(w, "<option value=\"{o}\">{o}</option>")?;
+    html! {
+        section id="tests" {
+            "\n"
+            h2 { "All tests (" span data-testid="test-count" { (input.cases.len()) } ")" }
+            "\n"
+            div class="filters" {
+                input id="test-filter" type="search" placeholder="Filter by name, file or message" aria-label="Filter tests";
+                select id="outcome-filter" aria-label="Outcome" {
+                    option value="" { "all outcomes" }
+                    "\n"
+                    @for o in [Outcome::Failed, Outcome::Error, Outcome::Flaky, Outcome::Skipped, Outcome::Passed] {
+                        option value=(o.as_str()) { (o.as_str()) }
+                        "\n"
+                    }
+                }
+                span class="muted" { span id="filter-count" { (shown) } " shown" }
+            }
+            "\n"
+            @if shown < order.len() {
+                p class="muted" data-testid="rows-capped" {
+                    "Showing " (shown) " of " (order.len())
+                    " tests (failures first); every test is in the CTRF JSON and the merged JUnit."
+                }
+                "\n"
+            }
+            table id="all-tests" data-testid="all-tests" {
+                thead {
+                    tr {
+                        th { "Test" } th { "File" } th { "Outcome" }
+                        th class="num" { "Duration" } th class="num" { "Shard" }
+                    }
+                }
+                tbody {
+                    "\n"
+                    @for &i in &order[..shown] {
+                        @let (shard, case) = &input.cases[i];
+                        tr data-outcome=(case.outcome.as_str()) {
+                            td { (ReportInput::display_name(case)) }
+                            td { (ReportInput::location(case).unwrap_or_default()) }
+                            td class=(outcome_class(case.outcome)) { (case.outcome.as_str()) }
+                            td class="num" { (human_duration(case.duration_secs)) }
+                            td class="num" { (shard) }
+                        }
+                        "\n"
+                    }
+                }
+            }
+            "\n"
+        }
+        "\n"
     }
-    writeln!(
-        w,
-        "</select><span class=\"muted\"><span id=\"filter-count\">{shown}</span> shown</span></div>"
-    )?;
-    if shown < order.len() {
-        writeln!(
-            w,
-            "<p class=\"muted\" data-testid=\"rows-capped\">Showing {shown} of {} tests (failures first); every test is in the CTRF JSON and the merged JUnit.</p>",
-            order.len()
-        )?;
-    }
-    writeln!(
-        w,
-        "<table id=\"all-tests\" data-testid=\"all-tests\"><thead><tr><th>Test</th><th>File</th><th>Outcome</th><th class=\"num\">Duration</th><th class=\"num\">Shard</th></tr></thead><tbody>"
-    )?;
-    for &i in &order[..shown] {
-        let (shard, case) = &input.cases[i];
-        writeln!(
-            w,
-            "<tr data-outcome=\"{}\"><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{shard}</td></tr>",
-            case.outcome,
-            Html(&ReportInput::display_name(case)),
-            Html(&ReportInput::location(case).unwrap_or_default()),
-            outcome_class(case.outcome),
-            case.outcome,
-            human_duration(case.duration_secs)
-        )?;
-    }
-    writeln!(w, "</tbody></table>\n</section>")
 }

@@ -14,8 +14,6 @@ pub mod html;
 pub mod junit_xml;
 pub mod markdown;
 
-use std::fmt;
-
 use crate::domain::model::{Counts, Outcome, Run, ShardRecord, TestCase};
 
 /// File names under `runs/<id>/report/` (see [`crate::app::messages::keys::report`]).
@@ -174,38 +172,6 @@ pub fn human_duration(seconds: f64) -> String {
         let total = (s / 60.0).round() as u64;
         format!("{}h {:02}m", total / 60, total % 60)
     }
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-/// Control characters (other than tab and line breaks) and the
-/// noncharacters U+FFFE/U+FFFF are parse errors in HTML, and U+0000 is
-/// replaced by browsers anyway: they are dropped.
-pub struct Html<'a>(pub &'a str);
-
-impl fmt::Display for Html<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rest = self.0;
-        while let Some(pos) =
-            rest.find(|c: char| matches!(c, '&' | '<' | '>' | '"' | '\'') || unwanted_in_html(c))
-        {
-            f.write_str(&rest[..pos])?;
-            let c = rest[pos..].chars().next().unwrap_or(' ');
-            f.write_str(match c {
-                '&' => "&amp;",
-                '<' => "&lt;",
-                '>' => "&gt;",
-                '"' => "&quot;",
-                '\'' => "&#39;",
-                _ => "",
-            })?;
-            rest = &rest[pos + c.len_utf8()..];
-        }
-        f.write_str(rest)
-    }
-}
-
-fn unwanted_in_html(c: char) -> bool {
-    (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
 }
 
 /// The longest prefix of `s` that is at most `max_bytes` long and ends on a

@@ -1,4 +1,5 @@
-use super::{Rich, synthetic};
+use super::{Rich, case, synthetic};
+use crate::domain::model::{Attempt, Outcome};
 use crate::domain::report::html::{ICON_LINK, MAX_TEST_ROWS, render};
 
 fn html_of(rich: &Rich) -> String {
@@ -50,10 +51,114 @@ fn test_data_is_escaped() {
         "an injected script survived"
     );
     assert!(html.contains("test_&lt;script&gt;alert(1)&lt;/script&gt;"));
-    assert!(html.contains("assert &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; == 1"));
+    // maud leaves `'` as is: every attribute is double-quoted, so it is
+    // harmless in text and in attribute values alike.
+    assert!(html.contains("assert &lt;script&gt;alert('x')&lt;/script&gt; == 1"));
     assert!(html.contains("AssertionError &amp; &lt;b&gt;"));
     assert!(!html.contains("<b>Assertion"));
     assert!(html.contains("setup failed: &lt;boom&gt;"));
+}
+
+/// The tag names the page itself uses; anything else was injected.
+const OUR_TAGS: &[&str] = &[
+    "html", "head", "meta", "link", "title", "style", "body", "main", "header", "h1", "h2", "code",
+    "span", "p", "b", "dl", "div", "dt", "dd", "a", "section", "details", "summary", "pre", "ol",
+    "li", "table", "thead", "tbody", "tr", "th", "td", "svg", "line", "text", "g", "rect", "input",
+    "select", "option", "script",
+];
+
+/// Every tag name opened or closed in `html`, outside the inline style and
+/// script (whose text may hold `<`).
+fn tag_names(html: &str) -> Vec<String> {
+    let mut markup = String::new();
+    let mut rest = html;
+    for (open, close) in [("<style>", "</style>"), ("<script>", "</script>")] {
+        let (a, b) = (rest.find(open).unwrap(), rest.find(close).unwrap());
+        markup.push_str(&rest[..a + open.len()]);
+        rest = &rest[b..];
+    }
+    markup.push_str(rest);
+    markup
+        .split('<')
+        .skip(1)
+        .filter(|t| !t.starts_with('!'))
+        .map(|t| {
+            t.trim_start_matches('/')
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_hostile_test_name_is_text_everywhere_it_appears() {
+    const SCRIPT: &str = "</script><script>alert(1)</script>";
+    const IMG: &str = "\"><img src=x onerror=alert(1)>";
+    let name = format!("test_{SCRIPT}{IMG}");
+    let mut rich = Rich::new();
+    // Failed: in the failures, the slowest and the all-tests table, with the
+    // payload in every free-text field a failure shows.
+    let mut failed = case(IMG, SCRIPT, &name, Outcome::Failed, 9.0);
+    failed.file = Some(format!("tests/{IMG}.py"));
+    failed.line = Some(7);
+    failed.message = Some(format!("{SCRIPT}{IMG}"));
+    failed.details = Some(IMG.into());
+    failed.system_out = Some(SCRIPT.into());
+    failed.system_err = Some(IMG.into());
+    rich.cases.push((1, failed));
+    // Flaky: in the flaky list, with a hostile earlier attempt.
+    let mut flaky = case("s", "", &name, Outcome::Flaky, 8.0);
+    flaky.retries.push(Attempt {
+        outcome: Outcome::Failed,
+        duration_secs: Some(1.0),
+        message: Some(SCRIPT.into()),
+        details: Some(IMG.into()),
+    });
+    rich.cases.push((0, flaky));
+    rich.run.error = Some(IMG.into());
+    rich.shards[2].error = Some(SCRIPT.into());
+    let html = html_of(&rich);
+
+    // No tag but ours, one script element (ours), no image, no handler.
+    for tag in tag_names(&html) {
+        assert!(OUR_TAGS.contains(&tag.as_str()), "injected <{tag}>");
+    }
+    assert_eq!(html.matches("<script").count(), 1, "one <script>");
+    assert_eq!(html.matches("</script").count(), 1, "one </script>");
+    assert!(!html.contains("<img"));
+    assert!(
+        !html.contains(IMG) && !html.contains(SCRIPT),
+        "a raw payload"
+    );
+
+    // The name is there as escaped text: failures, flaky, slowest, all tests.
+    let escaped = "test_&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img src=x onerror=alert(1)&gt;";
+    let shown = format!("&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;::{escaped}");
+    assert_eq!(
+        html.matches(&format!("<b>{shown}</b>")).count(),
+        1,
+        "failure summary"
+    );
+    assert_eq!(
+        html.matches(&format!("<b>s::{escaped}</b>")).count(),
+        1,
+        "flaky summary"
+    );
+    assert_eq!(
+        html.matches(&format!("<td>{shown}</td>")).count(),
+        2,
+        "slowest and all tests"
+    );
+    assert_eq!(
+        html.matches(&format!("<td>s::{escaped}</td>")).count(),
+        2,
+        "slowest and all tests"
+    );
+    assert!(html.contains("<code>tests/&quot;&gt;&lt;img src=x onerror=alert(1)&gt;.py:7</code>"));
+    assert!(html.contains("<pre>&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;</pre>"));
+    assert!(html.contains("<b>Run error:</b> &quot;&gt;&lt;img src=x onerror=alert(1)&gt;</p>"));
 }
 
 #[test]
