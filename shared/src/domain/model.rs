@@ -358,6 +358,19 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Running,
+        RunStatus::Reporting,
+        RunStatus::Passed,
+        RunStatus::Failed,
+        RunStatus::Errored,
+    ];
+
+    /// The status a store wrote as [`RunStatus::as_str`].
+    pub fn from_name(name: &str) -> Option<RunStatus> {
+        Self::ALL.into_iter().find(|st| st.as_str() == name)
+    }
+
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -418,6 +431,18 @@ pub enum ShardStatus {
 }
 
 impl ShardStatus {
+    pub const ALL: [ShardStatus; 4] = [
+        ShardStatus::Pending,
+        ShardStatus::Passed,
+        ShardStatus::Failed,
+        ShardStatus::Errored,
+    ];
+
+    /// The status a store wrote as [`ShardStatus::as_str`].
+    pub fn from_name(name: &str) -> Option<ShardStatus> {
+        Self::ALL.into_iter().find(|st| st.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ShardStatus::Pending => "pending",

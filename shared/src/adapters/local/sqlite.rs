@@ -150,18 +150,6 @@ fn backend(
     }
 }
 
-fn status_from_str(s: &str) -> Option<RunStatus> {
-    [
-        RunStatus::Running,
-        RunStatus::Reporting,
-        RunStatus::Passed,
-        RunStatus::Failed,
-        RunStatus::Errored,
-    ]
-    .into_iter()
-    .find(|st| st.as_str() == s)
-}
-
 /// Rebuilds a run from its row: the JSON body, overridden by the columns
 /// that conditional writes update.
 fn run_from_row(row: &rusqlite::Row<'_>, id: &str) -> Result<Run, StoreError> {
@@ -173,8 +161,8 @@ fn run_from_row(row: &rusqlite::Row<'_>, id: &str) -> Result<Run, StoreError> {
         message,
     };
     let mut run: Run = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
-    run.status =
-        status_from_str(&status).ok_or_else(|| corrupt(format!("unknown status `{status}`")))?;
+    run.status = RunStatus::from_name(&status)
+        .ok_or_else(|| corrupt(format!("unknown status `{status}`")))?;
     let int = |i: usize| -> Result<u64, StoreError> {
         let v: i64 = row.get(i).map_err(get)?;
         u64::try_from(v).map_err(|_| corrupt(format!("negative counter {v} in column {i}")))

@@ -47,29 +47,6 @@ pub(super) fn cap_error(e: &str) -> String {
     format!("{}\n…[truncated]", &e[..cut])
 }
 
-fn status_from_str(v: &str) -> Option<RunStatus> {
-    [
-        RunStatus::Running,
-        RunStatus::Reporting,
-        RunStatus::Passed,
-        RunStatus::Failed,
-        RunStatus::Errored,
-    ]
-    .into_iter()
-    .find(|st| st.as_str() == v)
-}
-
-fn shard_status_from_str(v: &str) -> Option<ShardStatus> {
-    [
-        ShardStatus::Pending,
-        ShardStatus::Passed,
-        ShardStatus::Failed,
-        ShardStatus::Errored,
-    ]
-    .into_iter()
-    .find(|st| st.as_str() == v)
-}
-
 /// DynamoDB's size of an item: attribute names plus values. Numbers are
 /// counted by their text (an upper bound of their stored size).
 pub fn item_size(item: &Item) -> usize {
@@ -145,7 +122,7 @@ pub(super) fn run_from_item(item: &Item) -> Result<Run, StoreError> {
     let mut run: Run = serde_json::from_str(body).map_err(|e| corrupt(e.to_string()))?;
     if let Some(st) = text(item, STATUS, &pk)? {
         run.status =
-            status_from_str(st).ok_or_else(|| corrupt(format!("unknown status `{st}`")))?;
+            RunStatus::from_name(st).ok_or_else(|| corrupt(format!("unknown status `{st}`")))?;
     }
     if let Some(done) = num(item, SHARDS_DONE, &pk)? {
         run.shards_done =
@@ -171,7 +148,7 @@ pub(super) fn shard_from_item(item: &Item) -> Result<ShardRecord, StoreError> {
     let mut shard: ShardRecord = serde_json::from_str(body).map_err(|e| corrupt(e.to_string()))?;
     if let Some(st) = text(item, STATUS, &key)? {
         shard.status =
-            shard_status_from_str(st).ok_or_else(|| corrupt(format!("unknown status `{st}`")))?;
+            ShardStatus::from_name(st).ok_or_else(|| corrupt(format!("unknown status `{st}`")))?;
     }
     if shard.status != ShardStatus::Pending {
         if let Some(a) = num(item, ATTEMPT, &key)? {
