@@ -7,11 +7,13 @@
 //! - [`report`]: Markdown, HTML, CTRF and merged JUnit writers.
 //! - [`selector`]: test selectors (`only_tests`, rerun-failed).
 //! - [`output_glob`]: finding the files a command wrote.
+//! - [`regular_file`]: opening a user's file, refusing FIFOs and devices.
 
 pub mod junit;
 pub mod manifest;
 pub mod model;
 pub mod output_glob;
 pub mod plan;
+pub mod regular_file;
 pub mod report;
 pub mod selector;

@@ -937,3 +937,19 @@ fn wrong_shapes_get_located_messages() {
     let m = parse("suites = { unit = { command = [\"t\", \"--junitxml={junit}\"] } }\n").unwrap();
     assert_eq!(m.suites["unit"].command, vec!["t", "--junitxml={junit}"]);
 }
+
+/// A FIFO named as the manifest is refused at once, not read forever.
+#[test]
+fn a_fifo_as_the_manifest_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("testexec.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let started = std::time::Instant::now();
+    let err = testexec::domain::manifest::Manifest::load(&fifo).unwrap_err();
+    assert!(err.to_string().contains("FIFO"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -162,51 +162,16 @@ pub fn read_file_with(path: &Path, limits: &Limits) -> Result<Report, JunitError
 /// is made on the open descriptor, so what is checked is what gets read
 /// (no window for a swap between a `stat` and the `open`).
 pub fn open_report(path: &Path) -> Result<File, JunitError> {
-    let io = |e| JunitError::Io {
-        file: path.display().to_string(),
-        source: e,
-    };
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Regular files ignore O_NONBLOCK, so reads behave as usual.
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options.open(path).map_err(io)?;
-    let kind = file.metadata().map_err(io)?.file_type();
-    if kind.is_file() {
-        return Ok(file);
-    }
-    Err(JunitError::NotAFile {
-        file: path.display().to_string(),
-        what: describe_file_type(kind),
+    crate::domain::regular_file::open(path).map_err(|e| match e {
+        crate::domain::regular_file::OpenError::Io(source) => JunitError::Io {
+            file: path.display().to_string(),
+            source,
+        },
+        crate::domain::regular_file::OpenError::NotAFile(what) => JunitError::NotAFile {
+            file: path.display().to_string(),
+            what,
+        },
     })
-}
-
-/// What a non-regular file is, for [`JunitError::NotAFile`].
-fn describe_file_type(kind: std::fs::FileType) -> &'static str {
-    if kind.is_dir() {
-        return "directory";
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if kind.is_fifo() {
-            return "FIFO (named pipe)";
-        }
-        if kind.is_socket() {
-            return "socket";
-        }
-        if kind.is_char_device() {
-            return "character device";
-        }
-        if kind.is_block_device() {
-            return "block device";
-        }
-    }
-    "special file"
 }
 
 /// Reads a whole report from `reader`; `source` names it in errors.

@@ -126,7 +126,13 @@ impl Manifest {
             path: shown.clone(),
             message: e.to_string(),
         };
-        let file = std::fs::File::open(path).map_err(read_err)?;
+        let file = crate::domain::regular_file::open(path).map_err(|e| match e {
+            crate::domain::regular_file::OpenError::Io(e) => read_err(e),
+            crate::domain::regular_file::OpenError::NotAFile(what) => ManifestError::Read {
+                path: shown.clone(),
+                message: format!("it is a {what}, not a regular file"),
+            },
+        })?;
         // Read one byte past the limit rather than trusting metadata: the
         // path may be a pipe or a file that grows while we read it.
         let mut bytes = Vec::new();
