@@ -438,6 +438,76 @@ async fn undecodable_messages_are_rejected_with_a_clear_error(backend: Backend) 
     assert!(err.to_string().contains("version 99"), "{err}");
 }
 
+/// A seeded soak: many runs through one pipeline while the queues
+/// duplicate, reorder and drop deliveries (an executor or a collector dying
+/// mid-message). Every run must end final with exactly the counts its
+/// files hold. `TESTEXEC_SOAK_RUNS` (default 12: the short version CI runs)
+/// and `TESTEXEC_SOAK_SEED` (default 42) reproduce a long run; the figures
+/// of a 200-run soak are in docs/benchmarks.md.
+async fn a_seeded_soak_of_faulty_deliveries_ends_every_run_exactly(backend: Backend) {
+    let runs: u64 = std::env::var("TESTEXEC_SOAK_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let mut seed: u64 = std::env::var("TESTEXEC_SOAK_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(42);
+    // xorshift64*: reproducible from the seed, no dependency.
+    let mut next = move |n: u64| {
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        seed.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    };
+    let Some(mut h) = Harness::new(backend, Duration::from_secs(1)).await else {
+        return;
+    };
+    h.start(3);
+    let started = std::time::Instant::now();
+    for i in 0..runs {
+        let file_count = 1 + next(6) as usize;
+        let mut expected = counts(0, 0, 0, 0, 0, 0);
+        let files: Vec<(String, String)> = (0..file_count)
+            .map(|f| {
+                let mut body = String::new();
+                for t in 0..(1 + next(4)) {
+                    let outcome = ["pass", "pass", "pass", "fail", "skip"][next(5) as usize];
+                    body.push_str(&format!("r{i}f{f}t{t} {outcome} 0.01\n"));
+                    expected.tests += 1;
+                    match outcome {
+                        "pass" => expected.passed += 1,
+                        "fail" => expected.failed += 1,
+                        _ => expected.skipped += 1,
+                    }
+                }
+                (format!("tests/f{f}.txt"), body)
+            })
+            .collect();
+        let repo = repo(&as_refs(&files), 1 + next(3) as u32, 0, 60);
+        h.faults.duplicate_next(QueueName::Shards, next(3) as u32);
+        h.faults.duplicate_next(QueueName::Results, next(3) as u32);
+        h.faults.duplicate_next(QueueName::Reports, next(2) as u32);
+        h.faults.crash_next(QueueName::Shards, next(2) as u32);
+        h.faults.crash_next(QueueName::Results, next(2) as u32);
+        let run = h.trigger(repo.path()).await;
+        h.faults.reorder(QueueName::Shards, next(1000));
+        let done = h.finish(&run).await;
+        let want = if expected.failed > 0 {
+            RunStatus::Failed
+        } else {
+            RunStatus::Passed
+        };
+        assert_eq!(done.status, want, "run {i}: {done:?}");
+        assert_eq!(done.counts, expected, "run {i}: counted once each");
+        assert_eq!(done.shards_done, done.shard_count, "run {i}");
+    }
+    eprintln!(
+        "soak: {runs} runs in {:.1} s ({backend:?})",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 /// Instantiates each test once per backend set: `local::NAME`, `aws::NAME`.
 macro_rules! over_every_backend {
     ($($name:ident),* $(,)?) => {
@@ -463,6 +533,7 @@ macro_rules! over_every_backend {
 }
 
 over_every_backend!(
+    a_seeded_soak_of_faulty_deliveries_ends_every_run_exactly,
     a_passing_suite_finalises_passed_with_every_report,
     failures_and_flaky_retries_are_counted_once,
     duplicated_and_reordered_deliveries_do_not_double_count,
