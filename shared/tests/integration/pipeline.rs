@@ -13,6 +13,7 @@
 
 #![cfg(feature = "local")]
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -473,7 +474,7 @@ async fn a_seeded_soak_of_faulty_deliveries_ends_every_run_exactly(backend: Back
                 let mut body = String::new();
                 for t in 0..(1 + next(4)) {
                     let outcome = ["pass", "pass", "pass", "fail", "skip"][next(5) as usize];
-                    body.push_str(&format!("r{i}f{f}t{t} {outcome} 0.01\n"));
+                    let _ = writeln!(body, "r{i}f{f}t{t} {outcome} 0.01");
                     expected.tests += 1;
                     match outcome {
                         "pass" => expected.passed += 1,
