@@ -117,7 +117,8 @@ async fn a_run_in_flight_when_serve_was_killed_finishes_after_the_restart() {
     }
 
     let second = Serve::start(&repo, &state);
-    let deadline = Instant::now() + Duration::from_secs(90);
+    // Generous: a loaded 2-core CI machine runs many tests beside this one.
+    let deadline = Instant::now() + Duration::from_secs(240);
     let done = loop {
         let r: Value = http
             .get(format!("{}/runs/{run_id}", second.1))
