@@ -9,12 +9,11 @@
 //! and records every request; the suite is the fake runner from
 //! shared/tests/fixtures, which writes real JUnit.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use super::support::Serve;
 use testexec::adapters::github::webhook::signature_header;
 use testexec::testkit::fake_github::{
     self, APP_ID, FakeGithub, INSTALLATION_ID as INSTALLATION, PRIVATE_KEY_PATH as KEY, Recorded,
@@ -66,20 +65,15 @@ fn tarball() -> Vec<u8> {
 
 // ---- testexec serve -------------------------------------------------------
 
-/// The serve child; killed when dropped, so a failing assertion leaves no
-/// process behind.
-struct Serve {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Serve {
-    fn start(fake: &FakeGithub, state_dir: &std::path::Path, repo_dir: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_testexec"))
-            .arg("serve")
-            .arg(repo_dir)
-            .args(["--port", "0", "--jobs", "2", "--state-dir"])
+/// `testexec serve` on the repository, talking to the fake GitHub.
+fn start_serve(
+    fake: &FakeGithub,
+    state_dir: &std::path::Path,
+    repo_dir: &std::path::Path,
+) -> Serve {
+    Serve::spawn(|cmd| {
+        cmd.arg(repo_dir)
+            .args(["--jobs", "2", "--state-dir"])
             .arg(state_dir)
             .env("TESTEXEC_WEBHOOK_SECRET", SECRET)
             .env("TESTEXEC_ALLOWED_REPOS", REPO)
@@ -92,58 +86,8 @@ impl Serve {
             )
             .env_remove("TESTEXEC_GITHUB_PRIVATE_KEY")
             .env_remove("TESTEXEC_GITHUB_TOKEN")
-            .env_remove("GITHUB_TOKEN")
-            .env_remove("PORT")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning testexec serve");
-        // The address comes from the server's own "serving on" line (port 0:
-        // no race for a free port); the rest of stderr is kept for failures.
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(rest) = line.split("serving on ").nth(1) {
-                        let url = rest.split_whitespace().next().unwrap_or("").to_string();
-                        let _ = tx.send(url);
-                    }
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-        }
-        let url = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "testexec serve did not start:\n{}",
-                    log.lock().unwrap().as_str()
-                );
-            }
-        };
-        Serve { child, url, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            .env_remove("GITHUB_TOKEN");
+    })
 }
 
 async fn wait_healthy(http: &reqwest::Client, serve: &Serve) {
@@ -321,7 +265,7 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
     fake.add_tarball(REPO, SHA, tarball());
     let state = tempfile::tempdir().unwrap();
     let empty_repo = tempfile::tempdir().unwrap();
-    let serve = Serve::start(&fake, state.path(), empty_repo.path());
+    let serve = start_serve(&fake, state.path(), empty_repo.path());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

@@ -12,4 +12,5 @@ mod plan_cli;
 mod run_cancel;
 mod run_paths;
 mod serve_restart;
+mod support;
 mod worker;

@@ -3,13 +3,13 @@
 //! the shard job its workers held comes back from the durable local queue
 //! at start, runs again, and the run ends with exact counts.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use super::support::Serve;
 
 /// Hangs on its first execution (recording its pid), passes afterwards.
 const ONCE_HANGS: &str = r#"
@@ -21,53 +21,12 @@ if not os.path.exists(marker):
 open(sys.argv[1], "w").write('<testsuite name="s"><testcase classname="s" name="a"/><testcase classname="s" name="b"/></testsuite>')
 "#;
 
-struct Serve(Child, String, std::sync::Arc<std::sync::Mutex<String>>);
-
-impl Serve {
-    fn start(repo: &Path, state: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_testexec"))
-            .arg("serve")
-            .arg(repo)
-            .args(["--port", "0", "--jobs", "1", "--state-dir"])
-            .arg(state)
-            .env_remove("TESTEXEC_API_TOKEN")
-            .env_remove("PORT")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let kept = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("serving on ").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-                }
-                let mut log = kept.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("serve started");
-        Serve(child, url, log)
-    }
-
-    fn log(&self) -> String {
-        self.2.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn start_serve(repo: &Path, state: &Path) -> Serve {
+    Serve::spawn(|cmd| {
+        cmd.arg(repo)
+            .args(["--jobs", "1", "--state-dir"])
+            .arg(state);
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,9 +48,9 @@ async fn a_run_in_flight_when_serve_was_killed_finishes_after_the_restart() {
     let state = tmp.path().join("state");
     let http = reqwest::Client::new();
 
-    let first = Serve::start(&repo, &state);
+    let first = start_serve(&repo, &state);
     let accepted: Value = http
-        .post(format!("{}/runs", first.1))
+        .post(format!("{}/runs", first.url))
         .json(&json!({ "repo": "restart-repo" }))
         .send()
         .await
@@ -116,12 +75,12 @@ async fn a_run_in_flight_when_serve_was_killed_finishes_after_the_restart() {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
 
-    let second = Serve::start(&repo, &state);
+    let second = start_serve(&repo, &state);
     // Generous: a loaded 2-core CI machine runs many tests beside this one.
     let deadline = Instant::now() + Duration::from_secs(240);
     let done = loop {
         let r: Value = http
-            .get(format!("{}/runs/{run_id}", second.1))
+            .get(format!("{}/runs/{run_id}", second.url))
             .send()
             .await
             .unwrap()
@@ -154,16 +113,16 @@ fn sigterm_stops_serve_within_cloud_runs_ten_seconds() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    let mut serve = Serve::start(&repo, &tmp.path().join("state"));
+    let mut serve = start_serve(&repo, &tmp.path().join("state"));
     let sent = Instant::now();
     let status = Command::new("kill")
-        .args(["-TERM", &serve.0.id().to_string()])
+        .args(["-TERM", &serve.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {
-        if let Some(exit) = serve.0.try_wait().unwrap() {
+        if let Some(exit) = serve.child.try_wait().unwrap() {
             break exit;
         }
         assert!(

@@ -193,9 +193,9 @@ pub async fn run(spec: &CommandSpec, log: &mut LogCapture) -> CommandEnd {
     let pgid = child.id().map(|id| id as i32);
     // If this future is dropped mid-run (the worker is cancelled or dies),
     // the whole group goes with it: no orphaned test processes.
-    let _group = GroupGuard {
+    let mut group = GroupGuard {
         pgid,
-        cookie: cookie.clone(),
+        cookie: Some(cookie.clone()),
     };
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -249,6 +249,9 @@ pub async fn run(spec: &CommandSpec, log: &mut LogCapture) -> CommandEnd {
     // Daemons the command started outside its group die with it too; their
     // pipes (if they kept ours) close with them.
     strays += kill_marked(&cookie);
+    // Swept: the guard has only the (cheap) group kill left to do, not a
+    // second walk of /proc.
+    group.cookie = None;
     if strays > 0 {
         log.line(&format!(
             "testexec: killed {strays} process(es) the command left running (daemons outside its process group)"
@@ -282,15 +285,18 @@ pub async fn run(spec: &CommandSpec, log: &mut LogCapture) -> CommandEnd {
     end
 }
 
+/// Kills what a command left behind if its future is dropped mid-run (a
+/// cancelled worker): the process group, and processes carrying the cookie
+/// until `run` has swept them itself.
 struct GroupGuard {
     pgid: Option<i32>,
-    cookie: String,
+    cookie: Option<String>,
 }
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         kill_group(self.pgid);
-        let killed = kill_marked(&self.cookie);
+        let killed = self.cookie.as_deref().map_or(0, kill_marked);
         if killed > 0 {
             tracing::warn!(
                 processes = killed,

@@ -6,7 +6,6 @@
 //! axum's own `serve` sets none of these, so connections are driven here
 //! with hyper's HTTP/1 builder directly.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -113,7 +112,8 @@ pub async fn serve(
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             let router = router.clone();
-            async move { Ok::<_, Infallible>(router.oneshot(request).await.infallible()) }
+            // A Router never fails: its error type is `Infallible`.
+            async move { router.oneshot(request).await }
         });
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
@@ -139,17 +139,4 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))
-}
-
-trait Infallibly<T> {
-    fn infallible(self) -> T;
-}
-
-impl<T> Infallibly<T> for Result<T, Infallible> {
-    fn infallible(self) -> T {
-        match self {
-            Ok(v) => v,
-            Err(never) => match never {},
-        }
-    }
 }

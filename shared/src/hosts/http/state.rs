@@ -87,16 +87,6 @@ impl FrontDoorConfig {
             queue_push: false,
         })
     }
-
-    /// Webhooks off (no secret), no token, no repositories, no push.
-    pub fn closed() -> Self {
-        Self {
-            webhook: WebhookConfig::new(Vec::<u8>::new()),
-            api_token: None,
-            sources: SourcePolicy::default(),
-            queue_push: false,
-        }
-    }
 }
 
 /// The front door's state: the handlers' ports (the queue it hands requests

@@ -67,8 +67,9 @@ pub struct Host {
     pub settings: Settings,
     /// Who schedules and direct invokes may name.
     pub front_door: FrontDoorConfig,
-    /// The front door's routes (trigger answers API Gateway with them).
-    router: Router,
+    /// The front door's routes, built on the first HTTP request: only
+    /// trigger answers API Gateway, so the others never pay for them.
+    router: std::sync::OnceLock<Router>,
 }
 
 impl Host {
@@ -122,17 +123,12 @@ impl Host {
         settings: Settings,
         front_door: FrontDoorConfig,
     ) -> Self {
-        let router = http::router(FrontDoor::new(
-            ports.clone(),
-            settings.clone(),
-            front_door.clone(),
-        ));
         Self {
             function,
             ports,
             settings,
             front_door,
-            router,
+            router: std::sync::OnceLock::new(),
         }
     }
 
@@ -219,7 +215,7 @@ impl Host {
                 strip_stage(&mut request);
                 request
             })
-            .service(self.router.clone());
+            .service(self.front_door_router().clone());
         let adapter = lambda_http::Adapter::from(router);
         let event = lambda_runtime::LambdaEvent::new(request, context);
         match adapter.oneshot(event).await {
@@ -228,6 +224,16 @@ impl Host {
             ),
             Err(never) => match never {},
         }
+    }
+
+    fn front_door_router(&self) -> &Router {
+        self.router.get_or_init(|| {
+            http::router(FrontDoor::new(
+                self.ports.clone(),
+                self.settings.clone(),
+                self.front_door.clone(),
+            ))
+        })
     }
 
     /// A schedule or direct invoke: run the trigger now and answer with

@@ -1,0 +1,78 @@
+//! What several CLI tests need: a `testexec serve` child process.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+/// A `testexec serve` child; killed when dropped, so a failing assertion
+/// leaves no process behind.
+pub struct Serve {
+    pub child: Child,
+    /// `http://127.0.0.1:<port>`, from the server's own "serving on" line
+    /// (port 0: no race for a free port).
+    pub url: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Serve {
+    /// `testexec serve <args>` as `configure` sets it up (arguments, the
+    /// environment); stderr is kept for failure messages.
+    pub fn spawn(configure: impl FnOnce(&mut Command)) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_testexec"));
+        command
+            .arg("serve")
+            .args(["--port", "0"])
+            .env_remove("PORT")
+            .env_remove("TESTEXEC_API_TOKEN")
+            .env("RUST_LOG", "info");
+        configure(&mut command);
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning testexec serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split("serving on ").nth(1) {
+                        let url = rest.split_whitespace().next().unwrap_or("").to_string();
+                        let _ = tx.send(url);
+                    }
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "testexec serve did not start:\n{}",
+                    log.lock().unwrap().as_str()
+                );
+            }
+        };
+        Serve { child, url, log }
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
