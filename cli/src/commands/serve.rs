@@ -173,7 +173,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Workers finish the job in hand; one still running when the grace
     // ends is cut off and its message comes back to the queue.
     let _ = stop_tx.send(true);
-    let finish = futures_join_all(workers);
+    let finish = async {
+        for worker in workers {
+            let _ = worker.await;
+        }
+    };
     if tokio::time::timeout(options.shutdown_grace, finish)
         .await
         .is_err()
@@ -182,12 +186,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     sweeper.abort();
     Ok(ExitCode::SUCCESS)
-}
-
-async fn futures_join_all(handles: Vec<tokio::task::JoinHandle<()>>) {
-    for handle in handles {
-        let _ = handle.await;
-    }
 }
 
 /// No run hangs forever, even if a worker died.
