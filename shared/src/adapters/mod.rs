@@ -3,11 +3,12 @@
 //!
 //! - [`local`] (feature `local`): SQLite run store, blob directory, local queue.
 //! - [`aws`] (feature `aws`): DynamoDB, S3, SQS.
+//! - [`azure`] (feature `azure`): Table Storage, Blob Storage, Storage Queues.
 //! - [`github`] (feature `github`): webhook verification, API client,
 //!   Checks notifier, tarball source.
 //! - [`source`]: source providers (local directory) and snapshot packing.
 //! - [`process`]: running a test command (argv, process group, timeouts).
-//! - `retry` (features `aws`, `github`): the backoff schedules of the
+//! - `retry` (features `aws`, `github`, `azure`): the backoff schedules of the
 //!   adapters' retry loops, on the `backon` crate.
 //!
 //! Store-agnostic helpers every backend shares (blob key rules, and the
@@ -20,10 +21,13 @@ pub mod local;
 #[cfg(feature = "aws")]
 pub mod aws;
 
+#[cfg(feature = "azure")]
+pub mod azure;
+
 #[cfg(feature = "github")]
 pub mod github;
 pub mod process;
-#[cfg(any(feature = "aws", feature = "github"))]
+#[cfg(any(feature = "aws", feature = "github", feature = "azure"))]
 pub(crate) mod retry;
 pub mod source;
 

@@ -1,5 +1,5 @@
 //! What tests need from outside the workspace, found or skipped in one way:
-//! the emulators `scripts/emulators.sh` starts (moto, s3s-fs), other end to
+//! the emulators `scripts/emulators.sh` starts (moto, s3s-fs, azurite), other end to
 //! end inputs `scripts/test-deps.sh` prepares, free ports and unique names.
 //!
 //! A test whose input is missing is skipped with a message on stderr (it
@@ -72,4 +72,18 @@ pub async fn s3s() -> Option<aws_config::SdkConfig> {
     let key = std::env::var("TESTEXEC_TEST_S3S_ACCESS_KEY").unwrap_or_default();
     let secret = std::env::var("TESTEXEC_TEST_S3S_SECRET_KEY").unwrap_or_default();
     Some(crate::adapters::aws::provision::emulator_sdk_config(&url, &key, &secret).await)
+}
+
+/// azurite (Blob, Queue, Table with its well-known development account),
+/// or `None` to skip. `scripts/emulators-azure.sh` starts it.
+#[cfg(feature = "azure")]
+pub fn azurite() -> Option<crate::adapters::azure::provision::Emulator> {
+    let blob = endpoint("TESTEXEC_TEST_AZURITE_BLOB")?;
+    Some(crate::adapters::azure::provision::Emulator {
+        blob,
+        queue: endpoint("TESTEXEC_TEST_AZURITE_QUEUE")?,
+        table: endpoint("TESTEXEC_TEST_AZURITE_TABLE")?,
+        account: endpoint("TESTEXEC_TEST_AZURITE_ACCOUNT")?,
+        key: endpoint("TESTEXEC_TEST_AZURITE_KEY")?,
+    })
 }

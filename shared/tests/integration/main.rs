@@ -7,6 +7,8 @@
 mod aws_dynamodb;
 #[cfg(all(feature = "aws", feature = "github"))]
 mod aws_s3_sqs;
+#[cfg(feature = "azure")]
+mod azure_backends;
 #[cfg(all(feature = "local", feature = "lambda"))]
 mod front_door;
 mod github_api;
