@@ -5,6 +5,8 @@
 //! - `local`: SQLite run store, blob directory and durable SQLite queue in
 //!   one state directory (`testexec serve`'s default).
 //! - `aws`: DynamoDB, S3 and SQS, named by `adapters::aws::env`.
+//! - `azure`: Table Storage, Blob Storage and Storage Queues, named by
+//!   `adapters::azure::env`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,15 +24,17 @@ pub const BACKEND_ENV: &str = "TESTEXEC_BACKEND";
 pub enum BackendKind {
     Local,
     Aws,
+    Azure,
 }
 
 impl BackendKind {
-    pub const NAMES: &'static str = "local, aws";
+    pub const NAMES: &'static str = "local, aws, azure";
 
     pub fn parse(name: &str) -> Result<Self, ConfigError> {
         match name.trim().to_ascii_lowercase().as_str() {
             "local" => Ok(Self::Local),
             "aws" => Ok(Self::Aws),
+            "azure" => Ok(Self::Azure),
             other => Err(ConfigError::Invalid {
                 var: BACKEND_ENV,
                 value: other.chars().take(40).collect(),
@@ -43,6 +47,7 @@ impl BackendKind {
         match self {
             Self::Local => "local",
             Self::Aws => "aws",
+            Self::Azure => "azure",
         }
     }
 }
@@ -72,6 +77,7 @@ impl BackendSet {
         match kind {
             BackendKind::Local => Self::open_local(state_dir, github, public_url),
             BackendKind::Aws => Self::open_aws(state_dir, github, public_url, &lookup).await,
+            BackendKind::Azure => Self::open_azure(state_dir, github, public_url, &lookup),
         }
     }
 
@@ -146,6 +152,55 @@ impl BackendSet {
     }
 }
 
+#[cfg(feature = "azure")]
+impl BackendSet {
+    fn open_azure(
+        state_dir: &Path,
+        github: GithubPorts,
+        public_url: Option<String>,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, HostError> {
+        use crate::adapters::azure::{AzureBackends, AzureSettings};
+        let settings = AzureSettings::from_lookup(lookup)?;
+        let backends = AzureBackends::new(&settings)?;
+        let consumer = backends.queue.clone();
+        let ports = crate::app::handlers::Ports {
+            store: backends.store,
+            blobs: backends.blobs,
+            queue: backends.queue,
+            source: github.source,
+            notifier: github.notifier,
+            clock: Arc::new(crate::app::ports::SystemClock),
+        };
+        let settings = Settings {
+            work_root: state_dir.join("work"),
+            public_url,
+            ..Settings::default()
+        };
+        Ok(Self {
+            kind: BackendKind::Azure,
+            // Storage Queues' approximate counts are exact enough (they
+            // include messages in flight), unlike SQS's lagging ones.
+            pipeline: Pipeline::new(ports, settings, consumer)
+                .with_idle_grace(std::time::Duration::from_secs(5)),
+            #[cfg(feature = "local")]
+            local: None,
+        })
+    }
+}
+
+#[cfg(not(feature = "azure"))]
+impl BackendSet {
+    fn open_azure(
+        _: &Path,
+        _: GithubPorts,
+        _: Option<String>,
+        _: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, HostError> {
+        Err(not_built("azure"))
+    }
+}
+
 #[allow(dead_code)]
 fn not_built(backend: &'static str) -> HostError {
     ConfigError::Invalid {
@@ -156,4 +211,26 @@ fn not_built(backend: &'static str) -> HostError {
         ),
     }
     .into()
+}
+
+#[cfg(all(test, feature = "azure"))]
+mod azure_tests {
+    use super::*;
+
+    #[test]
+    fn azure_is_a_backend_name() {
+        assert_eq!(BackendKind::parse(" Azure ").unwrap(), BackendKind::Azure);
+        let err = BackendKind::parse("gcs").unwrap_err().to_string();
+        assert!(err.contains("azure") && err.contains(BACKEND_ENV), "{err}");
+    }
+
+    #[tokio::test]
+    async fn azure_names_the_missing_variable() {
+        let Err(err) = BackendSet::open(BackendKind::Azure, Path::new("."), |_| None).await else {
+            panic!("opened without settings");
+        };
+        let err = err.to_string();
+        assert!(err.contains("TESTEXEC_AZURE_STORAGE_ACCOUNT"), "{err}");
+        assert!(err.contains("docs/deploy-azure.md"), "the hint: {err}");
+    }
 }
