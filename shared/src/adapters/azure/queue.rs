@@ -178,12 +178,7 @@ impl AzureQueue {
         &self.names
     }
 
-    /// The lease a receive takes.
-    pub fn visibility(&self) -> Duration {
-        self.visibility
-    }
-
-    /// A copy that takes leases of `visibility` (tests, workers).
+    /// Deliveries before a message moves to its poison queue.
     pub fn max_dequeues(&self) -> u32 {
         self.max_dequeues
     }
@@ -375,7 +370,7 @@ impl AzureQueue {
     /// Extends a held message's lease to `visibility` from now (Update
     /// Message). The handle stays valid: the new pop receipt is kept under
     /// it. A stale handle is not an error (the message already came back).
-    pub async fn extend_lease(
+    async fn extend_lease(
         &self,
         queue: QueueName,
         handle: &str,
@@ -576,6 +571,19 @@ impl QueueConsumer for AzureQueue {
             .await?;
         self.forget(handle);
         Ok(())
+    }
+
+    /// The lease every receive takes (Storage Queues set it per receive).
+    fn visibility(&self, _queue: QueueName) -> Duration {
+        self.visibility
+    }
+
+    /// Update Message with a new visibility timeout. Each update changes the
+    /// message's pop receipt; the adapter keeps the new one under the
+    /// handle the consumer holds, so later renewals, the ack and the
+    /// release all use it.
+    async fn extend(&self, queue: QueueName, handle: &str) -> Result<(), QueueError> {
+        self.extend_lease(queue, handle, self.visibility).await
     }
 
     /// Reads the poison queue without consuming it: receives up to
