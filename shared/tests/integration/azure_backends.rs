@@ -36,6 +36,24 @@ async fn store() -> Option<Arc<TableRunStore>> {
     Some(fresh(Duration::from_secs(30)).await?.0.store)
 }
 
+/// azurite checks SharedKey signatures: the same requests signed with
+/// another key are refused, and the error names the service and status
+/// without the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_requests_signed_with_another_key_are_refused() {
+    let Some(mut emu) = azurite() else { return };
+    let wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=";
+    emu.key = wrong.into();
+    let settings = emulator_settings(&emu, &unique_name("az"), Duration::from_secs(1), 3).unwrap();
+    let err = provision(&settings)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("403"), "{err}");
+    assert!(!err.contains(wrong), "the key is never in an error: {err}");
+}
+
 // ---- run store ----------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
