@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Validates the deployment files with the same tools a reviewer would run:
 #   - template.yaml: `sam validate --lint`, `cfn-lint`, `checkov`;
+#   - azure/main.bicep (Container Apps): `checkov` (bicep parsed offline);
 #   - Dockerfile, functions/execute/Dockerfile: `checkov`, `hadolint`;
 #   - .github/workflows/*.yml: `actionlint` (and checkov's github_actions checks).
 # Every tool must report zero findings. Suppressions live next to the resource
@@ -100,6 +101,9 @@ echo "cfn-lint: 0 findings"
 echo "-- checkov (cloudformation)"
 "$deps/venv-checkov/bin/checkov" -f template.yaml --framework cloudformation \
   --skip-download --quiet --compact
+
+echo "-- checkov (bicep: azure/, the Container Apps stack)"
+"$deps/venv-checkov/bin/checkov" -d azure --framework bicep --skip-download --quiet --compact
 
 echo "-- checkov (dockerfiles: the container host, the execute image)"
 for dockerfile in Dockerfile functions/execute/Dockerfile; do
