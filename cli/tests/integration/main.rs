@@ -3,6 +3,8 @@
 //! SDK). Each module is one concern, run against the real `testexec`
 //! binary.
 
+#[cfg(feature = "azure")]
+mod azure_e2e;
 mod browser;
 mod closed_stdout;
 mod e2e_jinja2;
