@@ -27,14 +27,25 @@ const MAX_STREAMED_BODY: usize = 64 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub(crate) struct ReqwestClient(reqwest::Client);
 
-/// One transport for every client of a process (connections are pooled).
+/// The one HTTP client of the process: every Azure client shares its
+/// connection pool (a `reqwest::Client` clone shares it).
+static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+
+/// A transport over the process's one HTTP client.
 pub(crate) fn transport() -> Result<Transport, reqwest::Error> {
-    let client = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        // Storage never redirects; following one could leak a signed header.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let client = match CLIENT.get() {
+        Some(client) => client.clone(),
+        None => {
+            let client = reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(REQUEST_TIMEOUT)
+                // Storage never redirects; following one could leak a
+                // signed header.
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?;
+            CLIENT.get_or_init(|| client).clone()
+        }
+    };
     Ok(Transport::new(Arc::new(ReqwestClient(client))))
 }
 
