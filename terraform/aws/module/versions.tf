@@ -1,8 +1,9 @@
-# Terraform 1.5 for `check`-free preconditions and optional object attributes;
-# the AWS provider 6.x for logging_config on functions and scaling_config on
-# event source mappings (both older than 6.0, but 6.x is what this module is
-# validated against). `terraform init` records the exact provider version in
-# the root's .terraform.lock.hcl: commit that file.
+# Terraform 1.5 or newer (optional object attributes with defaults, used by
+# var.nightly, need 1.3). The AWS provider 6.x: the version this module is
+# written and checked against; logging_config on functions and
+# scaling_config on event source mappings need at least 5.26. `terraform
+# init` records the exact provider in the root's .terraform.lock.hcl:
+# commit that file.
 terraform {
   required_version = ">= 1.5.0"
 
