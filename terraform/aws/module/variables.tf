@@ -7,6 +7,7 @@ variable "name" {
   description = "Prefix of every resource name (the template's stack name): functions <name>-trigger ..., log groups /aws/lambda/<name>-<function>, queues, table, roles. IAM role names are account-wide: use a different name per region."
   type        = string
   default     = "testexec"
+  nullable    = false
 
   validation {
     # Lowercase because the bucket name starts with it; 32 characters keep
@@ -20,6 +21,7 @@ variable "architecture" {
   description = "CPU architecture of all four functions (template: Architecture). The zips (and the execute image) must be built for it: cargo lambda build --arm64 or --x86-64."
   type        = string
   default     = "arm64"
+  nullable    = false
 
   validation {
     condition     = contains(["arm64", "x86_64"], var.architecture)
@@ -30,6 +32,7 @@ variable "architecture" {
 variable "lambda_zip_dir" {
   description = "Directory holding <function>/bootstrap.zip for trigger, collect and report (and execute when execute_image_uri is null): target/lambda after `cargo lambda build --release --output-format zip`, or an unpacked lambda-zips-<arch> artifact of the release workflow."
   type        = string
+  nullable    = false
 
   validation {
     # Checked at plan time, so a missing build fails before anything changes.
@@ -54,6 +57,7 @@ variable "execute_memory_size" {
   description = "Memory (MB) of execute, which runs the test suites; Lambda scales CPU with memory (1769 MB = 1 vCPU). Template: ExecuteMemorySize."
   type        = number
   default     = 2048
+  nullable    = false
 
   validation {
     condition     = var.execute_memory_size >= 512 && var.execute_memory_size <= 10240 && floor(var.execute_memory_size) == var.execute_memory_size
@@ -65,6 +69,7 @@ variable "execute_ephemeral_storage" {
   description = "/tmp size (MB) of execute, which unpacks the source and the suite's output there. Template: ExecuteEphemeralStorage."
   type        = number
   default     = 2048
+  nullable    = false
 
   validation {
     condition     = var.execute_ephemeral_storage >= 512 && var.execute_ephemeral_storage <= 10240 && floor(var.execute_ephemeral_storage) == var.execute_ephemeral_storage
@@ -76,6 +81,7 @@ variable "execute_max_concurrency" {
   description = "Most shards executed at once: the shards queue's event source maximum concurrency. Template: ExecuteMaxConcurrency."
   type        = number
   default     = 20
+  nullable    = false
 
   validation {
     # 2 is the least SQS event sources accept.
@@ -88,6 +94,7 @@ variable "log_level" {
   description = "Application log level of the functions (JSON logs). Template: LogLevel."
   type        = string
   default     = "INFO"
+  nullable    = false
 
   validation {
     condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.log_level)
@@ -132,6 +139,7 @@ variable "allowed_repos" {
   description = "owner/name repositories allowed to start runs (webhooks and POST /runs). Empty allows every repository. Template: AllowedRepos (comma-separated there)."
   type        = list(string)
   default     = []
+  nullable    = false
 
   validation {
     condition     = alltrue([for r in var.allowed_repos : can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", r))])
@@ -150,10 +158,12 @@ variable "nightly" {
   default = null
 
   validation {
-    condition = var.nightly == null || (
+    # A conditional, not ||: before Terraform 1.12 both sides of || are
+    # evaluated, and var.nightly.suite of a null object is an error.
+    condition = var.nightly == null ? true : (
       can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.nightly.repo)) &&
       can(regex("^[A-Za-z0-9._/-]{1,255}$", var.nightly.ref)) &&
-      (var.nightly.suite == null || can(regex("^[A-Za-z0-9._-]{1,128}$", var.nightly.suite))) &&
+      (var.nightly.suite == null ? true : can(regex("^[A-Za-z0-9._-]{1,128}$", var.nightly.suite))) &&
       can(regex("^(cron|rate)\\(.+\\)$", var.nightly.schedule))
     )
     error_message = "nightly: repo must be owner/name, ref 1-255 of [A-Za-z0-9._/-], suite up to 128 of [A-Za-z0-9._-], schedule cron(...) or rate(...)."
@@ -164,6 +174,7 @@ variable "run_retention_days" {
   description = "Days after which a run's objects (runs/ prefix: source, logs, JUnit, reports) expire from the bucket. Template: RunRetentionDays."
   type        = number
   default     = 30
+  nullable    = false
 
   validation {
     condition     = var.run_retention_days >= 1 && var.run_retention_days <= 3650 && floor(var.run_retention_days) == var.run_retention_days
@@ -175,6 +186,7 @@ variable "log_retention_days" {
   description = "Days CloudWatch keeps the functions' and the API's logs. Template: LogRetentionDays."
   type        = number
   default     = 30
+  nullable    = false
 
   validation {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
@@ -186,6 +198,7 @@ variable "link_ttl_seconds" {
   description = "Lifetime of the presigned report links (S3 allows at most 7 days). Template: LinkTtlSeconds."
   type        = number
   default     = 86400
+  nullable    = false
 
   validation {
     condition     = var.link_ttl_seconds >= 1 && var.link_ttl_seconds <= 604800 && floor(var.link_ttl_seconds) == var.link_ttl_seconds
@@ -208,4 +221,5 @@ variable "tags" {
   description = "Tags for every resource that takes them (on top of the provider's default_tags)."
   type        = map(string)
   default     = {}
+  nullable    = false
 }
