@@ -164,7 +164,7 @@ def read_template(path: Path) -> dict:
 
     glob = doc.get("Globals", {}).get("Function", {})
     global_env = set(glob.get("Environment", {}).get("Variables", {}))
-    for logical, r in res.items():
+    for r in res.values():
         if r["Type"] != "AWS::Serverless::Function":
             continue
         p = r["Properties"]
@@ -429,6 +429,14 @@ class Terraform:
         return self.data["aws_iam_policy_document"][m.group(1)]
 
 
+def choices(expr):
+    """A literal, or the string literals a conditional chooses between:
+    'cond ? "Image" : "Zip"' -> ["Image", "Zip"]."""
+    if isinstance(expr, str) and expr.startswith("${") and "?" in expr:
+        return sorted(set(re.findall(r'"([^"]*)"', expr)))
+    return unq(expr)
+
+
 def for_each_keys(tf, block):
     expr = block.get("for_each")
     if expr is None:
@@ -448,20 +456,18 @@ def read_terraform(module_dir: Path) -> dict:
     model = {"functions": {}, "events": {"sqs": {}, "http": {}, "schedules": set()},
              "queues": {}, "iam": {}, "logs": set(), "alarms": set(), "parameters": {}}
 
-    for rname, fn in tf.resources.get("aws_lambda_function", {}).items():
+    for fn in tf.resources.get("aws_lambda_function", {}).values():
         name = tf.norm_text(unq(fn["function_name"])).replace("{name}-", "")
         log = (fn.get("logging_config") or [{}])[0]
         dlq = (fn.get("dead_letter_config") or [{}])[0].get("target_arn")
-        package = unq(fn.get("package_type", '"Zip"'))
-        # A conditional package type: the choices it offers (execute: the
-        # template's Image, or the zip).
-        packages = sorted(set(re.findall(r'"(Image|Zip)"', package))) or [package]
-        runtime = fn.get("runtime")
-        runtime = sorted(set(re.findall(r'"(provided\.[\w.]+)"', runtime))) if runtime and "?" in runtime else unq(runtime)
+        # A conditional (execute: an image, or the zip) gives the list of
+        # the choices it offers; the template's value must be among them.
+        packages = choices(fn.get("package_type", '"Zip"'))
+        packages = packages if isinstance(packages, list) else [packages]
         model["functions"][name] = {
             "package_type": packages,
-            "runtime": runtime,
-            "handler": fn.get("handler") and (sorted(set(re.findall(r'"(\w+)"', fn["handler"]))) if "?" in fn["handler"] else unq(fn["handler"])),
+            "runtime": choices(fn.get("runtime")),
+            "handler": choices(fn.get("handler")),
             "memory": v(fn["memory_size"]),
             "timeout": v(fn["timeout"]),
             "ephemeral_storage": v((fn.get("ephemeral_storage") or [{"size": 512}])[0]["size"]),
@@ -503,7 +509,7 @@ def read_terraform(module_dir: Path) -> dict:
         rule = rules[m.group(1)]
         model["events"]["schedules"].add((v(target["arn"]), v(rule["schedule_expression"])))
 
-    for rname, q in tf.resources.get("aws_sqs_queue", {}).items():
+    for q in tf.resources.get("aws_sqs_queue", {}).values():
         for key in for_each_keys(tf, q):
             each_value = tf.locals["queues"].get(key) if key else None
             name = tf.norm_text(unq(q["name"]), key).replace("{name}-", "")
@@ -595,11 +601,11 @@ def read_terraform(module_dir: Path) -> dict:
                 trust |= {unq(i) for i in pr["identifiers"]}
         model["iam"][f"role:{rname}"] = {"statements": pairs, "trust": sorted(trust)}
 
-    for rname, lg in tf.resources.get("aws_cloudwatch_log_group", {}).items():
+    for lg in tf.resources.get("aws_cloudwatch_log_group", {}).values():
         for key in for_each_keys(tf, lg):
-            model["logs"].add(tf.norm_text(unq(lg["name"]), key).replace("{name}", "{name}"))
+            model["logs"].add(tf.norm_text(unq(lg["name"]), key))
 
-    for rname, alarm in tf.resources.get("aws_cloudwatch_metric_alarm", {}).items():
+    for alarm in tf.resources.get("aws_cloudwatch_metric_alarm", {}).values():
         m = re.fullmatch(r"\$\{local\.(\w+)\}", alarm["for_each"]) if "for_each" in alarm else None
         items = tf.locals[m.group(1)].items() if m else [(None, None)]
         for key, each_value in items:
