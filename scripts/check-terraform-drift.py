@@ -74,7 +74,7 @@ PARAM_VARS = {
 VAR_PARAMS = {v: p for p, v in PARAM_VARS.items()}
 
 
-class Drift(Exception):
+class Unreadable(Exception):
     """A file the check cannot read (not drift: exit 2)."""
 
 
@@ -156,7 +156,7 @@ def read_template(path: Path) -> dict:
     try:
         doc = yaml.load(path.read_text(), Loader=CfnLoader)  # noqa: S506 (SafeLoader subclass)
     except (OSError, yaml.YAMLError) as err:
-        raise Drift(f"{path}: {err}") from err
+        raise Unreadable(f"{path}: {err}") from err
     res = doc["Resources"]
     norm = lambda v: cfn_norm(v, res)  # noqa: E731
     model = {"functions": {}, "events": {"sqs": {}, "http": {}, "schedules": set()},
@@ -311,13 +311,13 @@ class Terraform:
         self.variables: dict = {}
         files = sorted(module_dir.glob("*.tf"))
         if not files:
-            raise Drift(f"{module_dir}: no .tf files")
+            raise Unreadable(f"{module_dir}: no .tf files")
         for f in files:
             try:
                 with f.open() as fh:
                     doc = clean(hcl2.load(fh))
             except Exception as err:  # python-hcl2 raises lark errors of many types
-                raise Drift(f"{f}: HCL parse error: {err}") from err
+                raise Unreadable(f"{f}: HCL parse error: {err}") from err
             for block in doc.get("resource", []):
                 for rtype, named in block.items():
                     self.resources.setdefault(rtype, {}).update(named)
@@ -328,12 +328,6 @@ class Terraform:
                 self.locals.update(block)
             for block in doc.get("variable", []):
                 self.variables.update(block)
-
-    def res(self, rtype, name):
-        try:
-            return self.resources[rtype][name]
-        except KeyError:
-            raise Drift(f"{self.dir}: no resource {rtype}.{name}") from None
 
     # Expressions are strings "${...}"; only the forms this module uses are
     # resolved, anything else stays as its text (and so shows up as drift).
@@ -425,7 +419,7 @@ class Terraform:
     def policy_doc(self, expr):
         m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", str(expr))
         if not m:
-            raise Drift(f"policy {expr!r} is not a data.aws_iam_policy_document")
+            raise Unreadable(f"policy {expr!r} is not a data.aws_iam_policy_document")
         return self.data["aws_iam_policy_document"][m.group(1)]
 
 
@@ -447,7 +441,7 @@ def for_each_keys(tf, block):
     m = re.fullmatch(r"\$\{toset\(\[(.*)\]\)\}", expr)
     if m:
         return [unq(s.strip()) for s in m.group(1).split(",") if s.strip()]
-    raise Drift(f"for_each {expr!r}: form not understood by the drift check")
+    raise Unreadable(f"for_each {expr!r}: form not understood by the drift check")
 
 
 def read_terraform(module_dir: Path) -> dict:
@@ -770,7 +764,7 @@ def self_test(root: Path) -> int:
             p = tree / rel
             text = p.read_text()
             if text.count(old) != 1:
-                raise Drift(f"self-test: {rel} should hold {old!r} exactly once (found {text.count(old)}); update PLANTS")
+                raise Unreadable(f"self-test: {rel} should hold {old!r} exactly once (found {text.count(old)}); update PLANTS")
             p.write_text(text.replace(old, new))
 
     failures = []
@@ -816,7 +810,7 @@ def main() -> int:
         if args.self_test:
             return self_test(args.root)
         problems = check(args.root)
-    except Drift as err:
+    except Unreadable as err:
         print(f"check-terraform-drift: {err}", file=sys.stderr)
         return 2
     if problems:
