@@ -34,7 +34,7 @@ resource "aws_lambda_function" "trigger" {
   #checkov:skip=CKV_AWS_117:No VPC resources to reach; a VPC would only add NAT cost for the GitHub and AWS API calls.
   #checkov:skip=CKV_AWS_115:Concurrency is bounded by the requests queue's event source and the API's throttling; reserving some would take it from the account's unreserved pool.
   #checkov:skip=CKV_AWS_173:The secrets reach the environment at deploy time (docs/lambda.md); Lambda encrypts it at rest with its AWS managed key and only principals allowed lambda:GetFunctionConfiguration can read it. A customer managed key would add kms:Decrypt to that, at a cost (docs/deploy-aws.md, Secrets).
-  #checkov:skip=CKV_AWS_272:Not in the template either: the zips are built by this repository's workflow and deployed by the same principal; code signing would need a signing profile per deployer.
+  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile and signed artifacts; the code comes from this repository's own build, deployed by the principal that built it (the template does not sign either).
   function_name = "${var.name}-trigger"
   description   = "testexec trigger - webhooks, run requests, schedules; plans runs and enqueues shards."
   role          = aws_iam_role.trigger.arn
@@ -81,7 +81,7 @@ resource "aws_lambda_function" "execute" {
   #checkov:skip=CKV_AWS_117:No VPC resources to reach; a VPC would only add NAT cost for the S3, SQS and GitHub calls.
   #checkov:skip=CKV_AWS_115:Concurrency is capped by the event source's scaling_config.maximum_concurrency (execute_max_concurrency) without reserving account capacity.
   #checkov:skip=CKV_AWS_173:Environment holds only resource names and URLs, encrypted at rest with Lambda's AWS managed key.
-  #checkov:skip=CKV_AWS_272:Not in the template either: the image and zip are built by this repository's workflow and deployed by the same principal; code signing would need a signing profile per deployer.
+  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile and signed artifacts; the code comes from this repository's own build, deployed by the principal that built it (the template does not sign either).
   function_name = "${var.name}-execute"
   description   = "testexec execute - runs one shard of a suite and uploads its log and JUnit."
   role          = aws_iam_role.execute.arn
@@ -127,7 +127,7 @@ resource "aws_lambda_function" "collect" {
   #checkov:skip=CKV_AWS_117:No VPC resources to reach; a VPC would only add NAT cost for the DynamoDB, S3 and SQS calls.
   #checkov:skip=CKV_AWS_115:Concurrency is bounded by the results queue's event source; reserving some would take it from the account's unreserved pool.
   #checkov:skip=CKV_AWS_173:Environment holds only resource names and URLs, encrypted at rest with Lambda's AWS managed key.
-  #checkov:skip=CKV_AWS_272:Not in the template either: the zips are built by this repository's workflow and deployed by the same principal; code signing would need a signing profile per deployer.
+  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile and signed artifacts; the code comes from this repository's own build, deployed by the principal that built it (the template does not sign either).
   function_name = "${var.name}-collect"
   description   = "testexec collect - ingests shard results, counts, hands finished runs to report."
   role          = aws_iam_role.collect.arn
@@ -166,7 +166,7 @@ resource "aws_lambda_function" "report" {
   #checkov:skip=CKV_AWS_117:No VPC resources to reach; a VPC would only add NAT cost for the GitHub and AWS API calls.
   #checkov:skip=CKV_AWS_115:Concurrency is bounded by the reports queue's event source and one sweep per 5 minutes; reserving some would take it from the account's unreserved pool.
   #checkov:skip=CKV_AWS_173:The secrets reach the environment at deploy time (docs/lambda.md); Lambda encrypts it at rest with its AWS managed key and only principals allowed lambda:GetFunctionConfiguration can read it. A customer managed key would add kms:Decrypt to that, at a cost (docs/deploy-aws.md, Secrets).
-  #checkov:skip=CKV_AWS_272:Not in the template either: the zips are built by this repository's workflow and deployed by the same principal; code signing would need a signing profile per deployer.
+  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile and signed artifacts; the code comes from this repository's own build, deployed by the principal that built it (the template does not sign either).
   function_name = "${var.name}-report"
   description   = "testexec report - renders reports, completes check runs, sweeps stuck runs."
   role          = aws_iam_role.report.arn

@@ -83,9 +83,9 @@ resource "aws_dynamodb_table" "table" {
 # 7 days; old versions then expire, so the cost stays bounded.
 resource "aws_s3_bucket" "bucket" {
   #checkov:skip=CKV_AWS_18:Server access logs would need a second bucket (itself unlogged); every access is by the functions' roles, auditable with CloudTrail data events when needed.
-  #checkov:skip=CKV_AWS_144:Not in the template either: run objects expire after run_retention_days and can be re-run; a replica bucket in a second region doubles storage for data that is cheap to recreate.
+  #checkov:skip=CKV_AWS_144:Run objects expire after run_retention_days and a run can be repeated; a replica bucket in a second region would double storage for data that is cheap to recreate (the template has none either).
   #checkov:skip=CKV_AWS_145:SSE-S3 (AES256) as in the template; SSE-KMS would add a KMS call per object read and write, and IAM already decides who can read the objects.
-  #checkov:skip=CKV2_AWS_62:Not in the template either: nothing consumes object events; the functions hand work to each other through the queues.
+  #checkov:skip=CKV2_AWS_62:Nothing consumes object events: the functions hand work to each other through the queues (the template has no notifications either).
   bucket_prefix = "${var.name}-" # + 26 random characters
   tags          = local.tags
 
