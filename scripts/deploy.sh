@@ -37,6 +37,7 @@
 #   TESTEXEC_ARCH          [arm64]       arm64 or x86_64 (Lambda architecture)
 #   TESTEXEC_ALLOWED_REPOS []            aws-sam: AllowedRepos (must include the smoke repo)
 #   TESTEXEC_ALARM_TOPIC_ARN []          aws-sam: AlarmTopicArn
+#   TESTEXEC_TF_VAR_FILE   [<env>.tfvars] Terraform targets: the var file (relative to the root, or absolute)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -467,10 +468,13 @@ deploy_terraform() { # CLOUD ISSUE
     echo "deploy: $target: not yet available: see issue $issue ($dir does not exist yet)" >&2
     exit 2
   fi
-  local varfile="$env_name.tfvars"
+  # -var-file is read relative to -chdir; an absolute TESTEXEC_TF_VAR_FILE
+  # (a file kept outside the repository) is used as is.
+  local varfile=${TESTEXEC_TF_VAR_FILE:-$env_name.tfvars} varpath
+  case "$varfile" in /*) varpath=$varfile ;; *) varpath="$dir/$varfile" ;; esac
   need_tools terraform curl jq
   common_checks
-  [ -f "$dir/$varfile" ] || missing "$dir/$varfile not found" "copy $dir/terraform.tfvars.example (if any) to $varfile and fill in this environment's settings"
+  [ -f "$varpath" ] || missing "$varpath not found" "write this environment's settings there (the root's variables), or point TESTEXEC_TF_VAR_FILE at them"
   case "$cloud" in
     aws)
       need_tools aws cargo-lambda
