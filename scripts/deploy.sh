@@ -31,6 +31,7 @@
 #   TESTEXEC_SMOKE_REF     [main]        branch, tag or commit of the smoke run
 #   TESTEXEC_SMOKE_SUITE   []            suite of the smoke run; empty: the manifest's only suite
 #   TESTEXEC_SMOKE_TIMEOUT [900]         seconds to wait for the smoke run's final status
+#   TESTEXEC_SMOKE_POLL_SECONDS [10]     seconds between two GET /runs/{id}
 #   TESTEXEC_API_TOKEN                   gcp/azure/k8s: bearer token for POST /runs (secret)
 #   TESTEXEC_URL                         k8s: the intake's base URL (the Ingress)
 #   TESTEXEC_STACK_PREFIX  [testexec]    aws-sam: stack name is <prefix>-<env>
@@ -168,6 +169,7 @@ smoke_repo=${TESTEXEC_SMOKE_REPO:-}
 smoke_ref=${TESTEXEC_SMOKE_REF:-main}
 smoke_suite=${TESTEXEC_SMOKE_SUITE:-}
 smoke_timeout=${TESTEXEC_SMOKE_TIMEOUT:-900}
+smoke_poll=${TESTEXEC_SMOKE_POLL_SECONDS:-10}
 add_secret "${TESTEXEC_API_TOKEN:-}"
 
 common_checks() {
@@ -177,6 +179,7 @@ common_checks() {
   [[ $smoke_ref =~ ^[A-Za-z0-9_./-]+$ ]] || missing "TESTEXEC_SMOKE_REF '$smoke_ref' is not a plain ref" "a branch, tag or commit sha"
   [[ $smoke_suite =~ ^[A-Za-z0-9_.-]*$ ]] || missing "TESTEXEC_SMOKE_SUITE '$smoke_suite' is not a suite name" "a [suites.NAME] of the repository's testexec.toml"
   [[ $smoke_timeout =~ ^[0-9]+$ ]] || missing "TESTEXEC_SMOKE_TIMEOUT '$smoke_timeout' is not a number of seconds" "e.g. 900"
+  [[ $smoke_poll =~ ^[0-9]+$ ]] || missing "TESTEXEC_SMOKE_POLL_SECONDS '$smoke_poll' is not a number of seconds" "e.g. 10"
   case "$arch" in arm64 | x86_64) ;; *) missing "TESTEXEC_ARCH must be arm64 or x86_64 (got '$arch')" "arm64 is the default" ;; esac
 }
 
@@ -299,7 +302,7 @@ smoke_run() { # BASE_URL
   while :; do
     code=$(api GET "$base/runs/$run_id" "$work/run.json")
     if [ "$dry_run" = 1 ]; then
-      echo "  (repeated every 10 s until .run.status is passed, failed or errored, at most ${smoke_timeout} s)" >&3
+      echo "  (repeated every ${smoke_poll} s until .run.status is passed, failed or errored, at most ${smoke_timeout} s)" >&3
       return 0
     fi
     case "$code" in
@@ -318,7 +321,7 @@ smoke_run() { # BASE_URL
       err "smoke run $run_id not final after ${smoke_timeout}s (last status: $status)"
       return 1
     fi
-    sleep 10
+    sleep "$smoke_poll"
   done
 }
 
@@ -367,6 +370,9 @@ deploy_aws_sam() {
   fi
   case "$status" in
     "") ;;
+    REVIEW_IN_PROGRESS)
+      # A first deploy whose change set never ran: nothing deployed yet.
+      note "stack $stack was never deployed (REVIEW_IN_PROGRESS): nothing to roll back to" ;;
     *_IN_PROGRESS)
       err "stack $stack is $status: another deployment is running; wait for it" && exit 1 ;;
     ROLLBACK_COMPLETE | ROLLBACK_FAILED | DELETE_FAILED)
@@ -401,13 +407,17 @@ deploy_aws_sam() {
     --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
     --no-confirm-changeset --no-fail-on-empty-changeset \
     --tags "testexec:env=$env_name" --parameter-overrides "$overrides"; then
-    err "sam deploy failed; CloudFormation rolled $stack back to its previous state (see its events)"
+    err "sam deploy failed; CloudFormation rolls a failed update of $stack back to the previous version by itself (a failed first creation leaves ROLLBACK_COMPLETE: sam delete it); see the stack's events"
     exit 1
   fi
 
-  local runs_url
+  local runs_url=""
   capture runs_url '<RunsUrl output>' aws cloudformation describe-stacks --stack-name "$stack" --region "$region" \
-    --query "Stacks[0].Outputs[?OutputKey=='RunsUrl'].OutputValue" --output text
+    --query "Stacks[0].Outputs[?OutputKey=='RunsUrl'].OutputValue" --output text || true
+  if [[ $runs_url != https://* && $dry_run = 0 ]]; then
+    err "stack $stack has no RunsUrl output (got '$runs_url')"
+    exit 1
+  fi
   local base=${runs_url%/runs}
   load_aws_credentials
   if verify "$base"; then
@@ -434,10 +444,13 @@ deploy_aws_sam() {
     bucket='<SAM artifact bucket>'
   else
     mapfile -t params <"$work/previous-parameters"
-    bucket=$(grep -o 's3://[^/"]*' "$previous" | head -1 | cut -c6-)
+    # The SAM artifact bucket the previous code lives in also takes the
+    # template (CloudFormation wants templates over 51,200 bytes from S3).
+    bucket=$(grep -o 's3://[^/"]*' "$previous" | head -1 | cut -c6-) || true
   fi
   local rollback=(aws cloudformation deploy --stack-name "$stack" --region "$region" --template-file "$previous"
-    --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset)
+    --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset
+    --tags "testexec:env=$env_name")
   [ -z "$bucket" ] || rollback+=(--s3-bucket "$bucket" --s3-prefix "$stack")
   [ "${#params[@]}" = 0 ] || rollback+=(--parameter-overrides "${params[@]}")
   if ! run "${rollback[@]}"; then
@@ -499,7 +512,10 @@ deploy_terraform() { # CLOUD ISSUE
     exit 1
   fi
   local runs_url
-  capture runs_url '<runs_url output>' terraform -chdir="$dir" output -raw runs_url
+  if ! capture runs_url '<runs_url output>' terraform -chdir="$dir" output -raw runs_url; then
+    err "$dir has no output runs_url (the POST /runs URL): the Terraform roots must define it (docs/deploy.md)"
+    exit 1
+  fi
   [ "$cloud" != aws ] || load_aws_credentials
   if ! verify "${runs_url%/runs}"; then
     err "$target $env_name failed its checks; Terraform does not roll back: deploy the previous commit (docs/deploy.md, Rollback)"

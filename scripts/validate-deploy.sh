@@ -3,7 +3,9 @@
 #   1. shellcheck (Debian's) on every scripts/**/*.sh and .ci/run;
 #   2. every scripts/deploy.sh target in --dry-run, for both environments:
 #      exit codes, the stack/workspace/namespace names in the printed
-#      commands, masked secrets, refused bad settings, and that nothing ran.
+#      commands, masked secrets, refused bad settings, and that nothing ran;
+#   3. aws-sam for real against a fake aws/sam/curl: the smoke run's polling,
+#      and the rollback a failed smoke run triggers.
 #
 # "Nothing ran" is checked, not assumed: the dry runs see stubs in place of
 # aws, sam, terraform, kubectl, curl, docker, cargo, cargo-lambda and jq that
@@ -14,12 +16,17 @@ cd "$root"
 log() { echo "validate-deploy: $*" >&2; }
 
 # ------------------------------------------------------------------ shellcheck
-if ! command -v shellcheck >/dev/null 2>&1; then
+# Debian's shellcheck, and jq (deploy.sh reads JSON with it in the fake-AWS
+# runs below), installed like scripts/test-deps.sh installs chromium.
+apt_missing=()
+command -v shellcheck >/dev/null 2>&1 || apt_missing+=(shellcheck)
+command -v jq >/dev/null 2>&1 || apt_missing+=(jq)
+if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    log "installing shellcheck (apt)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null) >&2
+    log "installing ${apt_missing[*]} (apt)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null) >&2
   else
-    log "shellcheck not found and not root: apt-get install shellcheck"
+    log "${apt_missing[*]} not found and not root: apt-get install ${apt_missing[*]}"
     exit 1
   fi
 fi
