@@ -202,3 +202,105 @@ if [ "$failures" != 0 ]; then
   exit 1
 fi
 echo "deploy dry runs: $cases cases passed, nothing executed"
+
+# ------------------------------------------- aws-sam for real, against fakes
+# The path a dry run only prints: a fake aws, sam and curl (below) stand for
+# AWS and the deployed API. The smoke run answers 404 (not started), then
+# running, then the scenario's final status; a failed check must redeploy
+# the previous template with the previous parameters. curl must get the
+# signing credentials on stdin, never in its arguments.
+echo "-- scripts/deploy.sh aws-sam against a fake AWS (smoke run, rollback)"
+fakes="$tmp/fakes"
+mkdir -p "$fakes"
+cat >"$fakes/aws" <<'FAKE'
+#!/usr/bin/env bash
+echo "aws $*" >>"$FAKE_LOG"
+case "$*" in
+  "sts get-caller-identity"*) echo "arn:aws:sts::111122223333:assumed-role/testexec-deploy/ci" ;;
+  "cloudformation describe-stacks"*"--query"*) echo "https://abc123.execute-api.eu-west-1.amazonaws.com/runs" ;;
+  "cloudformation describe-stacks"*)
+    echo '{"Stacks":[{"StackStatus":"UPDATE_COMPLETE","Parameters":[{"ParameterKey":"Architecture","ParameterValue":"arm64"},{"ParameterKey":"NightlySchedule","ParameterValue":"cron(0 3 * * ? *)"}]}]}' ;;
+  "cloudformation get-template"*)
+    echo '{"TemplateBody":"Transform: AWS::Serverless-2016-10-31\nResources:\n  F:\n    Properties:\n      CodeUri: s3://sam-artifacts-x/testexec-staging/0123abcd\n"}' ;;
+  "cloudformation deploy"*) ;;
+  *) echo "fake aws: unexpected: $*" >&2; exit 1 ;;
+esac
+FAKE
+cat >"$fakes/sam" <<'FAKE'
+#!/usr/bin/env bash
+echo "sam $*" >>"$FAKE_LOG"
+FAKE
+cat >"$fakes/curl" <<'FAKE'
+#!/usr/bin/env bash
+# Answers like the deployed API. Records each call; checks the credentials.
+echo "curl $*" >>"$FAKE_LOG"
+out="" method=GET url="" stdin=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o) out=$2; shift ;;
+    -X) method=$2; shift ;;
+    --config) [ "$2" = - ] && stdin=1; shift ;;
+    -w | -H | --data-binary | --max-time | --retry | --retry-delay | --aws-sigv4) shift ;;
+    -*) ;;
+    *) url=$1 ;;
+  esac
+  shift
+done
+if [ "$stdin" = 1 ]; then
+  config=$(cat)
+  grep -qF 'user = "AKIAFAKEFAKEFAKEFAKE:'"$FAKE_SECRET"'"' <<<"$config" || { echo "no credentials on stdin" >&2; exit 2; }
+  grep -qF 'header = "x-amz-security-token: fake-session-token"' <<<"$config" || { echo "no session token on stdin" >&2; exit 2; }
+fi
+case "$method $url" in
+  "GET https://abc123.execute-api.eu-west-1.amazonaws.com/healthz") printf ok ;;
+  "POST https://abc123.execute-api.eu-west-1.amazonaws.com/runs")
+    echo '{"run_id":"01FAKE","status":"queued","url":"/runs/01FAKE"}' >"$out"; printf 202 ;;
+  "GET https://abc123.execute-api.eu-west-1.amazonaws.com/runs/01FAKE")
+    n=$(($(cat "$FAKE_POLLS" 2>/dev/null || echo 0) + 1)); echo "$n" >"$FAKE_POLLS"
+    case "$n" in
+      1) echo '{"error":"not found"}' >"$out"; printf 404 ;;
+      2) echo '{"run":{"status":"running"}}' >"$out"; printf 200 ;;
+      *) echo "{\"run\":{\"status\":\"$FAKE_FINAL\"}}" >"$out"; printf 200 ;;
+    esac ;;
+  *) echo "fake curl: unexpected $method $url" >&2; exit 7 ;;
+esac
+FAKE
+for tool in cargo-lambda docker; do printf '#!/bin/sh\nexit 0\n' >"$fakes/$tool"; done
+chmod +x "$fakes"/*
+
+# fake_run FINAL_STATUS EXPECTED_EXIT: one deploy against the fakes.
+fake_run() {
+  local final=$1 expected=$2 code=0
+  cases=$((cases + 1))
+  : >"$tmp/fake.log"
+  rm -f "$tmp/polls"
+  env -i PATH="$fakes:/usr/local/bin:/usr/bin:/bin" HOME="$tmp" "${settings[@]}" \
+    TESTEXEC_SMOKE_POLL_SECONDS=0 FAKE_LOG="$tmp/fake.log" FAKE_POLLS="$tmp/polls" \
+    FAKE_FINAL="$final" FAKE_SECRET="$secret_key" \
+    scripts/deploy.sh aws-sam --env staging >"$out" 2>&1 || code=$?
+  cat "$tmp/fake.log" >>"$out"
+  if [ "$code" != "$expected" ]; then
+    fail "aws-sam against fakes, smoke run $final: exit $code, expected $expected"
+    return 1
+  fi
+}
+if fake_run passed 0; then
+  has "smoke run 01FAKE passed"
+  has "sam deploy --template-file .aws-sam/build/template.yaml --stack-name testexec-staging"
+  lacks "aws cloudformation deploy" "a passing deploy's calls (no rollback)"
+  no_secrets
+fi
+if fake_run failed 1; then
+  has "smoke run 01FAKE failed"
+  has "aws cloudformation deploy --stack-name testexec-staging --region eu-west-1 --template-file"
+  has "--s3-bucket sam-artifacts-x"
+  has "--parameter-overrides Architecture=arm64 NightlySchedule=cron(0 3 * * ? *)"
+  has "rolled back to the previous version, which is healthy"
+  no_secrets
+fi
+
+if [ "$failures" != 0 ]; then
+  echo "deploy against fakes: $failures failure(s)" >&2
+  exit 1
+fi
+echo "deploy against fakes: smoke run passed and failed (rolled back) as expected; $cases cases in all"
