@@ -173,8 +173,15 @@ smoke_poll=${TESTEXEC_SMOKE_POLL_SECONDS:-10}
 add_secret "${TESTEXEC_API_TOKEN:-}"
 
 common_checks() {
-  need_var TESTEXEC_SMOKE_REPO "owner/name of a repository with a testexec.toml whose suite passes on the deployed execute image" \
-    '^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$' "owner/name"
+  if [ "$auth" = sigv4 ]; then
+    need_var TESTEXEC_SMOKE_REPO "owner/name of a repository with a testexec.toml whose suite passes on the deployed execute image" \
+      '^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$' "owner/name"
+  else
+    # A container host also starts runs in the local repositories it was
+    # given by name (TESTEXEC_LOCAL_REPOS, docs/http.md).
+    need_var TESTEXEC_SMOKE_REPO "owner/name, or the name of a local repository the host was given (TESTEXEC_LOCAL_REPOS)" \
+      '^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?$' "owner/name or a local repository name"
+  fi
   # The request body is built by hand, so its values must need no JSON escaping.
   [[ $smoke_ref =~ ^[A-Za-z0-9_./-]+$ ]] || missing "TESTEXEC_SMOKE_REF '$smoke_ref' is not a plain ref" "a branch, tag or commit sha"
   [[ $smoke_suite =~ ^[A-Za-z0-9_.-]*$ ]] || missing "TESTEXEC_SMOKE_SUITE '$smoke_suite' is not a suite name" "a [suites.NAME] of the repository's testexec.toml"
@@ -283,7 +290,9 @@ health_check() { # BASE_URL
 
 smoke_run() { # BASE_URL
   local base=$1 code run_id status deadline
-  local request="{\"repo\":\"$smoke_repo\",\"ref\":\"$smoke_ref\""
+  local request="{\"repo\":\"$smoke_repo\""
+  # A local repository (no owner) runs as it is on disk: it takes no ref.
+  [[ $smoke_repo != */* ]] || request+=",\"ref\":\"$smoke_ref\""
   [ -z "$smoke_suite" ] || request+=",\"suite\":\"$smoke_suite\""
   request+="}"
   code=$(api POST "$base/runs" "$work/start.json" "$request")
@@ -297,7 +306,7 @@ smoke_run() { # BASE_URL
     run_id=$(jq -r '.run_id // empty' "$work/start.json")
     [ -n "$run_id" ] || { err "smoke run: no run_id in $(head -c 500 "$work/start.json")"; return 1; }
   fi
-  [ "$dry_run" = 1 ] || note "smoke run $run_id: $smoke_repo@$smoke_ref; waiting up to ${smoke_timeout}s"
+  [ "$dry_run" = 1 ] || note "smoke run $run_id of $smoke_repo started; waiting up to ${smoke_timeout}s"
   deadline=$((SECONDS + smoke_timeout))
   while :; do
     code=$(api GET "$base/runs/$run_id" "$work/run.json")
@@ -311,7 +320,7 @@ smoke_run() { # BASE_URL
         case "$status" in
           passed) note "smoke run $run_id passed"; return 0 ;;
           failed | errored)
-            err "smoke run $run_id $status: $(jq -c '{error: .run.error, report: .report}' "$work/run.json" | head -c 1000)"
+            err "smoke run $run_id $status: $(jq -r --arg base "$base" '"error: \(.run.error // "none"); report: \(if .report then $base + .report else "none" end)"' "$work/run.json" | head -c 1000)"
             return 1 ;;
         esac ;;
       404) status="not started yet" ;; # the trigger has not taken the request off its queue
@@ -485,6 +494,7 @@ deploy_terraform() { # CLOUD ISSUE
   # (a file kept outside the repository) is used as is.
   local varfile=${TESTEXEC_TF_VAR_FILE:-$env_name.tfvars} varpath
   case "$varfile" in /*) varpath=$varfile ;; *) varpath="$dir/$varfile" ;; esac
+  [ "$cloud" = aws ] || auth=bearer
   need_tools terraform curl jq
   common_checks
   [ -f "$varpath" ] || missing "$varpath not found" "write this environment's settings there (the root's variables), or point TESTEXEC_TF_VAR_FILE at them"
@@ -493,7 +503,6 @@ deploy_terraform() { # CLOUD ISSUE
       need_tools aws cargo-lambda
       aws_checks ;;
     *)
-      auth=bearer
       need_var TESTEXEC_API_TOKEN "the container host's write token (at least 16 characters), also set in the deployment's secret" '^.{16,}$' "at least 16 characters" ;;
   esac
   preflight_done
