@@ -47,9 +47,9 @@ cd "$root"
 # when printed from inside a $(...) capture.
 exec 3>&1
 
-usage() {
+usage() { # [EXIT_CODE]: 64 (usage error) unless asked for help
   sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 64
+  exit "${1:-64}"
 }
 err() { echo "deploy: error: $*" >&2; }
 note() { echo "deploy: $*" >&2; }
@@ -62,7 +62,7 @@ while [ $# -gt 0 ]; do
     --env) [ $# -ge 2 ] || usage; env_name=$2; shift 2 ;;
     --env=*) env_name=${1#--env=}; shift ;;
     --dry-run) dry_run=1; shift ;;
-    -h | --help) usage ;;
+    -h | --help) usage 0 ;;
     -*) err "unknown option $1"; usage ;;
     *) [ -z "$target" ] || { err "one TARGET only (got $target and $1)"; usage; }; target=$1; shift ;;
   esac
@@ -90,7 +90,7 @@ mask() {
 
 # Shell quoting that a reader can paste: bare when safe, else single quotes.
 quote() {
-  if [[ $1 =~ ^[A-Za-z0-9_./:=@,+%^-]+$ ]]; then
+  if [[ $1 =~ ^[A-Za-z0-9_./:=@,+%-]+$ ]]; then
     printf '%s' "$1"
   else
     printf "'%s'" "${1//\'/\'\\\'\'}"
