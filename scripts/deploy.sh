@@ -516,7 +516,11 @@ deploy_terraform() { # CLOUD ISSUE
   fi
   run terraform -chdir="$dir" init -input=false
   run terraform -chdir="$dir" workspace select -or-create=true "$env_name"
-  if ! run terraform -chdir="$dir" apply -input=false -auto-approve -var-file="$varfile"; then
+  local apply=(terraform -chdir="$dir" apply -input=false -auto-approve -var-file="$varfile")
+  # The zips just built are for $arch: the functions must be too (a -var
+  # outranks the var file).
+  [ "$cloud" != aws ] || apply+=(-var "architecture=$arch")
+  if ! run "${apply[@]}"; then
     err "terraform apply failed in workspace $env_name: Terraform does not roll back; fix and re-run, or deploy the previous commit"
     exit 1
   fi
