@@ -1,11 +1,12 @@
 # The HTTP API in front of trigger (template: HttpApi and the trigger's
-# GithubWebhook and RunRequest events): POST /webhooks/github, public and
-# GitHub-signed; POST /runs, IAM (SigV4). Both go to trigger, which only
-# verifies and queues (requests queue), so it answers within GitHub's 10 s.
+# GithubWebhook, RunRequest, RunStatus and Health events): POST
+# /webhooks/github, public and GitHub-signed; POST /runs and GET /runs/{id},
+# IAM (SigV4); GET /healthz, public. All go to trigger, which only verifies
+# and queues (requests queue), so it answers within GitHub's 10 s.
 
 resource "aws_apigatewayv2_api" "http" {
   name             = "${var.name}-http"
-  description      = "testexec - POST /webhooks/github (GitHub-signed), POST /runs (IAM)"
+  description      = "testexec - POST /webhooks/github (GitHub-signed), POST /runs and GET /runs/{id} (IAM), GET /healthz"
   protocol_type    = "HTTP"
   fail_on_warnings = true
   tags             = local.tags
@@ -68,7 +69,26 @@ resource "aws_apigatewayv2_route" "runs" {
   target             = "integrations/${aws_apigatewayv2_integration.trigger.id}"
 }
 
-# API Gateway may invoke trigger for these two routes only (SAM adds one
+# A run's status and report links, for whoever may start runs (the deploy's
+# smoke run polls it, scripts/deploy.sh): IAM like POST /runs.
+resource "aws_apigatewayv2_route" "run_status" {
+  api_id             = aws_apigatewayv2_api.http.id
+  route_key          = "GET /runs/{id}"
+  authorization_type = "AWS_IAM"
+  target             = "integrations/${aws_apigatewayv2_integration.trigger.id}"
+}
+
+# Liveness for deploy checks and uptime probes: answers `ok` and reads
+# nothing, so it is public; the stage's throttling bounds what it costs.
+resource "aws_apigatewayv2_route" "health" {
+  #checkov:skip=CKV_AWS_309:liveness probe for deploy checks and uptime monitors; it answers `ok`, reads no data and starts no work (the template's Auth Authorizer NONE).
+  api_id             = aws_apigatewayv2_api.http.id
+  route_key          = "GET /healthz"
+  authorization_type = "NONE"
+  target             = "integrations/${aws_apigatewayv2_integration.trigger.id}"
+}
+
+# API Gateway may invoke trigger for these routes only (SAM adds one
 # permission per route event, scoped the same way).
 resource "aws_lambda_permission" "webhook" {
   statement_id  = "HttpApiWebhook"
@@ -84,6 +104,22 @@ resource "aws_lambda_permission" "runs" {
   function_name = aws_lambda_function.trigger.function_name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.http.execution_arn}/*/POST/runs"
+}
+
+resource "aws_lambda_permission" "run_status" {
+  statement_id  = "HttpApiRunStatus"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.trigger.function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.http.execution_arn}/*/GET/runs/*"
+}
+
+resource "aws_lambda_permission" "health" {
+  statement_id  = "HttpApiHealth"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.trigger.function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.http.execution_arn}/*/GET/healthz"
 }
 
 resource "aws_cloudwatch_log_group" "api_access" {
