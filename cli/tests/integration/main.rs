@@ -5,6 +5,7 @@
 
 mod browser;
 mod closed_stdout;
+mod cost_cli;
 mod e2e_jinja2;
 mod github_e2e;
 mod junit_cli;
