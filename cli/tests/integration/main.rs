@@ -7,6 +7,7 @@
 mod azure_e2e;
 mod browser;
 mod closed_stdout;
+mod cost_cli;
 mod e2e_jinja2;
 mod github_e2e;
 mod junit_cli;

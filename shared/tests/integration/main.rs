@@ -3,6 +3,8 @@
 //! the links were most of the build). A module whose backend or host is
 //! behind a cargo feature is compiled only with that feature.
 
+#[cfg(all(feature = "aws", feature = "local"))]
+mod aws_calls;
 #[cfg(feature = "aws")]
 mod aws_dynamodb;
 #[cfg(all(feature = "aws", feature = "github"))]
