@@ -200,7 +200,7 @@ resource vaultGrants 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for
   }
 }]
 
-resource env 'Microsoft.App/managedEnvironments@2024-03-01' = {
+resource env 'Microsoft.App/managedEnvironments@2025-01-01' = {
   name: '${prefix}-env'
   location: location
   properties: {
@@ -247,7 +247,7 @@ var workerSecrets = [for s in secretNames: {
 
 // The front door: GitHub webhooks and POST /runs. It only verifies and
 // queues (--jobs 0): the handlers run as the jobs below.
-resource intake 'Microsoft.App/containerApps@2024-03-01' = {
+resource intake 'Microsoft.App/containerApps@2025-01-01' = {
   name: '${prefix}-intake'
   location: location
   identity: {
@@ -292,12 +292,13 @@ resource intake 'Microsoft.App/containerApps@2024-03-01' = {
   }
 }
 
-// One event-driven job per handler: KEDA's azure-queue scaler starts one
+// One event-driven job per handler (API 2025-01-01: 2024-03-01 has no
+// managed identity on scale rules): KEDA's azure-queue scaler starts one
 // execution per waiting message (queueLength 1), each takes one message
 // (`worker --once`), handles it, acks it and exits. A failed handler
 // releases the message; after maxDequeues deliveries it lands in the
 // poison queue.
-resource jobs 'Microsoft.App/jobs@2024-03-01' = [for h in handlers: {
+resource jobs 'Microsoft.App/jobs@2025-01-01' = [for h in handlers: {
   name: '${prefix}-${h.name}'
   location: location
   identity: {
