@@ -68,6 +68,7 @@
 
 mod derive;
 mod input;
+mod long_text;
 mod parse;
 mod text;
 
@@ -199,15 +200,21 @@ pub fn stream(
         input::read_prefix(&mut limited).map_err(|e| parse::io_error(source, limits, e))?;
     let sniffed = input::sniff(&prefix);
     let rest = std::io::Cursor::new(prefix).chain(limited);
+    // Overlong texts are cut before the XML reader, which would buffer each
+    // whole (see `long_text`).
+    let keep = long_text::keep_for(limits.max_text_bytes);
     match sniffed {
         input::Sniffed::Utf8 => parse::run(
-            BufReader::with_capacity(64 * 1024, rest),
+            BufReader::with_capacity(64 * 1024, long_text::LongTextCut::new(rest, keep)),
             source,
             limits,
             on_case,
         ),
         input::Sniffed::Other(encoding) => parse::run(
-            BufReader::with_capacity(64 * 1024, input::Transcoder::new(rest, encoding)),
+            BufReader::with_capacity(
+                64 * 1024,
+                long_text::LongTextCut::new(input::Transcoder::new(rest, encoding), keep),
+            ),
             source,
             limits,
             on_case,
