@@ -2,6 +2,7 @@
 //! large ones.
 
 mod ctrf;
+mod golden;
 mod html;
 mod junit_xml;
 mod markdown;
