@@ -55,46 +55,15 @@ impl Timings {
     /// scope (classname, else suite, as in [`TestCase::key`]) stands in, which
     /// for JUnit-style Java reports is the test class.
     pub fn from_cases<'a>(cases: impl IntoIterator<Item = &'a TestCase>) -> Timings {
-        // Collect every observation first and sum in sorted order, so the
-        // floating-point totals do not depend on the order of the reports.
-        let mut obs: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
-        for case in cases {
-            let file = match &case.file {
-                Some(f) if !f.is_empty() => normalize_path(f),
-                _ => {
-                    let scope = if case.classname.is_empty() {
-                        &case.suite
-                    } else {
-                        &case.classname
-                    };
-                    if scope.is_empty() {
-                        // Nothing ties this case to a file; it cannot inform a plan.
-                        continue;
-                    }
-                    normalize_path(scope)
-                }
-            };
-            let secs = sanitize(case.duration_secs);
-            obs.entry(file)
-                .or_default()
-                .entry(case.key())
-                .or_default()
-                .push(secs);
-        }
-        let mut timings = Timings::new();
-        for (file, tests) in obs {
-            let mut per_test = BTreeMap::new();
-            for (id, mut values) in tests {
-                values.sort_by(f64::total_cmp);
-                per_test.insert(id, values.iter().copied().fold(0.0, add_duration));
-            }
-            // Capped like each value: history must read back (`from_json`
-            // refuses anything above MAX_SECS).
-            let file_secs = per_test.values().copied().fold(0.0, add_duration);
-            timings.files.insert(file.clone(), file_secs);
-            timings.tests.insert(file, per_test);
-        }
-        timings
+        let mut observer = Timings::observer();
+        cases.into_iter().for_each(|case| observer.add(case));
+        observer.finish()
+    }
+
+    /// [`from_cases`](Self::from_cases) for cases read one at a time (the
+    /// report handler streams them from disk).
+    pub fn observer() -> TimingsObserver {
+        TimingsObserver::default()
     }
 
     /// Folds in newer observations: for every file `newer` knows, its file
@@ -298,3 +267,56 @@ fn sanitize(secs: f64) -> f64 {
 /// Longest duration accepted for one file or test (about 31 years): keeps
 /// sums of a million entries finite, so plans never contain infinities.
 pub const MAX_SECS: f64 = crate::domain::model::MAX_DURATION_SECS;
+
+/// Observations gathered by [`Timings::observer`].
+#[derive(Debug, Default)]
+pub struct TimingsObserver {
+    /// Every observation, summed only in `finish` and in sorted order, so
+    /// the floating-point totals do not depend on the order of the reports.
+    obs: BTreeMap<String, BTreeMap<String, Vec<f64>>>,
+}
+
+impl TimingsObserver {
+    pub fn add(&mut self, case: &TestCase) {
+        let obs = &mut self.obs;
+        let file = match &case.file {
+            Some(f) if !f.is_empty() => normalize_path(f),
+            _ => {
+                let scope = if case.classname.is_empty() {
+                    &case.suite
+                } else {
+                    &case.classname
+                };
+                if scope.is_empty() {
+                    // Nothing ties this case to a file; it cannot inform a plan.
+                    return;
+                }
+                normalize_path(scope)
+            }
+        };
+        let secs = sanitize(case.duration_secs);
+        obs.entry(file)
+            .or_default()
+            .entry(case.key())
+            .or_default()
+            .push(secs);
+    }
+
+    pub fn finish(self) -> Timings {
+        let obs = self.obs;
+        let mut timings = Timings::new();
+        for (file, tests) in obs {
+            let mut per_test = BTreeMap::new();
+            for (id, mut values) in tests {
+                values.sort_by(f64::total_cmp);
+                per_test.insert(id, values.iter().copied().fold(0.0, add_duration));
+            }
+            // Capped like each value: history must read back (`from_json`
+            // refuses anything above MAX_SECS).
+            let file_secs = per_test.values().copied().fold(0.0, add_duration);
+            timings.files.insert(file.clone(), file_secs);
+            timings.tests.insert(file, per_test);
+        }
+        timings
+    }
+}
