@@ -299,8 +299,7 @@ async fn update_timings(
             Ok(())
         })
         .map_err(io("reading the run's test cases for timings"))?;
-    let observed = observed.finish();
-    history.merge(&observed);
+    history.merge_owned(observed.finish());
     ports
         .blobs
         .put(&key, history.to_json().into_bytes(), content_type::JSON)
