@@ -52,7 +52,10 @@
 //!   own cases.
 //! - **Text**: messages, details, system-out/err are capped at
 //!   [`Limits::max_text_bytes`] keeping head and tail with a
-//!   `\n…[N bytes cut]…\n` marker. CDATA, predefined entities and numeric
+//!   `\n…[N bytes cut]…\n` marker; a longer run of character data is cut
+//!   before the tokenizer sees it (`long_text`), so memory stays bounded
+//!   whatever the text sizes. The full text stays in the JUnit file (the
+//!   blob store keeps each shard's under `keys::junit_prefix`). CDATA, predefined entities and numeric
 //!   character references are decoded; an undefined entity is kept literally.
 //! - **NUL bytes** (forbidden in XML, written anyway by runners that print
 //!   raw bytes) in suite/case names, classnames and file paths become the
