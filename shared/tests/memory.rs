@@ -275,7 +275,7 @@ fn child_report_of_many_cases() {
                 }
                 write!(f, "<system-out>").unwrap();
                 fill(&mut f, 1024, "output line\n");
-                write!(f, "</system-out></testcase>\n").unwrap();
+                writeln!(f, "</system-out></testcase>").unwrap();
             }
             write!(f, "</testsuite></testsuites>").unwrap();
             f.into_inner().unwrap().sync_all().unwrap();
