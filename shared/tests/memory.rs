@@ -332,3 +332,110 @@ fn report_of_24_000_cases_stays_under_64_mb_plus_64_bytes_a_case() {
     );
     assert!(peak <= target, "peak {} MB", peak / MB);
 }
+
+/// Collect folds retries in passes over spooled files; the result must be
+/// exactly what `fold_files` gives over the same files read whole: order,
+/// outcomes, attempts, counts. A broken file gives no cases, even though
+/// its first cases were already spooled when it broke.
+#[test]
+fn streamed_collect_folds_retries_exactly_as_fold_files() {
+    use testexec::app::handlers::collect::{count, fold_files};
+    use testexec::app::handlers::execute::junit_upload_name;
+    use testexec::domain::junit::{self, Limits};
+
+    if is_child() {
+        return;
+    }
+    let case = |name: &str, result: &str| {
+        format!("<testcase classname=\"c\" name=\"{name}\" time=\"0.5\">{result}</testcase>")
+    };
+    let fail = "<failure message=\"boom\">trace</failure>";
+    let error = "<error message=\"crash\"/>";
+    let doc = |cases: &[String]| format!("<testsuite name=\"s\">{}</testsuite>", cases.concat());
+    // (try, file, xml): same-titled tests, a test in two files of one try,
+    // a new test in a retry, a second retry, and a file that breaks midway.
+    let files = [
+        (
+            0,
+            "a.xml",
+            doc(&[
+                case("a", fail),
+                case("b", ""),
+                case("a", fail),
+                case("c", error),
+            ]),
+        ),
+        (0, "b.xml", doc(&[case("d", ""), case("a", "")])),
+        (
+            0,
+            "broken.xml",
+            format!(
+                "<testsuite name=\"s\">{}<testcase name=\"x\"",
+                case("z", fail)
+            ),
+        ),
+        (
+            1,
+            "a.xml",
+            doc(&[case("a", ""), case("c", fail), case("e", "")]),
+        ),
+        (2, "a.xml", doc(&[case("c", "")])),
+    ];
+    let local = local();
+    runtime().block_on(async {
+        let run = new_run(&local, 1).await;
+        let shard = ShardId::new(run, 0);
+        let mut junit_keys = Vec::new();
+        let mut readable = Vec::new();
+        for (n, (try_index, base, xml)) in files.iter().enumerate() {
+            let key = keys::junit(shard, 1, &junit_upload_name(*try_index, n, base));
+            local
+                .blobs
+                .put(&key, xml.clone().into_bytes(), content_type::XML)
+                .await
+                .unwrap();
+            if let Ok(report) = junit::read(xml.as_bytes(), &key, &Limits::default()) {
+                readable.push((key.clone(), report.cases));
+            }
+            junit_keys.push(key);
+        }
+        assert_eq!(readable.len(), 4, "the broken file is broken");
+        let expected = fold_files(readable);
+
+        let now = SystemClock.now_ms();
+        let result = ShardResult {
+            v: MESSAGE_VERSION,
+            shard,
+            attempt: 1,
+            execution: Execution::Completed { exit_code: 1 },
+            started_ms: now,
+            finished_ms: now + 1000,
+            log_key: keys::log(shard, 1),
+            junit_files: junit_keys.len() as u32,
+            junit_keys,
+            log_tail: String::new(),
+        };
+        collect(&local.ports, &serde_json::to_string(&result).unwrap())
+            .await
+            .unwrap();
+        let stored = local.blobs.get(&keys::cases(shard, 1)).await.unwrap();
+        let got: Vec<TestCase> = String::from_utf8(stored)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(got, expected);
+        // Sanity of the fixture itself: retries did fold.
+        let c = count(&expected);
+        assert_eq!(
+            (c.tests, c.flaky, c.failed, c.errors),
+            (6, 2, 1, 0),
+            "{expected:#?}"
+        );
+
+        let record = &local.store.list_shards(run).await.unwrap()[0];
+        assert_eq!(record.counts, c);
+        let error = record.error.as_deref().unwrap();
+        assert!(error.contains("broken.xml"), "{error}");
+    });
+}

@@ -229,7 +229,9 @@ async fn bench(
     let mut html_bytes = 0;
     for name in testexec::app::handlers::report::REPORT_FILES {
         let copy = dir.path().join(format!("check-{name}"));
-        blobs.get_to_file(&keys::report(run_id, name), &copy).await?;
+        blobs
+            .get_to_file(&keys::report(run_id, name), &copy)
+            .await?;
         let len = std::fs::metadata(&copy)?.len();
         std::fs::remove_file(&copy)?;
         if name == "index.html" {
