@@ -429,7 +429,7 @@ fn streamed_collect_folds_retries_exactly_as_fold_files() {
         let c = count(&expected);
         assert_eq!(
             (c.tests, c.flaky, c.failed, c.errors),
-            (6, 2, 1, 0),
+            (7, 2, 1, 0),
             "{expected:#?}"
         );
 
