@@ -199,36 +199,26 @@ pub fn verdict(run: &Run, shards: &[ShardRecord]) -> (RunStatus, Option<String>)
     }
 }
 
-/// The applied execution's cases of every completed shard, by shard index.
-pub(crate) async fn load_cases(
+/// The failing cases of every completed shard's applied execution, by
+/// identity only (what "rerun failed" selects by): read from disk one at a
+/// time, so memory grows with the failures, never with the run.
+pub(crate) async fn load_failing_cases(
     ports: &Ports,
+    settings: &Settings,
     shards: &[ShardRecord],
-) -> Result<Vec<(u32, TestCase)>, HandlerError> {
-    let mut out = Vec::new();
-    for shard in shards {
-        let Some(attempt) = shard.attempt else {
-            continue;
-        };
-        let key = keys::cases(shard.id, attempt);
-        let bytes = match ports.blobs.get(&key).await {
-            Ok(bytes) => bytes,
-            // A swept shard has no cases blob.
-            Err(BlobError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        for (n, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
-            if line.is_empty() {
-                continue;
+) -> Result<Vec<TestCase>, HandlerError> {
+    let scratch = scratch_dir(settings, "rerun-")?;
+    let cases = download_cases(ports, shards, scratch.path()).await?;
+    let mut failing = Vec::new();
+    cases
+        .for_each(&mut |_, _, case| {
+            if case.outcome.is_failure() {
+                failing.push(report::without_texts(case));
             }
-            let case: TestCase =
-                serde_json::from_str(line).map_err(|e| HandlerError::BadMessage {
-                    what: "stored test case",
-                    detail: format!("{key} line {}: {e}", n + 1),
-                })?;
-            out.push((shard.id.index, case));
-        }
-    }
-    Ok(out)
+            Ok(())
+        })
+        .map_err(io("reading an earlier run's test cases"))?;
+    Ok(failing)
 }
 
 /// Links the reports point at: the host's public pages when it has them
