@@ -9,7 +9,7 @@
 //! The page is a [`maud`] template: every value interpolated into it is
 //! escaped by maud, and only our own constants (the CSS, the JS, the icon
 //! link) are inserted as [`PreEscaped`]. The `"\n"` literals keep one line
-//! per row in the source, so a 20,000-row page stays readable and diffable.
+//! per row in the source, so a 5,000-row page stays readable and diffable.
 //!
 //! Characters HTML does not allow (control characters other than tab and
 //! line breaks, U+FFFE/U+FFFF; U+0000 browsers replace anyway) are dropped

@@ -5,9 +5,12 @@
 //! - [`ctrf`]: CTRF JSON (`report.json`).
 //! - [`junit_xml`]: one merged JUnit file (`junit.xml`).
 //!
-//! All writers are pure: they read a [`ReportInput`] and write to a string or
-//! a `Write`. Uploading is the report handler's job. They never panic on
-//! input: test names, messages and timings come from untrusted JUnit files.
+//! All writers read a [`ReportInput`] and write to a string or a `Write`;
+//! uploading is the report handler's job. They never hold the run's cases:
+//! they read them in passes through a [`CaseSource`] and take the rest
+//! (counts, first failures, slowest, suites) from one [`Digest`], so memory
+//! does not grow with the run. They never panic on input: test names,
+//! messages and timings come from untrusted JUnit files.
 
 pub mod ctrf;
 pub mod html;
