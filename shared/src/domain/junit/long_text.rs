@@ -141,6 +141,20 @@ impl<R: Read> LongTextCut<R> {
         let rest = &input[at..];
         match self.mode {
             Mode::Text => match memchr::memchr(b'<', rest) {
+                // The common case, a short text whole in this chunk: passed
+                // on as it is, and a tag that is not a comment, CDATA or
+                // PI goes straight to tag mode.
+                Some(i) if self.run == 0 && !self.cutting && i <= self.keep => {
+                    self.out.extend_from_slice(&rest[..=i]);
+                    self.mode = match rest.get(i + 1) {
+                        Some(b'!' | b'?') | None => Mode::Open {
+                            len: 0,
+                            bang: false,
+                        },
+                        Some(_) => Mode::Tag(None),
+                    };
+                    at + i + 1
+                }
                 Some(i) => {
                     self.run_bytes(&rest[..i]);
                     self.end_run();
@@ -198,20 +212,34 @@ impl<R: Read> LongTextCut<R> {
                     }
                 }
             }
-            Mode::Tag(None) => match memchr::memchr3(b'"', b'\'', b'>', rest) {
-                Some(i) => {
-                    self.out.extend_from_slice(&rest[..=i]);
-                    self.mode = match rest[i] {
-                        b'>' => Mode::Text,
-                        quote => Mode::Tag(Some(quote)),
+            Mode::Tag(None) => {
+                // A whole tag in one go when its attribute values are short
+                // and in this chunk (nearly always): one copy, no per-value
+                // bookkeeping.
+                let mut from = 0;
+                loop {
+                    let Some(i) = memchr::memchr3(b'"', b'\'', b'>', &rest[from..]) else {
+                        self.out.extend_from_slice(rest);
+                        return input.len();
                     };
-                    at + i + 1
+                    let i = from + i;
+                    let quote = rest[i];
+                    if quote == b'>' {
+                        self.out.extend_from_slice(&rest[..=i]);
+                        self.mode = Mode::Text;
+                        return at + i + 1;
+                    }
+                    match memchr::memchr(quote, &rest[i + 1..]) {
+                        Some(len) if len <= self.keep => from = i + 1 + len + 1,
+                        // Long, or running into the next chunk: a run.
+                        _ => {
+                            self.out.extend_from_slice(&rest[..=i]);
+                            self.mode = Mode::Tag(Some(quote));
+                            return at + i + 1;
+                        }
+                    }
                 }
-                None => {
-                    self.out.extend_from_slice(rest);
-                    input.len()
-                }
-            },
+            }
             Mode::Tag(Some(quote)) => match memchr::memchr(quote, rest) {
                 Some(i) => {
                     self.run_bytes(&rest[..i]);
