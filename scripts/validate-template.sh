@@ -4,7 +4,8 @@
 #   - azure/main.bicep (Container Apps): `checkov` (bicep parsed offline);
 #   - Dockerfile, functions/execute/Dockerfile: `checkov`, `hadolint`;
 #   - .github/workflows/*.yml: `actionlint` (and checkov's github_actions checks);
-#   - terraform/: HCL parse, drift against template.yaml, `checkov`.
+#   - terraform/: HCL parse, drift of aws/ against template.yaml and of azure/
+#     against azure/main.bicep, `checkov`.
 # Every tool must report zero findings. Suppressions live next to the resource
 # they concern (template Metadata), each with a comment saying why.
 #
@@ -132,9 +133,10 @@ fi
 # ---------------------------------------------------------------- terraform
 # terraform/<cloud>/{module,example} (terraform/README.md). No Terraform
 # binary here: every .tf file is parsed with python-hcl2, the AWS module is
-# compared with template.yaml (scripts/check-terraform-drift.py, which also
-# proves on a planted drift that it catches one), and checkov scans the
-# folder (suppressions are inline #checkov:skip comments, each with its
+# compared with template.yaml (scripts/check-terraform-drift.py) and the
+# Azure module with azure/main.bicep (scripts/check-azure-drift.py), each
+# also proving on a planted drift that it catches one, and checkov scans
+# each cloud's folder (suppressions are inline #checkov:skip comments, each with its
 # reason). CI with Terraform installed adds `terraform fmt -check` and
 # `terraform validate`. Its own venv: checkov bundles bc-python-hcl2, which
 # installs the same `hcl2` module as python-hcl2 (a different output shape).
@@ -169,8 +171,15 @@ echo "-- terraform: drift against template.yaml"
 "$tfpy" scripts/check-terraform-drift.py
 "$tfpy" scripts/check-terraform-drift.py --self-test
 
+echo "-- terraform: drift of terraform/azure against azure/main.bicep"
+"$tfpy" scripts/check-azure-drift.py
+"$tfpy" scripts/check-azure-drift.py --self-test
+
 echo "-- checkov (terraform)"
-"$deps/venv-checkov/bin/checkov" -d terraform/aws --framework terraform \
-  --skip-download --quiet --compact
+for cloud in aws azure; do
+  echo "checkov: terraform/$cloud"
+  "$deps/venv-checkov/bin/checkov" -d "terraform/$cloud" --framework terraform \
+    --skip-download --quiet --compact
+done
 
 echo "template: all validators passed"
