@@ -5,7 +5,7 @@
 #   - Dockerfile, functions/execute/Dockerfile: `checkov`, `hadolint`;
 #   - .github/workflows/*.yml: `actionlint` (and checkov's github_actions checks);
 #   - terraform/: HCL parse, drift of aws/ against template.yaml and of azure/
-#     against azure/main.bicep, `checkov`.
+#     against azure/main.bicep, `checkov` (aws/, azure/, gcp/).
 # Every tool must report zero findings. Suppressions live next to the resource
 # they concern (template Metadata), each with a comment saying why.
 #
@@ -176,7 +176,7 @@ echo "-- terraform: drift of terraform/azure against azure/main.bicep"
 "$tfpy" scripts/check-azure-drift.py --self-test
 
 echo "-- checkov (terraform)"
-for cloud in aws azure; do
+for cloud in aws azure gcp; do
   echo "checkov: terraform/$cloud"
   "$deps/venv-checkov/bin/checkov" -d "terraform/$cloud" --framework terraform \
     --skip-download --quiet --compact

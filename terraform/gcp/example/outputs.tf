@@ -1,0 +1,19 @@
+output "intake_url" {
+  description = "The intake's URL."
+  value       = module.testexec.intake_url
+}
+
+output "webhook_url" {
+  description = "Payload URL for the GitHub App's webhook."
+  value       = "${module.testexec.intake_url}/webhooks/github"
+}
+
+output "bucket" {
+  description = "The report/log bucket."
+  value       = module.testexec.bucket
+}
+
+output "dead_letter_subscriptions" {
+  description = "Dead-letter subscriptions by queue."
+  value       = module.testexec.dead_letter_subscriptions
+}
