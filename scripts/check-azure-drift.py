@@ -22,6 +22,7 @@ Both are read into the same plain model, then compared field by field:
             retry limit, parallelism, completions, min/max executions,
             polling interval, scale rule (name, type, queue, queueLength,
             account, identity), image, args, cpu, memory, identity
+  outputs   every Bicep output has a Terraform output of its snake_case name
 
 Names are compared with the prefix as "{prefix}", parameters as
 "param:<bicepName>", identities as "identity:<intake|worker>", the storage
@@ -72,6 +73,10 @@ class Unreadable(Exception):
 def camel(snake: str) -> str:
     head, *rest = snake.split("_")
     return head + "".join(w.title() for w in rest)
+
+
+def snake(camel_name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", camel_name).lower()
 
 
 # ------------------------------------------------------------------- bicep
@@ -354,6 +359,9 @@ def read_bicep(path: Path) -> dict:
         "env": container_env(sw),
     }
     model["jobs"] = jobs
+    # Outputs: every Bicep output has its snake_case Terraform output (the
+    # module may add more).
+    model["outputs"] = sorted(snake(o) for o in re.findall(r"^output (\w+) ", t, re.M))
     return model
 
 
@@ -400,7 +408,7 @@ def interpolations(text):
 
 class Terraform:
     def __init__(self, module_dir: Path):
-        self.resources, self.data, self.locals, self.variables = {}, {}, {}, {}
+        self.resources, self.data, self.locals, self.variables, self.outputs = {}, {}, {}, {}, {}
         files = sorted(module_dir.glob("*.tf"))
         if not files:
             raise Unreadable(f"{module_dir}: no .tf files")
@@ -417,6 +425,8 @@ class Terraform:
                 self.locals.update(block)
             for block in doc.get("variable", []):
                 self.variables.update(block)
+            for block in doc.get("output", []):
+                self.outputs.update(block)
 
     def res(self, rtype, name):
         try:
@@ -680,6 +690,7 @@ def read_terraform(module_dir: Path) -> dict:
         "env": env_of(c),
     }
     model["jobs"] = jobs
+    model["outputs"] = sorted(tf.outputs)
     return model
 
 
@@ -708,7 +719,9 @@ def compare(b, t, path="") -> list[str]:
 def check(root: Path) -> list[str]:
     b = read_bicep(root / "azure" / "main.bicep")
     t = read_terraform(root / "terraform" / "azure" / "module")
-    return compare(b, t)
+    tf_outputs = t.pop("outputs")
+    missing = [o for o in b.pop("outputs") if o not in tf_outputs]
+    return compare(b, t) + [f"outputs.{o}: a Bicep output with no Terraform output of that name" for o in missing]
 
 
 # --------------------------------------------------------------- self-test
@@ -798,7 +811,7 @@ def main() -> int:
             print(f"  - {p}")
         return 1
     print("azure drift: none (parameters, names, queues, storage settings, lifecycle, logs, role "
-          "definitions per identity, secrets, env, intake, jobs: triggers, scaling, args, sizes)")
+          "definitions per identity, secrets, env, intake, jobs: triggers, scaling, args, sizes; outputs)")
     return 0
 
 
