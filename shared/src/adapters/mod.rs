@@ -3,6 +3,7 @@
 //!
 //! - [`local`] (feature `local`): SQLite run store, blob directory, local queue.
 //! - [`aws`] (feature `aws`): DynamoDB, S3, SQS.
+//! - [`gcp`] (feature `gcp`): Firestore, Cloud Storage, Pub/Sub.
 //! - [`github`] (feature `github`): webhook verification, API client,
 //!   Checks notifier, tarball source.
 //! - [`source`]: source providers (local directory) and snapshot packing.
@@ -20,10 +21,13 @@ pub mod local;
 #[cfg(feature = "aws")]
 pub mod aws;
 
+#[cfg(feature = "gcp")]
+pub mod gcp;
+
 #[cfg(feature = "github")]
 pub mod github;
 pub mod process;
-#[cfg(any(feature = "aws", feature = "github"))]
+#[cfg(any(feature = "aws", feature = "gcp", feature = "github"))]
 pub(crate) mod retry;
 pub mod source;
 

@@ -5,6 +5,8 @@
 //! - `local`: SQLite run store, blob directory and durable SQLite queue in
 //!   one state directory (`testexec serve`'s default).
 //! - `aws`: DynamoDB, S3 and SQS, named by `adapters::aws::env`.
+//! - `gcp`: Firestore, Cloud Storage and Pub/Sub, named by
+//!   `adapters::gcp::env`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,15 +24,17 @@ pub const BACKEND_ENV: &str = "TESTEXEC_BACKEND";
 pub enum BackendKind {
     Local,
     Aws,
+    Gcp,
 }
 
 impl BackendKind {
-    pub const NAMES: &'static str = "local, aws";
+    pub const NAMES: &'static str = "local, aws, gcp";
 
     pub fn parse(name: &str) -> Result<Self, ConfigError> {
         match name.trim().to_ascii_lowercase().as_str() {
             "local" => Ok(Self::Local),
             "aws" => Ok(Self::Aws),
+            "gcp" => Ok(Self::Gcp),
             other => Err(ConfigError::Invalid {
                 var: BACKEND_ENV,
                 value: other.chars().take(40).collect(),
@@ -43,6 +47,7 @@ impl BackendKind {
         match self {
             Self::Local => "local",
             Self::Aws => "aws",
+            Self::Gcp => "gcp",
         }
     }
 }
@@ -72,6 +77,7 @@ impl BackendSet {
         match kind {
             BackendKind::Local => Self::open_local(state_dir, github, public_url),
             BackendKind::Aws => Self::open_aws(state_dir, github, public_url, &lookup).await,
+            BackendKind::Gcp => Self::open_gcp(state_dir, github, public_url, &lookup).await,
         }
     }
 
@@ -143,6 +149,59 @@ impl BackendSet {
         _: &impl Fn(&str) -> Option<String>,
     ) -> Result<Self, HostError> {
         Err(not_built("aws"))
+    }
+}
+
+impl BackendSet {
+    #[cfg(feature = "gcp")]
+    async fn open_gcp(
+        state_dir: &Path,
+        github: GithubPorts,
+        public_url: Option<String>,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, HostError> {
+        use crate::adapters::gcp::{GcpBackends, GcpSettings, env};
+        let settings = GcpSettings::from_lookup(lookup)?;
+        let backends = GcpBackends::connect(&settings)
+            .await
+            .map_err(|e| ConfigError::Invalid {
+                var: env::PROJECT,
+                value: settings.project.clone(),
+                reason: format!("cannot reach the GCP backends: {e}"),
+            })?;
+        let consumer = backends.queue.clone();
+        let ports = crate::app::handlers::Ports {
+            store: backends.store,
+            blobs: backends.blobs,
+            queue: backends.queue,
+            source: github.source,
+            notifier: github.notifier,
+            clock: Arc::new(crate::app::ports::SystemClock),
+        };
+        let settings = Settings {
+            work_root: state_dir.join("work"),
+            public_url,
+            ..Settings::default()
+        };
+        Ok(Self {
+            kind: BackendKind::Gcp,
+            // Idleness is this process's view of Pub/Sub (it has no
+            // counts): give other processes' messages time to show.
+            pipeline: Pipeline::new(ports, settings, consumer)
+                .with_idle_grace(std::time::Duration::from_secs(60)),
+            #[cfg(feature = "local")]
+            local: None,
+        })
+    }
+
+    #[cfg(not(feature = "gcp"))]
+    async fn open_gcp(
+        _: &Path,
+        _: GithubPorts,
+        _: Option<String>,
+        _: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, HostError> {
+        Err(not_built("gcp"))
     }
 }
 

@@ -1,5 +1,6 @@
 //! What tests need from outside the workspace, found or skipped in one way:
-//! the emulators `scripts/emulators.sh` starts (moto, s3s-fs), other end to
+//! the emulators `scripts/emulators.sh` starts (moto, s3s-fs; Pub/Sub,
+//! Firestore and fake-gcs-server through `scripts/emulators-gcp.sh`), other end to
 //! end inputs `scripts/test-deps.sh` prepares, free ports and unique names.
 //!
 //! A test whose input is missing is skipped with a message on stderr (it
@@ -72,4 +73,34 @@ pub async fn s3s() -> Option<aws_config::SdkConfig> {
     let key = std::env::var("TESTEXEC_TEST_S3S_ACCESS_KEY").unwrap_or_default();
     let secret = std::env::var("TESTEXEC_TEST_S3S_SECRET_KEY").unwrap_or_default();
     Some(crate::adapters::aws::provision::emulator_sdk_config(&url, &key, &secret).await)
+}
+
+/// Settings for the GCP emulators `scripts/emulators-gcp.sh` starts
+/// (Pub/Sub, Firestore, fake-gcs-server), naming resources no other test
+/// uses (collections, bucket, topics and subscriptions under a fresh
+/// prefix; create them with `GcpBackends::provision`), or `None` to skip.
+/// Leases are `visibility` long (whole seconds, 1-600).
+#[cfg(feature = "gcp")]
+pub fn gcp(visibility: std::time::Duration) -> Option<crate::adapters::gcp::GcpSettings> {
+    use crate::adapters::gcp::{GcpSettings, PubSubOptions, env};
+    let pubsub = endpoint(env::PUBSUB_EMULATOR_HOST)?;
+    // Read by the Firestore client itself; checked here so a missing one skips.
+    endpoint(env::FIRESTORE_EMULATOR_HOST)?;
+    let storage = endpoint(env::STORAGE_EMULATOR_HOST)?;
+    let name = unique_name("te");
+    Some(GcpSettings {
+        project: std::env::var("TESTEXEC_TEST_GCP_PROJECT")
+            .unwrap_or_else(|_| "testexec-test".into()),
+        firestore_database: "(default)".into(),
+        firestore_prefix: format!("{}_", name.replace('-', "_")),
+        bucket: name.clone(),
+        pubsub_prefix: name,
+        pubsub: PubSubOptions {
+            visibility,
+            max_delivery_attempts: 5,
+        },
+        link_ttl: std::time::Duration::from_secs(3600),
+        pubsub_emulator: Some(pubsub),
+        storage_emulator: Some(storage),
+    })
 }

@@ -9,6 +9,8 @@ mod aws_dynamodb;
 mod aws_s3_sqs;
 #[cfg(all(feature = "local", feature = "lambda"))]
 mod front_door;
+#[cfg(feature = "gcp")]
+mod gcp_backends;
 mod github_api;
 mod github_webhook;
 mod junit_fixtures;

@@ -2,11 +2,12 @@
 //! report over real backends, including the failure modes of at-least-once
 //! delivery (duplicates, reordering, a crashed executor, lost shards).
 //!
-//! Every test runs twice with the same assertions: `local::*` over the
-//! embedded backends (SQLite, files, the in-process queue) and `aws::*` over
-//! DynamoDB, S3 and SQS on the moto emulator (skipped when it is not
+//! Every test runs once per backend set with the same assertions: `local::*` over the
+//! embedded backends (SQLite, files, the in-process queue), `aws::*` over
+//! DynamoDB, S3 and SQS on the moto emulator, and `gcp::*` over Firestore,
+//! Cloud Storage and Pub/Sub on their emulators (skipped when they are not
 //! configured, see `testkit::emulators`). Faults are injected by
-//! `FaultyConsumer`, which wraps either queue the same way.
+//! `FaultyConsumer`, which wraps every queue the same way.
 //!
 //! The suite under test is a tiny deterministic runner (fixtures/fake-suite)
 //! that writes real JUnit, so outcomes, timings and failures are exact.
@@ -38,6 +39,8 @@ enum Backend {
     Local,
     #[cfg(feature = "aws")]
     Aws,
+    #[cfg(feature = "gcp")]
+    Gcp,
 }
 
 struct Harness {
@@ -68,6 +71,8 @@ impl Harness {
             }
             #[cfg(feature = "aws")]
             Backend::Aws => aws_pipeline(state.path(), visibility).await?,
+            #[cfg(feature = "gcp")]
+            Backend::Gcp => gcp_pipeline(state.path(), visibility).await?,
         };
         let faults = Arc::new(FaultyConsumer::new(pipeline.consumer().clone()));
         let pipeline = pipeline.with_consumer(faults.clone());
@@ -152,6 +157,35 @@ async fn aws_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline
         ..Settings::default()
     };
     Some(Pipeline::new(ports, settings, aws.queue))
+}
+
+/// The pipeline over Firestore + Cloud Storage + Pub/Sub on the emulators,
+/// in resources of its own. Leases are whole seconds, 1 to 600.
+#[cfg(feature = "gcp")]
+async fn gcp_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline> {
+    use testexec::adapters::gcp::GcpBackends;
+    use testexec::adapters::source::LocalDirSource;
+    use testexec::app::handlers::{Ports, Settings};
+    use testexec::app::ports::SystemClock;
+
+    let secs = visibility.as_millis().div_ceil(1000).clamp(1, 600) as u64;
+    let settings = testexec::testkit::emulators::gcp(Duration::from_secs(secs))?;
+    let gcp = GcpBackends::provision(&settings)
+        .await
+        .expect("provisioning on the GCP emulators");
+    let ports = Ports {
+        store: gcp.store.clone(),
+        blobs: gcp.blobs.clone(),
+        queue: gcp.queue.clone(),
+        source: Arc::new(LocalDirSource::default()),
+        notifier: Arc::new(NoNotifier),
+        clock: Arc::new(SystemClock),
+    };
+    let settings = Settings {
+        work_root: work_root.join("work"),
+        ..Settings::default()
+    };
+    Some(Pipeline::new(ports, settings, gcp.queue))
 }
 
 impl Drop for Harness {
@@ -509,7 +543,8 @@ async fn a_seeded_soak_of_faulty_deliveries_ends_every_run_exactly(backend: Back
     );
 }
 
-/// Instantiates each test once per backend set: `local::NAME`, `aws::NAME`.
+/// Instantiates each test once per backend set: `local::NAME`, `aws::NAME`,
+/// `gcp::NAME`.
 macro_rules! over_every_backend {
     ($($name:ident),* $(,)?) => {
         mod local {
@@ -527,6 +562,16 @@ macro_rules! over_every_backend {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(super::Backend::Aws).await
+                }
+            )*
+        }
+
+        #[cfg(feature = "gcp")]
+        mod gcp {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Gcp).await
                 }
             )*
         }
