@@ -3,7 +3,9 @@
 # target/test-deps/ (reused by later runs on the same machine):
 #   - a Python venv with pytest (+ trio) for the demo and the jinja2 end-to-end;
 #   - the jinja2 3.1.6 sdist, unpacked (a real third-party suite);
-#   - Debian chromium and npm playwright-core for the browser checks.
+#   - Debian chromium and npm playwright-core for the browser checks;
+#   - the tools of docs/manifest.md's examples (pip wheelhouse, Jest, Go,
+#     gotestsum, Maven + Surefire from Debian).
 # Prints the environment variables the tests read.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -51,6 +53,48 @@ if [ ! -d "$deps/node/node_modules/playwright-core" ]; then
   (cd "$deps/node" && npm init -y >/dev/null 2>&1 && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --silent --no-audit --no-fund playwright-core@1 >&2)
 fi
 
+# The ecosystems of docs/manifest.md's examples (cli/tests/integration/
+# manifest_examples.rs runs each one for real, offline):
+# - a pip wheelhouse, so each example's `pip install -e .` needs no index;
+wheels="$deps/wheels"
+if [ ! -f "$wheels/ok-1" ]; then
+  log "downloading the wheelhouse (pytest, setuptools)"
+  mkdir -p "$wheels"
+  "$deps/venv/bin/pip" download -q --disable-pip-version-check -d "$wheels" \
+    'pytest==8.3.5' 'setuptools==75.8.0' 'wheel==0.45.1' >&2
+  touch "$wheels/ok-1"
+fi
+# - Jest + jest-junit with their lockfile and npm cache (`npm ci` offline);
+jest="$deps/jest"
+if [ ! -f "$jest/ok-1" ]; then
+  log "installing jest and jest-junit (npm)"
+  rm -rf "$jest" && mkdir -p "$jest"
+  (cd "$jest" && echo '{"name":"manifest-example","private":true}' >package.json \
+    && npm install --silent --no-audit --no-fund --cache "$jest/npm-cache" \
+      jest@29.7.0 jest-junit@16.0.0 >&2)
+  touch "$jest/ok-1"
+fi
+# - Go, gotestsum, and Maven with Surefire from Debian's offline repository.
+apt_missing=()
+command -v go >/dev/null 2>&1 || apt_missing+=(golang-go)
+command -v gotestsum >/dev/null 2>&1 || apt_missing+=(gotestsum)
+command -v mvn >/dev/null 2>&1 || apt_missing+=(maven)
+[ -d /usr/share/maven-repo/org/apache/maven/plugins/maven-surefire-plugin/2.22.3 ] || apt_missing+=(libsurefire-java)
+[ -d /usr/share/maven-repo/org/apache/maven/plugins/maven-compiler-plugin/3.10.1 ] || apt_missing+=(libmaven-compiler-plugin-java)
+[ -d /usr/share/maven-repo/org/apache/maven/plugins/maven-resources-plugin/3.3.0 ] || apt_missing+=(libmaven-resources-plugin-java)
+[ -d /usr/share/maven-repo/junit/junit/4.13.2 ] || apt_missing+=(junit4)
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+  log "installing ${apt_missing[*]} (apt)"
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null) >&2
+  else
+    log "not root: install ${apt_missing[*]} yourself"
+  fi
+fi
+
+echo "export TESTEXEC_TEST_WHEELS=$wheels"
+echo "export TESTEXEC_TEST_JEST_DIR=$jest"
+echo "export TESTEXEC_TEST_MAVEN_REPO=/usr/share/maven-repo"
 echo "export TESTEXEC_TEST_PYTHON_BIN=$deps/venv/bin"
 echo "export TESTEXEC_TEST_PYTHON_NOTRIO_BIN=$deps/venv-notrio/bin"
 echo "export TESTEXEC_TEST_JINJA2_DIR=$deps/jinja2/jinja2-3.1.6"

@@ -8,6 +8,7 @@ mod closed_stdout;
 mod e2e_jinja2;
 mod github_e2e;
 mod junit_cli;
+mod manifest_examples;
 mod plan_cli;
 mod run_cancel;
 mod run_paths;

@@ -160,6 +160,19 @@ pub trait QueueConsumer: Send + Sync {
     /// Makes a message whose handler failed visible again at once.
     async fn release(&self, queue: QueueName, handle: &str) -> Result<(), QueueError>;
 
+    /// How long a received message stays invisible (its lease). A consumer
+    /// holding a message longer renews it with [`QueueConsumer::extend`]
+    /// (`Pipeline::work` does, every third of this).
+    fn visibility(&self, queue: QueueName) -> Duration;
+
+    /// Renews the lease of a message in hand for another
+    /// [`QueueConsumer::visibility`] from now, so a job that outlasts the
+    /// timeout (a 30-minute shard) is not delivered to a second worker. A
+    /// stale handle (the lease already expired and the message was taken
+    /// again) is not an error: that delivery is simply a duplicate, which
+    /// the handlers tolerate.
+    async fn extend(&self, queue: QueueName, handle: &str) -> Result<(), QueueError>;
+
     /// Bodies moved to the queue's dead-letter queue.
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<String>, QueueError>;
 

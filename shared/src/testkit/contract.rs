@@ -893,6 +893,7 @@ pub async fn queue_contract<Q: JobQueue + TestConsumer + ?Sized>(
     queue_redelivers_unacked_after_visibility(queue, QueueName::Results, settings).await;
     queue_dead_letters_after_max_receives(queue, QueueName::Reports, settings).await;
     queue_rejects_too_large(queue, QueueName::Shards, settings).await;
+    queue_extend_holds_a_message_past_its_timeout(queue, QueueName::Requests, settings).await;
 }
 
 async fn recv<Q: TestConsumer + ?Sized>(
@@ -969,6 +970,43 @@ pub async fn queue_redelivers_unacked_after_visibility<Q: JobQueue + TestConsume
         None,
         "acked: gone"
     );
+}
+
+/// A consumer that renews its lease keeps the message for three visibility
+/// timeouts without a second delivery; once acked it is gone, and renewing
+/// the spent handle is not an error.
+pub async fn queue_extend_holds_a_message_past_its_timeout<Q: JobQueue + TestConsumer + ?Sized>(
+    q: &Q,
+    queue: QueueName,
+    settings: QueueSettings,
+) {
+    q.send_batch(queue, vec!["long".into()])
+        .await
+        .expect("send_batch");
+    let held = recv(q, queue, settings.visibility_timeout)
+        .await
+        .expect("delivered");
+    let step = settings.visibility_timeout / 3;
+    let started = std::time::Instant::now();
+    while started.elapsed() < settings.visibility_timeout * 3 {
+        tokio::time::sleep(step).await;
+        q.extend(queue, &held.handle).await.expect("extend");
+        assert_eq!(
+            recv(q, queue, Duration::ZERO).await,
+            None,
+            "a renewed lease keeps the message invisible after {:?}",
+            started.elapsed()
+        );
+    }
+    q.ack(queue, &held.handle).await.expect("ack");
+    assert_eq!(
+        recv(q, queue, settings.visibility_timeout * 2).await,
+        None,
+        "acked after the renewals: gone, never delivered twice"
+    );
+    q.extend(queue, &held.handle)
+        .await
+        .expect("renewing a spent handle is not an error");
 }
 
 /// After `max_receives` failed deliveries the message is dead-lettered.

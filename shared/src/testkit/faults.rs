@@ -271,6 +271,18 @@ impl<C: QueueConsumer + ?Sized> QueueConsumer for FaultyConsumer<C> {
         self.inner.release(queue, handle).await
     }
 
+    fn visibility(&self, queue: QueueName) -> Duration {
+        self.inner.visibility(queue)
+    }
+
+    /// A duplicate's copy has no lease of its own to renew.
+    async fn extend(&self, queue: QueueName, handle: &str) -> Result<(), QueueError> {
+        if handle.starts_with(COPY_PREFIX) {
+            return Ok(());
+        }
+        self.inner.extend(queue, handle).await
+    }
+
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<String>, QueueError> {
         self.inner.dead_letters(queue).await
     }

@@ -465,7 +465,7 @@ async fn queues() -> Option<(SqsQueue, BatchLog, aws_sdk_sqs::Client, QueueUrls)
         .await
         .expect("create_queues");
     Some((
-        SqsQueue::new(client.clone(), urls.clone()),
+        SqsQueue::new(client.clone(), urls.clone()).with_lease(Duration::from_secs(1)),
         log,
         client,
         urls,

@@ -23,7 +23,7 @@ use testexec::adapters::local::QueueConfig;
 use testexec::app::handlers::trigger::TriggerOutcome;
 use testexec::app::messages::RunRequest;
 use testexec::app::messages::{QueueName, keys};
-use testexec::app::pipeline::{LocalPipeline, Pipeline};
+use testexec::app::pipeline::{LocalPipeline, Pipeline, PipelineEvent};
 use testexec::app::ports::{NoNotifier, QueueConsumer};
 use testexec::domain::model::{Counts, Run, RunStatus, ShardStatus};
 use testexec::testkit::faults::FaultyConsumer;
@@ -335,6 +335,30 @@ async fn a_crashed_executor_is_redelivered_and_the_run_completes(backend: Backen
     assert_eq!(h.faults.injected(QueueName::Shards).crashed, 1);
 }
 
+async fn a_shard_longer_than_the_visibility_timeout_runs_once(backend: Backend) {
+    // 4 s of work on a 1 s lease: only the worker's renewals keep the
+    // shard from a second executor.
+    let repo = repo(&[("tests/slow.txt", "long hang 4\nshort pass\n")], 1, 0, 60);
+    let Some(mut h) = Harness::new(backend, Duration::from_secs(1)).await else {
+        return;
+    };
+    let mut events = h.pipeline.subscribe();
+    h.start(2);
+    let run = h.trigger(repo.path()).await;
+    let done = h.finish(&run).await;
+    assert_eq!(done.status, RunStatus::Passed, "{:?}", done.error);
+    assert_eq!(done.counts, counts(2, 2, 0, 0, 0, 0));
+    let mut started = 0;
+    while let Ok(event) = events.try_recv() {
+        if matches!(event, PipelineEvent::ShardStarted { .. }) {
+            started += 1;
+        }
+    }
+    assert_eq!(started, 1, "the shard was executed exactly once");
+    let shards = h.pipeline.ports.store.list_shards(run.id).await.unwrap();
+    assert_eq!(shards[0].attempt, Some(1));
+}
+
 async fn a_command_without_junit_errors_the_shard_with_its_log(backend: Backend) {
     let repo = repo(
         &[
@@ -584,6 +608,7 @@ over_every_backend!(
     failures_and_flaky_retries_are_counted_once,
     duplicated_and_reordered_deliveries_do_not_double_count,
     a_crashed_executor_is_redelivered_and_the_run_completes,
+    a_shard_longer_than_the_visibility_timeout_runs_once,
     a_command_without_junit_errors_the_shard_with_its_log,
     a_shard_past_its_timeout_is_killed_and_errored,
     lost_shards_are_swept_as_errored_naming_them,

@@ -32,6 +32,9 @@ pub mod env {
     pub const LINK_TTL_SECS: &str = "TESTEXEC_LINK_TTL_SECS";
     /// `true` for S3 emulators that only speak path-style URLs.
     pub const S3_PATH_STYLE: &str = "TESTEXEC_S3_PATH_STYLE";
+    /// Seconds a polling worker's lease on a message lasts before it renews
+    /// it (`ChangeMessageVisibility`); default 30, the SQS default.
+    pub const QUEUE_LEASE_SECS: &str = "TESTEXEC_QUEUE_LEASE_SECS";
 }
 
 /// S3 refuses presigned URLs valid for longer than 7 days.
@@ -47,7 +50,13 @@ pub struct AwsSettings {
     pub link_ttl: Duration,
     /// Path-style S3 addressing (`http://host/bucket/key`), for emulators.
     pub s3_path_style: bool,
+    /// The lease a polling worker holds on a message and renews (see
+    /// [`SqsQueue::with_lease`]). Lambda's event source does not use it.
+    pub queue_lease: Duration,
 }
+
+/// The lease of a polling worker when `TESTEXEC_QUEUE_LEASE_SECS` is unset.
+pub const DEFAULT_QUEUE_LEASE: Duration = Duration::from_secs(30);
 
 impl AwsSettings {
     /// Reads the settings from the process environment.
@@ -94,6 +103,21 @@ impl AwsSettings {
                 });
             }
         };
+        let queue_lease = match lookup(env::QUEUE_LEASE_SECS) {
+            None => DEFAULT_QUEUE_LEASE,
+            Some(raw) => raw
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|secs| (1..=sqs::MAX_VISIBILITY.as_secs()).contains(secs))
+                .map(Duration::from_secs)
+                .ok_or_else(|| ConfigError::Invalid {
+                    var: env::QUEUE_LEASE_SECS,
+                    value: raw.chars().take(40).collect(),
+                    reason: "expected whole seconds between 1 and 43200 (SQS's 12-hour maximum)"
+                        .into(),
+                })?,
+        };
         Ok(Self {
             table: required(env::TABLE)?,
             bucket: required(env::BUCKET)?,
@@ -105,6 +129,7 @@ impl AwsSettings {
             },
             link_ttl,
             s3_path_style,
+            queue_lease,
         })
     }
 }
@@ -146,10 +171,10 @@ impl AwsBackends {
                 settings.bucket.clone(),
                 settings.link_ttl,
             )),
-            queue: Arc::new(SqsQueue::new(
-                aws_sdk_sqs::Client::new(sdk),
-                settings.queues.clone(),
-            )),
+            queue: Arc::new(
+                SqsQueue::new(aws_sdk_sqs::Client::new(sdk), settings.queues.clone())
+                    .with_lease(settings.queue_lease),
+            ),
         }
     }
 }

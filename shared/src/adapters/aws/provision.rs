@@ -115,6 +115,8 @@ pub async fn provision(
         queues,
         link_ttl: Duration::from_secs(24 * 3600),
         s3_path_style: options.s3_path_style,
+        // A worker renews before the queues' own timeout can expire.
+        queue_lease: options.visibility,
     })
 }
 
@@ -130,6 +132,10 @@ pub fn to_env(settings: &AwsSettings) -> Vec<(&'static str, String)> {
         (env::REQUESTS_QUEUE_URL, settings.queues.requests.clone()),
         (env::LINK_TTL_SECS, settings.link_ttl.as_secs().to_string()),
         (env::S3_PATH_STYLE, settings.s3_path_style.to_string()),
+        (
+            env::QUEUE_LEASE_SECS,
+            settings.queue_lease.as_secs().to_string(),
+        ),
     ]
 }
 
@@ -150,6 +156,7 @@ mod tests {
             },
             link_ttl: Duration::from_secs(3600),
             s3_path_style: true,
+            queue_lease: Duration::from_secs(45),
         };
         let vars = to_env(&settings);
         let back = AwsSettings::from_lookup(|k| {

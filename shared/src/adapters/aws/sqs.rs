@@ -78,11 +78,65 @@ impl QueueUrls {
 pub struct SqsQueue {
     client: aws_sdk_sqs::Client,
     urls: QueueUrls,
+    /// What [`QueueConsumer::extend`] sets the visibility to.
+    lease: Duration,
 }
 
 impl SqsQueue {
     pub fn new(client: aws_sdk_sqs::Client, urls: QueueUrls) -> Self {
-        Self { client, urls }
+        Self {
+            client,
+            urls,
+            lease: super::DEFAULT_QUEUE_LEASE,
+        }
+    }
+
+    /// The lease a polling worker holds and renews, in whole seconds (as
+    /// SQS counts them; rounded up, at most 12 hours). It must not exceed
+    /// the queues' own visibility timeout by much: a renewal comes after a
+    /// third of it, and the first one must land before the queue's timeout
+    /// hands the message to someone else.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        let secs = lease
+            .as_millis()
+            .div_ceil(1000)
+            .clamp(1, u128::from(MAX_VISIBILITY.as_secs()));
+        self.lease = Duration::from_secs(secs as u64);
+        self
+    }
+
+    /// `ChangeMessageVisibility` on a message in hand. A stale receipt
+    /// handle is not an error: the message went back (or was deleted) and
+    /// will be delivered again, which consumers tolerate.
+    async fn set_visibility(
+        &self,
+        queue: QueueName,
+        handle: &str,
+        seconds: i32,
+        why: &'static str,
+    ) -> Result<(), QueueError> {
+        let result = self
+            .client
+            .change_message_visibility()
+            .queue_url(self.urls.get(queue))
+            .receipt_handle(handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    ChangeMessageVisibilityError::ReceiptHandleIsInvalid(_)
+                        | ChangeMessageVisibilityError::MessageNotInflight(_)
+                ) =>
+            {
+                tracing::debug!(queue = queue.as_str(), why, "stale receipt handle");
+                Ok(())
+            }
+            Err(e) => Err(backend(queue, "ChangeMessageVisibility", e)),
+        }
     }
 
     pub fn urls(&self) -> &QueueUrls {
@@ -455,31 +509,18 @@ impl QueueConsumer for SqsQueue {
     }
 
     async fn release(&self, queue: QueueName, handle: &str) -> Result<(), QueueError> {
-        let result = self
-            .client
-            .change_message_visibility()
-            .queue_url(self.urls.get(queue))
-            .receipt_handle(handle)
-            .visibility_timeout(0)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(
-                    e.err(),
-                    ChangeMessageVisibilityError::ReceiptHandleIsInvalid(_)
-                        | ChangeMessageVisibilityError::MessageNotInflight(_)
-                ) =>
-            {
-                tracing::debug!(
-                    queue = queue.as_str(),
-                    "release with a stale receipt handle"
-                );
-                Ok(())
-            }
-            Err(e) => Err(backend(queue, "ChangeMessageVisibility", e)),
-        }
+        self.set_visibility(queue, handle, 0, "release").await
+    }
+
+    fn visibility(&self, _queue: QueueName) -> Duration {
+        self.lease
+    }
+
+    /// `ChangeMessageVisibility` counts from now, so renewing with the lease
+    /// keeps the message hidden whatever the queue's own timeout is.
+    async fn extend(&self, queue: QueueName, handle: &str) -> Result<(), QueueError> {
+        let secs = i32::try_from(self.lease.as_secs()).unwrap_or(i32::MAX);
+        self.set_visibility(queue, handle, secs, "extend").await
     }
 
     /// Reads (at most [`MAX_DEAD_LETTERS`]) bodies of the queue's

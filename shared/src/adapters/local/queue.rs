@@ -624,6 +624,35 @@ impl QueueConsumer for LocalQueue {
         Ok(())
     }
 
+    fn visibility(&self, _queue: QueueName) -> Duration {
+        self.config.visibility_timeout
+    }
+
+    /// Pushes the lease of the delivery `handle` out to a full visibility
+    /// timeout from now, if it is still the message's current delivery and
+    /// not expired (an expired lease may already be someone else's).
+    async fn extend(&self, queue: QueueName, handle: &str) -> Result<(), QueueError> {
+        let Some((id, receives)) = parse_handle(handle) else {
+            return Ok(());
+        };
+        let now = now_ms();
+        self.lock()
+            .execute(
+                "UPDATE messages SET visible_at_ms = ?5
+                 WHERE id = ?1 AND queue = ?2 AND receives = ?3 AND owner IS NOT NULL
+                   AND visible_at_ms > ?4",
+                params![
+                    id,
+                    queue.as_str(),
+                    receives,
+                    now,
+                    now.saturating_add(self.visibility_ms())
+                ],
+            )
+            .map_err(|e| backend(queue.as_str(), "extend", e))?;
+        Ok(())
+    }
+
     /// Bodies of the messages that exhausted their receives, oldest first.
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<String>, QueueError> {
         let name = queue.as_str();

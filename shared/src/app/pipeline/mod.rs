@@ -41,6 +41,9 @@ const RECEIVE_WAIT: Duration = Duration::from_secs(1);
 /// Pause after a failed receive (a backend outage), so a worker does not
 /// hammer it.
 const RECEIVE_ERROR_BACKOFF: Duration = Duration::from_millis(500);
+/// Renewals of a lease come no faster than this, however short the
+/// visibility timeout (tests use sub-second ones).
+const MIN_LEASE_RENEWAL: Duration = Duration::from_millis(100);
 
 /// Default of [`Pipeline::with_idle_grace`]: enough for exact counts (the
 /// local queue, moto).
@@ -218,7 +221,12 @@ impl Pipeline {
                 }
             };
             taken += 1;
-            let settled = match self.handle(queue, &delivery.body, delivery.attempt).await {
+            let handled = self.holding_lease(
+                queue,
+                &delivery.handle,
+                self.handle(queue, &delivery.body, delivery.attempt),
+            );
+            let settled = match handled.await {
                 Ok(()) => self.consumer.ack(queue, &delivery.handle).await,
                 Err(error) => {
                     tracing::warn!(queue = queue.as_str(), attempt = delivery.attempt, error = %error, "handler failed; message returns to the queue");
@@ -236,6 +244,34 @@ impl Pipeline {
             }
         }
         taken
+    }
+
+    /// Runs `work` while renewing the lease on the message in hand every
+    /// third of the queue's visibility timeout, so a shard that runs longer
+    /// than the timeout is not handed to a second worker. If this process
+    /// dies, the renewals stop and the message comes back as before.
+    async fn holding_lease<T>(
+        &self,
+        queue: QueueName,
+        handle: &str,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        let every = (self.consumer.visibility(queue) / 3).max(MIN_LEASE_RENEWAL);
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = renew.tick() => {
+                    if let Err(error) = self.consumer.extend(queue, handle).await {
+                        // The next tick tries again; if every renewal fails the
+                        // message is redelivered, which handlers tolerate.
+                        tracing::warn!(queue = queue.as_str(), error = %error, "could not renew a message's lease");
+                    }
+                }
+            }
+        }
     }
 
     /// Runs one message through its handler.
