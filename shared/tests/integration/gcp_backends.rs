@@ -17,8 +17,8 @@ use testexec::app::ports::{BlobStore, JobQueue, QueueConsumer, RunStore, content
 use testexec::errors::{BlobError, QueueError, StoreError};
 use testexec::testkit::contract::{
     QueueSettings, blob_store_contract, queue_dead_letters_after_max_receives,
-    queue_delivers_every_message, queue_redelivers_unacked_after_visibility,
-    queue_rejects_too_large, run_store_contract,
+    queue_delivers_every_message, queue_extend_holds_a_message_past_its_timeout,
+    queue_redelivers_unacked_after_visibility, queue_rejects_too_large, run_store_contract,
 };
 use testexec::testkit::emulators::gcp;
 
@@ -258,6 +258,21 @@ async fn pubsub_queue_rejects_too_large() {
             .unwrap(),
         None
     );
+}
+
+/// Renewals (`ModifyAckDeadline`) hold a message for three leases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_queue_extend_holds_a_message_past_its_timeout() {
+    let Some((gcp, _)) = backends(LEASE).await else {
+        return;
+    };
+    queue_extend_holds_a_message_past_its_timeout(
+        &*gcp.queue,
+        QueueName::Requests,
+        queue_settings(),
+    )
+    .await;
+    assert!(gcp.queue.is_idle().await.unwrap());
 }
 
 /// Idle from the ledger: queued, then in flight, are busy; acked is idle

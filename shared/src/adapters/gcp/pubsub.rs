@@ -16,8 +16,10 @@
 //! Pub/Sub's delivery attempt (set because every subscription has a
 //! dead-letter policy). A message is leased for the subscription's ack
 //! deadline, at least 10 s (Pub/Sub's minimum); a shorter visibility is made
-//! by a `ModifyAckDeadline` right after the pull. `release` is
-//! `ModifyAckDeadline` 0 (a nack: redelivered at once).
+//! by a `ModifyAckDeadline` right after the pull. `extend` renews a lease
+//! with `ModifyAckDeadline` (how a worker holds a shard longer than any ack
+//! deadline); `release` is `ModifyAckDeadline` 0 (a nack: redelivered at
+//! once).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -586,6 +588,42 @@ impl QueueConsumer for PubSubQueue {
             if f.attempt >= max {
                 ledger.settle(f.queue, &f.message_id);
             }
+        }
+        Ok(())
+    }
+
+    fn visibility(&self, _queue: QueueName) -> Duration {
+        self.options.visibility
+    }
+
+    /// `ModifyAckDeadline` to the visibility: Pub/Sub counts the new
+    /// deadline from now, so a worker renewing every third of it holds a
+    /// 30-minute shard although no ack deadline may exceed 600 s. A stale
+    /// ack id (the lease ran out and the message went to someone else) is
+    /// no error: that delivery is a duplicate, which handlers tolerate.
+    async fn extend(&self, queue: QueueName, handle: &str) -> Result<(), QueueError> {
+        let subscription = &self.endpoints(queue).subscription;
+        let secs = self.options.visibility.as_secs() as i32;
+        match self
+            .modify_deadline(subscription, vec![handle.to_string()], secs)
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.code() == Code::InvalidArgument => {
+                tracing::debug!(queue = queue.as_str(), error = %e.message(), "extend with an invalid ack id");
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(backend(
+                    queue,
+                    "ModifyAckDeadline",
+                    subscription.fully_qualified_name(),
+                    e,
+                ));
+            }
+        }
+        if let Some(f) = self.ledger().flights.get_mut(handle) {
+            f.lease_until = Instant::now() + self.options.visibility;
         }
         Ok(())
     }
