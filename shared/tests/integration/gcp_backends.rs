@@ -113,6 +113,71 @@ async fn firestore_refuses_what_it_cannot_store() {
     );
 }
 
+/// Two stores on one database stand for two processes: their in-process
+/// locks do not see each other, so only Firestore's transactions keep each
+/// completion applied once and each `shards_done` distinct.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn firestore_transactions_decide_between_processes() {
+    use testexec::adapters::gcp::FirestoreRunStore;
+    use testexec::app::ports::Completion;
+    use testexec::domain::model::{RunId, ShardId};
+    use testexec::testkit::contract::{completion, sample_run, shard_counts};
+    let Some((_, settings)) = backends(Duration::from_secs(10)).await else {
+        return;
+    };
+    let connect = || {
+        FirestoreRunStore::connect(
+            &settings.project,
+            &settings.firestore_database,
+            &settings.firestore_prefix,
+        )
+    };
+    let stores = [
+        Arc::new(connect().await.unwrap()),
+        Arc::new(connect().await.unwrap()),
+    ];
+    let n = 6;
+    let (run, shards) = sample_run(RunId::new(), n);
+    stores[0].create_run(&run, &shards).await.unwrap();
+    let started = std::time::Instant::now();
+    // Every shard completed once by each "process", at the same time.
+    let tasks: Vec<_> = (0..n)
+        .flat_map(|i| [(i, 0), (i, 1)])
+        .map(|(i, p)| {
+            let store = stores[p].clone();
+            let c = completion(ShardId::new(run.id, i), 1, shard_counts(i));
+            tokio::spawn(async move { store.complete_shard(&c).await })
+        })
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for t in tasks {
+        match t.await.unwrap().expect("complete_shard under contention") {
+            Completion::Applied { shards_done, .. } => {
+                assert!(
+                    seen.insert(shards_done),
+                    "shards_done {shards_done} seen twice"
+                )
+            }
+            Completion::AlreadyCompleted => {}
+        }
+    }
+    assert_eq!(seen, (1..=n).collect(), "one completion applied per shard");
+    let got = stores[1].get_run(run.id).await.unwrap().unwrap();
+    let mut expected = testexec::domain::model::Counts::default();
+    (0..n).for_each(|i| expected.add(&shard_counts(i)));
+    assert_eq!((got.shards_done, got.counts), (n, expected));
+    // One hand-off between the two.
+    let (a, b) = tokio::join!(
+        stores[0].begin_report(run.id),
+        stores[1].begin_report(run.id)
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one begin_report wins");
+    eprintln!(
+        "two processes, {n} shards: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 // ---- Cloud Storage --------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
