@@ -18,7 +18,10 @@
 FROM rust:1.95.0-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p testexec-cli --features aws --bin testexec \
+# The cloud backend sets linked in: `--build-arg FEATURES=gcp` for Cloud Run
+# (docs/deploy-gcp.md), `aws,gcp` for both.
+ARG FEATURES=aws
+RUN cargo build --release --locked -p testexec-cli --features "$FEATURES" --bin testexec \
     && install -D -m 0755 target/release/testexec /out/testexec
 
 FROM gcr.io/distroless/cc-debian12:nonroot
