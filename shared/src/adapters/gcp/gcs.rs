@@ -14,8 +14,7 @@
 //! account); against an emulator it is the plain media URL, which the
 //! emulator serves without credentials; otherwise `None`.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,10 +28,10 @@ use gcloud_storage::http::objects::list::ListObjectsRequest;
 use gcloud_storage::http::objects::upload::{UploadObjectRequest, UploadType};
 use gcloud_storage::http::resumable_upload_client::{ChunkSize, UploadStatus};
 use gcloud_storage::sign::{SignedURLMethod, SignedURLOptions};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::error::StorageError;
-use crate::adapters::{TMP_PREFIX, validate_key, validate_prefix};
+use crate::adapters::{AtomicDownload, validate_key, validate_prefix};
 use crate::app::ports::BlobStore;
 use crate::errors::BlobError;
 
@@ -47,8 +46,6 @@ const CHUNK_QUANTUM: u64 = 256 * 1024;
 pub const MAX_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Objects `get` reads into memory; larger ones go through `get_to_file`.
 pub const MAX_GET_BYTES: u64 = 512 * 1024 * 1024;
-
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Where the bucket is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,20 +276,6 @@ impl GcsBlobStore {
     }
 }
 
-/// A temporary download file, removed on drop unless kept.
-struct TmpFile {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for TmpFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 #[async_trait]
 impl BlobStore for GcsBlobStore {
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), BlobError> {
@@ -367,41 +350,18 @@ impl BlobStore for GcsBlobStore {
             .download_streamed_object(&request, &Range::default())
             .await
             .map_err(|e| self.fail("get_to_file", key, e))?;
-        let io = |operation: &'static str, e: std::io::Error| BlobError::Backend {
+        let io = |(operation, e): (&'static str, std::io::Error)| BlobError::Backend {
             backend: BACKEND,
             operation,
             key: format!("{key} (to {})", path.display()),
             source: Box::new(e),
         };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| io("create directory", e))?;
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("blob");
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut tmp = TmpFile {
-            path: dir.join(format!("{TMP_PREFIX}{}-{n}-{name}", std::process::id())),
-            keep: false,
-        };
-        let mut file = tokio::fs::File::create(&tmp.path)
-            .await
-            .map_err(|e| io("create file", e))?;
+        let mut file = AtomicDownload::start(path).await.map_err(io)?;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| self.fail("get_to_file", key, e))?;
-            file.write_all(&chunk).await.map_err(|e| io("write", e))?;
+            file.write(&chunk).await.map_err(io)?;
         }
-        file.flush().await.map_err(|e| io("write", e))?;
-        // Without this a power loss after the rename could leave an empty file.
-        file.sync_data().await.map_err(|e| io("sync", e))?;
-        drop(file);
-        tokio::fs::rename(&tmp.path, path)
-            .await
-            .map_err(|e| io("rename", e))?;
-        tmp.keep = true;
-        Ok(())
+        file.finish().await.map_err(io)
     }
 
     async fn exists(&self, key: &str) -> Result<bool, BlobError> {
