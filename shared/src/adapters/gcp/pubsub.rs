@@ -58,8 +58,11 @@ pub const MAX_DEAD_LETTERS: usize = 1000;
 /// Ack deadline of the dead-letter subscriptions: long enough that one
 /// `dead_letters` call does not see a message twice.
 const DEAD_LETTER_ACK_DEADLINE: Duration = Duration::from_secs(60);
-/// Pause between empty pulls while `receive` waits.
+/// Pause after the first empty pull while `receive` waits; it doubles
+/// after each further empty pull, up to [`MAX_POLL`], so an idle worker
+/// pulls about once a second.
 const POLL: Duration = Duration::from_millis(100);
+const MAX_POLL: Duration = Duration::from_secs(1);
 
 /// How the queues are set up (`create_queues`) and leased (`receive`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -453,7 +456,8 @@ impl JobQueue for PubSubQueue {
 
 #[async_trait]
 impl QueueConsumer for PubSubQueue {
-    /// Pulls until a message arrives or `wait` has passed.
+    /// Pulls until a message arrives or `wait` has passed, pausing 100 ms
+    /// after an empty pull, doubling up to 1 s.
     async fn receive(
         &self,
         queue: QueueName,
@@ -461,6 +465,7 @@ impl QueueConsumer for PubSubQueue {
     ) -> Result<Option<Received>, QueueError> {
         let subscription = &self.endpoints(queue).subscription;
         let start = Instant::now();
+        let mut pause = POLL;
         loop {
             let pulled = self.pull_now(queue, subscription, 1).await?;
             if let Some(m) = pulled.into_iter().find(|m| m.message.is_some()) {
@@ -525,7 +530,8 @@ impl QueueConsumer for PubSubQueue {
             if elapsed >= wait {
                 return Ok(None);
             }
-            tokio::time::sleep(POLL.min(wait - elapsed)).await;
+            tokio::time::sleep(pause.min(wait - elapsed)).await;
+            pause = (pause * 2).min(MAX_POLL);
         }
     }
 
