@@ -105,6 +105,18 @@ fn status_of(e: &HttpError) -> Option<u16> {
     }
 }
 
+/// Cloud Storage's bucket name rules (names with dots, which need domain
+/// verification, are let through).
+pub(super) fn valid_bucket(name: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&name.len())
+        && edge(name.chars().next())
+        && edge(name.chars().last())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+}
+
 impl GcsBlobStore {
     /// A store on `bucket`. With [`StorageEndpoint::Google`] the client
     /// reads Application Default Credentials (and can sign links when they

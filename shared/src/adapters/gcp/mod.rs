@@ -143,6 +143,22 @@ impl GcpSettings {
                 reason,
             });
         }
+        let firestore_prefix = get(env::FIRESTORE_PREFIX).unwrap_or_else(|| "testexec_".into());
+        if !store::valid_prefix(&firestore_prefix) {
+            return Err(ConfigError::Invalid {
+                var: env::FIRESTORE_PREFIX,
+                value: firestore_prefix.chars().take(40).collect(),
+                reason: "expected up to 100 characters of a-z, 0-9, `-` and `_`".into(),
+            });
+        }
+        let bucket = required(env::BUCKET)?;
+        if !gcs::valid_bucket(&bucket) {
+            return Err(ConfigError::Invalid {
+                var: env::BUCKET,
+                value: bucket.chars().take(70).collect(),
+                reason: "a bucket name is 3-63 characters of a-z, 0-9, `-`, `_` and `.`, starting and ending with a letter or digit".into(),
+            });
+        }
         let storage_emulator = get(env::STORAGE_EMULATOR_HOST).map(|h| match h.contains("://") {
             true => h,
             false => format!("http://{h}"),
@@ -150,8 +166,8 @@ impl GcpSettings {
         Ok(Self {
             project: required(env::PROJECT)?,
             firestore_database: get(env::FIRESTORE_DATABASE).unwrap_or_else(|| "(default)".into()),
-            firestore_prefix: get(env::FIRESTORE_PREFIX).unwrap_or_else(|| "testexec_".into()),
-            bucket: required(env::BUCKET)?,
+            firestore_prefix,
+            bucket,
             pubsub_prefix,
             pubsub: PubSubOptions {
                 visibility: Duration::from_secs(visibility),
@@ -264,7 +280,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn full() -> HashMap<&'static str, String> {
-        [(env::PROJECT, "p"), (env::BUCKET, "b")]
+        [(env::PROJECT, "p"), (env::BUCKET, "bkt-1")]
             .into_iter()
             .map(|(k, v)| (k, v.to_string()))
             .collect()
@@ -292,6 +308,8 @@ mod tests {
             (env::PUBSUB_VISIBILITY_SECS, "0"),
             (env::PUBSUB_MAX_DELIVERIES, "4"),
             (env::PUBSUB_PREFIX, "Goog"),
+            (env::FIRESTORE_PREFIX, "a/b"),
+            (env::BUCKET, "No_Caps"),
         ] {
             let mut vars = full();
             vars.insert(var, bad.into());

@@ -135,6 +135,14 @@ fn cap_error(e: &str) -> String {
     }
 }
 
+/// A collection prefix: up to 100 characters of `a-z`, `0-9`, `-`, `_`.
+pub(super) fn valid_prefix(prefix: &str) -> bool {
+    prefix.len() <= 100
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
 fn shard_id(index: u32) -> String {
     // Zero-padded so document ids sort by index (the store sorts anyway).
     format!("{index:04}")
@@ -262,11 +270,7 @@ impl FirestoreRunStore {
     /// `<prefix>deliveries`): up to 100 characters of `a-z`, `0-9`, `-`
     /// and `_`.
     pub async fn connect(project: &str, database: &str, prefix: &str) -> Result<Self, StoreError> {
-        let ok = prefix.len() <= 100
-            && prefix
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        if !ok {
+        if !valid_prefix(prefix) {
             return Err(StoreError::Invalid {
                 run: "(store)".into(),
                 message: format!(
