@@ -241,17 +241,44 @@ struct Flight {
     lease_until: Instant,
 }
 
+/// Open messages the ledger keeps per queue at most. A process that only
+/// publishes (the intake) never sees its messages settled; the horizon and
+/// this cap keep its ledger bounded.
+const MAX_OPEN: usize = 10_000;
+/// An open message last seen this long ago is forgotten: by then it was
+/// handled elsewhere or sits in a queue nobody here pulls.
+const OPEN_HORIZON: Duration = Duration::from_secs(3600);
+
 /// What this process knows is not settled yet: messages it published or
-/// received that nobody has acked (by message id), and its leases (by ack
-/// id). Pub/Sub has no message counts of its own (only Cloud Monitoring
-/// metrics, minutes late), so [`QueueConsumer::is_idle`] answers from this.
+/// received that nobody has acked (by message id, with when they were last
+/// seen), and its leases (by ack id). Pub/Sub has no message counts of its
+/// own (only Cloud Monitoring metrics, minutes late), so
+/// [`QueueConsumer::is_idle`] answers from this.
 #[derive(Debug, Default)]
 struct Ledger {
-    open: HashMap<QueueName, HashSet<String>>,
+    open: HashMap<QueueName, HashMap<String, Instant>>,
     flights: HashMap<String, Flight>,
 }
 
 impl Ledger {
+    /// Records messages as open, within [`MAX_OPEN`] per queue.
+    fn note(&mut self, queue: QueueName, ids: impl IntoIterator<Item = String>, now: Instant) {
+        let open = self.open.entry(queue).or_default();
+        for id in ids {
+            if open.len() >= MAX_OPEN && !open.contains_key(&id) {
+                open.retain(|_, seen| now.duration_since(*seen) < OPEN_HORIZON);
+                if open.len() >= MAX_OPEN {
+                    tracing::debug!(
+                        queue = queue.as_str(),
+                        "idle ledger full; not tracking a message"
+                    );
+                    continue;
+                }
+            }
+            open.insert(id, now);
+        }
+    }
+
     /// Forgets leases that ran out. A lease that ran out on the last
     /// allowed delivery means Pub/Sub dead-lettered the message; any other
     /// means the message is back in its queue (still open).
@@ -268,6 +295,9 @@ impl Ledger {
                     self.settle(f.queue, &f.message_id);
                 }
             }
+        }
+        for open in self.open.values_mut() {
+            open.retain(|_, seen| now.duration_since(*seen) < OPEN_HORIZON);
         }
     }
 
@@ -448,7 +478,7 @@ impl JobQueue for PubSubQueue {
                 .publish_immediately(messages, None)
                 .await
                 .map_err(|e| backend(queue, "Publish", queue.as_str(), e))?;
-            self.ledger().open.entry(queue).or_default().extend(ids);
+            self.ledger().note(queue, ids, Instant::now());
         }
         Ok(())
     }
@@ -498,18 +528,18 @@ impl QueueConsumer for PubSubQueue {
                 };
                 {
                     let mut ledger = self.ledger();
-                    ledger
-                        .open
-                        .entry(queue)
-                        .or_default()
-                        .insert(message.message_id.clone());
+                    let now = Instant::now();
+                    // Leases run out unseen when a worker dies; forget them
+                    // here too, not only when someone asks `is_idle`.
+                    ledger.expire(now, self.options.max_delivery_attempts);
+                    ledger.note(queue, [message.message_id.clone()], now);
                     ledger.flights.insert(
                         m.ack_id.clone(),
                         Flight {
                             queue,
                             message_id: message.message_id.clone(),
                             attempt,
-                            lease_until: Instant::now() + visibility,
+                            lease_until: now + visibility,
                         },
                     );
                 }
@@ -670,11 +700,12 @@ impl QueueConsumer for PubSubQueue {
     /// every message it published or received has been acked, released on
     /// its last delivery, or dead-lettered by an expired last lease.
     /// Messages published by other processes and not received here are not
-    /// seen: best effort, as the port allows.
+    /// seen, and a message open for an hour is forgotten (the ledger holds
+    /// at most 10,000 per queue): best effort, as the port allows.
     async fn is_idle(&self) -> Result<bool, QueueError> {
         let mut ledger = self.ledger();
         ledger.expire(Instant::now(), self.options.max_delivery_attempts);
-        Ok(ledger.flights.is_empty() && ledger.open.values().all(HashSet::is_empty))
+        Ok(ledger.flights.is_empty() && ledger.open.values().all(HashMap::is_empty))
     }
 }
 
@@ -695,6 +726,40 @@ mod tests {
                 .all(|g| g.len() * 200 * 1024 <= MAX_PUBLISH_BYTES)
         );
         assert_eq!(groups.iter().map(|g| g.len()).sum::<usize>(), 100);
+    }
+
+    #[test]
+    fn the_idle_ledger_is_bounded() {
+        let mut ledger = Ledger::default();
+        let now = Instant::now();
+        ledger.note(
+            QueueName::Requests,
+            (0..MAX_OPEN + 50).map(|i| format!("m{i}")),
+            now,
+        );
+        assert_eq!(ledger.open[&QueueName::Requests].len(), MAX_OPEN);
+        // Published here, settled elsewhere: forgotten after the horizon.
+        ledger.expire(now + OPEN_HORIZON, 5);
+        assert!(ledger.open[&QueueName::Requests].is_empty());
+        // A lease that ran out on the last delivery: dead-lettered.
+        ledger.note(QueueName::Shards, ["x".to_string()], now);
+        let flight = |attempt| Flight {
+            queue: QueueName::Shards,
+            message_id: "x".into(),
+            attempt,
+            lease_until: now,
+        };
+        ledger.flights.insert("a1".into(), flight(4));
+        ledger.expire(now, 5);
+        assert!(ledger.flights.is_empty());
+        assert_eq!(
+            ledger.open[&QueueName::Shards].len(),
+            1,
+            "back in its queue"
+        );
+        ledger.flights.insert("a5".into(), flight(5));
+        ledger.expire(now, 5);
+        assert!(ledger.open[&QueueName::Shards].is_empty(), "dead-lettered");
     }
 
     #[test]
