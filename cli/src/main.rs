@@ -48,6 +48,8 @@ enum Command {
     Junit(commands::junit::JunitArgs),
     /// Show how a suite's test files would be split into shards.
     Plan(commands::plan::PlanArgs),
+    /// Estimate the monthly bill on AWS, Google Cloud and Azure.
+    Cost(commands::cost::CostArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => commands::worker::run(args),
         Command::Junit(args) => commands::junit::run(args),
         Command::Plan(args) => commands::plan::run(args),
+        Command::Cost(args) => commands::cost::run(args),
     };
     match result {
         Ok(code) => code,

@@ -89,6 +89,7 @@ mkdir -p "$empty_dir"
 # The harness only waits on sockets and timestamps them: a dev build is as
 # precise as a release one and reuses what the workspace tests compiled.
 cargo build -q --workspace --all-features --bin lambda-init
+# shellcheck disable=SC2012 # a count of entries: their names do not matter
 echo "== init, this machine's trust store ($(ls /etc/ssl/certs 2>/dev/null | wc -l) entries in /etc/ssl/certs)  $(date -u +%FT%TZ)  $(uname -m), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$target_dir/debug/lambda-init" --runs "$runs" "${envs[@]}" "${targets[@]}"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -230,6 +230,26 @@ fn fmt_exclude(exclude: &[String]) -> String {
 // ---- shard planning errors (plan.rs) ---------------------------------------
 
 /// Why a shard plan or a timings history could not be produced.
+/// `testexec cost`: a price list, call model or workload that cannot be used.
+#[derive(Debug, Error, PartialEq)]
+pub enum CostError {
+    #[error("{file}: {reason}")]
+    Parse { file: String, reason: String },
+    #[error(
+        "{file}: price `{item}` must have usd >= 0, per > 0, free >= 0 and an https:// source page"
+    )]
+    BadPrice { file: String, item: String },
+    #[error("{file}: no price `{item}`; add it (see cost/prices.toml)")]
+    MissingPrice { file: String, item: String },
+    #[error("`{field}` is {value}; it must be between {min} and {max}")]
+    OutOfRange {
+        field: &'static str,
+        value: String,
+        min: f64,
+        max: f64,
+    },
+}
+
 #[derive(Debug, Error, PartialEq)]
 pub enum PlanError {
     #[error(

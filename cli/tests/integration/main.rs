@@ -3,8 +3,11 @@
 //! SDK). Each module is one concern, run against the real `testexec`
 //! binary.
 
+#[cfg(feature = "azure")]
+mod azure_e2e;
 mod browser;
 mod closed_stdout;
+mod cost_cli;
 mod e2e_jinja2;
 mod github_e2e;
 mod junit_cli;

@@ -4,11 +4,12 @@
 //! - [`local`] (feature `local`): SQLite run store, blob directory, local queue.
 //! - [`aws`] (feature `aws`): DynamoDB, S3, SQS.
 //! - [`gcp`] (feature `gcp`): Firestore, Cloud Storage, Pub/Sub.
+//! - [`azure`] (feature `azure`): Table Storage, Blob Storage, Storage Queues.
 //! - [`github`] (feature `github`): webhook verification, API client,
 //!   Checks notifier, tarball source.
 //! - [`source`]: source providers (local directory) and snapshot packing.
 //! - [`process`]: running a test command (argv, process group, timeouts).
-//! - `retry` (features `aws`, `github`): the backoff schedules of the
+//! - `retry` (features `aws`, `gcp`, `github`, `azure`): the backoff schedules of the
 //!   adapters' retry loops, on the `backon` crate.
 //!
 //! Store-agnostic helpers every backend shares (blob key rules, and the
@@ -24,10 +25,18 @@ pub mod aws;
 #[cfg(feature = "gcp")]
 pub mod gcp;
 
+#[cfg(feature = "azure")]
+pub mod azure;
+
 #[cfg(feature = "github")]
 pub mod github;
 pub mod process;
-#[cfg(any(feature = "aws", feature = "gcp", feature = "github"))]
+#[cfg(any(
+    feature = "aws",
+    feature = "gcp",
+    feature = "github",
+    feature = "azure"
+))]
 pub(crate) mod retry;
 pub mod source;
 

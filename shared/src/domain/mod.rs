@@ -1,6 +1,7 @@
 //! The domain: what a test run is, independent of any host or store.
 //!
 //! - [`model`]: runs, shards, test cases, outcomes, ids.
+//! - [`cost`]: the monthly bill on each cloud from a team's numbers.
 //! - [`manifest`]: the repository's `testexec.toml`.
 //! - [`junit`]: streaming JUnit/xUnit reader for every dialect found in the wild.
 //! - [`plan`]: timing-balanced shard planning.
@@ -9,6 +10,7 @@
 //! - [`output_glob`]: finding the files a command wrote.
 //! - [`regular_file`]: opening a user's file, refusing FIFOs and devices.
 
+pub mod cost;
 pub mod junit;
 pub mod manifest;
 pub mod model;

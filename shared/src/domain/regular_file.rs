@@ -6,10 +6,12 @@ use std::fs::File;
 use std::path::Path;
 
 /// Why [`open`] refused.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    #[error(transparent)]
     Io(std::io::Error),
     /// What the path is instead ("FIFO (named pipe)", "directory", ...).
+    #[error("it is a {0}, not a regular file")]
     NotAFile(&'static str),
 }
 

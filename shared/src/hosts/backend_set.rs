@@ -7,6 +7,8 @@
 //! - `aws`: DynamoDB, S3 and SQS, named by `adapters::aws::env`.
 //! - `gcp`: Firestore, Cloud Storage and Pub/Sub, named by
 //!   `adapters::gcp::env`.
+//! - `azure`: Table Storage, Blob Storage and Storage Queues, named by
+//!   `adapters::azure::env`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,16 +27,18 @@ pub enum BackendKind {
     Local,
     Aws,
     Gcp,
+    Azure,
 }
 
 impl BackendKind {
-    pub const NAMES: &'static str = "local, aws, gcp";
+    pub const NAMES: &'static str = "local, aws, gcp, azure";
 
     pub fn parse(name: &str) -> Result<Self, ConfigError> {
         match name.trim().to_ascii_lowercase().as_str() {
             "local" => Ok(Self::Local),
             "aws" => Ok(Self::Aws),
             "gcp" => Ok(Self::Gcp),
+            "azure" => Ok(Self::Azure),
             other => Err(ConfigError::Invalid {
                 var: BACKEND_ENV,
                 value: other.chars().take(40).collect(),
@@ -48,6 +52,7 @@ impl BackendKind {
             Self::Local => "local",
             Self::Aws => "aws",
             Self::Gcp => "gcp",
+            Self::Azure => "azure",
         }
     }
 }
@@ -78,6 +83,7 @@ impl BackendSet {
             BackendKind::Local => Self::open_local(state_dir, github, public_url),
             BackendKind::Aws => Self::open_aws(state_dir, github, public_url, &lookup).await,
             BackendKind::Gcp => Self::open_gcp(state_dir, github, public_url, &lookup).await,
+            BackendKind::Azure => Self::open_azure(state_dir, github, public_url, &lookup),
         }
     }
 
@@ -152,8 +158,8 @@ impl BackendSet {
     }
 }
 
+#[cfg(feature = "gcp")]
 impl BackendSet {
-    #[cfg(feature = "gcp")]
     async fn open_gcp(
         state_dir: &Path,
         github: GithubPorts,
@@ -193,8 +199,10 @@ impl BackendSet {
             local: None,
         })
     }
+}
 
-    #[cfg(not(feature = "gcp"))]
+#[cfg(not(feature = "gcp"))]
+impl BackendSet {
     async fn open_gcp(
         _: &Path,
         _: GithubPorts,
@@ -202,6 +210,55 @@ impl BackendSet {
         _: &impl Fn(&str) -> Option<String>,
     ) -> Result<Self, HostError> {
         Err(not_built("gcp"))
+    }
+}
+
+#[cfg(feature = "azure")]
+impl BackendSet {
+    fn open_azure(
+        state_dir: &Path,
+        github: GithubPorts,
+        public_url: Option<String>,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, HostError> {
+        use crate::adapters::azure::{AzureBackends, AzureSettings};
+        let settings = AzureSettings::from_lookup(lookup)?;
+        let backends = AzureBackends::new(&settings)?;
+        let consumer = backends.queue.clone();
+        let ports = crate::app::handlers::Ports {
+            store: backends.store,
+            blobs: backends.blobs,
+            queue: backends.queue,
+            source: github.source,
+            notifier: github.notifier,
+            clock: Arc::new(crate::app::ports::SystemClock),
+        };
+        let settings = Settings {
+            work_root: state_dir.join("work"),
+            public_url,
+            ..Settings::default()
+        };
+        Ok(Self {
+            kind: BackendKind::Azure,
+            // Storage Queues' approximate counts are exact enough (they
+            // include messages in flight), unlike SQS's lagging ones.
+            pipeline: Pipeline::new(ports, settings, consumer)
+                .with_idle_grace(std::time::Duration::from_secs(5)),
+            #[cfg(feature = "local")]
+            local: None,
+        })
+    }
+}
+
+#[cfg(not(feature = "azure"))]
+impl BackendSet {
+    fn open_azure(
+        _: &Path,
+        _: GithubPorts,
+        _: Option<String>,
+        _: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, HostError> {
+        Err(not_built("azure"))
     }
 }
 
@@ -215,4 +272,47 @@ fn not_built(backend: &'static str) -> HostError {
         ),
     }
     .into()
+}
+
+#[cfg(all(test, feature = "azure"))]
+mod azure_tests {
+    use super::*;
+
+    #[test]
+    fn azure_is_a_backend_name() {
+        assert_eq!(BackendKind::parse(" Azure ").unwrap(), BackendKind::Azure);
+        let err = BackendKind::parse("gcs").unwrap_err().to_string();
+        assert!(err.contains("azure") && err.contains(BACKEND_ENV), "{err}");
+    }
+
+    #[tokio::test]
+    async fn azure_names_the_missing_variable() {
+        let Err(err) = BackendSet::open(BackendKind::Azure, Path::new("."), |_| None).await else {
+            panic!("opened without settings");
+        };
+        let err = err.to_string();
+        assert!(err.contains("TESTEXEC_AZURE_STORAGE_ACCOUNT"), "{err}");
+        assert!(err.contains("docs/deploy-azure.md"), "the hint: {err}");
+    }
+}
+
+#[cfg(all(test, feature = "gcp"))]
+mod gcp_tests {
+    use super::*;
+
+    #[test]
+    fn gcp_is_a_backend_name() {
+        assert_eq!(BackendKind::parse(" GCP ").unwrap(), BackendKind::Gcp);
+        assert_eq!(BackendKind::Gcp.name(), "gcp");
+    }
+
+    #[tokio::test]
+    async fn gcp_names_the_missing_variable() {
+        let Err(err) = BackendSet::open(BackendKind::Gcp, Path::new("."), |_| None).await else {
+            panic!("opened without settings");
+        };
+        let err = err.to_string();
+        assert!(err.contains("GOOGLE_CLOUD_PROJECT"), "{err}");
+        assert!(err.contains("docs/deploy-gcp.md"), "the hint: {err}");
+    }
 }

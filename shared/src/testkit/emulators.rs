@@ -1,5 +1,5 @@
 //! What tests need from outside the workspace, found or skipped in one way:
-//! the emulators `scripts/emulators.sh` starts (moto, s3s-fs; Pub/Sub,
+//! the emulators `scripts/emulators.sh` starts (moto, s3s-fs, azurite; Pub/Sub,
 //! Firestore and fake-gcs-server through `scripts/emulators-gcp.sh`), other end to
 //! end inputs `scripts/test-deps.sh` prepares, free ports and unique names.
 //!
@@ -73,6 +73,20 @@ pub async fn s3s() -> Option<aws_config::SdkConfig> {
     let key = std::env::var("TESTEXEC_TEST_S3S_ACCESS_KEY").unwrap_or_default();
     let secret = std::env::var("TESTEXEC_TEST_S3S_SECRET_KEY").unwrap_or_default();
     Some(crate::adapters::aws::provision::emulator_sdk_config(&url, &key, &secret).await)
+}
+
+/// azurite (Blob, Queue, Table with its well-known development account),
+/// or `None` to skip. `scripts/emulators-azure.sh` starts it.
+#[cfg(feature = "azure")]
+pub fn azurite() -> Option<crate::adapters::azure::provision::Emulator> {
+    let blob = endpoint("TESTEXEC_TEST_AZURITE_BLOB")?;
+    Some(crate::adapters::azure::provision::Emulator {
+        blob,
+        queue: endpoint("TESTEXEC_TEST_AZURITE_QUEUE")?,
+        table: endpoint("TESTEXEC_TEST_AZURITE_TABLE")?,
+        account: endpoint("TESTEXEC_TEST_AZURITE_ACCOUNT")?,
+        key: endpoint("TESTEXEC_TEST_AZURITE_KEY")?,
+    })
 }
 
 /// Settings for the GCP emulators `scripts/emulators-gcp.sh` starts

@@ -12,7 +12,11 @@
 //! - [`emulators`]: finding the emulators and other end-to-end inputs, or
 //!   skipping (failing under `TESTEXEC_REQUIRE_E2E=1`); free ports, unique
 //!   names.
+//! - [`aws_calls`]: an SDK interceptor counting the AWS calls a run makes
+//!   (the cost model's measured input; feature `aws`).
 
+#[cfg(feature = "aws")]
+pub mod aws_calls;
 pub mod contract;
 pub mod emulators;
 pub mod fake_github;

@@ -3,10 +3,14 @@
 //! the links were most of the build). A module whose backend or host is
 //! behind a cargo feature is compiled only with that feature.
 
+#[cfg(all(feature = "aws", feature = "local"))]
+mod aws_calls;
 #[cfg(feature = "aws")]
 mod aws_dynamodb;
 #[cfg(all(feature = "aws", feature = "github"))]
 mod aws_s3_sqs;
+#[cfg(feature = "azure")]
+mod azure_backends;
 #[cfg(all(feature = "local", feature = "lambda"))]
 mod front_door;
 #[cfg(feature = "gcp")]

@@ -2,12 +2,13 @@
 //! report over real backends, including the failure modes of at-least-once
 //! delivery (duplicates, reordering, a crashed executor, lost shards).
 //!
-//! Every test runs once per backend set with the same assertions: `local::*` over the
-//! embedded backends (SQLite, files, the in-process queue), `aws::*` over
-//! DynamoDB, S3 and SQS on the moto emulator, and `gcp::*` over Firestore,
-//! Cloud Storage and Pub/Sub on their emulators (skipped when they are not
-//! configured, see `testkit::emulators`). Faults are injected by
-//! `FaultyConsumer`, which wraps every queue the same way.
+//! Every test runs once per backend set with the same assertions: `local::*`
+//! over the embedded backends (SQLite, files, the in-process queue), `aws::*`
+//! over DynamoDB, S3 and SQS on the moto emulator, `gcp::*` over Firestore,
+//! Cloud Storage and Pub/Sub on their emulators and `azure::*` over Table
+//! Storage, Blob Storage and Storage Queues on azurite (each skipped when its
+//! emulator is not configured, see `testkit::emulators`). Faults are
+//! injected by `FaultyConsumer`, which wraps any queue the same way.
 //!
 //! The suite under test is a tiny deterministic runner (fixtures/fake-suite)
 //! that writes real JUnit, so outcomes, timings and failures are exact.
@@ -41,6 +42,8 @@ enum Backend {
     Aws,
     #[cfg(feature = "gcp")]
     Gcp,
+    #[cfg(feature = "azure")]
+    Azure,
 }
 
 struct Harness {
@@ -73,6 +76,8 @@ impl Harness {
             Backend::Aws => aws_pipeline(state.path(), visibility).await?,
             #[cfg(feature = "gcp")]
             Backend::Gcp => gcp_pipeline(state.path(), visibility).await?,
+            #[cfg(feature = "azure")]
+            Backend::Azure => azure_pipeline(state.path(), visibility).await?,
         };
         let faults = Arc::new(FaultyConsumer::new(pipeline.consumer().clone()));
         let pipeline = pipeline.with_consumer(faults.clone());
@@ -186,6 +191,35 @@ async fn gcp_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline
         ..Settings::default()
     };
     Some(Pipeline::new(ports, settings, gcp.queue))
+}
+
+/// The pipeline over Table Storage + Blob Storage + Storage Queues on
+/// azurite, in resources of its own (leases in whole seconds: rounded up).
+#[cfg(feature = "azure")]
+async fn azure_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline> {
+    use testexec::adapters::azure::provision::{emulator_settings, provision};
+    use testexec::adapters::source::LocalDirSource;
+    use testexec::app::handlers::{Ports, Settings};
+    use testexec::app::ports::SystemClock;
+    use testexec::testkit::emulators::{azurite, unique_name};
+
+    let emu = azurite()?;
+    let visibility = Duration::from_secs(visibility.as_millis().div_ceil(1000).max(1) as u64);
+    let settings = emulator_settings(&emu, &unique_name("pipe"), visibility, 5).unwrap();
+    let azure = provision(&settings).await.expect("provisioning on azurite");
+    let ports = Ports {
+        store: azure.store.clone(),
+        blobs: azure.blobs.clone(),
+        queue: azure.queue.clone(),
+        source: Arc::new(LocalDirSource::default()),
+        notifier: Arc::new(NoNotifier),
+        clock: Arc::new(SystemClock),
+    };
+    let settings = Settings {
+        work_root: work_root.join("work"),
+        ..Settings::default()
+    };
+    Some(Pipeline::new(ports, settings, azure.queue))
 }
 
 impl Drop for Harness {
@@ -568,7 +602,7 @@ async fn a_seeded_soak_of_faulty_deliveries_ends_every_run_exactly(backend: Back
 }
 
 /// Instantiates each test once per backend set: `local::NAME`, `aws::NAME`,
-/// `gcp::NAME`.
+/// `gcp::NAME`, `azure::NAME`.
 macro_rules! over_every_backend {
     ($($name:ident),* $(,)?) => {
         mod local {
@@ -596,6 +630,16 @@ macro_rules! over_every_backend {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(super::Backend::Gcp).await
+                }
+            )*
+        }
+
+        #[cfg(feature = "azure")]
+        mod azure {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Azure).await
                 }
             )*
         }

@@ -27,7 +27,7 @@ use ::firestore::{
     FirestoreWritePrecondition,
 };
 use async_trait::async_trait;
-use futures_util::future::BoxFuture;
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::error::FirestoreError;
