@@ -115,6 +115,7 @@ impl GcpSettings {
                     }),
                 }
             };
+        let project = required(env::PROJECT)?;
         let link_ttl = number(
             env::LINK_TTL_SECS,
             24 * 3600,
@@ -164,7 +165,7 @@ impl GcpSettings {
             false => format!("http://{h}"),
         });
         Ok(Self {
-            project: required(env::PROJECT)?,
+            project,
             firestore_database: get(env::FIRESTORE_DATABASE).unwrap_or_else(|| "(default)".into()),
             firestore_prefix,
             bucket,
