@@ -352,6 +352,48 @@ resource jobs 'Microsoft.App/jobs@2025-01-01' = [for h in handlers: {
   }
 }]
 
+// The sweep, every 5 minutes as on AWS: runs past their deadline get the
+// shards that never reported errored, lost hand-offs to report are queued
+// again (`testexec sweep`, one pass, then exit). Nothing else stays up to
+// do it: the intake scales to zero.
+resource sweep 'Microsoft.App/jobs@2025-01-01' = {
+  name: '${prefix}-sweep'
+  location: location
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: { '${workerIdentity.id}': {} }
+  }
+  dependsOn: [ vaultGrants, storageGrants ]
+  properties: {
+    environmentId: env.id
+    configuration: {
+      triggerType: 'Schedule'
+      replicaTimeout: 300
+      replicaRetryLimit: 0
+      secrets: workerSecrets
+      scheduleTriggerConfig: {
+        cronExpression: '*/5 * * * *'
+        parallelism: 1
+        replicaCompletionCount: 1
+      }
+    }
+    template: {
+      containers: [
+        {
+          name: 'sweep'
+          image: image
+          args: [ 'sweep' ]
+          env: concat(commonEnv, [
+            { name: 'TESTEXEC_AZURE_CLIENT_ID', value: workerIdentity.properties.clientId }
+            { name: 'TESTEXEC_STATE_DIR', value: '/tmp/testexec' }
+          ])
+          resources: { cpu: json('0.25'), memory: '0.5Gi' }
+        }
+      ]
+    }
+  }
+}
+
 output intakeUrl string = 'https://${intake.properties.configuration.ingress.fqdn}'
 output storageAccount string = storage.name
 output poisonQueues array = poisonNames

@@ -50,6 +50,8 @@ enum Command {
     Plan(commands::plan::PlanArgs),
     /// Estimate the monthly bill on AWS, Google Cloud and Azure.
     Cost(commands::cost::CostArgs),
+    /// Sweep once (overdue runs, lost report hand-offs), for scheduled jobs.
+    Sweep(commands::sweep::SweepArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Junit(args) => commands::junit::run(args),
         Command::Plan(args) => commands::plan::run(args),
         Command::Cost(args) => commands::cost::run(args),
+        Command::Sweep(args) => commands::sweep::run(args),
     };
     match result {
         Ok(code) => code,

@@ -13,6 +13,7 @@ pub mod report;
 pub mod run;
 pub mod runs;
 pub mod serve;
+pub mod sweep;
 pub mod worker;
 
 /// Exit codes follow test runners: 0 all passed, 1 tests failed, 2 usage or

@@ -17,4 +17,5 @@ mod run_cancel;
 mod run_paths;
 mod serve_restart;
 mod support;
+mod sweep_cli;
 mod worker;

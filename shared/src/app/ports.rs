@@ -173,6 +173,18 @@ pub trait QueueConsumer: Send + Sync {
     /// the handlers tolerate.
     async fn extend(&self, queue: QueueName, handle: &str) -> Result<(), QueueError>;
 
+    /// Moves a message whose handler failed permanently (undecodable, an
+    /// unknown message version: no retry can help) to the dead letters at
+    /// once, instead of redelivering it until its receives run out. The
+    /// caller logs `reason`; backends that can keep it with the message do.
+    /// A stale handle is not an error (the message is someone else's now).
+    async fn dead_letter(
+        &self,
+        queue: QueueName,
+        message: &Received,
+        reason: &str,
+    ) -> Result<(), QueueError>;
+
     /// Bodies moved to the queue's dead-letter queue.
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<String>, QueueError>;
 

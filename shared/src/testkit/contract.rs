@@ -891,6 +891,7 @@ pub async fn queue_contract<Q: JobQueue + TestConsumer + ?Sized>(
 ) {
     queue_delivers_every_message(queue, QueueName::Shards, settings).await;
     queue_redelivers_unacked_after_visibility(queue, QueueName::Results, settings).await;
+    queue_dead_letter_moves_a_message_at_once(queue, QueueName::Results, settings).await;
     queue_dead_letters_after_max_receives(queue, QueueName::Reports, settings).await;
     queue_rejects_too_large(queue, QueueName::Shards, settings).await;
     queue_extend_holds_a_message_past_its_timeout(queue, QueueName::Requests, settings).await;
@@ -1007,6 +1008,38 @@ pub async fn queue_extend_holds_a_message_past_its_timeout<Q: JobQueue + TestCon
     q.extend(queue, &held.handle)
         .await
         .expect("renewing a spent handle is not an error");
+}
+
+/// `dead_letter` on the first delivery: the message is in the dead letters
+/// at once and never delivered again.
+pub async fn queue_dead_letter_moves_a_message_at_once<Q: JobQueue + TestConsumer + ?Sized>(
+    q: &Q,
+    queue: QueueName,
+    settings: QueueSettings,
+) {
+    q.send_batch(queue, vec!["hopeless".into()])
+        .await
+        .expect("send_batch");
+    let m = recv(q, queue, settings.visibility_timeout)
+        .await
+        .expect("delivered");
+    assert_eq!(m.attempt, 1);
+    q.dead_letter(queue, &m, "undecodable on purpose")
+        .await
+        .expect("dead_letter");
+    assert_eq!(
+        recv(q, queue, settings.visibility_timeout * 3).await,
+        None,
+        "a dead-lettered message is never delivered again"
+    );
+    assert_eq!(
+        q.dead_letters(queue).await.expect("dead_letters"),
+        ["hopeless"],
+        "it is in the dead letters after one delivery"
+    );
+    q.dead_letter(queue, &m, "again")
+        .await
+        .expect("dead-lettering a spent handle is not an error");
 }
 
 /// After `max_receives` failed deliveries the message is dead-lettered.

@@ -283,6 +283,21 @@ impl<C: QueueConsumer + ?Sized> QueueConsumer for FaultyConsumer<C> {
         self.inner.extend(queue, handle).await
     }
 
+    /// A duplicate's copy is dropped; the original goes to the dead letters
+    /// when its own handler fails the same way.
+    async fn dead_letter(
+        &self,
+        queue: QueueName,
+        message: &Received,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        if message.handle.starts_with(COPY_PREFIX) {
+            self.lock().copies_out.remove(&message.handle);
+            return Ok(());
+        }
+        self.inner.dead_letter(queue, message, reason).await
+    }
+
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<String>, QueueError> {
         self.inner.dead_letters(queue).await
     }

@@ -16,9 +16,10 @@ use testexec::app::messages::{MAX_MESSAGE_BYTES, QueueName};
 use testexec::app::ports::{BlobStore, JobQueue, QueueConsumer, RunStore, content_type};
 use testexec::errors::{BlobError, QueueError, StoreError};
 use testexec::testkit::contract::{
-    QueueSettings, blob_store_contract, queue_dead_letters_after_max_receives,
-    queue_delivers_every_message, queue_extend_holds_a_message_past_its_timeout,
-    queue_redelivers_unacked_after_visibility, queue_rejects_too_large, run_store_contract,
+    QueueSettings, blob_store_contract, queue_dead_letter_moves_a_message_at_once,
+    queue_dead_letters_after_max_receives, queue_delivers_every_message,
+    queue_extend_holds_a_message_past_its_timeout, queue_redelivers_unacked_after_visibility,
+    queue_rejects_too_large, run_store_contract,
 };
 use testexec::testkit::emulators::gcp;
 
@@ -322,6 +323,20 @@ async fn pubsub_queue_rejects_too_large() {
             .await
             .unwrap(),
         None
+    );
+}
+
+/// A hopeless message goes to the dead-letter topic at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_queue_dead_letter_moves_a_message_at_once() {
+    let Some((gcp, _)) = backends(LEASE).await else {
+        return;
+    };
+    queue_dead_letter_moves_a_message_at_once(&*gcp.queue, QueueName::Results, queue_settings())
+        .await;
+    assert!(
+        gcp.queue.is_idle().await.unwrap(),
+        "settled by dead-lettering"
     );
 }
 

@@ -529,6 +529,42 @@ async fn undecodable_messages_are_rejected_with_a_clear_error(backend: Backend) 
         .await
         .unwrap_err();
     assert!(err.to_string().contains("version 99"), "{err}");
+
+    // Through the queue: a worker dead-letters it on its first delivery
+    // instead of retrying it until the receives run out.
+    let mut h = h;
+    let mut events = h.pipeline.subscribe();
+    h.pipeline
+        .ports
+        .queue
+        .send_batch(QueueName::Results, vec!["{not json".into()])
+        .await
+        .unwrap();
+    h.start(1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let dead = h
+            .pipeline
+            .consumer()
+            .dead_letters(QueueName::Results)
+            .await
+            .unwrap();
+        if dead == ["{not json"] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not dead-lettered: {dead:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut failures = 0;
+    while let Ok(event) = events.try_recv() {
+        if matches!(event, PipelineEvent::HandlerFailed { .. }) {
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 1, "handled once, not retried");
 }
 
 /// A seeded soak: many runs through one pipeline while the queues

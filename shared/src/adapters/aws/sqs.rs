@@ -523,6 +523,38 @@ impl QueueConsumer for SqsQueue {
         self.set_visibility(queue, handle, secs, "extend").await
     }
 
+    /// Sends the body to the queue's dead-letter queue (named by its redrive
+    /// policy), then deletes the message. Without a redrive policy there is
+    /// nowhere to put it: the message is released and, as before, retried.
+    async fn dead_letter(
+        &self,
+        queue: QueueName,
+        message: &Received,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        let Some(url) = self.dead_letter_url(queue).await? else {
+            tracing::warn!(
+                queue = queue.as_str(),
+                reason,
+                "no dead-letter queue configured; the message is released"
+            );
+            return self.release(queue, &message.handle).await;
+        };
+        tracing::warn!(
+            queue = queue.as_str(),
+            reason,
+            "moving a message to the dead-letter queue"
+        );
+        self.client
+            .send_message()
+            .queue_url(&url)
+            .message_body(&message.body)
+            .send()
+            .await
+            .map_err(|e| backend(queue, "SendMessage (dead-letter queue)", e))?;
+        self.ack(queue, &message.handle).await
+    }
+
     /// Reads (at most [`MAX_DEAD_LETTERS`]) bodies of the queue's
     /// dead-letter queue without consuming them: each is received, then made
     /// visible again at once. Reading raises their receive count (the

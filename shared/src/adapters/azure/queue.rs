@@ -586,6 +586,26 @@ impl QueueConsumer for AzureQueue {
         self.extend_lease(queue, handle, self.visibility).await
     }
 
+    /// The body goes to the poison queue (through the blob store if it is
+    /// large, as any send), then the message is deleted.
+    async fn dead_letter(
+        &self,
+        queue: QueueName,
+        message: &Received,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        tracing::warn!(
+            queue = queue.as_str(),
+            poison_queue = %self.names.poison(queue),
+            reason,
+            "moving a message to the poison queue"
+        );
+        let (text, _) = self.encode(queue, &message.body).await?;
+        self.send_text(&self.poison[&queue], queue, text, Some(POISON_TTL_SECS))
+            .await?;
+        self.ack(queue, &message.handle).await
+    }
+
     /// Reads the poison queue without consuming it: receives up to
     /// [`MAX_DEAD_LETTERS`] messages for 30 s, then makes each visible again.
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<String>, QueueError> {

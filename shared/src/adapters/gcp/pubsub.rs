@@ -19,7 +19,8 @@
 //! by a `ModifyAckDeadline` right after the pull. `extend` renews a lease
 //! with `ModifyAckDeadline` (how a worker holds a shard longer than any ack
 //! deadline); `release` is `ModifyAckDeadline` 0 (a nack: redelivered at
-//! once).
+//! once); `dead_letter` publishes a hopeless message to the dead-letter
+//! topic at once and acks it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -228,6 +229,8 @@ pub async fn create_queues(
 /// One queue's publisher and subscriptions.
 struct Endpoints {
     publisher: Publisher,
+    /// Publishes to the dead-letter topic (`QueueConsumer::dead_letter`).
+    dead_letter_publisher: Publisher,
     subscription: Subscription,
     dead_letters: Subscription,
 }
@@ -328,6 +331,7 @@ impl PubSubQueue {
                 queue,
                 Endpoints {
                     publisher: client.topic(&r.topic).new_publisher(None),
+                    dead_letter_publisher: client.topic(&r.dead_letter_topic).new_publisher(None),
                     subscription: client.subscription(&r.subscription),
                     dead_letters: client.subscription(&r.dead_letter_subscription),
                 },
@@ -662,6 +666,52 @@ impl QueueConsumer for PubSubQueue {
             f.lease_until = Instant::now() + self.options.visibility;
         }
         Ok(())
+    }
+
+    /// Publishes the body to the queue's dead-letter topic (its attributes,
+    /// plus `testexec_reason`), then acks the delivery: at once, rather
+    /// than after `max_delivery_attempts` futile deliveries. A handle this
+    /// process no longer holds (acked, or dead-lettered already) is only
+    /// acked, which Pub/Sub ignores for a stale one, so a repeated call
+    /// does not dead-letter the body twice.
+    async fn dead_letter(
+        &self,
+        queue: QueueName,
+        message: &Received,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        if !self.ledger().flights.contains_key(&message.handle) {
+            tracing::debug!(
+                queue = queue.as_str(),
+                "dead_letter with a handle no longer held; acking only"
+            );
+            return self.ack(queue, &message.handle).await;
+        }
+        tracing::warn!(
+            queue = queue.as_str(),
+            attempt = message.attempt,
+            reason,
+            "moving a message to the dead-letter topic"
+        );
+        let mut attributes = attributes_of(&message.body);
+        // Attribute values are limited to 1024 bytes.
+        attributes.insert(
+            "testexec_reason".into(),
+            crate::domain::report::truncate_bytes(reason, 1000).to_string(),
+        );
+        let publisher = &self.endpoints(queue).dead_letter_publisher;
+        publisher
+            .publish_immediately(
+                vec![PubsubMessage {
+                    data: message.body.clone().into_bytes(),
+                    attributes,
+                    ..Default::default()
+                }],
+                None,
+            )
+            .await
+            .map_err(|e| backend(queue, "Publish (dead-letter topic)", queue.as_str(), e))?;
+        self.ack(queue, &message.handle).await
     }
 
     /// Reads (at most [`MAX_DEAD_LETTERS`]) bodies from the queue's

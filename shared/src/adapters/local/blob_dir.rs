@@ -98,6 +98,7 @@ async fn blocking<T: Send + 'static>(
 fn atomic_write(
     dest: &Path,
     key: &str,
+    durable: bool,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<(), BlobError> {
     let dir = dest.parent().unwrap_or(dest);
@@ -115,8 +116,13 @@ fn atomic_write(
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         fill(&mut file)?;
-        // Without this a power loss after the rename could leave an empty file.
-        file.sync_data()?;
+        // Without this a power loss after the rename could leave an empty
+        // blob. A download (`get_to_file`) skips it: its copy is scratch,
+        // fetched again after a crash, and a sync per shard was most of
+        // collect's time.
+        if durable {
+            file.sync_data()?;
+        }
         drop(file);
         std::fs::rename(&tmp, dest)
     })();
@@ -184,7 +190,7 @@ impl BlobStore for FsBlobStore {
         let dest = self.path_of(key)?;
         let k = key.to_string();
         blocking("put", key, move || {
-            atomic_write(&dest, &k, |f| std::io::Write::write_all(f, &body))
+            atomic_write(&dest, &k, true, |f| std::io::Write::write_all(f, &body))
         })
         .await
     }
@@ -199,7 +205,9 @@ impl BlobStore for FsBlobStore {
                 key: format!("{k} (from {})", src.display()),
                 source: Box::new(e),
             })?;
-            atomic_write(&dest, &k, |f| std::io::copy(&mut source, f).map(|_| ()))
+            atomic_write(&dest, &k, true, |f| {
+                std::io::copy(&mut source, f).map(|_| ())
+            })
         })
         .await
     }
@@ -217,7 +225,9 @@ impl BlobStore for FsBlobStore {
         blocking("get_to_file", key, move || {
             let mut source = std::fs::File::open(&src).map_err(|e| io_err("get_to_file", &k, e))?;
             // Same atomic write, so a reader of `dest` never sees a partial copy.
-            atomic_write(&dest, &k, |f| std::io::copy(&mut source, f).map(|_| ()))
+            atomic_write(&dest, &k, false, |f| {
+                std::io::copy(&mut source, f).map(|_| ())
+            })
         })
         .await
     }

@@ -653,6 +653,39 @@ impl QueueConsumer for LocalQueue {
         Ok(())
     }
 
+    /// Buries the delivery's message at once, if `message.handle` is still
+    /// its current delivery.
+    async fn dead_letter(
+        &self,
+        queue: QueueName,
+        message: &Received,
+        _reason: &str,
+    ) -> Result<(), QueueError> {
+        let Some((id, receives)) = parse_handle(&message.handle) else {
+            return Ok(());
+        };
+        let name = queue.as_str();
+        let err = |op: &'static str| move |e| backend(name, op, e);
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("begin dead_letter"))?;
+        let current = tx
+            .query_row(
+                "SELECT 1 FROM messages
+                 WHERE id = ?1 AND queue = ?2 AND receives = ?3 AND owner IS NOT NULL",
+                params![id, name, receives],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(err("dead_letter"))?
+            .is_some();
+        if current {
+            bury(&tx, id, now_ms()).map_err(err("dead-letter"))?;
+        }
+        tx.commit().map_err(err("commit dead_letter"))
+    }
+
     /// Bodies of the messages that exhausted their receives, oldest first.
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<String>, QueueError> {
         let name = queue.as_str();

@@ -6,7 +6,9 @@
 //! collector hands the finished run to report. Both are safe to repeat, so
 //! a collector that crashes anywhere can simply be retried.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -44,52 +46,57 @@ pub async fn collect(ports: &Ports, body: &str) -> Result<CollectOutcome, Handle
 
 /// The work of [`collect`], inside the run/shard span.
 async fn apply(ports: &Ports, result: ShardResult) -> Result<CollectOutcome, HandlerError> {
-    let (cases, status, error) = match &result.execution {
+    // The cases are spooled to a file in here, never held as a whole.
+    let scratch = tempfile::Builder::new()
+        .prefix("testexec-collect-")
+        .tempdir()
+        .map_err(|source| HandlerError::Io {
+            context: "creating collect's scratch directory".into(),
+            source,
+        })?;
+    let spooled = read_results(ports, &result, scratch.path()).await?;
+    let counts = spooled.counts;
+    let (status, error) = match &result.execution {
         Execution::Completed { .. } => {
-            let (cases, unreadable) = read_results(ports, &result).await?;
+            let unreadable = &spooled.unreadable;
             let status = if !unreadable.is_empty() {
                 ShardStatus::Errored
-            } else if !cases.iter().any(|c| c.outcome.is_failure()) {
+            } else if counts.failed + counts.errors == 0 {
                 ShardStatus::Passed
             } else {
                 ShardStatus::Failed
             };
             let error = (!unreadable.is_empty()).then(|| unreadable.join("\n"));
-            (cases, status, error)
+            (status, error)
         }
         Execution::Errored { reason, .. } => {
             // Keep whatever JUnit the shard did write: a timeout midway still
             // tells which tests ran.
-            let (cases, _) = read_results(ports, &result).await?;
             let mut error = reason.clone();
             if !result.log_tail.is_empty() {
                 error.push_str("\n--- last lines of the log ---\n");
                 error.push_str(&result.log_tail);
             }
-            (cases, ShardStatus::Errored, Some(error))
+            (ShardStatus::Errored, Some(error))
         }
     };
 
     // Cases first: once the shard is marked complete, report may read them.
-    let mut lines = String::new();
-    for case in &cases {
-        lines.push_str(&encode(case));
-        lines.push('\n');
-    }
     ports
         .blobs
-        .put(
+        .put_file(
             &keys::cases(result.shard, result.attempt),
-            lines.into_bytes(),
+            &spooled.path,
             content_type::JSON_LINES,
         )
         .await?;
+    drop(scratch);
 
     let completion = ShardCompletion {
         shard: result.shard,
         attempt: result.attempt,
         status,
-        counts: count(&cases),
+        counts,
         started_ms: result.started_ms,
         finished_ms: result.finished_ms,
         error: error.map(|e| truncate_bytes(e, MAX_SHARD_ERROR_BYTES)),
@@ -128,12 +135,29 @@ async fn apply(ports: &Ports, result: ShardResult) -> Result<CollectOutcome, Han
     })
 }
 
-/// Reads the result's JUnit files and folds retries into single cases.
-/// Unreadable files are named in the second value, never dropped silently.
+/// A result's folded cases, as JSON lines in a local file.
+struct Spooled {
+    path: PathBuf,
+    counts: Counts,
+    /// Unreadable files, named: never dropped silently.
+    unreadable: Vec<String>,
+}
+
+/// Reads the result's JUnit files and folds retries into single cases,
+/// spooling them to `dir/cases.jsonl` with the semantics of [`fold_files`].
+///
+/// Memory: each file is downloaded to `dir` and streamed (one case and the
+/// reader's buffers at a time). Without retries, the first try's cases go
+/// straight to the spool. With retries, the later tries' cases are held
+/// (they are the re-run failures, usually few) along with the first try's
+/// cases that share a key with one of them; the first try is spooled once,
+/// then copied line by line with those cases replaced by their folded form.
+/// So the bound is the later tries' cases, never the first try's.
 async fn read_results(
     ports: &Ports,
     result: &ShardResult,
-) -> Result<(Vec<TestCase>, Vec<String>), HandlerError> {
+    dir: &Path,
+) -> Result<Spooled, HandlerError> {
     let keys = if result.junit_keys.is_empty() {
         let keys = ports
             .blobs
@@ -158,16 +182,206 @@ async fn read_results(
     } else {
         result.junit_keys.clone()
     };
-    let mut files = Vec::new();
-    let mut unreadable = Vec::new();
+    let mut tries: BTreeMap<u32, Vec<&String>> = BTreeMap::new();
     for key in &keys {
-        let bytes = ports.blobs.get(key).await?;
-        match junit::read(&bytes[..], key, &Limits::default()) {
-            Ok(report) => files.push((key.clone(), report.cases)),
-            Err(e) => unreadable.push(format!("unreadable JUnit `{key}`: {e}")),
+        tries
+            .entry(try_of_junit_key(key).unwrap_or(0))
+            .or_default()
+            .push(key);
+    }
+    let first: Vec<&String> = tries.remove(&0).unwrap_or_default();
+    let mut unreadable = Vec::new();
+    let local = dir.join("junit.xml");
+
+    // Later tries, whole: what folding matches against.
+    let mut later: Vec<Vec<TestCase>> = Vec::new();
+    for keys in tries.values() {
+        let mut cases = Vec::new();
+        for key in keys {
+            ports.blobs.get_to_file(key, &local).await?;
+            let outcome = junit::open_report(&local)
+                .and_then(|file| junit::read(file, key, &Limits::default()))
+                .map_err(|e| e.with_line_from(&local));
+            match outcome {
+                Ok(report) => cases.extend(report.cases),
+                Err(e) => unreadable.push(format!("unreadable JUnit `{key}`: {e}")),
+            }
+        }
+        later.push(cases);
+    }
+    let refolded: HashSet<String> = later.iter().flatten().map(TestCase::key).collect();
+
+    let out = dir.join("cases.jsonl");
+    let first_path = if later.is_empty() {
+        out.clone()
+    } else {
+        dir.join("first-try.jsonl")
+    };
+    let mut spool = Spool::create(&first_path)?;
+    // First-try cases that a later try may fold into, by position.
+    let mut held: Vec<(u64, TestCase)> = Vec::new();
+    for key in first {
+        ports.blobs.get_to_file(key, &local).await?;
+        let mark = spool.mark()?;
+        let held_before = held.len();
+        let mut write_error = None;
+        let outcome = junit::open_report(&local).and_then(|file| {
+            junit::stream(file, key, &Limits::default(), |case| {
+                if write_error.is_some() {
+                    return;
+                }
+                let position = spool.cases;
+                if refolded.contains(&case.key()) {
+                    // Written now to keep positions; replaced in the copy.
+                    if let Err(e) = spool.write_line(&encode(&case), None) {
+                        write_error = Some(e);
+                    }
+                    held.push((position, case));
+                } else if let Err(e) = spool.write_line(&encode(&case), Some(case.outcome)) {
+                    write_error = Some(e);
+                }
+            })
+        });
+        if let Some(e) = write_error {
+            return Err(e);
+        }
+        if let Err(e) = outcome.map_err(|e| e.with_line_from(&local)) {
+            // A file that breaks midway gives no cases, as when it was read
+            // whole: its verdict cannot be trusted.
+            spool.rewind(mark)?;
+            held.truncate(held_before);
+            unreadable.push(format!("unreadable JUnit `{key}`: {e}"));
         }
     }
-    Ok((fold_files(files), unreadable))
+    spool.finish()?;
+    if later.is_empty() {
+        return Ok(Spooled {
+            path: out,
+            counts: spool.counts,
+            unreadable,
+        });
+    }
+
+    let positions: Vec<u64> = held.iter().map(|(p, _)| *p).collect();
+    let mut tries_to_fold = vec![held.into_iter().map(|(_, c)| c).collect::<Vec<_>>()];
+    tries_to_fold.extend(later);
+    let folded = fold_attempts(tries_to_fold);
+    let (replacements, extra) = folded.split_at(positions.len());
+    let mut copy = Spool::create(&out)?;
+    copy.counts = spool.counts;
+    let spooled = std::fs::File::open(&first_path).map_err(spool_error(&first_path))?;
+    let mut lines = BufReader::new(spooled);
+    let mut line = Vec::new();
+    let mut next = positions.iter().zip(replacements).peekable();
+    for position in 0.. {
+        line.clear();
+        let n = lines
+            .read_until(b'\n', &mut line)
+            .map_err(spool_error(&first_path))?;
+        if n == 0 {
+            break;
+        }
+        match next.peek() {
+            Some((at, case)) if **at == position => {
+                copy.write_line(&encode(case), Some(case.outcome))?;
+                next.next();
+            }
+            _ => copy.write_raw(&line)?,
+        }
+    }
+    for case in extra {
+        copy.write_line(&encode(case), Some(case.outcome))?;
+    }
+    copy.finish()?;
+    Ok(Spooled {
+        path: out,
+        counts: copy.counts,
+        unreadable,
+    })
+}
+
+/// A JSON-lines file of cases being written, with its counts.
+struct Spool {
+    path: PathBuf,
+    file: BufWriter<std::fs::File>,
+    /// Lines written.
+    cases: u64,
+    counts: Counts,
+}
+
+/// Where a file's cases start, to drop them if the file turns out broken.
+struct Mark {
+    bytes: u64,
+    cases: u64,
+    counts: Counts,
+}
+
+impl Spool {
+    fn create(path: &Path) -> Result<Spool, HandlerError> {
+        let file = std::fs::File::create(path).map_err(spool_error(path))?;
+        Ok(Spool {
+            path: path.to_owned(),
+            file: BufWriter::with_capacity(64 * 1024, file),
+            cases: 0,
+            counts: Counts::default(),
+        })
+    }
+
+    /// Writes one line; `outcome` is counted (`None`: counted later).
+    fn write_line(&mut self, json: &str, outcome: Option<Outcome>) -> Result<(), HandlerError> {
+        self.file
+            .write_all(json.as_bytes())
+            .and_then(|()| self.file.write_all(b"\n"))
+            .map_err(spool_error(&self.path))?;
+        self.cases += 1;
+        if let Some(outcome) = outcome {
+            self.counts.record(outcome);
+        }
+        Ok(())
+    }
+
+    /// Copies a line as it is (it was counted when first written).
+    fn write_raw(&mut self, line: &[u8]) -> Result<(), HandlerError> {
+        self.file.write_all(line).map_err(spool_error(&self.path))?;
+        self.cases += 1;
+        Ok(())
+    }
+
+    fn mark(&mut self) -> Result<Mark, HandlerError> {
+        self.file.flush().map_err(spool_error(&self.path))?;
+        let bytes = self
+            .file
+            .get_mut()
+            .stream_position()
+            .map_err(spool_error(&self.path))?;
+        Ok(Mark {
+            bytes,
+            cases: self.cases,
+            counts: self.counts,
+        })
+    }
+
+    fn rewind(&mut self, mark: Mark) -> Result<(), HandlerError> {
+        self.file.flush().map_err(spool_error(&self.path))?;
+        let file = self.file.get_mut();
+        file.set_len(mark.bytes)
+            .and_then(|()| file.seek(SeekFrom::Start(mark.bytes)).map(|_| ()))
+            .map_err(spool_error(&self.path))?;
+        self.cases = mark.cases;
+        self.counts = mark.counts;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), HandlerError> {
+        self.file.flush().map_err(spool_error(&self.path))
+    }
+}
+
+fn spool_error(path: &Path) -> impl FnOnce(std::io::Error) -> HandlerError + '_ {
+    move |source| HandlerError::Io {
+        context: format!("spooling test cases to {}", path.display()),
+        source,
+    }
 }
 
 /// Folds the cases of one execution's JUnit files, given as `(key, cases)`.

@@ -218,15 +218,14 @@ impl ShardRun<'_> {
                 // The runner stopped short (pytest's 2 is "interrupted", e.g.
                 // a collection error): what it wrote is kept, but the shard
                 // has no complete verdict.
-                let failing = first.iter().filter(|c| c.outcome.is_failure()).count();
+                let failing = first.failing.len();
                 let reason = format!(
                     "the test command exited with {code}, which is not one of completed_exit_codes {:?}; its JUnit holds {} cases ({failing} failing)",
-                    suite.completed_exit_codes,
-                    first.len()
+                    suite.completed_exit_codes, first.total
                 );
                 return Ok((errored(reason, Some(code)), collected));
             }
-            if code != 0 && !first.iter().any(|c| c.outcome.is_failure()) {
+            if code != 0 && first.failing.is_empty() {
                 let reason = format!(
                     "the test command exited with {code} but its JUnit reports no failing test"
                 );
@@ -236,7 +235,7 @@ impl ShardRun<'_> {
 
         // Re-run what failed; collect marks a later pass as flaky. With
         // `{tests}` only the failing tests run again, else their files.
-        let mut failing = Rerun::of(suite, &self.job.files, &first);
+        let mut failing = Rerun::of(suite, &self.job.files, &first.failing);
         for retry in 1..=suite.retries {
             if failing.is_empty() || Instant::now() >= deadline {
                 break;
@@ -252,7 +251,7 @@ impl ShardRun<'_> {
             self.command(suite.command_argv(&expansion), &cwd, &env, deadline, log)
                 .await;
             let found = collect_junit(&cwd, &suite.junit_globs(&expansion), &junit_dir, retry)?;
-            failing = Rerun::of(suite, &self.job.files, &read_cases(&found));
+            failing = Rerun::of(suite, &self.job.files, &read_cases(&found).failing);
             collected.extend(found);
         }
         let code = end.exit_code().unwrap_or(-1);
@@ -395,14 +394,44 @@ pub fn try_of_junit_key(key: &str) -> Option<u32> {
     index.parse().ok()
 }
 
-/// Cases of the given files; unreadable files are collect's business (it
-/// reports them), here they just contribute no retries.
-fn read_cases(files: &JunitFiles) -> Vec<crate::domain::model::TestCase> {
-    files
-        .iter()
-        .filter_map(|(_, path)| crate::domain::junit::read_file(path).ok())
-        .flat_map(|report| report.cases)
-        .collect()
+/// What execute needs of a try's JUnit: how many cases it holds and the
+/// failing ones, by identity only.
+struct FirstLook {
+    total: usize,
+    /// Failing cases without their texts: a retry needs only what selects
+    /// them, so memory grows with the failures, not with the tests or the
+    /// size of their output.
+    failing: Vec<crate::domain::model::TestCase>,
+}
+
+/// Streams the given files; unreadable files are collect's business (it
+/// reports them), here they just contribute no retries. A file that breaks
+/// midway keeps what it gave, which only widens a retry.
+fn read_cases(files: &JunitFiles) -> FirstLook {
+    let mut look = FirstLook {
+        total: 0,
+        failing: Vec::new(),
+    };
+    let limits = crate::domain::junit::Limits::default();
+    for (_, path) in files {
+        let Ok(file) = crate::domain::junit::open_report(path) else {
+            continue;
+        };
+        let _ = crate::domain::junit::stream(file, &path.display().to_string(), &limits, |case| {
+            look.total += 1;
+            if case.outcome.is_failure() {
+                look.failing.push(crate::domain::model::TestCase {
+                    message: None,
+                    details: None,
+                    system_out: None,
+                    system_err: None,
+                    retries: Vec::new(),
+                    ..case
+                });
+            }
+        });
+    }
+    look
 }
 
 /// What a retry re-runs: failing tests by selector when the command takes

@@ -9,12 +9,16 @@ use serde::Serialize;
 
 use tracing::Instrument;
 
-use crate::app::handlers::{Ports, Settings, decode};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::app::handlers::{Ports, Settings, decode, scratch_dir};
 use crate::app::messages::{ReportJob, keys};
 use crate::app::ports::{RunOutcome, content_type};
 use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardRecord, ShardStatus, TestCase};
 use crate::domain::plan::Timings;
-use crate::domain::report::{self, ReportInput, ReportLinks};
+use crate::domain::report::{self, CaseSource, Digest, ReportInput, ReportLinks};
 use crate::errors::{BlobError, HandlerError};
 
 /// Where the rendered files went.
@@ -30,6 +34,9 @@ pub struct ReportOutcome {
 }
 
 pub const REPORT_FILES: [&str; 4] = ["index.html", "report.json", "summary.md", "junit.xml"];
+
+/// Failures handed to the notifier (GitHub annotations: 1,000 by default).
+pub const MAX_NOTIFIED_FAILURES: usize = 1_000;
 
 pub async fn report(
     ports: &Ports,
@@ -57,7 +64,10 @@ async fn render_and_finish(
             run: job.run.to_string(),
         })?;
     let shards = ports.store.list_shards(run.id).await?;
-    let cases = load_cases(ports, &shards).await?;
+    // Every case stays on disk: downloaded, indexed, and read in passes.
+    let scratch = scratch_dir(settings, "report-")?;
+    let cases = download_cases(ports, &shards, scratch.path()).await?;
+    let digest = Digest::of(&cases).map_err(io("reading the run's test cases"))?;
 
     let (status, error) = verdict(&run, &shards);
     let mut final_run = run.clone();
@@ -70,6 +80,7 @@ async fn render_and_finish(
         run: &final_run,
         shards: &shards,
         cases: &cases,
+        digest: &digest,
         links: links.clone(),
         tool_name: "testexec",
     };
@@ -77,10 +88,15 @@ async fn render_and_finish(
         report::markdown::summary(&input, report::markdown::GITHUB_SUMMARY_MAX_BYTES);
     let mut html = Vec::new();
     report::html::render(&input, &mut html).map_err(io("rendering index.html"))?;
-    let mut ctrf = Vec::new();
-    report::ctrf::write(&input, &mut ctrf).map_err(|e| io("rendering report.json")(e.into()))?;
-    let mut junit = Vec::new();
-    report::junit_xml::write(&input, &mut junit).map_err(io("rendering junit.xml"))?;
+    // The two files that list every test go straight to disk.
+    let ctrf = scratch.path().join("report.json");
+    write_file(&ctrf, "rendering report.json", |out| {
+        report::ctrf::write(&input, out).map_err(std::io::Error::from)
+    })?;
+    let junit = scratch.path().join("junit.xml");
+    write_file(&junit, "rendering junit.xml", |out| {
+        report::junit_xml::write(&input, out)
+    })?;
 
     ports
         .blobs
@@ -92,9 +108,9 @@ async fn render_and_finish(
         .await?;
     ports
         .blobs
-        .put(
+        .put_file(
             &keys::report(run.id, "report.json"),
-            ctrf,
+            &ctrf,
             content_type::JSON,
         )
         .await?;
@@ -108,18 +124,26 @@ async fn render_and_finish(
         .await?;
     ports
         .blobs
-        .put(&keys::report(run.id, "junit.xml"), junit, content_type::XML)
+        .put_file(
+            &keys::report(run.id, "junit.xml"),
+            &junit,
+            content_type::XML,
+        )
         .await?;
 
     if !run.status.is_final() {
         update_timings(ports, &run, &cases).await?;
     }
 
-    let failures: Vec<TestCase> = cases
+    // GitHub shows at most `max_annotations` (1,000 by default): the held
+    // first failures are more than enough, and bounded.
+    let failures: Vec<TestCase> = digest
+        .failures
         .iter()
-        .filter(|(_, c)| c.outcome.is_failure())
+        .take(MAX_NOTIFIED_FAILURES)
         .map(|(_, c)| c.clone())
         .collect();
+    drop(scratch);
     let outcome = RunOutcome {
         run: final_run.clone(),
         shards: shards.clone(),
@@ -175,36 +199,26 @@ pub fn verdict(run: &Run, shards: &[ShardRecord]) -> (RunStatus, Option<String>)
     }
 }
 
-/// The applied execution's cases of every completed shard, by shard index.
-pub(crate) async fn load_cases(
+/// The failing cases of every completed shard's applied execution, by
+/// identity only (what "rerun failed" selects by): read from disk one at a
+/// time, so memory grows with the failures, never with the run.
+pub(crate) async fn load_failing_cases(
     ports: &Ports,
+    settings: &Settings,
     shards: &[ShardRecord],
-) -> Result<Vec<(u32, TestCase)>, HandlerError> {
-    let mut out = Vec::new();
-    for shard in shards {
-        let Some(attempt) = shard.attempt else {
-            continue;
-        };
-        let key = keys::cases(shard.id, attempt);
-        let bytes = match ports.blobs.get(&key).await {
-            Ok(bytes) => bytes,
-            // A swept shard has no cases blob.
-            Err(BlobError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        for (n, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
-            if line.is_empty() {
-                continue;
+) -> Result<Vec<TestCase>, HandlerError> {
+    let scratch = scratch_dir(settings, "rerun-")?;
+    let cases = download_cases(ports, shards, scratch.path()).await?;
+    let mut failing = Vec::new();
+    cases
+        .for_each(&mut |_, _, case| {
+            if case.outcome.is_failure() {
+                failing.push(report::without_texts(case));
             }
-            let case: TestCase =
-                serde_json::from_str(line).map_err(|e| HandlerError::BadMessage {
-                    what: "stored test case",
-                    detail: format!("{key} line {}: {e}", n + 1),
-                })?;
-            out.push((shard.id.index, case));
-        }
-    }
-    Ok(out)
+            Ok(())
+        })
+        .map_err(io("reading an earlier run's test cases"))?;
+    Ok(failing)
 }
 
 /// Links the reports point at: the host's public pages when it has them
@@ -258,7 +272,7 @@ async fn report_links(
 async fn update_timings(
     ports: &Ports,
     run: &Run,
-    cases: &[(u32, TestCase)],
+    cases: &dyn CaseSource,
 ) -> Result<(), HandlerError> {
     let key = keys::timings(&run.source.repo, &run.suite);
     let mut history = match ports.blobs.get(&key).await {
@@ -266,13 +280,16 @@ async fn update_timings(
         Err(BlobError::NotFound { .. }) => Timings::default(),
         Err(e) => return Err(e.into()),
     };
-    let observed = Timings::from_cases(
-        cases
-            .iter()
-            .map(|(_, c)| c)
-            .filter(|c| c.outcome != crate::domain::model::Outcome::Skipped),
-    );
-    history.merge(&observed);
+    let mut observed = Timings::observer();
+    cases
+        .for_each(&mut |_, _, c| {
+            if c.outcome != crate::domain::model::Outcome::Skipped {
+                observed.add(c);
+            }
+            Ok(())
+        })
+        .map_err(io("reading the run's test cases for timings"))?;
+    history.merge_owned(observed.finish());
     ports
         .blobs
         .put(&key, history.to_json().into_bytes(), content_type::JSON)
@@ -284,5 +301,169 @@ fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> HandlerError {
     move |source| HandlerError::Io {
         context: context.to_string(),
         source,
+    }
+}
+
+/// Writes a file through a buffer, naming what failed.
+fn write_file(
+    path: &Path,
+    context: &'static str,
+    body: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<(), HandlerError> {
+    let mut out = BufWriter::with_capacity(64 * 1024, File::create(path).map_err(io(context))?);
+    body(&mut out).map_err(io(context))?;
+    out.flush().map_err(io(context))
+}
+
+/// Downloads the applied execution's cases of every completed shard.
+async fn download_cases(
+    ports: &Ports,
+    shards: &[ShardRecord],
+    dir: &Path,
+) -> Result<SpooledCases, HandlerError> {
+    let mut files = Vec::new();
+    for shard in shards {
+        let Some(attempt) = shard.attempt else {
+            continue;
+        };
+        let key = keys::cases(shard.id, attempt);
+        let path = dir.join(format!("cases-{}.jsonl", shard.id.index));
+        match ports.blobs.get_to_file(&key, &path).await {
+            Ok(()) => files.push((shard.id.index, key, path)),
+            // A swept shard has no cases blob.
+            Err(BlobError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    SpooledCases::open(files).map_err(io("indexing the run's test cases"))
+}
+
+/// Test cases in JSON-lines files (collect's cases blobs), one file per
+/// shard, read line by line: 8 bytes of index per case stay in memory (where
+/// its line starts, for [`CaseSource::get`]), never the cases.
+#[derive(Debug)]
+pub struct SpooledCases {
+    /// Shard index, blob key (for errors) and local path.
+    files: Vec<(u32, String, PathBuf)>,
+    /// Position of each file's first case.
+    starts: Vec<usize>,
+    /// Each file's length: where its last line ends.
+    ends: Vec<u64>,
+    /// Byte offset of each case's line in its file.
+    offsets: Vec<u64>,
+    /// The file `get` read last, kept open: fetching by position goes
+    /// mostly forward through one file.
+    open: std::sync::Mutex<Option<(usize, File)>>,
+}
+
+impl SpooledCases {
+    /// Indexes the files: one scan for line starts, no parsing.
+    pub fn open(files: Vec<(u32, String, PathBuf)>) -> std::io::Result<SpooledCases> {
+        let mut starts = Vec::with_capacity(files.len());
+        let mut ends = Vec::with_capacity(files.len());
+        let mut offsets = Vec::new();
+        let mut line = Vec::new();
+        for (_, _, path) in &files {
+            starts.push(offsets.len());
+            let mut reader = BufReader::with_capacity(64 * 1024, File::open(path)?);
+            let mut at = 0u64;
+            loop {
+                line.clear();
+                let n = reader.read_until(b'\n', &mut line)?;
+                if n == 0 {
+                    break;
+                }
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    offsets.push(at);
+                }
+                at += n as u64;
+            }
+            ends.push(at);
+        }
+        Ok(SpooledCases {
+            files,
+            starts,
+            ends,
+            offsets,
+            open: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn parse(&self, file: usize, n: usize, line: &[u8]) -> std::io::Result<TestCase> {
+        serde_json::from_slice(line).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "stored test case {} line {}: {e}",
+                    self.files[file].1,
+                    n + 1
+                ),
+            )
+        })
+    }
+}
+
+impl CaseSource for SpooledCases {
+    fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    fn for_each(
+        &self,
+        f: &mut dyn FnMut(usize, u32, &TestCase) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let mut line = Vec::new();
+        let mut index = 0;
+        for (file, (shard, _, path)) in self.files.iter().enumerate() {
+            let mut reader = BufReader::with_capacity(64 * 1024, File::open(path)?);
+            let mut n = 0;
+            loop {
+                line.clear();
+                if reader.read_until(b'\n', &mut line)? == 0 {
+                    break;
+                }
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    let case = self.parse(file, n, &line)?;
+                    f(index, *shard, &case)?;
+                    index += 1;
+                }
+                n += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, index: usize) -> std::io::Result<(u32, TestCase)> {
+        let offset = *self.offsets.get(index).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("no test case {index}"),
+            )
+        })?;
+        let file = self.starts.partition_point(|&s| s <= index) - 1;
+        let end = match self.starts.get(file + 1) {
+            Some(&next_file) if index + 1 == next_file => self.ends[file],
+            _ => self
+                .offsets
+                .get(index + 1)
+                .copied()
+                .unwrap_or(self.ends[file]),
+        };
+        let mut line = vec![0; usize::try_from(end - offset).map_err(std::io::Error::other)?];
+        {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            if open.as_ref().is_none_or(|(f, _)| *f != file) {
+                *open = Some((file, File::open(&self.files[file].2)?));
+            }
+            let Some((_, handle)) = open.as_mut() else {
+                unreachable!("opened just above")
+            };
+            handle.seek(SeekFrom::Start(offset))?;
+            handle.read_exact(&mut line)?;
+        }
+        Ok((
+            self.files[file].0,
+            self.parse(file, index - self.starts[file], &line)?,
+        ))
     }
 }

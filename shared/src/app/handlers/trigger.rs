@@ -377,12 +377,8 @@ async fn rerun_plan(
             run: previous.to_string(),
         });
     }
-    let failing: Vec<TestCase> = crate::app::handlers::report::load_cases(ports, &shards)
-        .await?
-        .into_iter()
-        .map(|(_, case)| case)
-        .filter(|case| case.outcome.is_failure())
-        .collect();
+    let failing: Vec<TestCase> =
+        crate::app::handlers::report::load_failing_cases(ports, settings, &shards).await?;
     if failing.is_empty() {
         return Err(HandlerError::NothingToRerun {
             why: format!("run {previous} has no failed tests"),

@@ -228,6 +228,18 @@ impl Pipeline {
             );
             let settled = match handled.await {
                 Ok(()) => self.consumer.ack(queue, &delivery.handle).await,
+                Err(error) if error.is_permanent() => {
+                    // No retry can help (an undecodable body, an unknown
+                    // version): dead letters at once, with the reason.
+                    tracing::error!(queue = queue.as_str(), attempt = delivery.attempt, error = %error, "handler failed permanently; message moved to the dead letters");
+                    self.emit(PipelineEvent::HandlerFailed {
+                        queue,
+                        error: error.to_string(),
+                    });
+                    self.consumer
+                        .dead_letter(queue, &delivery, &error.to_string())
+                        .await
+                }
                 Err(error) => {
                     tracing::warn!(queue = queue.as_str(), attempt = delivery.attempt, error = %error, "handler failed; message returns to the queue");
                     self.emit(PipelineEvent::HandlerFailed {

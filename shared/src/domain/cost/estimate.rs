@@ -34,9 +34,9 @@ const REPORT_GB: f64 = 1.0;
 /// Lambda's SQS event source mappings long-poll each queue even when it
 /// is empty: assumed 5 pollers × one 20 s receive each, on 4 queues.
 const SQS_IDLE_RECEIVES_PER_MONTH: f64 = 4.0 * 5.0 * SECONDS_PER_MONTH / 20.0;
-/// KEDA's azure-queue scaler reads each scaled queue's length every 30 s
-/// (its default polling interval), on 3 queues.
-const KEDA_PEEKS_PER_MONTH: f64 = 3.0 * SECONDS_PER_MONTH / 30.0;
+/// KEDA's azure-queue scaler reads each scaled queue's length every 10 s
+/// (azure/main.bicep's `pollingInterval`), on the 4 handler queues.
+const KEDA_PEEKS_PER_MONTH: f64 = 4.0 * SECONDS_PER_MONTH / 10.0;
 
 /// Log volume per run, all functions together (JSON lines with ids).
 const LOG_KB_PER_RUN: f64 = 100.0;

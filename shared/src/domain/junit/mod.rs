@@ -52,7 +52,10 @@
 //!   own cases.
 //! - **Text**: messages, details, system-out/err are capped at
 //!   [`Limits::max_text_bytes`] keeping head and tail with a
-//!   `\n…[N bytes cut]…\n` marker. CDATA, predefined entities and numeric
+//!   `\n…[N bytes cut]…\n` marker; a longer run of character data is cut
+//!   before the tokenizer sees it (`long_text`), so memory stays bounded
+//!   whatever the text sizes. The full text stays in the JUnit file (the
+//!   blob store keeps each shard's under `keys::junit_prefix`). CDATA, predefined entities and numeric
 //!   character references are decoded; an undefined entity is kept literally.
 //! - **NUL bytes** (forbidden in XML, written anyway by runners that print
 //!   raw bytes) in suite/case names, classnames and file paths become the
@@ -68,6 +71,7 @@
 
 mod derive;
 mod input;
+mod long_text;
 mod parse;
 mod text;
 
@@ -199,15 +203,21 @@ pub fn stream(
         input::read_prefix(&mut limited).map_err(|e| parse::io_error(source, limits, e))?;
     let sniffed = input::sniff(&prefix);
     let rest = std::io::Cursor::new(prefix).chain(limited);
+    // Overlong texts are cut before the XML reader, which would buffer each
+    // whole (see `long_text`).
+    let keep = long_text::keep_for(limits.max_text_bytes);
     match sniffed {
         input::Sniffed::Utf8 => parse::run(
-            BufReader::with_capacity(64 * 1024, rest),
+            BufReader::with_capacity(64 * 1024, long_text::LongTextCut::new(rest, keep)),
             source,
             limits,
             on_case,
         ),
         input::Sniffed::Other(encoding) => parse::run(
-            BufReader::with_capacity(64 * 1024, input::Transcoder::new(rest, encoding)),
+            BufReader::with_capacity(
+                64 * 1024,
+                long_text::LongTextCut::new(input::Transcoder::new(rest, encoding), keep),
+            ),
             source,
             limits,
             on_case,

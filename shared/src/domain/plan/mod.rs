@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 pub use crate::errors::PlanError;
-pub use timings::{TIMINGS_VERSION, Timings, normalize_path};
+pub use timings::{MAX_TIMED_TESTS, TIMINGS_VERSION, Timings, TimingsObserver, normalize_path};
 
 /// Most files one plan accepts: far above any real suite, low enough that a
 /// plan stays within a Lambda's memory (~100 bytes per file).

@@ -55,46 +55,15 @@ impl Timings {
     /// scope (classname, else suite, as in [`TestCase::key`]) stands in, which
     /// for JUnit-style Java reports is the test class.
     pub fn from_cases<'a>(cases: impl IntoIterator<Item = &'a TestCase>) -> Timings {
-        // Collect every observation first and sum in sorted order, so the
-        // floating-point totals do not depend on the order of the reports.
-        let mut obs: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
-        for case in cases {
-            let file = match &case.file {
-                Some(f) if !f.is_empty() => normalize_path(f),
-                _ => {
-                    let scope = if case.classname.is_empty() {
-                        &case.suite
-                    } else {
-                        &case.classname
-                    };
-                    if scope.is_empty() {
-                        // Nothing ties this case to a file; it cannot inform a plan.
-                        continue;
-                    }
-                    normalize_path(scope)
-                }
-            };
-            let secs = sanitize(case.duration_secs);
-            obs.entry(file)
-                .or_default()
-                .entry(case.key())
-                .or_default()
-                .push(secs);
-        }
-        let mut timings = Timings::new();
-        for (file, tests) in obs {
-            let mut per_test = BTreeMap::new();
-            for (id, mut values) in tests {
-                values.sort_by(f64::total_cmp);
-                per_test.insert(id, values.iter().copied().fold(0.0, add_duration));
-            }
-            // Capped like each value: history must read back (`from_json`
-            // refuses anything above MAX_SECS).
-            let file_secs = per_test.values().copied().fold(0.0, add_duration);
-            timings.files.insert(file.clone(), file_secs);
-            timings.tests.insert(file, per_test);
-        }
-        timings
+        let mut observer = Timings::observer();
+        cases.into_iter().for_each(|case| observer.add(case));
+        observer.finish()
+    }
+
+    /// [`from_cases`](Self::from_cases) for cases read one at a time (the
+    /// report handler streams them from disk).
+    pub fn observer() -> TimingsObserver {
+        TimingsObserver::default()
     }
 
     /// Folds in newer observations: for every file `newer` knows, its file
@@ -114,6 +83,23 @@ impl Timings {
                     self.tests.remove(file);
                 }
             }
+        }
+    }
+
+    /// [`merge`](Self::merge) taking `newer` by value: its maps are moved,
+    /// not copied (the report handler's observation of a large run).
+    pub fn merge_owned(&mut self, newer: Timings) {
+        let mut tests = newer.tests;
+        for (file, secs) in newer.files {
+            match tests.remove(&file) {
+                Some(t) => {
+                    self.tests.insert(file.clone(), t);
+                }
+                None => {
+                    self.tests.remove(&file);
+                }
+            }
+            self.files.insert(file, secs);
         }
     }
 
@@ -298,3 +284,144 @@ fn sanitize(secs: f64) -> f64 {
 /// Longest duration accepted for one file or test (about 31 years): keeps
 /// sums of a million entries finite, so plans never contain infinities.
 pub const MAX_SECS: f64 = crate::domain::model::MAX_DURATION_SECS;
+
+/// Tests whose own times one observation keeps; past this many (a shard of
+/// a million generated cases) only per-file sums are kept, so the report
+/// handler's memory and the history file stay bounded. Splitting a file
+/// across shards by its tests is what per-test times are for, and no file
+/// of that many tests is run in one shard anyway.
+pub const MAX_TIMED_TESTS: usize = 100_000;
+
+/// Observations gathered by [`Timings::observer`].
+#[derive(Debug, Default)]
+pub struct TimingsObserver {
+    /// Every observation per file and test, summed only in `finish` and in
+    /// sorted order, so the floating-point totals do not depend on the
+    /// order of the reports.
+    obs: BTreeMap<String, BTreeMap<String, Vec<f64>>>,
+    tests: usize,
+    /// Past [`MAX_TIMED_TESTS`]: every duration per file (8 bytes each),
+    /// summed in sorted order too.
+    files_only: Option<BTreeMap<String, Vec<f64>>>,
+}
+
+impl TimingsObserver {
+    pub fn add(&mut self, case: &TestCase) {
+        let file = match &case.file {
+            Some(f) if !f.is_empty() => normalize_path(f),
+            _ => {
+                let scope = if case.classname.is_empty() {
+                    &case.suite
+                } else {
+                    &case.classname
+                };
+                if scope.is_empty() {
+                    // Nothing ties this case to a file; it cannot inform a plan.
+                    return;
+                }
+                normalize_path(scope)
+            }
+        };
+        let secs = sanitize(case.duration_secs);
+        if let Some(files) = self.files_only.as_mut() {
+            files.entry(file).or_default().push(secs);
+            return;
+        }
+        let per_test = self.obs.entry(file).or_default();
+        let key = case.key();
+        match per_test.get_mut(&key) {
+            Some(values) => values.push(secs),
+            None => {
+                per_test.insert(key, vec![secs]);
+                self.tests += 1;
+                if self.tests > MAX_TIMED_TESTS {
+                    let obs = std::mem::take(&mut self.obs);
+                    self.files_only = Some(
+                        obs.into_iter()
+                            .map(|(file, tests)| (file, tests.into_values().flatten().collect()))
+                            .collect(),
+                    );
+                }
+            }
+        }
+    }
+
+    pub fn finish(self) -> Timings {
+        let mut timings = Timings::new();
+        if let Some(files) = self.files_only {
+            for (file, mut values) in files {
+                values.sort_by(f64::total_cmp);
+                timings
+                    .files
+                    .insert(file, values.iter().copied().fold(0.0, add_duration));
+            }
+            return timings;
+        }
+        for (file, tests) in self.obs {
+            let mut per_test = BTreeMap::new();
+            for (id, mut values) in tests {
+                values.sort_by(f64::total_cmp);
+                per_test.insert(id, values.iter().copied().fold(0.0, add_duration));
+            }
+            // Capped like each value: history must read back (`from_json`
+            // refuses anything above MAX_SECS).
+            let file_secs = per_test.values().copied().fold(0.0, add_duration);
+            timings.files.insert(file.clone(), file_secs);
+            timings.tests.insert(file, per_test);
+        }
+        timings
+    }
+}
+
+#[cfg(test)]
+mod observer_tests {
+    use super::*;
+    use crate::domain::model::Outcome;
+
+    fn case(file: &str, name: &str, secs: f64) -> TestCase {
+        TestCase {
+            file: Some(file.into()),
+            duration_secs: secs,
+            ..TestCase::new("s", "c", name, Outcome::Passed)
+        }
+    }
+
+    /// Past MAX_TIMED_TESTS an observation keeps file sums only: the same
+    /// sums, without a map entry per test.
+    #[test]
+    fn a_huge_run_keeps_file_sums_only() {
+        let mut small = Timings::observer();
+        let mut huge = Timings::observer();
+        for i in 0..=MAX_TIMED_TESTS {
+            let c = case(
+                if i % 2 == 0 { "a.py" } else { "b.py" },
+                &format!("t{i}"),
+                0.5,
+            );
+            huge.add(&c);
+            if i < 10 {
+                small.add(&c);
+            }
+        }
+        let small = small.finish();
+        assert_eq!(small.file_secs("a.py"), Some(2.5));
+        assert_eq!(small.test_secs("a.py").map(BTreeMap::len), Some(5));
+        let huge = huge.finish();
+        let files = (MAX_TIMED_TESTS + 1) as f64 * 0.5;
+        assert_eq!(
+            huge.file_secs("a.py").unwrap() + huge.file_secs("b.py").unwrap(),
+            files
+        );
+        assert!(huge.test_secs("a.py").is_none());
+
+        // Merging it replaces the files' per-test history too.
+        let mut history = small.clone();
+        history.merge_owned(huge);
+        assert!(history.test_secs("a.py").is_none());
+        // Odd indices: MAX_TIMED_TESTS / 2 tests of 0.5 s.
+        assert_eq!(
+            history.file_secs("b.py"),
+            Some((MAX_TIMED_TESTS / 2) as f64 * 0.5)
+        );
+    }
+}

@@ -6,10 +6,10 @@
 //! errors are `failed` with `rawStatus: "error"`; flaky tests are `passed`
 //! with `flaky: true` and `rawStatus: "flaky"`.
 
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde::ser::{Error as _, Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value, json};
 
-use super::{ReportInput, secs};
+use super::{CaseSource, ReportInput, secs};
 use crate::domain::model::{Attempt, Outcome, TestCase};
 
 /// The CTRF version this writer follows: the one the specification text at
@@ -31,7 +31,7 @@ fn ms(seconds: f64) -> u64 {
     (secs(seconds) * 1000.0).round() as u64
 }
 
-/// The whole document.
+/// The whole document (tests and small runs: it is all in memory).
 pub fn to_json(input: &ReportInput<'_>) -> Value {
     let doc = Document {
         head: head(input),
@@ -60,12 +60,7 @@ fn head(input: &ReportInput<'_>) -> Value {
     let c = input.counts();
     let start = input.start_ms();
     let stop = input.stop_ms();
-    let suites = {
-        let mut names: Vec<&str> = input.cases.iter().map(|(_, t)| t.suite.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        names.len()
-    };
+    let suites = input.digest.suites.len();
     let tool = if input.tool_name.is_empty() {
         "testexec"
     } else {
@@ -149,17 +144,18 @@ fn head(input: &ReportInput<'_>) -> Value {
 /// The head document with its `results.tests` produced lazily.
 struct Document<'a> {
     head: Value,
-    cases: &'a [(u32, TestCase)],
+    cases: &'a dyn CaseSource,
 }
 
 /// `results` with its `tests` produced lazily.
 struct Results<'a> {
     results: &'a Map<String, Value>,
-    cases: &'a [(u32, TestCase)],
+    cases: &'a dyn CaseSource,
 }
 
-/// The per-test entries, one `Value` alive at a time.
-struct Tests<'a>(&'a [(u32, TestCase)]);
+/// The per-test entries, one `Value` alive at a time, read from the source
+/// as they are written.
+struct Tests<'a>(&'a dyn CaseSource);
 
 impl Serialize for Document<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -200,9 +196,17 @@ impl Serialize for Results<'_> {
 impl Serialize for Tests<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for (shard, case) in self.0 {
-            seq.serialize_element(&test(*shard, case))?;
+        let mut failed = None;
+        let read = self.0.for_each(&mut |_, shard, case| {
+            seq.serialize_element(&test(shard, case)).map_err(|e| {
+                failed = Some(e);
+                std::io::Error::other("writing a test entry failed")
+            })
+        });
+        if let Some(e) = failed {
+            return Err(e);
         }
+        read.map_err(S::Error::custom)?;
         seq.end()
     }
 }

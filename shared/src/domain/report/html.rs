@@ -9,7 +9,7 @@
 //! The page is a [`maud`] template: every value interpolated into it is
 //! escaped by maud, and only our own constants (the CSS, the JS, the icon
 //! link) are inserted as [`PreEscaped`]. The `"\n"` literals keep one line
-//! per row in the source, so a 20,000-row page stays readable and diffable.
+//! per row in the source, so a 5,000-row page stays readable and diffable.
 //!
 //! Characters HTML does not allow (control characters other than tab and
 //! line breaks, U+FFFE/U+FFFF; U+0000 browsers replace anyway) are dropped
@@ -19,11 +19,12 @@ use std::io::{self, Write};
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::{ReportInput, files, human_duration, secs};
-use crate::domain::model::{Outcome, ShardRecord, ShardStatus};
+use super::{ReportInput, files, human_duration, secs, without_texts};
+use crate::domain::model::{Outcome, ShardRecord, ShardStatus, TestCase};
 
 /// Rows of the all-tests table rendered; the rest are in the JSON and JUnit.
-pub const MAX_TEST_ROWS: usize = 20_000;
+/// 5,000 rows are about 1.5 MB of page, which a browser still filters live.
+pub const MAX_TEST_ROWS: usize = 5_000;
 /// Failures rendered with their messages.
 pub const MAX_FAILURES: usize = 2_000;
 /// Flaky tests rendered with their attempts.
@@ -86,9 +87,11 @@ const JS: &str = r#"
 })();
 "#;
 
-/// Writes the report. The page is built in memory and `out` sees one write.
+/// Writes the report. The page is built in memory (its every list is
+/// capped) and `out` sees one write.
 pub fn render<W: Write>(input: &ReportInput<'_>, out: &mut W) -> io::Result<()> {
-    let mut page = page(input).into_string();
+    let rows = all_test_rows(input)?;
+    let mut page = page(input, &rows).into_string();
     page.retain(|c| !unwanted_in_html(c));
     out.write_all(page.as_bytes())?;
     out.flush()
@@ -101,7 +104,7 @@ fn unwanted_in_html(c: char) -> bool {
     (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
 }
 
-fn page(input: &ReportInput<'_>) -> Markup {
+fn page(input: &ReportInput<'_>, rows: &[(u32, TestCase)]) -> Markup {
     let run = input.run;
     html! {
         (DOCTYPE) "\n"
@@ -129,7 +132,7 @@ fn page(input: &ReportInput<'_>) -> Markup {
                     (slowest(input))
                     (timeline(input))
                     (shard_table(input))
-                    (all_tests(input))
+                    (all_tests(input, rows))
                 }
                 "\n" script { (PreEscaped(JS)) }
                 "\n"
@@ -230,18 +233,18 @@ fn outcome_class(outcome: Outcome) -> &'static str {
 }
 
 fn failures(input: &ReportInput<'_>) -> Markup {
-    let failures = input.failures();
+    let count = input.digest.failure_count;
+    let shown = &input.digest.failures[..input.digest.failures.len().min(MAX_FAILURES)];
     html! {
         section id="failures" {
             "\n"
-            h2 { "Failures (" span data-testid="failure-count" { (failures.len()) } ")" }
+            h2 { "Failures (" span data-testid="failure-count" { (count) } ")" }
             "\n"
-            @if failures.is_empty() {
+            @if count == 0 {
                 p class="muted" { "No failures." }
                 "\n"
             }
-            @for &i in failures.iter().take(MAX_FAILURES) {
-                @let (shard, case) = &input.cases[i];
+            @for (shard, case) in shown {
                 details class="failure" data-testid="failure" {
                     summary {
                         b { (ReportInput::display_name(case)) }
@@ -270,9 +273,9 @@ fn failures(input: &ReportInput<'_>) -> Markup {
                 }
                 "\n"
             }
-            @if failures.len() > MAX_FAILURES {
+            @if count > shown.len() as u64 {
                 p class="muted" {
-                    (failures.len() - MAX_FAILURES)
+                    (count - shown.len() as u64)
                     " more failures are not shown here; all are in the CTRF JSON and the merged JUnit."
                 }
                 "\n"
@@ -283,17 +286,17 @@ fn failures(input: &ReportInput<'_>) -> Markup {
 }
 
 fn flaky(input: &ReportInput<'_>) -> Markup {
-    let flaky = input.flaky();
-    if flaky.is_empty() {
+    let count = input.digest.flaky_count;
+    if count == 0 {
         return html! {};
     }
+    let shown = &input.digest.flaky[..input.digest.flaky.len().min(MAX_FLAKY)];
     html! {
         section id="flaky" {
             "\n"
-            h2 { "Flaky tests (" span data-testid="flaky-count" { (flaky.len()) } ")" }
+            h2 { "Flaky tests (" span data-testid="flaky-count" { (count) } ")" }
             "\n"
-            @for &i in flaky.iter().take(MAX_FLAKY) {
-                @let (shard, case) = &input.cases[i];
+            @for (shard, case) in shown {
                 details class="flaky" data-testid="flaky" {
                     summary {
                         b { (ReportInput::display_name(case)) }
@@ -321,8 +324,8 @@ fn flaky(input: &ReportInput<'_>) -> Markup {
                 }
                 "\n"
             }
-            @if flaky.len() > MAX_FLAKY {
-                p class="muted" { (flaky.len() - MAX_FLAKY) " more flaky tests are in the CTRF JSON." }
+            @if count > shown.len() as u64 {
+                p class="muted" { (count - shown.len() as u64) " more flaky tests are in the CTRF JSON." }
                 "\n"
             }
         }
@@ -331,7 +334,7 @@ fn flaky(input: &ReportInput<'_>) -> Markup {
 }
 
 fn slowest(input: &ReportInput<'_>) -> Markup {
-    let slowest = input.slowest(SLOWEST);
+    let slowest = &input.digest.slowest[..input.digest.slowest.len().min(SLOWEST)];
     if slowest.is_empty() {
         return html! {};
     }
@@ -344,8 +347,7 @@ fn slowest(input: &ReportInput<'_>) -> Markup {
                 thead { tr { th { "Test" } th class="num" { "Duration" } th { "Outcome" } th class="num" { "Shard" } } }
                 tbody {
                     "\n"
-                    @for i in slowest {
-                        @let (shard, case) = &input.cases[i];
+                    @for (shard, case) in slowest {
                         tr {
                             td { (ReportInput::display_name(case)) }
                             td class="num" { (human_duration(case.duration_secs)) }
@@ -530,21 +532,45 @@ fn shard_table(input: &ReportInput<'_>) -> Markup {
     }
 }
 
-fn all_tests(input: &ReportInput<'_>) -> Markup {
-    // Failures first so the cap never hides them, then flaky, skipped, passed.
+/// The rows of the all-tests table: failures first so the cap never hides
+/// them, then flaky, skipped, passed; within an outcome, input order. One
+/// pass per outcome rank until the table is full; rows are held without
+/// their texts.
+fn all_test_rows(input: &ReportInput<'_>) -> io::Result<Vec<(u32, TestCase)>> {
     let rank = |o: Outcome| match o {
         Outcome::Failed | Outcome::Error => 0,
         Outcome::Flaky => 1,
         Outcome::Skipped => 2,
         Outcome::Passed => 3,
     };
-    let mut order: Vec<usize> = (0..input.cases.len()).collect();
-    order.sort_by_key(|&i| rank(input.cases[i].1.outcome));
-    let shown = order.len().min(MAX_TEST_ROWS);
+    let c = input.counts();
+    // Cases of each rank: a pass is skipped when there are none.
+    let present = [c.failed + c.errors, c.flaky, c.skipped, c.passed];
+    let mut rows = Vec::new();
+    for (r, &cases) in present.iter().enumerate() {
+        if rows.len() >= MAX_TEST_ROWS {
+            break;
+        }
+        if cases == 0 {
+            continue;
+        }
+        input.cases.for_each(&mut |_, shard, case| {
+            if rows.len() < MAX_TEST_ROWS && rank(case.outcome) == r {
+                rows.push((shard, without_texts(case)));
+            }
+            Ok(())
+        })?;
+    }
+    Ok(rows)
+}
+
+fn all_tests(input: &ReportInput<'_>, rows: &[(u32, TestCase)]) -> Markup {
+    let total = input.counts().tests;
+    let shown = rows.len();
     html! {
         section id="tests" {
             "\n"
-            h2 { "All tests (" span data-testid="test-count" { (input.cases.len()) } ")" }
+            h2 { "All tests (" span data-testid="test-count" { (total) } ")" }
             "\n"
             div class="filters" {
                 input id="test-filter" type="search" placeholder="Filter by name, file or message" aria-label="Filter tests";
@@ -559,10 +585,11 @@ fn all_tests(input: &ReportInput<'_>) -> Markup {
                 span class="muted" { span id="filter-count" { (shown) } " shown" }
             }
             "\n"
-            @if shown < order.len() {
+            @if (shown as u64) < total {
                 p class="muted" data-testid="rows-capped" {
-                    "Showing " (shown) " of " (order.len())
-                    " tests (failures first); every test is in the CTRF JSON and the merged JUnit."
+                    "Showing " (shown) " of " (total)
+                    " tests (failures first); every test is in the CTRF JSON (" a href=(files::CTRF) { (files::CTRF) }
+                    ") and the merged JUnit (" a href=(files::JUNIT) { (files::JUNIT) } ")."
                 }
                 "\n"
             }
@@ -575,8 +602,7 @@ fn all_tests(input: &ReportInput<'_>) -> Markup {
                 }
                 tbody {
                     "\n"
-                    @for &i in &order[..shown] {
-                        @let (shard, case) = &input.cases[i];
+                    @for (shard, case) in rows {
                         tr data-outcome=(case.outcome.as_str()) {
                             td { (ReportInput::display_name(case)) }
                             td { (ReportInput::location(case).unwrap_or_default()) }

@@ -64,47 +64,72 @@ fn time(seconds: f64) -> String {
     format!("{:.3}", secs(seconds))
 }
 
-/// Writes the merged file.
+/// Writes the merged file: suites in order of first appearance, each with
+/// its cases in input order. When every suite's cases come in one unbroken
+/// run (the usual case: runners write suite by suite) this is one pass over
+/// the cases; otherwise each suite's positions are listed (4 bytes a case)
+/// and its cases fetched by position.
 pub fn write<W: Write>(input: &ReportInput<'_>, out: &mut W) -> io::Result<()> {
-    // Group by suite name in order of first appearance: stable for a given
-    // input, and close to the order the runners wrote.
-    let mut slot: HashMap<&str, usize> = HashMap::new();
-    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
-    for (i, (_, case)) in input.cases.iter().enumerate() {
-        let g = *slot.entry(case.suite.as_str()).or_insert_with(|| {
-            groups.push((case.suite.as_str(), Vec::new()));
-            groups.len() - 1
-        });
-        groups[g].1.push(i);
-    }
-
+    let digest = input.digest;
     let mut xml = Writer::new_with_indent(BufWriter::with_capacity(64 * 1024, out), b' ', 2);
     xml.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
 
-    let totals = input.counts();
-    let total_time: f64 = input.cases.iter().map(|(_, c)| secs(c.duration_secs)).sum();
     let mut root = BytesStart::new("testsuites");
     let run_name = format!("testexec run {}", input.run.id);
     push_attr(&mut root, "name", &run_name);
-    push_counts(&mut root, &totals, total_time);
+    push_counts(&mut root, &digest.counts, digest.total_secs);
     xml.write_event(Event::Start(root))?;
 
-    for (suite, indices) in &groups {
-        let mut counts = Counts::default();
-        let mut suite_time = 0.0;
-        for &i in indices {
-            counts.record(input.cases[i].1.outcome);
-            suite_time += secs(input.cases[i].1.duration_secs);
-        }
+    let open = |xml: &mut Writer<_>, g: usize| {
+        let suite = &digest.suites[g];
         let mut el = BytesStart::new("testsuite");
-        push_attr(&mut el, "name", suite);
-        push_counts(&mut el, &counts, suite_time);
-        xml.write_event(Event::Start(el))?;
-        for &i in indices {
-            let (shard, case) = &input.cases[i];
-            testcase(&mut xml, *shard, case)?;
+        push_attr(&mut el, "name", &suite.name);
+        push_counts(&mut el, &suite.counts, suite.secs);
+        xml.write_event(Event::Start(el))
+    };
+    let close = |xml: &mut Writer<_>| xml.write_event(Event::End(BytesEnd::new("testsuite")));
+    if digest.suites_contiguous {
+        let mut current: Option<&str> = None;
+        let mut g = 0;
+        input.cases.for_each(&mut |_, shard, case| {
+            if current != Some(case.suite.as_str()) {
+                if current.is_some() {
+                    close(&mut xml)?;
+                    g += 1;
+                }
+                open(&mut xml, g)?;
+                current = Some(digest.suites[g].name.as_str());
+            }
+            testcase(&mut xml, shard, case)
+        })?;
+        if current.is_some() {
+            close(&mut xml)?;
         }
-        xml.write_event(Event::End(BytesEnd::new("testsuite")))?;
+    } else {
+        let slot: HashMap<&str, usize> = digest
+            .suites
+            .iter()
+            .enumerate()
+            .map(|(g, s)| (s.name.as_str(), g))
+            .collect();
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); digest.suites.len()];
+        input.cases.for_each(&mut |i, _, case| {
+            let g = slot
+                .get(case.suite.as_str())
+                .copied()
+                .ok_or_else(|| io::Error::other("the test cases changed between two reads"))?;
+            let i = u32::try_from(i).map_err(io::Error::other)?;
+            members[g].push(i);
+            Ok(())
+        })?;
+        for (g, indices) in members.iter().enumerate() {
+            open(&mut xml, g)?;
+            for &i in indices {
+                let (shard, case) = input.cases.get(i as usize)?;
+                testcase(&mut xml, shard, &case)?;
+            }
+            close(&mut xml)?;
+        }
     }
     xml.write_event(Event::End(BytesEnd::new("testsuites")))?;
     let mut inner = xml.into_inner();

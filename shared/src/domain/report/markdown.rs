@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use super::{ReportInput, human_duration, secs, truncate_bytes};
-use crate::domain::model::{Outcome, RunStatus, ShardRecord, ShardStatus};
+use crate::domain::model::{Outcome, RunStatus, ShardRecord, ShardStatus, TestCase};
 
 /// GitHub's limit for a Check Run's `output.summary` (and `output.text`).
 pub const GITHUB_SUMMARY_MAX_BYTES: usize = 65_535;
@@ -48,12 +48,19 @@ pub fn summary(input: &ReportInput<'_>, max_bytes: usize) -> String {
 /// The summary and the stage it was rendered at.
 pub fn render(input: &ReportInput<'_>, max_bytes: usize) -> (String, Stage) {
     let header = header(input);
-    let failures = input.failures();
-    let blocks: Vec<String> = failures.iter().map(|&i| failure_block(input, i)).collect();
-    let failures_title = if blocks.is_empty() {
+    // Blocks of the held failures (the first ones); `total` counts them all.
+    let total = usize::try_from(input.digest.failure_count).unwrap_or(usize::MAX);
+    let blocks: Vec<String> = input
+        .digest
+        .failures
+        .iter()
+        .map(|(shard, case)| failure_block(*shard, case))
+        .collect();
+    let all_held = blocks.len() == total;
+    let failures_title = if total == 0 {
         String::new()
     } else {
-        format!("### Failures ({})\n\n", blocks.len())
+        format!("### Failures ({total})\n\n")
     };
 
     // Stage 1: everything.
@@ -64,7 +71,7 @@ pub fn render(input: &ReportInput<'_>, max_bytes: usize) -> (String, Stage) {
     full.push_str(&flaky_section(input));
     full.push_str(&slowest_section(input));
     full.push_str(&shard_section(input));
-    if full.len() <= max_bytes {
+    if all_held && full.len() <= max_bytes {
         return (full, Stage::Full);
     }
 
@@ -77,7 +84,7 @@ pub fn render(input: &ReportInput<'_>, max_bytes: usize) -> (String, Stage) {
     let omitted = format!(
         "_Flaky tests, slowest tests and the shard table are left out to fit GitHub's size limit; {see}._\n"
     );
-    if only.len() + omitted.len() <= max_bytes {
+    if all_held && only.len() + omitted.len() <= max_bytes {
         only.push_str(&omitted);
         return (only, Stage::FailuresOnly);
     }
@@ -88,10 +95,10 @@ pub fn render(input: &ReportInput<'_>, max_bytes: usize) -> (String, Stage) {
     let mut out = String::with_capacity(max_bytes.min(full.len()));
     out.push_str(&header);
     out.push_str(&failures_title);
-    if out.len() + note(blocks.len()).len() <= max_bytes {
+    if out.len() + note(total).len() <= max_bytes {
         let mut shown = 0;
         for block in &blocks {
-            let after = blocks.len() - shown - 1;
+            let after = total - shown - 1;
             let tail = if after == 0 { 0 } else { note(after).len() };
             if out.len() + block.len() + tail > max_bytes {
                 break;
@@ -99,8 +106,8 @@ pub fn render(input: &ReportInput<'_>, max_bytes: usize) -> (String, Stage) {
             out.push_str(block);
             shown += 1;
         }
-        if shown < blocks.len() {
-            out.push_str(&note(blocks.len() - shown));
+        if shown < total {
+            out.push_str(&note(total - shown));
         }
         return (out, Stage::FailuresTruncated);
     }
@@ -207,8 +214,7 @@ fn see_full_report(input: &ReportInput<'_>) -> String {
     }
 }
 
-fn failure_block(input: &ReportInput<'_>, index: usize) -> String {
-    let (shard, case) = &input.cases[index];
+fn failure_block(shard: u32, case: &TestCase) -> String {
     let icon = if case.outcome == Outcome::Error {
         "💥"
     } else {
@@ -268,16 +274,15 @@ fn fenced(text: &str) -> String {
 }
 
 fn flaky_section(input: &ReportInput<'_>) -> String {
-    let flaky = input.flaky();
-    if flaky.is_empty() {
+    let count = input.digest.flaky_count;
+    if count == 0 {
         return String::new();
     }
-    let mut s = format!(
-        "### Flaky tests ({})\n\n| Test | Attempts | Shard |\n|---|---:|---:|\n",
-        flaky.len()
-    );
-    for &i in flaky.iter().take(FLAKY_MAX_ROWS) {
-        let (shard, case) = &input.cases[i];
+    let mut s =
+        format!("### Flaky tests ({count})\n\n| Test | Attempts | Shard |\n|---|---:|---:|\n");
+    let shown = input.digest.flaky.iter().take(FLAKY_MAX_ROWS);
+    let shown_count = shown.len() as u64;
+    for (shard, case) in shown {
         let failed = case
             .retries
             .iter()
@@ -290,19 +295,15 @@ fn flaky_section(input: &ReportInput<'_>) -> String {
             case.retries.len() + 1
         );
     }
-    if flaky.len() > FLAKY_MAX_ROWS {
-        let _ = writeln!(
-            s,
-            "\n_and {} more flaky tests_",
-            flaky.len() - FLAKY_MAX_ROWS
-        );
+    if count > shown_count {
+        let _ = writeln!(s, "\n_and {} more flaky tests_", count - shown_count);
     }
     s.push('\n');
     s
 }
 
 fn slowest_section(input: &ReportInput<'_>) -> String {
-    let slowest = input.slowest(SLOWEST);
+    let slowest = &input.digest.slowest[..input.digest.slowest.len().min(SLOWEST)];
     if slowest.is_empty() {
         return String::new();
     }
@@ -310,8 +311,7 @@ fn slowest_section(input: &ReportInput<'_>) -> String {
         "### Slowest {} tests\n\n| Test | Duration | Outcome | Shard |\n|---|---:|---|---:|\n",
         slowest.len()
     );
-    for i in slowest {
-        let (shard, case) = &input.cases[i];
+    for (shard, case) in slowest {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {shard} |",

@@ -2,6 +2,7 @@
 //! large ones.
 
 mod ctrf;
+mod golden;
 mod html;
 mod junit_xml;
 mod markdown;
@@ -213,11 +214,17 @@ impl Rich {
         }
     }
 
+    /// The writers' input over the cases as they are now (tests change
+    /// them between calls). The digest is leaked: a test's few kilobytes,
+    /// and it lets `input` keep the borrow-only shape the handler uses.
     pub fn input(&self) -> ReportInput<'_> {
+        let digest: &'static super::Digest =
+            Box::leak(Box::new(super::Digest::of(&self.cases).unwrap()));
         ReportInput {
             run: &self.run,
             shards: &self.shards,
             cases: &self.cases,
+            digest,
             links: self.links.clone(),
             tool_name: "pytest",
         }

@@ -1,0 +1,510 @@
+//! Cuts overlong text runs out of the byte stream before quick-xml sees it.
+//!
+//! quick-xml hands out a text event (or a CDATA section, a comment, a start
+//! tag with its attributes) only once it has read the whole of it into one
+//! buffer, so a 300 MB `<system-out>` used to cost 300 MB before
+//! [`Capped`](super::text::Capped) could cut it, and then again for its
+//! decoded copy. [`LongTextCut`] sits between the (UTF-8) input and the XML
+//! reader and tracks just enough of the syntax to know where a run of
+//! character data lies: text between tags, an attribute value, the inside of
+//! a CDATA section, comment or processing instruction. A run longer than
+//! twice `keep` bytes is passed on as its first and last `keep` bytes around
+//! the same `\n…[N bytes cut]…\n` marker the reader's own cap writes (N
+//! counts bytes of the file). Memory is bounded by `keep` and the chunk size
+//! whatever the input; the full text stays in the JUnit file, which execute
+//! uploaded to the blob store.
+//!
+//! Cuts never split a UTF-8 sequence and never an entity or character
+//! reference (`&amp;`, `&#10;`), so what is passed on parses as the input
+//! would have. `keep` is at least half the reader's text cap less some room
+//! for the marker, so a cut text still fills the cap and a text the cap
+//! keeps whole is never touched.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+
+const CHUNK: usize = 64 * 1024;
+/// Longest entity or character reference waited for at a cut (`&#x10FFFF;`
+/// is 10 bytes; an undefined entity may be longer, and is kept literally).
+const MAX_REF: usize = 64;
+/// Kept bytes never go below this, so small caps (tests, the fuzzer) still
+/// exercise the reader's own cap on texts of ordinary size.
+const MIN_KEEP: usize = 32 * 1024 - 32;
+
+/// Bytes kept on each side of a cut for a reader whose text cap is `cap`:
+/// head + marker + tail stay within the cap, so the reader keeps them as is.
+pub(crate) fn keep_for(cap: usize) -> usize {
+    (cap / 2).saturating_sub(32).max(MIN_KEEP)
+}
+
+/// Where in the document the next byte is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Character data between tags; ends at `<`.
+    Text,
+    /// Just after `<`: collecting the bytes that say what follows.
+    Open { len: u8, bang: bool },
+    /// Inside a tag; `Some(quote)` inside an attribute value (a run).
+    Tag(Option<u8>),
+    /// Inside `<![CDATA[`; ends at `]]>`.
+    CData,
+    /// Inside `<!--`; ends at `-->`.
+    Comment,
+    /// Inside `<?`; ends at `?>`.
+    Pi,
+}
+
+impl Mode {
+    /// Modes whose runs may hold entity references.
+    fn has_refs(self) -> bool {
+        matches!(self, Mode::Text | Mode::Tag(Some(_)))
+    }
+}
+
+pub(crate) struct LongTextCut<R> {
+    inner: R,
+    input: Box<[u8]>,
+    in_pos: usize,
+    in_end: usize,
+    eof: bool,
+    out: Vec<u8>,
+    out_pos: usize,
+    keep: usize,
+    mode: Mode,
+    /// Bytes of the current run passed on so far (the head).
+    run: usize,
+    /// The head is full: the rest of the run goes to `tail`.
+    cutting: bool,
+    tail: VecDeque<u8>,
+    dropped: u64,
+    /// An `&` in the head with no `;` after it yet.
+    open_ref: bool,
+    /// Last two bytes of the run, to find `]]>`, `-->` and `?>`.
+    last2: [u8; 2],
+}
+
+impl<R: Read> LongTextCut<R> {
+    pub(crate) fn new(inner: R, keep: usize) -> Self {
+        Self {
+            inner,
+            input: vec![0; CHUNK].into_boxed_slice(),
+            in_pos: 0,
+            in_end: 0,
+            eof: false,
+            out: Vec::with_capacity(CHUNK),
+            out_pos: 0,
+            keep: keep.max(MAX_REF),
+            mode: Mode::Text,
+            run: 0,
+            cutting: false,
+            tail: VecDeque::new(),
+            dropped: 0,
+            open_ref: false,
+            last2: [0; 2],
+        }
+    }
+
+    /// Processes one chunk of input into `out`.
+    fn process(&mut self) -> io::Result<()> {
+        if self.in_pos == self.in_end {
+            let n = loop {
+                match self.inner.read(&mut self.input) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            };
+            self.in_pos = 0;
+            self.in_end = n;
+            if n == 0 {
+                self.eof = true;
+                // A run cut off by the end of the input: hand on what was
+                // kept, so the reader reports the truncation as it would.
+                self.end_run();
+                return Ok(());
+            }
+        }
+        let input = std::mem::take(&mut self.input);
+        let mut at = self.in_pos;
+        let end = self.in_end;
+        while at < end {
+            at = self.step(&input[..end], at);
+        }
+        self.input = input;
+        self.in_pos = end;
+        Ok(())
+    }
+
+    /// Handles the input from `at` on, up to and including the next byte
+    /// that changes the mode; returns where to go on.
+    fn step(&mut self, input: &[u8], at: usize) -> usize {
+        let rest = &input[at..];
+        match self.mode {
+            Mode::Text => match memchr::memchr(b'<', rest) {
+                // The common case, a short text whole in this chunk: passed
+                // on as it is, and a tag that is not a comment, CDATA or
+                // PI goes straight to tag mode.
+                Some(i) if self.run == 0 && !self.cutting && i <= self.keep => {
+                    self.out.extend_from_slice(&rest[..=i]);
+                    self.mode = match rest.get(i + 1) {
+                        Some(b'!' | b'?') | None => Mode::Open {
+                            len: 0,
+                            bang: false,
+                        },
+                        Some(_) => Mode::Tag(None),
+                    };
+                    at + i + 1
+                }
+                Some(i) => {
+                    self.run_bytes(&rest[..i]);
+                    self.end_run();
+                    self.out.push(b'<');
+                    self.mode = Mode::Open {
+                        len: 0,
+                        bang: false,
+                    };
+                    at + i + 1
+                }
+                None => {
+                    self.run_bytes(rest);
+                    input.len()
+                }
+            },
+            Mode::Open { len, bang } => {
+                let b = rest[0];
+                // `<![CDATA[` and `<!--` are told apart byte by byte: the
+                // prefix may straddle two chunks.
+                const CDATA: &[u8] = b"![CDATA[";
+                let next = match (len, b) {
+                    (0, b'?') => Some(Mode::Pi),
+                    (0, b'!') => Some(Mode::Open { len: 1, bang: true }),
+                    (1, b'-') if bang => Some(Mode::Open {
+                        len: 2,
+                        bang: false,
+                    }),
+                    (2, b'-') if !bang => Some(Mode::Comment),
+                    (n, b)
+                        if bang && usize::from(n) < CDATA.len() && CDATA[usize::from(n)] == b =>
+                    {
+                        if usize::from(n) + 1 == CDATA.len() {
+                            Some(Mode::CData)
+                        } else {
+                            Some(Mode::Open {
+                                len: n + 1,
+                                bang: true,
+                            })
+                        }
+                    }
+                    _ => None,
+                };
+                match next {
+                    Some(mode) => {
+                        self.out.push(b);
+                        self.mode = mode;
+                        self.last2 = [0; 2];
+                        at + 1
+                    }
+                    // Anything else is a tag (or a DOCTYPE, refused later):
+                    // the byte is read again as part of it.
+                    None => {
+                        self.mode = Mode::Tag(None);
+                        at
+                    }
+                }
+            }
+            Mode::Tag(None) => {
+                // A whole tag in one go when its attribute values are short
+                // and in this chunk (nearly always): one copy, no per-value
+                // bookkeeping.
+                let mut from = 0;
+                loop {
+                    let Some(i) = memchr::memchr3(b'"', b'\'', b'>', &rest[from..]) else {
+                        self.out.extend_from_slice(rest);
+                        return input.len();
+                    };
+                    let i = from + i;
+                    let quote = rest[i];
+                    if quote == b'>' {
+                        self.out.extend_from_slice(&rest[..=i]);
+                        self.mode = Mode::Text;
+                        return at + i + 1;
+                    }
+                    match memchr::memchr(quote, &rest[i + 1..]) {
+                        Some(len) if len <= self.keep => from = i + 1 + len + 1,
+                        // Long, or running into the next chunk: a run.
+                        _ => {
+                            self.out.extend_from_slice(&rest[..=i]);
+                            self.mode = Mode::Tag(Some(quote));
+                            return at + i + 1;
+                        }
+                    }
+                }
+            }
+            Mode::Tag(Some(quote)) => match memchr::memchr(quote, rest) {
+                Some(i) => {
+                    self.run_bytes(&rest[..i]);
+                    self.end_run();
+                    self.out.push(quote);
+                    self.mode = Mode::Tag(None);
+                    at + i + 1
+                }
+                None => {
+                    self.run_bytes(rest);
+                    input.len()
+                }
+            },
+            Mode::CData | Mode::Comment | Mode::Pi => match memchr::memchr(b'>', rest) {
+                Some(i) => {
+                    self.run_bytes(&rest[..i]);
+                    let closes = match self.mode {
+                        Mode::CData => self.last2 == *b"]]",
+                        Mode::Comment => self.last2 == *b"--",
+                        _ => self.last2[1] == b'?',
+                    };
+                    if closes {
+                        self.end_run();
+                        self.out.push(b'>');
+                        self.mode = Mode::Text;
+                    } else {
+                        self.run_bytes(b">");
+                    }
+                    at + i + 1
+                }
+                None => {
+                    self.run_bytes(rest);
+                    input.len()
+                }
+            },
+        }
+    }
+
+    /// Bytes inside the current run.
+    fn run_bytes(&mut self, mut bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        match bytes {
+            [.., a, b] => self.last2 = [*a, *b],
+            [b] => self.last2 = [self.last2[1], *b],
+            [] => {}
+        }
+        if !self.cutting {
+            let room = self.keep - self.run;
+            if bytes.len() <= room {
+                self.pass(bytes);
+                return;
+            }
+            let cut = self.head_cut(bytes, room);
+            self.pass(&bytes[..cut]);
+            bytes = &bytes[cut..];
+            self.cutting = true;
+        }
+        // The tail keeps the last `keep` bytes.
+        if bytes.len() >= self.keep {
+            self.dropped += (self.tail.len() + bytes.len() - self.keep) as u64;
+            self.tail.clear();
+            self.tail.extend(&bytes[bytes.len() - self.keep..]);
+        } else {
+            let over = (self.tail.len() + bytes.len()).saturating_sub(self.keep);
+            self.dropped += over as u64;
+            self.tail.drain(..over);
+            self.tail.extend(bytes);
+        }
+    }
+
+    /// Passes head bytes on, noting whether they leave a reference open.
+    fn pass(&mut self, bytes: &[u8]) {
+        if self.mode.has_refs() {
+            match (memchr::memrchr(b'&', bytes), memchr::memrchr(b';', bytes)) {
+                (Some(amp), Some(semi)) => self.open_ref = amp > semi,
+                (Some(_), None) => self.open_ref = true,
+                (None, Some(_)) => self.open_ref = false,
+                (None, None) => {}
+            }
+        }
+        self.out.extend_from_slice(bytes);
+        self.run += bytes.len();
+    }
+
+    /// Where to end the head within `bytes`, `room` bytes being left: not
+    /// inside a UTF-8 sequence, and not inside a reference (moved past its
+    /// `;` when that is near, else back before its `&`).
+    fn head_cut(&self, bytes: &[u8], room: usize) -> usize {
+        let mut cut = room;
+        while cut < bytes.len() && cut - room < 3 && is_continuation(bytes[cut]) {
+            cut += 1;
+        }
+        if !self.mode.has_refs() {
+            return cut;
+        }
+        let head = &bytes[..cut];
+        let open = match (memchr::memrchr(b'&', head), memchr::memrchr(b';', head)) {
+            (Some(amp), Some(semi)) if amp > semi => Some(amp),
+            (Some(amp), None) => Some(amp),
+            (None, None) if self.open_ref => None,
+            _ => return cut,
+        };
+        let reach = &bytes[cut..bytes.len().min(cut + MAX_REF)];
+        match (memchr::memchr(b';', reach), open) {
+            (Some(i), _) => cut + i + 1,
+            (None, Some(amp)) => amp,
+            // The `&` was passed on in an earlier chunk and no `;` is near:
+            // an overlong name, which the reader keeps literally anyway.
+            (None, None) => cut,
+        }
+    }
+
+    /// The run ended: pass the tail on, behind the marker if bytes were cut.
+    fn end_run(&mut self) {
+        if self.cutting {
+            if self.dropped > 0 {
+                // The tail must start on a character and outside a reference.
+                let mut skip = 0;
+                while skip < self.tail.len() && skip < 3 && is_continuation(self.tail[skip]) {
+                    skip += 1;
+                }
+                if self.mode.has_refs() {
+                    let window = self.tail.iter().skip(skip).take(MAX_REF);
+                    for (i, &b) in window.enumerate() {
+                        match b {
+                            b'&' => break,
+                            b';' => {
+                                skip += i + 1;
+                                break;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                self.dropped += skip as u64;
+                self.tail.drain(..skip);
+                use std::io::Write as _;
+                let _ = write!(self.out, "\n…[{} bytes cut]…\n", self.dropped);
+            }
+            let (a, b) = self.tail.as_slices();
+            self.out.extend_from_slice(a);
+            self.out.extend_from_slice(b);
+        }
+        self.tail.clear();
+        self.run = 0;
+        self.cutting = false;
+        self.dropped = 0;
+        self.open_ref = false;
+        self.last2 = [0; 2];
+    }
+}
+
+fn is_continuation(b: u8) -> bool {
+    b & 0xC0 == 0x80
+}
+
+impl<R: Read> Read for LongTextCut<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+            if self.eof {
+                return Ok(0);
+            }
+            self.process()?;
+        }
+        let n = buf.len().min(self.out.len() - self.out_pos);
+        buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
+        self.out_pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut(input: &[u8], keep: usize, chunk: usize) -> String {
+        // A reader delivering `chunk` bytes at a time, to cross every
+        // boundary the adapter must handle.
+        struct Trickle<'a>(&'a [u8], usize);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(self.1).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut adapter = LongTextCut::new(Trickle(input, chunk), keep);
+        let mut out = Vec::new();
+        adapter.read_to_end(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn short_runs_and_markup_pass_unchanged() {
+        let xml =
+            r#"<?xml version="1.0"?><!-- c --><a b="x>y" c='q"'><![CDATA[a]]>b]]></a>t&amp;u<b/>"#;
+        for chunk in [1, 2, 3, 7, 64] {
+            assert_eq!(cut(xml.as_bytes(), 64, chunk), xml);
+        }
+    }
+
+    #[test]
+    fn long_runs_keep_head_and_tail_everywhere() {
+        let long = |c: &str| c.repeat(1000);
+        let xml = format!(
+            "<a m=\"{}\"><![CDATA[{}]]><!--{}-->{}</a>",
+            long("m"),
+            long("c"),
+            long("k"),
+            long("t")
+        );
+        for chunk in [1, 5, 4096] {
+            let out = cut(xml.as_bytes(), 100, chunk);
+            // `]]` and `--` belong to the run until the `>` that ends it.
+            let expected = format!(
+                "<a m=\"{m}\n…[800 bytes cut]…\n{m}\"><![CDATA[{c}\n…[802 bytes cut]…\n{c2}]]><!--{k}\n…[802 bytes cut]…\n{k2}-->{t}\n…[800 bytes cut]…\n{t}</a>",
+                m = "m".repeat(100),
+                c = "c".repeat(100),
+                c2 = "c".repeat(98),
+                k = "k".repeat(100),
+                k2 = "k".repeat(98),
+                t = "t".repeat(100),
+            );
+            assert_eq!(out, expected, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn cuts_respect_characters_and_references() {
+        // 'é' is 2 bytes and `&amp;` 5: with keep = 65 every cut point falls
+        // inside one of them somewhere in the run.
+        for keep in 64..72 {
+            let body = "é&amp;x&#10;".repeat(200);
+            let xml = format!("<a>{body}</a>");
+            let out = cut(xml.as_bytes(), keep, 13);
+            let inner = out
+                .strip_prefix("<a>")
+                .unwrap()
+                .strip_suffix("</a>")
+                .unwrap();
+            let (head, rest) = inner.split_once("\n…[").unwrap();
+            let tail = rest.split_once("]…\n").unwrap().1;
+            for part in [head, tail] {
+                // Every `&` starts a whole reference.
+                for (i, _) in part.match_indices('&') {
+                    let r = &part[i..];
+                    assert!(r.starts_with("&amp;") || r.starts_with("&#10;"), "{part:?}");
+                }
+                assert!(!part.ends_with('&'));
+            }
+            assert!(tail.ends_with("&#10;"));
+            assert!(head.starts_with("é&amp;"));
+        }
+    }
+
+    #[test]
+    fn an_unclosed_run_at_the_end_is_handed_on() {
+        let xml = format!("<a>{}", "z".repeat(1000));
+        let out = cut(xml.as_bytes(), 100, 64);
+        assert!(out.starts_with("<a>zzz") && out.ends_with("zzz"));
+        assert!(out.contains("[800 bytes cut]"));
+    }
+}
