@@ -18,7 +18,8 @@
 FROM rust:1.95.0-bookworm AS build
 WORKDIR /src
 COPY . .
-# The cloud backend set: `--build-arg FEATURES=azure` for Container Apps.
+# The cloud backend set: `--build-arg FEATURES=azure` for Container Apps,
+# `gcp` for Cloud Run (docs/deploy-gcp.md); several as `aws,gcp`.
 ARG FEATURES=aws
 RUN cargo build --release --locked -p testexec-cli --features "$FEATURES" --bin testexec \
     && install -D -m 0755 target/release/testexec /out/testexec

@@ -75,3 +75,4 @@ echo "export TESTEXEC_TEST_CARGO_LAMBDA=$venv/bin/cargo-lambda"
 echo "export PATH=$venv/bin:\$PATH"
 echo "export TESTEXEC_EMULATOR_PIDS=\"$moto_pid $s3s_pid\""
 TESTEXEC_EMULATOR_PIDS="$moto_pid $s3s_pid" "$root/scripts/emulators-azure.sh"
+"$root/scripts/emulators-gcp.sh" # Pub/Sub, Firestore, fake-gcs-server: appends its exports and pids

@@ -39,7 +39,7 @@ pub struct ServeArgs {
     /// address needs TESTEXEC_API_TOKEN (or _FILE) for writes to work.
     #[arg(long, env = "TESTEXEC_BIND", default_value = "127.0.0.1")]
     pub bind: IpAddr,
-    /// Backend set: local (embedded, in the state directory) or aws.
+    /// Backend set: local (embedded, in the state directory), aws or gcp.
     #[arg(long, env = BACKEND_ENV, default_value = "local")]
     pub backend: String,
     /// Shard workers in this process (0: none, e.g. when `testexec worker`

@@ -29,7 +29,7 @@ pub struct WorkerArgs {
     /// Seconds one receive waits for a job (SQS long polls up to 20).
     #[arg(long, default_value_t = 20)]
     pub wait: u64,
-    /// Backend set: local (the state directory's queue) or aws.
+    /// Backend set: local (the state directory's queue), aws or gcp.
     #[arg(long, env = BACKEND_ENV, default_value = "local")]
     pub backend: String,
     /// State directory (the local backend's state; scratch space for all).

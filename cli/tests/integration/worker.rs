@@ -1,6 +1,6 @@
 //! `testexec worker`: one shard job pulled from a queue and run end to end
-//! by the binary, over the local state directory's durable queue and over
-//! SQS (moto).
+//! by the binary, over the local state directory's durable queue, over
+//! SQS (moto) and over Pub/Sub (the GCP emulators).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -100,7 +100,7 @@ fn worker_refuses_an_unknown_queue_or_backend_by_name() {
     let out = worker(&["--queue", "shardz", "--once"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--queue `shardz`"));
-    let out = worker(&["--backend", "gcp", "--once"]).output().unwrap();
+    let out = worker(&["--backend", "nosuch", "--once"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("TESTEXEC_BACKEND"));
 }
@@ -170,6 +170,76 @@ async fn worker_once_runs_one_shard_job_from_sqs() {
     .env("AWS_REGION", "us-east-1")
     .env("AWS_ACCESS_KEY_ID", "testing")
     .env("AWS_SECRET_ACCESS_KEY", "testing")
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 job(s) taken from the execute queue"),
+        "{stderr}"
+    );
+
+    let results = drain(consumer.as_ref(), QueueName::Results).await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    let result: ShardResult = serde_json::from_str(&results[0]).unwrap();
+    assert_eq!(result.shard.run, run.id);
+    assert_eq!(drain(consumer.as_ref(), QueueName::Shards).await.len(), 1);
+}
+
+#[cfg(feature = "gcp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_once_runs_one_shard_job_from_pubsub() {
+    use testexec::adapters::gcp::{GcpBackends, env};
+    use testexec::adapters::source::LocalDirSource;
+    use testexec::app::handlers::{Ports, Settings};
+    use testexec::app::ports::SystemClock;
+    use testexec::testkit::emulators;
+
+    let Some(settings) = emulators::gcp(Duration::from_secs(30)) else {
+        return;
+    };
+    let backends = GcpBackends::provision(&settings).await.unwrap();
+    let consumer = backends.queue.clone();
+    let work = tempfile::tempdir().unwrap();
+    let ports = Ports {
+        store: backends.store,
+        blobs: backends.blobs,
+        queue: backends.queue,
+        source: Arc::new(LocalDirSource::default()),
+        notifier: Arc::new(NoNotifier),
+        clock: Arc::new(SystemClock),
+    };
+    let handler_settings = Settings {
+        work_root: work.path().join("trigger"),
+        ..Settings::default()
+    };
+    let repo = fake_suite::repo(FILES, 2, 0, 60);
+    let TriggerOutcome::Started { run, .. } =
+        trigger(&ports, &handler_settings, RunRequest::local(repo.path()))
+            .await
+            .unwrap()
+    else {
+        panic!("the run did not start");
+    };
+
+    // The binary reads the same resources from the variables a Cloud Run
+    // service sets (the emulators' own variables are inherited).
+    let out = worker(&[
+        "--backend",
+        "gcp",
+        "--queue",
+        "execute",
+        "--once",
+        "--wait",
+        "5",
+        "--state-dir",
+    ])
+    .arg(work.path())
+    .env(env::PROJECT, &settings.project)
+    .env(env::BUCKET, &settings.bucket)
+    .env(env::PUBSUB_PREFIX, &settings.pubsub_prefix)
+    .env(env::FIRESTORE_PREFIX, &settings.firestore_prefix)
+    .env(env::PUBSUB_VISIBILITY_SECS, "30")
     .output()
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

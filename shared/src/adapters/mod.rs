@@ -3,12 +3,13 @@
 //!
 //! - [`local`] (feature `local`): SQLite run store, blob directory, local queue.
 //! - [`aws`] (feature `aws`): DynamoDB, S3, SQS.
+//! - [`gcp`] (feature `gcp`): Firestore, Cloud Storage, Pub/Sub.
 //! - [`azure`] (feature `azure`): Table Storage, Blob Storage, Storage Queues.
 //! - [`github`] (feature `github`): webhook verification, API client,
 //!   Checks notifier, tarball source.
 //! - [`source`]: source providers (local directory) and snapshot packing.
 //! - [`process`]: running a test command (argv, process group, timeouts).
-//! - `retry` (features `aws`, `github`, `azure`): the backoff schedules of the
+//! - `retry` (features `aws`, `gcp`, `github`, `azure`): the backoff schedules of the
 //!   adapters' retry loops, on the `backon` crate.
 //!
 //! Store-agnostic helpers every backend shares (blob key rules, and the
@@ -21,13 +22,21 @@ pub mod local;
 #[cfg(feature = "aws")]
 pub mod aws;
 
+#[cfg(feature = "gcp")]
+pub mod gcp;
+
 #[cfg(feature = "azure")]
 pub mod azure;
 
 #[cfg(feature = "github")]
 pub mod github;
 pub mod process;
-#[cfg(any(feature = "aws", feature = "github", feature = "azure"))]
+#[cfg(any(
+    feature = "aws",
+    feature = "gcp",
+    feature = "github",
+    feature = "azure"
+))]
 pub(crate) mod retry;
 pub mod source;
 
@@ -93,6 +102,82 @@ pub fn validate_prefix(prefix: &str) -> Result<(), BlobError> {
             reason,
         }),
         None => Ok(()),
+    }
+}
+
+/// A download into a local file that is all or nothing: the bytes go to a
+/// `.tmp-*` file beside the destination, which [`AtomicDownload::finish`]
+/// syncs and renames over it. Dropped unfinished (an error, a cancelled
+/// future), the temporary file is removed, so a failed download never
+/// leaves a partial file and never touches an existing one. The object
+/// stores' `get_to_file` share it.
+#[cfg(any(feature = "aws", feature = "gcp"))]
+pub(crate) struct AtomicDownload {
+    tmp: std::path::PathBuf,
+    dest: std::path::PathBuf,
+    file: Option<tokio::fs::File>,
+}
+
+#[cfg(any(feature = "aws", feature = "gcp"))]
+impl AtomicDownload {
+    /// Creates the destination's directory and the temporary file. Errors
+    /// name the step (`create directory`, `create file`).
+    pub(crate) async fn start(
+        dest: &std::path::Path,
+    ) -> Result<Self, (&'static str, std::io::Error)> {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| ("create directory", e))?;
+        let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("blob");
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!("{TMP_PREFIX}{}-{n}-{name}", std::process::id()));
+        let file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| ("create file", e))?;
+        Ok(Self {
+            tmp,
+            dest: dest.to_path_buf(),
+            file: Some(file),
+        })
+    }
+
+    pub(crate) async fn write(
+        &mut self,
+        chunk: &[u8],
+    ) -> Result<(), (&'static str, std::io::Error)> {
+        use tokio::io::AsyncWriteExt;
+        let file = self.file.as_mut().expect("written before finish");
+        file.write_all(chunk).await.map_err(|e| ("write", e))
+    }
+
+    /// Flushes, syncs (without it a power loss after the rename could leave
+    /// an empty file) and renames over the destination.
+    pub(crate) async fn finish(mut self) -> Result<(), (&'static str, std::io::Error)> {
+        use tokio::io::AsyncWriteExt;
+        let mut file = self.file.take().expect("finished once");
+        file.flush().await.map_err(|e| ("write", e))?;
+        file.sync_data().await.map_err(|e| ("sync", e))?;
+        drop(file);
+        tokio::fs::rename(&self.tmp, &self.dest)
+            .await
+            .map_err(|e| ("rename", e))?;
+        // Renamed: nothing left for Drop to remove.
+        self.tmp = std::path::PathBuf::new();
+        Ok(())
+    }
+}
+
+#[cfg(any(feature = "aws", feature = "gcp"))]
+impl Drop for AtomicDownload {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }
 

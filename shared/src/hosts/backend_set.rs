@@ -5,6 +5,8 @@
 //! - `local`: SQLite run store, blob directory and durable SQLite queue in
 //!   one state directory (`testexec serve`'s default).
 //! - `aws`: DynamoDB, S3 and SQS, named by `adapters::aws::env`.
+//! - `gcp`: Firestore, Cloud Storage and Pub/Sub, named by
+//!   `adapters::gcp::env`.
 //! - `azure`: Table Storage, Blob Storage and Storage Queues, named by
 //!   `adapters::azure::env`.
 
@@ -24,16 +26,18 @@ pub const BACKEND_ENV: &str = "TESTEXEC_BACKEND";
 pub enum BackendKind {
     Local,
     Aws,
+    Gcp,
     Azure,
 }
 
 impl BackendKind {
-    pub const NAMES: &'static str = "local, aws, azure";
+    pub const NAMES: &'static str = "local, aws, gcp, azure";
 
     pub fn parse(name: &str) -> Result<Self, ConfigError> {
         match name.trim().to_ascii_lowercase().as_str() {
             "local" => Ok(Self::Local),
             "aws" => Ok(Self::Aws),
+            "gcp" => Ok(Self::Gcp),
             "azure" => Ok(Self::Azure),
             other => Err(ConfigError::Invalid {
                 var: BACKEND_ENV,
@@ -47,6 +51,7 @@ impl BackendKind {
         match self {
             Self::Local => "local",
             Self::Aws => "aws",
+            Self::Gcp => "gcp",
             Self::Azure => "azure",
         }
     }
@@ -77,6 +82,7 @@ impl BackendSet {
         match kind {
             BackendKind::Local => Self::open_local(state_dir, github, public_url),
             BackendKind::Aws => Self::open_aws(state_dir, github, public_url, &lookup).await,
+            BackendKind::Gcp => Self::open_gcp(state_dir, github, public_url, &lookup).await,
             BackendKind::Azure => Self::open_azure(state_dir, github, public_url, &lookup),
         }
     }
@@ -149,6 +155,61 @@ impl BackendSet {
         _: &impl Fn(&str) -> Option<String>,
     ) -> Result<Self, HostError> {
         Err(not_built("aws"))
+    }
+}
+
+#[cfg(feature = "gcp")]
+impl BackendSet {
+    async fn open_gcp(
+        state_dir: &Path,
+        github: GithubPorts,
+        public_url: Option<String>,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, HostError> {
+        use crate::adapters::gcp::{GcpBackends, GcpSettings, env};
+        let settings = GcpSettings::from_lookup(lookup)?;
+        let backends = GcpBackends::connect(&settings)
+            .await
+            .map_err(|e| ConfigError::Invalid {
+                var: env::PROJECT,
+                value: settings.project.clone(),
+                reason: format!("cannot reach the GCP backends: {e}"),
+            })?;
+        let consumer = backends.queue.clone();
+        let ports = crate::app::handlers::Ports {
+            store: backends.store,
+            blobs: backends.blobs,
+            queue: backends.queue,
+            source: github.source,
+            notifier: github.notifier,
+            clock: Arc::new(crate::app::ports::SystemClock),
+        };
+        let settings = Settings {
+            work_root: state_dir.join("work"),
+            public_url,
+            ..Settings::default()
+        };
+        Ok(Self {
+            kind: BackendKind::Gcp,
+            // Idleness is this process's view of Pub/Sub (it has no
+            // counts): give other processes' messages time to show.
+            pipeline: Pipeline::new(ports, settings, consumer)
+                .with_idle_grace(std::time::Duration::from_secs(60)),
+            #[cfg(feature = "local")]
+            local: None,
+        })
+    }
+}
+
+#[cfg(not(feature = "gcp"))]
+impl BackendSet {
+    async fn open_gcp(
+        _: &Path,
+        _: GithubPorts,
+        _: Option<String>,
+        _: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, HostError> {
+        Err(not_built("gcp"))
     }
 }
 
@@ -232,5 +293,26 @@ mod azure_tests {
         let err = err.to_string();
         assert!(err.contains("TESTEXEC_AZURE_STORAGE_ACCOUNT"), "{err}");
         assert!(err.contains("docs/deploy-azure.md"), "the hint: {err}");
+    }
+}
+
+#[cfg(all(test, feature = "gcp"))]
+mod gcp_tests {
+    use super::*;
+
+    #[test]
+    fn gcp_is_a_backend_name() {
+        assert_eq!(BackendKind::parse(" GCP ").unwrap(), BackendKind::Gcp);
+        assert_eq!(BackendKind::Gcp.name(), "gcp");
+    }
+
+    #[tokio::test]
+    async fn gcp_names_the_missing_variable() {
+        let Err(err) = BackendSet::open(BackendKind::Gcp, Path::new("."), |_| None).await else {
+            panic!("opened without settings");
+        };
+        let err = err.to_string();
+        assert!(err.contains("GOOGLE_CLOUD_PROJECT"), "{err}");
+        assert!(err.contains("docs/deploy-gcp.md"), "the hint: {err}");
     }
 }

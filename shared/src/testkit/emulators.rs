@@ -1,5 +1,6 @@
 //! What tests need from outside the workspace, found or skipped in one way:
-//! the emulators `scripts/emulators.sh` starts (moto, s3s-fs, azurite), other end to
+//! the emulators `scripts/emulators.sh` starts (moto, s3s-fs, azurite; Pub/Sub,
+//! Firestore and fake-gcs-server through `scripts/emulators-gcp.sh`), other end to
 //! end inputs `scripts/test-deps.sh` prepares, free ports and unique names.
 //!
 //! A test whose input is missing is skipped with a message on stderr (it
@@ -85,5 +86,35 @@ pub fn azurite() -> Option<crate::adapters::azure::provision::Emulator> {
         table: endpoint("TESTEXEC_TEST_AZURITE_TABLE")?,
         account: endpoint("TESTEXEC_TEST_AZURITE_ACCOUNT")?,
         key: endpoint("TESTEXEC_TEST_AZURITE_KEY")?,
+    })
+}
+
+/// Settings for the GCP emulators `scripts/emulators-gcp.sh` starts
+/// (Pub/Sub, Firestore, fake-gcs-server), naming resources no other test
+/// uses (collections, bucket, topics and subscriptions under a fresh
+/// prefix; create them with `GcpBackends::provision`), or `None` to skip.
+/// Leases are `visibility` long (whole seconds, 1-600).
+#[cfg(feature = "gcp")]
+pub fn gcp(visibility: std::time::Duration) -> Option<crate::adapters::gcp::GcpSettings> {
+    use crate::adapters::gcp::{GcpSettings, PubSubOptions, env};
+    let pubsub = endpoint(env::PUBSUB_EMULATOR_HOST)?;
+    // Read by the Firestore client itself; checked here so a missing one skips.
+    endpoint(env::FIRESTORE_EMULATOR_HOST)?;
+    let storage = endpoint(env::STORAGE_EMULATOR_HOST)?;
+    let name = unique_name("te");
+    Some(GcpSettings {
+        project: std::env::var("TESTEXEC_TEST_GCP_PROJECT")
+            .unwrap_or_else(|_| "testexec-test".into()),
+        firestore_database: "(default)".into(),
+        firestore_prefix: format!("{}_", name.replace('-', "_")),
+        bucket: name.clone(),
+        pubsub_prefix: name,
+        pubsub: PubSubOptions {
+            visibility,
+            max_delivery_attempts: 5,
+        },
+        link_ttl: std::time::Duration::from_secs(3600),
+        pubsub_emulator: Some(pubsub),
+        storage_emulator: Some(storage),
     })
 }

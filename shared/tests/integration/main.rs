@@ -13,6 +13,8 @@ mod aws_s3_sqs;
 mod azure_backends;
 #[cfg(all(feature = "local", feature = "lambda"))]
 mod front_door;
+#[cfg(feature = "gcp")]
+mod gcp_backends;
 mod github_api;
 mod github_webhook;
 mod junit_fixtures;

@@ -4,7 +4,8 @@
 //!
 //! Every test runs once per backend set with the same assertions: `local::*`
 //! over the embedded backends (SQLite, files, the in-process queue), `aws::*`
-//! over DynamoDB, S3 and SQS on the moto emulator and `azure::*` over Table
+//! over DynamoDB, S3 and SQS on the moto emulator, `gcp::*` over Firestore,
+//! Cloud Storage and Pub/Sub on their emulators and `azure::*` over Table
 //! Storage, Blob Storage and Storage Queues on azurite (each skipped when its
 //! emulator is not configured, see `testkit::emulators`). Faults are
 //! injected by `FaultyConsumer`, which wraps any queue the same way.
@@ -39,6 +40,8 @@ enum Backend {
     Local,
     #[cfg(feature = "aws")]
     Aws,
+    #[cfg(feature = "gcp")]
+    Gcp,
     #[cfg(feature = "azure")]
     Azure,
 }
@@ -71,6 +74,8 @@ impl Harness {
             }
             #[cfg(feature = "aws")]
             Backend::Aws => aws_pipeline(state.path(), visibility).await?,
+            #[cfg(feature = "gcp")]
+            Backend::Gcp => gcp_pipeline(state.path(), visibility).await?,
             #[cfg(feature = "azure")]
             Backend::Azure => azure_pipeline(state.path(), visibility).await?,
         };
@@ -157,6 +162,35 @@ async fn aws_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline
         ..Settings::default()
     };
     Some(Pipeline::new(ports, settings, aws.queue))
+}
+
+/// The pipeline over Firestore + Cloud Storage + Pub/Sub on the emulators,
+/// in resources of its own. Leases are whole seconds, 1 to 600.
+#[cfg(feature = "gcp")]
+async fn gcp_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline> {
+    use testexec::adapters::gcp::GcpBackends;
+    use testexec::adapters::source::LocalDirSource;
+    use testexec::app::handlers::{Ports, Settings};
+    use testexec::app::ports::SystemClock;
+
+    let secs = visibility.as_millis().div_ceil(1000).clamp(1, 600) as u64;
+    let settings = testexec::testkit::emulators::gcp(Duration::from_secs(secs))?;
+    let gcp = GcpBackends::provision(&settings)
+        .await
+        .expect("provisioning on the GCP emulators");
+    let ports = Ports {
+        store: gcp.store.clone(),
+        blobs: gcp.blobs.clone(),
+        queue: gcp.queue.clone(),
+        source: Arc::new(LocalDirSource::default()),
+        notifier: Arc::new(NoNotifier),
+        clock: Arc::new(SystemClock),
+    };
+    let settings = Settings {
+        work_root: work_root.join("work"),
+        ..Settings::default()
+    };
+    Some(Pipeline::new(ports, settings, gcp.queue))
 }
 
 /// The pipeline over Table Storage + Blob Storage + Storage Queues on
@@ -604,7 +638,7 @@ async fn a_seeded_soak_of_faulty_deliveries_ends_every_run_exactly(backend: Back
 }
 
 /// Instantiates each test once per backend set: `local::NAME`, `aws::NAME`,
-/// `azure::NAME`.
+/// `gcp::NAME`, `azure::NAME`.
 macro_rules! over_every_backend {
     ($($name:ident),* $(,)?) => {
         mod local {
@@ -622,6 +656,16 @@ macro_rules! over_every_backend {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(super::Backend::Aws).await
+                }
+            )*
+        }
+
+        #[cfg(feature = "gcp")]
+        mod gcp {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Gcp).await
                 }
             )*
         }

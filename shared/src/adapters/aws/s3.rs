@@ -14,8 +14,7 @@
 //! destination and renames it over the destination at the end, so a failed
 //! download never leaves a partial file.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,10 +25,9 @@ use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
-use tokio::io::AsyncWriteExt;
 
 use super::MAX_LINK_TTL;
-use crate::adapters::{TMP_PREFIX, validate_key, validate_prefix};
+use crate::adapters::{AtomicDownload, validate_key, validate_prefix};
 use crate::app::ports::BlobStore;
 use crate::errors::BlobError;
 
@@ -47,9 +45,6 @@ pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
 /// Default size above which `put_file` goes multipart: below two parts a
 /// single request is cheaper than three (create, part, complete).
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 2 * DEFAULT_PART_SIZE;
-
-/// Distinguishes concurrent downloads of one process to the same file.
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// An S3 client for `sdk`, path-style when an emulator needs it.
 pub fn client(sdk: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
@@ -388,20 +383,6 @@ impl Drop for AbortGuard {
     }
 }
 
-/// A temporary download file, removed unless it was renamed into place.
-struct TmpFile {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for TmpFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), BlobError> {
@@ -444,41 +425,18 @@ impl BlobStore for S3BlobStore {
     async fn get_to_file(&self, key: &str, path: &Path) -> Result<(), BlobError> {
         // The request first: a missing key must not create anything locally.
         let mut out = self.get_object("get_to_file", key).await?;
-        let io = |operation: &'static str, e: std::io::Error| BlobError::Backend {
+        let io = |(operation, e): (&'static str, std::io::Error)| BlobError::Backend {
             backend: BACKEND,
             operation,
             key: format!("{key} (to {})", path.display()),
             source: Box::new(e),
         };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| io("create directory", e))?;
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("blob");
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut tmp = TmpFile {
-            path: dir.join(format!("{TMP_PREFIX}{}-{n}-{name}", std::process::id())),
-            keep: false,
-        };
-        let mut file = tokio::fs::File::create(&tmp.path)
-            .await
-            .map_err(|e| io("create file", e))?;
+        let mut file = AtomicDownload::start(path).await.map_err(io)?;
         while let Some(chunk) = out.body.next().await {
             let chunk = chunk.map_err(|e| self.backend("get_to_file", key, e))?;
-            file.write_all(&chunk).await.map_err(|e| io("write", e))?;
+            file.write(&chunk).await.map_err(io)?;
         }
-        file.flush().await.map_err(|e| io("write", e))?;
-        // Without this a power loss after the rename could leave an empty file.
-        file.sync_data().await.map_err(|e| io("sync", e))?;
-        drop(file);
-        tokio::fs::rename(&tmp.path, path)
-            .await
-            .map_err(|e| io("rename", e))?;
-        tmp.keep = true;
-        Ok(())
+        file.finish().await.map_err(io)
     }
 
     async fn exists(&self, key: &str) -> Result<bool, BlobError> {
