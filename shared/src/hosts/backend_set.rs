@@ -11,11 +11,17 @@
 //!   `adapters::azure::env`.
 
 use std::path::Path;
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 use std::sync::Arc;
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+use std::time::Duration;
 
 use crate::adapters::github::GithubPorts;
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 use crate::app::handlers::Settings;
 use crate::app::pipeline::Pipeline;
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+use crate::app::ports::{BlobStore, JobQueue, QueueConsumer, RunStore};
 use crate::errors::{ConfigError, HostError};
 
 /// The variable that picks the backend set.
@@ -122,29 +128,15 @@ impl BackendSet {
     ) -> Result<Self, HostError> {
         use crate::adapters::aws::{AwsBackends, AwsSettings, sdk_config};
         let settings = AwsSettings::from_lookup(lookup)?;
-        let backends = AwsBackends::new(&sdk_config().await, &settings);
-        let consumer = backends.queue.clone();
-        let ports = crate::app::handlers::Ports {
-            store: backends.store,
-            blobs: backends.blobs,
-            queue: backends.queue,
-            source: github.source,
-            notifier: github.notifier,
-            clock: Arc::new(crate::app::ports::SystemClock),
-        };
-        let settings = Settings {
-            work_root: state_dir.join("work"),
+        let b = AwsBackends::new(&sdk_config().await, &settings);
+        // SQS counts lag; see `Pipeline::with_idle_grace`.
+        let host = Host {
+            state_dir,
+            github,
             public_url,
-            ..Settings::default()
+            idle_grace: Duration::from_secs(60),
         };
-        Ok(Self {
-            kind: BackendKind::Aws,
-            // SQS counts lag; see `Pipeline::with_idle_grace`.
-            pipeline: Pipeline::new(ports, settings, consumer)
-                .with_idle_grace(std::time::Duration::from_secs(60)),
-            #[cfg(feature = "local")]
-            local: None,
-        })
+        Ok(host.assemble(BackendKind::Aws, b.store, b.blobs, b.queue))
     }
 
     #[cfg(not(feature = "aws"))]
@@ -175,29 +167,16 @@ impl BackendSet {
                 value: settings.project.clone(),
                 reason: format!("cannot reach the GCP backends: {e}"),
             })?;
-        let consumer = backends.queue.clone();
-        let ports = crate::app::handlers::Ports {
-            store: backends.store,
-            blobs: backends.blobs,
-            queue: backends.queue,
-            source: github.source,
-            notifier: github.notifier,
-            clock: Arc::new(crate::app::ports::SystemClock),
-        };
-        let settings = Settings {
-            work_root: state_dir.join("work"),
+        // Idleness is this process's view of Pub/Sub (it has no counts):
+        // give other processes' messages time to show.
+        let host = Host {
+            state_dir,
+            github,
             public_url,
-            ..Settings::default()
+            idle_grace: Duration::from_secs(60),
         };
-        Ok(Self {
-            kind: BackendKind::Gcp,
-            // Idleness is this process's view of Pub/Sub (it has no
-            // counts): give other processes' messages time to show.
-            pipeline: Pipeline::new(ports, settings, consumer)
-                .with_idle_grace(std::time::Duration::from_secs(60)),
-            #[cfg(feature = "local")]
-            local: None,
-        })
+        let b = backends;
+        Ok(host.assemble(BackendKind::Gcp, b.store, b.blobs, b.queue))
     }
 }
 
@@ -223,30 +202,16 @@ impl BackendSet {
     ) -> Result<Self, HostError> {
         use crate::adapters::azure::{AzureBackends, AzureSettings};
         let settings = AzureSettings::from_lookup(lookup)?;
-        let backends = AzureBackends::new(&settings)?;
-        let consumer = backends.queue.clone();
-        let ports = crate::app::handlers::Ports {
-            store: backends.store,
-            blobs: backends.blobs,
-            queue: backends.queue,
-            source: github.source,
-            notifier: github.notifier,
-            clock: Arc::new(crate::app::ports::SystemClock),
-        };
-        let settings = Settings {
-            work_root: state_dir.join("work"),
+        let b = AzureBackends::new(&settings)?;
+        // Storage Queues' approximate counts are exact enough (they include
+        // messages in flight), unlike SQS's lagging ones.
+        let host = Host {
+            state_dir,
+            github,
             public_url,
-            ..Settings::default()
+            idle_grace: Duration::from_secs(5),
         };
-        Ok(Self {
-            kind: BackendKind::Azure,
-            // Storage Queues' approximate counts are exact enough (they
-            // include messages in flight), unlike SQS's lagging ones.
-            pipeline: Pipeline::new(ports, settings, consumer)
-                .with_idle_grace(std::time::Duration::from_secs(5)),
-            #[cfg(feature = "local")]
-            local: None,
-        })
+        Ok(host.assemble(BackendKind::Azure, b.store, b.blobs, b.queue))
     }
 }
 
@@ -259,6 +224,49 @@ impl BackendSet {
         _: &impl Fn(&str) -> Option<String>,
     ) -> Result<Self, HostError> {
         Err(not_built("azure"))
+    }
+}
+
+/// What every cloud backend set shares: GitHub's source and notifier, the
+/// state directory as scratch space, the host's public URL, and how long
+/// the queues must look idle before a run is swept early.
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+struct Host<'a> {
+    state_dir: &'a Path,
+    github: GithubPorts,
+    public_url: Option<String>,
+    idle_grace: Duration,
+}
+
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+impl Host<'_> {
+    /// The pipeline over a cloud's three adapters.
+    fn assemble<Q: JobQueue + QueueConsumer + 'static>(
+        self,
+        kind: BackendKind,
+        store: Arc<dyn RunStore>,
+        blobs: Arc<dyn BlobStore>,
+        queue: Arc<Q>,
+    ) -> BackendSet {
+        let ports = crate::app::handlers::Ports {
+            store,
+            blobs,
+            queue: queue.clone(),
+            source: self.github.source,
+            notifier: self.github.notifier,
+            clock: Arc::new(crate::app::ports::SystemClock),
+        };
+        let settings = Settings {
+            work_root: self.state_dir.join("work"),
+            public_url: self.public_url,
+            ..Settings::default()
+        };
+        BackendSet {
+            kind,
+            pipeline: Pipeline::new(ports, settings, queue).with_idle_grace(self.idle_grace),
+            #[cfg(feature = "local")]
+            local: None,
+        }
     }
 }
 

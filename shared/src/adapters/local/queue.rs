@@ -231,6 +231,20 @@ fn bury(tx: &Transaction<'_>, id: i64, now: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// True when delivery `receives` of message `id` is still the one in hand
+/// (not acked, released, redelivered or dead-lettered since).
+fn is_current(tx: &Transaction<'_>, queue: &str, id: i64, receives: i64) -> rusqlite::Result<bool> {
+    Ok(tx
+        .query_row(
+            "SELECT 1 FROM messages
+             WHERE id = ?1 AND queue = ?2 AND receives = ?3 AND owner IS NOT NULL",
+            params![id, queue, receives],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
 fn bury_exhausted(tx: &Transaction<'_>, max_receives: u32, now: i64) -> rusqlite::Result<()> {
     tx.execute(BURY_EXHAUSTED, params![max_receives, now])?;
     tx.execute(DELETE_EXHAUSTED, params![max_receives, now])?;
@@ -591,16 +605,7 @@ impl QueueConsumer for LocalQueue {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(err("begin release"))?;
-            let current = tx
-                .query_row(
-                    "SELECT 1 FROM messages
-                     WHERE id = ?1 AND queue = ?2 AND receives = ?3 AND owner IS NOT NULL",
-                    params![id, name, receives],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(err("release"))?
-                .is_some();
+            let current = is_current(&tx, name, id, receives).map_err(err("release"))?;
             let now = now_ms();
             let visible = if !current {
                 false
@@ -670,17 +675,7 @@ impl QueueConsumer for LocalQueue {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err("begin dead_letter"))?;
-        let current = tx
-            .query_row(
-                "SELECT 1 FROM messages
-                 WHERE id = ?1 AND queue = ?2 AND receives = ?3 AND owner IS NOT NULL",
-                params![id, name, receives],
-                |_| Ok(()),
-            )
-            .optional()
-            .map_err(err("dead_letter"))?
-            .is_some();
-        if current {
+        if is_current(&tx, name, id, receives).map_err(err("dead_letter"))? {
             bury(&tx, id, now_ms()).map_err(err("dead-letter"))?;
         }
         tx.commit().map_err(err("commit dead_letter"))
