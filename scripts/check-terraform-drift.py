@@ -39,13 +39,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import hcl2
+
+import drift_selftest  # scripts/drift_selftest.py, beside this script
 import yaml
 
 FUNCTIONS = ("trigger", "execute", "collect", "report")
@@ -752,51 +751,12 @@ TEMPLATE_PLANT = ("template.yaml", "      MemorySize: 512\n      Timeout: 120\n"
 
 
 def self_test(root: Path) -> int:
-    script = Path(__file__).resolve()
-
-    def run(tree):
-        proc = subprocess.run([sys.executable, str(script), "--root", str(tree)],
-                              capture_output=True, text=True, check=False)
-        return proc.returncode, proc.stdout + proc.stderr
-
-    def plant(tree, plants):
-        for rel, old, new, _ in plants:
-            p = tree / rel
-            text = p.read_text()
-            if text.count(old) != 1:
-                raise Unreadable(f"self-test: {rel} should hold {old!r} exactly once (found {text.count(old)}); update PLANTS")
-            p.write_text(text.replace(old, new))
-
-    failures = []
-    with tempfile.TemporaryDirectory(prefix="tf-drift-") as tmp:
-        for case, plants in (("clean copy", []), ("terraform drift", PLANTS), ("template drift", [TEMPLATE_PLANT])):
-            tree = Path(tmp) / case.replace(" ", "-")
-            (tree / "terraform").mkdir(parents=True)
-            shutil.copy2(root / "template.yaml", tree / "template.yaml")
-            shutil.copytree(root / "terraform" / "aws", tree / "terraform" / "aws")
-            plant(tree, plants)
-            code, output = run(tree)
-            if not plants:
-                if code != 0:
-                    failures.append(f"{case}: expected no drift, got exit {code}:\n{output}")
-                continue
-            if code != 1:
-                failures.append(f"{case}: expected exit 1, got {code}:\n{output}")
-            for rel, _, _, words in plants:
-                # The lines about the planted field must name the old and new value.
-                about = "\n".join(ln for ln in output.splitlines() if words[0] in ln)
-                if not all(w in about for w in words):
-                    failures.append(f"{case}: the report does not name {rel}'s planted change ({', '.join(words)}):\n{output}")
-            print(f"self-test: {case}: caught, report:")
-            for ln in output.splitlines():
-                print(f"  {ln}")
-    if failures:
-        for f in failures:
-            print(f"self-test FAILED: {f}", file=sys.stderr)
-        return 1
-    print("self-test: passed (a clean copy agrees; a changed visibility timeout and IAM action in the "
-          "Terraform, and a changed memory size in the template, are each reported)")
-    return 0
+    return drift_selftest.self_test(
+        Path(__file__).resolve(), root, ["template.yaml", "terraform/aws"],
+        [("clean copy", []), ("terraform drift", PLANTS), ("template drift", [TEMPLATE_PLANT])],
+        "tf-drift-", Unreadable,
+        "a clean copy agrees; a changed visibility timeout and IAM action in the Terraform, "
+        "and a changed memory size in the template, are each reported")
 
 
 def main() -> int:

@@ -1,0 +1,68 @@
+"""The self-test both drift checks share (check-terraform-drift.py,
+check-azure-drift.py): copy the two sides into a temporary tree, plant one
+change at a time, run the check on the copy, and expect a clean copy to
+pass and every planted change to be reported by name.
+
+A plant is (relative path, old text, new text, words): `old` must occur in
+the file exactly once, and the report's lines that mention `words[0]` must
+name every word (the field and its old and new values).
+"""
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def self_test(script, root, copies, cases, prefix, unreadable, summary):
+    """Runs `script --root COPY` for each (name, plants) in `cases` over a
+    copy of `copies` (paths relative to `root`); returns the exit code."""
+
+    def run(tree):
+        proc = subprocess.run([sys.executable, str(script), "--root", str(tree)],
+                              capture_output=True, text=True, check=False)
+        return proc.returncode, proc.stdout + proc.stderr
+
+    def plant(tree, plants):
+        for rel, old, new, _ in plants:
+            p = tree / rel
+            text = p.read_text()
+            if text.count(old) != 1:
+                raise unreadable(f"self-test: {rel} should hold {old!r} exactly once "
+                                 f"(found {text.count(old)}); update its plants")
+            p.write_text(text.replace(old, new))
+
+    failures = []
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        for case, plants in cases:
+            tree = Path(tmp) / case.replace(" ", "-")
+            for rel in copies:
+                src, dst = root / rel, tree / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                if src.is_dir():
+                    shutil.copytree(src, dst)
+                else:
+                    shutil.copy2(src, dst)
+            plant(tree, plants)
+            code, output = run(tree)
+            if not plants:
+                if code != 0:
+                    failures.append(f"{case}: expected no drift, got exit {code}:\n{output}")
+                continue
+            if code != 1:
+                failures.append(f"{case}: expected exit 1, got {code}:\n{output}")
+            for rel, _, _, words in plants:
+                about = "\n".join(ln for ln in output.splitlines() if words[0] in ln)
+                if not all(w in about for w in words):
+                    failures.append(f"{case}: the report does not name {rel}'s planted change "
+                                    f"({', '.join(words)}):\n{output}")
+            print(f"self-test: {case}: caught, report:")
+            for ln in output.splitlines():
+                print(f"  {ln}")
+    if failures:
+        for f in failures:
+            print(f"self-test FAILED: {f}", file=sys.stderr)
+        return 1
+    print(f"self-test: passed ({summary})")
+    return 0
