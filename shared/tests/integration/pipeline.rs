@@ -125,14 +125,42 @@ impl Harness {
     }
 }
 
+/// A pipeline over one cloud's store, blobs and queue, with the suite read
+/// from a local directory and nobody to notify.
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+fn cloud_pipeline<Q>(
+    store: Arc<dyn testexec::app::ports::RunStore>,
+    blobs: Arc<dyn testexec::app::ports::BlobStore>,
+    queue: Arc<Q>,
+    work_root: &Path,
+) -> Pipeline
+where
+    Q: testexec::app::ports::JobQueue + QueueConsumer + 'static,
+{
+    use testexec::adapters::source::LocalDirSource;
+    use testexec::app::handlers::{Ports, Settings};
+    use testexec::app::ports::SystemClock;
+
+    let ports = Ports {
+        store,
+        blobs,
+        queue: queue.clone(),
+        source: Arc::new(LocalDirSource::default()),
+        notifier: Arc::new(NoNotifier),
+        clock: Arc::new(SystemClock),
+    };
+    let settings = Settings {
+        work_root: work_root.join("work"),
+        ..Settings::default()
+    };
+    Pipeline::new(ports, settings, queue)
+}
+
 /// The pipeline over DynamoDB + S3 + SQS on moto, in resources of its own.
 #[cfg(feature = "aws")]
 async fn aws_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline> {
     use testexec::adapters::aws::AwsBackends;
     use testexec::adapters::aws::provision::{ProvisionOptions, provision};
-    use testexec::adapters::source::LocalDirSource;
-    use testexec::app::handlers::{Ports, Settings};
-    use testexec::app::ports::SystemClock;
     use testexec::testkit::emulators::{moto, unique_name};
 
     let sdk = moto().await?;
@@ -149,19 +177,7 @@ async fn aws_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline
     .await
     .expect("provisioning on moto");
     let aws = AwsBackends::new(&sdk, &settings);
-    let ports = Ports {
-        store: aws.store.clone(),
-        blobs: aws.blobs.clone(),
-        queue: aws.queue.clone(),
-        source: Arc::new(LocalDirSource::default()),
-        notifier: Arc::new(NoNotifier),
-        clock: Arc::new(SystemClock),
-    };
-    let settings = Settings {
-        work_root: work_root.join("work"),
-        ..Settings::default()
-    };
-    Some(Pipeline::new(ports, settings, aws.queue))
+    Some(cloud_pipeline(aws.store, aws.blobs, aws.queue, work_root))
 }
 
 /// The pipeline over Firestore + Cloud Storage + Pub/Sub on the emulators,
@@ -169,28 +185,13 @@ async fn aws_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline
 #[cfg(feature = "gcp")]
 async fn gcp_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline> {
     use testexec::adapters::gcp::GcpBackends;
-    use testexec::adapters::source::LocalDirSource;
-    use testexec::app::handlers::{Ports, Settings};
-    use testexec::app::ports::SystemClock;
 
     let secs = visibility.as_millis().div_ceil(1000).clamp(1, 600) as u64;
     let settings = testexec::testkit::emulators::gcp(Duration::from_secs(secs))?;
     let gcp = GcpBackends::provision(&settings)
         .await
         .expect("provisioning on the GCP emulators");
-    let ports = Ports {
-        store: gcp.store.clone(),
-        blobs: gcp.blobs.clone(),
-        queue: gcp.queue.clone(),
-        source: Arc::new(LocalDirSource::default()),
-        notifier: Arc::new(NoNotifier),
-        clock: Arc::new(SystemClock),
-    };
-    let settings = Settings {
-        work_root: work_root.join("work"),
-        ..Settings::default()
-    };
-    Some(Pipeline::new(ports, settings, gcp.queue))
+    Some(cloud_pipeline(gcp.store, gcp.blobs, gcp.queue, work_root))
 }
 
 /// The pipeline over Table Storage + Blob Storage + Storage Queues on
@@ -198,28 +199,18 @@ async fn gcp_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline
 #[cfg(feature = "azure")]
 async fn azure_pipeline(work_root: &Path, visibility: Duration) -> Option<Pipeline> {
     use testexec::adapters::azure::provision::{emulator_settings, provision};
-    use testexec::adapters::source::LocalDirSource;
-    use testexec::app::handlers::{Ports, Settings};
-    use testexec::app::ports::SystemClock;
     use testexec::testkit::emulators::{azurite, unique_name};
 
     let emu = azurite()?;
     let visibility = Duration::from_secs(visibility.as_millis().div_ceil(1000).max(1) as u64);
     let settings = emulator_settings(&emu, &unique_name("pipe"), visibility, 5).unwrap();
     let azure = provision(&settings).await.expect("provisioning on azurite");
-    let ports = Ports {
-        store: azure.store.clone(),
-        blobs: azure.blobs.clone(),
-        queue: azure.queue.clone(),
-        source: Arc::new(LocalDirSource::default()),
-        notifier: Arc::new(NoNotifier),
-        clock: Arc::new(SystemClock),
-    };
-    let settings = Settings {
-        work_root: work_root.join("work"),
-        ..Settings::default()
-    };
-    Some(Pipeline::new(ports, settings, azure.queue))
+    Some(cloud_pipeline(
+        azure.store,
+        azure.blobs,
+        azure.queue,
+        work_root,
+    ))
 }
 
 impl Drop for Harness {
