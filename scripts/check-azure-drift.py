@@ -62,7 +62,8 @@ from pathlib import Path
 
 import hcl2
 
-import drift_selftest  # scripts/drift_selftest.py, beside this script
+import drift_common  # scripts/drift_common.py, beside this script
+from drift_common import clean, unq
 
 
 class Unreadable(Exception):
@@ -365,21 +366,6 @@ def read_bicep(path: Path) -> dict:
 
 
 # --------------------------------------------------------------- terraform
-def unq(value):
-    """python-hcl2 8.x keeps string literals' quotes: '"abc"' -> 'abc'."""
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1]
-    return value
-
-
-def clean(value):
-    if isinstance(value, dict):
-        return {unq(k): clean(v) for k, v in value.items() if not k.startswith("__")}
-    if isinstance(value, list):
-        return [clean(v) for v in value]
-    return value
-
-
 def interpolations(text):
     """Splits 'a${x}b${y["${z}"]}' into literal and ("ref", inner) parts,
     matching nested braces."""
@@ -739,7 +725,7 @@ BICEP_PLANT = ("azure/main.bicep", "cronExpression: '*/5 * * * *'", "cronExpress
 
 
 def self_test(root: Path) -> int:
-    return drift_selftest.self_test(
+    return drift_common.self_test(
         Path(__file__).resolve(), root, ["azure", "terraform/azure"],
         [("clean copy", []), ("terraform drift", PLANTS), ("bicep drift", [BICEP_PLANT])],
         "azure-drift-", Unreadable,

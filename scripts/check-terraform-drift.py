@@ -44,7 +44,8 @@ from pathlib import Path
 
 import hcl2
 
-import drift_selftest  # scripts/drift_selftest.py, beside this script
+import drift_common  # scripts/drift_common.py, beside this script
+from drift_common import clean, unq
 import yaml
 
 FUNCTIONS = ("trigger", "execute", "collect", "report")
@@ -285,22 +286,6 @@ def read_template(path: Path) -> dict:
 
 
 # ---------------------------------------------------------------- terraform
-def unq(value):
-    """python-hcl2 8.x keeps string literals' quotes: '"abc"' -> 'abc'."""
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1]
-    return value
-
-
-def clean(value):
-    """Drops python-hcl2's __comments__/__is_block__ keys, unquotes keys."""
-    if isinstance(value, dict):
-        return {unq(k): clean(v) for k, v in value.items() if not k.startswith("__")}
-    if isinstance(value, list):
-        return [clean(v) for v in value]
-    return value
-
-
 class Terraform:
     def __init__(self, module_dir: Path):
         self.dir = module_dir
@@ -751,7 +736,7 @@ TEMPLATE_PLANT = ("template.yaml", "      MemorySize: 512\n      Timeout: 120\n"
 
 
 def self_test(root: Path) -> int:
-    return drift_selftest.self_test(
+    return drift_common.self_test(
         Path(__file__).resolve(), root, ["template.yaml", "terraform/aws"],
         [("clean copy", []), ("terraform drift", PLANTS), ("template drift", [TEMPLATE_PLANT])],
         "tf-drift-", Unreadable,

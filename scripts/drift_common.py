@@ -1,5 +1,6 @@
-"""The self-test both drift checks share (check-terraform-drift.py,
-check-azure-drift.py): copy the two sides into a temporary tree, plant one
+"""What both drift checks share (check-terraform-drift.py,
+check-azure-drift.py): reading python-hcl2's output (`unq`, `clean`), and
+the self-test: copy the two sides into a temporary tree, plant one
 change at a time, run the check on the copy, and expect a clean copy to
 pass and every planted change to be reported by name.
 
@@ -13,6 +14,22 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+
+def unq(value):
+    """python-hcl2 8.x keeps string literals' quotes: '"abc"' -> 'abc'."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def clean(value):
+    """Drops python-hcl2's __comments__/__is_block__ keys, unquotes keys."""
+    if isinstance(value, dict):
+        return {unq(k): clean(v) for k, v in value.items() if not k.startswith("__")}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
 
 
 def self_test(script, root, copies, cases, prefix, unreadable, summary):
