@@ -63,7 +63,7 @@ from pathlib import Path
 import hcl2
 
 import drift_common  # scripts/drift_common.py, beside this script
-from drift_common import clean, unq
+from drift_common import clean
 
 
 class Unreadable(Exception):
