@@ -24,6 +24,42 @@ fn worker(args: &[&str]) -> Command {
 }
 
 /// Takes every message waiting on `queue`.
+/// Triggers a 2-shard run of the fake suite over a cloud's adapters: its
+/// shard jobs then wait in the queue for the worker under test. The
+/// repository is returned to live as long as the test.
+#[cfg(any(feature = "aws", feature = "gcp"))]
+async fn start_run(
+    store: Arc<dyn testexec::app::ports::RunStore>,
+    blobs: Arc<dyn testexec::app::ports::BlobStore>,
+    queue: Arc<dyn testexec::app::ports::JobQueue>,
+    work: &std::path::Path,
+) -> (testexec::domain::model::Run, tempfile::TempDir) {
+    use testexec::adapters::source::LocalDirSource;
+    use testexec::app::handlers::{Ports, Settings};
+    use testexec::app::ports::SystemClock;
+
+    let ports = Ports {
+        store,
+        blobs,
+        queue,
+        source: Arc::new(LocalDirSource::default()),
+        notifier: Arc::new(NoNotifier),
+        clock: Arc::new(SystemClock),
+    };
+    let settings = Settings {
+        work_root: work.join("trigger"),
+        ..Settings::default()
+    };
+    let repo = fake_suite::repo(FILES, 2, 0, 60);
+    match trigger(&ports, &settings, RunRequest::local(repo.path()))
+        .await
+        .unwrap()
+    {
+        TriggerOutcome::Started { run, .. } => (*run, repo),
+        other => panic!("the run did not start: {other:?}"),
+    }
+}
+
 async fn drain(consumer: &dyn QueueConsumer, queue: QueueName) -> Vec<String> {
     let mut bodies = Vec::new();
     while let Some(m) = consumer
@@ -110,9 +146,6 @@ fn worker_refuses_an_unknown_queue_or_backend_by_name() {
 async fn worker_once_runs_one_shard_job_from_sqs() {
     use testexec::adapters::aws::AwsBackends;
     use testexec::adapters::aws::provision::{self, ProvisionOptions};
-    use testexec::adapters::source::LocalDirSource;
-    use testexec::app::handlers::{Ports, Settings};
-    use testexec::app::ports::SystemClock;
     use testexec::testkit::emulators;
 
     let Some(sdk) = emulators::moto().await else {
@@ -132,26 +165,7 @@ async fn worker_once_runs_one_shard_job_from_sqs() {
     let backends = AwsBackends::new(&sdk, &settings);
     let consumer = backends.queue.clone();
     let work = tempfile::tempdir().unwrap();
-    let ports = Ports {
-        store: backends.store,
-        blobs: backends.blobs,
-        queue: backends.queue,
-        source: Arc::new(LocalDirSource::default()),
-        notifier: Arc::new(NoNotifier),
-        clock: Arc::new(SystemClock),
-    };
-    let handler_settings = Settings {
-        work_root: work.path().join("trigger"),
-        ..Settings::default()
-    };
-    let repo = fake_suite::repo(FILES, 2, 0, 60);
-    let TriggerOutcome::Started { run, .. } =
-        trigger(&ports, &handler_settings, RunRequest::local(repo.path()))
-            .await
-            .unwrap()
-    else {
-        panic!("the run did not start");
-    };
+    let (run, _repo) = start_run(backends.store, backends.blobs, backends.queue, work.path()).await;
 
     let endpoint = std::env::var("TESTEXEC_TEST_MOTO_ENDPOINT").unwrap();
     let out = worker(&[
@@ -190,9 +204,6 @@ async fn worker_once_runs_one_shard_job_from_sqs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_once_runs_one_shard_job_from_pubsub() {
     use testexec::adapters::gcp::{GcpBackends, env};
-    use testexec::adapters::source::LocalDirSource;
-    use testexec::app::handlers::{Ports, Settings};
-    use testexec::app::ports::SystemClock;
     use testexec::testkit::emulators;
 
     let Some(settings) = emulators::gcp(Duration::from_secs(30)) else {
@@ -201,26 +212,7 @@ async fn worker_once_runs_one_shard_job_from_pubsub() {
     let backends = GcpBackends::provision(&settings).await.unwrap();
     let consumer = backends.queue.clone();
     let work = tempfile::tempdir().unwrap();
-    let ports = Ports {
-        store: backends.store,
-        blobs: backends.blobs,
-        queue: backends.queue,
-        source: Arc::new(LocalDirSource::default()),
-        notifier: Arc::new(NoNotifier),
-        clock: Arc::new(SystemClock),
-    };
-    let handler_settings = Settings {
-        work_root: work.path().join("trigger"),
-        ..Settings::default()
-    };
-    let repo = fake_suite::repo(FILES, 2, 0, 60);
-    let TriggerOutcome::Started { run, .. } =
-        trigger(&ports, &handler_settings, RunRequest::local(repo.path()))
-            .await
-            .unwrap()
-    else {
-        panic!("the run did not start");
-    };
+    let (run, _repo) = start_run(backends.store, backends.blobs, backends.queue, work.path()).await;
 
     // The binary reads the same resources from the variables a Cloud Run
     // service sets (the emulators' own variables are inherited).
