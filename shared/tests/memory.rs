@@ -27,9 +27,7 @@ use testexec::app::messages::{Execution, MESSAGE_VERSION, QueueName, ShardResult
 use testexec::app::ports::{
     BlobStore, Clock, NoNotifier, QueueConsumer, RunStore, SystemClock, content_type,
 };
-use testexec::domain::model::{
-    Counts, Origin, Outcome, Run, RunId, RunStatus, ShardId, ShardRecord, SourceRef, TestCase,
-};
+use testexec::domain::model::{Outcome, RunId, ShardId, TestCase};
 
 const CHILD: &str = "TESTEXEC_MEMORY_CHILD";
 const MB: u64 = 1024 * 1024;
@@ -116,32 +114,9 @@ fn local() -> Local {
 }
 
 async fn new_run(local: &Local, shards: u32) -> RunId {
-    let id = RunId::new();
-    let now = SystemClock.now_ms();
-    let run = Run {
-        id,
-        source: SourceRef {
-            repo: "local/memory".into(),
-            commit: None,
-            git_ref: None,
-            path: None,
-        },
-        origin: Origin::Local,
-        suite: "memory".into(),
-        status: RunStatus::Running,
-        shard_count: shards,
-        shards_done: 0,
-        counts: Counts::default(),
-        created_ms: now,
-        deadline_ms: now + 3_600_000,
-        finished_ms: None,
-        error: None,
-    };
-    let records: Vec<ShardRecord> = (0..shards)
-        .map(|i| ShardRecord::pending(ShardId::new(id, i), 1.0, 1))
-        .collect();
+    let (run, records) = testexec::testkit::contract::sample_run(RunId::new(), shards);
     local.store.create_run(&run, &records).await.unwrap();
-    id
+    run.id
 }
 
 /// Uploads `path` as the shard's only JUnit file and collects it.
