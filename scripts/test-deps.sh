@@ -41,11 +41,7 @@ fi
 # Browser: Debian chromium + playwright-core (no browser download).
 if ! command -v chromium >/dev/null 2>&1; then
   log "installing chromium (apt)"
-  if [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) >&2
-  else
-    log "not root: install chromium yourself (apt-get install chromium)"
-  fi
+  "$root/scripts/apt-install.sh" chromium || log "chromium not installed; the browser checks will fail"
 fi
 if [ ! -d "$deps/node/node_modules/playwright-core" ]; then
   log "installing playwright-core (npm)"
@@ -85,11 +81,7 @@ command -v mvn >/dev/null 2>&1 || apt_missing+=(maven)
 [ -d /usr/share/maven-repo/junit/junit/4.13.2 ] || apt_missing+=(junit4)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   log "installing ${apt_missing[*]} (apt)"
-  if [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null) >&2
-  else
-    log "not root: install ${apt_missing[*]} yourself"
-  fi
+  "$root/scripts/apt-install.sh" "${apt_missing[@]}" || log "not installed: ${apt_missing[*]}"
 fi
 
 echo "export TESTEXEC_TEST_WHEELS=$wheels"

@@ -21,15 +21,7 @@ log() { echo "validate-deploy: $*" >&2; }
 apt_missing=()
 command -v shellcheck >/dev/null 2>&1 || apt_missing+=(shellcheck)
 command -v jq >/dev/null 2>&1 || apt_missing+=(jq)
-if [ "${#apt_missing[@]}" -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    log "installing ${apt_missing[*]} (apt)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null) >&2
-  else
-    log "${apt_missing[*]} not found and not root: apt-get install ${apt_missing[*]}"
-    exit 1
-  fi
-fi
+[ "${#apt_missing[@]}" -eq 0 ] || scripts/apt-install.sh "${apt_missing[@]}"
 shopt -s globstar nullglob
 scripts=(scripts/**/*.sh .ci/run)
 echo "-- shellcheck ($(shellcheck --version | sed -n 's/^version: //p'), ${#scripts[@]} scripts)"

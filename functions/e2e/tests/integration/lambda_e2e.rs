@@ -1,5 +1,6 @@
-//! The four functions end to end, as Lambda runs them: each built and
-//! served by cargo-lambda's runtime emulator (`cargo lambda watch`), all
+//! The four functions end to end, as Lambda runs them: each function's
+//! binary polls its own cargo-lambda Runtime API emulator (`cargo lambda
+//! watch --only-lambda-apis`), all
 //! talking to moto (DynamoDB, S3, SQS). The test plays API Gateway (an HTTP
 //! API v2 event in) and the SQS event source mappings: it receives from each
 //! queue, invokes the consuming function with an SQS event, deletes what the
@@ -42,25 +43,31 @@ fn cargo_lambda() -> Option<String> {
     emulators::endpoint("TESTEXEC_TEST_CARGO_LAMBDA")
 }
 
-/// One `cargo lambda watch` per function (the workspace's default members
-/// leave the function crates out, so each is served by its own manifest).
-/// The whole process group is killed on drop.
+/// One cargo-lambda Runtime API per function (`cargo lambda watch
+/// --only-lambda-apis`), each polled by the function's binary from the
+/// workspace build. The binaries are those `cargo nextest run --workspace
+/// --all-features` already compiled deps for: letting `cargo lambda watch`
+/// build them would compile the library a second time with the functions'
+/// own feature set (minutes on a cold CI machine). Every process group is
+/// killed on drop.
 struct Emulator {
-    children: HashMap<&'static str, Child>,
+    apis: HashMap<&'static str, Child>,
+    functions: HashMap<&'static str, Child>,
     ports: HashMap<&'static str, u16>,
     logs: PathBuf,
-    bin: String,
-    env_file: PathBuf,
+    cargo_lambda: String,
+    env: Vec<(String, String)>,
 }
 
 impl Emulator {
-    fn start(bin: &str, env_file: &Path, logs: &Path) -> Self {
+    fn start(cargo_lambda: &str, env: Vec<(String, String)>, logs: &Path) -> Self {
         let mut emulator = Self {
-            children: HashMap::new(),
+            apis: HashMap::new(),
+            functions: HashMap::new(),
             ports: HashMap::new(),
             logs: logs.to_path_buf(),
-            bin: bin.to_string(),
-            env_file: env_file.to_path_buf(),
+            cargo_lambda: cargo_lambda.to_string(),
+            env,
         };
         for f in FUNCTIONS {
             emulator.spawn(f);
@@ -68,45 +75,72 @@ impl Emulator {
         emulator
     }
 
-    fn spawn(&mut self, f: &'static str) {
-        let port = emulators::free_port();
-        let log = std::fs::OpenOptions::new()
+    fn log_file(&self, f: &str) -> std::fs::File {
+        std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.logs.join(format!("{f}.log")))
-            .unwrap();
+            .unwrap()
+    }
+
+    fn spawn(&mut self, f: &'static str) {
+        let port = emulators::free_port();
+        let log = self.log_file(f);
         // No `--timeout`: it also ends the function's idle long poll for
         // the next event, which lambda_runtime cannot take.
-        let child = Command::new(&self.bin)
-            .args(["lambda", "watch", "--ignore-changes", "--quiet"])
+        let api = Command::new(&self.cargo_lambda)
+            .args(["lambda", "watch", "--only-lambda-apis", "--quiet"])
             .args(["--manifest-path", &format!("functions/{f}/Cargo.toml")])
             .args(["-A", "127.0.0.1", "-P", &port.to_string()])
-            .arg("--env-file")
-            .arg(&self.env_file)
             .current_dir(workspace_root())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .process_group(0)
             .spawn()
-            .expect("starting cargo lambda watch");
-        self.children.insert(f, child);
+            .expect("starting cargo lambda watch --only-lambda-apis");
+        self.apis.insert(f, api);
         self.ports.insert(f, port);
     }
 
-    /// Kills a function's emulator (and the function process) and starts a
-    /// new one: after a function process dies, `cargo lambda watch` answers
-    /// no further invocation of it, whereas Lambda would start a new
-    /// execution environment.
+    /// Starts the function's process once its Runtime API listens, with
+    /// the variables Lambda sets (the function answers as `_`, the
+    /// emulator's name for its one function).
+    fn spawn_function(&mut self, f: &'static str) {
+        let log = self.log_file(f);
+        let child = Command::new(built_dir().join(f))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{}/.rt", self.ports[f]),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+            .current_dir(workspace_root())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", built_dir().join(f).display()));
+        self.functions.insert(f, child);
+    }
+
+    /// Kills a function's Runtime API and process and starts new ones: the
+    /// emulator keeps a dead process's invocation in flight, whereas Lambda
+    /// would start a new execution environment.
     async fn restart(&mut self, f: &'static str) {
-        if let Some(mut child) = self.children.remove(f) {
-            kill_group(&mut child);
+        for children in [&mut self.apis, &mut self.functions] {
+            if let Some(mut child) = children.remove(f) {
+                kill_group(&mut child);
+            }
         }
         self.spawn(f);
         self.wait_listening(f).await;
     }
 
-    async fn wait_listening(&self, f: &str) {
+    async fn wait_listening(&mut self, f: &'static str) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", self.ports[f])).is_err() {
             assert!(
@@ -116,11 +150,13 @@ impl Emulator {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        self.spawn_function(f);
     }
 
     fn url(&self, function: &str) -> String {
+        // One function per Runtime API, so every invocation names `_`.
         format!(
-            "http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations",
+            "http://127.0.0.1:{}/2015-03-31/functions/_/invocations",
             self.ports[function]
         )
     }
@@ -128,6 +164,16 @@ impl Emulator {
     fn log(&self, function: &str) -> String {
         std::fs::read_to_string(self.logs.join(format!("{function}.log"))).unwrap_or_default()
     }
+}
+
+/// Where cargo put this test binary's workspace binaries: the test runs
+/// from `<target>/debug/deps/`.
+fn built_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("a test binary under <target>/<profile>/deps")
+        .to_path_buf()
 }
 
 fn kill_group(child: &mut Child) {
@@ -138,7 +184,7 @@ fn kill_group(child: &mut Child) {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        for child in self.children.values_mut() {
+        for child in self.functions.values_mut().chain(self.apis.values_mut()) {
             kill_group(child);
         }
     }
@@ -377,36 +423,47 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
         ]
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
-    let env_file = scratch.path().join("functions.env");
-    // dotenv syntax: a value holding `=` (TESTEXEC_LOCAL_REPOS) is quoted.
-    let text: String = env
-        .iter()
-        .map(|(k, v)| {
-            if v.contains('=') {
-                format!("{k}=\"{v}\"\n")
-            } else {
-                format!("{k}={v}\n")
-            }
-        })
-        .collect();
-    std::fs::write(&env_file, text).unwrap();
-
-    // Build the four functions once, with exactly the features
-    // `cargo lambda watch` builds them with, so no invocation waits on a
-    // compile.
+    // The four function binaries, with the workspace test build's feature
+    // set (`--bins --tests` activates the same dev-dependency features), so
+    // cargo reuses every library it already compiled for the suite.
+    // Without the variables cargo sets for a test process: ring's build
+    // script reruns when CARGO_MANIFEST_DIR changes, and a rebuilt ring
+    // rebuilds rustls and the whole AWS SDK (3.5 min, measured).
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(&cargo);
-    build.arg("build").current_dir(workspace_root());
-    for f in FUNCTIONS {
-        build.args(["-p", &format!("testexec-{f}")]);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let per_package = [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p));
+        if per_package
+            || name.starts_with("NEXTEST")
+            || name == "CARGO_PRIMARY_PACKAGE"
+            || name == "CARGO_TARGET_TMPDIR"
+        {
+            build.env_remove(name.as_ref());
+        }
     }
-    assert!(
-        build.status().expect("cargo build").success(),
-        "building the functions"
-    );
+    let status = build
+        .args([
+            "build",
+            "--workspace",
+            "--all-features",
+            "--bins",
+            "--tests",
+        ])
+        .current_dir(workspace_root())
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building the functions");
     let built = started.elapsed();
 
-    let emulator = Emulator::start(&bin, &env_file, &logs);
+    let emulator = Emulator::start(&bin, env, &logs);
     let mut driver = Driver {
         http: reqwest::Client::new(),
         sqs: aws_sdk_sqs::Client::new(&sdk),
