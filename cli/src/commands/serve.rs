@@ -47,7 +47,10 @@ pub struct ServeArgs {
     #[arg(long, short)]
     pub jobs: Option<usize>,
     /// Accept `POST /queues/{queue}` from a push queue (Pub/Sub push,
-    /// Event Grid, Dapr).
+    /// Event Grid, Dapr). With the gcp backend the bodies are Pub/Sub push
+    /// envelopes, and with TESTEXEC_GCP_PUSH_AUDIENCE and
+    /// TESTEXEC_GCP_PUSH_SERVICE_ACCOUNT set only pushes carrying that
+    /// subscription's Google ID token get in.
     #[arg(long, env = "TESTEXEC_QUEUE_PUSH")]
     pub queue_push: bool,
     /// State directory [default: PATH/.testexec].
@@ -119,7 +122,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )?,
         ..door.sources
     };
-    door.queue_push = args.queue_push;
+    door.queue_push = if args.queue_push {
+        Some(kind.queue_push(lookup)?)
+    } else {
+        None
+    };
     if !args.bind.is_loopback() && door.api_token.is_none() {
         eprintln!(
             "testexec: warning: listening on {} without TESTEXEC_API_TOKEN: API writes are refused (401) for every caller but loopback",

@@ -324,3 +324,56 @@ mod gcp_tests {
         assert!(err.contains("docs/deploy-gcp.md"), "the hint: {err}");
     }
 }
+
+#[cfg(feature = "http")]
+impl BackendKind {
+    /// How this backend's push queue delivers to `POST /queues/{queue}`:
+    /// Pub/Sub wraps each message in its push envelope and, with
+    /// `TESTEXEC_GCP_PUSH_AUDIENCE` set, proves itself with a Google ID
+    /// token; the other backends push raw messages as ordinary writes.
+    pub fn queue_push(
+        self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<crate::hosts::http::QueuePush, ConfigError> {
+        use crate::hosts::http::QueuePush;
+        match self {
+            #[cfg(feature = "gcp")]
+            Self::Gcp => {
+                use crate::adapters::gcp::GoogleIdTokens;
+                use crate::hosts::http::{PushAuthenticator, PushFormat};
+                let authenticator = GoogleIdTokens::from_lookup(lookup)?
+                    .map(|tokens| Arc::new(tokens) as Arc<dyn PushAuthenticator>);
+                Ok(QueuePush {
+                    format: PushFormat::PubSub,
+                    authenticator,
+                })
+            }
+            _ => {
+                let _ = lookup;
+                Ok(QueuePush::default())
+            }
+        }
+    }
+}
+
+#[cfg(all(feature = "http", feature = "gcp"))]
+#[async_trait::async_trait]
+impl crate::hosts::http::PushAuthenticator for crate::adapters::gcp::GoogleIdTokens {
+    fn describe(&self) -> String {
+        crate::adapters::gcp::GoogleIdTokens::describe(self)
+    }
+
+    async fn verify(
+        &self,
+        bearer_token: &str,
+    ) -> Result<crate::hosts::http::VerifiedCaller, crate::hosts::http::PushAuthError> {
+        use crate::adapters::gcp::IdTokenRejection;
+        use crate::hosts::http::{PushAuthError, VerifiedCaller};
+        match crate::adapters::gcp::GoogleIdTokens::verify(self, bearer_token).await {
+            Ok(sender) => Ok(VerifiedCaller(sender)),
+            Err(IdTokenRejection::Invalid(why)) => Err(PushAuthError::Unauthenticated(why)),
+            Err(IdTokenRejection::NotForUs(why)) => Err(PushAuthError::Forbidden(why)),
+            Err(IdTokenRejection::KeysUnavailable(why)) => Err(PushAuthError::Unavailable(why)),
+        }
+    }
+}

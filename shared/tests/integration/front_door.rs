@@ -70,7 +70,7 @@ fn fixture(token: bool) -> Fixture {
             allowed_repos: None,
             local_repos: repos(dir.path()),
         },
-        queue_push: true,
+        queue_push: Some(Default::default()),
     };
     Fixture {
         _dir: dir,
@@ -639,4 +639,233 @@ async fn a_rest_api_request_is_routed_without_its_stage() {
     let answer = host.invoke(event).await.unwrap();
     assert_eq!(answer["statusCode"], 200, "{answer}");
     assert_eq!(answer["body"], "ok", "{answer}");
+}
+
+/// Pub/Sub push to the front door as the gcp backend sets it up: envelopes,
+/// and OIDC tokens checked by Google's verifier against a JWKS on loopback
+/// (the TEST-ONLY key in tests/fixtures/gcp/).
+#[cfg(feature = "gcp")]
+mod pubsub_push {
+    use super::*;
+    use base64::Engine as _;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use testexec::adapters::gcp::GoogleIdTokens;
+    use testexec::hosts::http::{PushAuthenticator, PushFormat, QueuePush};
+
+    const AUDIENCE: &str = "https://testexec-worker-abc123-uc.a.run.app/queues";
+    const SENDER: &str = "testexec-push@my-project.iam.gserviceaccount.com";
+    const KID: &str = "testexec-test-key-1";
+
+    fn fixture_file(name: &str) -> String {
+        String::from_utf8(workspace_file(&format!("shared/tests/fixtures/gcp/{name}"))).unwrap()
+    }
+
+    /// Serves the test key set where Google serves its own.
+    async fn jwks_server() -> String {
+        let jwks = fixture_file("TEST-ONLY-oidc-jwks.json");
+        let app = axum::Router::new().route(
+            "/oauth2/v3/certs",
+            axum::routing::get(move || {
+                let jwks = jwks.clone();
+                async move { ([("content-type", "application/json")], jwks) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/oauth2/v3/certs")
+    }
+
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    /// The claims of a Pub/Sub push token (as Google documents them).
+    fn claims() -> Value {
+        json!({
+            "aud": AUDIENCE,
+            "azp": "112233445566778899000",
+            "email": SENDER,
+            "email_verified": true,
+            "exp": now() + 3600,
+            "iat": now(),
+            "iss": "https://accounts.google.com",
+            "sub": "112233445566778899000",
+        })
+    }
+
+    fn sign(claims: &Value, key_pem: &str, kid: &str) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.into());
+        let key = EncodingKey::from_rsa_pem(key_pem.as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+
+    fn token_with(change: impl FnOnce(&mut Value)) -> String {
+        let mut c = claims();
+        change(&mut c);
+        sign(&c, &fixture_file("TEST-ONLY-oidc-private-key.pem"), KID)
+    }
+
+    fn envelope(message: &[u8], attempt: u32) -> Vec<u8> {
+        json!({
+            "message": {
+                "data": base64::engine::general_purpose::STANDARD.encode(message),
+                "messageId": "4242",
+                "publishTime": "2026-12-06T23:00:00.000Z",
+                "attributes": {"queue": "trigger"},
+            },
+            "subscription": "projects/my-project/subscriptions/testexec-requests-push",
+            "deliveryAttempt": attempt,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_subscriptions_own_google_token_gets_a_push_in() {
+        let mut f = fixture(false);
+        let tokens = GoogleIdTokens::new(AUDIENCE, SENDER, &jwks_server().await);
+        f.config.queue_push = Some(QueuePush {
+            format: PushFormat::PubSub,
+            authenticator: Some(Arc::new(tokens) as Arc<dyn PushAuthenticator>),
+        });
+        let addr = f.serve(ListenOptions::default()).await;
+        let json_ct = ("content-type", "application/json");
+
+        // A run request from loopback, queued as a trigger job.
+        let (status, answer) = over_tcp(
+            addr,
+            &req(
+                "POST",
+                "/runs",
+                &[json_ct],
+                br#"{"repo": "demo", "suite": "unit"}"#,
+            ),
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+        let run = answer["run_id"].as_str().unwrap().to_string();
+        let jobs = f.queued_jobs().await;
+        assert_eq!(jobs.len(), 1);
+        let job = envelope(&serde_json::to_vec(&jobs[0]).unwrap(), 1);
+
+        let push = |token: Option<String>| {
+            let auth = token.map(|t| format!("Bearer {t}"));
+            let mut headers = vec![json_ct];
+            if let Some(a) = &auth {
+                headers.push(("authorization", a.as_str()));
+            }
+            let r = req("POST", "/queues/trigger", &headers, &job);
+            async move { over_tcp(addr, &r).await }
+        };
+
+        // Refused, each with the status that says why; none reaches the
+        // handler (the run stays queued).
+        let other_key = String::from_utf8(workspace_file(
+            "shared/tests/fixtures/github/TEST-ONLY-app-private-key.pem",
+        ))
+        .unwrap();
+        let unsigned = {
+            let b64 =
+                |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+            format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "kid": KID, "typ": "JWT"})),
+                b64(&claims())
+            )
+        };
+        let refused = [
+            ("no token (loopback is no credential here)", None, 401),
+            ("not a JWT", Some("not-a-token".to_string()), 401),
+            ("unsigned (alg none)", Some(unsigned), 401),
+            (
+                "signed by another key under Google's kid",
+                Some(sign(&claims(), &other_key, KID)),
+                401,
+            ),
+            (
+                "a kid Google never published",
+                Some(sign(
+                    &claims(),
+                    &fixture_file("TEST-ONLY-oidc-private-key.pem"),
+                    "unknown-kid",
+                )),
+                401,
+            ),
+            (
+                "expired an hour ago",
+                Some(token_with(|c| {
+                    c["exp"] = json!(now() - 3600);
+                    c["iat"] = json!(now() - 7200);
+                })),
+                401,
+            ),
+            (
+                "another audience",
+                Some(token_with(|c| {
+                    c["aud"] = json!("https://someone-else.a.run.app")
+                })),
+                403,
+            ),
+            (
+                "another issuer",
+                Some(token_with(|c| {
+                    c["iss"] = json!("https://issuer.example.com")
+                })),
+                403,
+            ),
+            (
+                "another service account",
+                Some(token_with(|c| {
+                    c["email"] = json!("attacker@evil-project.iam.gserviceaccount.com")
+                })),
+                403,
+            ),
+            (
+                "an unverified email",
+                Some(token_with(|c| c["email_verified"] = json!(false))),
+                403,
+            ),
+        ];
+        for (what, token, expected) in refused {
+            let (status, answer) = push(token).await;
+            assert_eq!(status, expected, "{what}: {answer}");
+            assert!(answer["error"].as_str().is_some(), "{what}: {answer}");
+        }
+        let (status, unplanned) =
+            over_tcp(addr, &req("GET", &format!("/runs/{run}"), &[], b"")).await;
+        assert_eq!(status, 404, "the trigger ran: {unplanned}");
+
+        // The subscription's own token: the trigger runs and answers 204.
+        let (status, answer) = push(Some(token_with(|_| {}))).await;
+        assert_eq!(status, 204, "{answer}");
+        let (_, started) = over_tcp(addr, &req("GET", &format!("/runs/{run}"), &[], b"")).await;
+        assert_eq!(started["run"]["status"], "running", "{started}");
+        assert_eq!(started["shards"].as_array().unwrap().len(), 1);
+
+        // A body that is no envelope: 400 naming the shape, after auth.
+        let token = format!("Bearer {}", token_with(|_| {}));
+        let (status, answer) = over_tcp(
+            addr,
+            &req(
+                "POST",
+                "/queues/trigger",
+                &[json_ct, ("authorization", &token)],
+                &serde_json::to_vec(&jobs[0]).unwrap(),
+            ),
+        )
+        .await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("Pub/Sub push envelope"),
+            "{answer}"
+        );
+    }
 }

@@ -12,6 +12,8 @@
 //! - `gcs`: the blob store on the JSON API; signed URLs for links.
 //! - `pubsub`: the queues; unary pull, leases from ack deadlines, attempts
 //!   from the delivery attempt, dead letters from the dead-letter policy.
+//! - `id_token`: who pushed: Pub/Sub push's OIDC tokens, checked with
+//!   Google's own verifier (`google-cloud-auth`).
 //! - `error`: the causes boxed into `StoreError`/`BlobError`/`QueueError`.
 //!
 //! Every host builds them once from [`GcpSettings::from_lookup`] (the
@@ -22,6 +24,7 @@
 
 mod error;
 mod gcs;
+mod id_token;
 mod pubsub;
 mod store;
 
@@ -33,6 +36,7 @@ pub use gcs::{
     DEFAULT_CHUNK_SIZE, DEFAULT_RESUMABLE_THRESHOLD, GcsBlobStore, MAX_GET_BYTES, MAX_LINK_TTL,
     StorageEndpoint,
 };
+pub use id_token::{GOOGLE_JWKS_URL, GoogleIdTokens, IdTokenRejection, MAX_TOKEN_BYTES};
 pub use pubsub::{
     MAX_ACK_DEADLINE, MAX_DEAD_LETTERS, MAX_DELIVERY_ATTEMPTS, MAX_PUBLISH_BYTES,
     MAX_PUBLISH_MESSAGES, MIN_ACK_DEADLINE, MIN_DELIVERY_ATTEMPTS, PubSubOptions, PubSubQueue,
@@ -64,6 +68,14 @@ pub mod env {
     pub const PUBSUB_EMULATOR_HOST: &str = "PUBSUB_EMULATOR_HOST";
     pub const FIRESTORE_EMULATOR_HOST: &str = "FIRESTORE_EMULATOR_HOST";
     pub const STORAGE_EMULATOR_HOST: &str = "STORAGE_EMULATOR_HOST";
+    /// The audience Pub/Sub push subscriptions put in their OIDC tokens
+    /// (`--push-auth-token-audience`, or the push endpoint URL). Setting it
+    /// turns verification on for `POST /queues/{queue}`.
+    pub const PUSH_AUDIENCE: &str = "TESTEXEC_GCP_PUSH_AUDIENCE";
+    /// The push subscriptions' service account (`--push-auth-service-account`).
+    pub const PUSH_SERVICE_ACCOUNT: &str = "TESTEXEC_GCP_PUSH_SERVICE_ACCOUNT";
+    /// Where the signing keys are; Google's when unset (tests serve their own).
+    pub const PUSH_JWKS_URL: &str = "TESTEXEC_GCP_PUSH_JWKS_URL";
 }
 
 /// Where the GCP backends live.

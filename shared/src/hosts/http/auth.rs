@@ -72,7 +72,7 @@ fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
 
 /// Browsers send `Origin` on every cross-site POST; a page on another site
 /// must not start runs with the user's network position.
-fn require_same_origin(parts: &Parts) -> Result<(), ApiError> {
+pub(crate) fn require_same_origin(parts: &Parts) -> Result<(), ApiError> {
     let Some(origin) = parts.headers.get("origin") else {
         return Ok(());
     };
@@ -98,7 +98,7 @@ fn require_same_origin(parts: &Parts) -> Result<(), ApiError> {
     }
 }
 
-fn require_json(parts: &Parts) -> Result<(), ApiError> {
+pub(crate) fn require_json(parts: &Parts) -> Result<(), ApiError> {
     let essence = header(parts, "content-type")
         .and_then(|ct| ct.split(';').next())
         .map(str::trim)

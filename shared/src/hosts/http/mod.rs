@@ -31,6 +31,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub use auth::VerifiedCaller;
 pub use intake::MAX_RUNS_BODY_BYTES;
 pub use listen::{ListenOptions, bind, raise_fd_limit, serve};
+pub use push::{
+    ATTEMPT_HEADER, MAX_PUSH_BODY_BYTES, PushAuthError, PushAuthenticator, PushFormat, QueuePush,
+};
 pub use state::{FrontDoor, FrontDoorConfig};
 
 pub const WEBHOOK_PATH: &str = "/webhooks/github";
@@ -42,7 +45,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inl
 
 /// The front door's routes over `door`'s ports.
 pub fn router(door: FrontDoor) -> Router {
-    let push_limit = crate::app::messages::MAX_MESSAGE_BYTES + 1;
+    let push_limit = push::MAX_PUSH_BODY_BYTES + 1;
     Router::new()
         .route("/", get(pages::runs_page))
         .route("/healthz", get(|| async { "ok" }))

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::push::QueuePush;
 use crate::adapters::github::auth::Secret;
 use crate::adapters::github::webhook::WebhookConfig;
 use crate::app::handlers::{Ports, Settings};
@@ -20,9 +21,9 @@ pub struct FrontDoorConfig {
     pub api_token: Option<Secret>,
     /// Which repositories requests may name.
     pub sources: SourcePolicy,
-    /// Serve `POST /queues/{queue}`: only on hosts fed by a push queue
-    /// (Pub/Sub push, Event Grid, Dapr); elsewhere it answers 404.
-    pub queue_push: bool,
+    /// Serve `POST /queues/{queue}`, and how: only on hosts fed by a push
+    /// queue (Pub/Sub push, Event Grid, Dapr); elsewhere it answers 404.
+    pub queue_push: Option<QueuePush>,
 }
 
 /// Environment variables the front door reads (besides the webhook's
@@ -84,7 +85,7 @@ impl FrontDoorConfig {
             },
             webhook,
             api_token: api_token.map(Secret::new),
-            queue_push: false,
+            queue_push: None,
         })
     }
 }
