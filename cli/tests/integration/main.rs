@@ -9,6 +9,8 @@ mod browser;
 mod closed_stdout;
 mod cost_cli;
 mod e2e_jinja2;
+#[cfg(feature = "gcp")]
+mod gcp_e2e;
 mod github_e2e;
 mod junit_cli;
 mod manifest_examples;
