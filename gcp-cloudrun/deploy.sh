@@ -5,6 +5,11 @@
 #   gcp-cloudrun/deploy.sh            # create or update everything (idempotent)
 #   gcp-cloudrun/deploy.sh --check    # offline: every gcloud command and flag
 #                                     # used below exists in the installed gcloud
+#   gcp-cloudrun/deploy.sh --print    # offline: print every gcloud command this
+#                                     # would run (one per line, arguments
+#                                     # tab-separated), run nothing; what
+#                                     # scripts/check-gcp-drift.py compares with
+#                                     # terraform/gcp
 #
 # Settings (environment):
 #   PROJECT          project id (required)
@@ -13,7 +18,8 @@
 #   WORKER_IMAGE     the worker image: the host plus your test toolchain
 #                    (default: IMAGE)
 #   BUCKET           report/log bucket (default PROJECT-testexec)
-#   WORKERS          worker pool instances (default 1; 0 stops all pulling)
+#   WORKERS          worker pool instances pulling shards (default 1; 0 when
+#                    idle: the pool does not scale itself, see the docs)
 #   API_TOKEN        bearer token for POST /runs (>= 16 chars; stored in
 #                    Secret Manager, never echoed)
 #   WEBHOOK_SECRET   the GitHub App's webhook secret (Secret Manager)
@@ -23,14 +29,24 @@
 #   SCHEDULE_REPO    owner/name the schedule runs
 set -euo pipefail
 
-check=false
-[ "${1:-}" = "--check" ] && check=true
+check=false print=false
+case "${1:-}" in
+  --check) check=true ;;
+  --print) check=true print=true ;; # --check's path through the script
+  "") ;;
+  *) echo "usage: gcp-cloudrun/deploy.sh [--check|--print]" >&2; exit 64 ;;
+esac
 
 # `g "<command path>" ARGS...`: runs gcloud, or in --check mode verifies that
-# the command exists and that its help names every --flag used.
+# the command exists and that its help names every --flag used, or in
+# --print mode prints it.
 checked=0
 g() {
   local path="$1"; shift
+  if $print; then
+    printf 'g\t%s' "$path"; printf '\t%s' "$@"; printf '\n'
+    return
+  fi
   if ! $check; then
     # shellcheck disable=SC2086
     gcloud $path "$@"
@@ -77,14 +93,24 @@ if ! $check; then
 fi
 pubsub_agent="serviceAccount:service-$project_number@gcp-sa-pubsub.iam.gserviceaccount.com"
 sa() { echo "testexec-$1@$PROJECT.iam.gserviceaccount.com"; }
+# The handlers' URL, known before the service exists: Cloud Run's
+# deterministic https://SERVICE-PROJECT_NUMBER.REGION.run.app form. Pushes go
+# to $handlers_url/queues/<queue>, with ID tokens for this audience.
+handlers_url="https://testexec-handlers-$project_number.$REGION.run.app"
+push_audience="$handlers_url/queues"
+# The queues Pub/Sub pushes to the handlers (queue => POST /queues/<handler>);
+# shards are pulled by the worker pool (a shard outlives any push deadline).
+declare -A push_handler=([requests]=trigger [results]=collect [reports]=report)
 
 g "services enable" run.googleapis.com pubsub.googleapis.com firestore.googleapis.com \
   storage.googleapis.com secretmanager.googleapis.com cloudscheduler.googleapis.com \
   iam.googleapis.com iamcredentials.googleapis.com --project="$PROJECT"
 
-# One least-privilege account per role: intake (public front door) and
-# workers (the four handlers).
-for role in intake workers; do
+# One least-privilege account per role: intake (public front door), workers
+# (the handlers service, the worker pool, the sweep job), push (the identity
+# of the push subscriptions: may invoke the handlers service, nothing else)
+# and scheduler (may start the sweep job, nothing else).
+for role in intake workers push scheduler; do
   ok g "iam service-accounts create" "testexec-$role" --project="$PROJECT" \
     --description="testexec $role"
 done
@@ -109,25 +135,23 @@ g "storage buckets add-iam-policy-binding" "gs://$BUCKET" \
 # Report links are V4 URLs signed through IAM signBlob as the worker itself.
 g "iam service-accounts add-iam-policy-binding" "$(sa workers)" --project="$PROJECT" \
   --member="serviceAccount:$(sa workers)" --role=roles/iam.serviceAccountTokenCreator
+# Pub/Sub's agent mints the push subscriptions' OIDC tokens as the push
+# account: projects created before 8 April 2021 need this grant; newer ones
+# have it through the agent's own role, where it is harmless.
+g "iam service-accounts add-iam-policy-binding" "$(sa push)" --project="$PROJECT" \
+  --member="$pubsub_agent" --role=roles/iam.serviceAccountTokenCreator
 
-# Per queue: topic, pull subscription with a dead-letter policy, dead-letter
-# topic with a subscription (forwarded messages are kept 7 days there).
+# Per queue: topic and dead-letter topic with a subscription (forwarded
+# messages are kept 7 days there). The queue subscriptions come after the
+# handlers service they push to.
 for q in $QUEUES; do
   ok g "pubsub topics create" "$PREFIX-$q" --project="$PROJECT"
   ok g "pubsub topics create" "$PREFIX-$q-dlq" --project="$PROJECT"
   ok g "pubsub subscriptions create" "$PREFIX-$q-dlq-sub" --project="$PROJECT" \
     --topic="$PREFIX-$q-dlq" --ack-deadline=60
-  ok g "pubsub subscriptions create" "$PREFIX-$q-sub" --project="$PROJECT" \
-    --topic="$PREFIX-$q" --ack-deadline=600 \
-    --dead-letter-topic="$PREFIX-$q-dlq" --max-delivery-attempts=5
-  # Pub/Sub's own agent forwards dead letters: it must publish there and
-  # acknowledge on the source subscription.
+  # Pub/Sub's own agent forwards dead letters: it must publish there.
   g "pubsub topics add-iam-policy-binding" "$PREFIX-$q-dlq" --project="$PROJECT" \
     --member="$pubsub_agent" --role=roles/pubsub.publisher
-  g "pubsub subscriptions add-iam-policy-binding" "$PREFIX-$q-sub" --project="$PROJECT" \
-    --member="$pubsub_agent" --role=roles/pubsub.subscriber
-  g "pubsub subscriptions add-iam-policy-binding" "$PREFIX-$q-sub" --project="$PROJECT" \
-    --member="serviceAccount:$(sa workers)" --role=roles/pubsub.subscriber
   g "pubsub topics add-iam-policy-binding" "$PREFIX-$q" --project="$PROJECT" \
     --member="serviceAccount:$(sa workers)" --role=roles/pubsub.publisher
   g "pubsub subscriptions add-iam-policy-binding" "$PREFIX-$q-dlq-sub" --project="$PROJECT" \
@@ -160,6 +184,51 @@ env_vars="$env_vars,TESTEXEC_GITHUB_APP_ID=${GITHUB_APP_ID:-1}"
 secrets="TESTEXEC_API_TOKEN=testexec-api-token:latest,TESTEXEC_WEBHOOK_SECRET=testexec-webhook-secret:latest"
 secrets="$secrets,TESTEXEC_GITHUB_PRIVATE_KEY=testexec-github-key:latest"
 
+# The handlers: trigger, collect and report, fed by Pub/Sub push
+# (POST /queues/<queue>). Private: only the push account may invoke it
+# (Cloud Run checks its ID token), and the app checks the token's audience
+# and sender again (TESTEXEC_GCP_PUSH_*). Scales to zero; a request may take
+# up to the push subscriptions' 600 s ack deadline. The custom audience lets
+# Cloud Run accept the tokens' /queues audience whatever URL form it routes.
+g "run deploy" testexec-handlers --project="$PROJECT" --region="$REGION" --image="$IMAGE" \
+  --service-account="$(sa workers)" --no-allow-unauthenticated --ingress=all \
+  --min-instances=0 --max-instances=10 --concurrency=10 --timeout=600 --cpu=1 --memory=1Gi \
+  --set-custom-audiences="$push_audience" \
+  --set-env-vars="$env_vars,TESTEXEC_GCP_PUSH_AUDIENCE=$push_audience,TESTEXEC_GCP_PUSH_SERVICE_ACCOUNT=$(sa push)" \
+  --set-secrets="$secrets" --args=serve,--jobs,0,--queue-push
+g "run services add-iam-policy-binding" testexec-handlers --project="$PROJECT" --region="$REGION" \
+  --member="serviceAccount:$(sa push)" --role=roles/run.invoker
+
+# Per queue: the subscription, dead letters after 5 deliveries. requests,
+# results and reports are pushed to the handlers with an OIDC token of the
+# push account (ack deadline 600 s, the most Pub/Sub allows: the handler's
+# answer acks); shards are pulled by the worker pool, which renews its lease
+# (a shard may run 30 min). Created, then updated, so a re-run converges.
+for q in $QUEUES; do
+  push=()
+  if [ -n "${push_handler[$q]:-}" ]; then
+    push=(--push-endpoint="$handlers_url/queues/${push_handler[$q]}"
+      --push-auth-service-account="$(sa push)" --push-auth-token-audience="$push_audience")
+  fi
+  ok g "pubsub subscriptions create" "$PREFIX-$q-sub" --project="$PROJECT" \
+    --topic="$PREFIX-$q" --ack-deadline=600 \
+    --dead-letter-topic="$PREFIX-$q-dlq" --max-delivery-attempts=5 "${push[@]}"
+  g "pubsub subscriptions update" "$PREFIX-$q-sub" --project="$PROJECT" --ack-deadline=600 \
+    --dead-letter-topic="$PREFIX-$q-dlq" --max-delivery-attempts=5 "${push[@]}"
+  # Pub/Sub's agent acknowledges forwarded dead letters on the source.
+  g "pubsub subscriptions add-iam-policy-binding" "$PREFIX-$q-sub" --project="$PROJECT" \
+    --member="$pubsub_agent" --role=roles/pubsub.subscriber
+  # The workers pull the shards; nobody pulls a push subscription (a stack
+  # deployed when every queue was pulled loses the grant here).
+  if [ -z "${push_handler[$q]:-}" ]; then
+    g "pubsub subscriptions add-iam-policy-binding" "$PREFIX-$q-sub" --project="$PROJECT" \
+      --member="serviceAccount:$(sa workers)" --role=roles/pubsub.subscriber
+  else
+    ok g "pubsub subscriptions remove-iam-policy-binding" "$PREFIX-$q-sub" --project="$PROJECT" \
+      --member="serviceAccount:$(sa workers)" --role=roles/pubsub.subscriber
+  fi
+done
+
 # The intake: webhooks and POST /runs, answered at once (queued); no
 # workers, so it scales to zero between requests.
 g "run deploy" testexec-intake --project="$PROJECT" --region="$REGION" --image="$IMAGE" \
@@ -167,13 +236,33 @@ g "run deploy" testexec-intake --project="$PROJECT" --region="$REGION" --image="
   --min-instances=0 --max-instances=10 --concurrency=40 --timeout=60 \
   --set-env-vars="$env_vars" --set-secrets="$secrets" --args=serve,--jobs,0
 
-# The workers: a worker pool (no ingress) pulling the four queues, renewing
-# each lease every 200 s, so a shard of any length runs once. Scale with
-# WORKERS (manual instance count; 0 when idle costs nothing).
+# The workers: a worker pool (no ingress) running `testexec worker --queue
+# execute`: pulls shards only, renewing each lease every 200 s, so a shard
+# of any length runs once. It does not scale itself from the queue's depth
+# (no Pub/Sub autoscaler for worker pools here): set WORKERS, the manual
+# instance count; 0 when idle costs nothing.
 g "beta run worker-pools deploy" testexec-workers --project="$PROJECT" --region="$REGION" \
   --image="$WORKER_IMAGE" --service-account="$(sa workers)" --scaling="$WORKERS" \
-  --set-env-vars="$env_vars,TESTEXEC_BIND=127.0.0.1,TESTEXEC_PUBSUB_VISIBILITY_SECS=600" \
-  --set-secrets="$secrets" --args=serve,--jobs,2 --cpu=2 --memory=4Gi
+  --set-env-vars="$env_vars,TESTEXEC_PUBSUB_VISIBILITY_SECS=600" \
+  --set-secrets="$secrets" --args=worker,--queue,execute --cpu=2 --memory=4Gi
+
+# The sweep: one pass (`testexec sweep`: runs past their deadline are
+# finalised), every 5 minutes, as a Cloud Run job started by Cloud Scheduler
+# through the Cloud Run Admin API. The scheduler account holds
+# roles/run.invoker on this job only: run.jobs.run without overrides (it
+# cannot change the job's args or env, as roles/run.developer could, nor
+# deploy anything). 8,640 runs of a few seconds a month: within the free tier.
+g "run jobs deploy" testexec-sweep --project="$PROJECT" --region="$REGION" --image="$IMAGE" \
+  --service-account="$(sa workers)" --max-retries=0 --task-timeout=300 --tasks=1 \
+  --set-env-vars="$env_vars" --set-secrets="$secrets" --args=sweep
+g "run jobs add-iam-policy-binding" testexec-sweep --project="$PROJECT" --region="$REGION" \
+  --member="serviceAccount:$(sa scheduler)" --role=roles/run.invoker
+sweep_run="https://run.googleapis.com/v2/projects/$PROJECT/locations/$REGION/jobs/testexec-sweep:run"
+sweep=(--project="$PROJECT" --location="$REGION" --schedule="*/5 * * * *" --time-zone=Etc/UTC
+  --uri="$sweep_run" --http-method=POST --oauth-service-account-email="$(sa scheduler)"
+  --oauth-token-scope=https://www.googleapis.com/auth/cloud-platform)
+ok g "scheduler jobs create http" testexec-sweep "${sweep[@]}"
+g "scheduler jobs update http" testexec-sweep "${sweep[@]}"
 
 # A nightly run, if asked for: POST /runs with the API token.
 if [ -n "${SCHEDULE:-}" ] || $check; then
@@ -188,6 +277,6 @@ if [ -n "${SCHEDULE:-}" ] || $check; then
     --message-body="{\"repo\":\"${SCHEDULE_REPO:-owner/name}\",\"ref\":\"main\"}"
 fi
 
-if $check; then
+if $check && ! $print; then
   echo "deploy --check: $checked gcloud flags exist in $(gcloud version 2>/dev/null | head -n1)"
 fi

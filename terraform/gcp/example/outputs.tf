@@ -8,6 +8,11 @@ output "webhook_url" {
   value       = "${module.testexec.intake_url}/webhooks/github"
 }
 
+output "handlers_url" {
+  description = "The private handlers service (Pub/Sub pushes to <handlers_url>/queues/<handler>)."
+  value       = module.testexec.handlers_url
+}
+
 output "bucket" {
   description = "The report/log bucket."
   value       = module.testexec.bucket

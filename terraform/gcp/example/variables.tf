@@ -21,7 +21,7 @@ variable "worker_image" {
 }
 
 variable "workers" {
-  description = "Worker pool instances (0: none, nothing pulls)."
+  description = "Worker pool instances pulling shards (manual; 0: none, nothing pulls shards)."
   type        = number
   default     = 1
 }

@@ -3,6 +3,11 @@ output "intake_url" {
   value       = google_cloud_run_v2_service.intake.uri
 }
 
+output "handlers_url" {
+  description = "The private handlers service's URL: Pub/Sub pushes to <handlers_url>/queues/<trigger|collect|report> with ID tokens for <handlers_url>/queues."
+  value       = local.handlers_url
+}
+
 output "bucket" {
   description = "The report/log bucket."
   value       = google_storage_bucket.bucket.name
@@ -19,8 +24,11 @@ output "dead_letter_subscriptions" {
 }
 
 output "service_accounts" {
-  description = "The two service accounts (intake, workers)."
-  value       = { for k, sa in google_service_account.sa : k => sa.email }
+  description = "The service accounts (intake, workers, push, scheduler)."
+  value = merge({ for k, sa in google_service_account.sa : k => sa.email }, {
+    push      = google_service_account.push.email
+    scheduler = google_service_account.scheduler.email
+  })
 }
 
 output "secret_ids" {

@@ -1,6 +1,10 @@
-# Per queue: a topic, a pull subscription (600 s ack deadline, the worker
-# renews its lease) with a dead-letter policy after 5 delivery attempts, and
-# a dead-letter topic with a subscription (kept 7 days there, the default).
+# Per queue: a topic, a subscription (600 s ack deadline) with a dead-letter
+# policy after 5 delivery attempts, and a dead-letter topic with a
+# subscription (kept 7 days there, the default). requests, results and
+# reports are pushed to the handlers service with an OIDC token of the push
+# account (the handler's answer acks; 600 s is the most Pub/Sub allows);
+# shards are pulled by the worker pool, which renews its lease (a shard may
+# run 30 min).
 
 resource "google_pubsub_topic" "queue" {
   #checkov:skip=CKV_GCP_83: Google-managed encryption; a CMEK needs a KMS key that bills every month, idle or not, for short-lived messages.
@@ -41,6 +45,20 @@ resource "google_pubsub_subscription" "queue" {
     dead_letter_topic     = google_pubsub_topic.dlq[each.key].id
     max_delivery_attempts = 5
   }
+
+  # Push queues only (local.push_handlers); shards stay a pull subscription.
+  dynamic "push_config" {
+    for_each = contains(keys(local.push_handlers), each.key) ? [local.push_handlers[each.key]] : []
+    content {
+      push_endpoint = "${local.handlers_url}/queues/${push_config.value}"
+      oidc_token {
+        service_account_email = google_service_account.push.email
+        audience              = local.push_audience
+      }
+    }
+  }
+
+  depends_on = [google_cloud_run_v2_service_iam_member.handlers_push, google_service_account_iam_member.push_token_creator]
 }
 
 # Pub/Sub's agent must publish to the dead-letter topic and acknowledge on
@@ -63,8 +81,9 @@ resource "google_pubsub_subscription_iam_member" "queue_agent" {
   member       = local.pubsub_agent
 }
 
+# The workers pull the shards; nobody pulls a push subscription.
 resource "google_pubsub_subscription_iam_member" "queue_workers" {
-  for_each = toset(local.queues)
+  for_each = toset(local.pull_queues)
 
   project      = var.project
   subscription = google_pubsub_subscription.queue[each.key].name

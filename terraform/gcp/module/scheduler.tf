@@ -1,3 +1,26 @@
+# The sweep, every 5 minutes: Cloud Scheduler runs the testexec-sweep job
+# through the Cloud Run Admin API with an OAuth token of the scheduler
+# account (roles/run.invoker on that job only, run.tf). 8,640 runs of a few
+# seconds a month: within Cloud Run's free tier.
+resource "google_cloud_scheduler_job" "sweep" {
+  project   = var.project
+  region    = var.region
+  name      = "testexec-sweep"
+  schedule  = "*/5 * * * *"
+  time_zone = "Etc/UTC"
+
+  http_target {
+    uri         = "https://run.googleapis.com/v2/projects/${var.project}/locations/${var.region}/jobs/${google_cloud_run_v2_job.sweep.name}:run"
+    http_method = "POST"
+    oauth_token {
+      service_account_email = google_service_account.scheduler.email
+      scope                 = "https://www.googleapis.com/auth/cloud-platform"
+    }
+  }
+
+  depends_on = [google_cloud_run_v2_job_iam_member.sweep_scheduler]
+}
+
 # A nightly run, if asked for: POST /runs with the API token (deploy.sh:
 # SCHEDULE). Cloud Scheduler sends the token as a plain header, so Terraform
 # reads the secret's latest version at plan time and keeps it in state

@@ -45,7 +45,7 @@ variable "bucket" {
 }
 
 variable "workers" {
-  description = "Worker pool instances; 0 stops all pulling and costs nothing (deploy.sh: WORKERS)."
+  description = "Worker pool instances pulling shards (manual: the pool does not scale itself); 0 when idle costs nothing (deploy.sh: WORKERS)."
   type        = number
   default     = 1
   nullable    = false
