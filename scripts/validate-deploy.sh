@@ -5,7 +5,11 @@
 #      exit codes, the stack/workspace/namespace names in the printed
 #      commands, masked secrets, refused bad settings, and that nothing ran;
 #   3. aws-sam for real against a fake aws/sam/curl: the smoke run's polling,
-#      and the rollback a failed smoke run triggers.
+#      and the rollback a failed smoke run triggers;
+#   4. gcp-cloudrun/deploy.sh against terraform/gcp/module: the same Cloud Run
+#      services, worker pool and jobs (args, env names), service accounts,
+#      push/pull subscriptions and scheduler jobs (scripts/check-gcp-drift.py,
+#      and its --self-test proving it catches planted drift).
 #
 # "Nothing ran" is checked, not assumed: the dry runs see stubs in place of
 # aws, sam, terraform, kubectl, curl, docker, cargo, cargo-lambda and jq that
@@ -296,3 +300,25 @@ if [ "$failures" != 0 ]; then
   exit 1
 fi
 echo "deploy against fakes: smoke run passed and failed (rolled back) as expected; $cases cases in all"
+
+# ------------------------------------------ GCP: deploy.sh against Terraform
+# python-hcl2 reads the module: the venv scripts/validate-template.sh
+# installs (it runs first in CI), else one of our own, pinned the same.
+echo "-- gcp-cloudrun/deploy.sh vs terraform/gcp (scripts/check-gcp-drift.py)"
+HCL2_VERSION=8.1.4
+deps="$root/target/test-deps"
+tfpy="$deps/venv-terraform/bin/python"
+if ! "$tfpy" -c 'import hcl2' 2>/dev/null; then
+  venv="$deps/venv-gcp-drift"
+  tfpy="$venv/bin/python"
+  if [ "$(cat "$venv/.installed" 2>/dev/null)" != "python-hcl2==$HCL2_VERSION" ]; then
+    log "installing python-hcl2==$HCL2_VERSION into target/test-deps/venv-gcp-drift"
+    rm -rf "$venv"
+    mkdir -p "$deps"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "python-hcl2==$HCL2_VERSION" >&2
+    echo "python-hcl2==$HCL2_VERSION" >"$venv/.installed"
+  fi
+fi
+"$tfpy" scripts/check-gcp-drift.py
+"$tfpy" scripts/check-gcp-drift.py --self-test
