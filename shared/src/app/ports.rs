@@ -41,6 +41,22 @@ pub enum Completion {
     AlreadyCompleted,
 }
 
+/// Error texts (of a run or a shard) a cloud run store keeps: item and
+/// document limits (DynamoDB 400 KB, Firestore 1 MiB, Table entities 1 MiB)
+/// must hold whatever a runner printed, so longer ones are cut.
+pub const MAX_ERROR_BYTES: usize = 16 * 1024;
+
+/// `error` cut to [`MAX_ERROR_BYTES`] on a character boundary, marked so a
+/// reader knows there was more (the full text is in the shard's log).
+pub fn cap_error(error: &str) -> String {
+    let cut = crate::domain::report::truncate_bytes(error, MAX_ERROR_BYTES);
+    if cut.len() == error.len() {
+        error.to_string()
+    } else {
+        format!("{cut}\n…[truncated]")
+    }
+}
+
 /// Durable state of runs and shards, plus webhook-delivery dedupe.
 ///
 /// Every write that a redelivered message can repeat is conditional, so
@@ -255,5 +271,21 @@ impl Clock for SystemClock {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod error_cap_tests {
+    use super::*;
+
+    #[test]
+    fn stored_errors_are_capped_on_a_character_boundary() {
+        let long = "é".repeat(MAX_ERROR_BYTES);
+        let capped = cap_error(&long);
+        assert!(capped.len() <= MAX_ERROR_BYTES + 20 && capped.ends_with("[truncated]"));
+        assert!(capped.starts_with("éé"));
+        assert_eq!(cap_error("short"), "short");
+        let exact = "x".repeat(MAX_ERROR_BYTES);
+        assert_eq!(cap_error(&exact), exact);
     }
 }

@@ -43,7 +43,8 @@ const BACKEND: &str = "firestore";
 pub const MAX_DOC_BYTES: usize = 900 * 1024;
 /// Error texts are cut to this (marked `…[truncated]`) rather than refused,
 /// so a final write always lands.
-pub const MAX_ERROR_BYTES: usize = 16 * 1024;
+pub use crate::app::ports::MAX_ERROR_BYTES;
+use crate::app::ports::cap_error;
 /// Delivery keys are refused above this; encoded into a document id they
 /// stay under Firestore's 1500-byte limit.
 pub const MAX_DELIVERY_KEY_BYTES: usize = 400;
@@ -122,16 +123,6 @@ fn retryable(e: &SdkError) -> bool {
         SdkError::DatabaseError(d) => d.retry_possible,
         SdkError::NetworkError(_) => true,
         _ => false,
-    }
-}
-
-/// `error`, cut to [`MAX_ERROR_BYTES`] on a character boundary.
-fn cap_error(e: &str) -> String {
-    let cut = crate::domain::report::truncate_bytes(e, MAX_ERROR_BYTES);
-    if cut.len() == e.len() {
-        e.to_string()
-    } else {
-        format!("{cut}\n…[truncated]")
     }
 }
 
@@ -815,13 +806,5 @@ mod tests {
         // The longest key stays within Firestore's 1500-byte id limit.
         let worst = "/".repeat(MAX_DELIVERY_KEY_BYTES);
         assert!(delivery_id(&worst).len() <= 1500);
-    }
-
-    #[test]
-    fn errors_are_capped_on_a_character_boundary() {
-        let long = "é".repeat(MAX_ERROR_BYTES);
-        let capped = cap_error(&long);
-        assert!(capped.len() <= MAX_ERROR_BYTES + 20 && capped.ends_with("[truncated]"));
-        assert_eq!(cap_error("short"), "short");
     }
 }

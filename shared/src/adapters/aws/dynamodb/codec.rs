@@ -18,8 +18,8 @@ use crate::errors::StoreError;
 /// Largest item this store writes. DynamoDB refuses items over 400 KB; the
 /// margin leaves room for the error text and counters added later.
 pub const MAX_ITEM_BYTES: usize = 350 * 1024;
-/// Error texts (run or shard) are cut to this many bytes before storing.
-pub const MAX_ERROR_BYTES: usize = 16 * 1024;
+pub use crate::app::ports::MAX_ERROR_BYTES;
+pub(super) use crate::app::ports::cap_error;
 
 /// One item: attribute names to values, as the SDK takes and returns it.
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -34,17 +34,6 @@ pub(super) fn n(v: impl ToString) -> AttributeValue {
 
 pub(super) fn counts_of(c: &Counts) -> [u64; 6] {
     [c.tests, c.passed, c.failed, c.errors, c.skipped, c.flaky]
-}
-
-pub(super) fn cap_error(e: &str) -> String {
-    if e.len() <= MAX_ERROR_BYTES {
-        return e.to_string();
-    }
-    let mut cut = MAX_ERROR_BYTES;
-    while !e.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}\n…[truncated]", &e[..cut])
 }
 
 /// DynamoDB's size of an item: attribute names plus values. Numbers are
@@ -241,14 +230,6 @@ pub(super) fn shard_item(shard: &ShardRecord) -> Result<Item, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn errors_are_capped() {
-        let long = "é".repeat(MAX_ERROR_BYTES);
-        let capped = cap_error(&long);
-        assert!(capped.len() <= MAX_ERROR_BYTES + 20 && capped.ends_with("[truncated]"));
-        assert_eq!(cap_error("short"), "short");
-    }
 
     #[test]
     fn item_size_counts_names_and_values() {

@@ -18,8 +18,7 @@ pub const MAX_ENTITY_BYTES: usize = 900 * 1024;
 /// One string property's share of the body (≤ 32K UTF-16 units: UTF-8
 /// never has fewer bytes than UTF-16 has units).
 const BODY_CHUNK_BYTES: usize = 32_000;
-/// Error texts are cut to this many bytes before storing (as DynamoDB's).
-pub const MAX_ERROR_BYTES: usize = 16 * 1024;
+pub use crate::app::ports::{MAX_ERROR_BYTES, cap_error};
 
 pub const RUN_ROW: &str = "run";
 pub const RUNS_PARTITION: &str = "runs";
@@ -41,16 +40,6 @@ pub fn newest_first(run: &str) -> String {
             None => b as char,
         })
         .collect()
-}
-
-pub fn cap_error(e: &str) -> String {
-    if e.len() <= MAX_ERROR_BYTES {
-        return e.to_string();
-    }
-    format!(
-        "{}\n…[truncated]",
-        crate::domain::report::truncate_bytes(e, MAX_ERROR_BYTES)
-    )
 }
 
 pub fn keyed(pk: &str, rk: &str) -> Entity {
@@ -216,11 +205,5 @@ mod tests {
         let mut empty = keyed("p", "r");
         put_body(&mut empty, "");
         assert_eq!(body(&empty).unwrap(), "");
-    }
-
-    #[test]
-    fn errors_are_capped() {
-        let capped = cap_error(&"x".repeat(MAX_ERROR_BYTES + 10));
-        assert!(capped.ends_with("[truncated]") && capped.len() < MAX_ERROR_BYTES + 20);
     }
 }
