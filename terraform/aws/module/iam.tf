@@ -74,6 +74,12 @@ data "aws_iam_policy_document" "trigger" {
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
     resources = [aws_sqs_queue.queue["requests"].arn]
   }
+  # A message no retry can help goes to the dead-letter queue at once.
+  statement {
+    sid       = "DeadLetterRequests"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.dlq["requests"].arn]
+  }
 }
 
 resource "aws_iam_role_policy" "trigger" {
@@ -115,6 +121,12 @@ data "aws_iam_policy_document" "execute" {
     sid       = "ConsumeShards"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
     resources = [aws_sqs_queue.queue["shards"].arn]
+  }
+  # A message no retry can help goes to the dead-letter queue at once.
+  statement {
+    sid       = "DeadLetterShards"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.dlq["shards"].arn]
   }
 }
 
@@ -173,6 +185,12 @@ data "aws_iam_policy_document" "collect" {
     sid       = "ConsumeResults"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
     resources = [aws_sqs_queue.queue["results"].arn]
+  }
+  # A message no retry can help goes to the dead-letter queue at once.
+  statement {
+    sid       = "DeadLetterResults"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.dlq["results"].arn]
   }
 }
 
@@ -235,6 +253,12 @@ data "aws_iam_policy_document" "report" {
     sid       = "ConsumeReports"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
     resources = [aws_sqs_queue.queue["reports"].arn]
+  }
+  # A message no retry can help goes to the dead-letter queue at once.
+  statement {
+    sid       = "DeadLetterReports"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.dlq["reports"].arn]
   }
 }
 

@@ -161,6 +161,39 @@ impl SqsQueue {
     }
 
     /// The URL of `queue`'s dead-letter queue, from its redrive policy.
+    /// Sends `body` to `queue`'s dead-letter queue (its redrive target)
+    /// and leaves the original alone: the Lambda host reports the record
+    /// handled and the event source mapping deletes it. False, with a
+    /// warning, when the queue has no redrive policy.
+    pub async fn forward_to_dead_letters(
+        &self,
+        queue: QueueName,
+        body: &str,
+        reason: &str,
+    ) -> Result<bool, QueueError> {
+        let Some(url) = self.dead_letter_url(queue).await? else {
+            tracing::warn!(
+                queue = queue.as_str(),
+                reason,
+                "no dead-letter queue configured; the message stays on its queue"
+            );
+            return Ok(false);
+        };
+        tracing::warn!(
+            queue = queue.as_str(),
+            reason,
+            "moving a message to the dead-letter queue"
+        );
+        self.client
+            .send_message()
+            .queue_url(&url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| backend(queue, "SendMessage (dead-letter queue)", e))?;
+        Ok(true)
+    }
+
     async fn dead_letter_url(&self, queue: QueueName) -> Result<Option<String>, QueueError> {
         let attrs = self
             .queue_attributes(
@@ -532,27 +565,14 @@ impl QueueConsumer for SqsQueue {
         message: &Received,
         reason: &str,
     ) -> Result<(), QueueError> {
-        let Some(url) = self.dead_letter_url(queue).await? else {
-            tracing::warn!(
-                queue = queue.as_str(),
-                reason,
-                "no dead-letter queue configured; the message is released"
-            );
-            return self.release(queue, &message.handle).await;
-        };
-        tracing::warn!(
-            queue = queue.as_str(),
-            reason,
-            "moving a message to the dead-letter queue"
-        );
-        self.client
-            .send_message()
-            .queue_url(&url)
-            .message_body(&message.body)
-            .send()
-            .await
-            .map_err(|e| backend(queue, "SendMessage (dead-letter queue)", e))?;
-        self.ack(queue, &message.handle).await
+        if self
+            .forward_to_dead_letters(queue, &message.body, reason)
+            .await?
+        {
+            self.ack(queue, &message.handle).await
+        } else {
+            self.release(queue, &message.handle).await
+        }
     }
 
     /// Reads (at most [`MAX_DEAD_LETTERS`]) bodies of the queue's

@@ -70,6 +70,9 @@ pub struct Host {
     /// The front door's routes, built on the first HTTP request: only
     /// trigger answers API Gateway, so the others never pay for them.
     router: std::sync::OnceLock<Router>,
+    /// Where permanently failing SQS records go at once (the queue's
+    /// redrive target); without it they wait for `maxReceiveCount`.
+    dead_letters: Option<Arc<crate::adapters::aws::SqsQueue>>,
 }
 
 impl Host {
@@ -97,6 +100,7 @@ impl Host {
             Function::Trigger | Function::Report => GithubPorts::from_lookup(&lookup)?,
             Function::Execute | Function::Collect => GithubPorts::offline(),
         };
+        let dead_letters = backends.queue.clone();
         let ports = Ports {
             store: backends.store,
             blobs: backends.blobs,
@@ -114,7 +118,9 @@ impl Host {
             settings.work_root = root.into();
         }
         let front_door = FrontDoorConfig::from_lookup(&lookup)?;
-        Ok(Self::new(function, ports, settings, front_door))
+        let mut host = Self::new(function, ports, settings, front_door);
+        host.dead_letters = Some(dead_letters);
+        Ok(host)
     }
 
     pub fn new(
@@ -129,6 +135,7 @@ impl Host {
             settings,
             front_door,
             router: std::sync::OnceLock::new(),
+            dead_letters: None,
         }
     }
 
@@ -154,7 +161,8 @@ impl Host {
         match (self.function, event) {
             (_, Event::Sqs(batch)) => {
                 let queue = self.function.queue();
-                let response = sqs::run_batch(queue, batch, |record| async move {
+                let dead_letters = self.dead_letters.as_deref();
+                let response = sqs::run_batch(queue, batch, dead_letters, |record| async move {
                     self.process(queue, &record.body, record.attempt).await
                 })
                 .await?;

@@ -6,16 +6,19 @@
 //! never fails the batch.
 //!
 //! Permanent errors ([`HandlerError::is_permanent`]: undecodable message,
-//! unknown run, broken manifest) are reported as failures too rather than
-//! dropped: the message then comes back until the queue's `maxReceiveCount`
-//! and lands in the dead-letter queue, where it can be inspected and
-//! redriven. Nothing is lost, at the price of a few useless retries.
+//! unknown message version) go to the queue's dead-letter queue at once,
+//! where they can be inspected and redriven, and the record is reported
+//! handled (the event source mapping deletes it): no retry can help them.
+//! When that send fails, or the queue has no dead-letter queue, the record
+//! is reported failed like any other and reaches the dead-letter queue
+//! after `maxReceiveCount`. Nothing is lost either way.
 
 use std::future::Future;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use tracing::Instrument;
 
+use crate::adapters::aws::SqsQueue;
 use crate::app::messages::{JobEnvelope, QueueName, ReportJob, ShardResult, TriggerJob};
 use crate::errors::{HandlerError, InvocationError};
 
@@ -51,11 +54,13 @@ pub fn records(event: SqsEvent) -> Vec<Record> {
 }
 
 /// Runs `each` over every record, one after the other, and reports exactly
-/// the failed ones. Fails as a whole only when a failed record has no
-/// message id to report (then the whole batch comes back, nothing is lost).
+/// the failed ones; a permanent failure goes to `dead_letters` instead when
+/// given. Fails as a whole only when a failed record has no message id to
+/// report (then the whole batch comes back, nothing is lost).
 pub async fn run_batch<F, Fut>(
     queue: QueueName,
     event: SqsEvent,
+    dead_letters: Option<&SqsQueue>,
     mut each: F,
 ) -> Result<SqsBatchResponse, InvocationError>
 where
@@ -66,6 +71,7 @@ where
     let mut unnamed = 0;
     for record in records(event) {
         let id = record.message_id.clone();
+        let body = record.body.clone();
         let (run_id, shard_id) = ids_of(queue, &record.body);
         let span = tracing::info_span!(
             "message",
@@ -79,6 +85,34 @@ where
         let _enter = span.enter();
         match result {
             Ok(()) => tracing::debug!("message handled"),
+            Err(e) if e.is_permanent() && dead_letters.is_some() => {
+                let reason = e.to_string();
+                let moved = match dead_letters {
+                    Some(q) => q.forward_to_dead_letters(queue, &body, &reason).await,
+                    None => Ok(false),
+                };
+                match moved {
+                    Ok(true) => tracing::error!(
+                        permanent = true,
+                        error = %reason,
+                        "message failed for good; moved to the dead-letter queue"
+                    ),
+                    Ok(false) | Err(_) => {
+                        if let Err(send) = moved {
+                            tracing::error!(error = %send, "the dead-letter queue took no copy");
+                        }
+                        tracing::error!(
+                            permanent = true,
+                            error = %reason,
+                            "message failed; reported as a batch item failure (it goes to the dead-letter queue after maxReceiveCount)"
+                        );
+                        match id {
+                            Some(id) => failures.push(id),
+                            None => unnamed += 1,
+                        }
+                    }
+                }
+            }
             Err(e) => {
                 tracing::error!(
                     permanent = e.is_permanent(),
@@ -169,7 +203,7 @@ mod tests {
             ("good2", "ok", "2"),
         ]);
         let mut seen = Vec::new();
-        let response = run_batch(QueueName::Results, ev, |r| {
+        let response = run_batch(QueueName::Results, ev, None, |r| {
             seen.push((r.message_id.clone().unwrap(), r.attempt));
             async move {
                 if r.body == "ok" {
@@ -199,7 +233,7 @@ mod tests {
     #[tokio::test]
     async fn an_all_good_batch_reports_no_failures() {
         let ev = event(&[("a", "ok", "1")]);
-        let response = run_batch(QueueName::Shards, ev, |_| async { Ok(()) })
+        let response = run_batch(QueueName::Shards, ev, None, |_| async { Ok(()) })
             .await
             .unwrap();
         assert_eq!(
