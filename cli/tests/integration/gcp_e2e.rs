@@ -16,11 +16,10 @@ use std::time::{Duration, Instant};
 
 use testexec::adapters::gcp::{GcpBackends, GcpSettings, env, resources};
 use testexec::app::messages::QueueName;
-use testexec::app::ports::{BlobStore, JobQueue, QueueConsumer, RunStore};
-use testexec::domain::model::{RunId, RunStatus};
-use testexec::testkit::{emulators, fake_suite};
+use testexec::app::ports::RunStore;
+use testexec::testkit::emulators;
 
-use super::support::Serve;
+use super::support::{Serve, assert_e2e_run_ended_exactly, duplicate_a_shard_job, e2e_repo};
 
 /// The variables a Cloud Run service sets (the emulators' own variables
 /// are inherited).
@@ -109,18 +108,7 @@ async fn a_run_through_pubsub_push_and_pull_workers_on_the_emulators() {
         .await
         .expect("provisioning on the emulators");
     let env = service_env(&settings);
-    let repo = fake_suite::repo(
-        &[
-            // Every shard takes 3 s (a `hang` case passes after its
-            // sleep), so the worker killed below is always mid-shard.
-            ("tests/a.txt", "a1 hang 3\na2 fail\n"),
-            ("tests/b.txt", "b1 hang 3\nb2 skip\n"),
-            ("tests/c.txt", "c1 hang 3\n"),
-        ],
-        3,
-        0,
-        60,
-    );
+    let repo = e2e_repo();
     let state = tempfile::tempdir().unwrap();
     let serve = Serve::spawn(|cmd| {
         cmd.args(["--backend", "gcp", "--jobs", "0", "--queue-push"])
@@ -149,19 +137,9 @@ async fn a_run_through_pubsub_push_and_pull_workers_on_the_emulators() {
 
     // The front door queues the request and answers at once; Pub/Sub
     // pushes the trigger job back to it, which plans three shards.
-    let rsp = http
-        .post(format!("{}/runs", serve.url))
-        .json(&serde_json::json!({"repo": "demo", "shards": 3}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(rsp.status().as_u16(), 202, "{}", serve.log());
-    let body: serde_json::Value = rsp.json().await.unwrap();
-    let run_id: RunId = body["run_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no run id in {body}"))
-        .parse()
-        .unwrap();
+    let run_id = serve
+        .post_run(&http, serde_json::json!({"repo": "demo", "shards": 3}))
+        .await;
     let planned = Instant::now() + Duration::from_secs(60);
     let run = loop {
         if let Some(run) = backends.store.get_run(run_id).await.unwrap() {
@@ -176,18 +154,7 @@ async fn a_run_through_pubsub_push_and_pull_workers_on_the_emulators() {
     };
     assert_eq!(run.shard_count, 3);
 
-    // One shard message delivered twice: take one and put its body back
-    // twice (what a redelivery after a lost ack looks like).
-    let q = &backends.queue;
-    let m = q
-        .receive(QueueName::Shards, Duration::from_secs(10))
-        .await
-        .unwrap()
-        .expect("a shard job");
-    q.send_batch(QueueName::Shards, vec![m.body.clone(), m.body.clone()])
-        .await
-        .unwrap();
-    q.ack(QueueName::Shards, &m.handle).await.unwrap();
+    duplicate_a_shard_job(backends.queue.as_ref()).await;
 
     // A worker killed mid-shard, 1.5 s into a 3 s shard: its message comes
     // back after the 2 s lease it can no longer renew.
@@ -216,35 +183,7 @@ async fn a_run_through_pubsub_push_and_pull_workers_on_the_emulators() {
             break run;
         }
     };
-    assert_eq!(done.status, RunStatus::Failed, "{:?}", done.error);
-    assert_eq!(
-        (
-            done.counts.tests,
-            done.counts.passed,
-            done.counts.failed,
-            done.counts.skipped
-        ),
-        (5, 3, 1, 1),
-        "each test counted once: {:?}",
-        done.counts
-    );
-    assert_eq!(done.shards_done, 3);
-    let shards = backends.store.list_shards(run_id).await.unwrap();
-    assert!(
-        shards.iter().any(|s| s.attempt.unwrap_or(0) >= 2),
-        "the killed worker's shard ran again on a later delivery: {shards:?}"
-    );
-    let reports = backends
-        .blobs
-        .list(&format!("runs/{run_id}/report/"))
-        .await
-        .unwrap();
-    for file in ["index.html", "junit.xml", "report.json", "summary.md"] {
-        assert!(
-            reports.iter().any(|k| k.ends_with(file)),
-            "{file} in Cloud Storage: {reports:?}"
-        );
-    }
+    assert_e2e_run_ended_exactly(backends.store.as_ref(), backends.blobs.as_ref(), &done).await;
     // The shard jobs still queued (the duplicate's other copy, the killed
     // worker's message) run too; their results reach collect by push and
     // are ignored: the final counts do not move.

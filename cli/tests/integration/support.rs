@@ -76,3 +76,93 @@ impl Drop for Serve {
         let _ = self.child.wait();
     }
 }
+
+impl Serve {
+    /// `POST /runs` with `body`, which must be answered 202: the run id.
+    pub async fn post_run(
+        &self,
+        http: &reqwest::Client,
+        body: serde_json::Value,
+    ) -> testexec::domain::model::RunId {
+        let rsp = http
+            .post(format!("{}/runs", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rsp.status().as_u16(), 202, "{}", self.log());
+        let answer: serde_json::Value = rsp.json().await.unwrap();
+        answer["run_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no run id in {answer}"))
+            .parse()
+            .unwrap()
+    }
+}
+
+/// The cloud end-to-end suites' run: the files of [`e2e_repo`].
+pub const E2E_FILES: [(&str, &str); 3] = [
+    // Every shard takes 3 s (a `hang` case passes after its sleep), so a
+    // worker killed 1.5 s in is always mid-shard.
+    ("tests/a.txt", "a1 hang 3\na2 fail\n"),
+    ("tests/b.txt", "b1 hang 3\nb2 skip\n"),
+    ("tests/c.txt", "c1 hang 3\n"),
+];
+
+/// A repository whose run has 3 shards of 3 s and ends failed with 5 tests.
+pub fn e2e_repo() -> tempfile::TempDir {
+    testexec::testkit::fake_suite::repo(&E2E_FILES, 3, 0, 60)
+}
+
+/// One shard message delivered twice: takes one and puts its body back
+/// twice (what a redelivery after a lost ack looks like).
+pub async fn duplicate_a_shard_job<Q>(queue: &Q)
+where
+    Q: testexec::app::ports::JobQueue + testexec::app::ports::QueueConsumer + ?Sized,
+{
+    use testexec::app::messages::QueueName;
+    let m = queue
+        .receive(QueueName::Shards, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .expect("a shard job");
+    queue
+        .send_batch(QueueName::Shards, vec![m.body.clone(), m.body.clone()])
+        .await
+        .unwrap();
+    queue.ack(QueueName::Shards, &m.handle).await.unwrap();
+}
+
+/// What an [`e2e_repo`] run must end as, whatever the backends and however
+/// often its jobs were delivered: failed, each test counted once, every
+/// shard done, the killed worker's shard run again, the reports stored.
+pub async fn assert_e2e_run_ended_exactly(
+    store: &dyn testexec::app::ports::RunStore,
+    blobs: &dyn testexec::app::ports::BlobStore,
+    run: &testexec::domain::model::Run,
+) {
+    use testexec::domain::model::RunStatus;
+    assert_eq!(run.status, RunStatus::Failed, "{:?}", run.error);
+    let c = &run.counts;
+    assert_eq!(
+        (c.tests, c.passed, c.failed, c.skipped),
+        (5, 3, 1, 1),
+        "each test counted once: {c:?}"
+    );
+    assert_eq!(run.shards_done, 3);
+    let shards = store.list_shards(run.id).await.unwrap();
+    assert!(
+        shards.iter().any(|s| s.attempt.unwrap_or(0) >= 2),
+        "the killed worker's shard ran again on a later delivery: {shards:?}"
+    );
+    let reports = blobs
+        .list(&format!("runs/{}/report/", run.id))
+        .await
+        .unwrap();
+    for file in ["index.html", "junit.xml", "report.json", "summary.md"] {
+        assert!(
+            reports.iter().any(|k| k.ends_with(file)),
+            "{file} in the blob store: {reports:?}"
+        );
+    }
+}
