@@ -35,6 +35,8 @@ pub struct WorkerArgs {
     /// State directory (the local backend's state; scratch space for all).
     #[arg(long, env = "TESTEXEC_STATE_DIR", default_value = ".testexec")]
     pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub metrics: super::metrics::MetricsArgs,
 }
 
 pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
@@ -66,7 +68,11 @@ async fn work(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         super::serve::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
+    let metrics = args.metrics.start(&backends.pipeline, stop.clone()).await?;
     let taken = backends.pipeline.work(queue, limits, stop).await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     tracing::info!(queue = queue.as_str(), taken, "worker done");
     eprintln!(
         "testexec worker: {taken} job(s) taken from the {} queue",
