@@ -12,6 +12,7 @@ mod e2e_jinja2;
 mod github_e2e;
 mod junit_cli;
 mod manifest_examples;
+mod monitoring;
 mod plan_cli;
 mod run_cancel;
 mod run_paths;
