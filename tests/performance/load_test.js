@@ -10,9 +10,11 @@
 //
 // Thresholds: the original system's targets (p95 < 500 ms, > 100 RPS,
 // < 0.1 % errors) and ours (acknowledgements, i.e. the two POSTs, p99 <
-// 20 ms at >= 2,000 RPS). PROFILE=smoke (CI: a few seconds) keeps every
-// threshold but asks for a lower ack rate, since CI shares its 2 cores
-// with the build; PROFILE=full is the run docs/benchmarks.md reports.
+// 20 ms at >= 2,000 RPS). PROFILE=full holds all of them and is the run
+// docs/benchmarks.md reports. PROFILE=smoke (CI: six seconds) keeps the
+// original targets as they are but asks ours at a lower rate (>= 100 ack/s,
+// p99 < 100 ms): in CI, k6, the debug-built server and the other tests of
+// the suite share 2 cores, where a 20 ms p99 measures the neighbours.
 //
 // Start the server with `--jobs 0` so the queued requests are only
 // acknowledged, not run (the intake is what is measured), e.g.:
@@ -41,11 +43,13 @@ const PROFILES = {
     ack: [50, [['2s', 300], ['4s', 300]]],
     reads: [20, [['2s', 100], ['4s', 100]]],
     ackRate: 100,
+    ackP99: 100,
   },
   full: {
     ack: [100, [['10s', 1200], ['50s', 1200]]],
     reads: [50, [['10s', 300], ['50s', 300]]],
     ackRate: 2000,
+    ackP99: 20,
   },
 };
 const P = PROFILES[PROFILE] || fail(`unknown PROFILE ${PROFILE}`);
@@ -75,7 +79,7 @@ export const options = {
     http_reqs: ['rate>100'],
     http_req_failed: ['rate<0.001'],
     // Ours: acknowledgements (webhook and POST /runs answers).
-    'http_req_duration{kind:ack}': ['p(99)<20'],
+    'http_req_duration{kind:ack}': [`p(99)<${P.ackP99}`],
     'http_reqs{kind:ack}': [`rate>=${P.ackRate}`],
     checks: ['rate>0.999'],
   },

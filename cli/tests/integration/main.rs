@@ -11,6 +11,7 @@ mod cost_cli;
 mod e2e_jinja2;
 mod github_e2e;
 mod junit_cli;
+mod load_k6;
 mod manifest_examples;
 mod monitoring;
 mod plan_cli;
