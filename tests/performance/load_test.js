@@ -53,6 +53,13 @@ const PROFILES = {
   },
 };
 const P = PROFILES[PROFILE] || fail(`unknown PROFILE ${PROFILE}`);
+// ACK_RPS=N: hold N acknowledgements/s in all (half webhooks, half POST
+// /runs) instead of the profile's rate, to find where the server saturates.
+// The thresholds stay the profile's.
+if (__ENV.ACK_RPS) {
+  const half = Math.max(1, Math.round(Number(__ENV.ACK_RPS) / 2));
+  P.ack = [Math.min(P.ack[0], half), P.ack[1].map(([d]) => [d, half])];
+}
 
 function ramp(exec, [startRate, stages], tags) {
   return {

@@ -42,6 +42,29 @@ pub mod names {
     pub const GITHUB_REQUESTS: &str = "testexec_github_requests_total";
     pub const GITHUB_RATE_LIMIT_WAIT: &str = "testexec_github_rate_limit_wait_seconds_total";
 
+    /// Every name above.
+    pub const ALL: [&str; 19] = [
+        RUNS_STARTED,
+        RUNS_FINISHED,
+        RUN_DURATION,
+        RUNS_OVERDUE,
+        RUNS_ACTIVE,
+        SHARDS_COMPLETED,
+        SHARD_QUEUE_WAIT,
+        SHARD_DURATION,
+        TESTS,
+        WEBHOOK_DELIVERIES,
+        HTTP_REQUESTS,
+        HTTP_DURATION,
+        MESSAGES_HANDLED,
+        REDELIVERIES,
+        QUEUE_MESSAGES,
+        SWEEP_SHARDS_ERRORED,
+        SWEEP_REPORTS_QUEUED,
+        GITHUB_REQUESTS,
+        GITHUB_RATE_LIMIT_WAIT,
+    ];
+
     /// Histograms (the Prometheus exporter gives them buckets).
     pub const HISTOGRAMS: [&str; 4] = [
         RUN_DURATION,
@@ -346,5 +369,63 @@ mod tests {
         assert_eq!(status_label(599), "5xx");
         assert_eq!(bounded_method("POST"), "POST");
         assert_eq!(bounded_method("BREW"), "other");
+    }
+
+    /// The `testexec_*` names a file mentions (a histogram's `_bucket`,
+    /// `_sum` and `_count` series count as the histogram).
+    fn mentioned(path: &str) -> std::collections::BTreeSet<String> {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(path),
+        )
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut found = std::collections::BTreeSet::new();
+        for (i, _) in text.match_indices("testexec_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            let name = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|n| names::HISTOGRAMS.contains(n))
+                })
+                .map_or(name.clone(), str::to_string);
+            found.insert(name);
+        }
+        found
+    }
+
+    /// The CloudWatch dashboards (template and Terraform) and the docs name
+    /// only metrics the code emits, and the docs name all of them: a
+    /// renamed metric fails here. (monitoring/ is checked against a real
+    /// scrape by the CLI's integration test `monitoring`.)
+    #[test]
+    fn dashboards_and_docs_name_only_emitted_metrics() {
+        let emitted: std::collections::BTreeSet<String> =
+            names::ALL.iter().map(|s| s.to_string()).collect();
+        for path in [
+            "template.yaml",
+            "terraform/aws/module/dashboard.tf",
+            "docs/metrics.md",
+            "docs/alerts.md",
+        ] {
+            let unknown: Vec<_> = mentioned(path).difference(&emitted).cloned().collect();
+            assert!(
+                unknown.is_empty(),
+                "{path} names metrics the code does not emit: {unknown:?}"
+            );
+        }
+        let undocumented: Vec<_> = emitted
+            .difference(&mentioned("docs/metrics.md"))
+            .cloned()
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "docs/metrics.md lacks {undocumented:?}"
+        );
+        assert!(mentioned("template.yaml").len() >= 10);
     }
 }
