@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use testexec::testkit::emulators;
 
-use crate::support::{Serve, copy_suite};
+use crate::support::{Serve, copy_suite, post_run, wait_run_final};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -360,16 +360,7 @@ async fn every_dashboard_panel_and_alert_has_data_from_a_real_scrape() {
 
     let mut runs = Vec::new();
     for _ in 0..3 {
-        let answer: Value = http
-            .post(format!("{}/runs", serve.url))
-            .json(&json!({"repo": "demo"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        runs.push(answer["run_id"].as_str().unwrap().to_string());
+        runs.push(post_run(&http, &serve, json!({"repo": "demo"})).await);
     }
     // A delivery with a wrong signature: counted, refused.
     let refused = http
@@ -383,27 +374,7 @@ async fn every_dashboard_panel_and_alert_has_data_from_a_real_scrape() {
         .unwrap();
     assert_eq!(refused.status(), 401);
     for run in &runs {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let body: Value = http
-                .get(format!("{}/runs/{run}", serve.url))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap_or(Value::Null);
-            let status = body["run"]["status"].as_str().unwrap_or("");
-            if matches!(status, "passed" | "failed" | "errored") {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "run {run} did not finish:\n{}",
-                serve.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_run_final(&http, &serve, run, Duration::from_secs(60)).await;
     }
 
     // The scrapes after the runs carry their counts: asserted against what

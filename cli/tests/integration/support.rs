@@ -4,7 +4,9 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 /// A `testexec serve` child; killed when dropped, so a failing assertion
 /// leaves no process behind.
@@ -95,5 +97,53 @@ pub fn copy_suite(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), &target).unwrap();
         }
+    }
+}
+
+/// `POST /runs` with `body`; the run id of the 202 answer.
+pub async fn post_run(http: &reqwest::Client, serve: &Serve, body: Value) -> String {
+    let answer: Value = http
+        .post(format!("{}/runs", serve.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["run_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no run id in {answer}:\n{}", serve.log()))
+        .to_string()
+}
+
+/// Polls `GET /runs/{id}` until the run is final and returns the answer;
+/// fails after `timeout` with the last answer and serve's log.
+pub async fn wait_run_final(
+    http: &reqwest::Client,
+    serve: &Serve,
+    run_id: &str,
+    timeout: Duration,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last: Value = match http
+            .get(format!("{}/runs/{run_id}", serve.url))
+            .send()
+            .await
+        {
+            Ok(r) if r.status() == 200 => r.json().await.unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        let status = last["run"]["status"].as_str().unwrap_or("");
+        if matches!(status, "passed" | "failed" | "errored" | "cancelled") {
+            return last;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {run_id} not final after {timeout:?}: {last:#}\n{}",
+            serve.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
