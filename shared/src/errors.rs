@@ -664,6 +664,15 @@ pub enum ConfigError {
     },
 }
 
+/// A metrics exporter could not start.
+#[derive(Debug, Error)]
+pub enum MetricsError {
+    #[error("installing the metrics recorder: {0}")]
+    Install(String),
+    #[error("metrics listener: {0}")]
+    Bind(std::io::Error),
+}
+
 // ---- Lambda host (lambda/) ----------------------------------------------------
 
 /// An invocation event the Lambda host cannot take.

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub mod cost;
 pub mod junit;
+pub mod metrics;
 pub mod plan;
 pub mod report;
 pub mod run;

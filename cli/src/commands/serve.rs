@@ -56,6 +56,8 @@ pub struct ServeArgs {
     /// State directory [default: PATH/.testexec].
     #[arg(long, env = "TESTEXEC_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub metrics: super::metrics::MetricsArgs,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -156,7 +158,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         Vec::new()
     };
-    let sweeper = tokio::spawn(sweep_every(pipeline.clone(), Duration::from_secs(60), stop));
+    let sweeper = tokio::spawn(sweep_every(
+        pipeline.clone(),
+        Duration::from_secs(60),
+        stop.clone(),
+    ));
+    let metrics = args.metrics.start(&pipeline, stop).await?;
 
     let router = http::router(FrontDoor::new(
         pipeline.ports.clone(),
@@ -192,17 +199,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("testexec: shutdown grace over; unfinished jobs return to the queue");
     }
     sweeper.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// No run hangs forever, even if a worker died.
+/// No run hangs forever, even if a worker died. The first sweep runs at
+/// start: it finishes what an earlier process left overdue and sets the
+/// run gauges (`testexec_runs_active`, `_overdue`) from the first scrape.
 async fn sweep_every(
     pipeline: testexec::app::pipeline::Pipeline,
     every: Duration,
     stop: watch::Receiver<bool>,
 ) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !*stop.borrow() {
-        tokio::time::sleep(every).await;
+        ticks.tick().await;
         if let Err(e) =
             testexec::app::handlers::sweep::sweep(&pipeline.ports, &pipeline.settings).await
         {

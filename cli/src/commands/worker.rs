@@ -17,7 +17,9 @@ use tokio::sync::watch;
 #[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
     /// The queue (by the function that consumes it): trigger, execute,
-    /// collect or report.
+    /// collect or report; several, comma-separated, are worked on at once
+    /// (e.g. `trigger,collect,report`: one pod, one metrics port). With
+    /// --once or --max-jobs the limit applies to each queue.
     #[arg(long, default_value = "execute")]
     pub queue: String,
     /// Take at most one job, waiting up to --wait for it, then exit.
@@ -35,6 +37,8 @@ pub struct WorkerArgs {
     /// State directory (the local backend's state; scratch space for all).
     #[arg(long, env = "TESTEXEC_STATE_DIR", default_value = ".testexec")]
     pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub metrics: super::metrics::MetricsArgs,
 }
 
 pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
@@ -45,12 +49,15 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn work(args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let queue = QueueName::from_function(&args.queue).with_context(|| {
-        format!(
-            "--queue `{}`: expected trigger, execute, collect or report",
-            args.queue
-        )
-    })?;
+    let mut queues = Vec::new();
+    for name in args.queue.split(',').map(str::trim) {
+        let queue = QueueName::from_function(name).with_context(|| {
+            format!("--queue `{name}`: expected trigger, execute, collect or report")
+        })?;
+        if !queues.contains(&queue) {
+            queues.push(queue);
+        }
+    }
     if !(1..=20).contains(&args.wait) {
         anyhow::bail!("--wait {}: expected 1 to 20 seconds", args.wait);
     }
@@ -66,11 +73,25 @@ async fn work(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         super::serve::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let taken = backends.pipeline.work(queue, limits, stop).await;
-    tracing::info!(queue = queue.as_str(), taken, "worker done");
-    eprintln!(
-        "testexec worker: {taken} job(s) taken from the {} queue",
-        queue.function()
-    );
+    let metrics = args.metrics.start(&backends.pipeline, stop.clone()).await?;
+    let workers: Vec<_> = queues
+        .iter()
+        .map(|&queue| {
+            let pipeline = backends.pipeline.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move { (queue, pipeline.work(queue, limits, stop).await) })
+        })
+        .collect();
+    for worker in workers {
+        let (queue, taken) = worker.await?;
+        tracing::info!(queue = queue.as_str(), taken, "worker done");
+        eprintln!(
+            "testexec worker: {taken} job(s) taken from the {} queue",
+            queue.function()
+        );
+    }
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -89,24 +89,6 @@ fn browser_env_or_skip() -> Option<BrowserEnv> {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        // Local state and caches of earlier demo runs are not part of the suite.
-        if name == ".testexec" || name == "__pycache__" || name == ".pytest_cache" {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 fn testexec(env: &BrowserEnv, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_testexec"))
         .args(args)
@@ -325,7 +307,7 @@ fn report_and_serve_pages_show_the_run_without_browser_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("demo");
     let state = tmp.path().join("state");
-    copy_dir(&repo_root().join("examples/demo"), &repo);
+    crate::support::copy_suite(&repo_root().join("examples/demo"), &repo);
     let repo_arg = repo.to_str().unwrap();
     let state_arg = state.to_str().unwrap();
 

@@ -144,34 +144,14 @@ async fn deliver_signed(
 
 /// Polls `GET /runs/{id}` until the run is final.
 async fn wait_final(http: &reqwest::Client, serve: &Serve, run_id: &str) -> Value {
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let mut last = Value::Null;
-    loop {
-        let r = http
-            .get(format!("{}/runs/{run_id}", serve.url))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 200 {
-            last = r.json().await.unwrap();
-            assert_ne!(
-                last["status"],
-                "rejected",
-                "the run was rejected: {last:#}\n{}",
-                serve.log()
-            );
-            let status = last["run"]["status"].as_str().unwrap_or("");
-            if matches!(status, "passed" | "failed" | "errored" | "cancelled") {
-                return last;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "run {run_id} not final after {RUN_TIMEOUT:?}: {last:#}\n{}",
-            serve.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let last = crate::support::wait_run_final(http, serve, run_id, RUN_TIMEOUT).await;
+    assert_ne!(
+        last["status"],
+        "rejected",
+        "the run was rejected: {last:#}\n{}",
+        serve.log()
+    );
+    last
 }
 
 /// Polls the fake until `pred` holds over the recorded requests: the check

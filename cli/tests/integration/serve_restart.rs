@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::support::Serve;
 
@@ -49,16 +49,7 @@ async fn a_run_in_flight_when_serve_was_killed_finishes_after_the_restart() {
     let http = reqwest::Client::new();
 
     let first = start_serve(&repo, &state);
-    let accepted: Value = http
-        .post(format!("{}/runs", first.url))
-        .json(&json!({ "repo": "restart-repo" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let run_id = accepted["run_id"].as_str().expect("a run id").to_string();
+    let run_id = crate::support::post_run(&http, &first, json!({ "repo": "restart-repo" })).await;
     // The shard is running (and hangs) when serve dies.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !marker.exists() {
@@ -77,29 +68,8 @@ async fn a_run_in_flight_when_serve_was_killed_finishes_after_the_restart() {
 
     let second = start_serve(&repo, &state);
     // Generous: a loaded 2-core CI machine runs many tests beside this one.
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let done = loop {
-        let r: Value = http
-            .get(format!("{}/runs/{run_id}", second.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if r["run"]["status"] == "passed"
-            || r["run"]["status"] == "failed"
-            || r["run"]["status"] == "errored"
-        {
-            break r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the run did not finish after the restart: {r:#}\nserve's log:\n{}",
-            second.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let done =
+        crate::support::wait_run_final(&http, &second, &run_id, Duration::from_secs(240)).await;
     assert_eq!(done["run"]["status"], "passed", "{done:#}");
     assert_eq!(done["run"]["counts"]["tests"], 2, "{done:#}");
     assert_eq!(

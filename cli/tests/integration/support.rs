@@ -1,9 +1,12 @@
 //! What several CLI tests need: a `testexec serve` child process.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 /// A `testexec serve` child; killed when dropped, so a failing assertion
 /// leaves no process behind.
@@ -164,5 +167,61 @@ pub async fn assert_e2e_run_ended_exactly(
             reports.iter().any(|k| k.ends_with(file)),
             "{file} in the blob store: {reports:?}"
         );
+    }
+}
+
+/// Copies a suite (e.g. examples/demo) without the state and caches of
+/// earlier runs in it.
+pub fn copy_suite(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        // Local state and caches of earlier demo runs are not part of the suite.
+        if name == ".testexec" || name == "__pycache__" || name == ".pytest_cache" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_suite(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// `POST /runs` with `body`; the run id of the 202 answer.
+pub async fn post_run(http: &reqwest::Client, serve: &Serve, body: Value) -> String {
+    serve.post_run(http, body).await.to_string()
+}
+
+/// Polls `GET /runs/{id}` until the run is final and returns the answer;
+/// fails after `timeout` with the last answer and serve's log.
+pub async fn wait_run_final(
+    http: &reqwest::Client,
+    serve: &Serve,
+    run_id: &str,
+    timeout: Duration,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last: Value = match http
+            .get(format!("{}/runs/{run_id}", serve.url))
+            .send()
+            .await
+        {
+            Ok(r) if r.status() == 200 => r.json().await.unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        let status = last["run"]["status"].as_str().unwrap_or("");
+        if matches!(status, "passed" | "failed" | "errored" | "cancelled") {
+            return last;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {run_id} not final after {timeout:?}: {last:#}\n{}",
+            serve.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -141,6 +141,36 @@ fn worker_refuses_an_unknown_queue_or_backend_by_name() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("TESTEXEC_BACKEND"));
 }
 
+/// `--queue trigger,collect,report`: one process works the three queues
+/// (the Kubernetes handlers pod), each to its own `--once` limit; a bad
+/// name in the list is refused by name.
+#[test]
+fn worker_works_several_queues_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let out = worker(&["--queue", "trigger,collect,report", "--once", "--wait", "1"])
+        .arg("--state-dir")
+        .arg(&state)
+        .env_remove("TESTEXEC_METRICS_BIND")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for queue in ["trigger", "collect", "report"] {
+        assert!(
+            stderr.contains(&format!("0 job(s) taken from the {queue} queue")),
+            "{queue}: {stderr}"
+        );
+    }
+    let out = worker(&["--queue", "trigger,shardz", "--once"])
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--queue `shardz`"));
+}
+
 #[cfg(feature = "aws")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_once_runs_one_shard_job_from_sqs() {

@@ -105,6 +105,10 @@ pub struct ShardJob {
     /// slow file was split by test or when only failed tests are re-run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<String>,
+    /// When trigger queued the job (ms since the epoch), for the shard
+    /// queue-wait metric. Absent in jobs queued before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_ms: Option<u64>,
 }
 
 /// A shard job as it travels: inline when small, else by blob key.

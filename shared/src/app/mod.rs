@@ -4,6 +4,7 @@
 //!   notifier, clock); adapters implement them.
 //! - [`intake`]: the hand-written run request (`POST /runs`, schedules, invokes) and which sources a host lets requests name.
 //! - [`messages`]: the queue messages between handlers, and blob keys.
+//! - [`metrics`]: what the handlers and hosts count, through one facade.
 //! - [`handlers`]: trigger, execute, collect, report, sweep.
 //! - [`pipeline`]: the handlers pumped by in-process workers over any
 //!   backend set (`testexec run`, `serve`, a polling worker).
@@ -11,5 +12,6 @@
 pub mod handlers;
 pub mod intake;
 pub mod messages;
+pub mod metrics;
 pub mod pipeline;
 pub mod ports;

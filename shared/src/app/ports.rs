@@ -207,6 +207,22 @@ pub trait QueueConsumer: Send + Sync {
     /// True when no message is waiting or in flight on any queue (best
     /// effort for remote queues, whose counts are approximate).
     async fn is_idle(&self) -> Result<bool, QueueError>;
+
+    /// How many messages wait, are in flight and sit in the dead letters,
+    /// for the queue-depth metrics; `None` where the backend cannot tell
+    /// cheaply (SQS, Pub/Sub and Storage Queues publish these to their
+    /// cloud's own monitoring, and asking would cost an API call a sample).
+    async fn backlog(&self, _queue: QueueName) -> Result<Option<Backlog>, QueueError> {
+        Ok(None)
+    }
+}
+
+/// A queue's message counts (see [`QueueConsumer::backlog`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub waiting: u64,
+    pub in_flight: u64,
+    pub dead_letters: u64,
 }
 
 /// Materialises a repository at a commit into a local directory.

@@ -1,7 +1,7 @@
 # testexec on AWS: the stack of template.yaml, resource for resource. One file
 # per concern: functions.tf (functions, log groups, event sources),
 # queues.tf, storage.tf (table, bucket), api.tf (HTTP API), schedules.tf
-# (EventBridge), iam.tf (one role per function), alarms.tf.
+# (EventBridge), iam.tf (one role per function), alarms.tf, dashboard.tf.
 # scripts/check-terraform-drift.py fails CI when this and template.yaml
 # disagree on what matters (env var names, memory, timeouts, queue settings,
 # table keys and indexes, IAM actions, schedules).
@@ -17,6 +17,8 @@ locals {
     TESTEXEC_REPORTS_QUEUE_URL  = aws_sqs_queue.queue["reports"].url
     TESTEXEC_REQUESTS_QUEUE_URL = aws_sqs_queue.queue["requests"].url
     TESTEXEC_LINK_TTL_SECS      = tostring(var.link_ttl_seconds)
+    # The CloudWatch namespace of the functions' EMF metrics (dashboard.tf).
+    TESTEXEC_METRICS_NAMESPACE = "testexec/${var.name}"
   }
 
   # The GitHub settings of trigger and report; a null value drops the variable

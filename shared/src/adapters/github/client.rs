@@ -27,6 +27,7 @@ use serde_json::Value;
 use super::auth::{Authenticator, Secret};
 use super::config::{GithubConfig, RetryPolicy};
 use super::time::now_secs;
+use crate::app::metrics::{self, GithubResult};
 use crate::errors::GithubError;
 
 const API_VERSION: &str = "2022-11-28";
@@ -115,7 +116,8 @@ impl Transport {
             if let Some(body) = body {
                 req = req.json(body);
             }
-            match req.send().await {
+            // Every attempt counts, so retries and rate limits show.
+            let verdict = match req.send().await {
                 Ok(resp) if resp.status().is_success() => Ok(resp),
                 Ok(resp) => Err(self.judge(method, path, resp).await),
                 Err(e) => Err(Verdict::Retry {
@@ -124,7 +126,15 @@ impl Transport {
                     reason: format!("transport error: {e}"),
                     rate_limited: false,
                 }),
-            }
+            };
+            metrics::github_request(match &verdict {
+                Ok(_) => GithubResult::Ok,
+                Err(Verdict::Retry {
+                    rate_limited: true, ..
+                }) => GithubResult::RateLimited,
+                Err(_) => GithubResult::Error,
+            });
+            verdict
         };
         let mut waited = Duration::ZERO;
         let budget = self.retry.max_total_wait;
@@ -140,6 +150,13 @@ impl Transport {
                 Verdict::Fail(_) => None,
             })
             .notify(|v, wait| {
+                if let Verdict::Retry {
+                    rate_limited: true,
+                    ..
+                } = v
+                {
+                    metrics::github_rate_limit_wait(wait);
+                }
                 if let Verdict::Retry { reason, .. } = v {
                     let attempt = attempts.load(Ordering::Relaxed);
                     tracing::warn!(%method, path, attempt, wait_ms = wait.as_millis() as u64, reason = %reason, "GitHub API call will be retried");

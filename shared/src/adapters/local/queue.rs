@@ -63,7 +63,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::app::messages::QueueName;
-use crate::app::ports::{JobQueue, QueueConsumer, Received};
+use crate::app::ports::{Backlog, JobQueue, QueueConsumer, Received};
 use crate::errors::{BackendSource, QueueError};
 
 /// Longest visibility timeout (SQS's limit is 12 hours).
@@ -682,6 +682,23 @@ impl QueueConsumer for LocalQueue {
     }
 
     /// Bodies of the messages that exhausted their receives, oldest first.
+    async fn backlog(&self, queue: QueueName) -> Result<Option<Backlog>, QueueError> {
+        let dead: i64 = {
+            let conn = self.lock();
+            conn.query_row(
+                "SELECT COUNT(*) FROM dead_letters WHERE queue = ?1",
+                params![queue.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(|e| backend(queue.as_str(), "backlog", e))?
+        };
+        Ok(Some(Backlog {
+            waiting: self.depth(queue)? as u64,
+            in_flight: self.in_flight(queue)? as u64,
+            dead_letters: u64::try_from(dead).unwrap_or(0),
+        }))
+    }
+
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<String>, QueueError> {
         let name = queue.as_str();
         let err = |e| backend(name, "dead_letters", e);

@@ -124,10 +124,13 @@ async fn apply(ports: &Ports, result: ShardResult) -> Result<CollectOutcome, Han
         tracing::info!("last shard collected; run handed to report");
     }
     Ok(match applied {
-        Completion::Applied { .. } => CollectOutcome::Applied {
-            status,
-            handed_to_report,
-        },
+        Completion::Applied { .. } => {
+            crate::app::metrics::shard_completed(status, result.started_ms, result.finished_ms);
+            CollectOutcome::Applied {
+                status,
+                handed_to_report,
+            }
+        }
         Completion::AlreadyCompleted => {
             tracing::info!("duplicate shard result ignored");
             CollectOutcome::Duplicate { handed_to_report }

@@ -64,6 +64,9 @@ async fn run_job(
 ) -> Result<ShardResult, HandlerError> {
     let attempt = attempt.max(1);
     let started_ms = ports.clock.now_ms();
+    if let Some(queued_ms) = job.queued_ms {
+        crate::app::metrics::shard_queue_wait(started_ms.saturating_sub(queued_ms));
+    }
     let work = scratch_dir(settings, "shard-")?;
     let mut log = LogCapture::new(settings.log_head_bytes, settings.log_tail_bytes);
     log.line(&format!(

@@ -95,6 +95,24 @@ pub async fn handle_message(
     body: &str,
     attempt: u32,
 ) -> Result<Handled, HandlerError> {
+    use crate::app::metrics::{MessageResult, message_handled};
+    let handled = dispatch(ports, settings, queue, body, attempt).await;
+    let result = match &handled {
+        Ok(_) => MessageResult::Ok,
+        Err(e) if e.is_permanent() => MessageResult::Permanent,
+        Err(_) => MessageResult::Failed,
+    };
+    message_handled(queue, attempt, result);
+    handled
+}
+
+async fn dispatch(
+    ports: &Ports,
+    settings: &Settings,
+    queue: crate::app::messages::QueueName,
+    body: &str,
+    attempt: u32,
+) -> Result<Handled, HandlerError> {
     use crate::app::messages::QueueName;
     Ok(match queue {
         QueueName::Shards => {

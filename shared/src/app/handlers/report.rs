@@ -164,6 +164,14 @@ async fn render_and_finish(
             error,
         )
         .await?;
+    if finalised_now {
+        crate::app::metrics::run_finished(
+            &run,
+            status,
+            &final_run.counts,
+            final_run.finished_ms.unwrap_or_default(),
+        );
+    }
     tracing::info!(status = %status, tests = final_run.counts.tests, finalised_now, "run reported");
     Ok(ReportOutcome {
         run: run.id,

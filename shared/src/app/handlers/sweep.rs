@@ -36,16 +36,18 @@ pub async fn sweep_at(
     now: u64,
 ) -> Result<SweepOutcome, HandlerError> {
     let mut outcome = SweepOutcome::default();
-    for run in ports.store.list_active_runs().await? {
+    let active = ports.store.list_active_runs().await?;
+    let mut overdue_runs = 0;
+    for run in &active {
         let overdue = now > run.deadline_ms.saturating_add(settings.sweep_grace_ms);
+        overdue_runs += usize::from(overdue);
         let mut hand_over = false;
         if run.status == RunStatus::Running {
             if overdue {
                 let reason =
                     "never reported before the run's deadline (worker lost, or the job never ran)";
                 let errored =
-                    error_pending_shards(ports, &run, reason, now.min(ports.clock.now_ms()))
-                        .await?;
+                    error_pending_shards(ports, run, reason, now.min(ports.clock.now_ms())).await?;
                 outcome.errored_shards.extend(errored);
             }
             hand_over = ports.store.begin_report(run.id).await?;
@@ -65,6 +67,15 @@ pub async fn sweep_at(
             outcome.reports_queued.push(run.id);
         }
     }
+    // `u64::MAX` is a host forcing an idle sweep, not the clock: its
+    // "overdue" says nothing about stuck runs.
+    let overdue_runs = if now == u64::MAX { 0 } else { overdue_runs };
+    crate::app::metrics::sweep(
+        active.len(),
+        overdue_runs,
+        outcome.errored_shards.len(),
+        outcome.reports_queued.len(),
+    );
     Ok(outcome)
 }
 

@@ -114,8 +114,12 @@ async fn record_rejection(
     };
     tracing::warn!(run_id = %run.id, error = %error, "run request rejected");
     match ports.store.create_run(&run, &[]).await {
+        Ok(()) => {
+            crate::app::metrics::run_started(&run, true);
+            Ok(())
+        }
         // A redelivered job whose rejection was already recorded.
-        Ok(()) | Err(crate::errors::StoreError::Conflict { .. }) => Ok(()),
+        Err(crate::errors::StoreError::Conflict { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -137,6 +141,7 @@ pub async fn trigger(
             .await?
         {
             tracing::info!(delivery, "duplicate delivery ignored");
+            crate::app::metrics::webhook(crate::app::metrics::WebhookResult::Duplicate);
             return Ok(TriggerOutcome::Duplicate {
                 delivery: delivery.clone(),
             });
@@ -226,6 +231,7 @@ pub async fn trigger(
         })
         .collect();
     ports.store.create_run(&run, &shards).await?;
+    crate::app::metrics::run_started(&run, false);
 
     let mut bodies = Vec::with_capacity(plan.shards.len());
     for shard in &plan.shards {
@@ -238,6 +244,7 @@ pub async fn trigger(
             source_key: source_key.clone(),
             files,
             tests,
+            queued_ms: Some(ports.clock.now_ms()),
         };
         bodies.push(envelope(ports, job).await?);
     }

@@ -362,6 +362,26 @@ impl Pipeline {
         }
     }
 
+    /// Sets the queue-depth gauges from the consumer's counts, where its
+    /// backend can tell them (hosts with a metrics exporter call this on a
+    /// timer).
+    pub async fn record_backlog(&self) {
+        for queue in QueueName::ALL {
+            match self.consumer.backlog(queue).await {
+                Ok(Some(b)) => crate::app::metrics::queue_backlog(
+                    queue,
+                    b.waiting,
+                    b.in_flight,
+                    b.dead_letters,
+                ),
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::debug!(queue = queue.as_str(), error = %error, "queue backlog unknown");
+                }
+            }
+        }
+    }
+
     /// Sweeps as if every deadline had passed.
     pub async fn sweep_now(&self) -> Result<SweepOutcome, HandlerError> {
         sweep_at(&self.ports, &self.settings, u64::MAX).await

@@ -17,6 +17,7 @@ use super::state::FrontDoor;
 use crate::adapters::github::webhook::{self, WebhookAction, WebhookHeaders};
 use crate::app::intake::StartRun;
 use crate::app::messages::{MESSAGE_VERSION, QueueName, RunRequest, TriggerJob};
+use crate::app::metrics::{self, WebhookResult};
 use crate::domain::model::{Origin, RunId};
 
 /// Largest `POST /runs` body (a run request is a few hundred bytes).
@@ -72,18 +73,30 @@ pub(crate) async fn github_webhook(
     let decision = webhook::intake(config, &headers, &body).map_err(|e| {
         if e.is_unauthorized() {
             tracing::warn!(delivery = ?headers.delivery, "webhook refused: {e}");
+            metrics::webhook(WebhookResult::BadSignature);
         } else {
             tracing::info!(delivery = ?headers.delivery, "webhook refused: {e}");
+            metrics::webhook(WebhookResult::Refused);
         }
         ApiError::new(e.http_status(), e.to_string())
     })?;
     match decision.into_action() {
-        WebhookAction::Reply { status, body } => Ok((
-            axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::ACCEPTED),
-            axum::Json(body),
-        )
-            .into_response()),
-        WebhookAction::Start(request) => enqueue(&door, *request).await,
+        WebhookAction::Reply { status, body } => {
+            metrics::webhook(WebhookResult::Ignored);
+            Ok((
+                axum::http::StatusCode::from_u16(status)
+                    .unwrap_or(axum::http::StatusCode::ACCEPTED),
+                axum::Json(body),
+            )
+                .into_response())
+        }
+        WebhookAction::Start(request) => {
+            let answer = enqueue(&door, *request).await;
+            if answer.is_ok() {
+                metrics::webhook(WebhookResult::Accepted);
+            }
+            answer
+        }
     }
 }
 

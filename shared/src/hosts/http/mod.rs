@@ -67,6 +67,9 @@ pub fn router(door: FrontDoor) -> Router {
             "/queues/{queue}",
             post(push::push_message).layer(DefaultBodyLimit::max(push_limit)),
         )
+        // After every route (route_layer wraps only the routes added so
+        // far) and inside the routing, where the matched template is known.
+        .route_layer(axum::middleware::from_fn(count_request))
         .fallback(pages::no_route)
         .method_not_allowed_fallback(pages::method_not_allowed)
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -86,6 +89,25 @@ pub fn router(door: FrontDoor) -> Router {
             HeaderValue::from_static("DENY"),
         ))
         .with_state(door)
+}
+
+/// Counts and times every routed request by its route template (never
+/// the path a client sent, which would carry run ids).
+async fn count_request(
+    route: axum::extract::MatchedPath,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    crate::app::metrics::http_request(
+        route.as_str(),
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// An error answer: `{"error": "..."}` with the status that says what went

@@ -162,9 +162,12 @@ impl Host {
             (_, Event::Sqs(batch)) => {
                 let queue = self.function.queue();
                 let dead_letters = self.dead_letters.as_deref();
-                let response = sqs::run_batch(queue, batch, dead_letters, |record| async move {
-                    self.process(queue, &record.body, record.attempt).await
-                })
+                // Boxed: the handlers' futures nested inside the batch loop
+                // are deep enough to overflow rustc's layout query depth in
+                // the functions' `main` otherwise.
+                let response = Box::pin(sqs::run_batch(queue, batch, dead_letters, |record| {
+                    Box::pin(async move { self.process(queue, &record.body, record.attempt).await })
+                }))
                 .await?;
                 Ok(serde_json::to_value(response).unwrap_or_else(|_| json!({})))
             }

@@ -4,10 +4,13 @@
 //! - [`sqs`]: batches with partial failures.
 //! - [`host`]: clients built once per process; dispatch to the handlers;
 //!   HTTP requests answered by the front door's Router (`hosts::http`).
+//! - [`emf`]: the metrics of `app::metrics` as CloudWatch embedded metric
+//!   format lines in the log, flushed after each invocation.
 //!
 //! Each `functions/<name>/src/main.rs` is one call to [`run`]. Events, their
 //! answers and failure semantics are documented in docs/lambda.md.
 
+pub mod emf;
 pub mod events;
 pub mod host;
 pub mod sqs;
@@ -34,10 +37,15 @@ pub async fn run(function: Function) -> Result<(), lambda_runtime::Error> {
             return Err(e.into());
         }
     };
+    let emf = emf::install(function);
     let host = &host;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-            host.invoke_with(event.payload, event.context).await.map_err(|e| {
+            let answer = host.invoke_with(event.payload, event.context).await;
+            // One EMF document per invocation, before the runtime asks for
+            // the next event (the sandbox may be frozen after that).
+            emf::flush(emf);
+            answer.map_err(|e| {
                 tracing::error!(function = host.function.name(), error = %e, "invocation failed");
                 lambda_runtime::Diagnostic::from(e)
             })
