@@ -153,17 +153,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .map(|n| n.get())
             .unwrap_or(2)
     });
+    // The recorder first: the workers and the first sweep (at once) record
+    // into it, and what they record before it exists is lost.
+    let metrics = args.metrics.start(&pipeline, stop.clone()).await?;
     let workers = if jobs > 0 {
         pipeline.spawn_workers_until(jobs, stop.clone())
     } else {
         Vec::new()
     };
-    let sweeper = tokio::spawn(sweep_every(
-        pipeline.clone(),
-        Duration::from_secs(60),
-        stop.clone(),
-    ));
-    let metrics = args.metrics.start(&pipeline, stop).await?;
+    let sweeper = tokio::spawn(sweep_every(pipeline.clone(), Duration::from_secs(60), stop));
 
     let router = http::router(FrontDoor::new(
         pipeline.ports.clone(),
