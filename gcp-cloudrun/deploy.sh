@@ -41,6 +41,7 @@ esac
 # the command exists and that its help names every --flag used, or in
 # --print mode prints it.
 checked=0
+declare -A help_cache=()
 g() {
   local path="$1"; shift
   if $print; then
@@ -52,11 +53,16 @@ g() {
     gcloud $path "$@"
     return
   fi
+  # Each command's help once: gcloud takes about a second to start, and
+  # the script calls the same commands for every queue and account.
   local help
-  # shellcheck disable=SC2086
-  if ! help=$(gcloud $path --help 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' | col -b); then
-    echo "deploy --check: no command \`gcloud $path\`" >&2; exit 1
+  if [ -z "${help_cache[$path]+set}" ]; then
+    # shellcheck disable=SC2086
+    if ! help_cache[$path]=$(gcloud $path --help 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' | col -b); then
+      echo "deploy --check: no command \`gcloud $path\`" >&2; exit 1
+    fi
   fi
+  help="${help_cache[$path]}"
   local arg flag
   for arg in "$@"; do
     case "$arg" in
