@@ -38,22 +38,27 @@ pub const MAX_ATTEMPTS: usize = 11;
 
 /// One run's result for one test.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Stored with one-letter names: a record holds up to 50 entries and
+/// DynamoDB bills writes per kilobyte.
 pub struct HistoryEntry {
     /// The run id (dedupes a report delivered twice).
+    #[serde(rename = "r")]
     pub run: String,
+    #[serde(rename = "t")]
     pub at_ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
     /// Branch name without `refs/heads/`; `None` for runs with no ref
     /// (local runs), which count as the default branch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "b", default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
     /// The folded verdict of the run.
+    #[serde(rename = "o")]
     pub outcome: Outcome,
     /// Every attempt's outcome, oldest first, when the test was retried.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "a", default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Outcome>,
-    #[serde(default)]
+    #[serde(rename = "d", default)]
     pub duration_secs: f64,
 }
 

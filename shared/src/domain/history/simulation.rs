@@ -144,6 +144,7 @@ fn simulate(seed: u64, policy: &HistoryPolicy) -> Score {
                         attempts,
                         duration_secs: 1.0,
                     },
+                    file: None,
                 }
             })
             .collect();

@@ -71,6 +71,12 @@ pub struct TriagedTest {
     /// The last results before this run, oldest first (`P`, `F`, `M` for
     /// passed on retry, `S`), for a short outcome strip.
     pub recent: String,
+    /// The test's source file, when the runner wrote one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Its owners from `CODEOWNERS` (filled in by the report handler).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<String>,
 }
 
 /// The four groups the reports show, each in run order.
@@ -90,12 +96,61 @@ pub struct Triage {
     /// Tests that entered or left automatic quarantine with this run.
     pub entered_quarantine: Vec<String>,
     pub left_quarantine: Vec<String>,
+    /// Failures that fail the run (new failures and known flaky ones not
+    /// quarantined), and failures excused by quarantine: exact even when
+    /// the lists above are cut at [`MAX_LISTED`].
+    pub failing: u64,
+    pub quarantined_failures: u64,
 }
 
 /// Groups held at most this many tests each (counts stay exact).
 pub const MAX_LISTED: usize = 1_000;
 
+/// The four groups in the order every report shows them, with a title
+/// and what the group means.
+pub const GROUPS: [(&str, &str, &str); 4] = [
+    (
+        "new-failures",
+        "New failures",
+        "failing tests that were not flaky before: they fail the run",
+    ),
+    (
+        "known-flaky",
+        "Known flaky",
+        "flaky tests that failed or passed on retry; a failure here still fails the run",
+    ),
+    (
+        "quarantined",
+        "Quarantined",
+        "quarantined tests that failed or passed on retry: they do not fail the run",
+    ),
+    (
+        "fixed",
+        "Fixed since last run",
+        "tests that failed in their previous run and pass now",
+    ),
+];
+
 impl Triage {
+    /// The groups of [`GROUPS`], in order.
+    pub fn groups(&self) -> [&[TriagedTest]; 4] {
+        [
+            &self.new_failures,
+            &self.known_flaky,
+            &self.quarantined,
+            &self.fixed,
+        ]
+    }
+
+    /// Every listed test, mutably (to fill in owners).
+    pub fn tests_mut(&mut self) -> impl Iterator<Item = &mut TriagedTest> {
+        self.new_failures
+            .iter_mut()
+            .chain(self.known_flaky.iter_mut())
+            .chain(self.quarantined.iter_mut())
+            .chain(self.fixed.iter_mut())
+    }
+
     /// True when some failure is not quarantined: the run fails.
     pub fn fails_run(&self) -> bool {
         !self.new_failures.is_empty() || self.known_flaky.iter().any(|t| t.outcome.is_failure())
@@ -118,6 +173,7 @@ impl Triage {
 pub struct Observed {
     pub id: String,
     pub entry: HistoryEntry,
+    pub file: Option<String>,
 }
 
 /// Sorts this run's results into the four groups and returns each test's
@@ -134,6 +190,17 @@ pub fn triage(
         let mut history = before
             .remove(&o.id)
             .unwrap_or_else(|| TestHistory::new(&o.id));
+        // A report computed again (its job redelivered after the history
+        // was saved) must judge against the history as it was before
+        // this run, or the verdict could change between deliveries.
+        history.entries.retain(|e| e.run != o.entry.run);
+        if history
+            .quarantine
+            .as_ref()
+            .is_some_and(|q| q.since_run == o.entry.run)
+        {
+            history.quarantine = None;
+        }
         let class_before = classify(&history.entries, &policy.flaky);
         let quarantined = if policy.quarantine.tests.contains(&o.id) {
             Some(QuarantineReason::Manual)
@@ -151,19 +218,26 @@ pub fn triage(
             class_before,
             quarantined,
             recent: strip(&history.entries, 20),
+            file: o.file.clone(),
+            owners: Vec::new(),
         };
         let failed = o.entry.failed();
         let mixed = o.entry.mixed();
         if class_before == Class::New {
             out.new_tests += 1;
         }
+        if failed {
+            // `Auto` is only set for a test still classified flaky.
+            if quarantined.is_some() {
+                out.quarantined_failures += 1;
+            } else {
+                out.failing += 1;
+            }
+        }
         if failed || mixed {
             match (quarantined, class_before) {
-                (Some(QuarantineReason::Manual), _) => Triage::push(&mut out.quarantined, t),
-                (Some(QuarantineReason::Auto), Class::Flaky) => {
-                    Triage::push(&mut out.quarantined, t)
-                }
-                (_, Class::Flaky) => Triage::push(&mut out.known_flaky, t),
+                (Some(_), _) => Triage::push(&mut out.quarantined, t),
+                (None, Class::Flaky) => Triage::push(&mut out.known_flaky, t),
                 // A pass on retry of a test not known flaky does not fail
                 // the run; it is newly detected flaky.
                 _ if !failed => Triage::push(&mut out.known_flaky, t),
@@ -269,6 +343,7 @@ mod tests {
             .map(|(id, o)| Observed {
                 id: id.to_string(),
                 entry: entry(n, *o),
+                file: None,
             })
             .collect()
     }
@@ -412,6 +487,21 @@ mod tests {
         let (t, _) = triage(&run(50, &[("t", Outcome::Failed)]), before, &policy);
         assert_eq!(ids(&t.new_failures), ["t"]);
         assert_eq!(t.new_failures[0].class_before, Class::Broken);
+    }
+
+    #[test]
+    fn a_report_computed_again_gives_the_same_verdict() {
+        let mut policy = HistoryPolicy::default();
+        policy.quarantine.auto = true;
+        let before = HashMap::from([("t".to_string(), seen("t", "PPPP"))]);
+        let this_run = run(9, &[("t", Outcome::Flaky)]);
+        let (first, saved) = triage(&this_run, before, &policy);
+        assert_eq!(first.entered_quarantine, ["t"]);
+        // The history was saved, then the job came back.
+        let again = HashMap::from([("t".to_string(), saved[0].clone())]);
+        let (second, saved_again) = triage(&this_run, again, &policy);
+        assert_eq!(second, first);
+        assert_eq!(saved_again, saved);
     }
 
     #[test]
