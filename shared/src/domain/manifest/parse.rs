@@ -465,8 +465,7 @@ fn locate(text: &str, pos: usize) -> (Option<String>, Option<String>) {
         .unwrap_or_default()
         .lines()
         .map(str::trim)
-        .filter(|l| l.starts_with('['))
-        .next_back();
+        .rfind(|l| l.starts_with('['));
     if let Some(table @ ("flaky" | "quarantine")) = header.map(|h| h.trim_matches(['[', ']', ' ']))
     {
         return (None, Some(table.to_string()));
