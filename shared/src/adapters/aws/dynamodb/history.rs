@@ -145,6 +145,31 @@ mod tests {
         assert!(history_pk(&scope, &long).len() < 2048);
     }
 
+    /// The figure `docs/backends.md` prices: a steady-state record (50
+    /// runs of a test on `main`, 40-character commits, no retries) is one
+    /// item of about 7 KB, so 7 write units per test per run and one
+    /// eventually consistent read unit (BatchGetItem's default) per 4 KB.
+    #[test]
+    fn a_steady_state_record_is_about_seven_kilobytes() {
+        let scope = HistoryScope::new("octo-org/octo-repo", "unit");
+        let mut record = TestHistory::new("tests.test_api.TestOrders::test_refund_is_idempotent");
+        let run = "01M96VYAGXWWAXEWHBSWW8WRQW";
+        for i in 0..MAX_ENTRIES as u64 {
+            record.record(HistoryEntry {
+                run: format!("{}{i:02}", &run[..24]),
+                at_ms: 1_765_065_600_000 + i * 3_600_000,
+                commit: Some(format!("{:040x}", i * 7919)),
+                branch: Some("main".into()),
+                outcome: Outcome::Passed,
+                attempts: Vec::new(),
+                duration_secs: 0.123,
+            });
+        }
+        let bytes = item_size(&history_item(&scope, &record));
+        eprintln!("steady-state history item: {bytes} bytes");
+        assert!((6_000..8_192).contains(&bytes), "{bytes}");
+    }
+
     #[test]
     fn items_stay_under_the_item_limit() {
         let scope = HistoryScope::new("o/r", "unit");
