@@ -1030,3 +1030,22 @@ fn flaky_and_quarantine_errors_name_the_field_with_a_hint() {
         &["10001 quarantined tests", "limit is 10000"],
     );
 }
+
+/// docs/flaky.md's example parses to the policy the page describes.
+#[test]
+fn the_flaky_docs_example_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/flaky.md");
+    let doc = fs::read_to_string(&path).unwrap();
+    let start = doc.find("```toml\n").expect("a ```toml block") + "```toml\n".len();
+    let end = doc[start..].find("```").expect("closed") + start;
+    let m = Manifest::parse(&doc[start..end], "docs/flaky.md").unwrap();
+    assert!(m.history.quarantine.auto);
+    assert_eq!(m.history.quarantine.release_after, 10);
+    assert!(
+        m.history
+            .quarantine
+            .tests
+            .contains("tests.test_payments::test_settlement_window")
+    );
+    assert_eq!(m.history.flaky.broken_runs, 5);
+}
