@@ -367,6 +367,24 @@ fn report_and_serve_pages_show_the_run_without_browser_errors() {
     // 2. The self-contained report from disk.
     let pages = check_pages(&env, std::slice::from_ref(&index));
     assert_report_page(&pages[0], &run);
+    // The history groups shown are CTRF's; on a fresh state dir nothing was
+    // flaky before, so every failure is a new failure and every pass on
+    // retry a (newly) flaky test.
+    let history = &ctrf["results"]["extra"]["history"];
+    let listed = |group: &str| history[group].as_array().map(Vec::len).unwrap_or(0) as u64;
+    for group in ["new_failures", "known_flaky", "quarantined", "fixed"] {
+        assert_eq!(
+            pages[0]["totals"][group].as_u64(),
+            Some(listed(group)),
+            "history group `{group}` on the report (CTRF history {history})"
+        );
+    }
+    assert_eq!(
+        listed("new_failures"),
+        count(c, "failed") + count(c, "errors")
+    );
+    assert_eq!(listed("known_flaky"), count(c, "flaky"));
+    assert_eq!(listed("quarantined") + listed("fixed"), 0);
     println!("file report: {}", pages[0]);
 
     // 3. The same state served over HTTP: the run list and the report.

@@ -118,6 +118,22 @@ pub trait RunStore: Send + Sync {
         })
     }
 
+    /// Up to `limit` unexpired records of `scope`, in key order: for
+    /// `testexec flaky` and dashboards. Only stores that can list a scope
+    /// cheaply implement it (SQLite; DynamoDB keeps one partition per test
+    /// and answers `Unsupported`).
+    async fn list_history(
+        &self,
+        scope: &HistoryScope,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<TestHistory>, StoreError> {
+        let _ = (scope, limit, now_ms);
+        Err(StoreError::Unsupported {
+            operation: "listing test history",
+        })
+    }
+
     /// Writes whole records (each replaces the stored one), batched; the
     /// record's `expires_ms` is its TTL. Two reports of one suite racing
     /// may lose one run's entries: history is evidence, not a ledger.

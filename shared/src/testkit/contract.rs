@@ -795,6 +795,35 @@ pub async fn history_batches_past_request_limits<S: RunStore + ?Sized>(store: &S
     assert_eq!(got, ids.into_iter().collect::<BTreeSet<_>>());
 }
 
+/// Listing a scope (stores that implement `list_history`): every
+/// unexpired record of that scope, in key order, at most `limit`.
+pub async fn history_lists_a_scope<S: RunStore + ?Sized>(store: &S) {
+    let now = 1_700_000_000_000;
+    let scope = HistoryScope::new("owner/listed", "unit");
+    let records: Vec<TestHistory> = ["b::t", "a::t", "c::t"]
+        .iter()
+        .map(|id| sample_history(id, 2, now))
+        .collect();
+    store.save_history(&scope, &records).await.expect("save");
+    store
+        .save_history(
+            &HistoryScope::new("owner/listed", "other"),
+            &[sample_history("z::t", 1, now)],
+        )
+        .await
+        .expect("save other");
+    let ids = |v: Vec<TestHistory>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let all = store.list_history(&scope, 10, now).await.expect("list");
+    assert_eq!(ids(all), ["a::t", "b::t", "c::t"]);
+    let two = store.list_history(&scope, 2, now).await.expect("list");
+    assert_eq!(ids(two), ["a::t", "b::t"]);
+    let later = store
+        .list_history(&scope, 10, now + TTL_MS + 1)
+        .await
+        .expect("list");
+    assert!(later.is_empty(), "expired records are not listed");
+}
+
 /// A record not seen for 90 days is gone (or at least not returned).
 pub async fn history_expires_after_its_ttl<S: RunStore + ?Sized>(store: &S) {
     let then = 1_600_000_000_000;

@@ -496,6 +496,36 @@ impl RunStore for SqliteRunStore {
         Ok(out)
     }
 
+    async fn list_history(
+        &self,
+        scope: &HistoryScope,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<TestHistory>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT key, body FROM test_history WHERE scope = ?1 AND expires_ms >= ?2
+                 ORDER BY key LIMIT ?3",
+            )
+            .map_err(|e| backend("list history", e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![scope.partition(), i(now_ms), limit], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| backend("list history", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, body) = row.map_err(|e| backend("list history", e))?;
+            out.push(TestHistory::from_json(
+                &body,
+                &format!("test_history/{key}"),
+            )?);
+        }
+        Ok(out)
+    }
+
     async fn save_history(
         &self,
         scope: &HistoryScope,

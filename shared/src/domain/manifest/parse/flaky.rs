@@ -66,26 +66,29 @@ pub(super) fn validate(cx: &Ctx, raw: Option<RawFlaky>) -> Result<ClassifyPolicy
                 hint,
             ))
         };
-    if let Some(w) = int(
-        raw.window,
-        "window",
-        "how many recent runs of a test count; history keeps at most 50",
-    )? {
-        policy.window = w;
-    }
-    if let Some(m) = int(
-        raw.min_flips,
-        "min_flips",
-        "failure→pass flips needed before the flip rate counts, e.g. min_flips = 2",
-    )? {
-        policy.min_flips = m;
-    }
-    if let Some(b) = int(
-        raw.broken_runs,
-        "broken_runs",
-        "failing on this many default-branch runs in a row is broken, e.g. broken_runs = 5",
-    )? {
-        policy.broken_runs = b;
+    for (value, field, slot, hint) in [
+        (
+            raw.window,
+            "window",
+            &mut policy.window,
+            "how many recent runs of a test count; history keeps at most 50",
+        ),
+        (
+            raw.min_flips,
+            "min_flips",
+            &mut policy.min_flips,
+            "failure→pass flips needed before the flip rate counts, e.g. min_flips = 2",
+        ),
+        (
+            raw.broken_runs,
+            "broken_runs",
+            &mut policy.broken_runs,
+            "failing on this many default-branch runs in a row is broken, e.g. broken_runs = 5",
+        ),
+    ] {
+        if let Some(n) = int(value, field, hint)? {
+            *slot = n;
+        }
     }
     if let Some(r) = raw.flip_rate {
         let rate = *r.get_ref();
