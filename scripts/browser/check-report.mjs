@@ -79,11 +79,16 @@ const REPORT_TESTIDS = {
   known_flaky: "known-flaky-count",
   quarantined: "quarantined-count",
   fixed: "fixed-count",
+  // The `serve` tests dashboard (shared/src/hosts/http/dashboard.rs).
+  history_tests: "tests-count",
+  flakiest: "flakiest-count",
+  pass_rate: "pass-rate",
 };
 const NUMERIC = new Set([
   "tests", "passed", "failed", "errors", "skipped", "flaky",
   "test_rows", "failure_count", "flaky_count",
   "new_failures", "known_flaky", "quarantined", "fixed",
+  "history_tests", "flakiest",
 ]);
 
 async function readTotals(page) {

@@ -6,13 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use serde::Serialize;
 use testexec::app::messages::RunRequest;
 use testexec::app::pipeline::LocalPipeline;
 use testexec::app::ports::{Clock, NoNotifier, SystemClock};
-use testexec::domain::history::classify::{Class, classify};
-use testexec::domain::history::triage::strip;
-use testexec::domain::history::{HistoryScope, TestHistory};
+use testexec::domain::history::HistoryScope;
+use testexec::domain::history::summary::{TestSummary, sort_flakiest};
+use testexec::domain::history::triage::QuarantineReason;
 use testexec::domain::manifest::{MANIFEST_FILE, Manifest};
 
 use super::state_dir_for;
@@ -40,18 +39,6 @@ pub struct FlakyArgs {
     pub json: bool,
 }
 
-/// One test as `testexec flaky` shows it.
-#[derive(Debug, Serialize)]
-struct Row {
-    id: String,
-    class: Class,
-    quarantined: Option<&'static str>,
-    runs: usize,
-    failures: usize,
-    recent: String,
-    mean_secs: f64,
-}
-
 pub fn run(args: FlakyArgs) -> anyhow::Result<ExitCode> {
     let manifest_path = args.path.join(MANIFEST_FILE);
     let manifest = Manifest::load(&manifest_path)?;
@@ -76,20 +63,12 @@ pub fn run(args: FlakyArgs) -> anyhow::Result<ExitCode> {
                 .await?,
         )
     })?;
-    let mut rows: Vec<Row> = records
+    let mut rows: Vec<TestSummary> = records
         .iter()
-        .map(|h| row(h, &manifest))
-        .filter(|r| {
-            args.all || r.quarantined.is_some() || matches!(r.class, Class::Flaky | Class::Broken)
-        })
+        .map(|h| TestSummary::of(h, &manifest.history))
+        .filter(|r| args.all || r.notable())
         .collect();
-    // Broken first, then flaky, then the rest; most failures first within.
-    rows.sort_by(|a, b| {
-        rank(a.class)
-            .cmp(&rank(b.class))
-            .then(b.failures.cmp(&a.failures))
-            .then(a.id.cmp(&b.id))
-    });
+    sort_flakiest(&mut rows);
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(ExitCode::SUCCESS);
@@ -117,49 +96,15 @@ pub fn run(args: FlakyArgs) -> anyhow::Result<ExitCode> {
         outln!(
             "{:<8}  {:<11}  {:>9}  {:<20}  {}",
             r.class.as_str(),
-            r.quarantined.unwrap_or("-"),
+            match r.quarantined {
+                Some(QuarantineReason::Manual) => "manual",
+                Some(QuarantineReason::Auto) => "auto",
+                None => "-",
+            },
             format!("{}/{}", r.failures, r.runs),
             r.recent,
             r.id
         )?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn row(h: &TestHistory, manifest: &Manifest) -> Row {
-    let policy = &manifest.history;
-    let ran = h
-        .entries
-        .iter()
-        .filter(|e| e.passed() || e.failed())
-        .count();
-    let secs: f64 = h.entries.iter().map(|e| e.duration_secs).sum();
-    Row {
-        id: h.id.clone(),
-        class: classify(&h.entries, &policy.flaky),
-        quarantined: if policy.quarantine.tests.contains(&h.id) {
-            Some("manual")
-        } else if h.quarantine.is_some() {
-            Some("auto")
-        } else {
-            None
-        },
-        runs: ran,
-        failures: h.entries.iter().filter(|e| e.failed()).count(),
-        recent: strip(&h.entries, 20),
-        mean_secs: if h.entries.is_empty() {
-            0.0
-        } else {
-            secs / h.entries.len() as f64
-        },
-    }
-}
-
-fn rank(class: Class) -> u8 {
-    match class {
-        Class::Broken => 0,
-        Class::Flaky => 1,
-        Class::New => 2,
-        Class::Healthy => 3,
-    }
 }

@@ -404,7 +404,11 @@ fn report_and_serve_pages_show_the_run_without_browser_errors() {
     wait_healthy(&mut server, port, &log_path);
 
     let base = format!("http://127.0.0.1:{port}");
-    let urls = [format!("{base}/"), format!("{base}/runs/{}/report", run.id)];
+    let urls = [
+        format!("{base}/"),
+        format!("{base}/runs/{}/report", run.id),
+        format!("{base}/tests"),
+    ];
     let pages = check_pages(&env, &urls);
 
     let list = &pages[0];
@@ -420,6 +424,34 @@ fn report_and_serve_pages_show_the_run_without_browser_errors() {
 
     assert_report_page(&pages[1], &run);
     println!("served report: {}", pages[1]);
+
+    // The tests dashboard and its JSON agree with the run: every test that
+    // ran has history, the flaky one is the one flaky test listed, and one
+    // finished run makes the pass rate 0 or 100%.
+    let dashboard = &pages[2]["totals"];
+    let api = http_get(port, "/api/tests").expect("GET /api/tests");
+    let (head, body) = api.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let suites: Value = serde_json::from_str(body).expect("JSON from /api/tests");
+    let suite = &suites[0];
+    let ran = count(c, "tests") - count(c, "skipped");
+    assert_eq!(suite["tests"].as_u64(), Some(ran), "{suite}");
+    assert_eq!(
+        dashboard["history_tests"].as_u64(),
+        Some(ran),
+        "{dashboard}"
+    );
+    let flakiest = suite["flakiest"].as_array().expect("flakiest");
+    assert_eq!(dashboard["flakiest"].as_u64(), Some(flakiest.len() as u64));
+    let flaky_rows = flakiest.iter().filter(|t| t["class"] == "flaky").count() as u64;
+    assert_eq!(flaky_rows, count(c, "flaky"), "{suite}");
+    let passed = run.status == "passed";
+    assert_eq!(
+        dashboard["pass_rate"],
+        if passed { "100%" } else { "0%" },
+        "{dashboard}"
+    );
+    println!("tests dashboard: {}", pages[2]);
 
     drop(server);
 }

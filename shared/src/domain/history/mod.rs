@@ -5,12 +5,14 @@
 //!   every store applies the same way (key length, item size, TTL);
 //! - [`classify`]: healthy / flaky / broken / new from the history;
 //! - [`triage`]: one run's failures sorted into new failures, known flaky,
-//!   quarantined and fixed, the run's verdict, and the quarantine state.
+//!   quarantined and fixed, the run's verdict, and the quarantine state;
+//! - [`summary`]: one test's figures for `testexec flaky` and the dashboard.
 //!
 //! Everything here is pure: stores load and save [`TestHistory`] records,
 //! the report handler calls these functions in between.
 
 pub mod classify;
+pub mod summary;
 pub mod triage;
 
 #[cfg(test)]

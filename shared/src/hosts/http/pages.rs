@@ -135,7 +135,7 @@ pub(crate) async fn runs_page(State(door): State<FrontDoor>) -> Result<Html<Stri
             }
             body {
                 h1 { "testexec runs" }
-                p { (runs.len()) " runs" }
+                p { (runs.len()) " runs · " a href="/tests" { "tests dashboard" } }
                 table {
                     thead { tr { th { "run" } th { "status" } th { "suite" } th { "repo" } th { "tests" } th { "failed" } th { "flaky" } th { "shards" } } }
                     tbody {
