@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::response::Html;
-use maud::{DOCTYPE, PreEscaped, html};
+use maud::{DOCTYPE, html};
 use serde::Serialize;
 
 use super::ApiError;
+use super::pages::page_head;
 use super::state::FrontDoor;
 use crate::app::handlers::history::load_context;
 use crate::domain::history::HistoryScope;
@@ -164,12 +165,7 @@ pub(crate) async fn tests_page(State(door): State<FrontDoor>) -> Result<Html<Str
     let page = html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                (PreEscaped(crate::domain::report::html::ICON_LINK))
-                title { "testexec tests" }
-                style { (PreEscaped(STYLE)) }
-            }
+            (page_head("testexec tests", STYLE))
             body {
                 h1 { "testexec tests" }
                 p { a href="/" { "runs" } " · " a href="/api/tests" { "JSON" } }
