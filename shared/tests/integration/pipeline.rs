@@ -47,7 +47,7 @@ enum Backend {
 }
 
 impl Backend {
-    /// Firestore and Azure Tables do not implement test history yet.
+    /// Firestore does not implement test history yet.
     fn keeps_history(self) -> bool {
         match self {
             Backend::Local => true,
@@ -56,7 +56,7 @@ impl Backend {
             #[cfg(feature = "gcp")]
             Backend::Gcp => false,
             #[cfg(feature = "azure")]
-            Backend::Azure => false,
+            Backend::Azure => true,
         }
     }
 }
