@@ -313,8 +313,8 @@ pub enum StoreError {
     Invalid { run: String, message: String },
     #[error("stored record `{key}` is corrupt: {message}")]
     Corrupt { key: String, message: String },
-    /// The backend does not implement this part of the port yet (test
-    /// history on Firestore and Azure Tables); callers degrade.
+    /// The backend does not implement this part of the port (listing test
+    /// history on DynamoDB); callers degrade.
     #[error(
         "this run store does not support {operation} yet (hint: use the local or AWS backend for test history)"
     )]

@@ -120,8 +120,8 @@ pub trait RunStore: Send + Sync {
 
     /// Up to `limit` unexpired records of `scope`, in key order: for
     /// `testexec flaky` and dashboards. Only stores that can list a scope
-    /// cheaply implement it (SQLite; DynamoDB keeps one partition per test
-    /// and answers `Unsupported`).
+    /// cheaply implement it (SQLite, Firestore, Azure Tables; DynamoDB keeps
+    /// one partition per test and answers `Unsupported`).
     async fn list_history(
         &self,
         scope: &HistoryScope,

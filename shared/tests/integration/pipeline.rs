@@ -46,21 +46,6 @@ enum Backend {
     Azure,
 }
 
-impl Backend {
-    /// Firestore does not implement test history yet.
-    fn keeps_history(self) -> bool {
-        match self {
-            Backend::Local => true,
-            #[cfg(feature = "aws")]
-            Backend::Aws => true,
-            #[cfg(feature = "gcp")]
-            Backend::Gcp => false,
-            #[cfg(feature = "azure")]
-            Backend::Azure => true,
-        }
-    }
-}
-
 struct Harness {
     pipeline: Pipeline,
     /// Wraps the backend's consumer; the workers read through it.
@@ -676,9 +661,6 @@ async fn history_run(
 /// clean passes release the quarantine, after which a failure fails the
 /// run again as known flaky.
 async fn history_classifies_and_quarantines_across_runs(backend: Backend) {
-    if !backend.keeps_history() {
-        return;
-    }
     let repo = repo(&[("tests/a.txt", "")], 1, 1, 60);
     let manifest = repo.path().join("testexec.toml");
     let mut text = std::fs::read_to_string(&manifest).unwrap();

@@ -3,8 +3,8 @@
 //! the flakiest and the slowest tests with their last results and duration
 //! trend, and the suite's pass rate and duration over its recent runs.
 //! Classified with the policy of the scope's latest run (docs/flaky.md).
-//! Stores that cannot list a suite's history (DynamoDB, Firestore, Azure
-//! Tables) show the runs part only and say why.
+//! A store that cannot list a suite's history (DynamoDB) shows the runs
+//! part only and says why.
 
 use std::collections::BTreeMap;
 

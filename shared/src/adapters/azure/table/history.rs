@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use super::client::{BATCH_MAX_OPS, BatchOp, Entity, TableClient};
 use super::codec::{MAX_ENTITY_BYTES, body, get_str, keyed, put_body, put_i64};
 use super::store::{groups, hex_sha256, store_err};
-use crate::domain::history::{HistoryScope, TestHistory, storage_key};
+use crate::domain::history::{HistoryScope, TestHistory, first_in_key_order, storage_key};
 use crate::errors::StoreError;
 
 /// Records read per suite at most (a page is 1,000).
@@ -52,10 +52,7 @@ async fn read_all(
     entities
         .iter()
         .map(|e| {
-            let key = format!(
-                "history/{}",
-                get_str(e, "RowKey").unwrap_or_default()
-            );
+            let key = format!("history/{}", get_str(e, "RowKey").unwrap_or_default());
             let json = body(e).ok_or_else(|| StoreError::Corrupt {
                 key: key.clone(),
                 message: "history entity without a body".into(),
@@ -87,8 +84,7 @@ pub(super) async fn list(
 ) -> Result<Vec<TestHistory>, StoreError> {
     // Row keys are hashes: read the suite, then order by id.
     let mut all = read_all(client, scope, now_ms, MAX_RECORDS).await?;
-    all.sort_by(|a, b| storage_key(&a.id).cmp(&storage_key(&b.id)));
-    all.truncate(limit);
+    first_in_key_order(&mut all, limit);
     Ok(all)
 }
 
@@ -105,7 +101,11 @@ pub(super) async fn save(
         .map(|r| entity(scope, r))
         .collect();
     for range in groups(&entities, BATCH_MAX_OPS) {
-        let ops: Vec<BatchOp> = entities[range].iter().cloned().map(BatchOp::Upsert).collect();
+        let ops: Vec<BatchOp> = entities[range]
+            .iter()
+            .cloned()
+            .map(BatchOp::Upsert)
+            .collect();
         if let Some(refused) = client
             .batch(&ops)
             .await
