@@ -121,11 +121,14 @@ for role in intake workers push scheduler; do
     --description="testexec $role"
 done
 
-# Firestore (native mode); claims expire through a TTL policy on expires_at.
+# Firestore (native mode); claims and test history expire through TTL
+# policies on expires_at.
 ok g "firestore databases create" --project="$PROJECT" --location="$REGION" \
   --type=firestore-native
-g "firestore fields ttls update" expires_at --collection-group="${PREFIX}_deliveries" \
-  --enable-ttl --project="$PROJECT" --async
+for group in deliveries history; do
+  g "firestore fields ttls update" expires_at --collection-group="${PREFIX}_$group" \
+    --enable-ttl --project="$PROJECT" --async
+done
 for role in intake workers; do
   g "projects add-iam-policy-binding" "$PROJECT" --member="serviceAccount:$(sa "$role")" \
     --role=roles/datastore.user --condition=None

@@ -40,6 +40,8 @@ enum Command {
     Runs(commands::runs::RunsArgs),
     /// Show a run's report.
     Report(commands::report::ReportArgs),
+    /// Show flaky, broken and quarantined tests from the local test history.
+    Flaky(commands::flaky::FlakyArgs),
     /// Serve the front door (webhooks, runs API, pages) and run workers.
     Serve(commands::serve::ServeArgs),
     /// Pull jobs from a queue and run them (a container worker).
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Runs(args) => commands::runs::run(args),
         Command::Report(args) => commands::report::run(args),
+        Command::Flaky(args) => commands::flaky::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Worker(args) => commands::worker::run(args),
         Command::Junit(args) => commands::junit::run(args),

@@ -74,10 +74,21 @@ const REPORT_TESTIDS = {
   test_rows: "test-count",
   failure_count: "failure-count",
   flaky_count: "flaky-count",
+  // The test history groups (docs/flaky.md), when the run has history.
+  new_failures: "new-failures-count",
+  known_flaky: "known-flaky-count",
+  quarantined: "quarantined-count",
+  fixed: "fixed-count",
+  // The `serve` tests dashboard (shared/src/hosts/http/dashboard.rs).
+  history_tests: "tests-count",
+  flakiest: "flakiest-count",
+  pass_rate: "pass-rate",
 };
 const NUMERIC = new Set([
   "tests", "passed", "failed", "errors", "skipped", "flaky",
   "test_rows", "failure_count", "flaky_count",
+  "new_failures", "known_flaky", "quarantined", "fixed",
+  "history_tests", "flakiest",
 ]);
 
 async function readTotals(page) {

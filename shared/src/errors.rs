@@ -313,6 +313,12 @@ pub enum StoreError {
     Invalid { run: String, message: String },
     #[error("stored record `{key}` is corrupt: {message}")]
     Corrupt { key: String, message: String },
+    /// The backend does not implement this part of the port (listing test
+    /// history on DynamoDB); callers degrade.
+    #[error(
+        "this run store does not support {operation} yet (hint: use the local or AWS backend for test history)"
+    )]
+    Unsupported { operation: &'static str },
     #[error("run store ({backend}) failed during {operation}: {source}")]
     Backend {
         backend: &'static str,

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub mod cost;
+pub mod flaky;
 pub mod junit;
 pub mod metrics;
 pub mod plan;

@@ -367,6 +367,24 @@ fn report_and_serve_pages_show_the_run_without_browser_errors() {
     // 2. The self-contained report from disk.
     let pages = check_pages(&env, std::slice::from_ref(&index));
     assert_report_page(&pages[0], &run);
+    // The history groups shown are CTRF's; on a fresh state dir nothing was
+    // flaky before, so every failure is a new failure and every pass on
+    // retry a (newly) flaky test.
+    let history = &ctrf["results"]["extra"]["history"];
+    let listed = |group: &str| history[group].as_array().map(Vec::len).unwrap_or(0) as u64;
+    for group in ["new_failures", "known_flaky", "quarantined", "fixed"] {
+        assert_eq!(
+            pages[0]["totals"][group].as_u64(),
+            Some(listed(group)),
+            "history group `{group}` on the report (CTRF history {history})"
+        );
+    }
+    assert_eq!(
+        listed("new_failures"),
+        count(c, "failed") + count(c, "errors")
+    );
+    assert_eq!(listed("known_flaky"), count(c, "flaky"));
+    assert_eq!(listed("quarantined") + listed("fixed"), 0);
     println!("file report: {}", pages[0]);
 
     // 3. The same state served over HTTP: the run list and the report.
@@ -386,7 +404,11 @@ fn report_and_serve_pages_show_the_run_without_browser_errors() {
     wait_healthy(&mut server, port, &log_path);
 
     let base = format!("http://127.0.0.1:{port}");
-    let urls = [format!("{base}/"), format!("{base}/runs/{}/report", run.id)];
+    let urls = [
+        format!("{base}/"),
+        format!("{base}/runs/{}/report", run.id),
+        format!("{base}/tests"),
+    ];
     let pages = check_pages(&env, &urls);
 
     let list = &pages[0];
@@ -402,6 +424,34 @@ fn report_and_serve_pages_show_the_run_without_browser_errors() {
 
     assert_report_page(&pages[1], &run);
     println!("served report: {}", pages[1]);
+
+    // The tests dashboard and its JSON agree with the run: every test that
+    // ran has history, the flaky one is the one flaky test listed, and one
+    // finished run makes the pass rate 0 or 100%.
+    let dashboard = &pages[2]["totals"];
+    let api = http_get(port, "/api/tests").expect("GET /api/tests");
+    let (head, body) = api.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let suites: Value = serde_json::from_str(body).expect("JSON from /api/tests");
+    let suite = &suites[0];
+    let ran = count(c, "tests") - count(c, "skipped");
+    assert_eq!(suite["tests"].as_u64(), Some(ran), "{suite}");
+    assert_eq!(
+        dashboard["history_tests"].as_u64(),
+        Some(ran),
+        "{dashboard}"
+    );
+    let flakiest = suite["flakiest"].as_array().expect("flakiest");
+    assert_eq!(dashboard["flakiest"].as_u64(), Some(flakiest.len() as u64));
+    let flaky_rows = flakiest.iter().filter(|t| t["class"] == "flaky").count() as u64;
+    assert_eq!(flaky_rows, count(c, "flaky"), "{suite}");
+    let passed = run.status == "passed";
+    assert_eq!(
+        dashboard["pass_rate"],
+        if passed { "100%" } else { "0%" },
+        "{dashboard}"
+    );
+    println!("tests dashboard: {}", pages[2]);
 
     drop(server);
 }

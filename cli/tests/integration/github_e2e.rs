@@ -406,9 +406,10 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
     .map(|(path, name)| {
         (
             path.to_string(),
-            // The case key: runner.py's classname (the path, dotted) and name.
+            // The history group (a first run: every failure is new), then
+            // the case key: runner.py's classname (the path, dotted) and name.
             format!(
-                "{}::{name}",
+                "New failures: {}::{name}",
                 path.trim_end_matches(".txt").replace('/', ".")
             ),
             // runner.py writes no `line`: the notifier falls back to line 1.

@@ -9,6 +9,7 @@ mod browser;
 mod closed_stdout;
 mod cost_cli;
 mod e2e_jinja2;
+mod flaky_cli;
 #[cfg(feature = "gcp")]
 mod gcp_e2e;
 mod github_e2e;

@@ -229,6 +229,12 @@ pub mod keys {
         format!("runs/{run}/report/{file}")
     }
 
+    /// What trigger hands report for the test history: the `[flaky]` /
+    /// `[quarantine]` policy and the repository's `CODEOWNERS`.
+    pub fn history_context(run: RunId) -> String {
+        format!("runs/{run}/history-context.json")
+    }
+
     /// Timing history the next plan of this repo and suite balances with.
     pub fn timings(repo: &str, suite: &str) -> String {
         format!("history/{repo}/{suite}/timings.json")

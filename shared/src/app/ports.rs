@@ -14,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::app::messages::QueueName;
+use crate::domain::history::{HistoryScope, TestHistory};
 use crate::domain::model::{
     Counts, Run, RunId, RunStatus, ShardId, ShardRecord, ShardStatus, SourceRef,
 };
@@ -100,6 +101,52 @@ pub trait RunStore: Send + Sync {
     /// seen. Returns false if it was seen within `ttl_ms` (a redelivery).
     async fn claim_delivery(&self, key: &str, now_ms: u64, ttl_ms: u64)
     -> Result<bool, StoreError>;
+
+    /// Per-test history (`domain::history`): the stored records of `ids`
+    /// in `scope` (keyed by `history::storage_key`), leaving out tests never
+    /// seen and records past their TTL at `now_ms`. One point read per test
+    /// (batched where the backend can), in any order.
+    async fn load_history(
+        &self,
+        scope: &HistoryScope,
+        ids: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<TestHistory>, StoreError> {
+        let _ = (scope, ids, now_ms);
+        Err(StoreError::Unsupported {
+            operation: "test history",
+        })
+    }
+
+    /// Up to `limit` unexpired records of `scope`, in key order: for
+    /// `testexec flaky` and dashboards. Only stores that can list a scope
+    /// cheaply implement it (SQLite, Firestore, Azure Tables; DynamoDB keeps
+    /// one partition per test and answers `Unsupported`).
+    async fn list_history(
+        &self,
+        scope: &HistoryScope,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<TestHistory>, StoreError> {
+        let _ = (scope, limit, now_ms);
+        Err(StoreError::Unsupported {
+            operation: "listing test history",
+        })
+    }
+
+    /// Writes whole records (each replaces the stored one), batched; the
+    /// record's `expires_ms` is its TTL. Two reports of one suite racing
+    /// may lose one run's entries: history is evidence, not a ledger.
+    async fn save_history(
+        &self,
+        scope: &HistoryScope,
+        records: &[TestHistory],
+    ) -> Result<(), StoreError> {
+        let _ = (scope, records);
+        Err(StoreError::Unsupported {
+            operation: "test history",
+        })
+    }
 }
 
 /// Content types the handlers write, so browsers open reports properly.
@@ -247,6 +294,9 @@ pub struct RunOutcome {
     pub summary_markdown: String,
     pub failures: Vec<crate::domain::model::TestCase>,
     pub report_link: Option<String>,
+    /// The run against its tests' history (new failures first), when the
+    /// backend keeps history; annotations name owners from it.
+    pub triage: Option<crate::domain::history::triage::Triage>,
 }
 
 /// Tells the outside world about a run (GitHub Check Runs, commit statuses).

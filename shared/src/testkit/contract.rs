@@ -14,6 +14,7 @@
 //! ```
 //!
 //! or runs a whole group at once with [`run_store_contract`],
+//! [`history_store_contract`] (backends with test history),
 //! [`blob_store_contract`] and [`queue_contract`]. The concurrency checks
 //! spawn tasks, so they need a multi-threaded tokio runtime to mean anything.
 //! Checks panic with a message naming the broken rule, like `assert!`.
@@ -27,8 +28,9 @@ use ulid::Ulid;
 
 use crate::app::messages::{MAX_MESSAGE_BYTES, QueueName};
 use crate::app::ports::{BlobStore, Completion, JobQueue, RunStore, ShardCompletion};
+use crate::domain::history::{HistoryEntry, HistoryScope, QuarantineState, TTL_MS, TestHistory};
 use crate::domain::model::{
-    Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord, ShardStatus, SourceRef,
+    Counts, Origin, Outcome, Run, RunId, RunStatus, ShardId, ShardRecord, ShardStatus, SourceRef,
 };
 use crate::errors::{BlobError, QueueError, StoreError};
 
@@ -667,6 +669,186 @@ pub async fn claim_delivery_dedupes_within_ttl<S: RunStore + ?Sized>(store: &S) 
             .await
             .expect("claim"),
         "and it holds again"
+    );
+}
+
+// ---- test history -------------------------------------------------------------
+
+/// A history record of `id` with `n` runs, the last one at `at_ms`.
+pub fn sample_history(id: &str, n: u64, at_ms: u64) -> TestHistory {
+    let mut h = TestHistory::new(id);
+    for i in 0..n {
+        h.record(HistoryEntry {
+            run: format!("run-{i}"),
+            at_ms: at_ms - (n - 1 - i),
+            commit: Some(format!("{i:040x}")),
+            branch: Some("main".into()),
+            outcome: if i % 3 == 0 {
+                Outcome::Failed
+            } else {
+                Outcome::Passed
+            },
+            attempts: if i % 5 == 0 {
+                vec![Outcome::Failed, Outcome::Flaky]
+            } else {
+                Vec::new()
+            },
+            duration_secs: 0.25 * i as f64,
+        });
+    }
+    h
+}
+
+/// Every history check, each in its own scope. Run by the contract tests
+/// of the backends that implement test history (local, AWS).
+pub async fn history_store_contract<S: RunStore + ?Sized>(store: &S) {
+    history_round_trips_by_scope(store).await;
+    history_batches_past_request_limits(store).await;
+    history_expires_after_its_ttl(store).await;
+}
+
+/// Records read back exactly as written, only those asked for, only from
+/// their own scope; a second save replaces.
+pub async fn history_round_trips_by_scope<S: RunStore + ?Sized>(store: &S) {
+    let now = 1_700_000_000_000;
+    let scope = HistoryScope::new("owner/repo", "unit");
+    let other = HistoryScope::new("owner/repo", "e2e");
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(
+        store
+            .load_history(&scope, &ids(&["a::t"]), now)
+            .await
+            .expect("load")
+            .is_empty(),
+        "a test never seen has no history"
+    );
+    // Ids longer than a key may be are stored under a shortened key.
+    let long = format!("pkg.{}::t", "x".repeat(3000));
+    let mut a = sample_history("a::t", 7, now);
+    a.quarantine = Some(QuarantineState {
+        since_run: "run-3".into(),
+        since_ms: now - 3,
+        clean_passes: 2,
+    });
+    let written = vec![a.clone(), sample_history(&long, 3, now)];
+    store.save_history(&scope, &written).await.expect("save");
+    store
+        .save_history(&other, &[sample_history("a::t", 1, now)])
+        .await
+        .expect("save other scope");
+    let mut got = store
+        .load_history(&scope, &ids(&["a::t", &long, "missing::t"]), now)
+        .await
+        .expect("load");
+    got.sort_by(|x, y| x.id.cmp(&y.id));
+    let mut want = written.clone();
+    want.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(got, want, "history must read back as written");
+    let mut updated = a.clone();
+    updated.record(HistoryEntry {
+        run: "run-next".into(),
+        at_ms: now + 1,
+        commit: None,
+        branch: None,
+        outcome: Outcome::Error,
+        attempts: Vec::new(),
+        duration_secs: 1.0,
+    });
+    updated.quarantine = None;
+    store
+        .save_history(&scope, &[updated.clone()])
+        .await
+        .expect("save again");
+    let got = store
+        .load_history(&scope, &ids(&["a::t"]), now + 1)
+        .await
+        .expect("load");
+    assert_eq!(got, vec![updated], "a save replaces the record");
+    let got = store
+        .load_history(&other, &ids(&["a::t"]), now)
+        .await
+        .expect("load");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].entries.len(), 1, "scopes must not mix");
+}
+
+/// More records than one batch request takes (DynamoDB: 25 writes, 100
+/// reads), and a run naming a test twice.
+pub async fn history_batches_past_request_limits<S: RunStore + ?Sized>(store: &S) {
+    let now = 1_700_000_000_000;
+    let scope = HistoryScope::new("owner/big", "unit");
+    let records: Vec<TestHistory> = (0..230)
+        .map(|i| sample_history(&format!("mod{}::test_{i}", i % 7), 4, now))
+        .collect();
+    store
+        .save_history(&scope, &records)
+        .await
+        .expect("save 230");
+    let mut ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    ids.push(ids[0].clone());
+    let got = store
+        .load_history(&scope, &ids, now)
+        .await
+        .expect("load 230");
+    assert_eq!(got.len(), 230, "every record comes back once");
+    let got: BTreeSet<String> = got.into_iter().map(|r| r.id).collect();
+    assert_eq!(got, ids.into_iter().collect::<BTreeSet<_>>());
+}
+
+/// Listing a scope (stores that implement `list_history`): every
+/// unexpired record of that scope, in key order, at most `limit`.
+pub async fn history_lists_a_scope<S: RunStore + ?Sized>(store: &S) {
+    let now = 1_700_000_000_000;
+    let scope = HistoryScope::new("owner/listed", "unit");
+    let records: Vec<TestHistory> = ["b::t", "a::t", "c::t"]
+        .iter()
+        .map(|id| sample_history(id, 2, now))
+        .collect();
+    store.save_history(&scope, &records).await.expect("save");
+    store
+        .save_history(
+            &HistoryScope::new("owner/listed", "other"),
+            &[sample_history("z::t", 1, now)],
+        )
+        .await
+        .expect("save other");
+    let ids = |v: Vec<TestHistory>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let all = store.list_history(&scope, 10, now).await.expect("list");
+    assert_eq!(ids(all), ["a::t", "b::t", "c::t"]);
+    let two = store.list_history(&scope, 2, now).await.expect("list");
+    assert_eq!(ids(two), ["a::t", "b::t"]);
+    let later = store
+        .list_history(&scope, 10, now + TTL_MS + 1)
+        .await
+        .expect("list");
+    assert!(later.is_empty(), "expired records are not listed");
+}
+
+/// A record not seen for 90 days is gone (or at least not returned).
+pub async fn history_expires_after_its_ttl<S: RunStore + ?Sized>(store: &S) {
+    let then = 1_600_000_000_000;
+    let scope = HistoryScope::new("owner/old", "unit");
+    store
+        .save_history(&scope, &[sample_history("old::t", 2, then)])
+        .await
+        .expect("save");
+    let id = vec!["old::t".to_string()];
+    assert_eq!(
+        store
+            .load_history(&scope, &id, then + TTL_MS)
+            .await
+            .expect("load")
+            .len(),
+        1,
+        "still within its TTL"
+    );
+    assert!(
+        store
+            .load_history(&scope, &id, then + TTL_MS + 1)
+            .await
+            .expect("load")
+            .is_empty(),
+        "a record past its TTL must not be returned"
     );
 }
 

@@ -34,10 +34,9 @@ async fn run_store_contract() {
     let Some((client, table)) = fresh_table().await else {
         return;
     };
-    contract::run_store_contract(Arc::new(
-        DynamoRunStore::new(client, table).with_item_locks(),
-    ))
-    .await;
+    let store = Arc::new(DynamoRunStore::new(client, table).with_item_locks());
+    contract::run_store_contract(store.clone()).await;
+    contract::history_store_contract(&*store).await;
 }
 
 /// The same contract with one-item query pages, so every listing the

@@ -59,7 +59,9 @@ async fn azure_requests_signed_with_another_key_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn azure_table_run_store_contract() {
     let Some(store) = store().await else { return };
-    contract::run_store_contract(store).await;
+    contract::run_store_contract(store.clone()).await;
+    contract::history_store_contract(&*store).await;
+    contract::history_lists_a_scope(&*store).await;
 }
 
 /// 250 shards: three entity-group transactions (100 entities each at most,

@@ -57,6 +57,8 @@ async fn firestore_run_store_contract() {
     };
     let started = std::time::Instant::now();
     run_store_contract(gcp.store.clone()).await;
+    testexec::testkit::contract::history_store_contract(&*gcp.store).await;
+    testexec::testkit::contract::history_lists_a_scope(&*gcp.store).await;
     eprintln!(
         "firestore run store contract: {:.1} s",
         started.elapsed().as_secs_f64()

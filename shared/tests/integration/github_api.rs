@@ -133,6 +133,7 @@ fn outcome(run: Run, failures: Vec<TestCase>, summary: String) -> RunOutcome {
         summary_markdown: summary,
         failures,
         report_link: Some("https://reports.example.com/runs/x/index.html".into()),
+        triage: None,
     }
 }
 

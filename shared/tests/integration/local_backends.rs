@@ -101,7 +101,9 @@ store_check_arc!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn whole_run_store_contract_on_one_store() {
     let (_dir, store) = store();
-    contract::run_store_contract(store).await;
+    contract::run_store_contract(store.clone()).await;
+    contract::history_store_contract(&*store).await;
+    contract::history_lists_a_scope(&*store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -628,6 +628,110 @@ async fn a_seeded_soak_of_faulty_deliveries_ends_every_run_exactly(backend: Back
     );
 }
 
+/// Sets the two tests' outcomes for the next run of `repo`.
+fn set_outcomes(repo: &Path, stable: &str, wobbly: &str) {
+    std::fs::write(
+        repo.join("tests/a.txt"),
+        format!("stable {stable}\nwobbly {wobbly}\nsteady pass\n"),
+    )
+    .unwrap();
+}
+
+/// One run with the given outcomes: the run, its summary and the history
+/// groups of its CTRF report.
+async fn history_run(
+    h: &Harness,
+    repo: &Path,
+    stable: &str,
+    wobbly: &str,
+) -> (Run, String, serde_json::Value) {
+    set_outcomes(repo, stable, wobbly);
+    let started = h.trigger(repo).await;
+    let done = h.finish(&started).await;
+    let md = h.report_file(&done, "summary.md").await;
+    let ctrf: serde_json::Value =
+        serde_json::from_str(&h.report_file(&done, "report.json").await).unwrap();
+    (done, md, ctrf["results"]["extra"]["history"].clone())
+}
+
+/// History end to end: a test that passes on retry becomes known flaky and
+/// is quarantined automatically; its failures then do not fail the run,
+/// while another test's failure is a new failure (first, with its owners
+/// from CODEOWNERS) and does; the fix shows as "fixed since last run"; two
+/// clean passes release the quarantine, after which a failure fails the
+/// run again as known flaky.
+async fn history_classifies_and_quarantines_across_runs(backend: Backend) {
+    let repo = repo(&[("tests/a.txt", "")], 1, 1, 60);
+    let manifest = repo.path().join("testexec.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[quarantine]\nauto = true\nrelease_after = 2\n");
+    std::fs::write(&manifest, text).unwrap();
+    std::fs::create_dir_all(repo.path().join(".github")).unwrap();
+    std::fs::write(
+        repo.path().join(".github/CODEOWNERS"),
+        "* @everyone\n/tests/ @team-tests\n",
+    )
+    .unwrap();
+    let Some(mut h) = Harness::new(backend, Duration::from_secs(30)).await else {
+        return;
+    };
+    h.start(1);
+    let run = |stable, wobbly| history_run(&h, repo.path(), stable, wobbly);
+    let ids = |history: &serde_json::Value, group: &str| -> Vec<String> {
+        history[group]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // 1: wobbly fails, then passes on retry: flaky in this run, which the
+    // history now remembers (and quarantines).
+    let (done, md, history) = run("pass", "flaky").await;
+    assert_eq!(done.status, RunStatus::Passed);
+    assert_eq!(ids(&history, "known_flaky"), ["tests.a::wobbly"]);
+    assert_eq!(history["new_tests"], 3);
+    assert_eq!(history["entered_quarantine"][0], "tests.a::wobbly");
+    assert!(md.contains("### Test history"), "{md}");
+
+    // 2: both fail. stable was healthy: a new failure, listed first, with
+    // its owners; wobbly is quarantined; the run fails for stable alone.
+    let (done, md, history) = run("fail", "fail").await;
+    assert_eq!(done.status, RunStatus::Failed);
+    assert_eq!(ids(&history, "new_failures"), ["tests.a::stable"]);
+    assert_eq!(history["new_failures"][0]["owners"][0], "@team-tests");
+    assert_eq!(ids(&history, "quarantined"), ["tests.a::wobbly"]);
+    let new_at = md.find("#### New failures").expect("a new-failures group");
+    let quarantined_at = md.find("#### Quarantined").expect("a quarantined group");
+    assert!(new_at < quarantined_at, "new failures come first:\n{md}");
+    // Owners are named without pinging them (the summary escapes `@`).
+    assert!(md.contains("team-tests"), "{md}");
+
+    // 3: only the quarantined test fails: the run passes, and stable is
+    // fixed since the last run.
+    let (done, md, history) = run("pass", "fail").await;
+    assert_eq!(done.status, RunStatus::Passed, "{md}");
+    assert_eq!(done.counts.failed, 1, "the failure is still counted");
+    assert_eq!(ids(&history, "fixed"), ["tests.a::stable"]);
+    assert_eq!(ids(&history, "quarantined"), ["tests.a::wobbly"]);
+    assert!(md.contains("did not fail the run"), "{md}");
+    let html = h.report_file(&done, "index.html").await;
+    assert!(html.contains("data-testid=\"group-quarantined\""), "{html}");
+
+    // 4, 5: two clean passes release wobbly from quarantine.
+    let (_, _, history) = run("pass", "pass").await;
+    assert!(history["left_quarantine"].as_array().unwrap().is_empty());
+    let (_, _, history) = run("pass", "pass").await;
+    assert_eq!(history["left_quarantine"][0], "tests.a::wobbly");
+
+    // 6: out of quarantine, its failure fails the run again (known flaky).
+    let (done, _, history) = run("pass", "fail").await;
+    assert_eq!(done.status, RunStatus::Failed);
+    assert_eq!(ids(&history, "known_flaky"), ["tests.a::wobbly"]);
+    assert!(ids(&history, "new_failures").is_empty());
+}
+
 /// Instantiates each test once per backend set: `local::NAME`, `aws::NAME`,
 /// `gcp::NAME`, `azure::NAME`.
 macro_rules! over_every_backend {
@@ -685,4 +789,5 @@ over_every_backend!(
     lost_shards_are_swept_as_errored_naming_them,
     the_next_run_is_planned_with_the_recorded_timings,
     undecodable_messages_are_rejected_with_a_clear_error,
+    history_classifies_and_quarantines_across_runs,
 );

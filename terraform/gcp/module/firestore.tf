@@ -1,5 +1,5 @@
 # Firestore (native mode), the project's (default) database; delivery claims
-# expire through a TTL policy on expires_at.
+# and test history expire through TTL policies on expires_at.
 
 resource "google_firestore_database" "db" {
   # No point-in-time recovery (as deploy.sh): run state is short-lived (claims expire by TTL, runs are kept days) and PITR bills storage for 7 days of versions.
@@ -14,6 +14,15 @@ resource "google_firestore_field" "deliveries_ttl" {
   project    = var.project
   database   = google_firestore_database.db.name
   collection = "${local.prefix}_deliveries"
+  field      = "expires_at"
+
+  ttl_config {}
+}
+
+resource "google_firestore_field" "history_ttl" {
+  project    = var.project
+  database   = google_firestore_database.db.name
+  collection = "${local.prefix}_history"
   field      = "expires_at"
 
   ttl_config {}

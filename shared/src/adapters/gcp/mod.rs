@@ -24,6 +24,7 @@
 
 mod error;
 mod gcs;
+mod history;
 mod id_token;
 mod pubsub;
 mod store;

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::FirestoreError;
 use crate::app::ports::{Completion, RunStore, ShardCompletion};
+use crate::domain::history::{HistoryScope, TestHistory};
 use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardRecord, ShardStatus};
 use crate::errors::StoreError;
 
@@ -104,7 +105,11 @@ impl From<StoreError> for TxError {
     }
 }
 
-fn backend(operation: &'static str, document: &str, e: impl std::fmt::Display) -> StoreError {
+pub(super) fn backend(
+    operation: &'static str,
+    document: &str,
+    e: impl std::fmt::Display,
+) -> StoreError {
     StoreError::Backend {
         backend: BACKEND,
         operation,
@@ -245,6 +250,7 @@ pub struct FirestoreRunStore {
     db: FirestoreDb,
     runs: String,
     deliveries: String,
+    history: String,
     /// Serialise this process's own transactions per run (and per delivery
     /// key). Firestore locks what a transaction reads and aborts the losers
     /// of a conflict after a lock timeout; tasks of one process racing on a
@@ -284,6 +290,7 @@ impl FirestoreRunStore {
             db,
             runs: format!("{prefix}runs"),
             deliveries: format!("{prefix}deliveries"),
+            history: format!("{prefix}history"),
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -772,6 +779,32 @@ impl RunStore for FirestoreRunStore {
         })
         .await
     }
+
+    async fn load_history(
+        &self,
+        scope: &HistoryScope,
+        ids: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<TestHistory>, StoreError> {
+        super::history::load(&self.db, &self.history, scope, ids, now_ms).await
+    }
+
+    async fn list_history(
+        &self,
+        scope: &HistoryScope,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<TestHistory>, StoreError> {
+        super::history::list(&self.db, &self.history, scope, limit, now_ms).await
+    }
+
+    async fn save_history(
+        &self,
+        scope: &HistoryScope,
+        records: &[TestHistory],
+    ) -> Result<(), StoreError> {
+        super::history::save(&self.db, &self.history, scope, records).await
+    }
 }
 
 fn tx_error(e: TxError) -> StoreError {
@@ -789,6 +822,7 @@ impl FirestoreRunStore {
             db: self.db.clone(),
             runs: self.runs.clone(),
             deliveries: self.deliveries.clone(),
+            history: self.history.clone(),
             locks: self.locks.clone(),
         })
     }

@@ -1,11 +1,13 @@
 //! Pure builders for Check Run and commit-status payloads: every GitHub
 //! limit is enforced here, where it can be tested without a server.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
 use crate::app::ports::RunOutcome;
+use crate::domain::history::triage::{GROUPS, Triage};
 use crate::domain::model::{Counts, Outcome, Run, RunStatus, ShardRecord, TestCase};
 use crate::domain::report::{human_duration, truncate_bytes};
 
@@ -121,8 +123,22 @@ pub struct AnnotationPlan {
 }
 
 /// One annotation per annotatable case, errors first, then failures, then
-/// flaky tests as warnings, at most `cap` in all.
-pub fn annotations(cases: &[TestCase], cap: usize) -> (Vec<Value>, AnnotationPlan) {
+/// flaky tests as warnings, at most `cap` in all. With the run's `triage`,
+/// each title says the test's group (a new failure, quarantined...) and the
+/// message names its owners from `CODEOWNERS`.
+pub fn annotations(
+    cases: &[TestCase],
+    triage: Option<&Triage>,
+    cap: usize,
+) -> (Vec<Value>, AnnotationPlan) {
+    let mut groups: HashMap<&str, (&str, &[String])> = HashMap::new();
+    if let Some(t) = triage {
+        for ((_, title, _), list) in GROUPS.iter().zip(t.groups()) {
+            for test in list {
+                groups.insert(test.id.as_str(), (title, &test.owners[..]));
+            }
+        }
+    }
     let mut plan = AnnotationPlan::default();
     let mut out = Vec::new();
     for (wanted, level) in [
@@ -141,7 +157,20 @@ pub fn annotations(cases: &[TestCase], cap: usize) -> (Vec<Value>, AnnotationPla
                 plan.over_cap += 1;
                 continue;
             }
-            out.push(annotation(case, &path, level));
+            let mut a = annotation(case, &path, level);
+            if let Some((group, owners)) = groups.get(case.key().as_str()) {
+                let title = format!("{group}: {}", a["title"].as_str().unwrap_or_default());
+                a["title"] = Value::from(truncate_chars(&title, ANNOTATION_TITLE_MAX_CHARS));
+                if !owners.is_empty() {
+                    let message = format!(
+                        "{}\nOwners: {}",
+                        a["message"].as_str().unwrap_or_default(),
+                        owners.join(" ")
+                    );
+                    a["message"] = Value::from(fit_bytes(&message, ANNOTATION_FIELD_MAX_BYTES));
+                }
+            }
+            out.push(a);
         }
     }
     plan.annotated = out.len();
@@ -310,6 +339,30 @@ mod tests {
     }
 
     #[test]
+    fn annotations_name_the_group_and_owners() {
+        use crate::domain::history::classify::Class;
+        use crate::domain::history::triage::TriagedTest;
+        let failed = case(Outcome::Failed, Some("a.py"));
+        let triage = Triage {
+            new_failures: vec![TriagedTest {
+                id: failed.key(),
+                outcome: Outcome::Failed,
+                class_before: Class::Healthy,
+                quarantined: None,
+                recent: "PPP".into(),
+                file: Some("a.py".into()),
+                owners: vec!["@team/api".into(), "@alice".into()],
+            }],
+            ..Triage::default()
+        };
+        let (a, _) = annotations(&[failed], Some(&triage), 10);
+        assert_eq!(a[0]["title"], "New failures: pkg.Class::t");
+        assert_eq!(a[0]["message"], "trace\nOwners: @team/api @alice");
+        let (plain, _) = annotations(&[case(Outcome::Failed, Some("a.py"))], None, 10);
+        assert_eq!(plain[0]["title"], "pkg.Class::t");
+    }
+
+    #[test]
     fn annotations_order_levels_and_cap() {
         let cases = vec![
             case(Outcome::Failed, Some("./a.py")),
@@ -319,14 +372,14 @@ mod tests {
             case(Outcome::Failed, Some("/abs/x.py")),
             case(Outcome::Failed, Some("../x.py")),
         ];
-        let (a, plan) = annotations(&cases, 10);
+        let (a, plan) = annotations(&cases, None, 10);
         let paths: Vec<_> = a.iter().map(|v| v["path"].as_str().unwrap()).collect();
         assert_eq!(paths, ["c.py", "a.py", "b.py"]);
         assert_eq!(a[2]["annotation_level"], "warning");
         assert_eq!(a[0]["start_line"], 1);
         assert_eq!(a[0]["message"], "trace");
         assert_eq!(plan.without_file, 3);
-        let (a, plan) = annotations(&cases, 1);
+        let (a, plan) = annotations(&cases, None, 1);
         assert_eq!(a.len(), 1);
         assert_eq!(plan.over_cap, 2);
     }

@@ -121,7 +121,8 @@ impl GithubNotifier {
     async fn complete_check_run(&self, outcome: &RunOutcome, sha: &str) -> Result<(), GithubError> {
         let run = &outcome.run;
         let cap = self.client.config.max_annotations;
-        let (annotations, plan) = checks::annotations(&outcome.failures, cap);
+        let (annotations, plan) =
+            checks::annotations(&outcome.failures, outcome.triage.as_ref(), cap);
         let title = checks::title(run);
         let text = checks::output_text(outcome, &plan, cap);
         let summary = outcome.summary_markdown.as_str();

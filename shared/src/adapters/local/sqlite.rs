@@ -32,6 +32,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::app::ports::{Completion, RunStore, ShardCompletion};
+use crate::domain::history::{HistoryScope, TestHistory, storage_key};
 use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardRecord};
 use crate::errors::StoreError;
 
@@ -71,6 +72,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
     expires_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_expiry ON deliveries (expires_ms);
+CREATE TABLE IF NOT EXISTS test_history (
+    scope      TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    body       TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS test_history_by_expiry ON test_history (expires_ms);
 ";
 
 const RUN_COLUMNS: &str =
@@ -452,5 +461,105 @@ impl RunStore for SqliteRunStore {
             .map_err(|e| backend("claim delivery", e))?;
         tx.commit().map_err(|e| backend("claim delivery", e))?;
         Ok(changed == 1)
+    }
+
+    async fn load_history(
+        &self,
+        scope: &HistoryScope,
+        ids: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<TestHistory>, StoreError> {
+        let partition = scope.partition();
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT body FROM test_history WHERE scope = ?1 AND key = ?2")
+            .map_err(|e| backend("load history", e))?;
+        let mut out = Vec::new();
+        // A run may list a test twice (two JUnit files): read each once.
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            let key = storage_key(id);
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            let body: Option<String> = stmt
+                .query_row(params![partition, key], |r| r.get(0))
+                .optional()
+                .map_err(|e| backend("load history", e))?;
+            if let Some(body) = body {
+                let record = TestHistory::from_json(&body, &format!("test_history/{key}"))?;
+                if !record.expired(now_ms) {
+                    out.push(record);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_history(
+        &self,
+        scope: &HistoryScope,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<TestHistory>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT key, body FROM test_history WHERE scope = ?1 AND expires_ms >= ?2
+                 ORDER BY key LIMIT ?3",
+            )
+            .map_err(|e| backend("list history", e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![scope.partition(), i(now_ms), limit], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| backend("list history", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, body) = row.map_err(|e| backend("list history", e))?;
+            out.push(TestHistory::from_json(
+                &body,
+                &format!("test_history/{key}"),
+            )?);
+        }
+        Ok(out)
+    }
+
+    async fn save_history(
+        &self,
+        scope: &HistoryScope,
+        records: &[TestHistory],
+    ) -> Result<(), StoreError> {
+        let partition = scope.partition();
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| backend("save history", e))?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO test_history (scope, key, expires_ms, body)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(|e| backend("save history", e))?;
+            for r in records {
+                stmt.execute(params![
+                    partition,
+                    storage_key(&r.id),
+                    i(r.expires_ms()),
+                    r.to_json_within(usize::MAX)
+                ])
+                .map_err(|e| backend("save history", e))?;
+            }
+        }
+        // The TTL: records just written carry the newest time; anything
+        // that expired before it goes (indexed, so cheap), as DynamoDB's
+        // TTL would delete it.
+        if let Some(now) = records.iter().map(|r| r.last_seen_ms).max() {
+            tx.execute("DELETE FROM test_history WHERE expires_ms < ?1", [i(now)])
+                .map_err(|e| backend("save history", e))?;
+        }
+        tx.commit().map_err(|e| backend("save history", e))
     }
 }

@@ -16,6 +16,7 @@ use crate::errors::HandlerError;
 
 pub mod collect;
 pub mod execute;
+pub mod history;
 pub mod report;
 pub mod sweep;
 pub mod trigger;

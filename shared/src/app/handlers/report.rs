@@ -13,9 +13,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::app::handlers::{Ports, Settings, decode, scratch_dir};
+use crate::app::handlers::{Ports, Settings, decode, history, scratch_dir};
 use crate::app::messages::{ReportJob, keys};
 use crate::app::ports::{RunOutcome, content_type};
+use crate::domain::history::triage::Triage;
 use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardRecord, ShardStatus, TestCase};
 use crate::domain::plan::Timings;
 use crate::domain::report::{self, CaseSource, Digest, ReportInput, ReportLinks};
@@ -69,7 +70,19 @@ async fn render_and_finish(
     let cases = download_cases(ports, &shards, scratch.path()).await?;
     let digest = Digest::of(&cases).map_err(io("reading the run's test cases"))?;
 
-    let (status, error) = verdict(&run, &shards);
+    // The run against its tests' history: which failures are new, which are
+    // quarantined (and so do not fail it).
+    let context = history::load_context(ports, run.id).await?;
+    let triaged = history::triage_run(ports, &run, &cases, &context.policy).await?;
+    let (mut triage, records) = match triaged {
+        Some((t, r)) => (Some(t), r),
+        None => (None, Vec::new()),
+    };
+    if let Some(t) = triage.as_mut() {
+        history::fill_owners(t, &context);
+    }
+
+    let (status, error) = verdict(&run, &shards, triage.as_ref());
     let mut final_run = run.clone();
     final_run.status = status;
     final_run.error = error.clone();
@@ -83,6 +96,7 @@ async fn render_and_finish(
         digest: &digest,
         links: links.clone(),
         tool_name: "testexec",
+        triage: triage.as_ref(),
     };
     let summary_markdown =
         report::markdown::summary(&input, report::markdown::GITHUB_SUMMARY_MAX_BYTES);
@@ -133,6 +147,12 @@ async fn render_and_finish(
 
     if !run.status.is_final() {
         update_timings(ports, &run, &cases).await?;
+        // Before the notifier: a notifier outage re-delivers this job, and
+        // triage judges a run against the history without its own entries,
+        // so the second delivery reaches the same verdict.
+        if !records.is_empty() {
+            history::save(ports, &run, &records).await?;
+        }
     }
 
     // GitHub shows at most `max_annotations` (1,000 by default): the held
@@ -150,6 +170,7 @@ async fn render_and_finish(
         summary_markdown: summary_markdown.clone(),
         failures,
         report_link: links.html.clone(),
+        triage,
     };
     // Tell the outside world before the final write: if the notifier is
     // down, the error sends this job back through the queue and the run
@@ -184,8 +205,12 @@ async fn render_and_finish(
 }
 
 /// The run's verdict: errored shards first (their tests may not have run),
-/// then failures.
-pub fn verdict(run: &Run, shards: &[ShardRecord]) -> (RunStatus, Option<String>) {
+/// then failures, except failures of quarantined tests (`triage`).
+pub fn verdict(
+    run: &Run,
+    shards: &[ShardRecord],
+    triage: Option<&Triage>,
+) -> (RunStatus, Option<String>) {
     let errored: Vec<String> = shards
         .iter()
         .filter(|s| matches!(s.status, ShardStatus::Errored | ShardStatus::Pending))
@@ -200,7 +225,7 @@ pub fn verdict(run: &Run, shards: &[ShardRecord]) -> (RunStatus, Option<String>)
         .collect();
     if !errored.is_empty() {
         (RunStatus::Errored, Some(errored.join("\n")))
-    } else if !run.counts.all_passed() {
+    } else if !run.counts.all_passed() && !triage.is_some_and(Triage::only_quarantined_failures) {
         (RunStatus::Failed, None)
     } else {
         (RunStatus::Passed, None)

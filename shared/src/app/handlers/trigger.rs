@@ -196,6 +196,18 @@ pub async fn trigger(
         .put_file(&source_key, &archive, content_type::GZIP)
         .await?;
 
+    // Report never sees the checkout: hand it the history policy and owners.
+    super::history::save_context(
+        ports,
+        run_id,
+        &super::history::RunContext::from_checkout(
+            manifest.history.clone(),
+            suite.working_dir.as_deref(),
+            &tree,
+        ),
+    )
+    .await?;
+
     let shard_count = plan.shards.len() as u32;
     let mut run = Run {
         id: run_id,

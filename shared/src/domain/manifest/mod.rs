@@ -44,6 +44,9 @@ pub const MAX_WALK_DEPTH: usize = 64;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub suites: BTreeMap<String, Suite>,
+    /// `[flaky]` and `[quarantine]`: defaults when absent.
+    #[serde(default)]
+    pub history: crate::domain::history::triage::HistoryPolicy,
 }
 
 /// One `[suites.<name>]` table, with defaults filled in.

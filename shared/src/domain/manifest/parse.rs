@@ -18,9 +18,11 @@ use super::{MAX_SUITES, Manifest, suggest};
 use crate::errors::{ManifestError, ManifestLocation};
 use validate::validate_suite;
 
+mod flaky;
+mod quarantine;
 mod validate;
 
-const TOP_FIELDS: &[&str] = &["suites"];
+const TOP_FIELDS: &[&str] = &["suites", "flaky", "quarantine"];
 const SUITE_FIELDS: &[&str] = &[
     "setup",
     "command",
@@ -43,6 +45,8 @@ const MAX_SUITE_NAME: usize = 64;
 #[serde(deny_unknown_fields)]
 struct RawManifest {
     suites: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawSuite>>>>,
+    flaky: Option<flaky::RawFlaky>,
+    quarantine: Option<quarantine::RawQuarantine>,
 }
 
 #[derive(Deserialize)]
@@ -281,6 +285,21 @@ impl Ctx<'_> {
     }
 }
 
+/// An error in a top-level table (`[flaky]`, `[quarantine]`): no suite.
+fn top_err(
+    cx: &Ctx,
+    span: Range<usize>,
+    field: &str,
+    message: impl Into<String>,
+    hint: &str,
+) -> ManifestError {
+    ManifestError::Invalid {
+        at: cx.at(Some(span), None, Some(field.to_string())),
+        message: message.into(),
+        hint: Some(hint.to_string()),
+    }
+}
+
 /// 1-based line and character column of a byte offset.
 pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
@@ -319,6 +338,10 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Manifest, ManifestError>
             hint: Some("merge suites that share a command".into()),
         });
     }
+    let history = crate::domain::history::triage::HistoryPolicy {
+        flaky: flaky::validate(&cx, raw.flaky)?,
+        quarantine: quarantine::validate(&cx, raw.quarantine)?,
+    };
     let mut out = BTreeMap::new();
     for (name, suite) in suites.into_inner() {
         let span = name.span();
@@ -327,7 +350,10 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Manifest, ManifestError>
         let suite = validate_suite(&cx, &name, span, suite.into_inner())?;
         out.insert(name, suite);
     }
-    Ok(Manifest { suites: out })
+    Ok(Manifest {
+        suites: out,
+        history,
+    })
 }
 
 fn validate_suite_name(cx: &Ctx, name: &str, span: Range<usize>) -> Result<(), ManifestError> {
@@ -360,15 +386,16 @@ fn serde_error(cx: &Ctx, e: &toml::de::Error) -> ManifestError {
     let mut hint = None;
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let unknown = rest.split('`').next().unwrap_or_default().to_string();
-        let (known, place) = if suite.is_some() {
-            (SUITE_FIELDS, "a suite")
-        } else {
-            (TOP_FIELDS, "the top level")
+        let (known, place) = match (suite.is_some(), field.as_deref()) {
+            (true, _) => (SUITE_FIELDS, "a suite"),
+            (false, Some("flaky")) => (flaky::FIELDS, "[flaky]"),
+            (false, Some("quarantine")) => (quarantine::FIELDS, "[quarantine]"),
+            _ => (TOP_FIELDS, "the top level"),
         };
         message = format!("unknown field `{unknown}` in {place}");
         hint = Some(match suggest(&unknown, known) {
             Some(s) => format!("did you mean `{s}`?"),
-            None if suite.is_none() => {
+            None if suite.is_none() && place == "the top level" => {
                 format!("suites are tables under `suites`: write [suites.{unknown}]")
             }
             None => format!("known fields: {}", known.join(", ")),
@@ -423,12 +450,26 @@ fn example_for(field: &str) -> Option<&'static str> {
         "completed_exit_codes" => "completed_exit_codes = [0, 1]",
         "test_id" => "test_id = \"pytest\" (or \"name\", \"class_dot_name\", \"class_hash_name\")",
         "suites" => "[suites.unit] followed by command = [...]",
+        "flaky" => "[flaky] followed by window = 50, flip_rate = 0.02, broken_runs = 5",
+        "quarantine" => "[quarantine] followed by tests = [\"pkg.Class::test_name\"], auto = true",
         _ => return None,
     })
 }
 
 /// The suite and field (`command[2]`) whose key or value contains `pos`.
 fn locate(text: &str, pos: usize) -> (Option<String>, Option<String>) {
+    // Inside a top-level table other than the suites (`[flaky]`): its spans
+    // do not cover its body, so look for the header above `pos`.
+    let header = text
+        .get(..pos)
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .rfind(|l| l.starts_with('['));
+    if let Some(table @ ("flaky" | "quarantine")) = header.map(|h| h.trim_matches(['[', ']', ' ']))
+    {
+        return (None, Some(table.to_string()));
+    }
     // Recoverable parsing still yields a tree for syntax errors such as
     // duplicate keys.
     let (root, _) = toml::de::DeTable::parse_recoverable(text);

@@ -82,6 +82,10 @@ fn head(input: &ReportInput<'_>) -> Value {
 
     let mut results_extra = Map::new();
     results_extra.insert("runStatus".into(), json!(run.status.as_str()));
+    if let Some(triage) = input.triage {
+        // The four groups as the summary shows them, under one key.
+        results_extra.insert("history".into(), json!(triage));
+    }
     results_extra.insert("shardCount".into(), json!(input.shards.len()));
     if let Some(error) = &run.error {
         results_extra.insert("runError".into(), json!(error));

@@ -20,6 +20,7 @@ use std::io::{self, Write};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::{ReportInput, files, human_duration, secs, without_texts};
+use crate::domain::history::triage::GROUPS;
 use crate::domain::model::{Outcome, ShardRecord, ShardStatus, TestCase};
 
 /// Rows of the all-tests table rendered; the rest are in the JSON and JUnit.
@@ -127,6 +128,7 @@ fn page(input: &ReportInput<'_>, rows: &[(u32, TestCase)]) -> Markup {
                 main {
                     "\n"
                     (header(input))
+                    (history(input))
                     (failures(input))
                     (flaky(input))
                     (slowest(input))
@@ -277,6 +279,43 @@ fn failures(input: &ReportInput<'_>) -> Markup {
                 p class="muted" {
                     (count - shown.len() as u64)
                     " more failures are not shown here; all are in the CTRF JSON and the merged JUnit."
+                }
+                "\n"
+            }
+        }
+        "\n"
+    }
+}
+
+/// The four history groups, new failures first (each held list is at
+/// most `triage::MAX_LISTED` long).
+fn history(input: &ReportInput<'_>) -> Markup {
+    let Some(t) = input.triage else {
+        return html! {};
+    };
+    html! {
+        section id="history" data-testid="history" {
+            "\n"
+            h2 { "Test history" }
+            "\n"
+            @for ((key, title, meaning), list) in GROUPS.iter().zip(t.groups()) {
+                div class="group" data-testid=(format!("group-{key}")) {
+                    h3 { (title) " (" span data-testid=(format!("{key}-count")) { (list.len()) } ")" }
+                    p class="muted" { (meaning) }
+                    @if !list.is_empty() {
+                        table {
+                            tr { th { "Test" } th { "Now" } th { "Was" } th { "Last runs" } th { "Owners" } }
+                            @for test in list.iter() {
+                                tr data-testid=(format!("{key}-row")) {
+                                    td { (test.id) }
+                                    td { span class=(outcome_class(test.outcome)) { (test.outcome.as_str()) } }
+                                    td { (test.class_before.as_str()) }
+                                    td { code { (test.recent) } }
+                                    td { (test.owners.join(" ")) }
+                                }
+                            }
+                        }
+                    }
                 }
                 "\n"
             }

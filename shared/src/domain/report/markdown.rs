@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 
 use super::{ReportInput, human_duration, secs, truncate_bytes};
+use crate::domain::history::triage::GROUPS;
 use crate::domain::model::{Outcome, RunStatus, ShardRecord, ShardStatus, TestCase};
 
 /// GitHub's limit for a Check Run's `output.summary` (and `output.text`).
@@ -204,7 +205,70 @@ fn header(input: &ReportInput<'_>) -> String {
     if !links.is_empty() {
         let _ = writeln!(s, "{}\n", links.join(" · "));
     }
+    s.push_str(&history_section(input));
     s
+}
+
+/// Rows per history group; the full lists are in the HTML and CTRF.
+const HISTORY_MAX_ROWS: usize = 10;
+
+/// The four history groups, new failures first: part of the header, so
+/// every stage of the summary keeps them (bounded: 4 × 10 short rows).
+fn history_section(input: &ReportInput<'_>) -> String {
+    let Some(t) = input.triage else {
+        return String::new();
+    };
+    let mut s = String::from("### Test history\n\n| Group | Tests |\n|---|---:|\n");
+    let totals = [
+        t.new_failures.len(),
+        t.known_flaky.len(),
+        t.quarantined.len(),
+        t.fixed.len(),
+    ];
+    for ((_, title, _), n) in GROUPS.iter().zip(totals) {
+        let _ = writeln!(s, "| {title} | {n} |");
+    }
+    s.push('\n');
+    if t.only_quarantined_failures() {
+        let _ = writeln!(
+            s,
+            "_{} failure(s) of quarantined tests did not fail the run._\n",
+            t.quarantined_failures
+        );
+    }
+    for ((_, title, meaning), list) in GROUPS.iter().zip(t.groups()) {
+        if list.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "#### {title} ({})\n\n_{meaning}_\n", list.len());
+        for test in list.iter().take(HISTORY_MAX_ROWS) {
+            let _ = write!(
+                s,
+                "- {} · {} (was {})",
+                md(&cut(&test.id, NAME_MAX_BYTES)),
+                test.outcome,
+                test.class_before
+            );
+            if !test.recent.is_empty() {
+                let _ = write!(s, " · last runs `{}`", strip_text(&test.recent));
+            }
+            if !test.owners.is_empty() {
+                let owners: Vec<String> = test.owners.iter().map(|o| md(o)).collect();
+                let _ = write!(s, " · owners {}", owners.join(" "));
+            }
+            s.push('\n');
+        }
+        if list.len() > HISTORY_MAX_ROWS {
+            let _ = writeln!(s, "- _and {} more_", list.len() - HISTORY_MAX_ROWS);
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The outcome strip, only its letters (it sits in a code span).
+fn strip_text(recent: &str) -> String {
+    recent.chars().filter(|c| "PFMS".contains(*c)).collect()
 }
 
 fn see_full_report(input: &ReportInput<'_>) -> String {

@@ -287,6 +287,9 @@ pub struct ReportInput<'a> {
     pub links: ReportLinks,
     /// The test tool when known (e.g. "pytest"), else "testexec".
     pub tool_name: &'a str,
+    /// The run against its tests' history (new failures, known flaky,
+    /// quarantined, fixed), when the backend keeps history.
+    pub triage: Option<&'a crate::domain::history::triage::Triage>,
 }
 
 impl ReportInput<'_> {

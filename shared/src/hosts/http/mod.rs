@@ -16,6 +16,7 @@
 //! the answer (GitHub waits 10 s for a webhook's answer).
 
 mod auth;
+mod dashboard;
 mod intake;
 mod listen;
 mod pages;
@@ -49,6 +50,8 @@ pub fn router(door: FrontDoor) -> Router {
     Router::new()
         .route("/", get(pages::runs_page))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/tests", get(dashboard::tests_page))
+        .route("/api/tests", get(dashboard::tests_json))
         .route(RUNS_PATH, get(pages::list_runs).post(intake::start_run))
         .route("/runs/{id}", get(pages::get_run))
         .route("/runs/{id}/report", get(pages::report_page))

@@ -120,22 +120,29 @@ pub(crate) async fn shard_log(
 
 const PAGE_STYLE: &str = "body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}tr[data-status=passed] td:nth-child(2){color:#1a7f37}tr[data-status=failed] td:nth-child(2),tr[data-status=errored] td:nth-child(2){color:#cf222e}";
 
+/// The `<head>` of the host's own pages.
+pub(crate) fn page_head(title: &str, style: &str) -> maud::Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            // No /favicon.ico request (a 404 and a console error).
+            (PreEscaped(crate::domain::report::html::ICON_LINK))
+            title { (title) }
+            style { (PreEscaped(style)) }
+        }
+    }
+}
+
 /// The runs page: every value goes through maud's escaping.
 pub(crate) async fn runs_page(State(door): State<FrontDoor>) -> Result<Html<String>, ApiError> {
     let runs = door.ports.store.list_runs(200).await.map_err(internal)?;
     let page = html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                // No /favicon.ico request (a 404 and a console error).
-                (PreEscaped(crate::domain::report::html::ICON_LINK))
-                title { "testexec runs" }
-                style { (PreEscaped(PAGE_STYLE)) }
-            }
+            (page_head("testexec runs", PAGE_STYLE))
             body {
                 h1 { "testexec runs" }
-                p { (runs.len()) " runs" }
+                p { (runs.len()) " runs · " a href="/tests" { "tests dashboard" } }
                 table {
                     thead { tr { th { "run" } th { "status" } th { "suite" } th { "repo" } th { "tests" } th { "failed" } th { "flaky" } th { "shards" } } }
                     tbody {

@@ -109,7 +109,7 @@ async fn batch_write(
 /// each drawn from the upper half of its step (equal jitter, so concurrent
 /// writers throttled together do not retry together), one wait fewer than
 /// [`BATCH_ATTEMPTS`].
-fn batch_backoff() -> ExponentialBuilder {
+pub(super) fn batch_backoff() -> ExponentialBuilder {
     crate::adapters::retry::jittered(
         BATCH_FIRST_BACKOFF,
         BATCH_MAX_BACKOFF,
@@ -130,7 +130,7 @@ enum Attempt {
 /// wait of `backoff`, until nothing is left; when the waits run out, fails
 /// naming how many requests were left after how many attempts. An error of
 /// `send` ends the call at once.
-async fn retry_unprocessed<T, F, Fut>(
+pub(super) async fn retry_unprocessed<T, F, Fut>(
     pending: Vec<T>,
     backoff: ExponentialBuilder,
     mut send: F,

@@ -14,6 +14,8 @@
 //!   (`BatchWriteItem` in chunks, `UnprocessedItems` retried with backoff).
 //! - `store`: [`DynamoRunStore`], the conditional writes behind [`RunStore`].
 //! - `table`: [`create_table`], the table as `template.yaml` declares it.
+//! - `history`: per-test history items (`HIST#...`), batched reads and
+//!   writes, trimmed under the item limit.
 //! - `error`: SDK errors to [`StoreError`].
 //!
 //! Limits: items are refused above [`MAX_ITEM_BYTES`] (DynamoDB's hard limit
@@ -29,11 +31,13 @@
 mod batch;
 mod codec;
 mod error;
+mod history;
 pub mod layout;
 mod store;
 mod table;
 
 pub use batch::{BATCH_MAX_ITEMS, TRANSACT_MAX_ITEMS, chunk_ranges, put_items};
 pub use codec::{MAX_ERROR_BYTES, MAX_ITEM_BYTES, item_size};
+pub use history::{BATCH_GET_MAX_KEYS, HIST};
 pub use store::{DynamoRunStore, MAX_DELIVERY_KEY_BYTES};
 pub use table::create_table;

@@ -21,6 +21,7 @@ use super::error::{
 };
 use super::layout::*;
 use crate::app::ports::{Completion, RunStore, ShardCompletion};
+use crate::domain::history::{HistoryScope, TestHistory};
 use crate::domain::model::{Run, RunId, RunStatus, ShardRecord, ShardStatus};
 use crate::errors::StoreError;
 
@@ -549,6 +550,23 @@ impl RunStore for DynamoRunStore {
             }
             Err(e) => Err(backend("claim delivery", e)),
         }
+    }
+
+    async fn load_history(
+        &self,
+        scope: &HistoryScope,
+        ids: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<TestHistory>, StoreError> {
+        super::history::load(&self.client, &self.table, scope, ids, now_ms).await
+    }
+
+    async fn save_history(
+        &self,
+        scope: &HistoryScope,
+        records: &[TestHistory],
+    ) -> Result<(), StoreError> {
+        super::history::save(&self.client, &self.table, scope, records).await
     }
 }
 

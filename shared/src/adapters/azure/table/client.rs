@@ -62,6 +62,8 @@ pub enum BatchOp {
         entity: Entity,
         etag: String,
     },
+    /// Insert or replace, whatever is there (a `PUT` without `If-Match`).
+    Upsert(Entity),
 }
 
 /// A request the service refused, with what it said.
@@ -311,6 +313,10 @@ impl TableClient {
         for op in ops {
             let (method, url, entity, etag) = match op {
                 BatchOp::Insert(e) => ("POST", self.url(&self.table), e, None),
+                BatchOp::Upsert(entity) => {
+                    let (pk, rk) = keys(entity)?;
+                    ("PUT", self.entity_url(&pk, &rk), entity, None)
+                }
                 BatchOp::Replace { entity, etag } => {
                     let (pk, rk) = keys(entity)?;
                     ("PUT", self.entity_url(&pk, &rk), entity, Some(etag))

@@ -85,7 +85,7 @@ pub fn entity_size(e: &Entity) -> usize {
         .sum::<usize>()
 }
 
-fn put_body(e: &mut Entity, json: &str) {
+pub(super) fn put_body(e: &mut Entity, json: &str) {
     let mut rest = json;
     let mut i = 0;
     while i == 0 || !rest.is_empty() {
@@ -101,7 +101,7 @@ fn put_body(e: &mut Entity, json: &str) {
     }
 }
 
-fn body(e: &Entity) -> Option<String> {
+pub(super) fn body(e: &Entity) -> Option<String> {
     let mut out = get_str(e, "body")?.to_string();
     for i in 1.. {
         match get_str(e, &format!("body_{i}")) {

@@ -4,9 +4,11 @@
 //! - `client`: the small Tables REST client (no maintained 1.x crate).
 //! - `codec`: runs, shards, index rows to entities and back; size limits.
 //! - `store`: [`TableRunStore`], the conditional writes behind the port.
+//! - `history`: per-test history, one partition per suite, batched upserts.
 
 mod client;
 mod codec;
+mod history;
 mod store;
 
 pub use codec::{MAX_ENTITY_BYTES, MAX_ERROR_BYTES};

@@ -27,6 +27,7 @@ use crate::adapters::azure::AzureSettings;
 use crate::adapters::azure::auth::StorageCredential;
 use crate::adapters::azure::error::store_msg;
 use crate::app::ports::{Completion, RunStore, ShardCompletion};
+use crate::domain::history::{HistoryScope, TestHistory};
 use crate::domain::model::{Run, RunId, RunStatus, ShardRecord, ShardStatus};
 use crate::errors::StoreError;
 
@@ -41,7 +42,7 @@ const MAX_ROUNDS: usize = 200;
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
-fn store_err(operation: &'static str, e: TableError) -> StoreError {
+pub(super) fn store_err(operation: &'static str, e: TableError) -> StoreError {
     match e {
         TableError::Http(e) => crate::adapters::azure::error::store_error(operation, &e),
         other => store_msg(operation, other.to_string()),
@@ -165,7 +166,7 @@ fn index_row(partition: &str, row: &str, run: &str) -> Entity {
 
 /// Consecutive groups of at most [`BATCH_MAX_OPS`] entities and
 /// [`BATCH_MAX_BYTES`] (counted as entity sizes).
-fn groups(entities: &[Entity], first_max: usize) -> Vec<std::ops::Range<usize>> {
+pub(super) fn groups(entities: &[Entity], first_max: usize) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, e) in entities.iter().enumerate() {
@@ -473,9 +474,35 @@ impl RunStore for TableRunStore {
             format!("delivery {row}: no stable answer"),
         ))
     }
+
+    async fn load_history(
+        &self,
+        scope: &HistoryScope,
+        ids: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<TestHistory>, StoreError> {
+        super::history::load(&self.client, scope, ids, now_ms).await
+    }
+
+    async fn list_history(
+        &self,
+        scope: &HistoryScope,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<TestHistory>, StoreError> {
+        super::history::list(&self.client, scope, limit, now_ms).await
+    }
+
+    async fn save_history(
+        &self,
+        scope: &HistoryScope,
+        records: &[TestHistory],
+    ) -> Result<(), StoreError> {
+        super::history::save(&self.client, scope, records).await
+    }
 }
 
-fn hex_sha256(s: &str) -> String {
+pub(super) fn hex_sha256(s: &str) -> String {
     Sha256::digest(s.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -227,6 +227,7 @@ impl Rich {
             digest,
             links: self.links.clone(),
             tool_name: "pytest",
+            triage: None,
         }
     }
 }

@@ -1,0 +1,200 @@
+//! The history step of trigger and report (see `docs/flaky.md`).
+//!
+//! Trigger stores what report will need from the repository (the
+//! `[flaky]` / `[quarantine]` policy and the `CODEOWNERS` text) next to the
+//! run, because report never sees the checkout. Report loads each test's
+//! history in one batched read, triages the run against it
+//! (`domain::history::triage`) and writes the updated records back in one
+//! batched write: O(tests) per run whatever the backend.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::handlers::Ports;
+use crate::app::messages::keys;
+use crate::app::ports::content_type;
+use crate::domain::codeowners::CodeOwners;
+use crate::domain::history::triage::{HistoryPolicy, Observed, Triage, triage};
+use crate::domain::history::{HistoryEntry, HistoryScope, TestHistory};
+use crate::domain::model::{Outcome, Run, RunId};
+use crate::domain::report::CaseSource;
+use crate::errors::{BlobError, HandlerError, StoreError};
+
+/// Tests of one run the history follows; past this the rest are reported
+/// without history (a warning says so). Each costs one read and one write.
+pub const MAX_HISTORY_TESTS: usize = 200_000;
+/// Longest `CODEOWNERS` kept (GitHub ignores files over 3 MB).
+pub const MAX_CODEOWNERS_BYTES: usize = 3 * 1024 * 1024;
+/// Where GitHub looks for `CODEOWNERS`, in its order.
+pub const CODEOWNERS_PATHS: [&str; 3] = [".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"];
+
+/// What trigger hands report about the repository.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunContext {
+    #[serde(default)]
+    pub policy: HistoryPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codeowners: Option<String>,
+    /// The suite's `working_dir`: test files are relative to it,
+    /// `CODEOWNERS` paths to the repository root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+}
+
+impl RunContext {
+    /// The policy of the manifest and the first `CODEOWNERS` GitHub would
+    /// use, read from the checkout at `tree` (bounded; unreadable is none).
+    pub fn from_checkout(
+        policy: HistoryPolicy,
+        working_dir: Option<&str>,
+        tree: &std::path::Path,
+    ) -> RunContext {
+        let codeowners = CODEOWNERS_PATHS.iter().find_map(|p| {
+            let bytes = std::fs::read(tree.join(p)).ok()?;
+            (bytes.len() <= MAX_CODEOWNERS_BYTES).then(|| String::from_utf8_lossy(&bytes).into())
+        });
+        RunContext {
+            policy,
+            codeowners,
+            working_dir: working_dir.map(str::to_string),
+        }
+    }
+}
+
+pub(crate) async fn save_context(
+    ports: &Ports,
+    run: RunId,
+    context: &RunContext,
+) -> Result<(), HandlerError> {
+    let body = serde_json::to_vec(context).map_err(|e| HandlerError::Io {
+        context: "encoding the run's history context".into(),
+        source: std::io::Error::other(e),
+    })?;
+    ports
+        .blobs
+        .put(&keys::history_context(run), body, content_type::JSON)
+        .await?;
+    Ok(())
+}
+
+/// The run's context; a run started before history existed has none and
+/// gets the defaults.
+pub(crate) async fn load_context(ports: &Ports, run: RunId) -> Result<RunContext, HandlerError> {
+    let key = keys::history_context(run);
+    match ports.blobs.get(&key).await {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| HandlerError::BadMessage {
+            what: "history context",
+            detail: format!("{key}: {e}"),
+        }),
+        Err(BlobError::NotFound { .. }) => Ok(RunContext::default()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The run triaged against its tests' history, and the records to save;
+/// `None` when the store keeps no history (a warning says so).
+pub(crate) async fn triage_run(
+    ports: &Ports,
+    run: &Run,
+    cases: &dyn CaseSource,
+    policy: &HistoryPolicy,
+) -> Result<Option<(Triage, Vec<TestHistory>)>, HandlerError> {
+    let now = ports.clock.now_ms();
+    let observed = observe(run, cases, now)?;
+    let scope = HistoryScope::new(&run.source.repo, &run.suite);
+    let ids: Vec<String> = observed.iter().map(|o| o.id.clone()).collect();
+    let before = match ports.store.load_history(&scope, &ids, now).await {
+        Ok(records) => records,
+        Err(StoreError::Unsupported { .. }) => {
+            tracing::warn!(
+                "this backend keeps no test history: reporting without flaky-test classification"
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let before: HashMap<String, TestHistory> =
+        before.into_iter().map(|h| (h.id.clone(), h)).collect();
+    Ok(Some(triage(&observed, before, policy)))
+}
+
+/// Names each listed test's owners from `CODEOWNERS` by its file.
+pub(crate) fn fill_owners(triage: &mut Triage, context: &RunContext) {
+    let Some(text) = context.codeowners.as_deref() else {
+        return;
+    };
+    let owners = CodeOwners::parse(text);
+    let base = context
+        .working_dir
+        .as_deref()
+        .map(|w| w.trim_matches('/'))
+        .filter(|w| !w.is_empty() && *w != ".");
+    for test in triage.tests_mut() {
+        if let Some(file) = test.file.as_deref() {
+            let path = match base {
+                Some(dir) => format!("{dir}/{}", file.trim_start_matches("./")),
+                None => file.to_string(),
+            };
+            test.owners = owners.owners_of(&path).to_vec();
+        }
+    }
+}
+
+pub(crate) async fn save(
+    ports: &Ports,
+    run: &Run,
+    records: &[TestHistory],
+) -> Result<(), HandlerError> {
+    let scope = HistoryScope::new(&run.source.repo, &run.suite);
+    ports.store.save_history(&scope, records).await?;
+    Ok(())
+}
+
+/// One entry per test id of the run (a failing duplicate wins, so two
+/// cases sharing an id never hide a failure); skipped tests say nothing.
+fn observe(run: &Run, cases: &dyn CaseSource, now: u64) -> Result<Vec<Observed>, HandlerError> {
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<Observed> = Vec::new();
+    let mut dropped = 0u64;
+    let run_id = run.id.to_string();
+    let (commit, git_ref) = (run.source.commit.as_deref(), run.source.git_ref.as_deref());
+    cases
+        .for_each(&mut |_, _, case| {
+            if case.outcome == Outcome::Skipped {
+                return Ok(());
+            }
+            let id = case.key();
+            let entry = HistoryEntry::of(case, &run_id, now, commit, git_ref);
+            match index.get(&id) {
+                Some(&i) => {
+                    if entry.failed() && !out[i].entry.failed() {
+                        out[i].entry = entry;
+                    }
+                }
+                None if out.len() >= MAX_HISTORY_TESTS => dropped += 1,
+                None => {
+                    index.insert(id.clone(), out.len());
+                    let file = case.file.as_deref().map(|f| cut(f, 1024));
+                    out.push(Observed { id, entry, file });
+                }
+            }
+            Ok(())
+        })
+        .map_err(|source| HandlerError::Io {
+            context: "reading the run's test cases for history".into(),
+            source,
+        })?;
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            limit = MAX_HISTORY_TESTS,
+            "more tests than the history follows per run; the rest have no history"
+        );
+    }
+    Ok(out)
+}
+
+fn cut(s: &str, max: usize) -> String {
+    crate::domain::report::truncate_bytes(s, max).to_string()
+}
