@@ -63,7 +63,7 @@ from pathlib import Path
 import hcl2
 
 import drift_common  # scripts/drift_common.py, beside this script
-from drift_common import clean
+from drift_common import clean, compare, fmt
 
 
 class Unreadable(Exception):
@@ -680,33 +680,12 @@ def read_terraform(module_dir: Path) -> dict:
 
 
 # ----------------------------------------------------------------- compare
-def fmt(x):
-    return x if isinstance(x, str) else json.dumps(x, sort_keys=True)
-
-
-def compare(b, t, path="") -> list[str]:
-    """Every leaf that differs, as 'path: bicep X, terraform Y'."""
-    out = []
-    if isinstance(b, dict) and isinstance(t, dict):
-        for k in sorted(set(b) | set(t), key=str):
-            p = f"{path}.{k}" if path else str(k)
-            if k not in t:
-                out.append(f"{p}: in the Bicep ({fmt(b[k])}), not in the Terraform")
-            elif k not in b:
-                out.append(f"{p}: in the Terraform ({fmt(t[k])}), not in the Bicep")
-            else:
-                out += compare(b[k], t[k], p)
-    elif b != t:
-        out.append(f"{path}: bicep {fmt(b)}, terraform {fmt(t)}")
-    return out
-
-
 def check(root: Path) -> list[str]:
     b = read_bicep(root / "azure" / "main.bicep")
     t = read_terraform(root / "terraform" / "azure" / "module")
     tf_outputs = t.pop("outputs")
     missing = [o for o in b.pop("outputs") if o not in tf_outputs]
-    return compare(b, t) + [f"outputs.{o}: a Bicep output with no Terraform output of that name" for o in missing]
+    return compare(b, t, ("the Bicep", "the Terraform", "bicep", "terraform")) + [f"outputs.{o}: a Bicep output with no Terraform output of that name" for o in missing]
 
 
 # --------------------------------------------------------------- self-test

@@ -59,7 +59,7 @@ from urllib.parse import urlparse
 import hcl2
 
 import drift_common  # scripts/drift_common.py, beside this script
-from drift_common import clean
+from drift_common import clean, compare, fmt
 
 PROJECT = "check-project"
 PROJECT_NUMBER = "0"
@@ -782,31 +782,10 @@ def read_terraform(module_dir: Path) -> dict:
 
 
 # ----------------------------------------------------------------- compare
-def fmt(x):
-    return x if isinstance(x, str) else json.dumps(x, sort_keys=True)
-
-
-def compare(d, t, path="") -> list[str]:
-    """Every leaf that differs, as 'path: deploy.sh X, terraform Y'."""
-    out = []
-    if isinstance(d, dict) and isinstance(t, dict):
-        for k in sorted(set(d) | set(t), key=str):
-            p = f"{path}.{k}" if path else str(k)
-            if k not in t:
-                out.append(f"{p}: in deploy.sh ({fmt(d[k])}), not in the Terraform")
-            elif k not in d:
-                out.append(f"{p}: in the Terraform ({fmt(t[k])}), not in deploy.sh")
-            else:
-                out += compare(d[k], t[k], p)
-    elif d != t:
-        out.append(f"{path}: deploy.sh {fmt(d)}, terraform {fmt(t)}")
-    return out
-
-
 def check(root: Path) -> list[str]:
     d, inner = read_deploy(root)
     t = read_terraform(root / "terraform" / "gcp" / "module")
-    return inner + compare(d, t)
+    return inner + compare(d, t, ("deploy.sh", "the Terraform", "deploy.sh", "terraform"))
 
 
 def dump(root: Path, side: str) -> dict:

@@ -9,6 +9,7 @@ the file exactly once, and the report's lines that mention `words[0]` must
 name every word (the field and its old and new values).
 """
 
+import json
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,32 @@ def clean(value):
     if isinstance(value, list):
         return [clean(v) for v in value]
     return value
+
+
+def fmt(x):
+    """A value as a report shows it."""
+    return x if isinstance(x, str) else json.dumps(x, sort_keys=True)
+
+
+def compare(left, right, names, path="") -> list[str]:
+    """Every leaf where two nested models differ, as 'path: <left> X,
+    <right> Y'. `names` = (left as a subject, right as a subject, left
+    short, right short), e.g. ("deploy.sh", "the Terraform", "deploy.sh",
+    "terraform")."""
+    left_name, right_name, left_short, right_short = names
+    out = []
+    if isinstance(left, dict) and isinstance(right, dict):
+        for k in sorted(set(left) | set(right), key=str):
+            p = f"{path}.{k}" if path else str(k)
+            if k not in right:
+                out.append(f"{p}: in {left_name} ({fmt(left[k])}), not in {right_name}")
+            elif k not in left:
+                out.append(f"{p}: in {right_name} ({fmt(right[k])}), not in {left_name}")
+            else:
+                out += compare(left[k], right[k], names, p)
+    elif left != right:
+        out.append(f"{path}: {left_short} {fmt(left)}, {right_short} {fmt(right)}")
+    return out
 
 
 def self_test(script, root, copies, cases, prefix, unreadable, summary):
