@@ -105,3 +105,110 @@ pub(super) fn validate(cx: &Ctx, raw: Option<RawFlaky>) -> Result<ClassifyPolicy
     }
     Ok(policy)
 }
+
+/// The `[flaky]` and `[quarantine]` tables through the whole manifest
+/// parser (lib tests, so the coverage gate sees them).
+#[cfg(test)]
+mod tests {
+    use crate::domain::manifest::{Manifest, ManifestError};
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, "testexec.toml")
+    }
+
+    fn err(text: &str) -> String {
+        match parse(text) {
+            Ok(m) => panic!("expected an error, parsed {m:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn assert_has(msg: &str, needles: &[&str]) {
+        for n in needles {
+            assert!(msg.contains(n), "`{n}` missing from:\n{msg}");
+        }
+    }
+
+    fn suite_with(extra: &str) -> String {
+        format!(
+            "[suites.unit]\ncommand = [\"pytest\", \"--junitxml={{junit}}\", \"{{files}}\"]\nfiles = [\"tests/*.py\"]\n{extra}\n"
+        )
+    }
+
+    #[test]
+    fn flaky_and_quarantine_tables_default_and_parse() {
+        let m = parse(&suite_with("")).unwrap();
+        assert_eq!(m.history.flaky.window, 50);
+        assert_eq!(m.history.flaky.default_branch, "main");
+        assert!(!m.history.quarantine.auto);
+        assert!(m.history.quarantine.tests.is_empty());
+        let m = parse(&format!(
+            "{}\n[flaky]\ndefault_branch = \"refs/heads/trunk\"\nwindow = 30\nflip_rate = 0.1\nmin_flips = 3\nbroken_runs = 4\n\
+             [quarantine]\ntests = [\"pkg.A::test_x\", \" pkg.B::y \"]\nauto = true\nrelease_after = 7\n",
+            suite_with("")
+        ))
+        .unwrap();
+        let f = &m.history.flaky;
+        assert_eq!(
+            (
+                f.default_branch.as_str(),
+                f.window,
+                f.flip_rate,
+                f.min_flips,
+                f.broken_runs
+            ),
+            ("trunk", 30, 0.1, 3, 4)
+        );
+        let q = &m.history.quarantine;
+        assert!(q.auto);
+        assert_eq!(q.release_after, 7);
+        assert!(q.tests.contains("pkg.A::test_x") && q.tests.contains("pkg.B::y"));
+    }
+
+    #[test]
+    fn flaky_and_quarantine_errors_name_the_field_with_a_hint() {
+        let with = |extra: &str| err(&format!("{}\n{extra}\n", suite_with("")));
+        assert_has(
+            &with("[flaky]\nwindow = 0"),
+            &[
+                "field `flaky.window`",
+                "out of range 1..=50",
+                "history keeps at most 50",
+            ],
+        );
+        assert_has(
+            &with("[flaky]\nflip_rate = 1.5"),
+            &[
+                "field `flaky.flip_rate`",
+                "0.0..=1.0",
+                "e.g. flip_rate = 0.02",
+            ],
+        );
+        assert_has(
+            &with("[flaky]\ndefault_branch = \"\""),
+            &["flaky.default_branch", "default_branch = \"main\""],
+        );
+        assert_has(
+            &with("[flaky]\nwindw = 3"),
+            &["unknown field `windw` in [flaky]", "did you mean `window`?"],
+        );
+        assert_has(
+            &with("[quarantine]\ntests = [\"a\", \"\"]"),
+            &["field `quarantine.tests[1]`", "classname::name"],
+        );
+        assert_has(
+            &with("[quarantine]\nrelease_after = 0"),
+            &["quarantine.release_after", "1..=1000"],
+        );
+        assert_has(
+            &with("[quarantine]\nauto = \"yes\""),
+            &["quarantine", "auto = true"],
+        );
+        assert_has(&with("[flakey]\nwindow = 3"), &["did you mean `flaky`?"]);
+        let many: Vec<String> = (0..10_001).map(|i| format!("\"t{i}\"")).collect();
+        assert_has(
+            &with(&format!("[quarantine]\ntests = [{}]", many.join(","))),
+            &["10001 quarantined tests", "limit is 10000"],
+        );
+    }
+}
