@@ -58,6 +58,24 @@ pub fn cap_error(error: &str) -> String {
     }
 }
 
+/// Refuses a delivery key a cloud store cannot hold: empty, or over the
+/// store's own key limit (`max_bytes`).
+pub fn check_delivery_key(key: &str, max_bytes: usize) -> Result<(), StoreError> {
+    if key.is_empty() || key.len() > max_bytes {
+        return Err(StoreError::Invalid {
+            run: format!(
+                "delivery {}",
+                crate::domain::report::truncate_bytes(key, 64)
+            ),
+            message: format!(
+                "a delivery key must be 1..={max_bytes} bytes, got {}",
+                key.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Durable state of runs and shards, plus webhook-delivery dedupe.
 ///
 /// Every write that a redelivered message can repeat is conditional, so

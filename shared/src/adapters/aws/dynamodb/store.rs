@@ -509,18 +509,7 @@ impl RunStore for DynamoRunStore {
         now_ms: u64,
         ttl_ms: u64,
     ) -> Result<bool, StoreError> {
-        if key_.is_empty() || key_.len() > MAX_DELIVERY_KEY_BYTES {
-            return Err(StoreError::Invalid {
-                run: format!(
-                    "delivery {}",
-                    crate::domain::report::truncate_bytes(key_, 64)
-                ),
-                message: format!(
-                    "a delivery key must be 1..={MAX_DELIVERY_KEY_BYTES} bytes, got {}",
-                    key_.len()
-                ),
-            });
-        }
+        crate::app::ports::check_delivery_key(key_, MAX_DELIVERY_KEY_BYTES)?;
         let _guard = self.lock(key_).await;
         let expires_ms = now_ms.saturating_add(ttl_ms);
         let mut item = key(&format!("DELIVERY#{key_}"), DELIVERY);

@@ -415,18 +415,7 @@ impl RunStore for TableRunStore {
         now_ms: u64,
         ttl_ms: u64,
     ) -> Result<bool, StoreError> {
-        if key.is_empty() || key.len() > MAX_DELIVERY_KEY_BYTES {
-            return Err(StoreError::Invalid {
-                run: format!(
-                    "delivery {}",
-                    crate::domain::report::truncate_bytes(key, 64)
-                ),
-                message: format!(
-                    "a delivery key must be 1..={MAX_DELIVERY_KEY_BYTES} bytes, got {}",
-                    key.len()
-                ),
-            });
-        }
+        crate::app::ports::check_delivery_key(key, MAX_DELIVERY_KEY_BYTES)?;
         // Row keys may not hold `/`, `\`, `#`, `?` or control characters:
         // the key's SHA-256 names the row.
         let row = hex_sha256(key);
