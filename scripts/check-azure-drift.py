@@ -60,10 +60,8 @@ import re
 import sys
 from pathlib import Path
 
-import hcl2
-
 import drift_common  # scripts/drift_common.py, beside this script
-from drift_common import clean, compare, fmt
+from drift_common import compare, fmt
 
 
 class Unreadable(Exception):
@@ -393,25 +391,10 @@ def interpolations(text):
 
 class Terraform:
     def __init__(self, module_dir: Path):
-        self.resources, self.data, self.locals, self.variables, self.outputs = {}, {}, {}, {}, {}
-        files = sorted(module_dir.glob("*.tf"))
-        if not files:
-            raise Unreadable(f"{module_dir}: no .tf files")
-        for f in files:
-            try:
-                with f.open() as fh:
-                    doc = clean(hcl2.load(fh))
-            except Exception as err:  # python-hcl2 raises lark errors of many types
-                raise Unreadable(f"{f}: HCL parse error: {err}") from err
-            for block in doc.get("resource", []):
-                for rtype, named in block.items():
-                    self.resources.setdefault(rtype, {}).update(named)
-            for block in doc.get("locals", []):
-                self.locals.update(block)
-            for block in doc.get("variable", []):
-                self.variables.update(block)
-            for block in doc.get("output", []):
-                self.outputs.update(block)
+        module = drift_common.read_module(module_dir, Unreadable)
+        self.resources, self.data, self.locals, self.variables, self.outputs = (
+            module["resource"], module["data"], module["locals"], module["variable"],
+            module["output"])
 
     def res(self, rtype, name):
         try:

@@ -56,10 +56,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-import hcl2
-
 import drift_common  # scripts/drift_common.py, beside this script
-from drift_common import clean, compare, fmt
+from drift_common import compare, fmt
 
 PROJECT = "check-project"
 PROJECT_NUMBER = "0"
@@ -268,23 +266,9 @@ class Unknown(str):
 class Terraform:
     def __init__(self, module_dir: Path):
         self.dir = module_dir
-        self.resources, self.locals, self.variables = {}, {}, {}
-        files = sorted(module_dir.glob("*.tf"))
-        if not files:
-            raise Unreadable(f"{module_dir}: no .tf files")
-        for f in files:
-            try:
-                with f.open() as fh:
-                    doc = clean(hcl2.load(fh))
-            except Exception as err:  # python-hcl2 raises lark errors of many types
-                raise Unreadable(f"{f}: HCL parse error: {err}") from err
-            for block in doc.get("resource", []):
-                for rtype, named in block.items():
-                    self.resources.setdefault(rtype, {}).update(named)
-            for block in doc.get("locals", []):
-                self.locals.update(block)
-            for block in doc.get("variable", []):
-                self.variables.update(block)
+        module = drift_common.read_module(module_dir, Unreadable)
+        self.resources, self.locals, self.variables = (
+            module["resource"], module["locals"], module["variable"])
         self._local_cache = {}
 
     # ------------------------------------------------------------ values

@@ -42,10 +42,8 @@ import re
 import sys
 from pathlib import Path
 
-import hcl2
-
 import drift_common  # scripts/drift_common.py, beside this script
-from drift_common import clean, unq
+from drift_common import unq
 import yaml
 
 FUNCTIONS = ("trigger", "execute", "collect", "report")
@@ -302,29 +300,11 @@ def read_template(path: Path) -> dict:
 class Terraform:
     def __init__(self, module_dir: Path):
         self.dir = module_dir
-        self.resources: dict[str, dict[str, dict]] = {}
-        self.data: dict[str, dict[str, dict]] = {}
-        self.locals: dict = {}
-        self.variables: dict = {}
-        files = sorted(module_dir.glob("*.tf"))
-        if not files:
-            raise Unreadable(f"{module_dir}: no .tf files")
-        for f in files:
-            try:
-                with f.open() as fh:
-                    doc = clean(hcl2.load(fh))
-            except Exception as err:  # python-hcl2 raises lark errors of many types
-                raise Unreadable(f"{f}: HCL parse error: {err}") from err
-            for block in doc.get("resource", []):
-                for rtype, named in block.items():
-                    self.resources.setdefault(rtype, {}).update(named)
-            for block in doc.get("data", []):
-                for dtype, named in block.items():
-                    self.data.setdefault(dtype, {}).update(named)
-            for block in doc.get("locals", []):
-                self.locals.update(block)
-            for block in doc.get("variable", []):
-                self.variables.update(block)
+        module = drift_common.read_module(module_dir, Unreadable)
+        self.resources: dict[str, dict[str, dict]] = module["resource"]
+        self.data: dict[str, dict[str, dict]] = module["data"]
+        self.locals: dict = module["locals"]
+        self.variables: dict = module["variable"]
 
     # Expressions are strings "${...}"; only the forms this module uses are
     # resolved, anything else stays as its text (and so shows up as drift).

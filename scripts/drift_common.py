@@ -1,5 +1,7 @@
-"""What both drift checks share (check-terraform-drift.py,
-check-azure-drift.py): reading python-hcl2's output (`unq`, `clean`), and
+"""What the drift checks share (check-terraform-drift.py,
+check-azure-drift.py, check-gcp-drift.py): reading a Terraform module with
+python-hcl2 (`read_module`, `unq`, `clean`), comparing two models
+(`compare`), and
 the self-test: copy the two sides into a temporary tree, plant one
 change at a time, run the check on the copy, and expect a clean copy to
 pass and every planted change to be reported by name.
@@ -31,6 +33,33 @@ def clean(value):
     if isinstance(value, list):
         return [clean(v) for v in value]
     return value
+
+
+def read_module(module_dir: Path, unreadable) -> dict:
+    """Every `.tf` file of a Terraform module, merged by block kind:
+    {"resource": {type: {name: body}}, "data": {type: {name: body}},
+    "locals": {...}, "variable": {...}, "output": {...}}. A missing module or
+    an HCL parse error raises `unreadable` (the caller's exception)."""
+    import hcl2  # the drift checks' venv has it; the self-test needs none
+
+    files = sorted(module_dir.glob("*.tf"))
+    if not files:
+        raise unreadable(f"{module_dir}: no .tf files")
+    merged = {"resource": {}, "data": {}, "locals": {}, "variable": {}, "output": {}}
+    for f in files:
+        try:
+            with f.open() as fh:
+                doc = clean(hcl2.load(fh))
+        except Exception as err:  # python-hcl2 raises lark errors of many types
+            raise unreadable(f"{f}: HCL parse error: {err}") from err
+        for kind in ("resource", "data"):
+            for block in doc.get(kind, []):
+                for btype, named in block.items():
+                    merged[kind].setdefault(btype, {}).update(named)
+        for kind in ("locals", "variable", "output"):
+            for block in doc.get(kind, []):
+                merged[kind].update(block)
+    return merged
 
 
 def fmt(x):
