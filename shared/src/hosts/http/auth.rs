@@ -38,10 +38,7 @@ pub(crate) fn authorize_write(config: &FrontDoorConfig, parts: &Parts) -> Result
         return Ok(());
     }
     if let Some(token) = &config.api_token {
-        let presented = header(parts, "authorization")
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .unwrap_or_default();
+        let presented = bearer_token(parts).unwrap_or_default();
         if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
             return Ok(());
         }
@@ -64,6 +61,13 @@ pub(crate) fn authorize_write(config: &FrontDoorConfig, parts: &Parts) -> Result
             ),
         )),
     }
+}
+
+/// The token of `Authorization: Bearer <token>`, trimmed.
+pub(crate) fn bearer_token(parts: &Parts) -> Option<&str> {
+    header(parts, "authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {

@@ -22,7 +22,9 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::ApiError;
-use super::auth::{VerifiedCaller, authorize_write, require_json, require_same_origin};
+use super::auth::{
+    VerifiedCaller, authorize_write, bearer_token, require_json, require_same_origin,
+};
 use super::intake::read_body;
 use super::state::FrontDoor;
 use crate::app::handlers::handle_message;
@@ -172,12 +174,7 @@ async fn authorize_push(
     };
     require_same_origin(parts)?;
     require_json(parts)?;
-    let token = parts
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+    let token = bearer_token(parts)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             PushAuthError::Unauthenticated(format!(
