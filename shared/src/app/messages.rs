@@ -105,10 +105,30 @@ pub struct ShardJob {
     /// slow file was split by test or when only failed tests are re-run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<String>,
+    /// Selectors of tests in `files` that other shards run (a file split by
+    /// test: this shard runs "the rest of it"), expanded into `{skip_tests}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip_tests: Vec<String>,
+    /// Early flake detection: run tests the history has never seen this
+    /// many extra times. Absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_tests: Option<NewTestCheck>,
     /// When trigger queued the job (ms since the epoch), for the shard
     /// queue-wait metric. Absent in jobs queued before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued_ms: Option<u64>,
+}
+
+/// Early flake detection for one shard: the tests of its first try that
+/// the timing history at `history_key` has never seen run `runs` more
+/// times, so a test that is flaky from the start is caught before it
+/// merges (docs/flaky.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewTestCheck {
+    pub runs: u32,
+    /// Blob key of the suite's timing history, which names every test of
+    /// the files it knows.
+    pub history_key: String,
 }
 
 /// A shard job as it travels: inline when small, else by blob key.

@@ -21,18 +21,170 @@ pub enum TestIdFormat {
     ClassDotName,
     /// `classname#name` (Maven Surefire `-Dtest=`).
     ClassHashName,
+    /// `go test -run`: one anchored regex over the top-level test names,
+    /// `^(?:TestA|TestB)$` (a subtest runs with its parent).
+    Go,
+    /// `cargo nextest run -E`: one filterset, `test(=a) | test(=b)`.
+    Nextest,
+    /// Jest `-t` / `--testNamePattern`: one anchored regex over the full
+    /// names jest-junit writes as `name`.
+    Jest,
+    /// Maven Surefire `-Dtest=`: one value, `Class#m1+m2,Other#m3`.
+    Maven,
 }
 
 impl TestIdFormat {
-    /// The selector for one case.
+    /// The selector for one case: what `{tests}` is built from.
     pub fn selector(self, case: &TestCase) -> String {
         match self {
             TestIdFormat::Pytest => pytest_node_id(case),
-            TestIdFormat::Name => case.name.clone(),
+            TestIdFormat::Name | TestIdFormat::Nextest | TestIdFormat::Jest => case.name.clone(),
+            // A subtest (`TestA/sub`) cannot be named alone in one `-run`
+            // regex (go splits the pattern at `/`): its parent runs it.
+            TestIdFormat::Go => match case.name.split_once('/') {
+                Some((parent, _)) => parent.to_string(),
+                None => case.name.clone(),
+            },
             TestIdFormat::ClassDotName => join(&case.classname, ".", &case.name),
-            TestIdFormat::ClassHashName => join(&case.classname, "#", &case.name),
+            TestIdFormat::ClassHashName | TestIdFormat::Maven => {
+                join(&case.classname, "#", &case.name)
+            }
         }
     }
+
+    /// The selector of a test known only by its history entry: its file
+    /// and [`TestCase::key`] (`scope::name`), as the timing history keeps it.
+    pub fn selector_for_key(self, file: &str, key: &str) -> String {
+        let (classname, name) = key.split_once("::").unwrap_or(("", key));
+        let case = TestCase {
+            file: Some(file.to_string()),
+            ..TestCase::new("", classname, name, crate::domain::model::Outcome::Passed)
+        };
+        self.selector(&case)
+    }
+
+    /// The argv elements `{tests}` becomes for these selectors. The list
+    /// formats give one element per test; the others give exactly one
+    /// element, because their runner takes one pattern, and with no
+    /// selector that element selects everything.
+    pub fn render_tests(self, selectors: &[String]) -> Vec<String> {
+        match self {
+            TestIdFormat::Pytest
+            | TestIdFormat::Name
+            | TestIdFormat::ClassDotName
+            | TestIdFormat::ClassHashName => selectors.to_vec(),
+            // An empty `-run` / `-t` matches every test.
+            TestIdFormat::Go | TestIdFormat::Jest => vec![anchored_alternation(selectors)],
+            TestIdFormat::Nextest if selectors.is_empty() => vec!["all()".to_string()],
+            TestIdFormat::Nextest => vec![
+                selectors
+                    .iter()
+                    .map(|s| format!("test(={})", nextest_escape(s)))
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            ],
+            TestIdFormat::Maven => vec![surefire_tests(selectors)],
+        }
+    }
+
+    /// The argv elements `{skip_tests}` becomes: tests of the shard's files
+    /// that another shard runs. `None` when this runner has no way to leave
+    /// out single tests of a file it runs, so its files cannot be split.
+    pub fn render_skips(self, selectors: &[String]) -> Option<Vec<String>> {
+        match self {
+            TestIdFormat::Pytest => Some(
+                selectors
+                    .iter()
+                    .map(|s| format!("--deselect={s}"))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Can a file be split into groups of tests across shards? It needs
+    /// selectors scoped to their file, so that one run of the command can
+    /// take whole files and single tests together, and a way to leave out
+    /// single tests ([`render_skips`](Self::render_skips)). pytest node ids
+    /// are both; a `go -run` or jest `-t` pattern applies to every file of
+    /// the run, so those runners split by file only.
+    pub fn splits_files(self) -> bool {
+        self.render_skips(&[]).is_some()
+    }
+
+    /// The manifest spelling, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestIdFormat::Pytest => "pytest",
+            TestIdFormat::Name => "name",
+            TestIdFormat::ClassDotName => "class_dot_name",
+            TestIdFormat::ClassHashName => "class_hash_name",
+            TestIdFormat::Go => "go",
+            TestIdFormat::Nextest => "nextest",
+            TestIdFormat::Jest => "jest",
+            TestIdFormat::Maven => "maven",
+        }
+    }
+}
+
+/// `^(?:a|b)$` with every name's regex metacharacters escaped; `""` (match
+/// all) for no names. RE2 (go) and JavaScript read the same syntax here.
+fn anchored_alternation(names: &[String]) -> String {
+    if names.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("^(?:");
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            out.push('|');
+        }
+        for c in name.chars() {
+            if "\\.+*?()|[]{}^$/".contains(c) {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out.push_str(")$");
+    out
+}
+
+/// A nextest filterset string argument: `(`, `)` and `,` end it unless
+/// escaped with a backslash, as is the backslash itself.
+fn nextest_escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, '(' | ')' | ',' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Surefire's `-Dtest=` value: methods of one class joined with `+`,
+/// classes with `,`, in first-seen class order.
+fn surefire_tests(selectors: &[String]) -> String {
+    let mut classes: Vec<(&str, Vec<&str>)> = Vec::new();
+    for s in selectors {
+        let (class, method) = s.split_once('#').unwrap_or((s, ""));
+        match classes.iter_mut().find(|(c, _)| *c == class) {
+            Some((_, methods)) => methods.push(method),
+            None => classes.push((class, vec![method])),
+        }
+    }
+    classes
+        .iter()
+        .map(|(class, methods)| {
+            let methods: Vec<&str> = methods.iter().copied().filter(|m| !m.is_empty()).collect();
+            if methods.is_empty() {
+                class.to_string()
+            } else {
+                format!("{class}#{}", methods.join("+"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn join(scope: &str, sep: &str, name: &str) -> String {

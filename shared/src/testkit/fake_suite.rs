@@ -16,6 +16,15 @@ pub fn repo(files: &[(&str, &str)], shards: u32, retries: u32, timeout: u64) -> 
     dir
 }
 
+/// Lets the suite of a [`repo`] split a long file into groups of tests
+/// (`split_by_test`; the runner takes `--deselect=` like pytest).
+pub fn split_by_test(root: &Path) {
+    let manifest = root.join("testexec.toml");
+    let mut text = std::fs::read_to_string(&manifest).expect("reading testexec.toml");
+    text.push_str("split_by_test = true\n");
+    std::fs::write(manifest, text).expect("writing testexec.toml");
+}
+
 /// [`repo`] into an existing directory.
 pub fn write_repo(root: &Path, files: &[(&str, &str)], shards: u32, retries: u32, timeout: u64) {
     std::fs::create_dir_all(root).expect("creating the repository");
@@ -24,7 +33,7 @@ pub fn write_repo(root: &Path, files: &[(&str, &str)], shards: u32, retries: u32
         root.join("testexec.toml"),
         format!(
             r#"[suites.fake]
-command = ["python3", "runner.py", "{{junit}}", "{{files}}", "--", "{{tests}}"]
+command = ["python3", "runner.py", "{{junit}}", "{{files}}", "{{skip_tests}}", "--", "{{tests}}"]
 files = ["tests/**/*.txt"]
 shards = {shards}
 retries = {retries}

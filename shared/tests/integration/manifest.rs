@@ -51,6 +51,7 @@ fn x<'a>(files: &'a [String], tests: &'a [String]) -> Expansion<'a> {
     Expansion {
         files,
         tests,
+        skip_tests: &[],
         junit: "/tmp/out/junit-3.xml",
         shard: 3,
         shard_count: 4,

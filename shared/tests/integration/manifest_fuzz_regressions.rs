@@ -38,6 +38,7 @@ fn list_placeholders_after_the_program_still_parse() {
     let x = Expansion {
         files: &none,
         tests: &none,
+        skip_tests: &none,
         junit: "j.xml",
         shard: 0,
         shard_count: 1,

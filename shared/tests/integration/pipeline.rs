@@ -732,6 +732,137 @@ async fn history_classifies_and_quarantines_across_runs(backend: Backend) {
     assert!(ids(&history, "new_failures").is_empty());
 }
 
+/// The test names in a merged JUnit report, each as often as it appears.
+fn junit_names(junit: &str) -> Vec<String> {
+    let mut names: Vec<String> = junit
+        .split("<testcase ")
+        .skip(1)
+        .filter_map(|c| {
+            c.split("name=\"")
+                .nth(1)?
+                .split('"')
+                .next()
+                .map(String::from)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// A file of eight 1-second tests beside four 1-second files, in 4 shards:
+/// the ideal shard is 3 s, so once the timings are known the long file is
+/// cut into groups of tests. Each group runs its tests, and one of them
+/// "the rest of the file" (`--deselect` of the others), which is how a
+/// test added since the history was recorded still runs. Every test runs
+/// exactly once and the totals match the unsplit run.
+async fn a_file_split_by_test_runs_every_test_exactly_once(backend: Backend) {
+    let big: String = (0..8).map(|i| format!("big{i} pass 1\n")).collect();
+    let mut files = vec![("tests/big.txt".to_string(), big.clone())];
+    files.extend((0..4).map(|i| (format!("tests/s{i}.txt"), format!("s{i} pass 1\n"))));
+    let repo = repo(&as_refs(&files), 4, 0, 60);
+    testexec::testkit::fake_suite::split_by_test(repo.path());
+    let Some(mut h) = Harness::new(backend, Duration::from_secs(30)).await else {
+        return;
+    };
+    h.start(2);
+    // 1: no history, whole files.
+    let first = h.finish(&h.trigger(repo.path()).await).await;
+    assert_eq!(first.counts, counts(12, 12, 0, 0, 0, 0));
+
+    // 2: a test added since, then planned from the recorded timings.
+    std::fs::write(
+        repo.path().join("tests/big.txt"),
+        format!("{big}added pass 1\n"),
+    )
+    .unwrap();
+    let TriggerOutcome::Started { run, plan } = h
+        .pipeline
+        .trigger(RunRequest::local(repo.path()))
+        .await
+        .unwrap()
+    else {
+        panic!("the second run did not start")
+    };
+    let groups: Vec<&testexec::domain::plan::WorkUnit> = plan
+        .shards
+        .iter()
+        .flat_map(|s| &s.units)
+        .filter(|u| matches!(u, testexec::domain::plan::WorkUnit::Tests { .. }))
+        .collect();
+    assert!(groups.len() >= 2, "the long file is split: {plan:?}");
+    assert!(
+        plan.estimated_makespan_secs < 8.0,
+        "shorter than the long file alone: {}",
+        plan.estimated_makespan_secs
+    );
+    let done = h.finish(&run).await;
+    assert_eq!(done.status, RunStatus::Passed);
+    assert_eq!(done.counts, counts(13, 13, 0, 0, 0, 0), "every test once");
+    let mut expected: Vec<String> = (0..8).map(|i| format!("big{i}")).collect();
+    expected.extend((0..4).map(|i| format!("s{i}")));
+    expected.push("added".into());
+    expected.sort();
+    assert_eq!(
+        junit_names(&h.report_file(&done, "junit.xml").await),
+        expected
+    );
+    let shards = h.pipeline.ports.store.list_shards(run.id).await.unwrap();
+    assert_eq!(
+        shards.iter().map(|s| s.counts.tests).sum::<u64>(),
+        13,
+        "no test ran in two shards: {shards:?}"
+    );
+}
+
+/// Early flake detection: a test the history has never seen runs three
+/// more times in its shard. One that fails first and passes later, and
+/// one that passes first and fails later, are both flaky on the run they
+/// are added in, without retries; a known test is not run again.
+async fn new_tests_run_again_and_mixed_outcomes_are_flaky(backend: Backend) {
+    let repo = repo(&[("tests/a.txt", "old pass\n")], 1, 0, 60);
+    let Some(mut h) = Harness::new(backend, Duration::from_secs(30)).await else {
+        return;
+    };
+    h.start(1);
+    // 1: the baseline (with no history there is nothing to compare with).
+    let first = h.finish(&h.trigger(repo.path()).await).await;
+    assert_eq!(first.counts, counts(1, 1, 0, 0, 0, 0));
+
+    // 2: two new tests, one failing only on its first try, one only later.
+    std::fs::write(
+        repo.path().join("tests/a.txt"),
+        "old pass\nfirst_fails flaky\nlater_fails late\n",
+    )
+    .unwrap();
+    let done = h.finish(&h.trigger(repo.path()).await).await;
+    assert_eq!(done.counts, counts(3, 1, 0, 0, 0, 2), "{done:?}");
+    assert_eq!(done.status, RunStatus::Passed);
+    let ctrf: serde_json::Value =
+        serde_json::from_str(&h.report_file(&done, "report.json").await).unwrap();
+    let tests = ctrf["results"]["tests"].as_array().unwrap();
+    let attempts = |name: &str| {
+        tests
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| t["retries"].as_u64().unwrap_or(0))
+            .unwrap()
+    };
+    assert_eq!(attempts("first_fails"), 3, "three extra runs");
+    assert_eq!(attempts("later_fails"), 3);
+    assert_eq!(attempts("old"), 0, "a known test does not run again");
+    let shards = h.pipeline.ports.store.list_shards(done.id).await.unwrap();
+    let log = String::from_utf8(
+        h.pipeline
+            .ports
+            .blobs
+            .get(&keys::log(shards[0].id, 1))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(log.contains("new-test run 3 of 3: 2 new tests"), "{log}");
+}
+
 /// Instantiates each test once per backend set: `local::NAME`, `aws::NAME`,
 /// `gcp::NAME`, `azure::NAME`.
 macro_rules! over_every_backend {
@@ -790,4 +921,6 @@ over_every_backend!(
     the_next_run_is_planned_with_the_recorded_timings,
     undecodable_messages_are_rejected_with_a_clear_error,
     history_classifies_and_quarantines_across_runs,
+    a_file_split_by_test_runs_every_test_exactly_once,
+    new_tests_run_again_and_mixed_outcomes_are_flaky,
 );

@@ -406,7 +406,8 @@ pub fn fold_files(files: Vec<(String, Vec<TestCase>)>) -> Vec<TestCase> {
 /// Folds several tries of the same tests into one case per test. `tries`
 /// holds each try's cases: the first run, then each retry. A later try of a
 /// test replaces the earlier verdict, which becomes an [`Attempt`]. A test
-/// that failed and then passed is flaky (CTRF's rule).
+/// that failed and then passed is flaky (CTRF's rule), and so is one that
+/// passed and then failed (early flake detection runs passing tests again).
 ///
 /// Cases are matched by [`TestCase::key`], one to one: a try runs a test
 /// once, so within one try no two cases fold into the same test (Mocha's
@@ -445,6 +446,11 @@ pub fn fold_attempts(tries: Vec<Vec<TestCase>>) -> Vec<TestCase> {
             );
             let failed_before = earlier.outcome.is_failure()
                 || earlier.retries.iter().any(|a| a.outcome.is_failure());
+            // Only a new-test run repeats a test that passed (retries run
+            // failures): a failure after a pass is as flaky as the reverse.
+            let passes = |o: Outcome| matches!(o, Outcome::Passed | Outcome::Flaky);
+            let passed_before =
+                passes(earlier.outcome) || earlier.retries.iter().any(|a| passes(a.outcome));
             let mut retries = earlier.retries;
             retries.push(Attempt {
                 outcome: earlier.outcome,
@@ -455,7 +461,9 @@ pub fn fold_attempts(tries: Vec<Vec<TestCase>>) -> Vec<TestCase> {
             retries.append(&mut case.retries);
             let merged = &mut out[at];
             merged.retries = retries;
-            if failed_before && matches!(merged.outcome, Outcome::Passed | Outcome::Flaky) {
+            let mixed = (failed_before && passes(merged.outcome))
+                || (passed_before && merged.outcome.is_failure());
+            if mixed {
                 merged.outcome = Outcome::Flaky;
             }
         }

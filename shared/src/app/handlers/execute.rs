@@ -20,6 +20,8 @@ use crate::app::messages::{
 };
 use crate::app::ports::content_type;
 use crate::domain::manifest::{Expansion, Suite};
+use crate::domain::model::{Outcome, TestCase};
+use crate::domain::plan::Timings;
 use crate::errors::{BlobError, HandlerError};
 
 /// Lines of the log carried in the result so an errored shard explains
@@ -167,18 +169,17 @@ impl ShardRun<'_> {
             }
             Err(e) => return Err(e),
         }
-        let cwd = match &suite.working_dir {
-            Some(dir) => tree.join(dir),
-            None => tree.clone(),
-        };
+        let cwd = self.cwd();
         let junit_dir = self.work.join("junit");
         std::fs::create_dir_all(&junit_dir).map_err(io("creating the JUnit directory"))?;
         let run_id = self.job.shard.run.to_string();
 
         let first_junit = junit_dir.join("try-0.xml");
+        let (tests, skip_tests) = suite.render_tests(&self.job.tests, &self.job.skip_tests);
         let expansion = Expansion {
             files: &self.job.files,
-            tests: &self.job.tests,
+            tests: &tests,
+            skip_tests: &skip_tests,
             junit: &first_junit.display().to_string(),
             shard: self.job.shard.index,
             shard_count: self.job.shard_count,
@@ -214,7 +215,8 @@ impl ShardRun<'_> {
             };
             return Ok((errored(reason, end.exit_code()), found));
         }
-        let first = read_cases(&found);
+        let history = self.history_for_new_tests().await;
+        let first = read_cases(&found, history.as_ref());
         let mut collected = found;
         if let CommandEnd::Exited(code) = end {
             if !suite.completed_exit_codes.contains(&code) {
@@ -239,26 +241,100 @@ impl ShardRun<'_> {
         // Re-run what failed; collect marks a later pass as flaky. With
         // `{tests}` only the failing tests run again, else their files.
         let mut failing = Rerun::of(suite, &self.job.files, &first.failing);
+        let mut try_index = 0;
         for retry in 1..=suite.retries {
             if failing.is_empty() || Instant::now() >= deadline {
                 break;
             }
             log.line(&format!("testexec: retry {retry}: {}", failing.describe()));
-            let junit = junit_dir.join(format!("try-{retry}.xml"));
-            let expansion = Expansion {
-                files: &failing.files,
-                tests: &failing.tests,
-                junit: &junit.display().to_string(),
-                ..expansion
-            };
-            self.command(suite.command_argv(&expansion), &cwd, &env, deadline, log)
-                .await;
-            let found = collect_junit(&cwd, &suite.junit_globs(&expansion), &junit_dir, retry)?;
-            failing = Rerun::of(suite, &self.job.files, &read_cases(&found).failing);
+            try_index = retry;
+            let found = self
+                .try_again(&failing, try_index, &expansion, &env, deadline, log)
+                .await?;
+            failing = Rerun::of(suite, &self.job.files, &read_cases(&found, None).failing);
             collected.extend(found);
+        }
+
+        // Early flake detection: tests no earlier run has seen run again,
+        // passing or not; collect folds the tries, so mixed outcomes make
+        // the test flaky.
+        if let (Some(check), Some(new)) = (&self.job.new_tests, first.new_tests()) {
+            let again = Rerun::tests_of(suite, new);
+            if !again.is_empty() {
+                for run in 1..=check.runs {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    log.line(&format!(
+                        "testexec: new-test run {run} of {}: {} new tests",
+                        check.runs,
+                        again.tests.len()
+                    ));
+                    try_index += 1;
+                    let found = self
+                        .try_again(&again, try_index, &expansion, &env, deadline, log)
+                        .await?;
+                    collected.extend(found);
+                }
+            }
         }
         let code = end.exit_code().unwrap_or(-1);
         Ok((Execution::Completed { exit_code: code }, collected))
+    }
+
+    /// Where the commands run: the suite's working directory in the
+    /// extracted source.
+    fn cwd(&self) -> PathBuf {
+        let tree = self.work.join("src");
+        match &self.job.suite.working_dir {
+            Some(dir) => tree.join(dir),
+            None => tree,
+        }
+    }
+
+    /// One more run of the command on `what` (a retry or a new-test run),
+    /// its JUnit kept as try `try_index`.
+    async fn try_again(
+        &self,
+        what: &Rerun,
+        try_index: u32,
+        first: &Expansion<'_>,
+        env: &[(String, String)],
+        deadline: Instant,
+        log: &mut LogCapture,
+    ) -> Result<JunitFiles, HandlerError> {
+        let suite = &self.job.suite;
+        let junit_dir = self.work.join("junit");
+        let junit = junit_dir.join(format!("try-{try_index}.xml"));
+        let (tests, skip_tests) = suite.render_tests(&what.tests, &[]);
+        let expansion = Expansion {
+            files: &what.files,
+            tests: &tests,
+            skip_tests: &skip_tests,
+            junit: &junit.display().to_string(),
+            ..*first
+        };
+        let cwd = self.cwd();
+        self.command(suite.command_argv(&expansion), &cwd, env, deadline, log)
+            .await;
+        collect_junit(&cwd, &suite.junit_globs(&expansion), &junit_dir, try_index)
+    }
+
+    /// The timing history early flake detection compares the first try
+    /// with, when the job asks for it. Without a history (the suite's first
+    /// run, or one that cannot be read) every test would look new: the
+    /// first run only records what the next ones compare with.
+    async fn history_for_new_tests(&self) -> Option<Timings> {
+        let check = self.job.new_tests.as_ref()?;
+        let bytes = self.ports.blobs.get(&check.history_key).await.ok()?;
+        match Timings::from_json(&String::from_utf8_lossy(&bytes), &check.history_key) {
+            Ok(t) if !t.is_empty() => Some(t),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(key = %check.history_key, error = %e, "no early flake detection: unreadable timing history");
+                None
+            }
+        }
     }
 
     async fn fetch_source(&self, tree: &Path) -> Result<(), HandlerError> {
@@ -397,23 +473,57 @@ pub fn try_of_junit_key(key: &str) -> Option<u32> {
     index.parse().ok()
 }
 
-/// What execute needs of a try's JUnit: how many cases it holds and the
-/// failing ones, by identity only.
+/// Most new tests one shard runs again: more than this many tests no run
+/// has seen at once is a renamed suite or a lost history, not new code, and
+/// running them all again would multiply the shard's time.
+pub const MAX_NEW_TESTS: usize = 500;
+
+/// ...nor more than this share of the shard's tests, past a small shard.
+const MAX_NEW_SHARE: f64 = 0.3;
+const SMALL_SHARD_TESTS: usize = 50;
+
+/// What execute needs of a try's JUnit: how many cases it holds, the
+/// failing ones and the ones the history has never seen, by identity only.
 struct FirstLook {
     total: usize,
     /// Failing cases without their texts: a retry needs only what selects
     /// them, so memory grows with the failures, not with the tests or the
     /// size of their output.
-    failing: Vec<crate::domain::model::TestCase>,
+    failing: Vec<TestCase>,
+    /// New tests (when a history was given), at most [`MAX_NEW_TESTS`] + 1.
+    new: Vec<TestCase>,
+}
+
+impl FirstLook {
+    /// The new tests to run again, unless there are too many to be new code.
+    fn new_tests(&self) -> Option<&[TestCase]> {
+        if self.new.is_empty() {
+            return None;
+        }
+        let share = self.new.len() as f64 / self.total.max(1) as f64;
+        let too_many = self.new.len() > MAX_NEW_TESTS
+            || (self.total >= SMALL_SHARD_TESTS && share > MAX_NEW_SHARE);
+        if too_many {
+            tracing::info!(
+                new = self.new.len(),
+                total = self.total,
+                "no early flake detection: too many tests are new to the history"
+            );
+            return None;
+        }
+        Some(&self.new)
+    }
 }
 
 /// Streams the given files; unreadable files are collect's business (it
 /// reports them), here they just contribute no retries. A file that breaks
-/// midway keeps what it gave, which only widens a retry.
-fn read_cases(files: &JunitFiles) -> FirstLook {
+/// midway keeps what it gave, which only widens a retry. With a `history`,
+/// also notes the tests it has never seen.
+fn read_cases(files: &JunitFiles, history: Option<&Timings>) -> FirstLook {
     let mut look = FirstLook {
         total: 0,
         failing: Vec::new(),
+        new: Vec::new(),
     };
     let limits = crate::domain::junit::Limits::default();
     for (_, path) in files {
@@ -422,15 +532,26 @@ fn read_cases(files: &JunitFiles) -> FirstLook {
         };
         let _ = crate::domain::junit::stream(file, &path.display().to_string(), &limits, |case| {
             look.total += 1;
-            if case.outcome.is_failure() {
-                look.failing.push(crate::domain::model::TestCase {
+            let failed = case.outcome.is_failure();
+            let new = history.is_some_and(|h| h.never_saw(&case))
+                && look.new.len() <= MAX_NEW_TESTS
+                && !matches!(case.outcome, Outcome::Skipped);
+            if failed || new {
+                let identity = TestCase {
                     message: None,
                     details: None,
                     system_out: None,
                     system_err: None,
                     retries: Vec::new(),
                     ..case
-                });
+                };
+                if failed && new {
+                    look.new.push(identity.clone());
+                } else if new {
+                    look.new.push(identity);
+                    return;
+                }
+                look.failing.push(identity);
             }
         });
     }
@@ -445,7 +566,7 @@ struct Rerun {
 }
 
 impl Rerun {
-    fn of(suite: &Suite, shard_files: &[String], cases: &[crate::domain::model::TestCase]) -> Self {
+    fn of(suite: &Suite, shard_files: &[String], cases: &[TestCase]) -> Self {
         let failing = cases.iter().filter(|c| c.outcome.is_failure());
         let (mut files, mut tests) = (Vec::new(), Vec::new());
         if suite.supports_test_selection() {
@@ -464,6 +585,17 @@ impl Rerun {
             list.dedup();
         }
         Self { files, tests }
+    }
+
+    /// These tests by selector (the suite takes `{tests}`).
+    fn tests_of(suite: &Suite, cases: &[TestCase]) -> Self {
+        let mut tests: Vec<String> = cases.iter().map(|c| suite.test_id.selector(c)).collect();
+        tests.sort();
+        tests.dedup();
+        Self {
+            files: Vec::new(),
+            tests,
+        }
     }
 
     fn is_empty(&self) -> bool {

@@ -7,6 +7,7 @@
 //! nothing silently: the error goes back to the caller, and the sweep
 //! finalises a run whose jobs never got queued.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
@@ -14,7 +15,8 @@ use serde::Serialize;
 use crate::adapters::source::{SnapshotLimits, pack_dir};
 use crate::app::handlers::{Ports, Settings, encode, scratch_dir};
 use crate::app::messages::{
-    JobEnvelope, MAX_MESSAGE_BYTES, MESSAGE_VERSION, QueueName, RunRequest, ShardJob, keys,
+    JobEnvelope, MAX_MESSAGE_BYTES, MESSAGE_VERSION, NewTestCheck, QueueName, RunRequest, ShardJob,
+    keys,
 };
 use crate::app::ports::content_type;
 use crate::domain::manifest::{MANIFEST_FILE, Manifest, Shards, Suite};
@@ -246,8 +248,14 @@ pub async fn trigger(
     crate::app::metrics::run_started(&run, false);
 
     let mut bodies = Vec::with_capacity(plan.shards.len());
+    let split = SplitFiles::of(&plan, &suite);
+    let new_tests = new_test_check(&manifest, &suite, &request);
     for shard in &plan.shards {
-        let (files, tests) = shard_work(shard);
+        let ShardWork {
+            files,
+            tests,
+            skip_tests,
+        } = shard_work(shard, &suite, &split);
         let job = ShardJob {
             v: MESSAGE_VERSION,
             shard: ShardId::new(run_id, shard.index),
@@ -256,6 +264,8 @@ pub async fn trigger(
             source_key: source_key.clone(),
             files,
             tests,
+            skip_tests,
+            new_tests: new_tests.clone(),
             queued_ms: Some(ports.clock.now_ms()),
         };
         bodies.push(envelope(ports, job).await?);
@@ -307,10 +317,11 @@ fn make_plan(
             },
         ) => ShardTarget::TargetSeconds(*target_shard_seconds as f64),
     };
-    plan_files(&files, target, timings, settings)
+    plan_files(suite, &files, target, timings, settings)
 }
 
 fn plan_files(
+    suite: &Suite,
     files: &[String],
     target: ShardTarget,
     timings: &Timings,
@@ -320,29 +331,109 @@ fn plan_files(
         files,
         timings,
         target,
-        // Whole files only: splitting a slow file by test needs a runner
-        // that can also run "the rest of the file" (see docs/planning.md);
-        // `testexec plan` shows what a split would give.
-        split_by_test: false,
+        // Only a suite whose command can run a group of tests and "the
+        // rest of the file" (validated with the manifest) is split.
+        split_by_test: suite.splits_files_by_test(),
         max_shards: settings.max_shards,
     };
     Ok(crate::domain::plan::plan(&request)?)
 }
 
-/// A shard's `{files}` and `{tests}`. Test groups in a trigger-made plan
-/// come only from [`tests_plan`] and carry runner selectors.
-fn shard_work(shard: &ShardPlan) -> (Vec<String>, Vec<String>) {
-    let (mut files, mut tests) = (Vec::new(), Vec::new());
-    for unit in &shard.units {
-        match unit {
-            WorkUnit::File { path, .. } => files.push(path.clone()),
-            WorkUnit::Tests { tests: t, .. } => tests.extend(t.iter().cloned()),
-        }
-    }
-    (files, tests)
+/// A shard's `{files}`, `{tests}` and `{skip_tests}`, as selectors.
+#[derive(Debug, Default, PartialEq)]
+struct ShardWork {
+    files: Vec<String>,
+    tests: Vec<String>,
+    skip_tests: Vec<String>,
 }
 
-/// One shard running exactly these test selectors.
+/// Every test group of each file the plan split, so the group that runs
+/// "the rest of the file" can leave out exactly what the others run.
+#[derive(Default)]
+struct SplitFiles<'p> {
+    listed: BTreeMap<&'p str, Vec<&'p WorkUnit>>,
+}
+
+impl<'p> SplitFiles<'p> {
+    fn of(plan: &'p Plan, suite: &Suite) -> Self {
+        let mut listed: BTreeMap<&str, Vec<&WorkUnit>> = BTreeMap::new();
+        // Groups from `tests_plan` (rerun, only-tests) name selectors with
+        // no file: they are not parts of a split file.
+        if suite.splits_files_by_test() {
+            for unit in plan.shards.iter().flat_map(|s| &s.units) {
+                if let WorkUnit::Tests { path, .. } = unit {
+                    if !path.is_empty() {
+                        listed.entry(path).or_default().push(unit);
+                    }
+                }
+            }
+        }
+        SplitFiles { listed }
+    }
+
+    /// Selectors of the tests of `path` that the groups other than `this`
+    /// run.
+    fn others(&self, path: &str, this: &WorkUnit, suite: &Suite) -> Vec<String> {
+        let groups = self.listed.get(path).map(Vec::as_slice).unwrap_or(&[]);
+        groups
+            .iter()
+            .filter(|g| !std::ptr::eq(**g, this))
+            .flat_map(|g| match g {
+                WorkUnit::Tests { tests, .. } => tests.as_slice(),
+                WorkUnit::File { .. } => &[],
+            })
+            .map(|key| suite.test_id.selector_for_key(path, key))
+            .collect()
+    }
+}
+
+/// What one shard runs. A group of a split file names its tests by the
+/// keys the history knows them by; they become runner selectors here. The
+/// one group per split file that also takes the file's tests no history
+/// knows runs the whole file minus what the other groups run.
+fn shard_work(shard: &ShardPlan, suite: &Suite, split: &SplitFiles) -> ShardWork {
+    let mut work = ShardWork::default();
+    for unit in &shard.units {
+        match unit {
+            WorkUnit::File { path, .. } => work.files.push(path.clone()),
+            WorkUnit::Tests {
+                path,
+                includes_unlisted: true,
+                ..
+            } if split.listed.contains_key(path.as_str()) => {
+                work.files.push(path.clone());
+                work.skip_tests.extend(split.others(path, unit, suite));
+            }
+            WorkUnit::Tests { path, tests, .. } if split.listed.contains_key(path.as_str()) => {
+                work.tests.extend(
+                    tests
+                        .iter()
+                        .map(|k| suite.test_id.selector_for_key(path, k)),
+                )
+            }
+            // Selectors already (rerun failed, only these tests).
+            WorkUnit::Tests { tests, .. } => work.tests.extend(tests.iter().cloned()),
+        }
+    }
+    work
+}
+
+/// Early flake detection when the manifest asks for it and the command can
+/// run single tests. Not for a rerun of failed tests or a hand-picked list:
+/// those run known tests on purpose.
+fn new_test_check(
+    manifest: &Manifest,
+    suite: &Suite,
+    request: &RunRequest,
+) -> Option<NewTestCheck> {
+    let runs = manifest.history.flaky.new_test_runs;
+    let picked = request.rerun_failed_of.is_some() || !request.only_tests.is_empty();
+    (runs > 0 && suite.supports_test_selection() && !picked).then(|| NewTestCheck {
+        runs,
+        history_key: keys::timings(&request.source.repo, &suite.name),
+    })
+}
+
 /// One shard with no file list and no selectors: `{files}` and `{tests}`
 /// expand to nothing, so the command runs the whole suite.
 fn whole_suite_plan(suite: &Suite) -> Plan {
@@ -358,6 +449,7 @@ fn whole_suite_plan(suite: &Suite) -> Plan {
     crate::domain::plan::single_shard_plan(Vec::new(), 1, 0.0, notes)
 }
 
+/// One shard running exactly these test selectors.
 fn tests_plan(suite: &Suite, selectors: Vec<String>) -> Result<Plan, HandlerError> {
     if !suite.supports_test_selection() {
         return Err(HandlerError::NothingToRerun {
@@ -426,7 +518,7 @@ async fn rerun_plan(
             ),
         });
     }
-    plan_files(&files, ShardTarget::Count(1), timings, settings)
+    plan_files(suite, &files, ShardTarget::Count(1), timings, settings)
 }
 
 /// Time a run may take before the sweep gives up on silent shards: the

@@ -64,6 +64,9 @@ pub struct ClassifyPolicy {
     pub min_flips: u32,
     /// Failing on this many default-branch runs in a row is broken.
     pub broken_runs: u32,
+    /// Early flake detection: tests the history has never seen run this
+    /// many extra times in their shard (0: off). Needs `{tests}`.
+    pub new_test_runs: u32,
 }
 
 pub const DEFAULT_WINDOW: u32 = 50;
@@ -71,6 +74,10 @@ pub const DEFAULT_FLIP_RATE: f64 = 0.02;
 pub const DEFAULT_MIN_FLIPS: u32 = 2;
 pub const DEFAULT_BROKEN_RUNS: u32 = 5;
 pub const DEFAULT_BRANCH: &str = "main";
+pub const DEFAULT_NEW_TEST_RUNS: u32 = 3;
+/// Most extra runs of a new test: past ten, a test that never failed is
+/// as good as proven, and the shard's time is better spent elsewhere.
+pub const MAX_NEW_TEST_RUNS: u32 = 10;
 
 impl Default for ClassifyPolicy {
     fn default() -> Self {
@@ -80,6 +87,7 @@ impl Default for ClassifyPolicy {
             flip_rate: DEFAULT_FLIP_RATE,
             min_flips: DEFAULT_MIN_FLIPS,
             broken_runs: DEFAULT_BROKEN_RUNS,
+            new_test_runs: DEFAULT_NEW_TEST_RUNS,
         }
     }
 }

@@ -74,6 +74,11 @@ pub struct Suite {
     /// How `{tests}` names one test (retries, splitting slow files by test).
     #[serde(default)]
     pub test_id: TestIdFormat,
+    /// May a file longer than the ideal shard be cut into groups of tests
+    /// run by different shards? Needs `{tests}`, `{skip_tests}` and a
+    /// `test_id` whose runner can leave out single tests (docs/manifest.md).
+    #[serde(default)]
+    pub split_by_test: bool,
     /// Exit codes meaning the runner ran to a verdict (passed or failed).
     #[serde(default = "default_completed_exit_codes")]
     pub completed_exit_codes: Vec<i32>,
@@ -100,7 +105,10 @@ pub enum Shards {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Expansion<'a> {
     pub files: &'a [String],
+    /// `{tests}` and `{skip_tests}` as argv elements, already rendered for
+    /// the runner ([`Suite::render_tests`]).
     pub tests: &'a [String],
+    pub skip_tests: &'a [String],
     pub junit: &'a str,
     pub shard: u32,
     pub shard_count: u32,
@@ -191,6 +199,21 @@ impl Suite {
         self.command
             .iter()
             .any(|e| placeholders::is_standalone(e, Placeholder::Tests))
+    }
+
+    /// True when the planner may split this suite's files by test: the
+    /// manifest asks for it and validation made sure the command can run
+    /// a group of tests and "the rest of the file".
+    pub fn splits_files_by_test(&self) -> bool {
+        self.split_by_test && self.supports_test_selection() && self.test_id.splits_files()
+    }
+
+    /// `{tests}` and `{skip_tests}` for these selectors, as `test_id`
+    /// renders them for the runner. A runner without a way to skip single
+    /// tests gets no skip elements (its files are never split).
+    pub fn render_tests(&self, tests: &[String], skips: &[String]) -> (Vec<String>, Vec<String>) {
+        let skips = self.test_id.render_skips(skips).unwrap_or_default();
+        (self.test_id.render_tests(tests), skips)
     }
 
     /// The test command for one shard, placeholders expanded.

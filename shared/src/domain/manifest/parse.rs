@@ -37,6 +37,7 @@ const SUITE_FIELDS: &[&str] = &[
     "env",
     "working_dir",
     "test_id",
+    "split_by_test",
     "completed_exit_codes",
 ];
 const MAX_SUITE_NAME: usize = 64;
@@ -65,6 +66,7 @@ struct RawSuite {
     env: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
     working_dir: Option<Spanned<String>>,
     test_id: Option<Spanned<TestIdFormat>>,
+    split_by_test: Option<Spanned<bool>>,
     completed_exit_codes: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 
@@ -448,7 +450,10 @@ fn example_for(field: &str) -> Option<&'static str> {
         "retries" => "retries = 1",
         "working_dir" => "working_dir = \"services/api\"",
         "completed_exit_codes" => "completed_exit_codes = [0, 1]",
-        "test_id" => "test_id = \"pytest\" (or \"name\", \"class_dot_name\", \"class_hash_name\")",
+        "test_id" => {
+            "test_id = \"pytest\" (or \"name\", \"class_dot_name\", \"class_hash_name\", \"go\", \"nextest\", \"jest\", \"maven\")"
+        }
+        "split_by_test" => "split_by_test = true",
         "suites" => "[suites.unit] followed by command = [...]",
         "flaky" => "[flaky] followed by window = 50, flip_rate = 0.02, broken_runs = 5",
         "quarantine" => "[quarantine] followed by tests = [\"pkg.Class::test_name\"], auto = true",

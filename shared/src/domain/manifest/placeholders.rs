@@ -11,8 +11,11 @@ use super::Expansion;
 pub(crate) enum Placeholder {
     /// Zero or more elements, one per file of the shard. Must stand alone.
     Files,
-    /// Zero or more elements, one per selected test. Must stand alone.
+    /// The selected tests, as `test_id` renders them. Must stand alone.
     Tests,
+    /// Tests of the shard's files that other shards run (a file split by
+    /// test), as `test_id` renders them (`--deselect=<id>`). Must stand alone.
+    SkipTests,
     /// Path of the JUnit file the shard should write (chosen by the executor).
     Junit,
     /// 0-based shard index.
@@ -22,9 +25,10 @@ pub(crate) enum Placeholder {
 }
 
 impl Placeholder {
-    pub(crate) const ALL: [Placeholder; 6] = [
+    pub(crate) const ALL: [Placeholder; 7] = [
         Placeholder::Files,
         Placeholder::Tests,
+        Placeholder::SkipTests,
         Placeholder::Junit,
         Placeholder::Shard,
         Placeholder::ShardCount,
@@ -35,6 +39,7 @@ impl Placeholder {
         match self {
             Placeholder::Files => "files",
             Placeholder::Tests => "tests",
+            Placeholder::SkipTests => "skip_tests",
             Placeholder::Junit => "junit",
             Placeholder::Shard => "shard",
             Placeholder::ShardCount => "shard_count",
@@ -42,10 +47,13 @@ impl Placeholder {
         }
     }
 
-    /// `{files}` and `{tests}` expand to a variable number of elements, so
-    /// they cannot be glued to other text.
+    /// `{files}`, `{tests}` and `{skip_tests}` expand to a variable number
+    /// of elements, so they cannot be glued to other text.
     pub(crate) fn is_list(self) -> bool {
-        matches!(self, Placeholder::Files | Placeholder::Tests)
+        matches!(
+            self,
+            Placeholder::Files | Placeholder::Tests | Placeholder::SkipTests
+        )
     }
 
     fn from_name(name: &str) -> Option<Placeholder> {
@@ -176,6 +184,7 @@ fn scalar(p: Placeholder, x: &Expansion<'_>) -> String {
         // space-joined list is the least surprising rendering.
         Placeholder::Files => x.files.join(" "),
         Placeholder::Tests => x.tests.join(" "),
+        Placeholder::SkipTests => x.skip_tests.join(" "),
     }
 }
 
@@ -206,6 +215,7 @@ pub(crate) fn expand_into(element: &str, x: &Expansion<'_>, render: Render, out:
     match segments.as_slice() {
         [Segment::Placeholder(Placeholder::Files)] => out.extend(x.files.iter().cloned()),
         [Segment::Placeholder(Placeholder::Tests)] => out.extend(x.tests.iter().cloned()),
+        [Segment::Placeholder(Placeholder::SkipTests)] => out.extend(x.skip_tests.iter().cloned()),
         _ => out.push(expand_scalar_segments(&segments, x, render)),
     }
 }
@@ -241,6 +251,7 @@ mod tests {
         Expansion {
             files,
             tests,
+            skip_tests: &[],
             junit: "out/j.xml",
             shard: 2,
             shard_count: 4,

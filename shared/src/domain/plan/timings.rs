@@ -122,6 +122,21 @@ impl Timings {
         *entry = entry.max(sum);
     }
 
+    /// True when this history has never seen the test: its file is not in
+    /// it, or the file's tests are and this one is not. A file known only
+    /// by its total (past [`MAX_TIMED_TESTS`]) says nothing about its tests,
+    /// so they count as seen; so does a case tied to no file.
+    pub fn never_saw(&self, case: &TestCase) -> bool {
+        let Some(file) = history_file(case) else {
+            return false;
+        };
+        match (self.files.contains_key(&file), self.tests.get(&file)) {
+            (false, _) => true,
+            (true, Some(tests)) => !tests.contains_key(&case.key()),
+            (true, None) => false,
+        }
+    }
+
     /// Seconds for a file, if it was ever observed.
     pub fn file_secs(&self, file: &str) -> Option<f64> {
         self.files.get(normalized(file).as_ref()).copied()
@@ -271,6 +286,23 @@ pub(crate) fn normalized(path: &str) -> Cow<'_, str> {
     Cow::Borrowed(p)
 }
 
+/// The file a case's time is recorded under: its `file`, else its scope
+/// (classname, else suite, as in [`TestCase::key`]), which for JUnit-style
+/// Java reports is the test class. `None`: nothing ties it to a file.
+fn history_file(case: &TestCase) -> Option<String> {
+    match &case.file {
+        Some(f) if !f.is_empty() => Some(normalize_path(f)),
+        _ => {
+            let scope = if case.classname.is_empty() {
+                &case.suite
+            } else {
+                &case.classname
+            };
+            (!scope.is_empty()).then(|| normalize_path(scope))
+        }
+    }
+}
+
 /// Reports can carry garbage (negative or NaN times); treat it as "took no
 /// measurable time" rather than poisoning every sum.
 fn sanitize(secs: f64) -> f64 {
@@ -307,20 +339,9 @@ pub struct TimingsObserver {
 
 impl TimingsObserver {
     pub fn add(&mut self, case: &TestCase) {
-        let file = match &case.file {
-            Some(f) if !f.is_empty() => normalize_path(f),
-            _ => {
-                let scope = if case.classname.is_empty() {
-                    &case.suite
-                } else {
-                    &case.classname
-                };
-                if scope.is_empty() {
-                    // Nothing ties this case to a file; it cannot inform a plan.
-                    return;
-                }
-                normalize_path(scope)
-            }
+        let Some(file) = history_file(case) else {
+            // Nothing ties this case to a file; it cannot inform a plan.
+            return;
         };
         let secs = sanitize(case.duration_secs);
         if let Some(files) = self.files_only.as_mut() {

@@ -6,7 +6,7 @@ use toml::Spanned;
 
 use super::{Ctx, top_err};
 use crate::domain::history::MAX_ENTRIES;
-use crate::domain::history::classify::ClassifyPolicy;
+use crate::domain::history::classify::{ClassifyPolicy, MAX_NEW_TEST_RUNS};
 use crate::errors::ManifestError;
 
 pub(super) const FIELDS: &[&str] = &[
@@ -15,6 +15,7 @@ pub(super) const FIELDS: &[&str] = &[
     "flip_rate",
     "min_flips",
     "broken_runs",
+    "new_test_runs",
 ];
 
 /// Longest branch name accepted (git refs have no hard limit; 255 is
@@ -29,6 +30,7 @@ pub(super) struct RawFlaky {
     flip_rate: Option<Spanned<f64>>,
     min_flips: Option<Spanned<i64>>,
     broken_runs: Option<Spanned<i64>>,
+    new_test_runs: Option<Spanned<i64>>,
 }
 
 pub(super) fn validate(cx: &Ctx, raw: Option<RawFlaky>) -> Result<ClassifyPolicy, ManifestError> {
@@ -89,6 +91,20 @@ pub(super) fn validate(cx: &Ctx, raw: Option<RawFlaky>) -> Result<ClassifyPolicy
         if let Some(n) = int(value, field, hint)? {
             *slot = n;
         }
+    }
+    if let Some(v) = raw.new_test_runs {
+        let n = *v.get_ref();
+        let max = MAX_NEW_TEST_RUNS as i64;
+        if !(0..=max).contains(&n) {
+            return Err(top_err(
+                cx,
+                v.span(),
+                "flaky.new_test_runs",
+                format!("new_test_runs = {n} is out of range 0..={max}"),
+                "extra runs of a test the history has never seen (early flake detection); 0 turns it off, e.g. new_test_runs = 3",
+            ));
+        }
+        policy.new_test_runs = n as u32;
     }
     if let Some(r) = raw.flip_rate {
         let rate = *r.get_ref();

@@ -168,6 +168,7 @@ pub(super) fn check_globs(
             let x = crate::domain::manifest::Expansion {
                 files: &[],
                 tests: &[],
+                skip_tests: &[],
                 junit: "junit.xml",
                 shard: 0,
                 shard_count: 1,

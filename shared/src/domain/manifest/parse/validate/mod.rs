@@ -53,6 +53,7 @@ pub(super) fn validate_suite(
     let completed_exit_codes = completed_exit_codes(cx, name, raw.completed_exit_codes)?;
     // How `{tests}` names a test; only meaningful with `{tests}`.
     let test_id = raw.test_id.map(Spanned::into_inner).unwrap_or_default();
+    let split_by_test = split_by_test(cx, name, raw.split_by_test, &command, test_id)?;
 
     Ok(Suite {
         name: name.to_string(),
@@ -68,6 +69,7 @@ pub(super) fn validate_suite(
         env,
         working_dir,
         test_id,
+        split_by_test,
         completed_exit_codes,
     })
 }
@@ -79,6 +81,9 @@ struct Command {
     span: Range<usize>,
     uses_files: bool,
     uses_tests: bool,
+    /// `{tests}` and `{skip_tests}` each as a standalone element.
+    selects_tests: bool,
+    skips_tests: bool,
     uses_junit: bool,
 }
 
@@ -133,6 +138,12 @@ fn command(
     Ok(Command {
         uses_files: uses(Placeholder::Files),
         uses_tests: uses(Placeholder::Tests),
+        selects_tests: argv
+            .iter()
+            .any(|e| placeholders::is_standalone(e.get_ref(), Placeholder::Tests)),
+        skips_tests: argv
+            .iter()
+            .any(|e| placeholders::is_standalone(e.get_ref(), Placeholder::SkipTests)),
         uses_junit: uses(Placeholder::Junit),
         argv,
         span,
@@ -395,6 +406,59 @@ fn working_dir(
     }
     check_relative(cx, name, "working_dir", &w)?;
     Ok(Some(w.into_inner()))
+}
+
+/// Splitting a file by test needs a command that runs a group of its tests
+/// (`{tests}`) and "the rest of the file" (`{files}` minus `{skip_tests}`),
+/// and a runner whose selectors are scoped to their file: checked here so a
+/// suite that could not run its groups is refused before any run.
+fn split_by_test(
+    cx: &Ctx,
+    name: &str,
+    raw: Option<Spanned<bool>>,
+    command: &Command,
+    test_id: crate::domain::selector::TestIdFormat,
+) -> Result<bool, ManifestError> {
+    let Some(split) = raw else {
+        return Ok(false);
+    };
+    let span = split.span();
+    if !*split.get_ref() {
+        return Ok(false);
+    }
+    let missing: Vec<&str> = [
+        (!command.uses_files, "\"{files}\""),
+        (!command.selects_tests, "\"{tests}\""),
+        (!command.skips_tests, "\"{skip_tests}\""),
+    ]
+    .into_iter()
+    .filter_map(|(missing, p)| missing.then_some(p))
+    .collect();
+    if !missing.is_empty() {
+        return Err(cx.err(
+            span,
+            name,
+            "split_by_test",
+            format!(
+                "split_by_test needs the command to take {} as standalone elements",
+                missing.join(", ")
+            ),
+            "a split file runs as groups of tests ({tests}) plus the rest of the file ({files} minus {skip_tests}), e.g. command = [\"pytest\", \"--junitxml={junit}\", \"{files}\", \"{tests}\", \"{skip_tests}\"]",
+        ));
+    }
+    if !test_id.splits_files() {
+        return Err(cx.err(
+            span,
+            name,
+            "split_by_test",
+            format!(
+                "test_id = \"{}\" cannot split a file: its runner's test filter applies to every file of the command and has no way to leave out single tests",
+                test_id.as_str()
+            ),
+            "use test_id = \"pytest\" (node ids and --deselect), or remove split_by_test; other runners split by file",
+        ));
+    }
+    Ok(true)
 }
 
 /// Which exits mean "the runner finished" (tests passed or failed).
