@@ -255,6 +255,73 @@ mod tests {
         );
     }
 
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn each_runner_gets_its_own_tests_argument() {
+        let names = strings(&["TestA", "Test.B(x)"]);
+        assert_eq!(TestIdFormat::Pytest.render_tests(&names), names);
+        assert_eq!(
+            TestIdFormat::Go.render_tests(&names),
+            ["^(?:TestA|Test\\.B\\(x\\))$"]
+        );
+        assert_eq!(
+            TestIdFormat::Jest.render_tests(&names)[0],
+            "^(?:TestA|Test\\.B\\(x\\))$"
+        );
+        assert_eq!(
+            TestIdFormat::Nextest.render_tests(&names),
+            ["test(=TestA) | test(=Test.B\\(x\\))"]
+        );
+        assert_eq!(
+            TestIdFormat::Maven.render_tests(&strings(&[
+                "a.FooTest#one",
+                "a.BarTest#x",
+                "a.FooTest#two"
+            ])),
+            ["a.FooTest#one+two,a.BarTest#x"]
+        );
+        // No selector: one element that selects everything, never a
+        // missing flag value.
+        assert_eq!(TestIdFormat::Go.render_tests(&[]), [""]);
+        assert_eq!(TestIdFormat::Nextest.render_tests(&[]), ["all()"]);
+        assert!(TestIdFormat::Pytest.render_tests(&[]).is_empty());
+    }
+
+    #[test]
+    fn only_pytest_can_leave_out_single_tests() {
+        let ids = strings(&["t/a.py::x", "t/a.py::C::y[1]"]);
+        assert_eq!(
+            TestIdFormat::Pytest.render_skips(&ids).unwrap(),
+            ["--deselect=t/a.py::x", "--deselect=t/a.py::C::y[1]"]
+        );
+        assert!(TestIdFormat::Pytest.splits_files());
+        for f in [
+            TestIdFormat::Name,
+            TestIdFormat::Go,
+            TestIdFormat::Jest,
+            TestIdFormat::Nextest,
+            TestIdFormat::Maven,
+        ] {
+            assert!(!f.splits_files(), "{}", f.as_str());
+        }
+    }
+
+    #[test]
+    fn history_keys_become_selectors() {
+        assert_eq!(
+            TestIdFormat::Pytest.selector_for_key("tests/test_x.py", "tests.test_x.TestC::t[a::b]"),
+            "tests/test_x.py::TestC::t[a::b]"
+        );
+        assert_eq!(
+            TestIdFormat::Go.selector_for_key("pkg", "pkg::TestA/sub"),
+            "TestA"
+        );
+        assert_eq!(TestIdFormat::Name.selector_for_key("f", "bare"), "bare");
+    }
+
     #[test]
     fn other_formats_follow_their_runner() {
         let c = case("com.acme.FooTest", "bar", None);

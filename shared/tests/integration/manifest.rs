@@ -705,6 +705,62 @@ fn tests_placeholder_enables_selection() {
 }
 
 #[test]
+fn split_by_test_needs_a_command_that_can_run_the_rest_of_a_file() {
+    let suite = |command: &str, extra: &str| {
+        format!(
+            "[suites.u]\ncommand = {command}\nfiles = [\"t/*.py\"]\nshards = 4\n{extra}split_by_test = true\n"
+        )
+    };
+    let full = r#"["pytest", "--junitxml={junit}", "{files}", "{tests}", "{skip_tests}"]"#;
+    let m = parse(&suite(full, "")).unwrap();
+    let s = &m.suites["u"];
+    assert!(s.split_by_test && s.splits_files_by_test());
+    let (tests, skips) = s.render_tests(&["t/a.py::x".into()], &["t/a.py::y".into()]);
+    let argv = s.command_argv(&Expansion {
+        tests: &tests,
+        skip_tests: &skips,
+        ..x(&["t/a.py".into()], &[])
+    });
+    assert_eq!(argv[2..], ["t/a.py", "t/a.py::x", "--deselect=t/a.py::y"]);
+
+    let e = err(&suite(
+        r#"["pytest", "--junitxml={junit}", "{files}", "{tests}"]"#,
+        "",
+    ));
+    assert!(
+        e.contains("split_by_test") && e.contains("\"{skip_tests}\""),
+        "{e}"
+    );
+    assert!(e.contains("hint"), "{e}");
+    let e = err(&suite(full, "test_id = \"go\"\n"));
+    assert!(e.contains("test_id = \"go\" cannot split a file"), "{e}");
+    // Off by default, and `false` asks for nothing.
+    let m = parse(
+        &suite(r#"["pytest", "--junitxml={junit}", "{files}"]"#, "")
+            .replace("split_by_test = true", "split_by_test = false"),
+    )
+    .unwrap();
+    assert!(!m.suites["u"].split_by_test);
+}
+
+#[test]
+fn new_test_runs_is_checked() {
+    let base = "[suites.u]\ncommand = [\"pytest\", \"--junitxml={junit}\", \"{tests}\"]\n";
+    assert_eq!(
+        parse(base).unwrap().history.flaky.new_test_runs,
+        3,
+        "on by default"
+    );
+    let off = parse(&format!("{base}[flaky]\nnew_test_runs = 0\n")).unwrap();
+    assert_eq!(off.history.flaky.new_test_runs, 0);
+    let e = err(&format!("{base}[flaky]\nnew_test_runs = 11\n"));
+    assert!(
+        e.contains("new_test_runs = 11 is out of range 0..=10"),
+        "{e}"
+    );
+}
+
+#[test]
 fn scalars_escapes_and_env_expand() {
     let text = r#"
 [suites.u]

@@ -527,6 +527,20 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_after_passes_is_flaky_but_steady_outcomes_are_not() {
+        // New-test runs repeat passing tests: pass, pass, fail is mixed.
+        let tries = |outcomes: &[Outcome]| {
+            fold_attempts(outcomes.iter().map(|o| vec![case("n", *o)]).collect())[0].outcome
+        };
+        use Outcome::{Failed, Passed, Skipped};
+        assert_eq!(tries(&[Passed, Passed, Failed]), Outcome::Flaky);
+        assert_eq!(tries(&[Passed, Failed, Failed, Failed]), Outcome::Flaky);
+        assert_eq!(tries(&[Passed, Passed, Passed, Passed]), Passed);
+        assert_eq!(tries(&[Failed, Failed, Failed]), Failed);
+        assert_eq!(tries(&[Skipped, Skipped]), Skipped);
+    }
+
+    #[test]
     fn repeated_cases_within_one_try_are_kept_apart() {
         // Parametrised tests can share a name within one report; only a
         // later try is a retry.

@@ -407,6 +407,25 @@ mod observer_tests {
         }
     }
 
+    #[test]
+    fn a_test_is_new_only_where_the_history_knows_its_file_tests() {
+        let mut t = Timings::from_cases(&[case("a.py", "known", 1.0)]);
+        t.insert_file("sums_only.py", 3.0);
+        assert!(!t.never_saw(&case("a.py", "known", 0.0)));
+        assert!(
+            !t.never_saw(&case("./a.py", "known", 0.0)),
+            "paths normalised"
+        );
+        assert!(t.never_saw(&case("a.py", "added", 0.0)));
+        assert!(t.never_saw(&case("new_file.py", "x", 0.0)));
+        assert!(
+            !t.never_saw(&case("sums_only.py", "x", 0.0)),
+            "no per-test history"
+        );
+        let unplaced = TestCase::new("", "", "x", Outcome::Passed);
+        assert!(!t.never_saw(&unplaced), "tied to no file");
+    }
+
     /// Past MAX_TIMED_TESTS an observation keeps file sums only: the same
     /// sums, without a map entry per test.
     #[test]
