@@ -744,6 +744,20 @@ fn split_by_test_needs_a_command_that_can_run_the_rest_of_a_file() {
 }
 
 #[test]
+fn a_one_pattern_runner_may_take_tests_inside_an_element() {
+    let maven = "[suites.j]\ncommand = [\"mvn\", \"surefire:test\", \"-Dtest={tests}\"]\njunit = [\"target/surefire-reports/TEST-*.xml\"]\n";
+    let m = parse(&format!("{maven}test_id = \"maven\"\n")).unwrap();
+    let s = &m.suites["j"];
+    assert!(s.supports_test_selection());
+    let (tests, _) = s.render_tests(&["a.FooTest#one".into(), "a.FooTest#two".into()], &[]);
+    let argv = s.command_argv(&x(&[], &tests));
+    assert_eq!(argv[2], "-Dtest=a.FooTest#one+two");
+    // The default (pytest) gives one element per test: it cannot be glued.
+    let e = err(maven);
+    assert!(e.contains("`{tests}` must be a whole argv element"), "{e}");
+}
+
+#[test]
 fn new_test_runs_is_checked() {
     let base = "[suites.u]\ncommand = [\"pytest\", \"--junitxml={junit}\", \"{tests}\"]\n";
     assert_eq!(

@@ -193,12 +193,13 @@ impl Manifest {
 }
 
 impl Suite {
-    /// True when `command` has a standalone `{tests}` element, i.e. the
-    /// runner can be told to run selected tests (retries, splitting files).
+    /// True when `command` takes `{tests}` (a standalone element, or inside
+    /// one for a `test_id` that renders one pattern), i.e. the runner can be
+    /// told to run selected tests (retries, splitting files).
     pub fn supports_test_selection(&self) -> bool {
         self.command
             .iter()
-            .any(|e| placeholders::is_standalone(e, Placeholder::Tests))
+            .any(|e| placeholders::mentions(e, Placeholder::Tests))
     }
 
     /// True when the planner may split this suite's files by test: the

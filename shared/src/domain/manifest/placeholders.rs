@@ -160,6 +160,11 @@ pub(crate) fn placeholders(segments: &[Segment]) -> impl Iterator<Item = Placeho
     })
 }
 
+/// True when the element uses `p` anywhere.
+pub(crate) fn mentions(element: &str, p: Placeholder) -> bool {
+    parse_template(element).is_ok_and(|s| placeholders(&s).any(|q| q == p))
+}
+
 /// True when the element is exactly `{tests}` (or `{files}`): a list slot.
 pub(crate) fn is_standalone(element: &str, p: Placeholder) -> bool {
     matches!(parse_template(element).as_deref(), Ok([Segment::Placeholder(q)]) if *q == p)

@@ -13,7 +13,12 @@ use crate::errors::ManifestError;
 /// Which placeholders a field accepts, and why not the others.
 #[derive(Clone, Copy)]
 pub(super) enum Slot {
-    Command,
+    /// `joined_tests`: the suite's `test_id` renders `{tests}` as exactly
+    /// one element (a regex, a filterset), so it may be part of one, as in
+    /// `-Dtest={tests}`.
+    Command {
+        joined_tests: bool,
+    },
     Setup,
     Junit,
     Env,
@@ -22,7 +27,7 @@ pub(super) enum Slot {
 impl Slot {
     fn allows(self, p: Placeholder) -> bool {
         match self {
-            Slot::Command => true,
+            Slot::Command { .. } => true,
             Slot::Setup => matches!(
                 p,
                 Placeholder::Shard | Placeholder::ShardCount | Placeholder::RunId
@@ -33,7 +38,7 @@ impl Slot {
 
     fn why_not(self) -> &'static str {
         match self {
-            Slot::Command => "",
+            Slot::Command { .. } => "",
             Slot::Setup => {
                 "setup runs before the tests: only {shard}, {shard_count} and {run_id} are available; {files}, {tests} and {junit} belong in `command`"
             }
@@ -79,7 +84,11 @@ pub(super) fn check_template(
                 slot.why_not(),
             ));
         }
-        if p.is_list() && segments.len() > 1 {
+        let embeddable = matches!(
+            (slot, p),
+            (Slot::Command { joined_tests: true }, Placeholder::Tests)
+        );
+        if p.is_list() && segments.len() > 1 && !embeddable {
             let name = p.name();
             return Err(cx.err(
                 span,

@@ -22,6 +22,7 @@ use crate::domain::manifest::{
     DEFAULT_COMPLETED_EXIT_CODES, DEFAULT_TIMEOUT_SECONDS, MAX_RETRIES, MAX_SHARDS,
     MAX_TIMEOUT_SECONDS, Shards, Suite,
 };
+use crate::domain::selector::TestIdFormat;
 use crate::errors::ManifestError;
 
 /// Checks every field of one suite and builds it.
@@ -31,7 +32,10 @@ pub(super) fn validate_suite(
     name_span: Range<usize>,
     raw: RawSuite,
 ) -> Result<Suite, ManifestError> {
-    let command = command(cx, name, &name_span, raw.command)?;
+    // How `{tests}` names a test; only meaningful with `{tests}`. Read
+    // first: it decides whether `{tests}` may sit inside an element.
+    let test_id = raw.test_id.map(Spanned::into_inner).unwrap_or_default();
+    let command = command(cx, name, &name_span, raw.command, test_id)?;
     let setup = setup(cx, name, raw.setup)?;
     let files = files(cx, name, &name_span, raw.files, command.uses_files)?;
     let exclude = globs(cx, name, "exclude", raw.exclude)?;
@@ -51,8 +55,6 @@ pub(super) fn validate_suite(
     let artifacts = globs(cx, name, "artifacts", raw.artifacts)?;
     let working_dir = working_dir(cx, name, raw.working_dir)?;
     let completed_exit_codes = completed_exit_codes(cx, name, raw.completed_exit_codes)?;
-    // How `{tests}` names a test; only meaningful with `{tests}`.
-    let test_id = raw.test_id.map(Spanned::into_inner).unwrap_or_default();
     let split_by_test = split_by_test(cx, name, raw.split_by_test, &command, test_id)?;
 
     Ok(Suite {
@@ -81,8 +83,6 @@ struct Command {
     span: Range<usize>,
     uses_files: bool,
     uses_tests: bool,
-    /// `{tests}` and `{skip_tests}` each as a standalone element.
-    selects_tests: bool,
     skips_tests: bool,
     uses_junit: bool,
 }
@@ -92,6 +92,7 @@ fn command(
     name: &str,
     name_span: &Range<usize>,
     raw: Option<Spanned<CommandArgv>>,
+    test_id: TestIdFormat,
 ) -> Result<Command, ManifestError> {
     let Some(command) = raw else {
         return Err(cx.err(
@@ -113,7 +114,8 @@ fn command(
             "the first element is the program to run, e.g. command = [\"pytest\", \"{files}\"]",
         ));
     }
-    check_argv(cx, name, "command", Slot::Command, &argv)?;
+    let joined_tests = test_id.render_tests(&[]).len() == 1;
+    check_argv(cx, name, "command", Slot::Command { joined_tests }, &argv)?;
     // A list placeholder as the program would run the shard's first file
     // (or test id) as the executable, and nothing at all for an empty list.
     if Placeholder::ALL
@@ -128,22 +130,11 @@ fn command(
             "the first element is the program to run; put {files} or {tests} after it, e.g. command = [\"pytest\", \"{files}\"]",
         ));
     }
-    let uses = |p: Placeholder| {
-        argv.iter().any(|e| {
-            placeholders::parse_template(e.get_ref())
-                .map(|s| placeholders::placeholders(&s).any(|q| q == p))
-                .unwrap_or(false)
-        })
-    };
+    let uses = |p: Placeholder| argv.iter().any(|e| placeholders::mentions(e.get_ref(), p));
     Ok(Command {
         uses_files: uses(Placeholder::Files),
         uses_tests: uses(Placeholder::Tests),
-        selects_tests: argv
-            .iter()
-            .any(|e| placeholders::is_standalone(e.get_ref(), Placeholder::Tests)),
-        skips_tests: argv
-            .iter()
-            .any(|e| placeholders::is_standalone(e.get_ref(), Placeholder::SkipTests)),
+        skips_tests: uses(Placeholder::SkipTests),
         uses_junit: uses(Placeholder::Junit),
         argv,
         span,
@@ -417,7 +408,7 @@ fn split_by_test(
     name: &str,
     raw: Option<Spanned<bool>>,
     command: &Command,
-    test_id: crate::domain::selector::TestIdFormat,
+    test_id: TestIdFormat,
 ) -> Result<bool, ManifestError> {
     let Some(split) = raw else {
         return Ok(false);
@@ -428,7 +419,7 @@ fn split_by_test(
     }
     let missing: Vec<&str> = [
         (!command.uses_files, "\"{files}\""),
-        (!command.selects_tests, "\"{tests}\""),
+        (!command.uses_tests, "\"{tests}\""),
         (!command.skips_tests, "\"{skip_tests}\""),
     ]
     .into_iter()
