@@ -72,6 +72,7 @@ fn main() {
         target: ShardTarget::Count(1000),
         split_by_test: false,
         max_shards: 1000,
+        keep_with_file: None,
     };
     println!("100,000 files -> 1,000 shards, {RUNS} runs (release):");
     for (name, f) in [
@@ -113,6 +114,7 @@ fn main() {
                 target: ShardTarget::Count(n),
                 split_by_test: false,
                 max_shards: 1000,
+                keep_with_file: None,
             };
             let a = plan_lpt_only(&req)
                 .map(|p| p.quality_ratio())

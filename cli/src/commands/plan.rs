@@ -122,6 +122,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         target,
         split_by_test,
         max_shards: args.max_shards,
+        keep_with_file: None,
     };
     let plan = plan(&request).with_context(|| format!("planning {label}"))?;
     if !timings.is_empty() && plan.known_share == 0.0 {

@@ -117,7 +117,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         outln!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({ "run": finished, "shards": shards })
+                &serde_json::json!({ "run": finished, "shards": shards, "plan": plan })
             )?
         )?;
     } else {

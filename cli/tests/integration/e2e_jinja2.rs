@@ -74,13 +74,13 @@ fn path_with(bin: &Path) -> String {
     )
 }
 
-/// `testexec run --json`: (exit code, run JSON, shards JSON).
+/// `testexec run --json`: (exit code, run JSON, shards JSON, plan JSON).
 fn testexec_run(
     repo: &Path,
     state: &Path,
     bin: &Path,
     shards: u32,
-) -> (i32, serde_json::Value, serde_json::Value) {
+) -> (i32, serde_json::Value, serde_json::Value, serde_json::Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_testexec"))
         .args([
             "run",
@@ -105,6 +105,7 @@ fn testexec_run(
         out.status.code().unwrap_or(-1),
         json["run"].clone(),
         json["shards"].clone(),
+        json["plan"].clone(),
     )
 }
 
@@ -155,7 +156,7 @@ fn sharded_totals_equal_plain_pytest_and_each_test_appears_once() {
 
     let repo = checkout(&env);
     let state = tempfile::tempdir().unwrap();
-    let (code, run, shards) = testexec_run(repo.path(), state.path(), &env.python_bin, 3);
+    let (code, run, shards, _) = testexec_run(repo.path(), state.path(), &env.python_bin, 3);
     assert_eq!(code, 0, "{run}");
     assert_eq!(run["status"], "passed");
     assert_eq!(run["shard_count"], 3);
@@ -174,6 +175,54 @@ fn sharded_totals_equal_plain_pytest_and_each_test_appears_once() {
     );
 }
 
+/// jinja2 at 8 shards: `test_api.py`-sized files are longer than the ideal
+/// shard, so once a run has recorded per-test times the second run splits
+/// them into groups of pytest node ids, plus one group that runs the rest
+/// of the file with `--deselect`. Totals equal plain pytest, and every test
+/// appears exactly once.
+#[test]
+fn a_split_by_test_run_equals_plain_pytest() {
+    let Some(env) = env() else { return };
+    let repo = checkout(&env);
+    std::fs::write(
+        repo.path().join("testexec.toml"),
+        r#"[suites.jinja2]
+command = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "junit_family=xunit1", "--junitxml={junit}", "{files}", "{tests}", "{skip_tests}"]
+files = ["tests/test_*.py"]
+shards = 8
+split_by_test = true
+timeout_seconds = 600
+"#,
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (code, first, _, _) = testexec_run(repo.path(), state.path(), &env.python_bin, 8);
+    assert_eq!(code, 0, "{first}");
+    let (code, run, shards, plan) = testexec_run(repo.path(), state.path(), &env.python_bin, 8);
+    assert_eq!(code, 0, "{run}");
+    let groups = plan["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["units"].as_array().unwrap().iter())
+        .filter(|u| u["kind"] == "tests")
+        .count();
+    assert!(groups >= 2, "some file was split: {plan}");
+    assert_eq!(counts(&run).passed, JINJA2_PASSED, "{run}");
+    assert_eq!(counts(&run), counts(&first), "same totals split or not");
+    let (merged, unique) = junit_counts(&merged_junit(state.path(), &run));
+    assert_eq!(merged, counts(&first));
+    assert_eq!(unique as u64, merged.tests, "each test exactly once");
+    assert!(
+        shards
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "passed"),
+        "{shards}"
+    );
+}
+
 #[test]
 fn a_failing_test_fails_the_run_with_exact_counts() {
     let Some(env) = env() else { return };
@@ -183,7 +232,7 @@ fn a_failing_test_fails_the_run_with_exact_counts() {
     source.push_str("\n\ndef test_testexec_injected_failure():\n    assert 1 + 1 == 3, 'injected by testexec e2e'\n");
     std::fs::write(&test_file, source).unwrap();
     let state = tempfile::tempdir().unwrap();
-    let (code, run, _) = testexec_run(repo.path(), state.path(), &env.python_bin, 3);
+    let (code, run, _, _) = testexec_run(repo.path(), state.path(), &env.python_bin, 3);
     assert_eq!(code, 1, "exit 1 when tests fail: {run}");
     assert_eq!(run["status"], "failed");
     let c = counts(&run);
@@ -221,7 +270,7 @@ fn without_trio_the_shards_that_cannot_collect_are_errored_not_passed() {
     let Some(env) = env() else { return };
     let repo = checkout(&env);
     let state = tempfile::tempdir().unwrap();
-    let (code, run, shards) = testexec_run(repo.path(), state.path(), &env.python_notrio_bin, 3);
+    let (code, run, shards, _) = testexec_run(repo.path(), state.path(), &env.python_notrio_bin, 3);
     assert_eq!(code, 2, "errored runs exit 2: {run}");
     assert_eq!(run["status"], "errored");
     let error = run["error"].as_str().unwrap();

@@ -102,6 +102,29 @@ impl TestIdFormat {
         }
     }
 
+    /// Would `{skip_tests}` for this test (a history key, `scope::name`)
+    /// leave out that test alone, given its file's source? pytest's
+    /// `--deselect` matches node-id *prefixes*, so leaving out `test_join`
+    /// also drops `test_join_attribute`, or a test added later under such a
+    /// name: exact only when no identifier in the file starts with the
+    /// name and goes on. A test for which this is false must run with the
+    /// rest of its file instead of being split off.
+    pub fn skips_exactly(self, key: &str, source: &str) -> bool {
+        if !self.splits_files() {
+            return false;
+        }
+        let name = key.rsplit("::").next().unwrap_or(key);
+        if name.is_empty() {
+            return false;
+        }
+        let ident = |c: char| c == '_' || c.is_alphanumeric();
+        !source.match_indices(name).any(|(at, _)| {
+            let before = source[..at].chars().next_back();
+            let after = source[at + name.len()..].chars().next();
+            !before.is_some_and(ident) && after.is_some_and(ident)
+        })
+    }
+
     /// Can a file be split into groups of tests across shards? It needs
     /// selectors scoped to their file, so that one run of the command can
     /// take whole files and single tests together, and a way to leave out
@@ -307,6 +330,23 @@ mod tests {
         ] {
             assert!(!f.splits_files(), "{}", f.as_str());
         }
+    }
+
+    #[test]
+    fn a_deselect_is_exact_only_when_no_other_name_extends_it() {
+        let source = "def test_join():\n    pass\n\ndef test_join_attribute():\n    pass\n\ndef test_sum(x): ...\n\nclass T:\n    def my_test_join2(self): ...\n";
+        let f = TestIdFormat::Pytest;
+        assert!(
+            !f.skips_exactly("tests.test_f::test_join", source),
+            "test_join_attribute extends it"
+        );
+        assert!(f.skips_exactly("tests.test_f::test_join_attribute", source));
+        assert!(
+            f.skips_exactly("tests.test_f.T::test_sum", source),
+            "`test_sum(` ends the name"
+        );
+        assert!(!f.skips_exactly("tests.test_f::", source), "no name");
+        assert!(!TestIdFormat::Go.skips_exactly("p::TestA", "func TestA(t *testing.T) {}"));
     }
 
     #[test]

@@ -756,7 +756,10 @@ fn junit_names(junit: &str) -> Vec<String> {
 /// test added since the history was recorded still runs. Every test runs
 /// exactly once and the totals match the unsplit run.
 async fn a_file_split_by_test_runs_every_test_exactly_once(backend: Backend) {
-    let big: String = (0..8).map(|i| format!("big{i} pass 1\n")).collect();
+    // `big1_more` extends `big1`: deselecting `big1` (a prefix match, as in
+    // pytest) would drop it too, so `big1` must stay with the file's rest.
+    let mut big: String = (0..8).map(|i| format!("big{i} pass 1\n")).collect();
+    big.push_str("big1_more pass 1\n");
     let mut files = vec![("tests/big.txt".to_string(), big.clone())];
     files.extend((0..4).map(|i| (format!("tests/s{i}.txt"), format!("s{i} pass 1\n"))));
     let repo = repo(&as_refs(&files), 4, 0, 60);
@@ -767,12 +770,13 @@ async fn a_file_split_by_test_runs_every_test_exactly_once(backend: Backend) {
     h.start(2);
     // 1: no history, whole files.
     let first = h.finish(&h.trigger(repo.path()).await).await;
-    assert_eq!(first.counts, counts(12, 12, 0, 0, 0, 0));
+    assert_eq!(first.counts, counts(13, 13, 0, 0, 0, 0));
 
-    // 2: a test added since, then planned from the recorded timings.
+    // 2: tests added since (one extending a split-off name), then planned
+    // from the recorded timings.
     std::fs::write(
         repo.path().join("tests/big.txt"),
-        format!("{big}added pass 1\n"),
+        format!("{big}added pass 1\nbig2_late pass 1\n"),
     )
     .unwrap();
     let TriggerOutcome::Started { run, plan } = h
@@ -790,6 +794,19 @@ async fn a_file_split_by_test_runs_every_test_exactly_once(backend: Backend) {
         .filter(|u| matches!(u, testexec::domain::plan::WorkUnit::Tests { .. }))
         .collect();
     assert!(groups.len() >= 2, "the long file is split: {plan:?}");
+    // A name that another test's name extends is never split off (its
+    // deselect would drop the other test): it runs with the file's rest.
+    let listed: Vec<&str> = groups
+        .iter()
+        .flat_map(|u| match u {
+            testexec::domain::plan::WorkUnit::Tests { tests, .. } => tests.as_slice(),
+            testexec::domain::plan::WorkUnit::File { .. } => &[],
+        })
+        .map(String::as_str)
+        .collect();
+    for kept in ["tests.big::big1", "tests.big::big2"] {
+        assert!(!listed.contains(&kept), "{kept} listed: {listed:?}");
+    }
     assert!(
         plan.estimated_makespan_secs < 8.0,
         "shorter than the long file alone: {}",
@@ -797,10 +814,10 @@ async fn a_file_split_by_test_runs_every_test_exactly_once(backend: Backend) {
     );
     let done = h.finish(&run).await;
     assert_eq!(done.status, RunStatus::Passed);
-    assert_eq!(done.counts, counts(13, 13, 0, 0, 0, 0), "every test once");
+    assert_eq!(done.counts, counts(15, 15, 0, 0, 0, 0), "every test once");
     let mut expected: Vec<String> = (0..8).map(|i| format!("big{i}")).collect();
     expected.extend((0..4).map(|i| format!("s{i}")));
-    expected.push("added".into());
+    expected.extend(["added", "big1_more", "big2_late"].map(String::from));
     expected.sort();
     assert_eq!(
         junit_names(&h.report_file(&done, "junit.xml").await),
@@ -809,7 +826,7 @@ async fn a_file_split_by_test_runs_every_test_exactly_once(backend: Backend) {
     let shards = h.pipeline.ports.store.list_shards(run.id).await.unwrap();
     assert_eq!(
         shards.iter().map(|s| s.counts.tests).sum::<u64>(),
-        13,
+        15,
         "no test ran in two shards: {shards:?}"
     );
 }

@@ -22,7 +22,9 @@ use crate::app::ports::content_type;
 use crate::domain::manifest::{MANIFEST_FILE, Manifest, Shards, Suite};
 use crate::domain::model::TestCase;
 use crate::domain::model::{Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord};
-use crate::domain::plan::{Plan, PlanRequest, ShardPlan, ShardTarget, Timings, WorkUnit};
+use crate::domain::plan::{
+    KeepWithFile, Plan, PlanRequest, ShardPlan, ShardTarget, Timings, WorkUnit,
+};
 use crate::errors::HandlerError;
 
 /// What trigger did.
@@ -317,24 +319,78 @@ fn make_plan(
             },
         ) => ShardTarget::TargetSeconds(*target_shard_seconds as f64),
     };
-    plan_files(suite, &files, target, timings, settings)
+    let root = match &suite.working_dir {
+        Some(dir) => tree.join(dir),
+        None => tree.to_path_buf(),
+    };
+    plan_files(suite, &files, target, timings, settings, Some(&root))
 }
 
+/// Largest test file whose source is read to check that its tests can be
+/// split off exactly; a larger one is not split.
+const MAX_SPLIT_SOURCE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Test files' sources, read once each, for [`TestIdFormat::skips_exactly`]
+/// (only the few files long enough to be split are read).
+struct SplitSources<'a> {
+    root: &'a Path,
+    read: std::cell::RefCell<BTreeMap<String, Option<String>>>,
+}
+
+impl SplitSources<'_> {
+    /// Must this test run with the rest of its file? Yes when its file
+    /// cannot be read: then nothing of it is split off.
+    fn keep_with_file(&self, suite: &Suite, path: &str, key: &str) -> bool {
+        let mut read = self.read.borrow_mut();
+        let source = read
+            .entry(path.to_string())
+            .or_insert_with(|| read_source(&self.root.join(path)));
+        match source {
+            Some(text) => !suite.test_id.skips_exactly(key, text),
+            None => true,
+        }
+    }
+}
+
+fn read_source(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let file = crate::domain::regular_file::open(path).ok()?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SPLIT_SOURCE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    (bytes.len() as u64 <= MAX_SPLIT_SOURCE_BYTES)
+        .then(|| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Plans `files`; `root` (where the suite's files are) lets a long file
+/// be split by test, when the suite allows it.
 fn plan_files(
     suite: &Suite,
     files: &[String],
     target: ShardTarget,
     timings: &Timings,
     settings: &Settings,
+    root: Option<&Path>,
 ) -> Result<Plan, HandlerError> {
+    let sources = root.map(|root| SplitSources {
+        root,
+        read: Default::default(),
+    });
+    let keep = |path: &str, key: &str| {
+        sources
+            .as_ref()
+            .is_none_or(|s| s.keep_with_file(suite, path, key))
+    };
     let request = PlanRequest {
         files,
         timings,
         target,
         // Only a suite whose command can run a group of tests and "the
         // rest of the file" (validated with the manifest) is split.
-        split_by_test: suite.splits_files_by_test(),
+        split_by_test: suite.splits_files_by_test() && root.is_some(),
         max_shards: settings.max_shards,
+        keep_with_file: Some(KeepWithFile(&keep)),
     };
     Ok(crate::domain::plan::plan(&request)?)
 }
@@ -518,7 +574,14 @@ async fn rerun_plan(
             ),
         });
     }
-    plan_files(suite, &files, ShardTarget::Count(1), timings, settings)
+    plan_files(
+        suite,
+        &files,
+        ShardTarget::Count(1),
+        timings,
+        settings,
+        None,
+    )
 }
 
 /// Time a run may take before the sweep gives up on silent shards: the

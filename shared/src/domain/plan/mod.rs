@@ -15,6 +15,7 @@ mod lpt;
 mod timings;
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +63,21 @@ pub struct PlanRequest<'a> {
     pub split_by_test: bool,
     /// Upper bound on the shard count (the backend's concurrency).
     pub max_shards: u32,
+    /// Tests of a split file that must run with "the rest of the file"
+    /// rather than in a group of their own: those the runner could not
+    /// leave out of the rest exactly. `None`: any test may be split off.
+    pub keep_with_file: Option<KeepWithFile<'a>>,
+}
+
+/// `(file, test key) -> true` when that test must stay in its file's
+/// `includes_unlisted` group (see [`PlanRequest::keep_with_file`]).
+#[derive(Clone, Copy)]
+pub struct KeepWithFile<'a>(pub &'a dyn Fn(&str, &str) -> bool);
+
+impl std::fmt::Debug for KeepWithFile<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeepWithFile(..)")
+    }
 }
 
 /// Where estimates for files without history came from.
@@ -268,7 +284,7 @@ fn plan_impl(req: &PlanRequest, refine: bool) -> Result<Plan, PlanError> {
     for (i, path) in files.iter().map(|f| f.as_ref()).enumerate() {
         let secs = estimates[i];
         let groups = if req.split_by_test && first_n > 1 && secs > threshold && threshold > 0.0 {
-            split_file(path, secs, req.timings, threshold, first_n as usize)
+            split_file(path, secs, req, threshold, first_n as usize)
         } else {
             None
         };
@@ -456,32 +472,60 @@ fn median(values: &mut [f64]) -> f64 {
 fn split_file<'a>(
     path: &'a str,
     secs: f64,
-    timings: &Timings,
+    req: &PlanRequest,
     threshold: f64,
     max_groups: usize,
 ) -> Option<Vec<Unit<'a>>> {
-    let tests = timings.test_secs(path)?;
-    if tests.len() < 2 {
-        return None;
+    let tests = req.timings.test_secs(path)?;
+    // A parametrised test's cases (`name[params]`) stay together: runners
+    // select them by the bare name, and a parameter added later must run
+    // where its siblings do.
+    let mut families: BTreeMap<&str, f64> = BTreeMap::new();
+    for (id, s) in tests {
+        *families.entry(family(id)).or_insert(0.0) += *s;
     }
     let test_sum: f64 = tests.values().sum();
     let overhead = (secs - test_sum).max(0.0);
-    let k = ((secs / threshold).ceil() as usize).clamp(2, max_groups.min(tests.len()).max(2));
-    // LPT over the tests, heaviest first, ties by id.
-    let mut items: Vec<(&String, f64)> = tests.iter().map(|(id, s)| (id, *s)).collect();
-    items.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    // Tests that must stay with the rest of the file travel as one item.
+    let keep = |id: &str| req.keep_with_file.is_some_and(|k| (k.0)(path, id));
+    let mut kept_secs = None;
+    let mut items: Vec<(Option<&str>, f64)> = Vec::with_capacity(families.len());
+    for (id, s) in families {
+        if keep(id) {
+            *kept_secs.get_or_insert(0.0) += s;
+        } else {
+            items.push((Some(id), s));
+        }
+    }
+    if let Some(s) = kept_secs {
+        items.push((None, s));
+    }
+    if items.len() < 2 {
+        return None;
+    }
+    let k = ((secs / threshold).ceil() as usize).clamp(2, max_groups.min(items.len()).max(2));
+    // LPT over the items, heaviest first, ties by id (the kept item last).
+    items.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then_with(|| a.0.is_none().cmp(&b.0.is_none()))
+            .then_with(|| a.0.cmp(&b.0))
+    });
     let weights: Vec<f64> = items.iter().map(|i| i.1).collect();
     let mut bins = lpt::pack(&weights, k);
     lpt::refine(&mut bins, &weights);
-    let mut groups: Vec<(Vec<String>, f64)> = bins
+    let mut groups: Vec<(Vec<String>, f64, bool)> = bins
         .into_iter()
         .filter(|b| !b.is_empty())
         .map(|mut b| {
             b.sort_unstable();
             let load = lpt::load_of(&b, &weights) + overhead;
-            let mut ids: Vec<String> = b.iter().map(|&i| items[i].0.clone()).collect();
+            let holds_kept = b.iter().any(|&i| items[i].0.is_none());
+            let mut ids: Vec<String> = b
+                .iter()
+                .filter_map(|&i| items[i].0.map(str::to_string))
+                .collect();
             ids.sort_unstable();
-            (ids, load)
+            (ids, load, holds_kept)
         })
         .collect();
     if groups.len() < 2 || groups.iter().all(|g| g.1 >= secs) {
@@ -489,25 +533,36 @@ fn split_file<'a>(
     }
     // Canonical group order: by first test id.
     groups.sort_by(|a, b| a.0.cmp(&b.0));
-    // New tests add unknown time: give them to the lightest group.
-    let lightest = groups
-        .iter()
-        .enumerate()
-        .min_by(|a, b| a.1.1.total_cmp(&b.1.1).then(a.0.cmp(&b.0)))
-        .map(|(i, _)| i)
-        .unwrap_or(0);
+    // The rest of the file (kept tests, tests added since the history)
+    // goes to the group holding the kept tests, else to the lightest.
+    let rest = groups.iter().position(|g| g.2).unwrap_or_else(|| {
+        groups
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.1.total_cmp(&b.1.1).then(a.0.cmp(&b.0)))
+            .map(|(i, _)| i)
+            .unwrap_or(0)
+    });
     Some(
         groups
             .into_iter()
             .enumerate()
-            .map(|(ord, (ids, load))| Unit {
+            .map(|(ord, (ids, load, _))| Unit {
                 path,
                 tests: Some(ids),
-                includes_unlisted: ord == lightest,
+                includes_unlisted: ord == rest,
                 secs: load,
             })
             .collect(),
     )
+}
+
+/// The family of a test id: the id without a trailing `[params]`.
+fn family(id: &str) -> &str {
+    match (id.find('['), id.ends_with(']')) {
+        (Some(open), true) => &id[..open],
+        _ => id,
+    }
 }
 
 #[cfg(test)]

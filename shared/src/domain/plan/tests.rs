@@ -20,6 +20,7 @@ fn req<'a>(files: &'a [String], timings: &'a Timings, target: ShardTarget) -> Pl
         target,
         split_by_test: false,
         max_shards: 1000,
+        keep_with_file: None,
     }
 }
 
@@ -370,6 +371,66 @@ fn split_by_test_cuts_a_dominant_file_into_groups() {
 }
 
 #[test]
+fn split_keeps_parameters_together_and_kept_tests_with_the_file() {
+    let mut t = Timings::new();
+    for p in 0..4 {
+        t.insert_test("f.py", &format!("f::param[{p}]"), 5.0);
+    }
+    for name in ["a", "b", "c", "kept"] {
+        t.insert_test("f.py", &format!("f::{name}"), 5.0);
+    }
+    t.insert_file("g.py", 1.0);
+    let names = files(&["f.py", "g.py"]);
+    let keep = |path: &str, id: &str| path == "f.py" && id == "f::kept";
+    let r = PlanRequest {
+        split_by_test: true,
+        keep_with_file: Some(KeepWithFile(&keep)),
+        ..req(&names, &t, ShardTarget::Count(4))
+    };
+    let p = plan(&r).unwrap();
+    let groups: Vec<(&Vec<String>, bool)> = p
+        .shards
+        .iter()
+        .flat_map(|s| &s.units)
+        .filter_map(|u| match u {
+            WorkUnit::Tests {
+                tests,
+                includes_unlisted,
+                ..
+            } => Some((tests, *includes_unlisted)),
+            WorkUnit::File { .. } => None,
+        })
+        .collect();
+    assert!(groups.len() >= 2, "{p:?}");
+    let mut listed: Vec<&str> = groups
+        .iter()
+        .flat_map(|g| g.0.iter().map(String::as_str))
+        .collect();
+    listed.sort();
+    // The 4 parameters are one item, named by the bare test; the kept
+    // test is named nowhere: the rest group runs it with the file.
+    assert_eq!(listed, ["f::a", "f::b", "f::c", "f::param"]);
+    assert_eq!(groups.iter().filter(|g| g.1).count(), 1);
+    // The rest group carries the kept test's time.
+    let rest_secs = p
+        .shards
+        .iter()
+        .flat_map(|s| &s.units)
+        .find(|u| {
+            matches!(
+                u,
+                WorkUnit::Tests {
+                    includes_unlisted: true,
+                    ..
+                }
+            )
+        })
+        .map(WorkUnit::estimated_secs)
+        .unwrap();
+    assert!(rest_secs >= 5.0, "{rest_secs}");
+}
+
+#[test]
 fn split_groups_pay_the_files_setup_time() {
     // 40 s of tests plus 8 s of setup recorded for the file.
     let json = r#"{"version":1,"files":{"f":48.0,"g":1.0},"tests":{"f":{"t0":10,"t1":10,"t2":10,"t3":10}}}"#;
@@ -381,6 +442,7 @@ fn split_groups_pay_the_files_setup_time() {
         target: ShardTarget::Count(2),
         split_by_test: true,
         max_shards: 8,
+        keep_with_file: None,
     };
     let p = plan(&r).unwrap();
     let groups: Vec<f64> = p
@@ -403,6 +465,7 @@ fn split_is_skipped_without_per_test_history() {
         target: ShardTarget::Count(2),
         split_by_test: true,
         max_shards: 8,
+        keep_with_file: None,
     };
     let p = plan(&r).unwrap();
     assert!(p.shards.iter().all(|s| s.tests().is_empty()));
@@ -597,6 +660,7 @@ fn tests_only_suite_without_history_gets_one_run_everything_shard() {
         target: ShardTarget::Count(4),
         split_by_test: true,
         max_shards: 8,
+        keep_with_file: None,
     };
     let p = plan(&r).unwrap();
     assert_eq!(p.shards.len(), 1);
@@ -625,6 +689,7 @@ fn tests_only_suite_plans_from_test_history_and_names_every_test() {
         target: ShardTarget::Count(3),
         split_by_test: true,
         max_shards: 8,
+        keep_with_file: None,
     };
     let p = plan(&r).unwrap();
     assert_eq!(p.shards.len(), 3);
