@@ -16,12 +16,14 @@ pub fn repo(files: &[(&str, &str)], shards: u32, retries: u32, timeout: u64) -> 
     dir
 }
 
-/// Lets the suite of a [`repo`] split a long file into groups of tests
-/// (`split_by_test`; the runner takes `--deselect=` like pytest).
-pub fn split_by_test(root: &Path) {
+/// Adds a `key = value` line to the suite of a [`repo`] (the manifest's
+/// last table), e.g. `split_by_test = true` (the runner takes
+/// `--deselect=` like pytest) or `mode = "queue"`.
+pub fn add_to_suite(root: &Path, line: &str) {
     let manifest = root.join("testexec.toml");
     let mut text = std::fs::read_to_string(&manifest).expect("reading testexec.toml");
-    text.push_str("split_by_test = true\n");
+    text.push_str(line);
+    text.push('\n');
     std::fs::write(manifest, text).expect("writing testexec.toml");
 }
 

@@ -763,7 +763,7 @@ async fn a_file_split_by_test_runs_every_test_exactly_once(backend: Backend) {
     let mut files = vec![("tests/big.txt".to_string(), big.clone())];
     files.extend((0..4).map(|i| (format!("tests/s{i}.txt"), format!("s{i} pass 1\n"))));
     let repo = repo(&as_refs(&files), 4, 0, 60);
-    testexec::testkit::fake_suite::split_by_test(repo.path());
+    testexec::testkit::fake_suite::add_to_suite(repo.path(), "split_by_test = true");
     let Some(mut h) = Harness::new(backend, Duration::from_secs(30)).await else {
         return;
     };
@@ -828,6 +828,59 @@ async fn a_file_split_by_test_runs_every_test_exactly_once(backend: Backend) {
         shards.iter().map(|s| s.counts.tests).sum::<u64>(),
         15,
         "no test ran in two shards: {shards:?}"
+    );
+}
+
+/// Queue mode: 12 files of 1–4 s for 3 workers become more, smaller
+/// batches, slowest first; an executor dies holding the first batch, which
+/// is delivered again. Every batch is applied once and the totals are
+/// exact.
+async fn queue_mode_batches_are_each_applied_once(backend: Backend) {
+    let files: Vec<(String, String)> = (0..12)
+        .map(|i| {
+            (
+                format!("tests/q{i:02}.txt"),
+                format!("q{i} pass {}\nq{i}s skip\n", 1 + i % 4),
+            )
+        })
+        .collect();
+    let repo = repo(&as_refs(&files), 3, 0, 60);
+    testexec::testkit::fake_suite::add_to_suite(repo.path(), "mode = \"queue\"");
+    let Some(mut h) = Harness::new(backend, Duration::from_millis(500)).await else {
+        return;
+    };
+    h.start(3);
+    // A first run records the timings the batches are cut by.
+    let first = h.finish(&h.trigger(repo.path()).await).await;
+    assert_eq!(first.counts, counts(24, 12, 0, 0, 12, 0));
+
+    h.faults.crash_next(QueueName::Shards, 1);
+    let TriggerOutcome::Started { run, plan } = h
+        .pipeline
+        .trigger(RunRequest::local(repo.path()))
+        .await
+        .unwrap()
+    else {
+        panic!("the second run did not start")
+    };
+    assert!(plan.shards.len() > 3, "more batches than workers: {plan:?}");
+    let sizes: Vec<f64> = plan.shards.iter().map(|s| s.estimated_secs).collect();
+    assert!(
+        sizes[0] >= sizes[sizes.len() - 1],
+        "slowest first: {sizes:?}"
+    );
+    let done = h.finish(&run).await;
+    assert_eq!(done.status, RunStatus::Passed);
+    assert_eq!(done.counts, counts(24, 12, 0, 0, 12, 0));
+    let shards = h.pipeline.ports.store.list_shards(run.id).await.unwrap();
+    assert_eq!(shards.len(), plan.shards.len());
+    assert_eq!(shards.iter().map(|s| s.counts.tests).sum::<u64>(), 24);
+    assert!(shards.iter().any(|s| s.attempt == Some(2)), "{shards:?}");
+    assert_eq!(h.faults.injected(QueueName::Shards).crashed, 1);
+    assert_eq!(
+        junit_names(&h.report_file(&done, "junit.xml").await).len(),
+        24,
+        "each test once"
     );
 }
 
@@ -940,4 +993,5 @@ over_every_backend!(
     history_classifies_and_quarantines_across_runs,
     a_file_split_by_test_runs_every_test_exactly_once,
     new_tests_run_again_and_mixed_outcomes_are_flaky,
+    queue_mode_batches_are_each_applied_once,
 );

@@ -19,7 +19,7 @@ use crate::app::messages::{
     keys,
 };
 use crate::app::ports::content_type;
-use crate::domain::manifest::{MANIFEST_FILE, Manifest, Shards, Suite};
+use crate::domain::manifest::{MANIFEST_FILE, Manifest, Mode, Shards, Suite};
 use crate::domain::model::TestCase;
 use crate::domain::model::{Counts, Origin, Run, RunId, RunStatus, ShardId, ShardRecord};
 use crate::domain::plan::{
@@ -323,7 +323,15 @@ fn make_plan(
         Some(dir) => tree.join(dir),
         None => tree.to_path_buf(),
     };
-    plan_files(suite, &files, target, timings, settings, Some(&root))
+    let packed = plan_files(suite, &files, target, timings, settings, Some(&root))?;
+    Ok(match suite.mode {
+        Mode::Static => packed,
+        // The packed plan's shard count is the number of workers.
+        Mode::Queue => {
+            let workers = packed.shards.len() as u32;
+            crate::domain::plan::queue_plan(packed, workers, settings.max_shards)
+        }
+    })
 }
 
 /// Largest test file whose source is read to check that its tests can be

@@ -79,6 +79,10 @@ pub struct Suite {
     /// `test_id` whose runner can leave out single tests (docs/manifest.md).
     #[serde(default)]
     pub split_by_test: bool,
+    /// How shards get their work: a fixed share each, or batches taken
+    /// from the queue as workers free up.
+    #[serde(default)]
+    pub mode: Mode,
     /// Exit codes meaning the runner ran to a verdict (passed or failed).
     #[serde(default = "default_completed_exit_codes")]
     pub completed_exit_codes: Vec<i32>,
@@ -89,6 +93,17 @@ pub const DEFAULT_COMPLETED_EXIT_CODES: [i32; 2] = [0, 1];
 
 fn default_completed_exit_codes() -> Vec<i32> {
     DEFAULT_COMPLETED_EXIT_CODES.to_vec()
+}
+
+/// How a suite's work reaches its workers (docs/manifest.md, `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// One shard per worker, balanced up front by the timing history.
+    #[default]
+    Static,
+    /// Batches, slowest first, taken by `shards` workers as they finish.
+    Queue,
 }
 
 /// How many shards a suite runs in.

@@ -38,6 +38,7 @@ const SUITE_FIELDS: &[&str] = &[
     "working_dir",
     "test_id",
     "split_by_test",
+    "mode",
     "completed_exit_codes",
 ];
 const MAX_SUITE_NAME: usize = 64;
@@ -67,6 +68,7 @@ struct RawSuite {
     working_dir: Option<Spanned<String>>,
     test_id: Option<Spanned<TestIdFormat>>,
     split_by_test: Option<Spanned<bool>>,
+    mode: Option<Spanned<super::Mode>>,
     completed_exit_codes: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 
@@ -454,6 +456,7 @@ fn example_for(field: &str) -> Option<&'static str> {
             "test_id = \"pytest\" (or \"name\", \"class_dot_name\", \"class_hash_name\", \"go\", \"nextest\", \"jest\", \"maven\")"
         }
         "split_by_test" => "split_by_test = true",
+        "mode" => "mode = \"queue\" (or \"static\", the default)",
         "suites" => "[suites.unit] followed by command = [...]",
         "flaky" => "[flaky] followed by window = 50, flip_rate = 0.02, broken_runs = 5",
         "quarantine" => "[quarantine] followed by tests = [\"pkg.Class::test_name\"], auto = true",

@@ -12,6 +12,7 @@
 //! same plan, byte for byte.
 
 mod lpt;
+mod queue;
 mod timings;
 
 use std::borrow::Cow;
@@ -20,6 +21,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::errors::PlanError;
+pub use queue::{MAX_BATCHES, queue_plan};
 pub use timings::{MAX_TIMED_TESTS, TIMINGS_VERSION, Timings, TimingsObserver, normalize_path};
 
 /// Most files one plan accepts: far above any real suite, low enough that a

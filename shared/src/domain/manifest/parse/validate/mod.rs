@@ -72,6 +72,7 @@ pub(super) fn validate_suite(
         working_dir,
         test_id,
         split_by_test,
+        mode: raw.mode.map(Spanned::into_inner).unwrap_or_default(),
         completed_exit_codes,
     })
 }

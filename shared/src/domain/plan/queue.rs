@@ -1,0 +1,143 @@
+//! Queue mode: instead of one fixed share per worker, the run's work units
+//! go into the queue as batches, slowest first, and each of `workers`
+//! executors takes the next batch when it is free. A wrong estimate (no
+//! history, a noisy machine, a test that got slower) then costs at most
+//! the last batch, not a whole shard.
+//!
+//! Batch sizes follow guided self-scheduling (Polychronopoulos & Kuck,
+//! 1987): each batch takes about `remaining / (2 × workers)` seconds of
+//! work, at least one unit. Early batches are large, so few executions pay
+//! the per-batch start-up (source, setup, the runner's own start); the last
+//! ones are single units, so the workers finish close together.
+
+use super::{Plan, ShardPlan, WorkUnit};
+
+/// Most batches one run is cut into: every batch is a shard record and a
+/// queue message, and past this many the start-up cost dominates.
+pub const MAX_BATCHES: u32 = 10_000;
+
+/// Re-cuts a packed plan's units into queue batches for `workers`
+/// executors. The units (whole files and test groups) and their estimates
+/// are the packed plan's; only their grouping and order change. Batch 0 is
+/// the first to be taken.
+pub fn queue_plan(packed: Plan, workers: u32, max_batches: u32) -> Plan {
+    let workers = workers.max(1);
+    let max_batches = max_batches.clamp(1, MAX_BATCHES) as usize;
+    let mut units: Vec<WorkUnit> = packed.shards.into_iter().flat_map(|s| s.units).collect();
+    // Slowest first; ties by path, then the packed order (a stable sort),
+    // so the same inputs give the same batches.
+    units.sort_by(|a, b| {
+        b.estimated_secs()
+            .total_cmp(&a.estimated_secs())
+            .then_with(|| a.path().cmp(b.path()))
+    });
+    let total: f64 = units.iter().map(WorkUnit::estimated_secs).sum();
+    let largest = units.first().map(WorkUnit::estimated_secs).unwrap_or(0.0);
+
+    let mut batches: Vec<ShardPlan> = Vec::new();
+    let mut remaining = total;
+    let mut units = units.into_iter().peekable();
+    while units.peek().is_some() {
+        let last = batches.len() + 1 == max_batches;
+        let target = remaining / (2.0 * f64::from(workers));
+        let mut batch = Vec::new();
+        let mut secs = 0.0;
+        while let Some(unit) = units.next_if(|_| last || batch.is_empty() || secs < target) {
+            secs += unit.estimated_secs();
+            batch.push(unit);
+        }
+        remaining -= secs;
+        batches.push(ShardPlan {
+            index: batches.len() as u32,
+            units: batch,
+            estimated_secs: secs,
+        });
+    }
+
+    let makespan = list_schedule(&batches, workers);
+    let mut notes = packed.notes;
+    notes.push(format!(
+        "queue mode: {} batches, slowest first, taken by {workers} workers as they finish",
+        batches.len()
+    ));
+    Plan {
+        shards: batches,
+        estimated_makespan_secs: makespan,
+        lower_bound_secs: (total / f64::from(workers)).max(largest),
+        total_secs: total,
+        notes,
+        ..packed
+    }
+}
+
+/// The predicted wall time when each batch, in order, goes to the worker
+/// that is free first.
+fn list_schedule(batches: &[ShardPlan], workers: u32) -> f64 {
+    let mut free_at = vec![0.0f64; workers as usize];
+    for batch in batches {
+        let first = free_at
+            .iter_mut()
+            .min_by(|a, b| a.total_cmp(b))
+            .expect("at least one worker");
+        *first += batch.estimated_secs;
+    }
+    free_at.into_iter().fold(0.0, f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::plan::{PlanRequest, ShardTarget, Timings, plan};
+
+    fn packed(secs: &[f64], workers: u32) -> Plan {
+        let files: Vec<String> = (0..secs.len()).map(|i| format!("f{i:02}")).collect();
+        let mut t = Timings::new();
+        for (f, s) in files.iter().zip(secs) {
+            t.insert_file(f, *s);
+        }
+        plan(&PlanRequest {
+            files: &files,
+            timings: &t,
+            target: ShardTarget::Count(workers),
+            split_by_test: false,
+            max_shards: 1000,
+            keep_with_file: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn batches_shrink_slowest_first_and_hold_every_unit_once() {
+        let secs: Vec<f64> = (0..40).map(|i| 1.0 + (i % 7) as f64).collect();
+        let q = queue_plan(packed(&secs, 4), 4, MAX_BATCHES);
+        let mut paths: Vec<&str> = q.shards.iter().flat_map(|s| s.files()).collect();
+        assert_eq!(paths.len(), 40);
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), 40, "each unit in exactly one batch");
+        let sizes: Vec<f64> = q.shards.iter().map(|s| s.estimated_secs).collect();
+        assert!(sizes.len() > 4, "more batches than workers: {sizes:?}");
+        assert!(
+            sizes.first() > sizes.last(),
+            "large first, small last: {sizes:?}"
+        );
+        let units: Vec<f64> = q
+            .shards
+            .iter()
+            .flat_map(|s| &s.units)
+            .map(WorkUnit::estimated_secs)
+            .collect();
+        assert!(units.windows(2).all(|w| w[0] >= w[1]), "slowest first");
+        assert!((q.total_secs - secs.iter().sum::<f64>()).abs() < 1e-9);
+        assert!(q.estimated_makespan_secs >= q.lower_bound_secs);
+        assert!(q.notes.iter().any(|n| n.starts_with("queue mode")));
+    }
+
+    #[test]
+    fn the_batch_cap_puts_the_rest_in_the_last_batch() {
+        let q = queue_plan(packed(&[1.0; 30], 3), 3, 2);
+        assert_eq!(q.shards.len(), 2);
+        assert_eq!(q.shards.iter().map(|s| s.units.len()).sum::<usize>(), 30);
+        assert_eq!(q.shards[1].index, 1);
+    }
+}
