@@ -5,10 +5,12 @@
 //! the last batch, not a whole shard.
 //!
 //! Batch sizes follow guided self-scheduling (Polychronopoulos & Kuck,
-//! 1987): each batch takes about `remaining / (2 × workers)` seconds of
-//! work, at least one unit. Early batches are large, so few executions pay
-//! the per-batch start-up (source, setup, the runner's own start); the last
-//! ones are single units, so the workers finish close together.
+//! 1987): each batch takes about `remaining / workers` seconds of work, at
+//! least one unit. Early batches are large, so few executions pay the
+//! per-batch start-up (source, setup, the runner's own start: measured at
+//! 0.3–0.5 s per batch on a loaded 2-core machine, which made the halved
+//! `remaining / (2 × workers)` variant slower, docs/benchmarks.md); the
+//! last ones are single units, so the workers finish close together.
 
 use super::{Plan, ShardPlan, WorkUnit};
 
@@ -39,7 +41,7 @@ pub fn queue_plan(packed: Plan, workers: u32, max_batches: u32) -> Plan {
     let mut units = units.into_iter().peekable();
     while units.peek().is_some() {
         let last = batches.len() + 1 == max_batches;
-        let target = remaining / (2.0 * f64::from(workers));
+        let target = remaining / f64::from(workers);
         let mut batch = Vec::new();
         let mut secs = 0.0;
         while let Some(unit) = units.next_if(|_| last || batch.is_empty() || secs < target) {

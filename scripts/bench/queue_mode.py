@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Queue mode against the static plan (scripts/bench/queue-mode.sh).
+
+The suite: 96 files of one test each whose durations are drawn from a
+seeded log-normal (a few slow files, many fast ones), run by the fake runner
+(shared/tests/fixtures/fake-suite/runner.py), whose `hang` test sleeps its
+stated seconds: the work is real wall time, not CPU, so 8 workers on a small
+machine measure scheduling, not contention.
+
+Scenarios, each at 8 workers (`shards = 8`, `--jobs 8`):
+  (a) no timing history: the static plan can only split the files evenly
+      by count;
+  (b) a history recorded from one run, then every file's duration changed
+      by a seeded factor in [0.5, 1.5]: the static plan balances stale times.
+
+For each: the execution makespan (first shard start to last shard end) and
+its ratio to the ideal, the total actual work ÷ 8. Totals are checked.
+"""
+import argparse
+import json
+import os
+import pathlib
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+
+WORKERS = 8
+FILES = 96
+
+
+def durations(seed: int) -> list:
+    rng = random.Random(seed)
+    return [round(min(3.0, rng.lognormvariate(-0.9, 0.8)), 2) for _ in range(FILES)]
+
+
+def write_suite(tree: pathlib.Path, runner: pathlib.Path, secs: list, mode: str) -> None:
+    (tree / "tests").mkdir(parents=True, exist_ok=True)
+    shutil.copy(runner, tree / "runner.py")
+    (tree / "testexec.toml").write_text(
+        "[suites.bench]\n"
+        'command = ["python3", "runner.py", "{junit}", "{files}", "--", "{tests}"]\n'
+        'files = ["tests/*.txt"]\n'
+        f"shards = {WORKERS}\nmode = \"{mode}\"\ntimeout_seconds = 600\n"
+        "[flaky]\nnew_test_runs = 0\n"
+    )
+    for i, s in enumerate(secs):
+        (tree / "tests" / f"t{i:02}.txt").write_text(f"t{i} hang {s}\n")
+
+
+def run(bin_: str, tree: pathlib.Path, state: pathlib.Path) -> dict:
+    out = subprocess.run(
+        [bin_, "run", "--json", "--jobs", str(WORKERS), "--state-dir", str(state), str(tree)],
+        capture_output=True, text=True, check=False,
+    )
+    try:
+        return json.loads(out.stdout)
+    except json.JSONDecodeError:
+        sys.exit(f"testexec run failed ({out.returncode}): {out.stderr[-2000:]}")
+
+
+def makespan(out: dict) -> float:
+    shards = out["shards"]
+    return (max(s["finished_ms"] for s in shards) - min(s["started_ms"] for s in shards)) / 1000
+
+
+def scenario(args, name: str, mode: str, history: bool, seed: int) -> dict:
+    base = pathlib.Path(args.work) / f"{name}-{mode}-{seed}"
+    shutil.rmtree(base, ignore_errors=True)
+    tree, state = base / "tree", base / "state"
+    secs = durations(seed)
+    if history:
+        write_suite(tree, args.runner, secs, mode)
+        run(args.bin, tree, state)  # records the history
+        rng = random.Random(seed + 1000)
+        secs = [round(s * rng.uniform(0.5, 1.5), 2) for s in secs]
+    write_suite(tree, args.runner, secs, mode)
+    out = run(args.bin, tree, state)
+    assert out["run"]["counts"]["passed"] == FILES, out["run"]["counts"]
+    ideal = sum(secs) / WORKERS
+    m = makespan(out)
+    return {"makespan": m, "ideal": ideal, "ratio": m / ideal, "batches": len(out["shards"])}
+
+
+def fmt(values) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--bin", required=True)
+    p.add_argument("--runner", required=True)
+    p.add_argument("--work", required=True)
+    p.add_argument("--seeds", type=int, default=3)
+    args = p.parse_args()
+    print(f"load before: {os.getloadavg()[0]:.2f}; {FILES} files, {WORKERS} workers, seeds 1..{args.seeds}; binary {args.bin}")
+    print("| scenario | mode | shards or batches | makespan s (per seed) | ideal s | makespan ÷ ideal (median) |")
+    print("|---|---|---|---|---|---|")
+    for name, history in (("(a) no history", False), ("(b) history, ±50 % per file", True)):
+        for mode in ("static", "queue"):
+            rs = [scenario(args, name.split()[0].strip("()"), mode, history, seed) for seed in range(1, args.seeds + 1)]
+            print(
+                f"| {name} | {mode} | {', '.join(str(r['batches']) for r in rs)} "
+                f"| {fmt(r['makespan'] for r in rs)} "
+                f"| {fmt(r['ideal'] for r in rs)} "
+                f"| **{statistics.median(r['ratio'] for r in rs):.2f}** |"
+            )
+    print(f"load after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
