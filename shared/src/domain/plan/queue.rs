@@ -7,10 +7,10 @@
 //! Batch sizes follow guided self-scheduling (Polychronopoulos & Kuck,
 //! 1987): each batch takes about `remaining / workers` seconds of work, at
 //! least one unit. Early batches are large, so few executions pay the
-//! per-batch start-up (source, setup, the runner's own start: measured at
-//! 0.3–0.5 s per batch on a loaded 2-core machine, which made the halved
-//! `remaining / (2 × workers)` variant slower, docs/benchmarks.md); the
-//! last ones are single units, so the workers finish close together.
+//! per-batch start-up (source, setup, the runner's own start; the halved
+//! `remaining / (2 × workers)` variant paid it so often that it was slower,
+//! docs/benchmarks.md); the last ones are single units, so the workers
+//! finish close together.
 
 use super::{Plan, ShardPlan, WorkUnit};
 
