@@ -19,9 +19,11 @@ use testexec::testkit::emulators;
 
 /// The first suite header of each example, in page order, and the test that
 /// runs it.
-const COVERED: [(&str, &str); 7] = [
+const COVERED: [(&str, &str); 9] = [
     ("unit", "the_opening_pytest_example_runs"),
     ("integration", "the_auto_shards_example_runs"),
+    ("unit", "the_split_by_test_example_runs"),
+    ("unit", "the_queue_mode_example_runs"),
     ("unit", "the_files_and_tests_example_runs"),
     ("web", "the_jest_example_runs"),
     ("rust", "the_cargo_nextest_example_runs"),
@@ -317,6 +319,71 @@ fn the_auto_shards_example_runs() {
     run_both_ways(&tools, &repo, "integration", 5, 1);
 }
 
+/// `split_by_test`: the first run records per-test times; the second
+/// splits the long file (12 tests, beside a 1-test file, at 8 shards) into
+/// groups of node ids plus the rest of the file with `--deselect`. Names
+/// that others extend (`test_0_1` → `test_0_10`) stay with the rest.
+#[test]
+fn the_split_by_test_example_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(tools) = python(tmp.path()) else {
+        return;
+    };
+    let mut files = python_package();
+    files.push(("tests/test_big.py", pytest_file(0, 12)));
+    files.push(("tests/test_small.py", pytest_file(1, 1)));
+    let repo = repo(tmp.path(), &block(2), &as_refs(&files));
+    let state = tmp.path().join("state");
+    let first = run(&tools, &repo, None, "unit", &state);
+    assert_eq!(first["run"]["counts"]["passed"], 13, "{first:#}");
+    assert_eq!(first["shards"].as_array().map(Vec::len), Some(2));
+    let second = run(&tools, &repo, None, "unit", &state);
+    assert_eq!(second["run"]["status"], "passed", "{second:#}");
+    assert_eq!(
+        second["run"]["counts"]["tests"], 13,
+        "every test once: {second:#}"
+    );
+    assert_eq!(second["run"]["counts"]["passed"], 13);
+    let groups: Vec<&Value> = second["plan"]["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["units"].as_array().unwrap())
+        .filter(|u| u["kind"] == "tests")
+        .collect();
+    assert!(groups.len() >= 2, "the long file is split: {second:#}");
+    let listed: Vec<&str> = groups
+        .iter()
+        .flat_map(|g| g["tests"].as_array().unwrap())
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(!listed.contains(&"tests.test_big::test_0_1"), "{listed:?}");
+}
+
+/// `mode = "queue"`: six files for up to 8 workers, with no history, are
+/// six one-file batches.
+#[test]
+fn the_queue_mode_example_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(tools) = python(tmp.path()) else {
+        return;
+    };
+    let mut files = python_package();
+    let names = [
+        "tests/test_0.py",
+        "tests/test_1.py",
+        "tests/test_2.py",
+        "tests/test_3.py",
+        "tests/test_4.py",
+        "tests/test_5.py",
+    ];
+    for (n, name) in names.into_iter().enumerate() {
+        files.push((name, pytest_file(n, 2)));
+    }
+    let repo = repo(tmp.path(), &block(3), &as_refs(&files));
+    run_both_ways(&tools, &repo, "unit", 12, 6);
+}
+
 #[test]
 fn the_files_and_tests_example_runs() {
     let tmp = tempfile::tempdir().unwrap();
@@ -342,7 +409,7 @@ fn the_files_and_tests_example_runs() {
         "tests/e2e/test_browser.py",
         "def test_e2e():\n    assert False\n".into(),
     ));
-    let repo = repo(tmp.path(), &block(2), &as_refs(&files));
+    let repo = repo(tmp.path(), &block(4), &as_refs(&files));
     run_both_ways(&tools, &repo, "unit", 6, 4);
 
     // `api` has no `files` and no setup: on a first run its `{tests}` is
@@ -352,7 +419,7 @@ fn the_files_and_tests_example_runs() {
     std::fs::create_dir_all(&api).unwrap();
     let api_repo = repo_at(
         &api,
-        &block(2),
+        &block(4),
         &[
             ("tests/test_a.py", &plain_pytest_file(0, 3)),
             ("tests/sub/test_b.py", &plain_pytest_file(1, 2)),
@@ -385,7 +452,7 @@ fn the_jest_example_runs() {
         ("src/nested/diff.test.ts", jest_file("diff", 2)),
         ("src/view.test.tsx", jest_file("view", 1)),
     ];
-    let repo = repo(tmp.path(), &block(3), &as_refs(&files));
+    let repo = repo(tmp.path(), &block(5), &as_refs(&files));
     let tools = Tools::system(vec![
         ("npm_config_offline", "true".into()),
         (
@@ -438,7 +505,7 @@ fn the_cargo_nextest_example_runs() {
             "[profile.ci.junit]\npath = \"junit.xml\"\n".into(),
         ),
     ];
-    let repo = repo(tmp.path(), &block(4), &as_refs(&files));
+    let repo = repo(tmp.path(), &block(6), &as_refs(&files));
     // Each shard builds in its own scratch copy, as on a CI machine.
     run_both_ways(&Tools::system(Vec::new()), &repo, "rust", 4, 1);
 }
@@ -467,7 +534,7 @@ fn the_go_examples_run() {
         ),
         ("cmd/tool/main.go", "package main\n\nfunc main() {}\n".into()),
     ];
-    let repo = repo(tmp.path(), &block(5), &as_refs(&files));
+    let repo = repo(tmp.path(), &block(7), &as_refs(&files));
     let home = tmp.path().join("gohome");
     let tools = Tools::system(vec![
         // No module downloads: the example module has no dependencies.
@@ -506,7 +573,7 @@ fn the_maven_example_runs() {
         ("src/test/java/com/acme/FooTest.java", junit_class("FooTest", 3)),
         ("src/test/java/com/acme/BarTest.java", junit_class("BarTest", 2)),
     ];
-    let repo = repo(tmp.path(), &block(6), &as_refs(&files));
+    let repo = repo(tmp.path(), &block(8), &as_refs(&files));
     run_both_ways(&Tools::system(Vec::new()), &repo, "java", 5, 1);
 }
 
