@@ -794,6 +794,8 @@ pub async fn history_round_trips_by_scope<S: RunStore + ?Sized>(store: &S) {
         since_ms: now - 3,
         clean_passes: 2,
     });
+    // The file names the test's owners on the per-test page.
+    a.file = Some("tests/test_a.py".into());
     let written = vec![a.clone(), sample_history(&long, 3, now)];
     store.save_history(&scope, &written).await.expect("save");
     store
