@@ -19,6 +19,8 @@ use testexec::hosts::http::{self, FrontDoor, FrontDoorConfig, ListenOptions};
 use testexec::hosts::lambda::{Function, Host};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod pages;
+
 const SECRET: &str = "It's a Secret to Everybody";
 const TOKEN: &str = "front-door-test-token-0123456789";
 
@@ -177,9 +179,16 @@ fn v2_event(r: &Req) -> Value {
         "fixtures/aws/lambda_http-apigw_v2_proxy_request.json",
     ))
     .unwrap();
-    event["rawPath"] = json!(r.path);
+    // The sample carries query parameters of its own; the request's replace them.
+    let (path, query) = r.path.split_once('?').unwrap_or((&r.path, ""));
+    event["rawPath"] = json!(path);
+    event["rawQueryString"] = json!(query);
+    event
+        .as_object_mut()
+        .unwrap()
+        .remove("queryStringParameters");
     event["requestContext"]["http"]["method"] = json!(r.method);
-    event["requestContext"]["http"]["path"] = json!(r.path);
+    event["requestContext"]["http"]["path"] = json!(path);
     let headers = event["headers"].as_object_mut().unwrap();
     headers.retain(|k, _| k != "content-type");
     for (k, v) in &r.headers {
