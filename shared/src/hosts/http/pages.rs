@@ -32,6 +32,14 @@ pub(crate) async fn list_runs(
     State(door): State<FrontDoor>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<axum::Json<RunPage>, ApiError> {
+    Ok(axum::Json(runs_of(&door, query).await?.1))
+}
+
+/// The page of runs a request's query asks for, and the query.
+async fn runs_of(
+    door: &FrontDoor,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<(RunQuery, RunPage), ApiError> {
     let query = run_query(query)?;
     let page = door
         .ports
@@ -39,7 +47,7 @@ pub(crate) async fn list_runs(
         .list_runs_page(&query)
         .await
         .map_err(internal)?;
-    Ok(axum::Json(page))
+    Ok((query, page))
 }
 
 pub(crate) async fn get_run(
@@ -356,13 +364,7 @@ pub(crate) async fn runs_page(
     State(door): State<FrontDoor>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Html<String>, ApiError> {
-    let query = run_query(query)?;
-    let page = door
-        .ports
-        .store
-        .list_runs_page(&query)
-        .await
-        .map_err(internal)?;
+    let (query, page) = runs_of(&door, query).await?;
     let now = door.ports.clock.now_ms();
     let refresh = page
         .runs

@@ -234,8 +234,6 @@ async fn bad_list_parameters_are_a_400_naming_the_parameter() {
 async fn a_webhook_run_shows_who_sent_it_and_which_delivery() {
     let f = fixture(true);
     let addr = f.serve(ListenOptions::default()).await;
-    let auth = format!("Bearer {TOKEN}");
-    let json_ct = ("content-type", "application/json");
     let push = workspace_file("fixtures/github/octokit-push-with-new-branch.payload.json");
     let payload: Value = serde_json::from_slice(&push).unwrap();
     let sender = payload["sender"]["login"].as_str().unwrap();
@@ -244,19 +242,7 @@ async fn a_webhook_run_shows_who_sent_it_and_which_delivery() {
     let run_id = answer["run_id"].as_str().unwrap().to_string();
     // The trigger runs it; with no GitHub source configured the run is
     // recorded as errored, carrying the request's origin.
-    for job in f.queued_jobs().await {
-        let (status, answer) = over_tcp(
-            addr,
-            &req(
-                "POST",
-                "/queues/trigger",
-                &[("authorization", &auth), json_ct],
-                &serde_json::to_vec(&job).unwrap(),
-            ),
-        )
-        .await;
-        assert_eq!(status, 204, "{answer}");
-    }
+    f.push_queued_trigger_jobs(addr).await;
     let (_, list) = get(addr, "/runs").await;
     let run = &list["runs"][0];
     assert_eq!(run["id"], run_id.as_str(), "{list}");
