@@ -24,6 +24,7 @@ use super::state::FrontDoor;
 use crate::app::handlers::history::load_context;
 use crate::domain::history::HistoryScope;
 use crate::domain::history::summary::{TestSummary, sort_flakiest, sort_slowest};
+use crate::domain::history::triage::QuarantineReason;
 use crate::domain::model::{Outcome, Run, RunId, RunStatus};
 use crate::errors::StoreError;
 
@@ -161,6 +162,15 @@ fn strip(recent: &str) -> maud::Markup {
     }
 }
 
+/// `manual`, `auto` or `-`.
+fn quarantine_label(q: Option<QuarantineReason>) -> &'static str {
+    match q {
+        Some(QuarantineReason::Manual) => "manual",
+        Some(QuarantineReason::Auto) => "auto",
+        None => "-",
+    }
+}
+
 fn secs(s: f64) -> String {
     format!("{s:.2}s")
 }
@@ -200,7 +210,7 @@ pub(crate) async fn tests_page(State(door): State<FrontDoor>) -> Result<Html<Str
                                     tr data-testid="flaky-row" data-class=(t.class.as_str()) {
                                         td { a href=(test_href(&s.repo, &s.suite, &t.id)) data-testid="test-link" { (t.id) } }
                                         td { (t.class.as_str()) }
-                                        td { (t.quarantined.map_or("-", |q| if matches!(q, crate::domain::history::triage::QuarantineReason::Manual) { "manual" } else { "auto" })) }
+                                        td { (quarantine_label(t.quarantined)) }
                                         td { (t.failures) "/" (t.runs) }
                                         td { (strip(&t.recent)) }
                                     }
@@ -382,7 +392,7 @@ pub(crate) async fn test_json(
     }
 }
 
-const TEST_STYLE: &str = "body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}.muted{color:#777}.strip{display:flex;gap:2px;margin:.5em 0 1em}.strip a{display:block;width:14px;height:22px;border-radius:2px}.c-P{background:#1a7f37}.c-F{background:#cf222e}.c-M{background:#d4a72c}.c-S{background:#bbb}svg{border-bottom:1px solid #ddd}polyline{fill:none;stroke:#0969da;stroke-width:1.5}";
+const TEST_STYLE: &str = "body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}.muted{color:#777}.strip{display:flex;gap:2px;margin:.5em 0 1em}.strip a{display:block;width:14px;height:22px;border-radius:2px}.c-P{background:#1a7f37}.c-F{background:#cf222e}.c-M{background:#d4a72c}.c-S{background:#bbb}svg{border-bottom:1px solid #ddd}polyline{fill:none;stroke:#0969da;stroke-width:1.5}circle{fill:#0969da}";
 
 /// A run id from history, as a link target when it is one of ours.
 fn run_link(run: &str) -> Option<String> {
@@ -402,23 +412,29 @@ fn sparkline(durations: &[f64]) -> maud::Markup {
     } else {
         0.0
     };
-    let points: Vec<String> = durations
+    let xy: Vec<(f64, f64)> = durations
         .iter()
         .enumerate()
         .map(|(i, d)| {
             let y = if max > 0.0 {
-                H - 2.0 - d / max * (H - 4.0)
+                H - 3.0 - d / max * (H - 6.0)
             } else {
-                H - 2.0
+                H - 3.0
             };
-            format!("{:.1},{:.1}", i as f64 * step, y)
+            (i as f64 * step, y)
         })
         .collect();
+    let points: Vec<String> = xy.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
     html! {
-        svg data-testid="duration-trend" xmlns="http://www.w3.org/2000/svg" width=(W) height=(H) viewBox={ "0 0 " (W) " " (H) } role="img" {
-            title { "durations of the last " (durations.len()) " results, slowest " (format!("{max:.2}")) "s" }
+        svg data-testid="duration-trend" xmlns="http://www.w3.org/2000/svg" width=(W) height=(H) viewBox={ "-3 0 " (W + 6.0) " " (H) } role="img" {
+            title { "durations of the last " (durations.len()) " results, slowest " (secs(max)) }
             polyline points=(points.join(" ")) {}
+            // The latest result, so that a single one shows too.
+            @if let Some((x, y)) = xy.last() {
+                circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="2.5" {}
+            }
         }
+        span class="muted" { " slowest " (secs(max)) @if let Some(last) = durations.last() { " · latest " (secs(*last)) } }
     }
 }
 
@@ -458,7 +474,7 @@ pub(crate) async fn test_page(
                 p { "suite " b { (view.suite) } " · " (view.repo) " · " a href="/tests" { "tests dashboard" } " · " a href=(api) { "JSON" } }
                 table {
                     tr { th { "class" } td data-testid="test-class" { (t.class.as_str()) } }
-                    tr { th { "quarantine" } td { (t.quarantined.map_or("-", |q| if matches!(q, crate::domain::history::triage::QuarantineReason::Manual) { "manual" } else { "auto" })) } }
+                    tr { th { "quarantine" } td { (quarantine_label(t.quarantined)) } }
                     tr { th { "failures" } td { span data-testid="test-failures" { (t.failures) } " of " span data-testid="test-runs" { (t.runs) } " runs" } }
                     tr { th { "mean duration" } td { (secs(t.mean_secs)) } }
                     tr { th { "file" } td { (view.file.as_deref().unwrap_or("-")) } }
