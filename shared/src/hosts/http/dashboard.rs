@@ -303,6 +303,8 @@ pub(crate) struct TestView {
 /// Why there is no page: the status and the message (with a hint).
 struct Missing(u16, String);
 
+/// One test's view from the query `?repo=&suite=&test=`: a 400 for a
+/// missing or bad parameter, `Missing` when the store has no such record.
 async fn test_view(
     door: &FrontDoor,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
