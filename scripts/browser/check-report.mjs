@@ -5,13 +5,15 @@
 //   - no console messages of type "error", no uncaught page errors, no failed
 //     requests and no HTTP error responses (the page itself or anything it loads);
 //   - reads what the page shows: the report totals (data-testid="total-*",
-//     run id/status, shard and test counts) or the run-list rows;
+//     run id/status, shard and test counts), the run-list rows (started,
+//     duration, trigger, commit, branch, progress) or a test's page (its
+//     outcome strip, class, owners and duration trend);
 //   - on a report, drives the test filter (text box and outcome select) and
 //     checks the visible rows and the "N shown" counter follow it, so the
 //     page's script really runs.
 //
 // Usage: node scripts/browser/check-report.mjs URL...
-// Prints one JSON line per URL: {url, title, errors, totals, runs?, filter?}.
+// Prints one JSON line per URL: {url, title, errors, totals, runs?, test?, filter?}.
 // Exit status: 0 no errors on any page, 1 errors, 2 usage or launch failure.
 //
 // Environment:
@@ -107,20 +109,57 @@ async function readTotals(page) {
   return totals;
 }
 
-// The `serve` run list: one row per run.
+// The `serve` run list: one row per run, with what each cell shows.
 async function readRunRows(page) {
   return page.$$eval('[data-testid="run-row"]', (rows) =>
     rows.map((row) => {
-      const tests = row.querySelector('[data-testid="run-tests"]');
+      const text = (id) => {
+        const el = row.querySelector(`[data-testid="${id}"]`);
+        return el ? el.textContent.trim() : null;
+      };
+      const tests = text("run-tests");
+      const started = row.querySelector('[data-testid="run-started"]');
       return {
         run_id: row.cells[0] ? row.cells[0].textContent.trim() : null,
         status: row.getAttribute("data-status"),
-        tests: tests && /^\d+$/.test(tests.textContent.trim())
-          ? Number(tests.textContent.trim())
-          : null,
+        tests: tests !== null && /^\d+$/.test(tests) ? Number(tests) : null,
+        started: started ? started.getAttribute("datetime") : null,
+        duration: text("run-duration"),
+        trigger: text("run-trigger"),
+        sender: text("run-sender"),
+        delivery: text("run-delivery"),
+        commit: text("run-commit"),
+        branch: text("run-branch"),
+        suite: text("run-suite"),
+        progress: text("run-progress"),
       };
     }),
   );
+}
+
+// A test's page (`serve`'s /test): its strip of results, class, owners and
+// the duration trend as drawn (the polyline's points).
+async function readTestPage(page) {
+  if ((await page.locator('[data-testid="outcome-strip"]').count()) === 0) return undefined;
+  return page.evaluate(() => {
+    const text = (id) => {
+      const el = document.querySelector(`[data-testid="${id}"]`);
+      return el ? el.textContent.trim() : null;
+    };
+    const cells = Array.from(document.querySelectorAll('[data-testid="strip-cell"]'));
+    const line = document.querySelector('[data-testid="duration-trend"] polyline');
+    return {
+      id: text("test-id"),
+      class: text("test-class"),
+      owners: text("test-owners"),
+      strip: cells.map((c) => c.getAttribute("data-result")).join(""),
+      // Each cell is drawn (a box a user can see and hover) and says what it is.
+      cells_visible: cells.filter((c) => c.offsetWidth > 0 && c.offsetHeight > 0).length,
+      cells_titled: cells.filter((c) => (c.getAttribute("title") || "").includes(c.getAttribute("data-run"))).length,
+      trend_points: line ? line.getAttribute("points").trim().split(/\s+/).length : 0,
+      history_rows: document.querySelectorAll('[data-testid="history-row"]').length,
+    };
+  });
 }
 
 // State of the all-tests table as a user sees it.
@@ -205,6 +244,13 @@ async function checkPage(context, url) {
     }
   });
   page.on("pageerror", (err) => errors.push(`page error: ${err.message}`));
+  // A CSP violation is reported as a console error too; this names the
+  // directive even when Chromium words the message differently.
+  await page.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"}`);
+    });
+  });
   page.on("requestfailed", (req) => {
     errors.push(`request failed: ${req.url()} (${req.failure() ? req.failure().errorText : "?"})`);
   });
@@ -222,6 +268,8 @@ async function checkPage(context, url) {
     if (runs.length > 0 || (url.startsWith("http") && new URL(url).pathname === "/")) {
       result.runs = runs;
     }
+    const test = await readTestPage(page);
+    if (test) result.test = test;
     const filter = await exerciseFilter(page, errors);
     if (filter) result.filter = filter;
     // Late errors from anything the page scheduled.

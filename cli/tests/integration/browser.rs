@@ -404,10 +404,21 @@ fn report_and_serve_pages_show_the_run_without_browser_errors() {
     wait_healthy(&mut server, port, &log_path);
 
     let base = format!("http://127.0.0.1:{port}");
+    // A test's page, by the link the dashboard gives (the first test of
+    // its tables), and that test's data from the JSON behind the page.
+    let dashboard_html = http_get(port, "/tests").expect("GET /tests");
+    let test_link = dashboard_html
+        .split("href=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].replace("&amp;", "&"))
+        .find(|href| href.starts_with("/test?"))
+        .unwrap_or_else(|| panic!("no link to a test's page on /tests:\n{dashboard_html}"));
     let urls = [
         format!("{base}/"),
         format!("{base}/runs/{}/report", run.id),
         format!("{base}/tests"),
+        format!("{base}/?status={}&suite=demo", run.status),
+        format!("{base}{test_link}"),
     ];
     let pages = check_pages(&env, &urls);
 
@@ -420,7 +431,55 @@ fn report_and_serve_pages_show_the_run_without_browser_errors() {
     assert_eq!(row["tests"].as_u64(), Some(count(c, "tests")), "row {row}");
     assert_eq!(row["status"], run.status.as_str(), "row {row}");
     assert_eq!(rows.len(), 1, "one run listed: {rows:?}");
+    // When it started, how long it took and what started it (a local
+    // run: no commit, branch or sender).
+    let started = row["started"].as_str().expect("a start time");
+    assert!(started.len() == 20 && started.ends_with('Z'), "row {row}");
+    let duration = row["duration"].as_str().unwrap_or_default();
+    assert!(!duration.is_empty() && duration != "-", "row {row}");
+    assert_eq!(row["trigger"], "local", "row {row}");
+    assert_eq!(row["sender"], Value::Null, "row {row}");
+    assert_eq!(row["suite"], "demo", "row {row}");
+    assert_eq!(row["progress"], Value::Null, "a finished run: {row}");
     println!("run list: {list}");
+
+    // Filtered by the run's status and suite: the same one row.
+    let filtered = pages[3]["runs"].as_array().expect("run rows");
+    assert_eq!(filtered.len(), 1, "{filtered:?}");
+    assert_eq!(filtered[0]["run_id"], run.id.as_str());
+
+    // The test's page shows what its JSON says: one result per kept run
+    // (a strip cell, a trend point, a history row), its class.
+    let api =
+        http_get(port, &test_link.replacen("/test?", "/api/test?", 1)).expect("GET /api/test");
+    let (head, body) = api.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let view: Value = serde_json::from_str(body).expect("JSON from /api/test");
+    let results: String = view["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|r| r["result"].as_str().expect("result letter"))
+        .collect();
+    let shown = &pages[4]["test"];
+    assert_eq!(shown["strip"], results.as_str(), "{shown} vs {view}");
+    let n = results.len() as u64;
+    assert!(n >= 1, "{view}");
+    for key in [
+        "cells_visible",
+        "cells_titled",
+        "trend_points",
+        "history_rows",
+    ] {
+        assert_eq!(
+            shown[key].as_u64(),
+            Some(n),
+            "`{key}` on the test page: {shown}"
+        );
+    }
+    assert_eq!(shown["class"], view["class"], "{shown}");
+    assert_eq!(shown["id"], view["id"], "{shown}");
+    println!("test page: {}", pages[4]);
 
     assert_report_page(&pages[1], &run);
     println!("served report: {}", pages[1]);

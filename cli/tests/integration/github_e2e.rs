@@ -319,9 +319,16 @@ async fn signed_push_runs_and_completes_a_check_run_with_annotations() {
         .await
         .unwrap();
     assert_eq!(
-        runs.as_array().map(Vec::len),
+        runs["runs"].as_array().map(Vec::len),
         Some(1),
         "one run for two deliveries: {runs:#}"
+    );
+    // The audit trail: who pushed, and which delivery started the run.
+    assert_eq!(runs["runs"][0]["origin"]["delivery"], delivery, "{runs:#}");
+    let sent: Value = serde_json::from_str(&push).unwrap();
+    assert_eq!(
+        runs["runs"][0]["origin"]["sender"], sent["sender"]["login"],
+        "{runs:#}"
     );
     let ghost = http
         .get(format!("{}/runs/{redelivered}", serve.url))

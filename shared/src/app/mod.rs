@@ -6,6 +6,7 @@
 //! - [`messages`]: the queue messages between handlers, and blob keys.
 //! - [`metrics`]: what the handlers and hosts count, through one facade.
 //! - [`handlers`]: trigger, execute, collect, report, sweep.
+//! - [`run_list`]: one page of the run list (filters, cursor, bounded read).
 //! - [`pipeline`]: the handlers pumped by in-process workers over any
 //!   backend set (`testexec run`, `serve`, a polling worker).
 
@@ -15,3 +16,4 @@ pub mod messages;
 pub mod metrics;
 pub mod pipeline;
 pub mod ports;
+pub mod run_list;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::app::messages::QueueName;
+use crate::app::run_list::{RunPage, RunQuery};
 use crate::domain::history::{HistoryScope, TestHistory};
 use crate::domain::model::{
     Counts, Run, RunId, RunStatus, ShardId, ShardRecord, ShardStatus, SourceRef,
@@ -90,6 +91,31 @@ pub trait RunStore: Send + Sync {
 
     /// Newest first, at most `limit`.
     async fn list_runs(&self, limit: usize) -> Result<Vec<Run>, StoreError>;
+
+    /// One page of the run list (`GET /runs`, the runs page): the runs
+    /// matching `query`'s filters, newest first, after its cursor.
+    ///
+    /// This default pages within the newest runs, as `list_runs` gives
+    /// them: it reads a page and one more, and reads 4 times as many while
+    /// the page is not complete (filters, a cursor further down), up to
+    /// [`MAX_SCAN`](crate::app::run_list::MAX_SCAN) runs; `truncated` says
+    /// when older runs were out of reach. The plain first page costs what
+    /// `list_runs(limit + 1)` costs (on Firestore a read per run's shards).
+    /// A store that can start at the cursor itself (SQLite) overrides it,
+    /// with the same filter code (`RunPage::collect`).
+    async fn list_runs_page(&self, query: &RunQuery) -> Result<RunPage, StoreError> {
+        use crate::app::run_list::{MAX_PAGE, MAX_SCAN};
+        let mut window = (query.limit.clamp(1, MAX_PAGE) + 1).min(MAX_SCAN);
+        loop {
+            let newest = self.list_runs(window).await?;
+            let exhaustive = newest.len() < window;
+            let page = RunPage::collect(newest.into_iter().map(Ok), query, exhaustive)?;
+            if page.next.is_some() || !page.truncated || window == MAX_SCAN {
+                return Ok(page);
+            }
+            window = (window * 4).min(MAX_SCAN);
+        }
+    }
 
     /// All shards of a run, by index.
     async fn list_shards(&self, id: RunId) -> Result<Vec<ShardRecord>, StoreError>;

@@ -341,7 +341,25 @@ pub enum Origin {
         installation_id: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         check_run_id: Option<u64>,
+        /// Who caused the delivery (`sender.login`): with `delivery`, the
+        /// audit trail the runs page shows. Absent on runs recorded before
+        /// it was kept, and when the payload's login was not a plausible one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sender: Option<String>,
     },
+}
+
+impl Origin {
+    /// What started the run, for people: `push`, `pull request`,
+    /// `schedule`, `local` (`testexec run` or `POST /runs`), `invoke`.
+    pub fn trigger(&self) -> String {
+        match self {
+            Origin::Local => "local".into(),
+            Origin::Schedule => "schedule".into(),
+            Origin::Invoke => "invoke".into(),
+            Origin::GitHub { event, .. } => event.replace('_', " "),
+        }
+    }
 }
 
 /// Lifecycle of a run. `Running → Reporting` is the single hand-off to the

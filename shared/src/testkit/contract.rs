@@ -28,6 +28,7 @@ use ulid::Ulid;
 
 use crate::app::messages::{MAX_MESSAGE_BYTES, QueueName};
 use crate::app::ports::{BlobStore, Completion, JobQueue, RunStore, ShardCompletion};
+use crate::app::run_list::RunQuery;
 use crate::domain::history::{HistoryEntry, HistoryScope, QuarantineState, TTL_MS, TestHistory};
 use crate::domain::model::{
     Counts, Origin, Outcome, Run, RunId, RunStatus, ShardId, ShardRecord, ShardStatus, SourceRef,
@@ -62,6 +63,8 @@ pub fn sample_run(id: RunId, shard_count: u32) -> (Run, Vec<ShardRecord>) {
             delivery: "d-1".into(),
             installation_id: Some(42),
             check_run_id: None,
+            // Every store must keep the audit trail (the runs page shows it).
+            sender: Some("octocat".into()),
         },
         suite: "unit".into(),
         status: RunStatus::Running,
@@ -131,6 +134,7 @@ async fn get<S: RunStore + ?Sized>(store: &S, id: RunId) -> Run {
 /// empty store (the listing checks count runs).
 pub async fn run_store_contract<S: RunStore + ?Sized + 'static>(store: Arc<S>) {
     list_runs_newest_first_with_limit(&*store).await;
+    list_runs_page_filters_and_pages(&*store).await;
     create_get_round_trip(&*store).await;
     create_twice_conflicts(&*store).await;
     complete_shard_once_under_duplicates(&*store).await;
@@ -143,6 +147,66 @@ pub async fn run_store_contract<S: RunStore + ?Sized + 'static>(store: Arc<S>) {
     finish_run_once(&*store).await;
     list_active_runs_excludes_final(&*store).await;
     claim_delivery_dedupes_within_ttl(&*store).await;
+}
+
+/// `list_runs_page`: filters by suite, branch and status, and following
+/// `next` from page to page lists every matching run once, newest first.
+/// Its runs have a suite of their own, so other runs in the store do not
+/// matter.
+pub async fn list_runs_page_filters_and_pages<S: RunStore + ?Sized>(store: &S) {
+    let base = 1_700_100_000_000;
+    let mut main_newest_first = Vec::new();
+    for i in 0..7u64 {
+        let (mut run, shards) = sample_run(run_id_at(base + i * 1000), 1);
+        run.suite = "paging".into();
+        if i % 3 == 2 {
+            run.source.git_ref = Some("refs/heads/feature/x".into());
+        } else {
+            main_newest_first.insert(0, run.id);
+        }
+        store.create_run(&run, &shards).await.expect("create_run");
+    }
+    let query = RunQuery {
+        suite: Some("paging".into()),
+        branch: Some("main".into()),
+        status: Some(RunStatus::Running),
+        limit: 2,
+        ..RunQuery::default()
+    };
+    let mut listed = Vec::new();
+    let mut cursor = None;
+    for _ in 0..10 {
+        let page = store
+            .list_runs_page(&RunQuery {
+                before: cursor,
+                ..query.clone()
+            })
+            .await
+            .expect("list_runs_page");
+        assert!(page.runs.len() <= 2, "limit honoured: {page:?}");
+        assert!(
+            page.runs.iter().all(|r| query.matches(r)),
+            "only matching runs: {page:?}"
+        );
+        listed.extend(page.runs.iter().map(|r| r.id));
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        listed, main_newest_first,
+        "every run on main once, newest first, across pages"
+    );
+    let finished = store
+        .list_runs_page(&RunQuery {
+            suite: Some("paging".into()),
+            status: Some(RunStatus::Passed),
+            ..RunQuery::default()
+        })
+        .await
+        .expect("list_runs_page");
+    assert!(finished.runs.is_empty(), "no run of the suite passed yet");
 }
 
 /// A run and its shards read back exactly as written; shards by index.
@@ -730,6 +794,8 @@ pub async fn history_round_trips_by_scope<S: RunStore + ?Sized>(store: &S) {
         since_ms: now - 3,
         clean_passes: 2,
     });
+    // The file names the test's owners on the per-test page.
+    a.file = Some("tests/test_a.py".into());
     let written = vec![a.clone(), sample_history(&long, 3, now)];
     store.save_history(&scope, &written).await.expect("save");
     store

@@ -19,6 +19,8 @@ use testexec::hosts::http::{self, FrontDoor, FrontDoorConfig, ListenOptions};
 use testexec::hosts::lambda::{Function, Host};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod pages;
+
 const SECRET: &str = "It's a Secret to Everybody";
 const TOKEN: &str = "front-door-test-token-0123456789";
 
@@ -132,6 +134,32 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Delivers the queued trigger jobs to `POST /queues/trigger` the way a
+    /// push queue would; each must be handled (204).
+    async fn push_queued_trigger_jobs(&self, addr: SocketAddr) {
+        let auth = format!("Bearer {TOKEN}");
+        for job in self.queued_jobs().await {
+            let body = serde_json::to_vec(&job).unwrap();
+            let (status, answer) = over_tcp(
+                addr,
+                &req(
+                    "POST",
+                    "/queues/trigger",
+                    &[
+                        ("authorization", &auth),
+                        ("content-type", "application/json"),
+                        ("x-testexec-attempt", "1"),
+                    ],
+                    &body,
+                ),
+            )
+            .await;
+            assert_eq!(status, 204, "{answer}");
+        }
+    }
+}
+
 /// One request, as both hosts get it.
 struct Req {
     method: &'static str,
@@ -177,9 +205,16 @@ fn v2_event(r: &Req) -> Value {
         "fixtures/aws/lambda_http-apigw_v2_proxy_request.json",
     ))
     .unwrap();
-    event["rawPath"] = json!(r.path);
+    // The sample carries query parameters of its own; the request's replace them.
+    let (path, query) = r.path.split_once('?').unwrap_or((&r.path, ""));
+    event["rawPath"] = json!(path);
+    event["rawQueryString"] = json!(query);
+    event
+        .as_object_mut()
+        .unwrap()
+        .remove("queryStringParameters");
     event["requestContext"]["http"]["method"] = json!(r.method);
-    event["requestContext"]["http"]["path"] = json!(r.path);
+    event["requestContext"]["http"]["path"] = json!(path);
     let headers = event["headers"].as_object_mut().unwrap();
     headers.retain(|k, _| k != "content-type");
     for (k, v) in &r.headers {
@@ -563,25 +598,7 @@ async fn a_pushed_trigger_job_runs_the_trigger_and_a_rejected_one_is_visible() {
         assert_eq!(status, 202);
         runs.push(answer["run_id"].as_str().unwrap().to_string());
     }
-    // Deliver them the way a push queue would.
-    for job in f.queued_jobs().await {
-        let body = serde_json::to_vec(&job).unwrap();
-        let (status, answer) = over_tcp(
-            addr,
-            &req(
-                "POST",
-                "/queues/trigger",
-                &[
-                    ("authorization", &auth),
-                    json_ct,
-                    ("x-testexec-attempt", "1"),
-                ],
-                &body,
-            ),
-        )
-        .await;
-        assert_eq!(status, 204, "{answer}");
-    }
+    f.push_queued_trigger_jobs(addr).await;
     let (_, started) = over_tcp(addr, &req("GET", &format!("/runs/{}", runs[0]), &[], b"")).await;
     assert_eq!(started["run"]["status"], "running", "{started}");
     assert_eq!(started["shards"].as_array().unwrap().len(), 1);

@@ -79,6 +79,7 @@ fn run(status: RunStatus, counts: Counts, check_run_id: Option<u64>) -> Run {
             delivery: "72d3162e-cc78-11e3-81ab-4c9367dc0958".into(),
             installation_id: Some(INSTALLATION),
             check_run_id,
+            sender: None,
         },
         suite: "unit".into(),
         status,
@@ -281,6 +282,7 @@ async fn the_installation_is_looked_up_when_the_run_does_not_carry_it() {
         delivery: "d".into(),
         installation_id: None,
         check_run_id: None,
+        sender: None,
     };
     notifier.run_started(&r).await.unwrap();
     notifier.run_started(&r).await.unwrap();
@@ -335,6 +337,7 @@ async fn annotations_go_in_chunks_of_50_and_a_second_finish_adds_none() {
         delivery: "d".into(),
         installation_id: Some(INSTALLATION),
         check_run_id: Some(id),
+        sender: None,
     };
     // 110 failures and 10 errors: errors must come first.
     let mut failures: Vec<TestCase> = (0..110).map(|i| failure(i, Outcome::Failed)).collect();
@@ -462,6 +465,7 @@ async fn summary_and_text_are_cut_to_65535_bytes_on_a_char_boundary() {
         delivery: "d".into(),
         installation_id: Some(INSTALLATION),
         check_run_id: Some(id),
+        sender: None,
     };
     // 3-byte chars: 65,535 is a multiple of 3, so offset by one ASCII byte
     // to force a cut inside a char.

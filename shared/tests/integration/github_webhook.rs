@@ -84,14 +84,29 @@ fn assert_request(
     assert_eq!(request.source.commit.as_deref(), Some(commit));
     assert_eq!(request.source.git_ref.as_deref(), git_ref);
     assert_eq!(request.source.path, None);
+    let Origin::GitHub {
+        event: got_event,
+        delivery,
+        installation_id: got_installation,
+        check_run_id,
+        sender,
+    } = &request.origin
+    else {
+        panic!("a GitHub origin: {:?}", request.origin);
+    };
     assert_eq!(
-        request.origin,
-        Origin::GitHub {
-            event: event.to_owned(),
-            delivery: DELIVERY.to_owned(),
-            installation_id,
-            check_run_id: None,
-        }
+        (
+            got_event.as_str(),
+            delivery.as_str(),
+            *got_installation,
+            *check_run_id
+        ),
+        (event, DELIVERY, installation_id, None)
+    );
+    // Every real payload names who caused it: the runs page's audit trail.
+    assert!(
+        sender.as_deref().is_some_and(|s| !s.is_empty()),
+        "sender of {event}: {sender:?}"
     );
     assert_eq!(request.delivery_id.as_deref(), Some(DELIVERY));
     assert_eq!(request.suite, None);
@@ -1087,4 +1102,39 @@ fn allow_list_on_and_off() {
     ));
     let reason = expect_ignored(deliver(&config, "merge_group", &fixture(file)).unwrap());
     assert!(reason.starts_with("repository not allowed"), "{reason}");
+}
+
+/// `sender.login` is kept for the audit trail as GitHub wrote it (an App's
+/// `[bot]` suffix included); a missing or implausible login is dropped
+/// without refusing the delivery.
+#[test]
+fn the_sender_login_is_kept_when_plausible() {
+    let sender_of =
+        |payload: &Value, event: &str| match expect_start(deliver_json(event, payload).unwrap())
+            .origin
+        {
+            Origin::GitHub { sender, .. } => sender,
+            other => panic!("a GitHub origin: {other:?}"),
+        };
+    let mut pr = fixture_json("octokit-pull_request-opened.payload.json");
+    assert_eq!(
+        sender_of(&pr, "pull_request").as_deref(),
+        Some("Codertocat")
+    );
+    let bot = fixture_json("octokit-check_suite-rerequested.payload.json");
+    assert_eq!(
+        sender_of(&bot, "check_suite").as_deref(),
+        Some("octocoders-linter[bot]")
+    );
+    for odd in [
+        Value::from("<script>alert(1)</script>"),
+        Value::from(""),
+        Value::from("x".repeat(65)),
+        Value::from(7),
+    ] {
+        pr["sender"]["login"] = odd.clone();
+        assert_eq!(sender_of(&pr, "pull_request"), None, "login {odd}");
+    }
+    pr.as_object_mut().unwrap().remove("sender");
+    assert_eq!(sender_of(&pr, "pull_request"), None);
 }

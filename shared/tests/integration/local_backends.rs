@@ -82,6 +82,7 @@ macro_rules! store_check_arc {
 store_check!(
     create_get_round_trip,
     list_runs_newest_first_with_limit,
+    list_runs_page_filters_and_pages,
     create_twice_conflicts,
     complete_shard_once_under_duplicates,
     complete_unknown_shard_is_not_found,
@@ -104,6 +105,92 @@ async fn whole_run_store_contract_on_one_store() {
     contract::run_store_contract(store.clone()).await;
     contract::history_store_contract(&*store).await;
     contract::history_lists_a_scope(&*store).await;
+}
+
+/// The port's default `list_runs_page` (what DynamoDB, Firestore and Azure
+/// Tables use): a store that has only `list_runs`, over SQLite, recording
+/// the windows it is asked for.
+struct OnlyListRuns {
+    inner: SqliteRunStore,
+    windows: std::sync::Mutex<Vec<usize>>,
+}
+
+#[async_trait::async_trait]
+impl RunStore for OnlyListRuns {
+    async fn create_run(
+        &self,
+        run: &testexec::domain::model::Run,
+        shards: &[testexec::domain::model::ShardRecord],
+    ) -> Result<(), StoreError> {
+        self.inner.create_run(run, shards).await
+    }
+    async fn get_run(&self, id: RunId) -> Result<Option<testexec::domain::model::Run>, StoreError> {
+        self.inner.get_run(id).await
+    }
+    async fn list_runs(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<testexec::domain::model::Run>, StoreError> {
+        self.windows.lock().unwrap().push(limit);
+        self.inner.list_runs(limit).await
+    }
+    async fn list_shards(
+        &self,
+        id: RunId,
+    ) -> Result<Vec<testexec::domain::model::ShardRecord>, StoreError> {
+        self.inner.list_shards(id).await
+    }
+    async fn complete_shard(
+        &self,
+        c: &testexec::app::ports::ShardCompletion,
+    ) -> Result<Completion, StoreError> {
+        self.inner.complete_shard(c).await
+    }
+    async fn begin_report(&self, id: RunId) -> Result<bool, StoreError> {
+        self.inner.begin_report(id).await
+    }
+    async fn finish_run(
+        &self,
+        id: RunId,
+        status: RunStatus,
+        finished_ms: u64,
+        error: Option<String>,
+    ) -> Result<bool, StoreError> {
+        self.inner.finish_run(id, status, finished_ms, error).await
+    }
+    async fn list_active_runs(&self) -> Result<Vec<testexec::domain::model::Run>, StoreError> {
+        self.inner.list_active_runs().await
+    }
+    async fn claim_delivery(
+        &self,
+        key: &str,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
+        self.inner.claim_delivery(key, now_ms, ttl_ms).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_default_list_runs_page_pages_within_the_newest_runs() {
+    use testexec::app::run_list::RunQuery;
+    let store = OnlyListRuns {
+        inner: SqliteRunStore::open_in_memory().expect("open"),
+        windows: Default::default(),
+    };
+    contract::list_runs_page_filters_and_pages(&store).await;
+    // The plain first page reads one run more than it shows, nothing else.
+    store.windows.lock().unwrap().clear();
+    let page = store
+        .list_runs_page(&RunQuery {
+            limit: 3,
+            ..RunQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.runs.len(), 3);
+    assert!(page.next.is_some() && !page.truncated, "{page:?}");
+    assert_eq!(*store.windows.lock().unwrap(), [4]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

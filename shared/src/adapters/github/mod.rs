@@ -14,7 +14,7 @@ pub mod client;
 pub mod config;
 pub mod notifier;
 pub mod tarball;
-mod time;
+pub(crate) mod time;
 
 use std::sync::Arc;
 

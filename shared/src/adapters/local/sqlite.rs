@@ -32,6 +32,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::app::ports::{Completion, RunStore, ShardCompletion};
+use crate::app::run_list::{MAX_SCAN, RunPage, RunQuery};
 use crate::domain::history::{HistoryScope, TestHistory, storage_key};
 use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardRecord};
 use crate::errors::StoreError;
@@ -294,6 +295,32 @@ impl RunStore for SqliteRunStore {
             &conn,
             &format!("SELECT {RUN_COLUMNS}, id FROM runs ORDER BY id DESC LIMIT ?1"),
             [limit],
+        )
+    }
+
+    /// Starts at the cursor in SQL (the primary key is the order), so any
+    /// page is reachable; filters are `RunQuery::matches`, as everywhere.
+    /// Rows are decoded as the page needs them, at most one past
+    /// `MAX_SCAN` (where `RunPage::collect` stops).
+    async fn list_runs_page(&self, query: &RunQuery) -> Result<RunPage, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS}, id FROM runs WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2"
+            ))
+            .map_err(|e| backend("list runs", e))?;
+        let before = query.before.map(|b| b.to_string());
+        let scan = i64::try_from(MAX_SCAN + 1).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![before, scan], |row| {
+                let id: String = row.get(11)?;
+                Ok(run_from_row(row, &id))
+            })
+            .map_err(|e| backend("list runs", e))?;
+        RunPage::collect(
+            rows.map(|r| r.map_err(|e| backend("list runs", e)).and_then(|run| run)),
+            query,
+            true,
         )
     }
 

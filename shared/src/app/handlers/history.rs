@@ -125,19 +125,35 @@ pub(crate) fn fill_owners(triage: &mut Triage, context: &RunContext) {
         return;
     };
     let owners = CodeOwners::parse(text);
-    let base = context
-        .working_dir
-        .as_deref()
-        .map(|w| w.trim_matches('/'))
-        .filter(|w| !w.is_empty() && *w != ".");
     for test in triage.tests_mut() {
         if let Some(file) = test.file.as_deref() {
-            let path = match base {
-                Some(dir) => format!("{dir}/{}", file.trim_start_matches("./")),
-                None => file.to_string(),
-            };
-            test.owners = owners.owners_of(&path).to_vec();
+            test.owners = owners.owners_of(&context.repo_path(file)).to_vec();
         }
+    }
+}
+
+impl RunContext {
+    /// A test file (relative to the suite's `working_dir`) as a path from
+    /// the repository root, which is what `CODEOWNERS` patterns match.
+    fn repo_path(&self, file: &str) -> String {
+        let base = self
+            .working_dir
+            .as_deref()
+            .map(|w| w.trim_matches('/'))
+            .filter(|w| !w.is_empty() && *w != ".");
+        match base {
+            Some(dir) => format!("{dir}/{}", file.trim_start_matches("./")),
+            None => file.to_string(),
+        }
+    }
+
+    /// The owners of one test file; none without a `CODEOWNERS`.
+    pub(crate) fn owners_of(&self, file: &str) -> Vec<String> {
+        self.codeowners.as_deref().map_or_else(Vec::new, |text| {
+            CodeOwners::parse(text)
+                .owners_of(&self.repo_path(file))
+                .to_vec()
+        })
     }
 }
 

@@ -123,6 +123,18 @@ impl HistoryEntry {
     pub fn clean_pass(&self) -> bool {
         self.outcome == Outcome::Passed && !self.mixed()
     }
+
+    /// The entry as one letter of an outcome strip: `P` passed, `F`
+    /// failed, `M` mixed (passed on retry), `S` skipped.
+    pub fn letter(&self) -> char {
+        match self.outcome {
+            Outcome::Passed if self.mixed() => 'M',
+            Outcome::Passed => 'P',
+            Outcome::Flaky => 'M',
+            Outcome::Failed | Outcome::Error => 'F',
+            Outcome::Skipped => 'S',
+        }
+    }
 }
 
 /// `refs/heads/main` → `main`; other refs (tags, `refs/pull/1/merge`) stay.
@@ -156,6 +168,10 @@ pub struct TestHistory {
     /// can put it back (its class still counts the whole window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released_ms: Option<u64>,
+    /// The test's source file as the runner last reported it, so the
+    /// per-test page can name its owners from `CODEOWNERS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 impl TestHistory {
@@ -166,6 +182,7 @@ impl TestHistory {
             last_seen_ms: 0,
             quarantine: None,
             released_ms: None,
+            file: None,
         }
     }
 

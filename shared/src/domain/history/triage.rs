@@ -247,6 +247,9 @@ pub fn triage(
             Triage::push(&mut out.fixed, t);
         }
 
+        if o.file.is_some() {
+            history.file.clone_from(&o.file);
+        }
         if history.record(o.entry.clone()) {
             match update_quarantine(&mut history, &o.entry, policy) {
                 Some(true) => out.entered_quarantine.push(o.id.clone()),
@@ -296,13 +299,7 @@ fn update_quarantine(
 pub fn strip(entries: &[HistoryEntry], n: usize) -> String {
     entries[entries.len().saturating_sub(n)..]
         .iter()
-        .map(|e| match e.outcome {
-            Outcome::Passed if e.mixed() => 'M',
-            Outcome::Passed => 'P',
-            Outcome::Flaky => 'M',
-            Outcome::Failed | Outcome::Error => 'F',
-            Outcome::Skipped => 'S',
-        })
+        .map(HistoryEntry::letter)
         .collect()
 }
 

@@ -3,23 +3,29 @@
 //! the flakiest and the slowest tests with their last results and duration
 //! trend, and the suite's pass rate and duration over its recent runs.
 //! Classified with the policy of the scope's latest run (docs/flaky.md).
+//! Each test links to its own page, `GET /test?repo=&suite=&test=` (JSON
+//! at `GET /api/test`): its class, owners, a strip of its kept results and
+//! its duration trend. That page reads one record (`load_history`), so it
+//! works on every store, DynamoDB included.
 //! A store that cannot list a suite's history (DynamoDB) shows the runs
 //! part only and says why.
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
-use axum::response::Html;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::response::{Html, IntoResponse, Response};
 use maud::{DOCTYPE, html};
 use serde::Serialize;
 
 use super::ApiError;
-use super::pages::page_head;
+use super::pages::{MAX_NAME_BYTES, Params, encode, page_head};
 use super::state::FrontDoor;
 use crate::app::handlers::history::load_context;
 use crate::domain::history::HistoryScope;
 use crate::domain::history::summary::{TestSummary, sort_flakiest, sort_slowest};
-use crate::domain::model::{Run, RunStatus};
+use crate::domain::history::triage::QuarantineReason;
+use crate::domain::model::{Outcome, Run, RunId, RunStatus};
 use crate::errors::StoreError;
 
 /// Recent runs the dashboard reads to find suites and trends.
@@ -156,6 +162,15 @@ fn strip(recent: &str) -> maud::Markup {
     }
 }
 
+/// `manual`, `auto` or `-`.
+fn quarantine_label(q: Option<QuarantineReason>) -> &'static str {
+    match q {
+        Some(QuarantineReason::Manual) => "manual",
+        Some(QuarantineReason::Auto) => "auto",
+        None => "-",
+    }
+}
+
 fn secs(s: f64) -> String {
     format!("{s:.2}s")
 }
@@ -193,9 +208,9 @@ pub(crate) async fn tests_page(State(door): State<FrontDoor>) -> Result<Html<Str
                                 tr { th { "test" } th { "class" } th { "quarantine" } th { "failures" } th { "last results" } }
                                 @for t in &s.flakiest {
                                     tr data-testid="flaky-row" data-class=(t.class.as_str()) {
-                                        td { (t.id) }
+                                        td { a href=(test_href(&s.repo, &s.suite, &t.id)) data-testid="test-link" { (t.id) } }
                                         td { (t.class.as_str()) }
-                                        td { (t.quarantined.map_or("-", |q| if matches!(q, crate::domain::history::triage::QuarantineReason::Manual) { "manual" } else { "auto" })) }
+                                        td { (quarantine_label(t.quarantined)) }
                                         td { (t.failures) "/" (t.runs) }
                                         td { (strip(&t.recent)) }
                                     }
@@ -208,7 +223,7 @@ pub(crate) async fn tests_page(State(door): State<FrontDoor>) -> Result<Html<Str
                                 tr { th { "test" } th { "mean" } th { "last durations" } }
                                 @for t in &s.slowest {
                                     tr data-testid="slow-row" {
-                                        td { (t.id) }
+                                        td { a href=(test_href(&s.repo, &s.suite, &t.id)) data-testid="test-link" { (t.id) } }
                                         td { (secs(t.mean_secs)) }
                                         td class="muted" { (t.durations.iter().map(|d| format!("{d:.2}")).collect::<Vec<_>>().join(" ")) }
                                     }
@@ -234,4 +249,273 @@ pub(crate) async fn tests_page(State(door): State<FrontDoor>) -> Result<Html<Str
         }
     };
     Ok(Html(page.into_string()))
+}
+
+// ---- one test ---------------------------------------------------------------
+
+/// Longest test id a query may name (ids past `history::MAX_KEY_BYTES` are
+/// stored under a shortened key, but the page is asked with the full id).
+const MAX_TEST_ID_BYTES: usize = 16 * 1024;
+
+/// The link to a test's page.
+pub(crate) fn test_href(repo: &str, suite: &str, id: &str) -> String {
+    format!(
+        "/test?repo={}&suite={}&test={}",
+        encode(repo),
+        encode(suite),
+        encode(id)
+    )
+}
+
+/// One kept result of a test, with readable names (the stored entry's are
+/// one letter long).
+#[derive(Debug, Serialize)]
+struct ResultView {
+    run: String,
+    at_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    branch: Option<String>,
+    outcome: Outcome,
+    /// `P`, `F`, `M` (passed on retry) or `S`, as in the strip.
+    result: char,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attempts: Vec<Outcome>,
+    duration_secs: f64,
+}
+
+/// `GET /api/test` and the page behind `GET /test`.
+#[derive(Debug, Serialize)]
+pub(crate) struct TestView {
+    repo: String,
+    suite: String,
+    #[serde(flatten)]
+    summary: TestSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    /// From the repository's `CODEOWNERS` at the test's latest run.
+    owners: Vec<String>,
+    /// Every kept result, oldest first (at most `history::MAX_ENTRIES`).
+    history: Vec<ResultView>,
+}
+
+/// Why there is no page: the status and the message (with a hint).
+struct Missing(u16, String);
+
+/// One test's view from the query `?repo=&suite=&test=`: a 400 for a
+/// missing or bad parameter, `Missing` when the store has no such record.
+async fn test_view(
+    door: &FrontDoor,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Result<TestView, Missing>, ApiError> {
+    let mut params = Params::of(query)?;
+    let required = |name: &str, value: Option<String>, what: &str| {
+        value.ok_or_else(|| ApiError::new(400, format!("{name}: required ({what})")))
+    };
+    let repo = params.take("repo", MAX_NAME_BYTES)?;
+    let repo = required(
+        "repo",
+        repo,
+        "the repository as the tests dashboard shows it, e.g. owner/name",
+    )?;
+    let suite = params.take("suite", MAX_NAME_BYTES)?;
+    let suite = required("suite", suite, "the suite's name in testexec.toml")?;
+    let test = params.take("test", MAX_TEST_ID_BYTES)?;
+    let test = required("test", test, "the test id, `classname::name`")?;
+    params.finish("repo, suite, test")?;
+
+    let scope = HistoryScope::new(&repo, &suite);
+    let now = door.ports.clock.now_ms();
+    let record = match door
+        .ports
+        .store
+        .load_history(&scope, std::slice::from_ref(&test), now)
+        .await
+    {
+        Ok(mut records) => records.pop(),
+        Err(e @ StoreError::Unsupported { .. }) => {
+            return Ok(Err(Missing(404, format!("no test history here: {e}"))));
+        }
+        Err(e) => return Err(ApiError::new(500, e.to_string())),
+    };
+    let Some(record) = record else {
+        return Ok(Err(Missing(
+            404,
+            format!(
+                "no history for test `{}` of suite `{}` in `{}`: it has not run here in the last 90 days, or the id is spelt differently (ids are `classname::name`, as the tests dashboard at /tests lists them)",
+                test.chars().take(200).collect::<String>(),
+                suite,
+                repo
+            ),
+        )));
+    };
+    // The policy and CODEOWNERS of the test's latest run.
+    let context = match record.entries.last().map(|e| e.run.parse::<RunId>()) {
+        Some(Ok(run)) => load_context(&door.ports, run).await.unwrap_or_default(),
+        _ => Default::default(),
+    };
+    let owners = record
+        .file
+        .as_deref()
+        .map(|f| context.owners_of(f))
+        .unwrap_or_default();
+    Ok(Ok(TestView {
+        summary: TestSummary::of(&record, &context.policy),
+        file: record.file.clone(),
+        owners,
+        history: record
+            .entries
+            .iter()
+            .map(|e| ResultView {
+                run: e.run.clone(),
+                at_ms: e.at_ms,
+                commit: e.commit.clone(),
+                branch: e.branch.clone(),
+                outcome: e.outcome,
+                result: e.letter(),
+                attempts: e.attempts.clone(),
+                duration_secs: e.duration_secs,
+            })
+            .collect(),
+        repo,
+        suite,
+    }))
+}
+
+/// `GET /api/test?repo=&suite=&test=`: one test's history as JSON.
+pub(crate) async fn test_json(
+    State(door): State<FrontDoor>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<axum::Json<TestView>, ApiError> {
+    match test_view(&door, query).await? {
+        Ok(view) => Ok(axum::Json(view)),
+        Err(Missing(status, message)) => Err(ApiError::new(status, message)),
+    }
+}
+
+const TEST_STYLE: &str = "body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}.muted{color:#777}.strip{display:flex;gap:2px;margin:.5em 0 1em}.strip a{display:block;width:14px;height:22px;border-radius:2px}.c-P{background:#1a7f37}.c-F{background:#cf222e}.c-M{background:#d4a72c}.c-S{background:#bbb}svg{border-bottom:1px solid #ddd}polyline{fill:none;stroke:#0969da;stroke-width:1.5}circle{fill:#0969da}";
+
+/// A run id from history, as a link target when it is one of ours.
+fn run_link(run: &str) -> Option<String> {
+    run.parse::<RunId>()
+        .ok()
+        .map(|id| format!("/runs/{id}/report"))
+}
+
+/// The durations as an inline SVG line, oldest left; scaled to the
+/// slowest, so the shape is the trend (the numbers are in the table).
+fn sparkline(durations: &[f64]) -> maud::Markup {
+    const W: f64 = 320.0;
+    const H: f64 = 48.0;
+    let max = durations.iter().copied().fold(0.0f64, f64::max);
+    let step = if durations.len() > 1 {
+        W / (durations.len() - 1) as f64
+    } else {
+        0.0
+    };
+    let xy: Vec<(f64, f64)> = durations
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let y = if max > 0.0 {
+                H - 3.0 - d / max * (H - 6.0)
+            } else {
+                H - 3.0
+            };
+            (i as f64 * step, y)
+        })
+        .collect();
+    let points: Vec<String> = xy.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+    html! {
+        svg data-testid="duration-trend" xmlns="http://www.w3.org/2000/svg" width=(W) height=(H) viewBox={ "-3 0 " (W + 6.0) " " (H) } role="img" {
+            title { "durations of the last " (durations.len()) " results, slowest " (secs(max)) }
+            polyline points=(points.join(" ")) {}
+            // The latest result, so that a single one shows too.
+            @if let Some((x, y)) = xy.last() {
+                circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="2.5" {}
+            }
+        }
+        span class="muted" { " slowest " (secs(max)) @if let Some(last) = durations.last() { " · latest " (secs(*last)) } }
+    }
+}
+
+/// `GET /test?repo=&suite=&test=`: one test's page.
+pub(crate) async fn test_page(
+    State(door): State<FrontDoor>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let view = match test_view(&door, query).await? {
+        Ok(view) => view,
+        Err(Missing(status, message)) => {
+            let page = html! {
+                (DOCTYPE)
+                html lang="en" {
+                    (page_head("testexec: no such test", TEST_STYLE))
+                    body {
+                        h1 { "No such test" }
+                        p data-testid="not-found" { (message) }
+                        p { a href="/tests" { "tests dashboard" } }
+                    }
+                }
+            };
+            let status = axum::http::StatusCode::from_u16(status)
+                .unwrap_or(axum::http::StatusCode::NOT_FOUND);
+            return Ok((status, Html(page.into_string())).into_response());
+        }
+    };
+    let t = &view.summary;
+    let durations: Vec<f64> = view.history.iter().map(|r| r.duration_secs).collect();
+    let api = test_href(&view.repo, &view.suite, &t.id).replacen("/test?", "/api/test?", 1);
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            (page_head(&format!("testexec test {}", t.id), TEST_STYLE))
+            body {
+                h1 data-testid="test-id" { (t.id) }
+                p { "suite " b { (view.suite) } " · " (view.repo) " · " a href="/tests" { "tests dashboard" } " · " a href=(api) { "JSON" } }
+                table {
+                    tr { th { "class" } td data-testid="test-class" { (t.class.as_str()) } }
+                    tr { th { "quarantine" } td { (quarantine_label(t.quarantined)) } }
+                    tr { th { "failures" } td { span data-testid="test-failures" { (t.failures) } " of " span data-testid="test-runs" { (t.runs) } " runs" } }
+                    tr { th { "mean duration" } td { (secs(t.mean_secs)) } }
+                    tr { th { "file" } td { (view.file.as_deref().unwrap_or("-")) } }
+                    tr { th { "owners" } td data-testid="test-owners" { @if view.owners.is_empty() { span class="muted" { "unknown" } } @else { (view.owners.join(" ")) } } }
+                }
+                h2 { "Last " span data-testid="strip-count" { (view.history.len()) } " results" }
+                div class="strip" data-testid="outcome-strip" {
+                    @for r in &view.history {
+                        @let tip = format!(
+                            "{} · {} · run {} · commit {} · branch {} · {:.2}s",
+                            r.outcome.as_str(),
+                            super::pages::when(r.at_ms).1,
+                            r.run,
+                            r.commit.as_deref().map_or("-", |c| &c[..c.len().min(12)]),
+                            r.branch.as_deref().unwrap_or("-"),
+                            r.duration_secs
+                        );
+                        a class={ "c-" (r.result) } href=[run_link(&r.run)] title=(tip) data-testid="strip-cell" data-result=(r.result) data-run=(r.run) {}
+                    }
+                }
+                h2 { "Duration trend" }
+                (sparkline(&durations))
+                h2 { "History" }
+                table {
+                    tr { th { "run" } th { "when" } th { "outcome" } th { "attempts" } th { "duration" } th { "commit" } th { "branch" } }
+                    @for r in view.history.iter().rev() {
+                        tr data-testid="history-row" {
+                            td { @if let Some(href) = run_link(&r.run) { a href=(href) { (r.run) } } @else { (r.run) } }
+                            td { (super::pages::when(r.at_ms).1) }
+                            td { (r.outcome.as_str()) }
+                            td { (r.attempts.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" → ")) }
+                            td { (secs(r.duration_secs)) }
+                            td { code { (r.commit.as_deref().map_or("", |c| &c[..c.len().min(12)])) } }
+                            td { (r.branch.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(Html(page.into_string()).into_response())
 }

@@ -52,6 +52,8 @@ pub fn router(door: FrontDoor) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/tests", get(dashboard::tests_page))
         .route("/api/tests", get(dashboard::tests_json))
+        .route("/test", get(dashboard::test_page))
+        .route("/api/test", get(dashboard::test_json))
         .route(RUNS_PATH, get(pages::list_runs).post(intake::start_run))
         .route("/runs/{id}", get(pages::get_run))
         .route("/runs/{id}/report", get(pages::report_page))

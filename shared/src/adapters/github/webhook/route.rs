@@ -195,6 +195,19 @@ impl<'a> Delivery<'a> {
         self.get("installation.id").and_then(Value::as_u64)
     }
 
+    /// `sender.login`, kept for the audit trail only when it looks like a
+    /// GitHub login (letters, digits, `-`; apps end in `[bot]`): it is
+    /// shown on pages, and an odd value is dropped rather than refusing a
+    /// delivery that is otherwise fine.
+    fn sender(&self) -> Option<String> {
+        let login = self.str_at("sender.login")?;
+        let name = login.strip_suffix("[bot]").unwrap_or(login);
+        let plausible = !name.is_empty()
+            && login.len() <= 64
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        plausible.then(|| login.to_owned())
+    }
+
     fn action(&self) -> Result<&'a str, WebhookError> {
         self.required_str("action")
     }
@@ -213,6 +226,7 @@ impl<'a> Delivery<'a> {
                 delivery: self.delivery.to_owned(),
                 installation_id: self.installation_id(),
                 check_run_id: None,
+                sender: self.sender(),
             },
             suite: None,
             shards: None,
