@@ -17,14 +17,13 @@ For each: the execution makespan (first shard start to last shard end) and
 its ratio to the ideal, the total actual work ÷ 8. Totals are checked.
 """
 import argparse
-import json
 import os
 import pathlib
 import random
 import shutil
 import statistics
-import subprocess
-import sys
+
+from testexec_json import run_json
 
 WORKERS = 8
 FILES = 96
@@ -50,14 +49,7 @@ def write_suite(tree: pathlib.Path, runner: pathlib.Path, secs: list, mode: str)
 
 
 def run(bin_: str, tree: pathlib.Path, state: pathlib.Path) -> dict:
-    out = subprocess.run(
-        [bin_, "run", "--json", "--jobs", str(WORKERS), "--state-dir", str(state), str(tree)],
-        capture_output=True, text=True, check=False,
-    )
-    try:
-        return json.loads(out.stdout)
-    except json.JSONDecodeError:
-        sys.exit(f"testexec run failed ({out.returncode}): {out.stderr[-2000:]}")
+    return run_json(bin_, tree, state, ["--jobs", str(WORKERS)])
 
 
 def makespan(out: dict) -> float:

@@ -19,6 +19,8 @@ import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
+from testexec_json import run_json
+
 SHARDS = 8
 COMMAND = [
     "python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -56,15 +58,7 @@ def plain_pytest(tree: pathlib.Path, env: dict) -> dict:
 
 
 def testexec_run(bin_: str, tree: pathlib.Path, state: pathlib.Path, env: dict) -> dict:
-    out = subprocess.run(
-        [bin_, "run", "--json", "--jobs", "1", "--shards", str(SHARDS),
-         "--state-dir", str(state), str(tree)],
-        env=env, capture_output=True, text=True, check=False,
-    )
-    try:
-        return json.loads(out.stdout)
-    except json.JSONDecodeError:
-        sys.exit(f"testexec run failed ({out.returncode}): {out.stderr[-2000:]}")
+    return run_json(bin_, tree, state, ["--jobs", "1", "--shards", str(SHARDS)], env)
 
 
 def totals(run: dict) -> dict:

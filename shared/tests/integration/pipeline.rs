@@ -27,6 +27,7 @@ use testexec::app::messages::{QueueName, keys};
 use testexec::app::pipeline::{LocalPipeline, Pipeline, PipelineEvent};
 use testexec::app::ports::{NoNotifier, QueueConsumer};
 use testexec::domain::model::{Counts, Run, RunStatus, ShardStatus};
+use testexec::domain::plan::{Plan, WorkUnit};
 use testexec::testkit::faults::FaultyConsumer;
 
 /// A repository with the fake runner, a manifest and the given test files.
@@ -94,13 +95,18 @@ impl Harness {
     }
 
     async fn trigger(&self, repo: &Path) -> Run {
+        self.trigger_planned(repo).await.0
+    }
+
+    /// [`trigger`](Self::trigger), with the run's plan.
+    async fn trigger_planned(&self, repo: &Path) -> (Run, Plan) {
         match self
             .pipeline
             .trigger(RunRequest::local(repo))
             .await
             .unwrap()
         {
-            TriggerOutcome::Started { run, .. } => *run,
+            TriggerOutcome::Started { run, plan } => (*run, *plan),
             other => panic!("not started: {other:?}"),
         }
     }
@@ -484,14 +490,7 @@ async fn the_next_run_is_planned_with_the_recorded_timings(backend: Backend) {
     h.start(2);
     let first = h.trigger(repo.path()).await;
     h.finish(&first).await;
-    let TriggerOutcome::Started { plan, .. } = h
-        .pipeline
-        .trigger(RunRequest::local(repo.path()))
-        .await
-        .unwrap()
-    else {
-        panic!("second run did not start")
-    };
+    let (_, plan) = h.trigger_planned(repo.path()).await;
     assert_eq!(plan.known_share, 1.0, "every file has a recorded timing");
     // 4+1 vs 3+2 seconds: LPT balances to a makespan of 5.
     assert!(
@@ -779,19 +778,12 @@ async fn a_file_split_by_test_runs_every_test_exactly_once(backend: Backend) {
         format!("{big}added pass 1\nbig2_late pass 1\n"),
     )
     .unwrap();
-    let TriggerOutcome::Started { run, plan } = h
-        .pipeline
-        .trigger(RunRequest::local(repo.path()))
-        .await
-        .unwrap()
-    else {
-        panic!("the second run did not start")
-    };
-    let groups: Vec<&testexec::domain::plan::WorkUnit> = plan
+    let (run, plan) = h.trigger_planned(repo.path()).await;
+    let groups: Vec<&WorkUnit> = plan
         .shards
         .iter()
         .flat_map(|s| &s.units)
-        .filter(|u| matches!(u, testexec::domain::plan::WorkUnit::Tests { .. }))
+        .filter(|u| matches!(u, WorkUnit::Tests { .. }))
         .collect();
     assert!(groups.len() >= 2, "the long file is split: {plan:?}");
     // A name that another test's name extends is never split off (its
@@ -799,8 +791,8 @@ async fn a_file_split_by_test_runs_every_test_exactly_once(backend: Backend) {
     let listed: Vec<&str> = groups
         .iter()
         .flat_map(|u| match u {
-            testexec::domain::plan::WorkUnit::Tests { tests, .. } => tests.as_slice(),
-            testexec::domain::plan::WorkUnit::File { .. } => &[],
+            WorkUnit::Tests { tests, .. } => tests.as_slice(),
+            WorkUnit::File { .. } => &[],
         })
         .map(String::as_str)
         .collect();
@@ -855,14 +847,7 @@ async fn queue_mode_batches_are_each_applied_once(backend: Backend) {
     assert_eq!(first.counts, counts(24, 12, 0, 0, 12, 0));
 
     h.faults.crash_next(QueueName::Shards, 1);
-    let TriggerOutcome::Started { run, plan } = h
-        .pipeline
-        .trigger(RunRequest::local(repo.path()))
-        .await
-        .unwrap()
-    else {
-        panic!("the second run did not start")
-    };
+    let (run, plan) = h.trigger_planned(repo.path()).await;
     assert!(plan.shards.len() > 3, "more batches than workers: {plan:?}");
     let sizes: Vec<f64> = plan.shards.iter().map(|s| s.estimated_secs).collect();
     assert!(
