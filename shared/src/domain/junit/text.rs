@@ -134,13 +134,17 @@ pub(crate) enum TimeIssue {
 /// Negative values become 0 and garbage (`<<computed>>`, `NaN`, `inf`) too;
 /// the caller records a warning for both.
 pub(crate) fn parse_time(raw: &str) -> Result<f64, (f64, TimeIssue)> {
-    let s = raw.trim();
+    // The fast path takes no whitespace, so the (Unicode) trim is only paid
+    // by the other forms.
     let parsed = if let Some(v) = parse_plain_decimal(raw) {
         Some(v)
-    } else if s.contains(',') {
-        normalise_commas(s).and_then(|n| n.parse::<f64>().ok())
     } else {
-        s.parse::<f64>().ok()
+        let s = raw.trim();
+        if s.contains(',') {
+            normalise_commas(s).and_then(|n| n.parse::<f64>().ok())
+        } else {
+            s.parse::<f64>().ok()
+        }
     };
     match parsed {
         Some(v) if v.is_finite() && v >= 0.0 => Ok(v),

@@ -54,25 +54,46 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
     /// UTF-8 check. Values are lent as `Cow`s borrowing the event buffer, so
     /// that numbers and status words are parsed without allocating: only the
     /// caller decides what becomes an owned `String`.
+    ///
+    /// Returns whether the tag is "plain": valid UTF-8 with no `&` and no
+    /// NUL byte anywhere, so that every value is lent as written and holds
+    /// no NUL ([`escape_nul`](Self::escape_nul) has nothing to do).
     pub(super) fn attrs<'b>(
         &mut self,
         e: &'b BytesStart<'_>,
         position: u64,
         wanted: impl Fn(&[u8]) -> bool,
         mut f: impl FnMut(&[u8], Cow<'b, str>),
-    ) -> Result<(), JunitError> {
+    ) -> Result<bool, JunitError> {
         let cap = self.limits.max_text_bytes;
         let mut unknown = 0;
+        let raw = e.attributes_raw();
+        // One UTF-8 check and one search for `&`/NUL over the whole tag
+        // instead of one of each per wanted value (a call each, for values
+        // of a few bytes). A value of a plain tag is a slice of `plain`
+        // between two ASCII quotes, so on char boundaries, and decodes to
+        // itself: exactly what `decode_value` would return for it.
+        let plain = match memchr::memchr2(b'&', 0, raw) {
+            None => std::str::from_utf8(raw).ok(),
+            Some(_) => None,
+        };
         // quick-xml's `Attributes` iterator was the top entry of the profile
         // (~18 % of instructions): a general state machine with error
         // recovery. Well-formed tags, i.e. nearly all of them, are split by
         // `split_attributes` instead, which yields exactly the same pairs.
         let mut delivered = 0;
-        let split = split_attributes(e.attributes_raw(), |key, value| {
+        let split = split_attributes(raw, |key, value| {
             delivered += 1;
             let key = local_name(key);
             if wanted(key) {
-                f(key, decode_value(value, cap, &mut unknown));
+                let decoded = match plain {
+                    Some(plain) if value.len() <= cap => {
+                        let at = value.as_ptr() as usize - raw.as_ptr() as usize;
+                        Cow::Borrowed(&plain[at..at + value.len()])
+                    }
+                    _ => decode_value(value, cap, &mut unknown),
+                };
+                f(key, decoded);
             }
         });
         if split.is_err() {
@@ -89,7 +110,7 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
             }
         }
         self.unknown_entities += unknown;
-        Ok(())
+        Ok(plain.is_some())
     }
 
     pub(super) fn time(&mut self, raw: Option<&str>, what: &str) -> Option<f64> {
