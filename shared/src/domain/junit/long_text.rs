@@ -172,7 +172,7 @@ impl<R: Read> LongTextCut<R> {
     fn step(&mut self, input: &[u8], at: usize) -> usize {
         let rest = &input[at..];
         match self.mode {
-            Mode::Text => match memchr::memchr(b'<', rest) {
+            Mode::Text => match find_short(b'<', rest) {
                 // The common case, a short text whole in this chunk: passed
                 // on as it is, and a tag that is not a comment, CDATA or
                 // PI goes straight to tag mode.
@@ -448,10 +448,37 @@ fn is_continuation(b: u8) -> bool {
     b & 0xC0 == 0x80
 }
 
+/// Below this many bytes a plain loop beats a call to `memchr`'s
+/// vectorised routines (their dispatch and set-up).
+const SHORT: usize = 16;
+
+/// `memchr` that first looks at the first [`SHORT`] bytes one by one: the
+/// text between two tags is mostly a newline and some indentation.
+#[inline]
+fn find_short(needle: u8, hay: &[u8]) -> Option<usize> {
+    let head = &hay[..hay.len().min(SHORT)];
+    if let Some(i) = head.iter().position(|&b| b == needle) {
+        return Some(i);
+    }
+    if hay.len() <= SHORT {
+        return None;
+    }
+    memchr::memchr(needle, &hay[SHORT..]).map(|i| i + SHORT)
+}
+
 /// Whether the quotes in a tag's bytes are all of one kind and even in
 /// number: then each value closes before the next opens, and a `>` after
 /// them is outside every value.
 fn quotes_paired(tag: &[u8]) -> bool {
+    if tag.len() <= SHORT {
+        // End tags and bare start tags: a few bytes, looked at directly.
+        let (mut double, mut single) = (0u32, 0u32);
+        for &b in tag {
+            double += u32::from(b == b'"');
+            single += u32::from(b == b'\'');
+        }
+        return (single == 0 && double % 2 == 0) || (double == 0 && single % 2 == 0);
+    }
     // memchr's vectorised counts: far cheaper than one search per quote for
     // the many short values of real reports.
     let double = memchr::memchr_iter(b'"', tag).count();

@@ -82,9 +82,8 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
         // recovery. Well-formed tags, i.e. nearly all of them, are split by
         // `split_attributes` instead, which yields exactly the same pairs.
         let mut delivered = 0;
-        let split = split_attributes(raw, |key, value| {
+        let split = split_attributes(raw, |_, key, value| {
             delivered += 1;
-            let key = local_name(key);
             if wanted(key) {
                 let decoded = match plain {
                     Some(plain) if value.len() <= cap => {
@@ -186,7 +185,13 @@ pub(super) fn attr_outcome(result: Option<&str>, status: Option<&str>) -> Outcom
 /// `memchr` for the closing quote. Returns `Err` on anything quick-xml would
 /// reject (no `=`, unquoted or unterminated value); the pairs before it have
 /// been handed out already.
-fn split_attributes<'b>(bytes: &'b [u8], mut f: impl FnMut(&'b [u8], &'b [u8])) -> Result<(), ()> {
+///
+/// `f` gets the key, its local name (as [`local_name`] gives it, found in
+/// the same pass) and the raw value.
+fn split_attributes<'b>(
+    bytes: &'b [u8],
+    mut f: impl FnMut(&'b [u8], &'b [u8], &'b [u8]),
+) -> Result<(), ()> {
     let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
     let skip_ws = |mut i: usize| {
         while i < bytes.len() && ws(bytes[i]) {
@@ -201,11 +206,23 @@ fn split_attributes<'b>(bytes: &'b [u8], mut f: impl FnMut(&'b [u8], &'b [u8])) 
             return Ok(());
         }
         let start = i;
+        // Where the local name starts: after the first `:`.
+        let mut local = if bytes[i] == b':' { i + 1 } else { usize::MAX };
         i += 1;
-        while i < bytes.len() && bytes[i] != b'=' && !ws(bytes[i]) {
+        while i < bytes.len() {
+            match bytes[i] {
+                b'=' | b' ' | b'\t' | b'\r' | b'\n' => break,
+                b':' if local == usize::MAX => local = i + 1,
+                _ => {}
+            }
             i += 1;
         }
         let key = &bytes[start..i];
+        let local = if local == usize::MAX {
+            key
+        } else {
+            &bytes[local..i]
+        };
         i = skip_ws(i);
         if bytes.get(i) != Some(&b'=') {
             return Err(());
@@ -217,7 +234,7 @@ fn split_attributes<'b>(bytes: &'b [u8], mut f: impl FnMut(&'b [u8], &'b [u8])) 
         };
         let value_start = i + 1;
         let len = memchr::memchr(quote, &bytes[value_start..]).ok_or(())?;
-        f(key, &bytes[value_start..value_start + len]);
+        f(key, local, &bytes[value_start..value_start + len]);
         i = value_start + len + 1;
     }
 }
@@ -280,11 +297,13 @@ mod tests {
             r#"t a="1" b="2"#,
             r#"t a="1" b='2" c="3""#,
             r#"t a="<<computed>>" b="é""#,
+            r#"t :a="1" a:="2" a::b="3" ::="4""#,
         ];
         for tag in tags {
             let start = BytesStart::from_content(tag, 1);
             let mut fast = Vec::new();
-            let ok = split_attributes(start.attributes_raw(), |k, v| {
+            let ok = split_attributes(start.attributes_raw(), |k, local, v| {
+                assert_eq!(local, local_name(k), "{tag}");
                 fast.push((k.to_vec(), v.to_vec()))
             })
             .is_ok();

@@ -266,6 +266,12 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
             self.repeats_after_failure += 1;
         }
         prev.failed = case.outcome.is_failure();
+        // Only a failed case is ever compared with the next one: the
+        // identity of any other is not needed (three copies saved per
+        // passing case).
+        if !prev.failed {
+            return;
+        }
         for (slot, value) in [
             (&mut prev.suite, &case.suite),
             (&mut prev.classname, &case.classname),
