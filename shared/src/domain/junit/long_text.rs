@@ -251,9 +251,11 @@ impl<R: Read> LongTextCut<R> {
                 // any value. Settled with one `memchr` and one counting
                 // pass instead of a search per quote; the loop below
                 // decides exactly the same way whenever this applies.
-                if let Some(i) = memchr::memchr(b'>', rest)
+                // (A `'` before the `>` sends the tag to the loop below.)
+                if let Some(i) = memchr::memchr2(b'>', b'\'', rest)
+                    && rest[i] == b'>'
                     && i <= self.keep
-                    && quotes_paired(&rest[..i])
+                    && double_quotes_even(&rest[..i])
                 {
                     self.emit(input, at..at + i + 1);
                     self.mode = Mode::Text;
@@ -466,27 +468,17 @@ fn find_short(needle: u8, hay: &[u8]) -> Option<usize> {
     memchr::memchr(needle, &hay[SHORT..]).map(|i| i + SHORT)
 }
 
-/// Whether the quotes in a tag's bytes are all of one kind and even in
-/// number: then each value closes before the next opens, and a `>` after
-/// them is outside every value.
-fn quotes_paired(tag: &[u8]) -> bool {
+/// Whether a tag's bytes, which hold no `'`, hold an even number of `"`:
+/// then each value closes before the next opens, and a `>` after them is
+/// outside every value.
+fn double_quotes_even(tag: &[u8]) -> bool {
     if tag.len() <= SHORT {
         // End tags and bare start tags: a few bytes, looked at directly.
-        let (mut double, mut single) = (0u32, 0u32);
-        for &b in tag {
-            double += u32::from(b == b'"');
-            single += u32::from(b == b'\'');
-        }
-        return (single == 0 && double % 2 == 0) || (double == 0 && single % 2 == 0);
+        return tag.iter().filter(|&&b| b == b'"').count() % 2 == 0;
     }
-    // memchr's vectorised counts: far cheaper than one search per quote for
-    // the many short values of real reports.
-    let double = memchr::memchr_iter(b'"', tag).count();
-    if double == 0 {
-        memchr::memchr_iter(b'\'', tag).count() % 2 == 0
-    } else {
-        double % 2 == 0 && memchr::memchr(b'\'', tag).is_none()
-    }
+    // memchr's vectorised count: cheaper than one search per quote for the
+    // many short values of real reports.
+    memchr::memchr_iter(b'"', tag).count() % 2 == 0
 }
 
 impl<R: Read> BufRead for LongTextCut<R> {
