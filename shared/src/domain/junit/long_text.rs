@@ -481,15 +481,29 @@ fn double_quotes_even(tag: &[u8]) -> bool {
     memchr::memchr_iter(b'"', tag).count() % 2 == 0
 }
 
-impl<R: Read> BufRead for LongTextCut<R> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+impl<R: Read> LongTextCut<R> {
+    /// Processes input until there is output or the input has ended. Kept
+    /// out of line: the XML reader calls `fill_buf` several times per event,
+    /// and with all of `process` inlined each call paid a long prologue.
+    #[inline(never)]
+    fn refill(&mut self) -> io::Result<()> {
         while self.out_pos == self.out.len() && self.pending.is_empty() {
             self.out.clear();
             self.out_pos = 0;
             if self.eof {
-                return Ok(&[]);
+                return Ok(());
             }
             self.process()?;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> BufRead for LongTextCut<R> {
+    #[inline]
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.out_pos == self.out.len() && self.pending.is_empty() {
+            self.refill()?;
         }
         if self.out_pos < self.out.len() {
             Ok(&self.out[self.out_pos..])
@@ -498,6 +512,7 @@ impl<R: Read> BufRead for LongTextCut<R> {
         }
     }
 
+    #[inline]
     fn consume(&mut self, amount: usize) {
         if self.out_pos < self.out.len() {
             self.out_pos = (self.out_pos + amount).min(self.out.len());
