@@ -2,6 +2,11 @@
 //! RSS (`/usr/bin/time -f %M`) belongs to that parser alone.
 //!
 //! Usage: junit-ingest <testexec|quick-junit|raw> FILE [ITERATIONS]
+//!        junit-ingest dump FILE...
+//!
+//! `dump` prints, for each FILE, `junit::read_file` as JSON (or the error's
+//! kind and message): the before/after check that a change to the reader
+//! left its output byte-identical.
 //!
 //! Each iteration reads FILE from the start through a 64 KiB `BufReader`
 //! (page cache warm after the first), so all three modes pay the same I/O.
@@ -68,6 +73,18 @@ fn raw(path: &Path) -> Result<u64, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("dump") {
+        for file in &args[2..] {
+            match junit::read_file(Path::new(file)) {
+                Ok(report) => println!(
+                    "{file}\t{}",
+                    serde_json::to_string(&report).expect("serialise")
+                ),
+                Err(e) => println!("{file}\terror {}: {e}", e.kind()),
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
     let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
         eprintln!("usage: junit-ingest <testexec|quick-junit|raw> FILE [ITERATIONS]");
         return ExitCode::from(2);

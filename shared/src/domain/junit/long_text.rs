@@ -21,7 +21,8 @@
 //! keeps whole is never touched.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
+use std::ops::Range;
 
 const CHUNK: usize = 64 * 1024;
 /// Longest entity or character reference waited for at a cut (`&#x10FFFF;`
@@ -61,14 +62,23 @@ impl Mode {
     }
 }
 
+/// Handed out through [`BufRead`]: bytes that pass unchanged are lent
+/// straight from the input chunk (`pending`, a range of `input`), so a
+/// report with no long run is never copied here; only what a cut changes
+/// goes through `out`. The XML reader reads this directly (no `BufReader`
+/// on top, which copied every byte once more).
 pub(crate) struct LongTextCut<R> {
     inner: R,
     input: Box<[u8]>,
     in_pos: usize,
     in_end: usize,
     eof: bool,
+    /// Output that is not a plain range of `input` (a cut's marker and
+    /// tail, and whatever came before them in this chunk).
     out: Vec<u8>,
     out_pos: usize,
+    /// Unchanged input bytes that follow `out`, lent from `input`.
+    pending: Range<usize>,
     keep: usize,
     mode: Mode,
     /// Bytes of the current run passed on so far (the head).
@@ -91,8 +101,9 @@ impl<R: Read> LongTextCut<R> {
             in_pos: 0,
             in_end: 0,
             eof: false,
-            out: Vec::with_capacity(CHUNK),
+            out: Vec::new(),
             out_pos: 0,
+            pending: 0..0,
             keep: keep.max(MAX_REF),
             mode: Mode::Text,
             run: 0,
@@ -120,7 +131,7 @@ impl<R: Read> LongTextCut<R> {
                 self.eof = true;
                 // A run cut off by the end of the input: hand on what was
                 // kept, so the reader reports the truncation as it would.
-                self.end_run();
+                self.end_run(&[]);
                 return Ok(());
             }
         }
@@ -135,17 +146,38 @@ impl<R: Read> LongTextCut<R> {
         Ok(())
     }
 
+    /// Input bytes `range` pass on unchanged: lent from `input`, copied
+    /// only when something else was pushed between them and the range
+    /// already pending.
+    #[inline]
+    fn emit(&mut self, input: &[u8], range: Range<usize>) {
+        if self.pending.end == range.start {
+            self.pending.end = range.end;
+        } else {
+            self.flush(input);
+            self.pending = range;
+        }
+    }
+
+    /// Copies the pending range to `out`, before other bytes are pushed.
+    fn flush(&mut self, input: &[u8]) {
+        if !self.pending.is_empty() {
+            self.out.extend_from_slice(&input[self.pending.clone()]);
+        }
+        self.pending = 0..0;
+    }
+
     /// Handles the input from `at` on, up to and including the next byte
     /// that changes the mode; returns where to go on.
     fn step(&mut self, input: &[u8], at: usize) -> usize {
         let rest = &input[at..];
         match self.mode {
-            Mode::Text => match memchr::memchr(b'<', rest) {
+            Mode::Text => match find_short(b'<', rest) {
                 // The common case, a short text whole in this chunk: passed
                 // on as it is, and a tag that is not a comment, CDATA or
                 // PI goes straight to tag mode.
                 Some(i) if self.run == 0 && !self.cutting && i <= self.keep => {
-                    self.out.extend_from_slice(&rest[..=i]);
+                    self.emit(input, at..at + i + 1);
                     self.mode = match rest.get(i + 1) {
                         Some(b'!' | b'?') | None => Mode::Open {
                             len: 0,
@@ -156,9 +188,9 @@ impl<R: Read> LongTextCut<R> {
                     at + i + 1
                 }
                 Some(i) => {
-                    self.run_bytes(&rest[..i]);
-                    self.end_run();
-                    self.out.push(b'<');
+                    self.run_bytes(input, at..at + i);
+                    self.end_run(input);
+                    self.emit(input, at + i..at + i + 1);
                     self.mode = Mode::Open {
                         len: 0,
                         bang: false,
@@ -166,7 +198,7 @@ impl<R: Read> LongTextCut<R> {
                     at + i + 1
                 }
                 None => {
-                    self.run_bytes(rest);
+                    self.run_bytes(input, at..input.len());
                     input.len()
                 }
             },
@@ -199,7 +231,7 @@ impl<R: Read> LongTextCut<R> {
                 };
                 match next {
                     Some(mode) => {
-                        self.out.push(b);
+                        self.emit(input, at..at + 1);
                         self.mode = mode;
                         self.last2 = [0; 2];
                         at + 1
@@ -213,19 +245,35 @@ impl<R: Read> LongTextCut<R> {
                 }
             }
             Mode::Tag(None) => {
+                // Nearly every tag: its `>` is in this chunk, the tag is no
+                // longer than `keep` (so no value in it is), and its quotes
+                // are all of one kind and paired, so that `>` is outside
+                // any value. Settled with one `memchr` and one counting
+                // pass instead of a search per quote; the loop below
+                // decides exactly the same way whenever this applies.
+                // (A `'` before the `>` sends the tag to the loop below.)
+                if let Some(i) = memchr::memchr2(b'>', b'\'', rest)
+                    && rest[i] == b'>'
+                    && i <= self.keep
+                    && double_quotes_even(&rest[..i])
+                {
+                    self.emit(input, at..at + i + 1);
+                    self.mode = Mode::Text;
+                    return at + i + 1;
+                }
                 // A whole tag in one go when its attribute values are short
-                // and in this chunk (nearly always): one copy, no per-value
+                // and in this chunk (nearly always): no per-value
                 // bookkeeping.
                 let mut from = 0;
                 loop {
                     let Some(i) = memchr::memchr3(b'"', b'\'', b'>', &rest[from..]) else {
-                        self.out.extend_from_slice(rest);
+                        self.emit(input, at..input.len());
                         return input.len();
                     };
                     let i = from + i;
                     let quote = rest[i];
                     if quote == b'>' {
-                        self.out.extend_from_slice(&rest[..=i]);
+                        self.emit(input, at..at + i + 1);
                         self.mode = Mode::Text;
                         return at + i + 1;
                     }
@@ -233,7 +281,7 @@ impl<R: Read> LongTextCut<R> {
                         Some(len) if len <= self.keep => from = i + 1 + len + 1,
                         // Long, or running into the next chunk: a run.
                         _ => {
-                            self.out.extend_from_slice(&rest[..=i]);
+                            self.emit(input, at..at + i + 1);
                             self.mode = Mode::Tag(Some(quote));
                             return at + i + 1;
                         }
@@ -242,47 +290,48 @@ impl<R: Read> LongTextCut<R> {
             }
             Mode::Tag(Some(quote)) => match memchr::memchr(quote, rest) {
                 Some(i) => {
-                    self.run_bytes(&rest[..i]);
-                    self.end_run();
-                    self.out.push(quote);
+                    self.run_bytes(input, at..at + i);
+                    self.end_run(input);
+                    self.emit(input, at + i..at + i + 1);
                     self.mode = Mode::Tag(None);
                     at + i + 1
                 }
                 None => {
-                    self.run_bytes(rest);
+                    self.run_bytes(input, at..input.len());
                     input.len()
                 }
             },
             Mode::CData | Mode::Comment | Mode::Pi => match memchr::memchr(b'>', rest) {
                 Some(i) => {
-                    self.run_bytes(&rest[..i]);
+                    self.run_bytes(input, at..at + i);
                     let closes = match self.mode {
                         Mode::CData => self.last2 == *b"]]",
                         Mode::Comment => self.last2 == *b"--",
                         _ => self.last2[1] == b'?',
                     };
                     if closes {
-                        self.end_run();
-                        self.out.push(b'>');
+                        self.end_run(input);
+                        self.emit(input, at + i..at + i + 1);
                         self.mode = Mode::Text;
                     } else {
-                        self.run_bytes(b">");
+                        self.run_bytes(input, at + i..at + i + 1);
                     }
                     at + i + 1
                 }
                 None => {
-                    self.run_bytes(rest);
+                    self.run_bytes(input, at..input.len());
                     input.len()
                 }
             },
         }
     }
 
-    /// Bytes inside the current run.
-    fn run_bytes(&mut self, mut bytes: &[u8]) {
-        if bytes.is_empty() {
+    /// Bytes `range` of `input` inside the current run.
+    fn run_bytes(&mut self, input: &[u8], mut range: Range<usize>) {
+        if range.is_empty() {
             return;
         }
+        let bytes = &input[range.clone()];
         match bytes {
             [.., a, b] => self.last2 = [*a, *b],
             [b] => self.last2 = [self.last2[1], *b],
@@ -291,14 +340,15 @@ impl<R: Read> LongTextCut<R> {
         if !self.cutting {
             let room = self.keep - self.run;
             if bytes.len() <= room {
-                self.pass(bytes);
+                self.pass(input, range);
                 return;
             }
             let cut = self.head_cut(bytes, room);
-            self.pass(&bytes[..cut]);
-            bytes = &bytes[cut..];
+            self.pass(input, range.start..range.start + cut);
+            range.start += cut;
             self.cutting = true;
         }
+        let bytes = &input[range];
         // The tail keeps the last `keep` bytes.
         if bytes.len() >= self.keep {
             self.dropped += (self.tail.len() + bytes.len() - self.keep) as u64;
@@ -313,7 +363,8 @@ impl<R: Read> LongTextCut<R> {
     }
 
     /// Passes head bytes on, noting whether they leave a reference open.
-    fn pass(&mut self, bytes: &[u8]) {
+    fn pass(&mut self, input: &[u8], range: Range<usize>) {
+        let bytes = &input[range.clone()];
         if self.mode.has_refs() {
             match (memchr::memrchr(b'&', bytes), memchr::memrchr(b';', bytes)) {
                 (Some(amp), Some(semi)) => self.open_ref = amp > semi,
@@ -322,8 +373,8 @@ impl<R: Read> LongTextCut<R> {
                 (None, None) => {}
             }
         }
-        self.out.extend_from_slice(bytes);
         self.run += bytes.len();
+        self.emit(input, range);
     }
 
     /// Where to end the head within `bytes`, `room` bytes being left: not
@@ -355,8 +406,9 @@ impl<R: Read> LongTextCut<R> {
     }
 
     /// The run ended: pass the tail on, behind the marker if bytes were cut.
-    fn end_run(&mut self) {
+    fn end_run(&mut self, input: &[u8]) {
         if self.cutting {
+            self.flush(input);
             if self.dropped > 0 {
                 // The tail must start on a character and outside a reference.
                 let mut skip = 0;
@@ -398,19 +450,84 @@ fn is_continuation(b: u8) -> bool {
     b & 0xC0 == 0x80
 }
 
-impl<R: Read> Read for LongTextCut<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.out_pos == self.out.len() {
+/// Below this many bytes a plain loop beats a call to `memchr`'s
+/// vectorised routines (their dispatch and set-up).
+const SHORT: usize = 16;
+
+/// `memchr` that first looks at the first [`SHORT`] bytes one by one: the
+/// text between two tags is mostly a newline and some indentation.
+#[inline]
+fn find_short(needle: u8, hay: &[u8]) -> Option<usize> {
+    let head = &hay[..hay.len().min(SHORT)];
+    if let Some(i) = head.iter().position(|&b| b == needle) {
+        return Some(i);
+    }
+    if hay.len() <= SHORT {
+        return None;
+    }
+    memchr::memchr(needle, &hay[SHORT..]).map(|i| i + SHORT)
+}
+
+/// Whether a tag's bytes, which hold no `'`, hold an even number of `"`:
+/// then each value closes before the next opens, and a `>` after them is
+/// outside every value.
+fn double_quotes_even(tag: &[u8]) -> bool {
+    if tag.len() <= SHORT {
+        // End tags and bare start tags: a few bytes, looked at directly.
+        return tag.iter().filter(|&&b| b == b'"').count() % 2 == 0;
+    }
+    // memchr's vectorised count: cheaper than one search per quote for the
+    // many short values of real reports.
+    memchr::memchr_iter(b'"', tag).count() % 2 == 0
+}
+
+impl<R: Read> LongTextCut<R> {
+    /// Processes input until there is output or the input has ended. Kept
+    /// out of line: the XML reader calls `fill_buf` several times per event,
+    /// and with all of `process` inlined each call paid a long prologue.
+    #[inline(never)]
+    fn refill(&mut self) -> io::Result<()> {
+        while self.out_pos == self.out.len() && self.pending.is_empty() {
             self.out.clear();
             self.out_pos = 0;
             if self.eof {
-                return Ok(0);
+                return Ok(());
             }
             self.process()?;
         }
-        let n = buf.len().min(self.out.len() - self.out_pos);
-        buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
-        self.out_pos += n;
+        Ok(())
+    }
+}
+
+impl<R: Read> BufRead for LongTextCut<R> {
+    #[inline]
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.out_pos == self.out.len() && self.pending.is_empty() {
+            self.refill()?;
+        }
+        if self.out_pos < self.out.len() {
+            Ok(&self.out[self.out_pos..])
+        } else {
+            Ok(&self.input[self.pending.clone()])
+        }
+    }
+
+    #[inline]
+    fn consume(&mut self, amount: usize) {
+        if self.out_pos < self.out.len() {
+            self.out_pos = (self.out_pos + amount).min(self.out.len());
+        } else {
+            self.pending.start = (self.pending.start + amount).min(self.pending.end);
+        }
+    }
+}
+
+impl<R: Read> Read for LongTextCut<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = buf.len().min(available.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
         Ok(n)
     }
 }

@@ -76,7 +76,7 @@ mod parse;
 mod text;
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 
 use serde::Serialize;
@@ -207,17 +207,16 @@ pub fn stream(
     // whole (see `long_text`).
     let keep = long_text::keep_for(limits.max_text_bytes);
     match sniffed {
+        // `LongTextCut` is itself the `BufRead` the XML reader reads: it
+        // lends its input chunk wherever nothing was cut.
         input::Sniffed::Utf8 => parse::run(
-            BufReader::with_capacity(64 * 1024, long_text::LongTextCut::new(rest, keep)),
+            long_text::LongTextCut::new(rest, keep),
             source,
             limits,
             on_case,
         ),
         input::Sniffed::Other(encoding) => parse::run(
-            BufReader::with_capacity(
-                64 * 1024,
-                long_text::LongTextCut::new(input::Transcoder::new(rest, encoding), keep),
-            ),
+            long_text::LongTextCut::new(input::Transcoder::new(rest, encoding), keep),
             source,
             limits,
             on_case,

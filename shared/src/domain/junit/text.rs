@@ -134,13 +134,27 @@ pub(crate) enum TimeIssue {
 /// Negative values become 0 and garbage (`<<computed>>`, `NaN`, `inf`) too;
 /// the caller records a warning for both.
 pub(crate) fn parse_time(raw: &str) -> Result<f64, (f64, TimeIssue)> {
-    let s = raw.trim();
+    // A negative plain decimal becomes 0 whatever its digits: only whether
+    // it is zero (`-0.0` is kept as it is) matters, not its value, which
+    // past 2^53 would need the general parser.
+    if let Some(zero) = negative_plain_decimal(raw) {
+        return if zero {
+            Ok(-0.0)
+        } else {
+            Err((0.0, TimeIssue::Negative))
+        };
+    }
+    // The fast path takes no whitespace, so the (Unicode) trim is only paid
+    // by the other forms.
     let parsed = if let Some(v) = parse_plain_decimal(raw) {
         Some(v)
-    } else if s.contains(',') {
-        normalise_commas(s).and_then(|n| n.parse::<f64>().ok())
     } else {
-        s.parse::<f64>().ok()
+        let s = raw.trim();
+        if s.contains(',') {
+            normalise_commas(s).and_then(|n| n.parse::<f64>().ok())
+        } else {
+            s.parse::<f64>().ok()
+        }
     };
     match parsed {
         Some(v) if v.is_finite() && v >= 0.0 => Ok(v),
@@ -188,6 +202,28 @@ fn parse_plain_decimal(s: &str) -> Option<f64> {
     };
     let value = mantissa as f64 / *POW10.get(frac_len)?;
     Some(if negative { -value } else { value })
+}
+
+/// For `-digits[.digits]` (the syntax [`parse_plain_decimal`] takes, any
+/// number of digits after the point, fewer than 300 before it so that the
+/// value is finite): whether every digit is zero. `None` for anything else.
+fn negative_plain_decimal(s: &str) -> Option<bool> {
+    let digits = s.as_bytes().strip_prefix(b"-")?;
+    let mut dot = None;
+    let mut zero = true;
+    for (i, &b) in digits.iter().enumerate() {
+        match b {
+            b'0' => {}
+            b'1'..=b'9' => zero = false,
+            b'.' if dot.is_none() && i > 0 => dot = Some(i),
+            _ => return None,
+        }
+    }
+    match dot {
+        None if digits.is_empty() || digits.len() >= 300 => None,
+        Some(i) if i + 1 == digits.len() || i >= 300 => None,
+        _ => Some(zero),
+    }
 }
 
 fn normalise_commas(s: &str) -> Option<String> {
@@ -302,6 +338,52 @@ mod tests {
         for s in ["", "-", ".5", "5.", "1e5", "+1", "1.2.3", "0x10", "1,5"] {
             assert_eq!(parse_plain_decimal(s), None, "{s}");
         }
+        // Negative plain decimals skip the value: same verdict as std's.
+        for s in [
+            "-4416.244657678726",
+            "-9914.724436494967123",
+            "-0",
+            "-0.000",
+            "-00.0001",
+            "-1",
+            "-.5",
+            "-5.",
+            "-1e5",
+            "--1",
+            "-1.2.3",
+            "- 1",
+        ] {
+            let std = match s.parse::<f64>() {
+                Ok(v) if v.is_finite() && v >= 0.0 => Ok(v.to_bits()),
+                Ok(v) if v.is_finite() => Err(TimeIssue::Negative),
+                _ => Err(TimeIssue::Garbage),
+            };
+            let fast = match negative_plain_decimal(s) {
+                Some(true) => Some(Ok((-0.0f64).to_bits())),
+                Some(false) => Some(Err(TimeIssue::Negative)),
+                None => None,
+            };
+            if let Some(fast) = fast {
+                assert_eq!(fast, std, "{s}");
+            }
+            let via = parse_time(s).map(f64::to_bits).map_err(|(_, issue)| issue);
+            let std_full = match s.trim().parse::<f64>() {
+                Ok(v) if v.is_finite() && v >= 0.0 => Ok(v.to_bits()),
+                Ok(v) if v.is_finite() => Err(TimeIssue::Negative),
+                _ => Err(TimeIssue::Garbage),
+            };
+            if !s.contains(',') {
+                assert_eq!(via, std_full, "{s}");
+            }
+        }
+        assert_eq!(
+            negative_plain_decimal(&format!("-{}", "9".repeat(299))),
+            Some(false)
+        );
+        assert_eq!(
+            negative_plain_decimal(&format!("-{}", "9".repeat(300))),
+            None
+        );
         // Pseudo-random decimals with up to 16 digits, up to 22 after the point.
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         for _ in 0..100_000 {

@@ -54,25 +54,45 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
     /// UTF-8 check. Values are lent as `Cow`s borrowing the event buffer, so
     /// that numbers and status words are parsed without allocating: only the
     /// caller decides what becomes an owned `String`.
+    ///
+    /// Returns whether the tag is "plain": valid UTF-8 with no `&` and no
+    /// NUL byte anywhere, so that every value is lent as written and holds
+    /// no NUL ([`escape_nul`](Self::escape_nul) has nothing to do).
     pub(super) fn attrs<'b>(
         &mut self,
         e: &'b BytesStart<'_>,
         position: u64,
         wanted: impl Fn(&[u8]) -> bool,
         mut f: impl FnMut(&[u8], Cow<'b, str>),
-    ) -> Result<(), JunitError> {
+    ) -> Result<bool, JunitError> {
         let cap = self.limits.max_text_bytes;
         let mut unknown = 0;
+        let raw = e.attributes_raw();
+        // One UTF-8 check and one search for `&`/NUL over the whole tag
+        // instead of one of each per wanted value (a call each, for values
+        // of a few bytes). A value of a plain tag is a slice of `plain`
+        // between two ASCII quotes, so on char boundaries, and decodes to
+        // itself: exactly what `decode_value` would return for it.
+        let plain = match memchr::memchr2(b'&', 0, raw) {
+            None => std::str::from_utf8(raw).ok(),
+            Some(_) => None,
+        };
         // quick-xml's `Attributes` iterator was the top entry of the profile
         // (~18 % of instructions): a general state machine with error
         // recovery. Well-formed tags, i.e. nearly all of them, are split by
         // `split_attributes` instead, which yields exactly the same pairs.
         let mut delivered = 0;
-        let split = split_attributes(e.attributes_raw(), |key, value| {
+        let split = split_attributes(raw, |_, key, value| {
             delivered += 1;
-            let key = local_name(key);
             if wanted(key) {
-                f(key, decode_value(value, cap, &mut unknown));
+                let decoded = match plain {
+                    Some(plain) if value.len() <= cap => {
+                        let at = value.as_ptr() as usize - raw.as_ptr() as usize;
+                        Cow::Borrowed(&plain[at..at + value.len()])
+                    }
+                    _ => decode_value(value, cap, &mut unknown),
+                };
+                f(key, decoded);
             }
         });
         if split.is_err() {
@@ -89,7 +109,7 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
             }
         }
         self.unknown_entities += unknown;
-        Ok(())
+        Ok(plain.is_some())
     }
 
     pub(super) fn time(&mut self, raw: Option<&str>, what: &str) -> Option<f64> {
@@ -165,7 +185,13 @@ pub(super) fn attr_outcome(result: Option<&str>, status: Option<&str>) -> Outcom
 /// `memchr` for the closing quote. Returns `Err` on anything quick-xml would
 /// reject (no `=`, unquoted or unterminated value); the pairs before it have
 /// been handed out already.
-fn split_attributes<'b>(bytes: &'b [u8], mut f: impl FnMut(&'b [u8], &'b [u8])) -> Result<(), ()> {
+///
+/// `f` gets the key, its local name (as [`local_name`] gives it, found in
+/// the same pass) and the raw value.
+fn split_attributes<'b>(
+    bytes: &'b [u8],
+    mut f: impl FnMut(&'b [u8], &'b [u8], &'b [u8]),
+) -> Result<(), ()> {
     let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
     let skip_ws = |mut i: usize| {
         while i < bytes.len() && ws(bytes[i]) {
@@ -180,11 +206,23 @@ fn split_attributes<'b>(bytes: &'b [u8], mut f: impl FnMut(&'b [u8], &'b [u8])) 
             return Ok(());
         }
         let start = i;
+        // Where the local name starts: after the first `:`.
+        let mut local = if bytes[i] == b':' { i + 1 } else { usize::MAX };
         i += 1;
-        while i < bytes.len() && bytes[i] != b'=' && !ws(bytes[i]) {
+        while i < bytes.len() {
+            match bytes[i] {
+                b'=' | b' ' | b'\t' | b'\r' | b'\n' => break,
+                b':' if local == usize::MAX => local = i + 1,
+                _ => {}
+            }
             i += 1;
         }
         let key = &bytes[start..i];
+        let local = if local == usize::MAX {
+            key
+        } else {
+            &bytes[local..i]
+        };
         i = skip_ws(i);
         if bytes.get(i) != Some(&b'=') {
             return Err(());
@@ -196,7 +234,7 @@ fn split_attributes<'b>(bytes: &'b [u8], mut f: impl FnMut(&'b [u8], &'b [u8])) 
         };
         let value_start = i + 1;
         let len = memchr::memchr(quote, &bytes[value_start..]).ok_or(())?;
-        f(key, &bytes[value_start..value_start + len]);
+        f(key, local, &bytes[value_start..value_start + len]);
         i = value_start + len + 1;
     }
 }
@@ -259,11 +297,13 @@ mod tests {
             r#"t a="1" b="2"#,
             r#"t a="1" b='2" c="3""#,
             r#"t a="<<computed>>" b="é""#,
+            r#"t :a="1" a:="2" a::b="3" ::="4""#,
         ];
         for tag in tags {
             let start = BytesStart::from_content(tag, 1);
             let mut fast = Vec::new();
-            let ok = split_attributes(start.attributes_raw(), |k, v| {
+            let ok = split_attributes(start.attributes_raw(), |k, local, v| {
+                assert_eq!(local, local_name(k), "{tag}");
                 fast.push((k.to_vec(), v.to_vec()))
             })
             .is_ok();

@@ -67,6 +67,19 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                 )),
             };
         }
+        // The five XML entities, matched on the bytes: no UTF-8 pass first.
+        let predefined = match &**r {
+            b"lt" => Some("<"),
+            b"gt" => Some(">"),
+            b"amp" => Some("&"),
+            b"apos" => Some("'"),
+            b"quot" => Some("\""),
+            _ => None,
+        };
+        if let Some(s) = predefined {
+            self.push_text(s);
+            return Ok(());
+        }
         let name = String::from_utf8_lossy(r);
         match resolve_predefined_entity(&name) {
             Some(s) => self.push_text(s),

@@ -24,7 +24,7 @@ use quick_xml::errors::{Error as XmlError, SyntaxError};
 use quick_xml::events::{BytesStart, Event};
 
 use self::attrs::{NulStats, TimeStats};
-use self::case::{CaseBuilder, DeriveCache, PreviousCase};
+use self::case::{DeriveCache, OpenCase, PreviousCase};
 use self::outcome::ResultKind;
 use self::suite::SuiteFrame;
 use super::input::is_too_large;
@@ -63,7 +63,7 @@ struct Parser<'a, F> {
     on_case: F,
     stack: Vec<Elem>,
     suites: Vec<SuiteFrame>,
-    case: Option<CaseBuilder>,
+    case: OpenCase,
     /// The last case handed out, to notice a repeat right after a failure.
     previous: PreviousCase,
     /// Cases repeating the identity of the failed case just before them.
@@ -113,7 +113,7 @@ pub(crate) fn run<B: BufRead>(
         on_case,
         stack: Vec::new(),
         suites: Vec::new(),
-        case: None,
+        case: OpenCase::new(),
         previous: PreviousCase::default(),
         repeats_after_failure: 0,
         text: Capped::new(limits.max_text_bytes),
