@@ -2,10 +2,11 @@
 //!
 //! Trigger stores what report will need from the repository (the
 //! `[flaky]` / `[quarantine]` policy and the `CODEOWNERS` text) next to the
-//! run, because report never sees the checkout. Report loads each test's
-//! history in one batched read, triages the run against it
-//! (`domain::history::triage`) and writes the updated records back in one
-//! batched write: O(tests) per run whatever the backend.
+//! run, because report never sees the checkout. Report loads the tests'
+//! history in batched reads, triages the run against it
+//! (`domain::history::triage`) and writes the updated records back in
+//! batched writes, a chunk of tests at a time: O(tests) per run whatever
+//! the backend, in memory bounded by the chunk.
 
 use std::collections::HashMap;
 
@@ -92,31 +93,48 @@ pub(crate) async fn load_context(ports: &Ports, run: RunId) -> Result<RunContext
     }
 }
 
-/// The run triaged against its tests' history, and the records to save;
-/// `None` when the store keeps no history (a warning says so).
+/// Tests triaged per read and write of the history: a chunk's records
+/// (up to 50 results each) are what report holds at a time, so its memory
+/// stays bounded whatever the run's size.
+const TRIAGE_CHUNK: usize = 5_000;
+
+/// The run triaged against its tests' history, `None` when the store keeps
+/// no history (a warning says so). With `save`, each chunk's updated
+/// records are written as soon as they are made: a report delivered again
+/// after that judges against the history without this run's entries
+/// (`triage` drops them), so it reaches the same verdict.
 pub(crate) async fn triage_run(
     ports: &Ports,
     run: &Run,
     cases: &dyn CaseSource,
     policy: &HistoryPolicy,
-) -> Result<Option<(Triage, Vec<TestHistory>)>, HandlerError> {
+    save: bool,
+) -> Result<Option<Triage>, HandlerError> {
     let now = ports.clock.now_ms();
     let observed = observe(run, cases, now)?;
     let scope = HistoryScope::new(&run.source.repo, &run.suite);
-    let ids: Vec<String> = observed.iter().map(|o| o.id.clone()).collect();
-    let before = match ports.store.load_history(&scope, &ids, now).await {
-        Ok(records) => records,
-        Err(StoreError::Unsupported { .. }) => {
-            tracing::warn!(
-                "this backend keeps no test history: reporting without flaky-test classification"
-            );
-            return Ok(None);
+    let mut total = Triage::default();
+    for chunk in observed.chunks(TRIAGE_CHUNK) {
+        let ids: Vec<String> = chunk.iter().map(|o| o.id.clone()).collect();
+        let before = match ports.store.load_history(&scope, &ids, now).await {
+            Ok(records) => records,
+            Err(StoreError::Unsupported { .. }) => {
+                tracing::warn!(
+                    "this backend keeps no test history: reporting without flaky-test classification"
+                );
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let before: HashMap<String, TestHistory> =
+            before.into_iter().map(|h| (h.id.clone(), h)).collect();
+        let (part, records) = triage(chunk, before, policy);
+        total.absorb(part);
+        if save && !records.is_empty() {
+            ports.store.save_history(&scope, &records).await?;
         }
-        Err(e) => return Err(e.into()),
-    };
-    let before: HashMap<String, TestHistory> =
-        before.into_iter().map(|h| (h.id.clone(), h)).collect();
-    Ok(Some(triage(&observed, before, policy)))
+    }
+    Ok(Some(total))
 }
 
 /// Names each listed test's owners from `CODEOWNERS` by its file.
@@ -155,16 +173,6 @@ impl RunContext {
                 .to_vec()
         })
     }
-}
-
-pub(crate) async fn save(
-    ports: &Ports,
-    run: &Run,
-    records: &[TestHistory],
-) -> Result<(), HandlerError> {
-    let scope = HistoryScope::new(&run.source.repo, &run.suite);
-    ports.store.save_history(&scope, records).await?;
-    Ok(())
 }
 
 /// One entry per test id of the run (a failing duplicate wins, so two

@@ -73,11 +73,9 @@ async fn render_and_finish(
     // The run against its tests' history: which failures are new, which are
     // quarantined (and so do not fail it).
     let context = history::load_context(ports, run.id).await?;
-    let triaged = history::triage_run(ports, &run, &cases, &context.policy).await?;
-    let (mut triage, records) = match triaged {
-        Some((t, r)) => (Some(t), r),
-        None => (None, Vec::new()),
-    };
+    // History is written only by the report that finalises the run.
+    let save = !run.status.is_final();
+    let mut triage = history::triage_run(ports, &run, &cases, &context.policy, save).await?;
     if let Some(t) = triage.as_mut() {
         history::fill_owners(t, &context);
     }
@@ -147,12 +145,6 @@ async fn render_and_finish(
 
     if !run.status.is_final() {
         update_timings(ports, &run, &cases).await?;
-        // Before the notifier: a notifier outage re-delivers this job, and
-        // triage judges a run against the history without its own entries,
-        // so the second delivery reaches the same verdict.
-        if !records.is_empty() {
-            history::save(ports, &run, &records).await?;
-        }
     }
 
     // GitHub shows at most `max_annotations` (1,000 by default): the held

@@ -161,6 +161,27 @@ impl Triage {
         !self.fails_run() && self.quarantined.iter().any(|t| t.outcome.is_failure())
     }
 
+    /// Adds the triage of another part of the same run (report triages a
+    /// large run in chunks of tests): lists stay in run order and cut at
+    /// [`MAX_LISTED`], counts add up.
+    pub fn absorb(&mut self, other: Triage) {
+        for (mine, theirs) in [
+            (&mut self.new_failures, other.new_failures),
+            (&mut self.known_flaky, other.known_flaky),
+            (&mut self.quarantined, other.quarantined),
+            (&mut self.fixed, other.fixed),
+        ] {
+            for t in theirs {
+                Triage::push(mine, t);
+            }
+        }
+        self.new_tests += other.new_tests;
+        self.entered_quarantine.extend(other.entered_quarantine);
+        self.left_quarantine.extend(other.left_quarantine);
+        self.failing += other.failing;
+        self.quarantined_failures += other.quarantined_failures;
+    }
+
     fn push(list: &mut Vec<TriagedTest>, t: TriagedTest) {
         if list.len() < MAX_LISTED {
             list.push(t);
@@ -332,6 +353,49 @@ mod tests {
             ));
         }
         h
+    }
+
+    /// Triage in chunks, absorbed, is the triage of the whole run.
+    #[test]
+    fn chunks_absorbed_equal_the_whole_run() {
+        let ids: Vec<String> = (0..40).map(|i| format!("t{i:02}")).collect();
+        let outcomes = [
+            Outcome::Failed,
+            Outcome::Passed,
+            Outcome::Flaky,
+            Outcome::Passed,
+        ];
+        let results: Vec<(&str, Outcome)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), outcomes[i % 4]))
+            .collect();
+        let observed = run(9, &results);
+        // Some known flaky, some failing last time, the rest new.
+        let before = || -> HashMap<String, TestHistory> {
+            ids.iter()
+                .enumerate()
+                .filter(|(i, _)| i % 3 != 0)
+                .map(|(i, id)| {
+                    let pattern = if i % 2 == 0 { "PFPFPFPP" } else { "PPPPPPPF" };
+                    (id.clone(), seen(id, pattern))
+                })
+                .collect()
+        };
+        let policy = HistoryPolicy::default();
+        let (whole, whole_records) = triage(&observed, before(), &policy);
+        let mut parts = Triage::default();
+        let mut records = Vec::new();
+        for chunk in observed.chunks(7) {
+            let mut b = before();
+            b.retain(|id, _| chunk.iter().any(|o| &o.id == id));
+            let (part, r) = triage(chunk, b, &policy);
+            parts.absorb(part);
+            records.extend(r);
+        }
+        assert_eq!(parts, whole);
+        assert_eq!(records, whole_records);
+        assert!(whole.new_tests > 0 && whole.failing > 0 && !whole.fixed.is_empty());
     }
 
     fn run(n: u64, results: &[(&str, Outcome)]) -> Vec<Observed> {
