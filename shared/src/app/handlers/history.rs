@@ -165,7 +165,9 @@ impl RunContext {
         }
     }
 
-    /// The owners of one test file; none without a `CODEOWNERS`.
+    /// The owners of one test file; none without a `CODEOWNERS` (the
+    /// per-test page of the HTTP front door).
+    #[cfg(feature = "http")]
     pub(crate) fn owners_of(&self, file: &str) -> Vec<String> {
         self.codeowners.as_deref().map_or_else(Vec::new, |text| {
             CodeOwners::parse(text)
