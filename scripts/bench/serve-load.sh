@@ -8,9 +8,9 @@
 #           is `true` (writes no JUnit, so each shard ends errored): every
 #           acknowledged run is snapshotted, planned, executed, collected
 #           and reported in the background, competing for the 2 cores;
-#   reject: the body names a path with no testexec.toml, so each trigger
-#           fails fast and only records `rejected` (intake cost in isolation,
-#           still one extra SQLite write per request).
+#   reject: the body names a suite the manifest does not have, so each
+#           trigger fails fast and only records `rejected` (intake cost in
+#           isolation, still one extra SQLite write per request).
 #
 # Needs wrk (apt-get install -y wrk) and a release build of the CLI.
 # Usage: scripts/bench/serve-load.sh [DURATION_S] [CONNECTIONS] [PORT]
@@ -83,4 +83,4 @@ PY
 }
 
 run_scenario tiny '{"shards": 1}'
-run_scenario reject '{"path": "/nonexistent-testexec-bench"}'
+run_scenario reject '{"suite": "no-such-suite"}'
