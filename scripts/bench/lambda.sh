@@ -28,6 +28,10 @@
 #   LAMBDA_DIR  where the zips go (default $CARGO_TARGET_DIR/lambda, i.e.
 #               cargo lambda's own default)
 #   SKIP_BUILD=1  measure the zips already in LAMBDA_DIR
+#   BEFORE_LAMBDA_DIR  zips of another build (e.g. the base commit's, built
+#               there with this script and LAMBDA_DIR): each function's
+#               bootstrap there is measured in the same rounds as
+#               `<bin>-before`, for before/after tables from one run
 # cargo-lambda and zig must be on PATH (pip install cargo-lambda ziglang).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -69,6 +73,16 @@ for bin in $bins; do
   unzip -o -q "$zip" bootstrap -d "$lambda_dir/$bin"
   targets+=("$bin=$lambda_dir/$bin/bootstrap")
 done
+if [ -n "${BEFORE_LAMBDA_DIR:-}" ]; then
+  for bin in $bins; do
+    [ "$bin" != hello-lambda ] || continue
+    zip="$BEFORE_LAMBDA_DIR/$bin/bootstrap.zip"
+    [ -f "$zip" ] || { echo "missing $zip (BEFORE_LAMBDA_DIR)" >&2; exit 1; }
+    printf '%-14s %10d  %s\n' "$bin-before" "$(stat -c %s "$zip")" "$zip"
+    unzip -o -q "$zip" bootstrap -d "$BEFORE_LAMBDA_DIR/$bin"
+    targets+=("$bin-before=$BEFORE_LAMBDA_DIR/$bin/bootstrap")
+  done
+fi
 
 mkdir -p "$target_dir/bench"
 key="$target_dir/bench/lambda-init-github-app.pem"
