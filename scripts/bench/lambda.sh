@@ -2,10 +2,14 @@
 # Cold start and size of the Lambda functions (issue 4, part 5) against a
 # hello-world lambda_runtime peer (bench/hello-lambda).
 #
-# 1. Builds each bootstrap.zip the way SAM's rust-cargolambda build does
-#    (`cargo lambda build --release --output-format zip`), x86_64 (this
-#    machine has no aarch64 standard library), one package at a time: release
-#    builds of the AWS SDK are slow on 2 cores and would only fight each other.
+# 1. Builds the bootstrap.zips with `cargo lambda build --release
+#    --output-format zip`, x86_64 (this machine has no aarch64 standard
+#    library): the peer on its own, the functions in one command with one -p
+#    each, as CI and scripts/deploy.sh build the zips they ship (so the
+#    library is built once, with the union of the four functions' features;
+#    each binary still links only its own function: docs/lambda.md).
+#    BUILD_EACH=1 builds every package in a command of its own instead, as
+#    SAM's rust-cargolambda build does (one CodeUri at a time).
 # 2. Lists the zip sizes.
 # 3. Unpacks each zip's bootstrap (what Lambda runs) next to it and measures
 #    init (spawn -> first GET /runtime/invocation/next) and peak RSS with
@@ -54,13 +58,26 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     echo "cargo-lambda not on PATH: pip install cargo-lambda ziglang (scripts/emulators.sh installs both)" >&2
     exit 1
   }
+  build() { # label, packages...
+    local label="$1"
+    shift
+    echo "== build $label ($*)  $(date -u +%FT%TZ)  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    local start pkg packages=()
+    for pkg in "$@"; do packages+=(-p "$pkg"); done
+    start=$(date +%s)
+    cargo lambda build --release --output-format zip --x86-64 "${packages[@]}" --lambda-dir "$lambda_dir"
+    echo "built $label in $(( $(date +%s) - start )) s"
+  }
+  functions=()
   for bin in $bins; do
     pkg="$(package_of "$bin")"
-    echo "== build $bin ($pkg)  $(date -u +%FT%TZ)  load: $(cut -d' ' -f1-3 /proc/loadavg)"
-    start=$(date +%s)
-    cargo lambda build --release --output-format zip --x86-64 -p "$pkg" --lambda-dir "$lambda_dir"
-    echo "built $bin in $(( $(date +%s) - start )) s"
+    if [ "$bin" = hello-lambda ] || [ -n "${BUILD_EACH:-}" ]; then
+      build "$bin" "$pkg"
+    else
+      functions+=("$pkg")
+    fi
   done
+  [ ${#functions[@]} -eq 0 ] || build functions "${functions[@]}"
 fi
 
 echo "== bootstrap.zip sizes (bytes; target <= 8 MB = 8000000)"
