@@ -32,10 +32,12 @@
 #   LAMBDA_DIR  where the zips go (default $CARGO_TARGET_DIR/lambda, i.e.
 #               cargo lambda's own default)
 #   SKIP_BUILD=1  measure the zips already in LAMBDA_DIR
+#   LAMBDA_INIT  the lambda-init binary to use (default: cargo builds it)
 #   BEFORE_LAMBDA_DIR  zips of another build (e.g. the base commit's, built
 #               there with this script and LAMBDA_DIR): each function's
-#               bootstrap there is measured in the same rounds as
-#               `<bin>-before`, for before/after tables from one run
+#               bootstrap there (those that exist) is measured in the
+#               same rounds as `<bin>-before`, for before/after tables
+#               from one run
 # cargo-lambda and zig must be on PATH (pip install cargo-lambda ziglang).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -94,7 +96,7 @@ if [ -n "${BEFORE_LAMBDA_DIR:-}" ]; then
   for bin in $bins; do
     [ "$bin" != hello-lambda ] || continue
     zip="$BEFORE_LAMBDA_DIR/$bin/bootstrap.zip"
-    [ -f "$zip" ] || { echo "missing $zip (BEFORE_LAMBDA_DIR)" >&2; exit 1; }
+    [ -f "$zip" ] || { echo "$bin-before: no $zip, not measured" >&2; continue; }
     printf '%-14s %10d  %s\n' "$bin-before" "$(stat -c %s "$zip")" "$zip"
     unzip -o -q "$zip" bootstrap -d "$BEFORE_LAMBDA_DIR/$bin"
     targets+=("$bin-before=$BEFORE_LAMBDA_DIR/$bin/bootstrap")
@@ -119,14 +121,17 @@ mkdir -p "$empty_dir"
 
 # The harness only waits on sockets and timestamps them: a dev build is as
 # precise as a release one and reuses what the workspace tests compiled.
-cargo build -q --workspace --all-features --bin lambda-init
+# It is std only, so where nothing is compiled yet, LAMBDA_INIT can name one
+# built with `rustc --edition 2024 -O bench/src/bin/lambda_init.rs`.
+lambda_init="${LAMBDA_INIT:-$target_dir/debug/lambda-init}"
+[ -n "${LAMBDA_INIT:-}" ] || cargo build -q --workspace --all-features --bin lambda-init
 # shellcheck disable=SC2012 # a count of entries: their names do not matter
 echo "== init, this machine's trust store ($(ls /etc/ssl/certs 2>/dev/null | wc -l) entries in /etc/ssl/certs)  $(date -u +%FT%TZ)  $(uname -m), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$target_dir/debug/lambda-init" --runs "$runs" "${envs[@]}" "${targets[@]}"
+"$lambda_init" --runs "$runs" "${envs[@]}" "${targets[@]}"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -n "$bundle" ]; then
   echo "== init, trust store as on provided.al2023 (SSL_CERT_FILE=$bundle, SSL_CERT_DIR empty)  $(date -u +%FT%TZ)  load: $(cut -d' ' -f1-3 /proc/loadavg)"
-  "$target_dir/debug/lambda-init" --runs "$runs" "${envs[@]}" \
+  "$lambda_init" --runs "$runs" "${envs[@]}" \
     --env "SSL_CERT_FILE=$bundle" --env "SSL_CERT_DIR=$empty_dir" "${targets[@]}"
   echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
