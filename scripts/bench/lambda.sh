@@ -93,6 +93,8 @@ for bin in $bins; do
   targets+=("$bin=$lambda_dir/$bin/bootstrap")
 done
 if [ -n "${BEFORE_LAMBDA_DIR:-}" ]; then
+  # Absolute: lambda-init starts each binary in a directory of its own.
+  BEFORE_LAMBDA_DIR="$(cd "$BEFORE_LAMBDA_DIR" && pwd)"
   for bin in $bins; do
     [ "$bin" != hello-lambda ] || continue
     zip="$BEFORE_LAMBDA_DIR/$bin/bootstrap.zip"
