@@ -708,6 +708,10 @@ pub enum HostError {
     Config(#[from] ConfigError),
     #[error("GitHub configuration: {0}")]
     Github(#[from] GithubError),
+    #[error(
+        "this build has no {0} function: build testexec-shared with feature `lambda-http` (trigger) or `github` (report)"
+    )]
+    NotBuilt(&'static str),
 }
 
 /// Why a Lambda invocation failed as a whole (the runtime reports it, and

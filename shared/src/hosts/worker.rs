@@ -12,7 +12,7 @@ use crate::adapters::aws::{AwsBackends, AwsSettings, sdk_config};
 use crate::app::messages::QueueName;
 use crate::app::ports::QueueConsumer;
 use crate::errors::{ConfigError, HostError};
-use crate::hosts::lambda::host::{Function, Host, env};
+use crate::hosts::lambda::host::{Execute, Host, LambdaFunction as _, env};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Args {
@@ -58,7 +58,7 @@ pub async fn run(args: Args) -> Result<(), HostError> {
     let sdk = sdk_config().await;
     let backends = AwsBackends::new(&sdk, &aws);
     let consumer = backends.queue.clone();
-    let host = Host::with_backends(Function::Execute, backends, |k| std::env::var(k).ok())?;
+    let host = Host::with_backends_as::<Execute>(backends, &|k| std::env::var(k).ok())?;
     loop {
         let handled = poll_once(&host, consumer.as_ref(), Duration::from_secs(wait_secs)).await;
         if args.once {
@@ -85,7 +85,7 @@ pub async fn poll_once(host: &Host, consumer: &dyn QueueConsumer, wait: Duration
             return false;
         }
     };
-    match host.process(queue, &received.body, received.attempt).await {
+    match Execute::process(host, &received.body, received.attempt).await {
         Ok(()) => {
             if let Err(e) = consumer.ack(queue, &received.handle).await {
                 // The job ran; a redelivery is deduplicated by collect.

@@ -109,8 +109,8 @@ impl Fixture {
             Function::Trigger,
             self.pipeline.ports.clone(),
             self.pipeline.settings.clone(),
-            self.config.clone(),
         )
+        .with_front_door(self.config.clone())
     }
 
     /// Trigger jobs waiting in the requests queue (taken off it).

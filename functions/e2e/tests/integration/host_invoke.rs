@@ -98,12 +98,7 @@ async fn a_requests_batch_runs_the_good_record_and_dead_letters_the_bad_one() {
     assert_eq!(store.list_shards(run).await.unwrap().len(), 2);
 
     // An HTTP event on execute, an S3 notification anywhere: refused by name.
-    let execute = Host::new(
-        Function::Execute,
-        host.ports.clone(),
-        host.settings.clone(),
-        host.front_door.clone(),
-    );
+    let execute = Host::new(Function::Execute, host.ports.clone(), host.settings.clone());
     let http: Value = serde_json::from_str(include_str!(
         "../../../../fixtures/aws/lambda_http-apigw_v2_proxy_request_minimal.json"
     ))

@@ -87,8 +87,10 @@ pub enum Handled {
 }
 
 /// Runs one message of `queue` through its handler: the one dispatch every
-/// host that consumes queues shares (the in-process pipeline, Lambda's SQS
-/// batches, a polling worker).
+/// host that consumes several queues shares (the in-process pipeline, a
+/// polling worker). A host that serves one queue only (a Lambda function)
+/// calls that queue's function below directly, so its binary links only
+/// that handler.
 pub async fn handle_message(
     ports: &Ports,
     settings: &Settings,
@@ -96,8 +98,80 @@ pub async fn handle_message(
     body: &str,
     attempt: u32,
 ) -> Result<Handled, HandlerError> {
+    use crate::app::messages::QueueName;
+    match queue {
+        QueueName::Shards => execute_message(ports, settings, body, attempt).await,
+        QueueName::Results => collect_message(ports, body, attempt).await,
+        QueueName::Reports => report_message(ports, settings, body, attempt).await,
+        QueueName::Requests => trigger_message(ports, settings, body, attempt).await,
+    }
+}
+
+/// One message of the shards queue through execute, counted.
+pub async fn execute_message(
+    ports: &Ports,
+    settings: &Settings,
+    body: &str,
+    attempt: u32,
+) -> Result<Handled, HandlerError> {
+    let handled = execute::execute(ports, settings, body, attempt)
+        .await
+        .map(Handled::Executed);
+    counted(crate::app::messages::QueueName::Shards, attempt, handled)
+}
+
+/// One message of the results queue through collect, counted.
+pub async fn collect_message(
+    ports: &Ports,
+    body: &str,
+    attempt: u32,
+) -> Result<Handled, HandlerError> {
+    let shard = serde_json::from_str::<crate::app::messages::ShardResult>(body)
+        .map(|r| r.shard)
+        .ok();
+    let handled = collect::collect(ports, body)
+        .await
+        .map(|outcome| Handled::Collected { shard, outcome });
+    counted(crate::app::messages::QueueName::Results, attempt, handled)
+}
+
+/// One message of the reports queue through report, counted.
+pub async fn report_message(
+    ports: &Ports,
+    settings: &Settings,
+    body: &str,
+    attempt: u32,
+) -> Result<Handled, HandlerError> {
+    let handled = report::report(ports, settings, body)
+        .await
+        .map(|outcome| Handled::Reported(Box::new(outcome)));
+    counted(crate::app::messages::QueueName::Reports, attempt, handled)
+}
+
+/// One message of the requests queue through trigger, counted.
+pub async fn trigger_message(
+    ports: &Ports,
+    settings: &Settings,
+    body: &str,
+    attempt: u32,
+) -> Result<Handled, HandlerError> {
+    let handled = match trigger::accept_job(ports, body).await {
+        Ok(Some(request)) => trigger::trigger_job(ports, settings, request)
+            .await
+            .map(|outcome| Handled::Triggered(Some(outcome))),
+        Ok(None) => Ok(Handled::Triggered(None)),
+        Err(e) => Err(e),
+    };
+    counted(crate::app::messages::QueueName::Requests, attempt, handled)
+}
+
+/// Counts a handled message (`app::metrics::message_handled`).
+fn counted(
+    queue: crate::app::messages::QueueName,
+    attempt: u32,
+    handled: Result<Handled, HandlerError>,
+) -> Result<Handled, HandlerError> {
     use crate::app::metrics::{MessageResult, message_handled};
-    let handled = dispatch(ports, settings, queue, body, attempt).await;
     let result = match &handled {
         Ok(_) => MessageResult::Ok,
         Err(e) if e.is_permanent() => MessageResult::Permanent,
@@ -105,39 +179,6 @@ pub async fn handle_message(
     };
     message_handled(queue, attempt, result);
     handled
-}
-
-async fn dispatch(
-    ports: &Ports,
-    settings: &Settings,
-    queue: crate::app::messages::QueueName,
-    body: &str,
-    attempt: u32,
-) -> Result<Handled, HandlerError> {
-    use crate::app::messages::QueueName;
-    Ok(match queue {
-        QueueName::Shards => {
-            Handled::Executed(execute::execute(ports, settings, body, attempt).await?)
-        }
-        QueueName::Results => {
-            let shard = serde_json::from_str::<crate::app::messages::ShardResult>(body)
-                .map(|r| r.shard)
-                .ok();
-            Handled::Collected {
-                shard,
-                outcome: collect::collect(ports, body).await?,
-            }
-        }
-        QueueName::Reports => {
-            Handled::Reported(Box::new(report::report(ports, settings, body).await?))
-        }
-        QueueName::Requests => match trigger::accept_job(ports, body).await? {
-            Some(request) => {
-                Handled::Triggered(Some(trigger::trigger_job(ports, settings, request).await?))
-            }
-            None => Handled::Triggered(None),
-        },
-    })
 }
 
 /// Decodes a versioned JSON message, naming what it was meant to be.

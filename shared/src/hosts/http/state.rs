@@ -37,6 +37,20 @@ pub mod env {
     pub const LOCAL_REPOS: &str = "TESTEXEC_LOCAL_REPOS";
 }
 
+impl Default for FrontDoorConfig {
+    /// What an environment that sets none of the variables gives: no
+    /// webhook secret (deliveries are refused), no API token (writes only
+    /// from loopback), every repository, no local checkouts.
+    fn default() -> Self {
+        Self {
+            sources: SourcePolicy::default(),
+            webhook: WebhookConfig::from_lookup(|_| None),
+            api_token: None,
+            queue_push: None,
+        }
+    }
+}
+
 impl FrontDoorConfig {
     /// Reads the configuration through `lookup` (`std::env::var` in hosts).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {

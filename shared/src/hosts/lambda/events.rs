@@ -4,14 +4,14 @@
 //! told apart by the fields only that source sends. An SQS event is
 //! `Records` with `eventSource: aws:sqs`; an EventBridge event has
 //! `detail-type` and `source`; an HTTP request (API Gateway REST v1, HTTP
-//! v2, a Function URL) has `requestContext`, and is decoded by
-//! `lambda_http` and answered by the front door's Router (see
-//! [`crate::hosts::http`]). Anything else is a direct invocation (a console
-//! test event), read as a run request.
+//! v2, a Function URL) has `requestContext`; only the trigger decodes it
+//! (with `lambda_http`, feature `lambda-http`) and answers it through the
+//! front door's Router (see `crate::hosts::http`), so the other functions
+//! link none of that. Anything else is a direct invocation (a console test
+//! event), read as a run request.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::SqsEvent;
-use lambda_http::request::LambdaRequest;
 use serde_json::Value;
 
 use crate::errors::EventError;
@@ -23,8 +23,9 @@ pub const MAX_INVOKE_BYTES: usize = 64 * 1024;
 /// One decoded invocation.
 #[derive(Debug)]
 pub enum Event {
-    /// An HTTP request, in whichever of API Gateway's shapes it came.
-    Http(Box<LambdaRequest>),
+    /// An HTTP request, in whichever of API Gateway's shapes it came, as
+    /// sent: the function that takes HTTP decodes it (`lambda_http`).
+    Http(Box<Value>),
     Sqs(SqsEvent),
     EventBridge(Box<EventBridgeEvent<Value>>),
     /// A direct invocation: the payload itself.
@@ -35,11 +36,7 @@ impl Event {
     /// A short name for logs and errors.
     pub fn kind(&self) -> &'static str {
         match self {
-            Event::Http(r) => match **r {
-                LambdaRequest::ApiGatewayV1(_) => "API Gateway REST (v1)",
-                LambdaRequest::ApiGatewayV2(_) => "API Gateway HTTP (v2)",
-                _ => "HTTP",
-            },
+            Event::Http(r) => http_kind(r),
             Event::Sqs(_) => "SQS",
             Event::EventBridge(e) if e.detail_type == "Scheduled Event" => "EventBridge schedule",
             Event::EventBridge(_) => "EventBridge",
@@ -79,14 +76,26 @@ pub fn decode(payload: Value) -> Result<Event, EventError> {
             .map_err(|e| malformed("EventBridge", e));
     }
     if map.contains_key("requestContext") {
-        return serde_json::from_value(payload)
-            .map(|r| Event::Http(Box::new(r)))
-            .map_err(|e| malformed("HTTP (API Gateway or Function URL)", e));
+        return Ok(Event::Http(Box::new(payload)));
     }
     Ok(Event::Invoke(payload))
 }
 
-fn malformed(kind: &'static str, e: serde_json::Error) -> EventError {
+/// What [`Event::kind`] calls an HTTP request: HTTP APIs and Function URLs
+/// send payload format 2.0 (`"version": "2.0"`), REST APIs format 1.0,
+/// with `httpMethod` at the top level.
+fn http_kind(request: &Value) -> &'static str {
+    match request.get("version").and_then(Value::as_str) {
+        Some("2.0") => "API Gateway HTTP (v2)",
+        _ if request.get("httpMethod").is_some() => "API Gateway REST (v1)",
+        _ => "HTTP",
+    }
+}
+
+/// The name of HTTP requests in [`EventError::Malformed`].
+pub const HTTP_KIND: &str = "HTTP (API Gateway or Function URL)";
+
+pub(crate) fn malformed(kind: &'static str, e: serde_json::Error) -> EventError {
     EventError::Malformed {
         kind,
         detail: e.to_string(),
@@ -158,6 +167,7 @@ mod tests {
         assert_eq!(seen, 15, "fixtures/aws changed");
     }
 
+    #[cfg(feature = "lambda-http")]
     #[test]
     fn http_fixtures_become_requests_with_method_path_and_body() {
         use lambda_http::http::Method;
@@ -186,7 +196,9 @@ mod tests {
             let Event::Http(request) = decode(fixture(name)).unwrap() else {
                 panic!("{name} is not HTTP");
             };
-            let request: lambda_http::Request = (*request).into();
+            let request: lambda_http::request::LambdaRequest =
+                serde_json::from_value(*request).unwrap();
+            let request: lambda_http::Request = request.into();
             assert_eq!(request.method(), method, "{name}");
             // The REST sample carries its stage (`/testStage`) in the path;
             // the host strips it before routing (`host::strip_stage`).
