@@ -32,12 +32,14 @@ fuzz_target!(|data: &[u8]| {
         "[*]?.py".to_string(),
     ];
     let tests = vec!["t::{x}".to_string()];
+    let skips = vec!["--deselect=t::{y}".to_string()];
     let none: Vec<String> = Vec::new();
     let expansions = [
         // What a shard with nothing to run looks like.
         Expansion {
             files: &none,
             tests: &none,
+            skip_tests: &none,
             junit: "out/junit.xml",
             shard: 0,
             shard_count: 1,
@@ -47,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
         Expansion {
             files: &files,
             tests: &tests,
+            skip_tests: &skips,
             junit: "r[1]/{junit}*.xml",
             shard: u32::MAX,
             shard_count: u32::MAX,
