@@ -63,6 +63,16 @@ impl TestIdFormat {
         self.selector(&case)
     }
 
+    /// True when `{tests}` is exactly one element (a pattern the runner
+    /// takes whole), which may then sit inside an element such as
+    /// `-Dtest={tests}`; false for one element per test.
+    pub fn renders_one_element(self) -> bool {
+        matches!(
+            self,
+            TestIdFormat::Go | TestIdFormat::Nextest | TestIdFormat::Jest | TestIdFormat::Maven
+        )
+    }
+
     /// The argv elements `{tests}` becomes for these selectors. The list
     /// formats give one element per test; the others give exactly one
     /// element, because their runner takes one pattern, and with no
@@ -311,6 +321,19 @@ mod tests {
         assert_eq!(TestIdFormat::Go.render_tests(&[]), [""]);
         assert_eq!(TestIdFormat::Nextest.render_tests(&[]), ["all()"]);
         assert!(TestIdFormat::Pytest.render_tests(&[]).is_empty());
+        for f in [
+            TestIdFormat::Pytest,
+            TestIdFormat::Name,
+            TestIdFormat::ClassDotName,
+            TestIdFormat::ClassHashName,
+            TestIdFormat::Go,
+            TestIdFormat::Nextest,
+            TestIdFormat::Jest,
+            TestIdFormat::Maven,
+        ] {
+            let one = f.render_tests(&names).len() == 1;
+            assert_eq!(f.renders_one_element(), one, "{}", f.as_str());
+        }
     }
 
     #[test]

@@ -536,22 +536,24 @@ fn read_cases(files: &JunitFiles, history: Option<&Timings>) -> FirstLook {
             let new = history.is_some_and(|h| h.never_saw(&case))
                 && look.new.len() <= MAX_NEW_TESTS
                 && !matches!(case.outcome, Outcome::Skipped);
-            if failed || new {
-                let identity = TestCase {
-                    message: None,
-                    details: None,
-                    system_out: None,
-                    system_err: None,
-                    retries: Vec::new(),
-                    ..case
-                };
-                if failed && new {
+            if !(failed || new) {
+                return;
+            }
+            let identity = TestCase {
+                message: None,
+                details: None,
+                system_out: None,
+                system_err: None,
+                retries: Vec::new(),
+                ..case
+            };
+            match (failed, new) {
+                (true, true) => {
                     look.new.push(identity.clone());
-                } else if new {
-                    look.new.push(identity);
-                    return;
+                    look.failing.push(identity);
                 }
-                look.failing.push(identity);
+                (true, false) => look.failing.push(identity),
+                _ => look.new.push(identity),
             }
         });
     }

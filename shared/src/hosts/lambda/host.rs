@@ -116,6 +116,16 @@ fn not_accepted(function: Function, kind: &'static str) -> InvocationError {
     .into()
 }
 
+/// The GitHub source and notifier from the function's environment, for
+/// the functions that talk to GitHub (trigger, report).
+#[cfg(feature = "github")]
+pub(crate) fn github_side(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<GithubSide, HostError> {
+    let github = crate::adapters::github::GithubPorts::from_lookup(lookup)?;
+    Ok((github.source, github.notifier))
+}
+
 /// No GitHub: local sources only, nobody to notify.
 fn offline() -> GithubSide {
     (
@@ -161,8 +171,7 @@ impl LambdaFunction for Report {
     const FUNCTION: Function = Function::Report;
 
     fn github(lookup: &dyn Fn(&str) -> Option<String>) -> Result<GithubSide, HostError> {
-        let github = crate::adapters::github::GithubPorts::from_lookup(lookup)?;
-        Ok((github.source, github.notifier))
+        github_side(lookup)
     }
 
     async fn process(host: &Host, body: &str, attempt: u32) -> Result<(), HandlerError> {

@@ -8,7 +8,6 @@ use lambda_http::request::RequestContext;
 use lambda_http::{RequestExt as _, tower::ServiceExt as _};
 use serde_json::{Value, json};
 
-use crate::adapters::github::GithubPorts;
 use crate::app::handlers::trigger::TriggerOutcome;
 use crate::app::handlers::{self, Ports};
 use crate::app::intake::StartRun;
@@ -27,8 +26,7 @@ impl LambdaFunction for Trigger {
     const FUNCTION: Function = Function::Trigger;
 
     fn github(lookup: &dyn Fn(&str) -> Option<String>) -> Result<GithubSide, HostError> {
-        let github = GithubPorts::from_lookup(lookup)?;
-        Ok((github.source, github.notifier))
+        crate::hosts::lambda::host::github_side(lookup)
     }
 
     fn configure(host: Host, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Host, HostError> {

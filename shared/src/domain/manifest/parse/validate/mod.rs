@@ -115,7 +115,7 @@ fn command(
             "the first element is the program to run, e.g. command = [\"pytest\", \"{files}\"]",
         ));
     }
-    let joined_tests = test_id.render_tests(&[]).len() == 1;
+    let joined_tests = test_id.renders_one_element();
     check_argv(cx, name, "command", Slot::Command { joined_tests }, &argv)?;
     // A list placeholder as the program would run the shard's first file
     // (or test id) as the executable, and nothing at all for an empty list.
