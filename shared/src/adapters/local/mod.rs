@@ -11,6 +11,7 @@
 pub mod blob_dir;
 pub mod queue;
 pub mod sqlite;
+mod sqlite_file;
 
 pub use blob_dir::FsBlobStore;
 pub use queue::{LocalQueue, QueueConfig};

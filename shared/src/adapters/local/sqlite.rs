@@ -4,7 +4,9 @@
 //! committed transaction survives a crash of the process (the WAL is in the
 //! OS page cache and is replayed on the next open); only an OS crash or power
 //! loss can lose the last few commits, never corrupt the database. That is
-//! the right trade for a local developer tool: commits cost no fsync.
+//! the right trade for a local developer tool: commits cost no fsync, and
+//! the checkpoints that do sync run on a background thread, never inside a
+//! caller's commit (`sqlite_file`).
 //!
 //! Concurrency: one connection behind a `std::sync::Mutex`. SQLite serialises
 //! writers anyway, every statement here is a point read or write on an
@@ -31,6 +33,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::sqlite_file::{self, Checkpointer};
 use crate::app::ports::{Completion, RunStore, ShardCompletion};
 use crate::app::run_list::{MAX_SCAN, RunPage, RunQuery};
 use crate::domain::history::{HistoryScope, TestHistory, storage_key};
@@ -89,38 +92,28 @@ const RUN_COLUMNS: &str =
 /// The SQLite run store. Cheap to share behind an `Arc`.
 pub struct SqliteRunStore {
     conn: Mutex<Connection>,
+    // Stops the background checkpoints when the store goes.
+    _checkpointer: Option<Checkpointer>,
 }
 
 impl SqliteRunStore {
-    /// Opens (creating if needed) the database at `path`, and its schema.
+    /// Opens (creating if needed) the database at `path`, and its schema,
+    /// and starts its WAL's background checkpoints (`sqlite_file`).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| backend("open", e))?;
-        }
-        let conn = Connection::open(path).map_err(|e| backend("open", e))?;
-        Self::init(conn, true)
+        let conn = sqlite_file::open(path).map_err(|e| backend("open", e))?;
+        let checkpointer = Checkpointer::start(path).map_err(|e| backend("open", e))?;
+        Self::init(conn, Some(checkpointer))
     }
 
     /// A private in-memory database (no WAL, gone on drop): for tests.
     pub fn open_in_memory() -> Result<Self, StoreError> {
-        let conn = Connection::open_in_memory().map_err(|e| backend("open", e))?;
-        Self::init(conn, false)
+        let conn = sqlite_file::open_in_memory().map_err(|e| backend("open", e))?;
+        Self::init(conn, None)
     }
 
-    fn init(conn: Connection, wal: bool) -> Result<Self, StoreError> {
+    fn init(conn: Connection, checkpointer: Option<Checkpointer>) -> Result<Self, StoreError> {
         let e = |e| backend("open", e);
-        // Another process holding the write lock makes us wait, not fail.
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(e)?;
-        if wal {
-            // `journal_mode` returns a row, so it is read, not executed.
-            let _mode: String = conn
-                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-                .map_err(e)?;
-        }
-        conn.execute_batch("PRAGMA synchronous=NORMAL;")
-            .map_err(e)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(e)?;
@@ -137,6 +130,7 @@ impl SqliteRunStore {
             .map_err(e)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            _checkpointer: checkpointer,
         })
     }
 

@@ -105,19 +105,21 @@ impl FrontDoorConfig {
 }
 
 /// The front door's state: the handlers' ports (the queue it hands requests
-/// to, the stores the pages read) and its configuration. Cheap to clone.
+/// to, the stores the pages read) and its configuration. axum clones it for
+/// every request, so it is all behind `Arc`s: a clone is three reference
+/// counts, not the settings' strings and six trait objects.
 #[derive(Clone)]
 pub struct FrontDoor {
-    pub(crate) ports: Ports,
-    pub(crate) settings: Settings,
+    pub(crate) ports: Arc<Ports>,
+    pub(crate) settings: Arc<Settings>,
     pub(crate) config: Arc<FrontDoorConfig>,
 }
 
 impl FrontDoor {
     pub fn new(ports: Ports, settings: Settings, config: FrontDoorConfig) -> Self {
         Self {
-            ports,
-            settings,
+            ports: Arc::new(ports),
+            settings: Arc::new(settings),
             config: Arc::new(config),
         }
     }
