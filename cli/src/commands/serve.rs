@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use testexec::app::intake::{SourcePolicy, check_local_name};
 use testexec::hosts::backend_set::{BACKEND_ENV, BackendKind, BackendSet};
+use testexec::hosts::background::background_runtime;
 use testexec::hosts::http::{self, FrontDoor, FrontDoorConfig, ListenOptions};
 use tokio::sync::watch;
 
@@ -61,10 +62,20 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // The front door answers on this runtime; the pipeline works on its own
+    // at a lower priority, so no background step delays an answer
+    // (`hosts::background` says why).
+    let front = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("testexec-http")
         .enable_all()
         .build()?;
-    runtime.block_on(serve(args))
+    let work = background_runtime(cores)?;
+    let served = front.block_on(serve(args, work.handle().clone()));
+    // `serve` already gave the workers their grace; what still runs now is
+    // cut off, and its messages come back to the queue.
+    work.shutdown_timeout(Duration::from_secs(1));
+    served
 }
 
 /// The repositories requests may name: PATH by its directory name, then
@@ -102,7 +113,7 @@ fn local_repos(
     Ok(repos)
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+async fn serve(args: ServeArgs, work: tokio::runtime::Handle) -> anyhow::Result<ExitCode> {
     let lookup = |k: &str| std::env::var(k).ok();
     let kind = BackendKind::parse(&args.backend)?;
     let path = match (&args.path, kind) {
@@ -148,20 +159,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let pipeline = backends.pipeline;
     let (stop_tx, stop) = watch::channel(false);
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     // The recorder first: the workers and the first sweep (at once) record
     // into it, and what they record before it exists is lost.
     let metrics = args.metrics.start(&pipeline, stop.clone()).await?;
     let workers = if jobs > 0 {
+        // Spawned from inside the background runtime, so they run there.
+        let _background = work.enter();
         pipeline.spawn_workers_until(jobs, stop.clone())
     } else {
         Vec::new()
     };
-    let sweeper = tokio::spawn(sweep_every(pipeline.clone(), Duration::from_secs(60), stop));
+    let sweeper = work.spawn(sweep_every(pipeline.clone(), Duration::from_secs(60), stop));
 
     let router = http::router(FrontDoor::new(
         pipeline.ports.clone(),
