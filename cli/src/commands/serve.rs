@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::Context;
 use testexec::app::intake::{SourcePolicy, check_local_name};
 use testexec::hosts::backend_set::{BACKEND_ENV, BackendKind, BackendSet};
-use testexec::hosts::background::background_runtime;
 use testexec::hosts::http::{self, FrontDoor, FrontDoorConfig, ListenOptions};
 use tokio::sync::watch;
 
@@ -62,15 +61,23 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    // The front door answers on this runtime; the pipeline works on its own
-    // at a lower priority, so no background step delays an answer
-    // (`hosts::background` says why).
+    // The front door answers on one runtime and the pipeline works on
+    // another. On one shared runtime a request that arrives while both
+    // worker threads are busy planning, collecting or rendering waits in the
+    // same task queues as that work; apart, the kernel time-slices the two
+    // sets of threads and an answer waits for a core at most, not for a
+    // background step to yield (docs/benchmarks.md, "serve intake"). The
+    // pipeline's threads are deliberately not given a lower CPU priority:
+    // they share the queue's lock with the front door, and a preempted
+    // low-priority holder made the p99 twice as long (same section).
     let front = tokio::runtime::Builder::new_multi_thread()
         .thread_name("testexec-http")
         .enable_all()
         .build()?;
-    let work = background_runtime(cores)?;
+    let work = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("testexec-work")
+        .enable_all()
+        .build()?;
     let served = front.block_on(serve(args, work.handle().clone()));
     // `serve` already gave the workers their grace; what still runs now is
     // cut off, and its messages come back to the queue.

@@ -5,16 +5,12 @@
 //! - `lambda` (feature `lambda`): the four Lambda functions.
 //! - `metrics` (feature `http`): `GET /metrics` (Prometheus) on its own
 //!   listener for the container host.
-//! - `background` (feature `http`): the lower-priority runtime the container
-//!   host runs the pipeline on, apart from its front door.
 //! - `backend_set` (feature `http`): the composition root of the container
 //!   host and the worker: which adapters back the ports.
 //! - `worker`: a process that pulls one queue and runs its handler.
 
 #[cfg(feature = "http")]
 pub mod backend_set;
-#[cfg(feature = "http")]
-pub mod background;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "lambda")]

@@ -123,7 +123,11 @@ impl Checkpointer {
 fn checkpoint(conn: &Connection, label: &str) {
     // (busy, frames in the WAL, frames checkpointed)
     let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
     });
     match result {
         Ok((_, frames, done)) if frames > done => {
