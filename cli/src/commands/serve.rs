@@ -74,7 +74,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .thread_name("testexec-http")
         .enable_all()
         .build()?;
+    // One core fewer than the machine has (at least one): the workers' own
+    // CPU work never takes every core from the front door. Test commands
+    // are processes of their own and are not bounded by this.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let work = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores.saturating_sub(1).max(1))
         .thread_name("testexec-work")
         .enable_all()
         .build()?;
