@@ -11,7 +11,11 @@
 # moto (built with `--features aws`): each round starts its own moto
 # (scripts/emulators.sh --moto-only), so moto's CPU and memory are that
 # round's alone, and stops it afterwards. The bench then also prints the
-# AWS calls of each phase by operation and moto's CPU per phase.
+# AWS calls of each phase by operation and moto's CPU per phase. Use one
+# collect at a time there (CONCURRENCIES=1): moto 5.2.5's UpdateItem is not
+# thread-safe (concurrent updates fail with "dictionary changed size during
+# iteration" in its log), and the SDK's retry of a half-applied update then
+# finds its shard already counted.
 # Usage: [TESTEXEC_BACKEND=aws] scripts/bench/collect-report.sh [ROUNDS] [SHARDS] [CASES_PER_SHARD] [CONCURRENCIES]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -23,8 +27,13 @@ backend="${TESTEXEC_BACKEND:-local}"
 cd "$root"
 features=()
 [ "$backend" = aws ] && features=(--features aws)
-cargo build -q --release -p testexec-bench "${features[@]}" --bin collect-report
-bin="${CARGO_TARGET_DIR:-target}/release/collect-report"
+# COLLECT_REPORT_BIN: a binary built earlier (the figures of one commit while
+# the tree moves on); otherwise this tree's release build.
+bin="${COLLECT_REPORT_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build -q --release -p testexec-bench "${features[@]}" --bin collect-report
+  bin="${CARGO_TARGET_DIR:-target}/release/collect-report"
+fi
 moto_pid=""
 stop_moto() {
   if [ -n "$moto_pid" ]; then
@@ -32,6 +41,8 @@ stop_moto() {
     # Not our child (emulators.sh started it): poll until it is gone, so
     # the next round's figures are not shared with it.
     for _ in $(seq 50); do kill -0 "$moto_pid" 2>/dev/null || break; sleep 0.2; done
+    # A moto busy with a request has been seen to outlive TERM.
+    kill -KILL "$moto_pid" 2>/dev/null || true
     moto_pid=""
   fi
 }
