@@ -191,9 +191,7 @@ mod aws {
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
 
-    use testexec::adapters::aws::provision::{
-        ProvisionOptions, emulator_sdk_config, provision,
-    };
+    use testexec::adapters::aws::provision::{ProvisionOptions, emulator_sdk_config, provision};
     use testexec::testkit::aws_calls::{CallLog, Tally};
     use testexec::testkit::emulators::unique_name;
 
@@ -227,9 +225,9 @@ mod aws {
             for (phase, calls, moto_cpu) in phases.iter() {
                 match moto_cpu {
                     Some(cpu) => println!("moto_cpu_s phase={phase} {cpu:.3} (utime+stime)"),
-                    None => println!(
-                        "moto_cpu_s phase={phase} unknown (set TESTEXEC_TEST_MOTO_PID)"
-                    ),
+                    None => {
+                        println!("moto_cpu_s phase={phase} unknown (set TESTEXEC_TEST_MOTO_PID)")
+                    }
                 }
                 let total: u64 = calls.values().map(|t| t.calls).sum();
                 println!(

@@ -55,10 +55,7 @@ impl CallLog {
         // From the backends' own S3 client, so path-style stays as set.
         let base = s3::client(sdk, settings.s3_path_style);
         let s3 = aws_sdk_s3::Client::from_conf(
-            base.config()
-                .to_builder()
-                .interceptor(self.clone())
-                .build(),
+            base.config().to_builder().interceptor(self.clone()).build(),
         );
         let sqs = aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::config::Builder::from(sdk)
