@@ -202,7 +202,14 @@ mod aws {
         log: CallLog,
         moto_pid: Option<u32>,
         moto_cpu_at: Mutex<Option<f64>>,
-        phases: Mutex<Vec<(&'static str, BTreeMap<String, Tally>, Option<f64>)>>,
+        phases: Mutex<Vec<Phase>>,
+    }
+
+    /// One phase's AWS calls by operation and moto's CPU seconds in it.
+    struct Phase {
+        name: &'static str,
+        calls: BTreeMap<String, Tally>,
+        moto_cpu: Option<f64>,
     }
 
     impl Counted {
@@ -217,12 +224,21 @@ mod aws {
             self.phases
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push((phase, calls, spent));
+                .push(Phase {
+                    name: phase,
+                    calls,
+                    moto_cpu: spent,
+                });
         }
 
         pub fn print(&self, shards: u32) {
             let phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
-            for (phase, calls, moto_cpu) in phases.iter() {
+            for Phase {
+                name: phase,
+                calls,
+                moto_cpu,
+            } in phases.iter()
+            {
                 match moto_cpu {
                     Some(cpu) => println!("moto_cpu_s phase={phase} {cpu:.3} (utime+stime)"),
                     None => {
