@@ -17,7 +17,10 @@ Modes: `static`; `queue` (batches no smaller than 2 × the start-up of a
 batch the history measured, `plan::queue_plan`); `queue-nofloor`, the same
 binary with the measured start-up removed from the history before the
 timed run, i.e. queue mode as it was before the floor (in (a) there is no
-history, so the two queue modes are the same plan).
+history, so the two queue modes are the same plan). `queue-k1` and
+`queue-k4` scale the measured start-up in the history by 0.5 and 2 before
+the timed run: the floor at 1 × and 4 × the start-up instead of 2 ×
+(`--modes` picks the modes; `--only-b` skips scenario (a)).
 
 For each: the execution makespan (first shard start to last shard end) and
 its ratio to the ideal, the total actual work ÷ 8. Totals are checked.
@@ -55,13 +58,21 @@ def write_suite(tree: pathlib.Path, runner: pathlib.Path, secs: list, mode: str)
         (tree / "tests" / f"t{i:02}.txt").write_text(f"t{i} hang {s}\n")
 
 
-def drop_startup(state: pathlib.Path) -> None:
-    """Removes the measured batch start-up from every timing history in the
-    state dir, so the next plan is cut without the floor."""
+def scale_startup(state: pathlib.Path, factor) -> None:
+    """Scales (None: removes) the measured batch start-up in every timing
+    history in the state dir, for the next plan's floor."""
     for path in state.rglob("timings.json"):
         doc = json.loads(path.read_text())
-        doc.pop("batch_startup_secs", None)
+        if factor is None:
+            doc.pop("batch_startup_secs", None)
+        elif "batch_startup_secs" in doc:
+            doc["batch_startup_secs"] *= factor
         path.write_text(json.dumps(doc))
+
+
+# The floor factor each queue variant stands for, as a scale of the
+# measured start-up (the binary's own factor is 2).
+STARTUP_SCALE = {"queue-nofloor": None, "queue-k1": 0.5, "queue-k4": 2.0}
 
 
 def run(bin_: str, tree: pathlib.Path, state: pathlib.Path) -> dict:
@@ -82,8 +93,8 @@ def scenario(args, name: str, mode: str, history: bool, seed: int) -> dict:
     if history:
         write_suite(tree, args.runner, secs, plan_mode)
         run(args.bin, tree, state)  # records the history
-        if mode == "queue-nofloor":
-            drop_startup(state)
+        if mode in STARTUP_SCALE:
+            scale_startup(state, STARTUP_SCALE[mode])
         rng = random.Random(seed + 1000)
         secs = [round(s * rng.uniform(0.5, 1.5), 2) for s in secs]
     write_suite(tree, args.runner, secs, plan_mode)
@@ -120,12 +131,18 @@ def main() -> None:
     p.add_argument("--runner", required=True)
     p.add_argument("--work", required=True)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--modes", default="static,queue,queue-nofloor")
+    p.add_argument("--only-b", action="store_true")
     args = p.parse_args()
     print(f"load before: {os.getloadavg()[0]:.2f}; {FILES} files, {WORKERS} workers, seeds 1..{args.seeds}; binary {args.bin}")
     print("| scenario | mode | shards or batches | batch floor s | start-up s per shard or batch (mean) | makespan s (per seed) | ideal s | makespan ÷ ideal (median) |")
     print("|---|---|---|---|---|---|---|---|")
+    modes = args.modes.split(",")
     for name, history in (("(a) no history", False), ("(b) history, ±50 % per file", True)):
-        for mode in ("static", "queue") + (("queue-nofloor",) if history else ()):
+        if args.only_b and not history:
+            continue
+        # Without history the queue variants are one plan: run `queue` only.
+        for mode in [m for m in modes if history or m in ("static", "queue")]:
             rs = [scenario(args, name.split()[0].strip("()"), mode, history, seed) for seed in range(1, args.seeds + 1)]
             print(
                 f"| {name} | {mode} | {', '.join(str(r['batches']) for r in rs)} "
