@@ -133,7 +133,8 @@ fn secs(since: Instant) -> f64 {
 struct Backends {
     ports: Ports,
     consumer: Arc<dyn QueueConsumer>,
-    /// The local backends' state; removed at the end, outside every figure.
+    /// The local backends' state (on AWS, scratch for the checks); removed
+    /// at the end, outside every figure.
     dir: tempfile::TempDir,
     #[cfg(feature = "aws")]
     aws: Option<aws::Counted>,
