@@ -8,6 +8,9 @@
 # Prints `export` lines (eval them); TESTEXEC_EMULATOR_PIDS lists what to
 # kill afterwards (scripts/test.sh does). `--install-only` installs every
 # emulator (AWS, Azure, GCP) and starts none: CI does that while it builds.
+# `--moto-only` installs and starts moto alone (the AWS benchmarks need
+# nothing else, and the other emulators would take memory and CPU from the
+# measured run on a shared machine).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 deps="$root/target/test-deps"
@@ -29,17 +32,6 @@ if [ ! -f "$venv/ok-$MOTO_VERSION-$CARGO_LAMBDA_VERSION" ]; then
   touch "$venv/ok-$MOTO_VERSION-$CARGO_LAMBDA_VERSION"
 fi
 
-s3s="$deps/cargo/bin/s3s-fs"
-if [ ! -x "$s3s" ]; then
-  log "building s3s-fs $S3S_FS_VERSION (cargo install)"
-  cargo install -q "s3s-fs@$S3S_FS_VERSION" --locked --features binary --root "$deps/cargo" >&2
-fi
-if [ "${1:-}" = --install-only ]; then
-  "$root/scripts/emulators-azure.sh" --install-only
-  "$root/scripts/emulators-gcp.sh" --install-only
-  exit 0
-fi
-
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -57,10 +49,34 @@ wait_port() { # name port pid
   log "$1 did not open port $2 in 30 s"; cat "$deps/$1.log" >&2; exit 1
 }
 
-moto_port=$(free_port)
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$deps/moto.log" 2>&1 &
-moto_pid=$!
-wait_port moto "$moto_port" "$moto_pid"
+start_moto() {
+  moto_port=$(free_port)
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$deps/moto.log" 2>&1 &
+  moto_pid=$!
+  wait_port moto "$moto_port" "$moto_pid"
+}
+
+if [ "${1:-}" = --moto-only ]; then
+  start_moto
+  log "moto on $moto_port"
+  echo "export TESTEXEC_TEST_MOTO_ENDPOINT=http://127.0.0.1:$moto_port"
+  echo "export TESTEXEC_TEST_MOTO_PID=$moto_pid"
+  echo "export TESTEXEC_EMULATOR_PIDS=\"$moto_pid\""
+  exit 0
+fi
+
+s3s="$deps/cargo/bin/s3s-fs"
+if [ ! -x "$s3s" ]; then
+  log "building s3s-fs $S3S_FS_VERSION (cargo install)"
+  cargo install -q "s3s-fs@$S3S_FS_VERSION" --locked --features binary --root "$deps/cargo" >&2
+fi
+if [ "${1:-}" = --install-only ]; then
+  "$root/scripts/emulators-azure.sh" --install-only
+  "$root/scripts/emulators-gcp.sh" --install-only
+  exit 0
+fi
+
+start_moto
 
 s3s_port=$(free_port)
 s3s_root="$deps/s3s-root"

@@ -13,10 +13,20 @@ Scenarios, each at 8 workers (`shards = 8`, `--jobs 8`):
   (b) a history recorded from one run, then every file's duration changed
       by a seeded factor in [0.5, 1.5]: the static plan balances stale times.
 
+Modes: `static`; `queue` (batches no smaller than 2 × the start-up of a
+batch the history measured, `plan::queue_plan`); `queue-nofloor`, the same
+binary with the measured start-up removed from the history before the
+timed run, i.e. queue mode as it was before the floor (in (a) there is no
+history, so the two queue modes are the same plan). `queue-k1` and
+`queue-k4` scale the measured start-up in the history by 0.5 and 2 before
+the timed run: the floor at 1 × and 4 × the start-up instead of 2 ×
+(`--modes` picks the modes; `--only-b` skips scenario (a)).
+
 For each: the execution makespan (first shard start to last shard end) and
 its ratio to the ideal, the total actual work ÷ 8. Totals are checked.
 """
 import argparse
+import json
 import os
 import pathlib
 import random
@@ -48,6 +58,23 @@ def write_suite(tree: pathlib.Path, runner: pathlib.Path, secs: list, mode: str)
         (tree / "tests" / f"t{i:02}.txt").write_text(f"t{i} hang {s}\n")
 
 
+def scale_startup(state: pathlib.Path, factor) -> None:
+    """Scales (None: removes) the measured batch start-up in every timing
+    history in the state dir, for the next plan's floor."""
+    for path in state.rglob("timings.json"):
+        doc = json.loads(path.read_text())
+        if factor is None:
+            doc.pop("batch_startup_secs", None)
+        elif "batch_startup_secs" in doc:
+            doc["batch_startup_secs"] *= factor
+        path.write_text(json.dumps(doc))
+
+
+# The floor factor each queue variant stands for, as a scale of the
+# measured start-up (the binary's own factor is 2).
+STARTUP_SCALE = {"queue-nofloor": None, "queue-k1": 0.5, "queue-k4": 2.0}
+
+
 def run(bin_: str, tree: pathlib.Path, state: pathlib.Path) -> dict:
     return run_json(bin_, tree, state, ["--jobs", str(WORKERS)])
 
@@ -62,13 +89,17 @@ def scenario(args, name: str, mode: str, history: bool, seed: int) -> dict:
     shutil.rmtree(base, ignore_errors=True)
     tree, state = base / "tree", base / "state"
     secs = durations(seed)
+    plan_mode = "queue" if mode.startswith("queue") else mode
     if history:
-        write_suite(tree, args.runner, secs, mode)
+        write_suite(tree, args.runner, secs, plan_mode)
         run(args.bin, tree, state)  # records the history
+        if mode in STARTUP_SCALE:
+            scale_startup(state, STARTUP_SCALE[mode])
         rng = random.Random(seed + 1000)
         secs = [round(s * rng.uniform(0.5, 1.5), 2) for s in secs]
-    write_suite(tree, args.runner, secs, mode)
+    write_suite(tree, args.runner, secs, plan_mode)
     out = run(args.bin, tree, state)
+    floor = [n for n in out["plan"].get("notes", []) if "start-up" in n]
     assert out["run"]["counts"]["passed"] == FILES, out["run"]["counts"]
     ideal = sum(secs) / WORKERS
     m = makespan(out)
@@ -86,6 +117,7 @@ def scenario(args, name: str, mode: str, history: bool, seed: int) -> dict:
         "ratio": m / ideal,
         "batches": len(out["shards"]),
         "overhead": statistics.mean(overhead),
+        "floor": floor[0].split("at least ")[1].split(" s")[0] if floor else "-",
     }
 
 
@@ -99,15 +131,22 @@ def main() -> None:
     p.add_argument("--runner", required=True)
     p.add_argument("--work", required=True)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--modes", default="static,queue,queue-nofloor")
+    p.add_argument("--only-b", action="store_true")
     args = p.parse_args()
     print(f"load before: {os.getloadavg()[0]:.2f}; {FILES} files, {WORKERS} workers, seeds 1..{args.seeds}; binary {args.bin}")
-    print("| scenario | mode | shards or batches | start-up s per shard or batch (mean) | makespan s (per seed) | ideal s | makespan ÷ ideal (median) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| scenario | mode | shards or batches | batch floor s | start-up s per shard or batch (mean) | makespan s (per seed) | ideal s | makespan ÷ ideal (median) |")
+    print("|---|---|---|---|---|---|---|---|")
+    modes = args.modes.split(",")
     for name, history in (("(a) no history", False), ("(b) history, ±50 % per file", True)):
-        for mode in ("static", "queue"):
+        if args.only_b and not history:
+            continue
+        # Without history the queue variants are one plan: run `queue` only.
+        for mode in [m for m in modes if history or m in ("static", "queue")]:
             rs = [scenario(args, name.split()[0].strip("()"), mode, history, seed) for seed in range(1, args.seeds + 1)]
             print(
                 f"| {name} | {mode} | {', '.join(str(r['batches']) for r in rs)} "
+                f"| {', '.join(r['floor'] for r in rs)} "
                 f"| {fmt(r['overhead'] for r in rs)} "
                 f"| {fmt(r['makespan'] for r in rs)} "
                 f"| {fmt(r['ideal'] for r in rs)} "

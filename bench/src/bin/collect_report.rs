@@ -1,11 +1,18 @@
 //! collect + report at scale: one run of N shards × M test cases pushed
 //! through the real `collect` and `report` handlers over the local backends
-//! (SQLite run store, file blob store, in-process queue) in a temp dir.
+//! (SQLite run store, file blob store, in-process queue) in a temp dir, or,
+//! with `TESTEXEC_BACKEND=aws` (feature `aws`), over DynamoDB, S3 and SQS on
+//! the moto server at `TESTEXEC_TEST_MOTO_ENDPOINT` (`scripts/emulators.sh
+//! --moto-only` starts one), every AWS call counted by the cost model's
+//! interceptor (`testkit::aws_calls`).
 //!
 //! Usage: `collect-report [SHARDS] [CASES_PER_SHARD] [COLLECT_CONCURRENCY]`
 //! (default 1000 × 100, one collect at a time).
 //! Prints setup, collect total, report and end-to-end times; run it under
-//! `/usr/bin/time -f %M` for peak RSS.
+//! `/usr/bin/time -f %M` for peak RSS. On AWS it also prints the calls of
+//! each phase by operation, and, given `TESTEXEC_TEST_MOTO_PID`, the CPU
+//! moto spent in each phase: moto is a Python server on the same cores, so
+//! the wall time is mostly its own, and our code's share is the bench's CPU.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -120,23 +127,217 @@ fn secs(since: Instant) -> f64 {
     since.elapsed().as_secs_f64()
 }
 
+/// The backends one bench runs over, the consumer end of its queue (to
+/// take the report job the last collect queues) and, on AWS, what counts
+/// the calls and moto's CPU.
+struct Backends {
+    ports: Ports,
+    consumer: Arc<dyn QueueConsumer>,
+    /// The local backends' state (on AWS, scratch for the checks); removed
+    /// at the end, outside every figure.
+    dir: tempfile::TempDir,
+    #[cfg(feature = "aws")]
+    aws: Option<aws::Counted>,
+}
+
+impl Backends {
+    fn local() -> Result<Self, Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(SqliteRunStore::open(dir.path().join("runs.sqlite3"))?);
+        let blobs = Arc::new(FsBlobStore::new(dir.path().join("blobs"))?);
+        let queue = Arc::new(LocalQueue::in_memory(QueueConfig::default()));
+        Ok(Self {
+            ports: ports(store, blobs, queue.clone()),
+            consumer: queue,
+            dir,
+            #[cfg(feature = "aws")]
+            aws: None,
+        })
+    }
+
+    /// Calls made since the last look, printed under `phase` (AWS only).
+    fn phase_calls(&self, _phase: &'static str) {
+        #[cfg(feature = "aws")]
+        if let Some(aws) = &self.aws {
+            aws.end_phase(_phase);
+        }
+    }
+
+    fn print_calls(&self, _shards: u32) {
+        #[cfg(feature = "aws")]
+        if let Some(aws) = &self.aws {
+            aws.print(_shards);
+        }
+    }
+}
+
+fn ports(
+    store: Arc<dyn RunStore>,
+    blobs: Arc<dyn BlobStore>,
+    queue: Arc<dyn testexec::app::ports::JobQueue>,
+) -> Ports {
+    Ports {
+        store,
+        blobs,
+        queue,
+        source: Arc::new(LocalDirSource::default()),
+        notifier: Arc::new(NoNotifier),
+        clock: Arc::new(SystemClock),
+    }
+}
+
+#[cfg(feature = "aws")]
+mod aws {
+    //! The AWS side: fresh moto resources, counted clients, moto's CPU.
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use testexec::adapters::aws::provision::{ProvisionOptions, emulator_sdk_config, provision};
+    use testexec::testkit::aws_calls::{CallLog, Tally};
+    use testexec::testkit::emulators::unique_name;
+
+    use super::Backends;
+
+    /// The call log, moto's pid, and each phase's calls and moto CPU.
+    pub struct Counted {
+        log: CallLog,
+        moto_pid: Option<u32>,
+        moto_cpu_at: Mutex<Option<f64>>,
+        phases: Mutex<Vec<Phase>>,
+    }
+
+    /// One phase's AWS calls by operation and moto's CPU seconds in it.
+    struct Phase {
+        name: &'static str,
+        calls: BTreeMap<String, Tally>,
+        moto_cpu: Option<f64>,
+    }
+
+    impl Counted {
+        /// Closes a phase: its calls (the log starts afresh) and moto's CPU
+        /// since the previous phase ended.
+        pub fn end_phase(&self, phase: &'static str) {
+            let calls = self.log.take();
+            let now = self.moto_pid.and_then(moto_cpu_secs);
+            let mut at = self.moto_cpu_at.lock().unwrap_or_else(|p| p.into_inner());
+            let spent = now.zip(*at).map(|(now, before)| now - before);
+            *at = now;
+            self.phases
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Phase {
+                    name: phase,
+                    calls,
+                    moto_cpu: spent,
+                });
+        }
+
+        pub fn print(&self, shards: u32) {
+            let phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
+            for Phase {
+                name: phase,
+                calls,
+                moto_cpu,
+            } in phases.iter()
+            {
+                match moto_cpu {
+                    Some(cpu) => println!("moto_cpu_s phase={phase} {cpu:.3} (utime+stime)"),
+                    None => {
+                        println!("moto_cpu_s phase={phase} unknown (set TESTEXEC_TEST_MOTO_PID)")
+                    }
+                }
+                let total: u64 = calls.values().map(|t| t.calls).sum();
+                println!(
+                    "aws_calls phase={phase} total={total} per_shard={:.3}",
+                    total as f64 / f64::from(shards)
+                );
+                for (op, t) in calls {
+                    println!(
+                        "aws_calls phase={phase} op={op} calls={} items={} calls_per_shard={:.3}",
+                        t.calls,
+                        t.items,
+                        t.calls as f64 / f64::from(shards)
+                    );
+                }
+            }
+            if let Some(hwm) = self.moto_pid.and_then(moto_peak_rss_kb) {
+                println!("moto_peak_rss_kb={hwm}");
+            }
+        }
+    }
+
+    /// User + system CPU seconds of process `pid` so far (all its threads),
+    /// from `/proc/<pid>/stat` fields 14 and 15.
+    fn moto_cpu_secs(pid: u32) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name may hold spaces: count fields after its `)`.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        Some((ticks(11)? + ticks(12)?) / hz)
+    }
+
+    fn moto_peak_rss_kb(pid: u32) -> Option<u64> {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Fresh table, bucket and queues on moto, as `template.yaml` makes them.
+    pub async fn backends() -> Result<Backends, Box<dyn std::error::Error>> {
+        let url = std::env::var("TESTEXEC_TEST_MOTO_ENDPOINT").map_err(|_| {
+            "TESTEXEC_TEST_MOTO_ENDPOINT is not set: eval \"$(scripts/emulators.sh --moto-only)\""
+        })?;
+        let moto_pid = match std::env::var("TESTEXEC_TEST_MOTO_PID") {
+            Ok(pid) => Some(pid.trim().parse()?),
+            Err(_) => None,
+        };
+        // moto accepts any credentials.
+        let sdk = emulator_sdk_config(&url, "testing", "testing").await;
+        let settings = provision(
+            &sdk,
+            &unique_name("bench"),
+            ProvisionOptions {
+                s3_path_style: true,
+                ..ProvisionOptions::default()
+            },
+        )
+        .await?;
+        let log = CallLog::default();
+        let b = log.backends(&sdk, &settings);
+        let counted = Counted {
+            log,
+            moto_pid,
+            moto_cpu_at: Mutex::new(moto_pid.and_then(moto_cpu_secs)),
+            phases: Mutex::new(Vec::new()),
+        };
+        Ok(Backends {
+            ports: super::ports(b.store, b.blobs, b.queue.clone()),
+            consumer: b.queue as Arc<dyn testexec::app::ports::QueueConsumer>,
+            dir: tempfile::tempdir()?,
+            aws: Some(counted),
+        })
+    }
+}
+
 async fn bench(
     shards: u32,
     cases: u32,
     concurrency: usize,
+    backend: &str,
+    backends: Backends,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let store = Arc::new(SqliteRunStore::open(dir.path().join("runs.sqlite3"))?);
-    let blobs = Arc::new(FsBlobStore::new(dir.path().join("blobs"))?);
-    let queue = Arc::new(LocalQueue::in_memory(QueueConfig::default()));
-    let ports = Ports {
-        store: store.clone(),
-        blobs: blobs.clone(),
-        queue: queue.clone(),
-        source: Arc::new(LocalDirSource::default()),
-        notifier: Arc::new(NoNotifier),
-        clock: Arc::new(SystemClock),
-    };
+    let Backends {
+        ports, consumer, ..
+    } = &backends;
+    let (store, blobs) = (ports.store.clone(), ports.blobs.clone());
 
     // Setup (not timed as part of collect/report): the run, its pending
     // shards, and one uploaded JUnit file per shard.
@@ -168,12 +369,19 @@ async fn bench(
     store.create_run(&run, &records).await?;
     let mut bodies = Vec::with_capacity(shards as usize);
     let mut junit_bytes = 0usize;
+    // Uploads overlap: on moto, 10,000 one-at-a-time puts would make the
+    // untimed setup the longest part of the bench.
+    let mut uploads = tokio::task::JoinSet::new();
     for i in 0..shards {
         let shard = ShardId::new(run_id, i);
         let key = keys::junit(shard, 1, "try-000-000000-junit.xml");
         let xml = junit_for(i, cases);
         junit_bytes += xml.len();
-        blobs.put(&key, xml.into_bytes(), content_type::XML).await?;
+        if uploads.len() >= 16 {
+            uploads.join_next().await.ok_or("no upload in flight")???;
+        }
+        let blobs = blobs.clone();
+        uploads.spawn(async move { blobs.put(&key, xml.into_bytes(), content_type::XML).await });
         let result = ShardResult {
             v: MESSAGE_VERSION,
             shard,
@@ -189,8 +397,12 @@ async fn bench(
         };
         bodies.push(serde_json::to_string(&result)?);
     }
+    while let Some(done) = uploads.join_next().await {
+        done??;
+    }
     let setup = secs(t_setup);
     let rss_setup = peak_rss_kb();
+    backends.phase_calls("setup");
 
     let t_e2e = Instant::now();
     let cpu_start = cpu_secs();
@@ -210,25 +422,29 @@ async fn bench(
     let collect_total = secs(t_e2e);
     let cpu_collect = cpu_secs() - cpu_start;
     let rss_collect = peak_rss_kb();
+    backends.phase_calls("collect");
 
     let t_report = Instant::now();
-    let job = queue
-        .receive(QueueName::Reports, std::time::Duration::ZERO)
+    // A short wait: SQS may not show a message sent a moment ago at once;
+    // the in-process queue always does.
+    let job = consumer
+        .receive(QueueName::Reports, std::time::Duration::from_secs(5))
         .await?
         .ok_or("no report job queued after the last shard")?;
-    let outcome = report(&ports, &Settings::default(), &job.body).await?;
-    queue.ack(QueueName::Reports, &job.handle).await?;
+    let outcome = report(ports, &Settings::default(), &job.body).await?;
+    consumer.ack(QueueName::Reports, &job.handle).await?;
     let report_secs = secs(t_report);
     let e2e = secs(t_e2e);
     let cpu_report = cpu_secs() - cpu_start - cpu_collect;
     let rss_report = peak_rss_kb();
+    backends.phase_calls("report");
 
     // Each file is copied down and measured, not read into memory: the
     // process's peak is the handlers', not this check's (report.json of a
     // million cases is 265 MB).
     let mut html_bytes = 0;
     for name in testexec::app::handlers::report::REPORT_FILES {
-        let copy = dir.path().join(format!("check-{name}"));
+        let copy = backends.dir.path().join(format!("check-{name}"));
         blobs
             .get_to_file(&keys::report(run_id, name), &copy)
             .await?;
@@ -247,7 +463,7 @@ async fn bench(
         .into());
     }
     println!(
-        "shards={shards} cases_per_shard={cases} collect_concurrency={concurrency} junit_total_mb={:.1} handed_to_report={handed}",
+        "backend={backend} shards={shards} cases_per_shard={cases} collect_concurrency={concurrency} junit_total_mb={:.1} handed_to_report={handed}",
         junit_bytes as f64 / 1e6
     );
     println!(
@@ -266,7 +482,9 @@ async fn bench(
     println!(
         "peak_rss_kb after setup={rss_setup} after collect={rss_collect} after report={rss_report}"
     );
-    drop((ports, store, blobs, queue));
+    backends.print_calls(shards);
+    drop((store, blobs));
+    let Backends { dir, .. } = backends;
     let t_cleanup = Instant::now();
     dir.close()?;
     println!("cleanup_s={:.3} (removing the temp dir)", secs(t_cleanup));
@@ -281,7 +499,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(bench(shards, cases, concurrency.max(1)))?;
+    // The hosts' variable (`hosts::backend_set`, behind the `http` feature,
+    // which this bench does not build).
+    let backend = std::env::var("TESTEXEC_BACKEND").unwrap_or_else(|_| "local".into());
+    runtime.block_on(async {
+        let backends = match backend.as_str() {
+            "local" => Backends::local()?,
+            #[cfg(feature = "aws")]
+            "aws" => aws::backends().await?,
+            other => {
+                return Err(format!(
+                    "TESTEXEC_BACKEND={other}: this bench runs over local, or aws when built with `--features aws`"
+                )
+                .into());
+            }
+        };
+        bench(shards, cases, concurrency.max(1), &backend, backends).await
+    })?;
     let t_shutdown = Instant::now();
     drop(runtime);
     println!("runtime_shutdown_s={:.3}", secs(t_shutdown));

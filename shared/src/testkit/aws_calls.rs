@@ -14,6 +14,8 @@ use aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use serde::{Deserialize, Serialize};
 
+use crate::adapters::aws::{AwsBackends, AwsSettings, s3};
+
 /// Calls of one operation, and the entries they carried (a batch of 10
 /// messages is one call and 10 items; a transaction of 2 writes, 2 items).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +40,29 @@ impl CallLog {
         let tally = map.entry(operation).or_default();
         tally.calls += 1;
         tally.items += items;
+    }
+}
+
+impl CallLog {
+    /// The AWS backends of `settings` (as [`AwsBackends::new`] builds them
+    /// from `sdk`) with every client counting into this log.
+    pub fn backends(&self, sdk: &aws_config::SdkConfig, settings: &AwsSettings) -> AwsBackends {
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(sdk)
+                .interceptor(self.clone())
+                .build(),
+        );
+        // From the backends' own S3 client, so path-style stays as set.
+        let base = s3::client(sdk, settings.s3_path_style);
+        let s3 = aws_sdk_s3::Client::from_conf(
+            base.config().to_builder().interceptor(self.clone()).build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(sdk)
+                .interceptor(self.clone())
+                .build(),
+        );
+        AwsBackends::from_clients(dynamodb, s3, sqs, settings)
     }
 }
 

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use testexec::adapters::aws::provision::{ProvisionOptions, provision};
-use testexec::adapters::aws::{DynamoRunStore, S3BlobStore, SqsQueue, s3};
 use testexec::adapters::source::LocalDirSource;
 use testexec::app::handlers::trigger::TriggerOutcome;
 use testexec::app::handlers::{Ports, Settings};
@@ -61,29 +60,12 @@ async fn calls_of_a_run(shards: usize) -> Option<Calls> {
     .await
     .expect("provisioning on moto");
     let log = CallLog::default();
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .interceptor(log.clone())
-            .build(),
-    );
-    let s3 = {
-        let base = s3::client(&sdk, true);
-        aws_sdk_s3::Client::from_conf(base.config().to_builder().interceptor(log.clone()).build())
-    };
-    let sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::config::Builder::from(&sdk)
-            .interceptor(log.clone())
-            .build(),
-    );
-    let queue = Arc::new(SqsQueue::new(sqs, settings.queues.clone()));
+    let b = log.backends(&sdk, &settings);
+    let queue = b.queue.clone();
     let work = tempfile::tempdir().unwrap();
     let ports = Ports {
-        store: Arc::new(DynamoRunStore::new(dynamodb, settings.table.clone())),
-        blobs: Arc::new(S3BlobStore::new(
-            s3,
-            settings.bucket.clone(),
-            settings.link_ttl,
-        )),
+        store: b.store,
+        blobs: b.blobs,
         queue: queue.clone(),
         source: Arc::new(LocalDirSource::default()),
         notifier: Arc::new(NoNotifier),

@@ -161,19 +161,32 @@ pub struct AwsBackends {
 
 impl AwsBackends {
     pub fn new(sdk: &aws_config::SdkConfig, settings: &AwsSettings) -> Self {
+        Self::from_clients(
+            aws_sdk_dynamodb::Client::new(sdk),
+            s3::client(sdk, settings.s3_path_style),
+            aws_sdk_sqs::Client::new(sdk),
+            settings,
+        )
+    }
+
+    /// The backends over clients the caller configured, so that a client
+    /// with extra layers (the call counter of `testkit::aws_calls`) gets
+    /// exactly the wiring the functions use.
+    pub fn from_clients(
+        dynamodb: aws_sdk_dynamodb::Client,
+        s3: aws_sdk_s3::Client,
+        sqs: aws_sdk_sqs::Client,
+        settings: &AwsSettings,
+    ) -> Self {
         Self {
-            store: Arc::new(DynamoRunStore::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                settings.table.clone(),
-            )),
+            store: Arc::new(DynamoRunStore::new(dynamodb, settings.table.clone())),
             blobs: Arc::new(S3BlobStore::new(
-                s3::client(sdk, settings.s3_path_style),
+                s3,
                 settings.bucket.clone(),
                 settings.link_ttl,
             )),
             queue: Arc::new(
-                SqsQueue::new(aws_sdk_sqs::Client::new(sdk), settings.queues.clone())
-                    .with_lease(settings.queue_lease),
+                SqsQueue::new(sqs, settings.queues.clone()).with_lease(settings.queue_lease),
             ),
         }
     }

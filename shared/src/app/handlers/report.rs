@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use tracing::Instrument;
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ use crate::app::messages::{ReportJob, keys};
 use crate::app::ports::{RunOutcome, content_type};
 use crate::domain::history::triage::Triage;
 use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardRecord, ShardStatus, TestCase};
-use crate::domain::plan::Timings;
+use crate::domain::plan::{Timings, median_batch_startup};
 use crate::domain::report::{self, CaseSource, Digest, ReportInput, ReportLinks};
 use crate::errors::{BlobError, HandlerError};
 
@@ -144,7 +145,7 @@ async fn render_and_finish(
         .await?;
 
     if !run.status.is_final() {
-        update_timings(ports, &run, &cases).await?;
+        update_timings(ports, &run, &shards, &cases).await?;
     }
 
     // GitHub shows at most `max_annotations` (1,000 by default): the held
@@ -294,9 +295,14 @@ async fn report_links(
 /// Merges this run's timings into the history the next plan balances with.
 /// Two reports of one suite racing may lose one run's update; history is an
 /// estimate and the next run refreshes it.
+///
+/// It also records what a shard spends outside its tests (the median of
+/// each finished shard's wall minus its cases' times): queue mode keeps
+/// its batches well above that start-up (`plan::queue_plan`).
 async fn update_timings(
     ports: &Ports,
     run: &Run,
+    shards: &[ShardRecord],
     cases: &dyn CaseSource,
 ) -> Result<(), HandlerError> {
     let key = keys::timings(&run.source.repo, &run.suite);
@@ -306,15 +312,28 @@ async fn update_timings(
         Err(e) => return Err(e.into()),
     };
     let mut observed = Timings::observer();
+    // Test seconds per shard index, skipped cases included (they ran too).
+    let mut shard_tests: BTreeMap<u32, f64> = BTreeMap::new();
     cases
-        .for_each(&mut |_, _, c| {
+        .for_each(&mut |_, shard, c| {
+            let t = shard_tests.entry(shard).or_default();
+            *t = crate::domain::model::add_duration(*t, c.duration_secs);
             if c.outcome != crate::domain::model::Outcome::Skipped {
                 observed.add(c);
             }
             Ok(())
         })
         .map_err(io("reading the run's test cases for timings"))?;
-    history.merge_owned(observed.finish());
+    let mut observed = observed.finish();
+    let walls = shards.iter().filter_map(|s| {
+        let wall = s.finished_ms?.checked_sub(s.started_ms?)? as f64 / 1000.0;
+        let tests = shard_tests.get(&s.id.index).copied()?;
+        (s.status != ShardStatus::Pending).then_some((wall, tests))
+    });
+    if let Some(startup) = median_batch_startup(walls) {
+        observed.set_batch_startup_secs(startup);
+    }
+    history.merge_owned(observed);
     ports
         .blobs
         .put(&key, history.to_json().into_bytes(), content_type::JSON)

@@ -329,7 +329,8 @@ fn make_plan(
         // The packed plan's shard count is the number of workers.
         Mode::Queue => {
             let workers = packed.shards.len() as u32;
-            crate::domain::plan::queue_plan(packed, workers, settings.max_shards)
+            let startup = timings.batch_startup_secs();
+            crate::domain::plan::queue_plan(packed, workers, settings.max_shards, startup)
         }
     })
 }

@@ -22,7 +22,10 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::errors::PlanError;
 pub use queue::{MAX_BATCHES, queue_plan};
-pub use timings::{MAX_TIMED_TESTS, TIMINGS_VERSION, Timings, TimingsObserver, normalize_path};
+pub use timings::{
+    MAX_TIMED_TESTS, TIMINGS_VERSION, Timings, TimingsObserver, median_batch_startup,
+    normalize_path,
+};
 
 /// Most files one plan accepts: far above any real suite, low enough that a
 /// plan stays within a Lambda's memory (~100 bytes per file).

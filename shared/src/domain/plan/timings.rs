@@ -22,6 +22,9 @@ pub const TIMINGS_VERSION: u64 = 1;
 pub struct Timings {
     files: BTreeMap<String, f64>,
     tests: BTreeMap<String, BTreeMap<String, f64>>,
+    /// What one shard or queue batch spends outside its tests (checkout,
+    /// setup, the runner's start), as the last run measured it.
+    batch_startup_secs: Option<f64>,
 }
 
 /// The on-disk shape; kept separate so the in-memory type can change freely.
@@ -33,6 +36,9 @@ struct TimingsFile {
     files: BTreeMap<String, f64>,
     #[serde(default)]
     tests: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Absent until a run measured it, so older histories read unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    batch_startup_secs: Option<f64>,
 }
 
 /// Only the version, read first so a future format gets a version error
@@ -73,6 +79,9 @@ impl Timings {
     /// current code (tests added, fixtures changed), and replacing the whole
     /// file keeps deleted tests from lingering in the history.
     pub fn merge(&mut self, newer: &Timings) {
+        if newer.batch_startup_secs.is_some() {
+            self.batch_startup_secs = newer.batch_startup_secs;
+        }
         for (file, secs) in &newer.files {
             self.files.insert(file.clone(), *secs);
             match newer.tests.get(file) {
@@ -89,6 +98,9 @@ impl Timings {
     /// [`merge`](Self::merge) taking `newer` by value: its maps are moved,
     /// not copied (the report handler's observation of a large run).
     pub fn merge_owned(&mut self, newer: Timings) {
+        if newer.batch_startup_secs.is_some() {
+            self.batch_startup_secs = newer.batch_startup_secs;
+        }
         let mut tests = newer.tests;
         for (file, secs) in newer.files {
             match tests.remove(&file) {
@@ -135,6 +147,20 @@ impl Timings {
             (true, Some(tests)) => !tests.contains_key(&case.key()),
             (true, None) => false,
         }
+    }
+
+    /// The measured start-up of one shard or batch: its wall time minus
+    /// its tests' (the median over the last run's shards), if measured.
+    /// Queue mode sizes its batches from it.
+    pub fn batch_startup_secs(&self) -> Option<f64> {
+        self.batch_startup_secs
+    }
+
+    /// Records the start-up of one shard or batch (see
+    /// [`batch_startup_secs`](Self::batch_startup_secs)); negative or
+    /// non-finite values are stored as 0.
+    pub fn set_batch_startup_secs(&mut self, secs: f64) {
+        self.batch_startup_secs = Some(sanitize(secs));
     }
 
     /// Seconds for a file, if it was ever observed.
@@ -194,6 +220,7 @@ impl Timings {
             version: TIMINGS_VERSION,
             files: self.files.clone(),
             tests: self.tests.clone(),
+            batch_startup_secs: self.batch_startup_secs,
         };
         // Serialising maps of strings to finite floats cannot fail.
         serde_json::to_string_pretty(&doc).unwrap_or_default()
@@ -243,6 +270,10 @@ impl Timings {
             }
         };
         let mut timings = Timings::new();
+        if let Some(secs) = doc.batch_startup_secs {
+            check("start-up", "batch_startup_secs", secs)?;
+            timings.batch_startup_secs = Some(secs);
+        }
         for (file, secs) in &doc.files {
             check("file", file, *secs)?;
             timings.files.insert(normalize_path(file), *secs);
@@ -261,6 +292,28 @@ impl Timings {
         }
         Ok(timings)
     }
+}
+
+/// The start-up of one shard or batch, from `(wall, tests)` seconds of each
+/// finished shard of a run: the median of `wall - tests` (never negative),
+/// the median so that one shard stuck on a slow checkout or a timeout does
+/// not set it; `None` without a shard to measure.
+pub fn median_batch_startup(shards: impl IntoIterator<Item = (f64, f64)>) -> Option<f64> {
+    let mut startups: Vec<f64> = shards
+        .into_iter()
+        .filter(|(wall, tests)| wall.is_finite() && tests.is_finite())
+        .map(|(wall, tests)| (wall - tests).max(0.0))
+        .collect();
+    if startups.is_empty() {
+        return None;
+    }
+    startups.sort_by(f64::total_cmp);
+    let mid = startups.len() / 2;
+    Some(if startups.len() % 2 == 1 {
+        startups[mid]
+    } else {
+        (startups[mid - 1] + startups[mid]) / 2.0
+    })
 }
 
 /// The form paths are compared in: forward slashes, no leading `./`.
@@ -463,5 +516,62 @@ mod observer_tests {
             history.file_secs("b.py"),
             Some((MAX_TIMED_TESTS / 2) as f64 * 0.5)
         );
+    }
+}
+
+#[cfg(test)]
+mod batch_startup_tests {
+    use super::*;
+
+    #[test]
+    fn batch_startup_round_trips_merges_and_is_absent_until_measured() {
+        let mut old = Timings::new();
+        old.insert_file("a.py", 2.0);
+        let json = old.to_json();
+        assert!(!json.contains("batch_startup_secs"), "{json}");
+        assert_eq!(
+            Timings::from_json(&json, "t").unwrap().batch_startup_secs(),
+            None
+        );
+
+        let mut newer = Timings::new();
+        newer.insert_file("b.py", 1.0);
+        newer.set_batch_startup_secs(0.25);
+        let back = Timings::from_json(&newer.to_json(), "t").unwrap();
+        assert_eq!(back.batch_startup_secs(), Some(0.25));
+        assert_eq!(back, newer);
+
+        // A newer run's measure replaces the old; a run without one keeps it.
+        old.merge(&newer);
+        assert_eq!(old.batch_startup_secs(), Some(0.25));
+        old.merge_owned(Timings::new());
+        assert_eq!(old.batch_startup_secs(), Some(0.25));
+
+        let bad = r#"{"version":1,"files":{},"batch_startup_secs":-1}"#;
+        assert!(Timings::from_json(bad, "t").is_err());
+        let bad = r#"{"version":1,"files":{},"batch_startup_secs":"0.2"}"#;
+        assert!(Timings::from_json(bad, "t").is_err());
+    }
+}
+
+#[cfg(test)]
+mod median_batch_startup_tests {
+    use super::median_batch_startup;
+
+    #[test]
+    fn the_median_of_wall_minus_tests_ignores_one_stuck_shard() {
+        assert_eq!(median_batch_startup([]), None);
+        assert_eq!(
+            median_batch_startup([(1.2, 1.0)]).map(|s| (s * 100.0).round()),
+            Some(20.0)
+        );
+        // One shard waited 30 s for a checkout: the median stays at 0.2 s.
+        let s = median_batch_startup([(1.2, 1.0), (30.5, 0.5), (2.2, 2.0)]).unwrap();
+        assert!((s - 0.2).abs() < 1e-9, "{s}");
+        // A runner that reports more test time than its wall counts as 0.
+        assert_eq!(median_batch_startup([(1.0, 1.5)]), Some(0.0));
+        let even = median_batch_startup([(1.1, 1.0), (1.3, 1.0)]).unwrap();
+        assert!((even - 0.2).abs() < 1e-9, "{even}");
+        assert_eq!(median_batch_startup([(f64::NAN, 1.0)]), None);
     }
 }
