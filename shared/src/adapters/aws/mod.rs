@@ -141,6 +141,55 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     config_loader().load().await
 }
 
+/// [`sdk_config`] for a Lambda function: the same loader, told the
+/// credentials and region come from the environment when they are there.
+///
+/// Lambda always puts the execution role's credentials
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) and
+/// `AWS_REGION` in the function's environment, and the SDK's default chains
+/// try the environment first, so they would pick exactly these. Naming the
+/// environment providers saves building the rest of both chains (profile
+/// files, web identity, ECS, IMDS and their HTTP settings) at init, where
+/// every page of code touched counts against the function's cold start and
+/// resident memory (docs/benchmarks.md, "One zip per function"). Where
+/// either is missing from the environment (not on Lambda, or a variable
+/// removed), the default chains run as in [`sdk_config`]. Everything else
+/// (`AWS_ENDPOINT_URL`, retries, timeouts, profile settings) is loaded as
+/// there.
+pub async fn lambda_sdk_config() -> aws_config::SdkConfig {
+    lambda_config_loader(|name| std::env::var(name).ok())
+        .load()
+        .await
+}
+
+/// The loader of [`lambda_sdk_config`], deciding through `lookup` (tests
+/// pass a map) whether the environment providers stand in for the chains.
+fn lambda_config_loader(lookup: impl Fn(&str) -> Option<String>) -> aws_config::ConfigLoader {
+    use aws_config::environment::{
+        EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+    };
+    let loader = config_loader();
+    if env_has_identity(lookup) {
+        loader
+            .credentials_provider(EnvironmentVariableCredentialsProvider::new())
+            .region(EnvironmentVariableRegionProvider::new())
+    } else {
+        loader
+    }
+}
+
+/// Whether the environment providers would answer, by their own rules:
+/// a non-blank access key and secret key (`AWS_SECRET_ACCESS_KEY`, or the
+/// legacy `SECRET_ACCESS_KEY`), and `AWS_REGION` or `AWS_DEFAULT_REGION`
+/// set. Exactly when the default chains stop at their first, environment,
+/// link.
+fn env_has_identity(lookup: impl Fn(&str) -> Option<String>) -> bool {
+    let nonblank = |name: &str| lookup(name).is_some_and(|v| !v.trim().is_empty());
+    nonblank("AWS_ACCESS_KEY_ID")
+        && (nonblank("AWS_SECRET_ACCESS_KEY") || nonblank("SECRET_ACCESS_KEY"))
+        && (lookup("AWS_REGION").is_some() || lookup("AWS_DEFAULT_REGION").is_some())
+}
+
 /// The SDK's loader with our HTTPS client (rustls + ring, already linked for
 /// the GitHub client) instead of the default one, which would build aws-lc.
 pub(crate) fn config_loader() -> aws_config::ConfigLoader {
@@ -209,6 +258,42 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k, v.to_string()))
         .collect()
+    }
+
+    #[test]
+    fn lambda_environment_providers_only_where_they_would_answer() {
+        let with = |pairs: &[(&str, &str)]| {
+            let vars: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            env_has_identity(|k| vars.get(k).cloned())
+        };
+        let lambda = [
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+            ("AWS_REGION", "eu-west-1"),
+        ];
+        // What Lambda sets: the chains would stop at the environment.
+        assert!(with(&lambda));
+        assert!(!with(&lambda[..3]), "no region: the region chain runs");
+        assert!(!with(&[
+            ("AWS_ACCESS_KEY_ID", " "),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_REGION", "eu-west-1"),
+        ]));
+        // No secret key: the environment provider would fail and the
+        // chain go on to the profile, so the chain it is.
+        assert!(!with(&[
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AWS_REGION", "eu-west-1")
+        ]));
+        assert!(with(&[
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("SECRET_ACCESS_KEY", "secret"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+        ]));
     }
 
     #[test]

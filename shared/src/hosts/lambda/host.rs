@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::adapters::aws::{AwsBackends, AwsSettings, sdk_config};
+use crate::adapters::aws::{AwsBackends, AwsSettings, lambda_sdk_config};
 use crate::adapters::source::{LocalDirSource, SourceRouter};
 use crate::app::handlers::{self, Ports, Settings};
 use crate::app::messages::QueueName;
@@ -224,11 +224,13 @@ pub struct Host {
 
 impl Host {
     /// Builds function `F`'s host from the process environment and the AWS
-    /// SDK's standard configuration chain.
+    /// SDK's standard configuration, with the credentials and region Lambda
+    /// puts in the environment taken from there directly
+    /// ([`lambda_sdk_config`]).
     pub async fn from_env<F: LambdaFunction>() -> Result<Self, HostError> {
         let lookup = |k: &str| std::env::var(k).ok();
         let aws = AwsSettings::from_env()?;
-        let sdk = sdk_config().await;
+        let sdk = lambda_sdk_config().await;
         let backends = AwsBackends::new(&sdk, &aws);
         Self::with_backends_as::<F>(backends, &lookup)
     }
