@@ -6,10 +6,10 @@ use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::BytesRef;
 
 use super::{Elem, Parser};
-use crate::domain::model::TestCase;
+use crate::domain::junit::CaseRef;
 use crate::errors::JunitError;
 
-impl<F: FnMut(TestCase)> Parser<'_, F> {
+impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     /// Where the text of the current element goes, if anywhere.
     pub(super) fn routes_text(&self) -> bool {
         match self.stack.last() {

@@ -30,7 +30,8 @@ use self::suite::SuiteFrame;
 use super::input::is_too_large;
 use super::text::{Capped, cap_str};
 use super::{Limits, StreamSummary};
-use crate::domain::model::{MAX_DURATION_SECS, Outcome, TestCase};
+use super::CaseRef;
+use crate::domain::model::{MAX_DURATION_SECS, Outcome};
 use crate::errors::JunitError;
 
 /// Warnings are for humans; past this many, only a count is kept so that a
@@ -104,7 +105,7 @@ pub(crate) fn run<B: BufRead>(
     input: B,
     source: &str,
     limits: &Limits,
-    on_case: impl FnMut(TestCase),
+    on_case: impl FnMut(CaseRef<'_>),
 ) -> Result<StreamSummary, JunitError> {
     let mut reader = Reader::from_reader(input);
     let mut parser = Parser {
@@ -216,7 +217,7 @@ pub(crate) fn run<B: BufRead>(
     Ok(parser.finish())
 }
 
-impl<F: FnMut(TestCase)> Parser<'_, F> {
+impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     fn malformed(&self, position: u64, message: String) -> JunitError {
         JunitError::Malformed {
             file: self.source.to_owned(),

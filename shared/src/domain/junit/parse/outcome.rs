@@ -7,7 +7,8 @@ use quick_xml::events::BytesStart;
 
 use super::Parser;
 use crate::domain::junit::text::Capped;
-use crate::domain::model::{Attempt, Outcome, TestCase};
+use crate::domain::junit::CaseRef;
+use crate::domain::model::{Attempt, Outcome};
 use crate::errors::JunitError;
 
 /// Result kinds in precedence order: a later variant wins.
@@ -42,7 +43,7 @@ pub(super) struct RerunBuilder {
     pub(super) stack_trace: Option<String>,
 }
 
-impl<F: FnMut(TestCase)> Parser<'_, F> {
+impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     /// `<failure>`, `<error>` or `<skipped>` inside a testcase.
     pub(super) fn open_case_result(
         &mut self,
