@@ -16,7 +16,7 @@ mod case;
 mod outcome;
 mod suite;
 
-use std::io::{self, BufRead};
+use std::io::{self, Read};
 use std::sync::Arc;
 
 use quick_xml::Reader;
@@ -28,6 +28,7 @@ use self::case::{DeriveCache, OpenCase, PreviousCase};
 use self::outcome::ResultKind;
 use self::suite::SuiteFrame;
 use super::input::is_too_large;
+use super::long_text::LongTextCut;
 use super::text::{Capped, cap_str};
 use super::{Limits, StreamSummary};
 use super::CaseRef;
@@ -101,8 +102,8 @@ pub(crate) fn io_error(source: &str, limits: &Limits, err: io::Error) -> JunitEr
     }
 }
 
-pub(crate) fn run<B: BufRead>(
-    input: B,
+pub(crate) fn run<R: Read>(
+    input: LongTextCut<R>,
     source: &str,
     limits: &Limits,
     on_case: impl FnMut(CaseRef<'_>),
@@ -139,6 +140,12 @@ pub(crate) fn run<B: BufRead>(
             Ok(event) => event,
             Err(err) => return Err(parser.xml_error(err, &reader)),
         };
+        // After markup, the cut may lend input unseen again (see
+        // `LongTextCut::markup_ended`); texts and references continue the
+        // segment.
+        if !matches!(event, Event::Text(_) | Event::GeneralRef(_) | Event::Eof) {
+            reader.get_mut().markup_ended();
+        }
         match event {
             Event::Start(e) => parser.start(&e, position)?,
             Event::Empty(e) => {
