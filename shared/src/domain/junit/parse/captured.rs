@@ -27,8 +27,8 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
 
     pub(super) fn push_text(&mut self, s: &str) {
         if self.stack.last() == Some(&Elem::Rerun) {
-            if let Some(rerun) = self.case.as_mut().and_then(|c| c.rerun.as_mut()) {
-                rerun.body.push(s);
+            if self.case.as_mut().is_some_and(|c| c.rerun.is_some()) {
+                self.rerun_body.push(s);
             }
         } else if self.text_open {
             self.text.push(s);

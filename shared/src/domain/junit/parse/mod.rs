@@ -75,6 +75,9 @@ struct Parser<'a, F> {
     /// doubling, and reallocation was ~7 % of a nextest report's profile.
     text: Capped,
     text_open: bool,
+    /// Body text of the open rerun element (its own text, as opposed to
+    /// its `<stackTrace>`'s, which goes to `text`), reused likewise.
+    rerun_body: Capped,
     suite_result: Option<(ResultKind, Option<String>)>,
     summary: StreamSummary,
     warnings_dropped: u64,
@@ -119,6 +122,7 @@ pub(crate) fn run<R: Read>(
         previous: PreviousCase::default(),
         repeats_after_failure: 0,
         text: Capped::new(limits.max_text_bytes),
+        rerun_body: Capped::new(limits.max_text_bytes),
         text_open: false,
         suite_result: None,
         summary: StreamSummary::default(),
