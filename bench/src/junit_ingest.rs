@@ -101,7 +101,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: junit-ingest <testexec|testexec-owned|quick-junit|raw> FILE [ITERATIONS]");
+        eprintln!(
+            "usage: junit-ingest <testexec|testexec-owned|quick-junit|raw> FILE [ITERATIONS]"
+        );
         return ExitCode::from(2);
     };
     let iterations: u32 = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(5);

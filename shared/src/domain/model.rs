@@ -245,7 +245,11 @@ impl TestCase {
 /// [`TestCase::key`] from the three parts, for callers holding borrowed
 /// ones (the JUnit reader's lent cases).
 pub fn test_key(suite: &str, classname: &str, name: &str) -> String {
-    let scope = if classname.is_empty() { suite } else { classname };
+    let scope = if classname.is_empty() {
+        suite
+    } else {
+        classname
+    };
     if scope.is_empty() {
         name.to_owned()
     } else {

@@ -126,7 +126,11 @@ mod tests {
     fn into_owned_keeps_every_field() {
         let owned = full().into_owned();
         assert_eq!(
-            (owned.suite.as_str(), owned.classname.as_str(), owned.name.as_str()),
+            (
+                owned.suite.as_str(),
+                owned.classname.as_str(),
+                owned.name.as_str()
+            ),
             ("s", "c.D", "t[1]")
         );
         assert_eq!(owned.file.as_deref(), Some("c/D.java"));

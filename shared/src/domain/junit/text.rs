@@ -278,8 +278,19 @@ mod tests {
     #[test]
     fn trim_is_str_trim() {
         let samples = [
-            "", " ", "\n\t\r\x0B\x0C ", "a", " a ", "\n  body\n  ", "\u{a0}x\u{a0}",
-            " \u{3000} x \u{2029}\n", "\u{85}", "é", " é ", "x\u{1680}", "\x1F a \x1F",
+            "",
+            " ",
+            "\n\t\r\x0B\x0C ",
+            "a",
+            " a ",
+            "\n  body\n  ",
+            "\u{a0}x\u{a0}",
+            " \u{3000} x \u{2029}\n",
+            "\u{85}",
+            "é",
+            " é ",
+            "x\u{1680}",
+            "\x1F a \x1F",
             "\u{200B}z\u{200B}",
         ];
         for s in samples {

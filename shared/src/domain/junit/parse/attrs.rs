@@ -7,8 +7,8 @@ use quick_xml::escape::unescape;
 use quick_xml::events::BytesStart;
 
 use super::Parser;
-use crate::domain::junit::text::{TimeIssue, cap_str, parse_time};
 use crate::domain::junit::CaseRef;
+use crate::domain::junit::text::{TimeIssue, cap_str, parse_time};
 use crate::domain::model::{MAX_DURATION_SECS, Outcome};
 use crate::errors::JunitError;
 

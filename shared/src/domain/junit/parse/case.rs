@@ -6,9 +6,9 @@ use quick_xml::events::BytesStart;
 use super::Parser;
 use super::attrs::attr_outcome;
 use super::outcome::{CaseResult, RerunBuilder, ResultKind};
+use crate::domain::junit::CaseRef;
 use crate::domain::junit::derive::{derive_file_with, suite_path};
 use crate::domain::junit::text::cap_str;
-use crate::domain::junit::CaseRef;
 use crate::domain::model::{Attempt, Outcome, add_duration};
 use crate::errors::JunitError;
 

@@ -27,11 +27,11 @@ use self::attrs::{NulStats, TimeStats};
 use self::case::{DeriveCache, OpenCase, PreviousCase};
 use self::outcome::ResultKind;
 use self::suite::SuiteFrame;
+use super::CaseRef;
 use super::input::is_too_large;
 use super::long_text::LongTextCut;
 use super::text::{Capped, cap_str};
 use super::{Limits, StreamSummary};
-use super::CaseRef;
 use crate::domain::model::{MAX_DURATION_SECS, Outcome};
 use crate::errors::JunitError;
 

@@ -5,10 +5,10 @@ use quick_xml::events::BytesStart;
 
 use super::Parser;
 use super::outcome::ResultKind;
+use crate::domain::junit::CaseRef;
 use crate::domain::junit::derive::derive_file;
 use crate::domain::junit::text::cap_str;
 use crate::domain::junit::{SUITE_ERROR_NAME, SuiteSummary};
-use crate::domain::junit::CaseRef;
 use crate::domain::model::Counts;
 use crate::errors::JunitError;
 
