@@ -1,7 +1,7 @@
 //! JUnit ingest benchmark: one parser, one file, per process, so that peak
 //! RSS (`/usr/bin/time -f %M`) belongs to that parser alone.
 //!
-//! Usage: junit-ingest <testexec|quick-junit|raw> FILE [ITERATIONS]
+//! Usage: junit-ingest <testexec|testexec-owned|quick-junit|raw> FILE [ITERATIONS]
 //!        junit-ingest dump FILE...
 //!
 //! `dump` prints, for each FILE, `junit::read_file` as JSON (or the error's
@@ -27,8 +27,23 @@ fn open(path: &Path) -> BufReader<File> {
     BufReader::with_capacity(64 * 1024, File::open(path).expect("open the report"))
 }
 
-/// testexec's streaming reader: cases are counted and dropped.
+/// testexec's streaming reader as its consumers use it (`stream_refs`):
+/// each case is lent to the callback, counted and dropped.
 fn testexec(path: &Path) -> Result<u64, String> {
+    let mut cases = 0;
+    junit::stream_refs(
+        open(path),
+        &path.display().to_string(),
+        &Limits::default(),
+        |_| cases += 1,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(cases)
+}
+
+/// The owned form (`stream`): each case becomes a `TestCase`, as for a
+/// consumer that keeps every case (`read`).
+fn testexec_owned(path: &Path) -> Result<u64, String> {
     let mut cases = 0;
     junit::stream(
         open(path),
@@ -86,12 +101,15 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: junit-ingest <testexec|quick-junit|raw> FILE [ITERATIONS]");
+        eprintln!(
+            "usage: junit-ingest <testexec|testexec-owned|quick-junit|raw> FILE [ITERATIONS]"
+        );
         return ExitCode::from(2);
     };
     let iterations: u32 = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(5);
     let parse: fn(&Path) -> Result<u64, String> = match mode.as_str() {
         "testexec" => testexec,
+        "testexec-owned" => testexec_owned,
         "quick-junit" => quick_junit,
         "raw" => raw,
         other => {

@@ -2,7 +2,10 @@
 """Damaged copies of the JUnit fixtures, for the reader's before/after check.
 
 Usage (from the repository root):
-    python3 scripts/bench/make_damaged.py [OUT_DIR=target/bench/mut]
+    python3 scripts/bench/make_damaged.py [OUT_DIR=target/bench/mut] [FROM_DIR=fixtures/junit]
+
+FROM_DIR damages other inputs instead of the fixtures, e.g. the long-run
+copies of `make_long.py` (files over 300 kB are skipped there).
 
 For each fixture: 4 truncations at random offsets and 4 copies with 1-3
 random insertions or overwrites of markup bytes. Seeded, so every run
@@ -24,11 +27,12 @@ MUTATIONS = [b'<', b'>', b'"', b"'", b'&', b'&amp;', b'&#x41;', b'&bogus;', b'</
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/bench/mut")
     os.makedirs(out, exist_ok=True)
+    source = sys.argv[2] if len(sys.argv) > 2 else None
     random.seed(15)
     n = 0
-    for f in sorted(glob.glob(os.path.join(ROOT, "fixtures/junit/*"))):
+    for f in sorted(glob.glob(os.path.join(source or os.path.join(ROOT, "fixtures/junit"), "*"))):
         data = open(f, "rb").read()
-        if len(data) < 10:
+        if len(data) < 10 or (source and len(data) > 300_000):
             continue
         for _ in range(4):
             cut = random.randrange(len(data))

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde::Serialize;
-use testexec::domain::junit::{self, Limits};
-use testexec::domain::model::{Counts, Outcome, TestCase, add_duration};
+use testexec::domain::junit::{self, CaseRef, Limits};
+use testexec::domain::model::{Counts, Outcome, add_duration};
 
 use super::{TESTS_FAILED, USAGE_OR_INFRA};
 
@@ -118,7 +118,7 @@ struct CaseOut {
 }
 
 impl CaseOut {
-    fn new(report: &str, case: &TestCase) -> Self {
+    fn new(report: &str, case: &CaseRef<'_>) -> Self {
         let message = [case.message.as_deref(), case.details.as_deref()]
             .into_iter()
             .flatten()
@@ -127,10 +127,10 @@ impl CaseOut {
         Self {
             report: report.to_owned(),
             key: case.key(),
-            suite: case.suite.clone(),
-            classname: case.classname.clone(),
-            name: case.name.clone(),
-            file: case.file.clone(),
+            suite: case.suite.to_owned(),
+            classname: case.classname.to_owned(),
+            name: case.name.to_owned(),
+            file: case.file.map(str::to_owned),
             line: case.line,
             outcome: case.outcome,
             duration_secs: case.duration_secs,
@@ -155,7 +155,7 @@ struct Failures<'a> {
 }
 
 impl Failures<'_> {
-    fn offer(&mut self, report: &str, case: &TestCase) {
+    fn offer(&mut self, report: &str, case: &CaseRef<'_>) {
         if self.list.len() < self.max {
             self.list.push(CaseOut::new(report, case));
         } else {
@@ -171,7 +171,7 @@ struct Slowest {
 }
 
 impl Slowest {
-    fn offer(&mut self, report: &str, case: &TestCase) {
+    fn offer(&mut self, report: &str, case: &CaseRef<'_>) {
         if self.n == 0 {
             return;
         }
@@ -261,7 +261,8 @@ fn read_one(
     let mut duration = 0.0;
     // Never a plain `File::open`: on a FIFO it would wait for a writer.
     let result = junit::open_report(path).and_then(|file| {
-        junit::stream(std::io::BufReader::new(file), &name, limits, |case| {
+        // Cases are lent: only the few kept (slowest, failures) are copied.
+        junit::stream_refs(std::io::BufReader::new(file), &name, limits, |case| {
             duration = add_duration(duration, case.duration_secs);
             slowest.offer(&name, &case);
             if case.outcome.is_failure() {

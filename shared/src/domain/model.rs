@@ -238,16 +238,22 @@ impl TestCase {
     /// A stable identity for the test across runs: used for timing history,
     /// flake detection and "rerun failed".
     pub fn key(&self) -> String {
-        let scope = if self.classname.is_empty() {
-            &self.suite
-        } else {
-            &self.classname
-        };
-        if scope.is_empty() {
-            self.name.clone()
-        } else {
-            format!("{scope}::{}", self.name)
-        }
+        test_key(&self.suite, &self.classname, &self.name)
+    }
+}
+
+/// [`TestCase::key`] from the three parts, for callers holding borrowed
+/// ones (the JUnit reader's lent cases).
+pub fn test_key(suite: &str, classname: &str, name: &str) -> String {
+    let scope = if classname.is_empty() {
+        suite
+    } else {
+        classname
+    };
+    if scope.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{scope}::{name}")
     }
 }
 

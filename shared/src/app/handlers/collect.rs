@@ -229,17 +229,19 @@ async fn read_results(
         let held_before = held.len();
         let mut write_error = None;
         let outcome = junit::open_report(&local).and_then(|file| {
-            junit::stream(file, key, &Limits::default(), |case| {
+            // Cases are lent and encoded as they are (a `CaseRef` encodes
+            // as its `TestCase`): only those a later try may fold are owned.
+            junit::stream_refs(file, key, &Limits::default(), |case| {
                 if write_error.is_some() {
                     return;
                 }
                 let position = spool.cases;
-                if refolded.contains(&case.key()) {
+                if !refolded.is_empty() && refolded.contains(&case.key()) {
                     // Written now to keep positions; replaced in the copy.
                     if let Err(e) = spool.write_line(&encode(&case), None) {
                         write_error = Some(e);
                     }
-                    held.push((position, case));
+                    held.push((position, case.into_owned()));
                 } else if let Err(e) = spool.write_line(&encode(&case), Some(case.outcome)) {
                     write_error = Some(e);
                 }

@@ -19,6 +19,7 @@ use crate::app::messages::{
     keys,
 };
 use crate::app::ports::content_type;
+use crate::domain::junit::CaseRef;
 use crate::domain::manifest::{Expansion, Suite};
 use crate::domain::model::{Outcome, TestCase};
 use crate::domain::plan::Timings;
@@ -530,23 +531,30 @@ fn read_cases(files: &JunitFiles, history: Option<&Timings>) -> FirstLook {
         let Ok(file) = crate::domain::junit::open_report(path) else {
             continue;
         };
-        let _ = crate::domain::junit::stream(file, &path.display().to_string(), &limits, |case| {
+        let path = path.display().to_string();
+        let _ = crate::domain::junit::stream_refs(file, &path, &limits, |case| {
             look.total += 1;
             let failed = case.outcome.is_failure();
-            let new = history.is_some_and(|h| h.never_saw(&case))
-                && look.new.len() <= MAX_NEW_TESTS
-                && !matches!(case.outcome, Outcome::Skipped);
-            if !(failed || new) {
+            // Only a failing case, or any with a history to check, is
+            // copied out of the reader's buffers.
+            if !failed && history.is_none() {
                 return;
             }
-            let identity = TestCase {
+            let identity = CaseRef {
                 message: None,
                 details: None,
                 system_out: None,
                 system_err: None,
                 retries: Vec::new(),
                 ..case
-            };
+            }
+            .into_owned();
+            let new = history.is_some_and(|h| h.never_saw(&identity))
+                && look.new.len() <= MAX_NEW_TESTS
+                && !matches!(identity.outcome, Outcome::Skipped);
+            if !(failed || new) {
+                return;
+            }
             match (failed, new) {
                 (true, true) => {
                     look.new.push(identity.clone());

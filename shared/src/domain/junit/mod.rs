@@ -69,6 +69,7 @@
 //! - **Leniency**: quick-xml does not reject `<` inside attribute values, so
 //!   a template such as `time="<<computed>>"` is read (its time is garbage).
 
+mod case_ref;
 mod derive;
 mod input;
 mod long_text;
@@ -81,6 +82,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+pub use self::case_ref::CaseRef;
 use crate::domain::model::{Counts, TestCase};
 pub use crate::errors::JunitError;
 
@@ -191,12 +193,26 @@ pub fn read(reader: impl Read, source: &str, limits: &Limits) -> Result<Report, 
 }
 
 /// Streaming form: calls `on_case` for each finished case, keeps no Vec:
-/// flat memory for huge reports.
+/// flat memory for huge reports. Each case is owned; a consumer that only
+/// looks at each case (counts, encodes, keeps a few) should use
+/// [`stream_refs`], which lends it without allocating for it.
 pub fn stream(
     reader: impl Read,
     source: &str,
     limits: &Limits,
-    on_case: impl FnMut(TestCase),
+    mut on_case: impl FnMut(TestCase),
+) -> Result<StreamSummary, JunitError> {
+    stream_refs(reader, source, limits, |case| on_case(case.into_owned()))
+}
+
+/// [`stream`] lending each case as a [`CaseRef`]: its identity borrows the
+/// reader's buffers for the duration of the call, so a case costs no
+/// allocation unless the consumer keeps it (`CaseRef::into_owned`).
+pub fn stream_refs(
+    reader: impl Read,
+    source: &str,
+    limits: &Limits,
+    on_case: impl FnMut(CaseRef<'_>),
 ) -> Result<StreamSummary, JunitError> {
     let mut limited = input::Limited::new(reader, limits.max_report_bytes);
     let prefix =

@@ -7,8 +7,9 @@ use quick_xml::escape::unescape;
 use quick_xml::events::BytesStart;
 
 use super::Parser;
+use crate::domain::junit::CaseRef;
 use crate::domain::junit::text::{TimeIssue, cap_str, parse_time};
-use crate::domain::model::{MAX_DURATION_SECS, Outcome, TestCase};
+use crate::domain::model::{MAX_DURATION_SECS, Outcome};
 use crate::errors::JunitError;
 
 #[derive(Default)]
@@ -29,7 +30,7 @@ pub(super) struct NulStats {
     pub(super) first: Option<String>,
 }
 
-impl<F: FnMut(TestCase)> Parser<'_, F> {
+impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     /// Replaces each NUL in a name or path by the two characters `\0`.
     /// XML forbids NUL, but runners that print raw bytes write it anyway,
     /// and a NUL cannot travel further: not in argv (a rerun by test id),

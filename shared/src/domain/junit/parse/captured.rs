@@ -6,10 +6,10 @@ use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::BytesRef;
 
 use super::{Elem, Parser};
-use crate::domain::model::TestCase;
+use crate::domain::junit::CaseRef;
 use crate::errors::JunitError;
 
-impl<F: FnMut(TestCase)> Parser<'_, F> {
+impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     /// Where the text of the current element goes, if anywhere.
     pub(super) fn routes_text(&self) -> bool {
         match self.stack.last() {
@@ -27,8 +27,8 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
 
     pub(super) fn push_text(&mut self, s: &str) {
         if self.stack.last() == Some(&Elem::Rerun) {
-            if let Some(rerun) = self.case.as_mut().and_then(|c| c.rerun.as_mut()) {
-                rerun.body.push(s);
+            if self.case.as_mut().is_some_and(|c| c.rerun.is_some()) {
+                self.rerun_body.push(s);
             }
         } else if self.text_open {
             self.text.push(s);

@@ -1,20 +1,25 @@
-//! `<testcase>`: its attributes, the finished [`TestCase`] (file derived
-//! when the runner wrote none), and handing it out with the counts.
+//! `<testcase>`: its attributes, the finished case (file derived when the
+//! runner wrote none), and lending it out as a [`CaseRef`] with the counts.
 
 use quick_xml::events::BytesStart;
 
 use super::Parser;
 use super::attrs::attr_outcome;
 use super::outcome::{CaseResult, RerunBuilder, ResultKind};
+use crate::domain::junit::CaseRef;
 use crate::domain::junit::derive::{derive_file_with, suite_path};
 use crate::domain::junit::text::cap_str;
-use crate::domain::model::{Attempt, Outcome, TestCase, add_duration};
+use crate::domain::model::{Attempt, Outcome, add_duration};
 use crate::errors::JunitError;
 
 pub(super) struct CaseBuilder {
+    /// Identity buffers, refilled for each case and lent out in its
+    /// `CaseRef`: no allocation per case once they have grown.
     pub(super) classname: String,
     pub(super) name: String,
-    pub(super) file: Option<String>,
+    /// The `file` attribute, when `has_file`.
+    pub(super) file: String,
+    pub(super) has_file: bool,
     pub(super) line: Option<u32>,
     pub(super) duration: f64,
     /// From the `result`/`status` attributes; used when no result child.
@@ -33,7 +38,8 @@ pub(super) struct CaseBuilder {
 /// builder is ~400 bytes, and moving it in and out of an `Option` for every
 /// case cost two `memcpy` calls per case (with the moves of the finished
 /// `TestCase`, `memmove` was ~13 % of the wall time on a report of small
-/// cases). Its strings are moved out into each `TestCase`, never shared.
+/// cases). Its identity strings are lent to each `CaseRef` and reused by
+/// the next case; its texts and retries are moved out.
 pub(super) struct OpenCase {
     open: bool,
     builder: CaseBuilder,
@@ -46,7 +52,8 @@ impl OpenCase {
             builder: CaseBuilder {
                 classname: String::new(),
                 name: String::new(),
-                file: None,
+                file: String::new(),
+                has_file: false,
                 line: None,
                 duration: 0.0,
                 attr_outcome: Outcome::Passed,
@@ -81,6 +88,31 @@ pub(super) struct PreviousCase {
     failed: bool,
 }
 
+impl PreviousCase {
+    /// Whether this case repeats the suite, classname and name of the
+    /// failed case just before it; then remembers this one. The identity
+    /// lives in reused buffers: no allocation per case.
+    fn repeats(&mut self, suite: &str, classname: &str, name: &str, failed: bool) -> bool {
+        let repeat =
+            self.failed && self.name == name && self.classname == classname && self.suite == suite;
+        self.failed = failed;
+        // Only a failed case is ever compared with the next one: the
+        // identity of any other is not needed (three copies saved per
+        // passing case).
+        if failed {
+            for (slot, value) in [
+                (&mut self.suite, suite),
+                (&mut self.classname, classname),
+                (&mut self.name, name),
+            ] {
+                slot.clear();
+                slot.push_str(value);
+            }
+        }
+        repeat
+    }
+}
+
 #[derive(Default)]
 pub(super) struct DeriveCache {
     valid: bool,
@@ -91,7 +123,7 @@ pub(super) struct DeriveCache {
 }
 
 impl DeriveCache {
-    fn get(&mut self, classname: &str, suite: &str) -> Option<String> {
+    fn get(&mut self, classname: &str, suite: &str) -> Option<&str> {
         let same_suite = self.valid && same(&self.suite, suite);
         if !(same_suite && same(&self.classname, classname)) {
             if !same_suite {
@@ -104,7 +136,7 @@ impl DeriveCache {
             self.classname.push_str(classname);
             self.valid = true;
         }
-        self.file.clone()
+        self.file.as_deref()
     }
 }
 
@@ -132,14 +164,24 @@ fn same(a: &str, b: &str) -> bool {
         .all(|(x, y)| x == y)
 }
 
-impl<F: FnMut(TestCase)> Parser<'_, F> {
+impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     pub(super) fn open_case(
         &mut self,
         e: &BytesStart<'_>,
         position: u64,
     ) -> Result<(), JunitError> {
-        let (mut name, mut classname, mut file, mut line) =
-            (String::new(), String::new(), None, None);
+        // The builder's identity buffers are refilled, not reallocated;
+        // taken out while `attrs` borrows the parser.
+        let b = &mut self.case.builder;
+        let (mut name, mut classname, mut file) = (
+            std::mem::take(&mut b.name),
+            std::mem::take(&mut b.classname),
+            std::mem::take(&mut b.file),
+        );
+        name.clear();
+        classname.clear();
+        file.clear();
+        let (mut has_file, mut line) = (false, None);
         let (mut time, mut status, mut result) = (None, None, None);
         let wanted = |k: &[u8]| {
             matches!(
@@ -147,10 +189,21 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                 b"name" | b"classname" | b"file" | b"line" | b"time" | b"status" | b"result"
             )
         };
+        // A repeated attribute: the last value wins, as quick-xml's would.
         let plain = self.attrs(e, position, wanted, |k, v| match k {
-            b"name" => name = v.into_owned(),
-            b"classname" => classname = v.into_owned(),
-            b"file" => file = Some(v.into_owned()),
+            b"name" => {
+                name.clear();
+                name.push_str(&v);
+            }
+            b"classname" => {
+                classname.clear();
+                classname.push_str(&v);
+            }
+            b"file" => {
+                file.clear();
+                file.push_str(&v);
+                has_file = true;
+            }
             b"line" => line = v.trim().parse().ok(),
             b"time" => time = Some(v),
             b"status" => status = Some(v),
@@ -160,7 +213,9 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
         if !plain {
             name = self.escape_nul(name, "testcase name");
             classname = self.escape_nul(classname, "testcase classname");
-            file = file.map(|f| self.escape_nul(f, "testcase file"));
+            if has_file {
+                file = self.escape_nul(file, "testcase file");
+            }
         }
         if time.is_none() {
             self.times.missing += 1;
@@ -172,6 +227,7 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
         case.classname = classname;
         case.name = name;
         case.file = file;
+        case.has_file = has_file;
         case.line = line;
         case.duration = duration;
         case.attr_outcome = attr_outcome;
@@ -186,45 +242,28 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
         Ok(())
     }
 
+    /// `</testcase>`: the case is counted and lent to the consumer, its
+    /// identity borrowed from the builder, the suite frame and the derive
+    /// cache (fields of the parser disjoint from `on_case`).
     pub(super) fn close_case(&mut self) {
-        if self.case.open {
-            self.case.open = false;
-            let case = self.build_case();
-            self.note_repeat(&case);
-            self.emit(case);
+        if !self.case.open {
+            return;
         }
-    }
-
-    /// The finished case, its strings moved out of the open builder.
-    fn build_case(&mut self) -> TestCase {
+        self.case.open = false;
         let b = &mut self.case.builder;
-        let classname = std::mem::take(&mut b.classname);
-        let name = std::mem::take(&mut b.name);
-        let own_file = b.file.take();
-        let line = b.line;
-        let duration = b.duration;
-        let attr_outcome = b.attr_outcome;
         let result = b.result.take();
         let results_seen = b.results_seen;
         let retries = std::mem::take(&mut b.retries);
         let system_out = b.system_out.take();
         let system_err = b.system_err.take();
-        let frame = self.suites.last();
-        let suite = frame.map(|f| f.name.clone()).unwrap_or_default();
-        let (file, file_derived) = match own_file.or_else(|| frame.and_then(|f| f.file.clone())) {
-            Some(file) => (Some(file), false),
-            None => {
-                let derived = self.derive_cache.get(&classname, &suite);
-                let is_derived = derived.is_some();
-                (derived, is_derived)
-            }
-        };
+        let (line, duration, attr_outcome) = (b.line, b.duration, b.attr_outcome);
         if results_seen > 1 {
-            self.warn(format!(
+            let warning = format!(
                 "test `{}` has {} result elements; kept the most severe (error > failure > skipped)",
-                cap_str(&name, 200),
+                cap_str(&b.name, 200),
                 results_seen
-            ));
+            );
+            self.warn(warning);
         }
         let (mut outcome, message, details) = match result {
             Some(r) => (r.kind.outcome(), r.message, r.details),
@@ -234,10 +273,33 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
         if outcome == Outcome::Passed && !retries.is_empty() {
             outcome = Outcome::Flaky;
         }
-        TestCase {
+        self.count(outcome, duration);
+        let b = &self.case.builder;
+        let frame = self.suites.last();
+        let suite = frame.map_or("", |f| f.name.as_str());
+        let (file, file_derived) = if b.has_file {
+            (Some(b.file.as_str()), false)
+        } else if let Some(file) = frame.and_then(|f| f.file.as_deref()) {
+            (Some(file), false)
+        } else {
+            let derived = self.derive_cache.get(&b.classname, suite);
+            (derived, derived.is_some())
+        };
+        // Counts a case whose suite, classname and name repeat those of
+        // the failed case just before it. It stays a test of its own
+        // (Mocha and parametrised runners repeat titles); the count only
+        // feeds a hint for runners that list reruns that way (Gradle
+        // without `mergeReruns`).
+        if self
+            .previous
+            .repeats(suite, &b.classname, &b.name, outcome.is_failure())
+        {
+            self.repeats_after_failure += 1;
+        }
+        (self.on_case)(CaseRef {
             suite,
-            classname,
-            name,
+            classname: &b.classname,
+            name: &b.name,
             file,
             file_derived,
             line,
@@ -248,49 +310,23 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
             system_out,
             system_err,
             retries,
-        }
+        });
     }
 
-    /// Counts a case whose suite, classname and name repeat those of the
-    /// failed case just before it. It stays a test of its own (Mocha and
-    /// parametrised runners repeat titles); the count only feeds a hint for
-    /// runners that list reruns that way (Gradle without `mergeReruns`).
-    /// The previous identity lives in reused buffers: no allocation per case.
-    fn note_repeat(&mut self, case: &TestCase) {
-        let prev = &mut self.previous;
-        if prev.failed
-            && prev.name == case.name
-            && prev.classname == case.classname
-            && prev.suite == case.suite
-        {
-            self.repeats_after_failure += 1;
-        }
-        prev.failed = case.outcome.is_failure();
-        // Only a failed case is ever compared with the next one: the
-        // identity of any other is not needed (three copies saved per
-        // passing case).
-        if !prev.failed {
-            return;
-        }
-        for (slot, value) in [
-            (&mut prev.suite, &case.suite),
-            (&mut prev.classname, &case.classname),
-            (&mut prev.name, &case.name),
-        ] {
-            slot.clear();
-            slot.push_str(value);
-        }
-    }
-
-    pub(super) fn emit(&mut self, case: TestCase) {
-        self.summary.counts.record(case.outcome);
+    /// Adds a finished case to the report's and its suite's counts.
+    fn count(&mut self, outcome: Outcome, duration: f64) {
+        self.summary.counts.record(outcome);
         if let Some(frame) = self.suites.last_mut() {
             frame.total_tests += 1;
-            frame.own_time = add_duration(frame.own_time, case.duration_secs);
-            self.summary.suites[frame.summary]
-                .counts
-                .record(case.outcome);
+            frame.own_time = add_duration(frame.own_time, duration);
+            self.summary.suites[frame.summary].counts.record(outcome);
         }
+    }
+
+    /// Counts a case built elsewhere (the synthetic suite-level one) and
+    /// lends it out.
+    pub(super) fn emit(&mut self, case: CaseRef<'_>) {
+        self.count(case.outcome, case.duration_secs);
         (self.on_case)(case);
     }
 }

@@ -16,7 +16,7 @@ mod case;
 mod outcome;
 mod suite;
 
-use std::io::{self, BufRead};
+use std::io::{self, Read};
 use std::sync::Arc;
 
 use quick_xml::Reader;
@@ -27,10 +27,12 @@ use self::attrs::{NulStats, TimeStats};
 use self::case::{DeriveCache, OpenCase, PreviousCase};
 use self::outcome::ResultKind;
 use self::suite::SuiteFrame;
+use super::CaseRef;
 use super::input::is_too_large;
+use super::long_text::LongTextCut;
 use super::text::{Capped, cap_str};
 use super::{Limits, StreamSummary};
-use crate::domain::model::{MAX_DURATION_SECS, Outcome, TestCase};
+use crate::domain::model::{MAX_DURATION_SECS, Outcome};
 use crate::errors::JunitError;
 
 /// Warnings are for humans; past this many, only a count is kept so that a
@@ -73,6 +75,9 @@ struct Parser<'a, F> {
     /// doubling, and reallocation was ~7 % of a nextest report's profile.
     text: Capped,
     text_open: bool,
+    /// Body text of the open rerun element (its own text, as opposed to
+    /// its `<stackTrace>`'s, which goes to `text`), reused likewise.
+    rerun_body: Capped,
     suite_result: Option<(ResultKind, Option<String>)>,
     summary: StreamSummary,
     warnings_dropped: u64,
@@ -100,11 +105,11 @@ pub(crate) fn io_error(source: &str, limits: &Limits, err: io::Error) -> JunitEr
     }
 }
 
-pub(crate) fn run<B: BufRead>(
-    input: B,
+pub(crate) fn run<R: Read>(
+    input: LongTextCut<R>,
     source: &str,
     limits: &Limits,
-    on_case: impl FnMut(TestCase),
+    on_case: impl FnMut(CaseRef<'_>),
 ) -> Result<StreamSummary, JunitError> {
     let mut reader = Reader::from_reader(input);
     let mut parser = Parser {
@@ -117,6 +122,7 @@ pub(crate) fn run<B: BufRead>(
         previous: PreviousCase::default(),
         repeats_after_failure: 0,
         text: Capped::new(limits.max_text_bytes),
+        rerun_body: Capped::new(limits.max_text_bytes),
         text_open: false,
         suite_result: None,
         summary: StreamSummary::default(),
@@ -138,6 +144,12 @@ pub(crate) fn run<B: BufRead>(
             Ok(event) => event,
             Err(err) => return Err(parser.xml_error(err, &reader)),
         };
+        // After markup, the cut may lend input unseen again (see
+        // `LongTextCut::markup_ended`); texts and references continue the
+        // segment.
+        if !matches!(event, Event::Text(_) | Event::GeneralRef(_) | Event::Eof) {
+            reader.get_mut().markup_ended();
+        }
         match event {
             Event::Start(e) => parser.start(&e, position)?,
             Event::Empty(e) => {
@@ -216,7 +228,7 @@ pub(crate) fn run<B: BufRead>(
     Ok(parser.finish())
 }
 
-impl<F: FnMut(TestCase)> Parser<'_, F> {
+impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     fn malformed(&self, position: u64, message: String) -> JunitError {
         JunitError::Malformed {
             file: self.source.to_owned(),

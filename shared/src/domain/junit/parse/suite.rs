@@ -5,10 +5,11 @@ use quick_xml::events::BytesStart;
 
 use super::Parser;
 use super::outcome::ResultKind;
+use crate::domain::junit::CaseRef;
 use crate::domain::junit::derive::derive_file;
 use crate::domain::junit::text::cap_str;
 use crate::domain::junit::{SUITE_ERROR_NAME, SuiteSummary};
-use crate::domain::model::{Counts, TestCase};
+use crate::domain::model::Counts;
 use crate::errors::JunitError;
 
 pub(super) struct SuiteFrame {
@@ -21,7 +22,7 @@ pub(super) struct SuiteFrame {
     pub(super) total_tests: u64,
 }
 
-impl<F: FnMut(TestCase)> Parser<'_, F> {
+impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     /// The root `<testsuites>`: only its `tests=` is kept, for comparison.
     pub(super) fn open_testsuites(
         &mut self,
@@ -142,11 +143,11 @@ impl<F: FnMut(TestCase)> Parser<'_, F> {
                 None => (None, false),
             },
         };
-        self.emit(TestCase {
-            suite,
-            classname: String::new(),
-            name: SUITE_ERROR_NAME.to_owned(),
-            file,
+        self.emit(CaseRef {
+            suite: &suite,
+            classname: "",
+            name: SUITE_ERROR_NAME,
+            file: file.as_deref(),
             file_derived,
             line: None,
             duration_secs: 0.0,
