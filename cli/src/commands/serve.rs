@@ -61,6 +61,9 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Shard workers default to one per core.
+    let jobs = args.jobs.unwrap_or(cores);
     // The front door answers on one runtime and the pipeline works on
     // another. On one shared runtime a request that arrives while both
     // worker threads are busy planning, collecting or rendering waits in the
@@ -77,13 +80,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // One core fewer than the machine has (at least one): the workers' own
     // CPU work never takes every core from the front door. Test commands
     // are processes of their own and are not bounded by this.
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let work = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cores.saturating_sub(1).max(1))
         .thread_name("testexec-work")
         .enable_all()
         .build()?;
-    let served = front.block_on(serve(args, work.handle().clone()));
+    let served = front.block_on(serve(args, jobs, work.handle().clone()));
     // `serve` already gave the workers their grace; what still runs now is
     // cut off, and its messages come back to the queue.
     work.shutdown_timeout(Duration::from_secs(1));
@@ -125,7 +127,11 @@ fn local_repos(
     Ok(repos)
 }
 
-async fn serve(args: ServeArgs, work: tokio::runtime::Handle) -> anyhow::Result<ExitCode> {
+async fn serve(
+    args: ServeArgs,
+    jobs: usize,
+    work: tokio::runtime::Handle,
+) -> anyhow::Result<ExitCode> {
     let lookup = |k: &str| std::env::var(k).ok();
     let kind = BackendKind::parse(&args.backend)?;
     let path = match (&args.path, kind) {
@@ -171,9 +177,6 @@ async fn serve(args: ServeArgs, work: tokio::runtime::Handle) -> anyhow::Result<
     }
     let pipeline = backends.pipeline;
     let (stop_tx, stop) = watch::channel(false);
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     // The recorder first: the workers and the first sweep (at once) record
     // into it, and what they record before it exists is lost.
     let metrics = args.metrics.start(&pipeline, stop.clone()).await?;

@@ -41,9 +41,7 @@ impl CallLog {
         tally.calls += 1;
         tally.items += items;
     }
-}
 
-impl CallLog {
     /// The AWS backends of `settings` (as [`AwsBackends::new`] builds them
     /// from `sdk`) with every client counting into this log.
     pub fn backends(&self, sdk: &aws_config::SdkConfig, settings: &AwsSettings) -> AwsBackends {

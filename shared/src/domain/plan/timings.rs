@@ -307,13 +307,7 @@ pub fn median_batch_startup(shards: impl IntoIterator<Item = (f64, f64)>) -> Opt
     if startups.is_empty() {
         return None;
     }
-    startups.sort_by(f64::total_cmp);
-    let mid = startups.len() / 2;
-    Some(if startups.len() % 2 == 1 {
-        startups[mid]
-    } else {
-        (startups[mid - 1] + startups[mid]) / 2.0
-    })
+    Some(super::median(&mut startups))
 }
 
 /// The form paths are compared in: forward slashes, no leading `./`.
