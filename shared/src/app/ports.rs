@@ -124,6 +124,19 @@ pub trait RunStore: Send + Sync {
     /// run, in one atomic step, only if the shard is still pending.
     async fn complete_shard(&self, completion: &ShardCompletion) -> Result<Completion, StoreError>;
 
+    /// Repairs a run whose counts fall short of its completed shards: a
+    /// store whose `complete_shard` is more than one write (DynamoDB) loses
+    /// the count if the collector dies between its writes. Recounts the run
+    /// from its shard records if every completed shard was recorded before
+    /// `settled_before_ms` (older than any collector can still be running)
+    /// and the run's `shards_done` is short; true if it changed the run.
+    /// The sweep calls it for overdue runs. A store that completes a shard
+    /// in one atomic write has nothing to repair.
+    async fn recount_run(&self, id: RunId, settled_before_ms: u64) -> Result<bool, StoreError> {
+        let _ = (id, settled_before_ms);
+        Ok(false)
+    }
+
     /// The hand-off to report: `Running → Reporting`, only when every shard
     /// is done. Returns true for the one caller that made the transition.
     async fn begin_report(&self, id: RunId) -> Result<bool, StoreError>;

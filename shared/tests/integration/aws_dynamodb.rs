@@ -344,57 +344,179 @@ async fn put_items_writes_sixty_items() {
     ));
 }
 
-/// A redelivered completion of the counted attempt repairs a shard item
-/// left pending (the first delivery died between its two writes); another
-/// attempt does not overwrite the counted one.
+/// Sets attributes of one item with a raw UpdateItem: how these tests put
+/// the table in the state a crashed or retried writer leaves behind.
+async fn set_attrs(
+    client: &Client,
+    table: &str,
+    pk: String,
+    sk: &str,
+    sets: &[(&str, AttributeValue)],
+) {
+    let mut req = client
+        .update_item()
+        .table_name(table)
+        .key("PK", AttributeValue::S(pk))
+        .key("SK", AttributeValue::S(sk.into()));
+    let mut expr = Vec::new();
+    for (i, (name, value)) in sets.iter().enumerate() {
+        req = req
+            .expression_attribute_names(format!("#a{i}"), *name)
+            .expression_attribute_values(format!(":v{i}"), value.clone());
+        expr.push(format!("#a{i} = :v{i}"));
+    }
+    req.update_expression(format!("SET {}", expr.join(", ")))
+        .send()
+        .await
+        .expect("raw UpdateItem");
+}
+
+/// A collector that died between recording a shard and counting it leaves
+/// the run short: redeliveries are duplicates (the shard item decided), the
+/// run cannot be handed to report, and `recount_run` rebuilds the counts
+/// from the shard items, but only once that shard was recorded before the
+/// given fence (a younger one may still have its collector running).
 #[tokio::test]
-async fn duplicate_completion_repairs_a_shard_left_pending() {
+async fn a_shard_recorded_but_not_counted_is_recounted() {
     let Some((client, table)) = fresh_table().await else {
         return;
     };
     let store = DynamoRunStore::new(client.clone(), table.clone()).with_item_locks();
     let (run, shards) = sample_run(RunId::new(), 2);
     store.create_run(&run, &shards).await.expect("create_run");
-    let c = contract::completion(ShardId::new(run.id, 1), 3, contract::shard_counts(1));
+    let first = contract::completion(ShardId::new(run.id, 0), 1, contract::shard_counts(0));
     assert!(matches!(
-        store.complete_shard(&c).await.unwrap(),
-        Completion::Applied { shards_done: 1, .. }
+        store.complete_shard(&first).await.unwrap(),
+        Completion::Applied {
+            shards_done: 1,
+            shard_count: 2
+        }
     ));
-    // Simulate the crash: put the shard item back to pending.
-    client
-        .update_item()
+    // Shard 0 was counted long ago (t = 4000)...
+    set_attrs(
+        &client,
+        &table,
+        format!("RUN#{}", run.id),
+        "SHARD#0000",
+        &[("recorded_ms", AttributeValue::N("4000".into()))],
+    )
+    .await;
+    // ...and shard 1's first write happened at t = 5000, its second never did.
+    let lost = contract::completion(ShardId::new(run.id, 1), 2, contract::shard_counts(1));
+    let c = &lost.counts;
+    set_attrs(
+        &client,
+        &table,
+        format!("RUN#{}", run.id),
+        "SHARD#0001",
+        &[
+            ("status", AttributeValue::S(lost.status.as_str().into())),
+            ("attempt", AttributeValue::N("2".into())),
+            ("started_ms", AttributeValue::N(lost.started_ms.to_string())),
+            (
+                "finished_ms",
+                AttributeValue::N(lost.finished_ms.to_string()),
+            ),
+            ("recorded_ms", AttributeValue::N("5000".into())),
+            ("tests", AttributeValue::N(c.tests.to_string())),
+            ("passed", AttributeValue::N(c.passed.to_string())),
+            ("failed", AttributeValue::N(c.failed.to_string())),
+            ("errors", AttributeValue::N(c.errors.to_string())),
+            ("skipped", AttributeValue::N(c.skipped.to_string())),
+            ("flaky", AttributeValue::N(c.flaky.to_string())),
+        ],
+    )
+    .await;
+    assert_eq!(
+        store.complete_shard(&lost).await.unwrap(),
+        Completion::AlreadyCompleted,
+        "the redelivery is a duplicate: the shard item decided"
+    );
+    assert!(
+        !store.begin_report(run.id).await.unwrap(),
+        "the run is one shard short"
+    );
+    assert!(
+        !store.recount_run(run.id, 5000).await.unwrap(),
+        "a shard recorded at the fence may still be on its way to being counted"
+    );
+    assert_eq!(store.get_run(run.id).await.unwrap().unwrap().shards_done, 1);
+
+    assert!(store.recount_run(run.id, 5001).await.unwrap(), "recounted");
+    let got = store.get_run(run.id).await.unwrap().unwrap();
+    let mut expected = first.counts;
+    expected.add(&lost.counts);
+    assert_eq!(
+        (got.shards_done, got.counts),
+        (2, expected),
+        "both shards counted, once"
+    );
+    assert!(
+        !store.recount_run(run.id, u64::MAX).await.unwrap(),
+        "a run that is not short is left alone"
+    );
+    assert!(
+        store.begin_report(run.id).await.unwrap(),
+        "and can be reported"
+    );
+    assert!(
+        !store.recount_run(run.id, u64::MAX).await.unwrap(),
+        "a run past running is never recounted"
+    );
+}
+
+/// The run's second write is guarded by its `counting` set: if the shard's
+/// index is there (a first try of the write was applied and its answer
+/// lost), the write adds nothing, and the set is cleared afterwards.
+#[tokio::test]
+async fn a_retried_count_adds_nothing() {
+    let Some((client, table)) = fresh_table().await else {
+        return;
+    };
+    let store = DynamoRunStore::new(client.clone(), table.clone()).with_item_locks();
+    let (run, shards) = sample_run(RunId::new(), 2);
+    store.create_run(&run, &shards).await.expect("create_run");
+    set_attrs(
+        &client,
+        &table,
+        format!("RUN#{}", run.id),
+        "META",
+        &[("counting", AttributeValue::Ss(vec!["1".into()]))],
+    )
+    .await;
+    let c = contract::completion(ShardId::new(run.id, 1), 1, contract::shard_counts(1));
+    assert_eq!(
+        store.complete_shard(&c).await.unwrap(),
+        Completion::Applied {
+            shards_done: 0,
+            shard_count: 2
+        },
+        "the answer is the run as the applied try left it"
+    );
+    let got = store.get_run(run.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.shards_done, got.counts.tests),
+        (0, 0),
+        "nothing added twice"
+    );
+    let meta = client
+        .get_item()
         .table_name(&table)
         .key("PK", AttributeValue::S(format!("RUN#{}", run.id)))
-        .key("SK", AttributeValue::S("SHARD#0001".into()))
-        .update_expression("SET #s = :p")
-        .expression_attribute_names("#s", "status")
-        .expression_attribute_values(":p", AttributeValue::S("pending".into()))
+        .key("SK", AttributeValue::S("META".into()))
+        .consistent_read(true)
         .send()
         .await
+        .unwrap()
+        .item
         .unwrap();
-    let other_attempt = testexec::app::ports::ShardCompletion {
-        attempt: 4,
-        ..c.clone()
-    };
-    assert_eq!(
-        store.complete_shard(&other_attempt).await.unwrap(),
-        Completion::AlreadyCompleted
+    assert!(
+        !meta.contains_key("counting"),
+        "the index left the set: {meta:?}"
     );
     assert_eq!(
         store.list_shards(run.id).await.unwrap()[1].status,
-        ShardStatus::Pending,
-        "an attempt that was not counted does not write the shard"
+        c.status,
+        "the shard is recorded"
     );
-    assert_eq!(
-        store.complete_shard(&c).await.unwrap(),
-        Completion::AlreadyCompleted
-    );
-    let shard = &store.list_shards(run.id).await.unwrap()[1];
-    assert_eq!(
-        (shard.status, shard.attempt, shard.counts),
-        (c.status, Some(3), c.counts),
-        "the counted attempt's redelivery repairs the shard"
-    );
-    let got = store.get_run(run.id).await.unwrap().unwrap();
-    assert_eq!((got.shards_done, got.counts), (1, c.counts), "counted once");
 }

@@ -21,6 +21,8 @@ pub struct SweepOutcome {
     pub errored_shards: Vec<ShardId>,
     /// Runs handed (again) to report.
     pub reports_queued: Vec<RunId>,
+    /// Runs whose counts were rebuilt from their shards (`recount_run`).
+    pub recounted: Vec<RunId>,
 }
 
 pub async fn sweep(ports: &Ports, settings: &Settings) -> Result<SweepOutcome, HandlerError> {
@@ -49,6 +51,14 @@ pub async fn sweep_at(
                 let errored =
                     error_pending_shards(ports, run, reason, now.min(ports.clock.now_ms())).await?;
                 outcome.errored_shards.extend(errored);
+                // No collector of this run can still be between its writes
+                // once it has been quiet longer than the grace.
+                let settled_before = now
+                    .min(ports.clock.now_ms())
+                    .saturating_sub(settings.sweep_grace_ms);
+                if ports.store.recount_run(run.id, settled_before).await? {
+                    outcome.recounted.push(run.id);
+                }
             }
             hand_over = ports.store.begin_report(run.id).await?;
         } else if run.status == RunStatus::Reporting && overdue {

@@ -180,7 +180,6 @@ pub(super) fn meta_item(run: &Run) -> Result<Item, StoreError> {
     if let Some(e) = &run.error {
         item.insert(ERROR.into(), s(&cap_error(e)));
     }
-    item.insert(WON.into(), AttributeValue::M(HashMap::new()));
     item.insert(GSI1_PK.into(), s(GSI1_VALUE));
     item.insert(GSI1_SK.into(), s(&id));
     if !run.status.is_final() {

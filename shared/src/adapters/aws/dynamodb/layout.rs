@@ -8,12 +8,16 @@
 //!   JSON; the fields that conditional writes change (`status`,
 //!   `shards_done`, the six counters, `finished_ms`, `error`) live in their
 //!   own attributes so `ADD`/`SET` can touch them, and they win when a run is
-//!   read back (as the columns do in the SQLite store). `won` is a map from
-//!   shard index to the attempt whose completion was counted: it is the
-//!   exactly-once arbiter of `complete_shard`.
+//!   read back (as the columns do in the SQLite store). `counting` is the
+//!   string set of shard indexes whose counts are being added right now
+//!   (present only while a completion is between its second and third
+//!   write): it keeps a retried `ADD` from counting a shard twice without
+//!   the run item growing with the run.
 //! * shard: `PK=RUN#<ulid> SK=SHARD#0007`, `body` = the planned record,
 //!   overlaid by `status`, `attempt`, `started_ms`, `finished_ms`, `error`
-//!   and the counters once completed.
+//!   and the counters once completed, and `recorded_ms` (the store's clock
+//!   when the completion was recorded: the sweep's recount only trusts a
+//!   shard recorded longer ago than any collector can live).
 //! * delivery claim: `PK=DELIVERY#<key> SK=DELIVERY`, `expires_at` (epoch
 //!   seconds, the table's TTL attribute) and `expires_ms` (the exact check).
 //!
@@ -51,7 +55,8 @@ pub(super) const FINISHED_MS: &str = "finished_ms";
 pub(super) const STARTED_MS: &str = "started_ms";
 pub(super) const ERROR: &str = "error";
 pub(super) const ATTEMPT: &str = "attempt";
-pub(super) const WON: &str = "won";
+pub(super) const COUNTING: &str = "counting";
+pub(super) const RECORDED_MS: &str = "recorded_ms";
 pub(super) const COUNTERS: [&str; 6] = ["tests", "passed", "failed", "errors", "skipped", "flaky"];
 
 pub(super) fn run_pk(id: &str) -> String {

@@ -22,7 +22,7 @@ use super::error::{
 use super::layout::*;
 use crate::app::ports::{Completion, RunStore, ShardCompletion};
 use crate::domain::history::{HistoryScope, TestHistory};
-use crate::domain::model::{Run, RunId, RunStatus, ShardRecord, ShardStatus};
+use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardRecord, ShardStatus};
 use crate::errors::StoreError;
 
 /// DynamoDB's partition keys are at most 2048 bytes; delivery keys are
@@ -149,16 +149,16 @@ impl DynamoRunStore {
         Ok(items)
     }
 
-    /// Step two of `complete_shard`: records the completion on the shard
-    /// item if it is still pending. A failed condition means it is already
-    /// recorded, which is fine.
-    async fn record_shard(&self, c: &ShardCompletion) -> Result<(), StoreError> {
+    /// Write one of `complete_shard`, the exactly-once arbiter: records the
+    /// completion on the shard item only if it is still pending.
+    async fn record_shard(&self, c: &ShardCompletion) -> Result<Recorded, StoreError> {
         let run = c.shard.run.to_string();
         let mut names = HashMap::from([
             ("#s".to_string(), STATUS.to_string()),
             ("#a".to_string(), ATTEMPT.to_string()),
             ("#st".to_string(), STARTED_MS.to_string()),
             ("#fi".to_string(), FINISHED_MS.to_string()),
+            ("#rec".to_string(), RECORDED_MS.to_string()),
         ]);
         let mut values = HashMap::from([
             (":s".to_string(), s(c.status.as_str())),
@@ -166,11 +166,17 @@ impl DynamoRunStore {
             (":a".to_string(), n(c.attempt)),
             (":st".to_string(), n(c.started_ms)),
             (":fi".to_string(), n(c.finished_ms)),
+            (":rec".to_string(), n(now_ms())),
         ]);
-        let mut set = vec!["#s = :s", "#a = :a", "#st = :st", "#fi = :fi"]
-            .into_iter()
-            .map(String::from)
-            .collect::<Vec<_>>();
+        let mut set = [
+            "#s = :s",
+            "#a = :a",
+            "#st = :st",
+            "#fi = :fi",
+            "#rec = :rec",
+        ]
+        .map(String::from)
+        .to_vec();
         for (i, (name, v)) in COUNTERS.iter().zip(counts_of(&c.counts)).enumerate() {
             names.insert(format!("#c{i}"), name.to_string());
             values.insert(format!(":c{i}"), n(v));
@@ -194,14 +200,143 @@ impl DynamoRunStore {
             .condition_expression("#s = :pending")
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_ccf(&e) => Ok(()),
-            Err(e) => Err(backend("complete shard", e)),
+            Ok(_) => Ok(Recorded::Now),
+            Err(e) => match ccf_item("complete shard", e)? {
+                Some(_) => Ok(Recorded::Before),
+                None => Ok(Recorded::NoSuchShard),
+            },
         }
     }
+
+    /// Write two: adds a recorded shard's counts to the run. The shard's
+    /// index goes into `counting` in the same write, on the condition that
+    /// it is not there yet, so a retry of this write (the SDK's after a lost
+    /// answer, or ours) cannot add twice; the answer of a retry that finds
+    /// it there is the run as the first write left it.
+    async fn count_shard(&self, c: &ShardCompletion) -> Result<Completion, StoreError> {
+        let run_id = c.shard.run.to_string();
+        let mut names = HashMap::from([
+            ("#pk".to_string(), PK.to_string()),
+            ("#done".to_string(), SHARDS_DONE.to_string()),
+            ("#counting".to_string(), COUNTING.to_string()),
+        ]);
+        let mut values = HashMap::from([
+            (":one".to_string(), n(1)),
+            (
+                ":me".to_string(),
+                AttributeValue::Ss(vec![c.shard.index.to_string()]),
+            ),
+            (":idx".to_string(), s(&c.shard.index.to_string())),
+        ]);
+        let mut add = vec!["#done :one".to_string(), "#counting :me".to_string()];
+        for (i, (name, v)) in COUNTERS.iter().zip(counts_of(&c.counts)).enumerate() {
+            names.insert(format!("#c{i}"), name.to_string());
+            values.insert(format!(":c{i}"), n(v));
+            add.push(format!("#c{i} :c{i}"));
+        }
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&run_pk(&run_id), META)))
+            .update_expression(format!("ADD {}", add.join(", ")))
+            .condition_expression("attribute_exists(#pk) AND NOT contains(#counting, :idx)")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let run = match res {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(e) => ccf_item("complete shard", e)?.ok_or_else(|| StoreError::NotFound {
+                run: format!("{run_id} (shard {})", c.shard.index),
+            })?,
+        };
+        let key = run_pk(&run_id);
+        let shards_done = num(&run, SHARDS_DONE, &key)?.unwrap_or(0);
+        let shard_count = num(&run, SHARD_COUNT, &key)?.unwrap_or(0);
+        Ok(Completion::Applied {
+            shards_done: u32::try_from(shards_done).unwrap_or(u32::MAX),
+            shard_count: u32::try_from(shard_count).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// Write three: the shard is counted, its index leaves `counting`.
+    /// Failing here loses nothing: the set keeps one stale index (which no
+    /// other completion can need, the shard item being the arbiter) until
+    /// the run is recounted or finished.
+    async fn counted(&self, c: &ShardCompletion) {
+        let run_id = c.shard.run.to_string();
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&run_pk(&run_id), META)))
+            .update_expression("DELETE #counting :me")
+            .expression_attribute_names("#counting", COUNTING)
+            .expression_attribute_values(":me", AttributeValue::Ss(vec![c.shard.index.to_string()]))
+            .send()
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(
+                run_id = %c.shard.run,
+                shard_id = %c.shard,
+                error = %backend("complete shard", e),
+                "could not clear the shard from the run's `counting` set"
+            );
+        }
+    }
+
+    /// Every shard item of a run, page by page.
+    async fn shard_items(&self, id: RunId) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(&run_pk(&id.to_string())))
+                .expression_attribute_values(":prefix", s("SHARD#"))
+                .consistent_read(true)
+                .limit(self.page_size)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend("list shards", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+/// What [`DynamoRunStore::record_shard`] found.
+enum Recorded {
+    /// This call moved the shard out of pending: it goes on to count it.
+    Now,
+    /// Another completion did, earlier.
+    Before,
+    /// No such shard item (unknown run, or an index past its shards).
+    NoSuchShard,
+}
+
+/// The store's own clock, for `recorded_ms` only (the handlers' clock is
+/// not in reach of a store, and this mark only needs to be coarse).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[async_trait]
@@ -303,117 +438,119 @@ impl RunStore for DynamoRunStore {
     }
 
     async fn list_shards(&self, id: RunId) -> Result<Vec<ShardRecord>, StoreError> {
-        let mut shards = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(&run_pk(&id.to_string())))
-                .expression_attribute_values(":prefix", s("SHARD#"))
-                .consistent_read(true)
-                .limit(self.page_size)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("list shards", e))?;
-            for item in out.items.unwrap_or_default() {
-                shards.push(shard_from_item(&item)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+        let mut shards = self
+            .shard_items(id)
+            .await?
+            .iter()
+            .map(shard_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
         shards.sort_by_key(|sh| sh.id.index);
         Ok(shards)
     }
 
     async fn complete_shard(&self, c: &ShardCompletion) -> Result<Completion, StoreError> {
-        let shard_id = c.shard;
-        let run_id = shard_id.run.to_string();
-        crate::adapters::check_completion_status(shard_id, c.status)?;
+        crate::adapters::check_completion_status(c.shard, c.status)?;
+        let run_id = c.shard.run.to_string();
         let _guard = self.lock(&run_id).await;
-        let not_found = || StoreError::NotFound {
-            run: format!("{run_id} (shard {})", shard_id.index),
+        // Three single-item writes, none of which grows with the run: the
+        // shard item decides (exactly one completion moves it out of
+        // pending), the run item counts, then forgets the shard again.
+        // Should this process die between the first two, the shard is
+        // recorded but not counted: the sweep's `recount_run` repairs the
+        // run once the run is overdue.
+        match self.record_shard(c).await? {
+            Recorded::Now => {}
+            Recorded::Before => return Ok(Completion::AlreadyCompleted),
+            Recorded::NoSuchShard => {
+                return Err(StoreError::NotFound {
+                    run: format!("{run_id} (shard {})", c.shard.index),
+                });
+            }
+        }
+        let applied = self.count_shard(c).await?;
+        self.counted(c).await;
+        Ok(applied)
+    }
+
+    async fn recount_run(&self, id: RunId, settled_before_ms: u64) -> Result<bool, StoreError> {
+        let run_id = id.to_string();
+        let _guard = self.lock(&run_id).await;
+        let key_text = run_pk(&run_id);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&key_text, META)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("recount run", e))?;
+        let Some(item) = out.item else {
+            return Err(StoreError::NotFound { run: run_id });
         };
-        // Step one, the exactly-once arbiter: count the shard on the run
-        // item only if no completion of it was counted yet (`won.<index>`
-        // absent). One conditional UpdateItem is atomic, and ALL_NEW hands
-        // this caller its own `shards_done`.
+        let run = run_from_item(&item)?;
+        if run.status != RunStatus::Running {
+            return Ok(false);
+        }
+        let mut done = 0u32;
+        let mut counts = Counts::default();
+        for shard_item in self.shard_items(id).await? {
+            let shard = shard_from_item(&shard_item)?;
+            if shard.status == ShardStatus::Pending {
+                continue;
+            }
+            // A shard recorded this recently may have a collector still on
+            // its way to counting it: leave the run to a later sweep.
+            if num(&shard_item, RECORDED_MS, &key_text)?.unwrap_or(0) >= settled_before_ms {
+                return Ok(false);
+            }
+            done += 1;
+            counts.add(&shard.counts);
+        }
+        if done <= run.shards_done {
+            return Ok(false);
+        }
         let mut names = HashMap::from([
-            ("#pk".to_string(), PK.to_string()),
-            ("#sc".to_string(), SHARD_COUNT.to_string()),
+            ("#s".to_string(), STATUS.to_string()),
             ("#done".to_string(), SHARDS_DONE.to_string()),
-            ("#won".to_string(), WON.to_string()),
-            ("#k".to_string(), shard_id.index.to_string()),
+            ("#counting".to_string(), COUNTING.to_string()),
         ]);
         let mut values = HashMap::from([
-            (":idx".to_string(), n(shard_id.index)),
-            (":one".to_string(), n(1)),
-            (":att".to_string(), n(c.attempt)),
+            (":running".to_string(), s(RunStatus::Running.as_str())),
+            (":done".to_string(), n(done)),
+            (":seen".to_string(), n(run.shards_done)),
         ]);
-        let mut add = vec!["#done :one".to_string()];
-        for (i, (name, v)) in COUNTERS.iter().zip(counts_of(&c.counts)).enumerate() {
+        let mut set = vec!["#done = :done".to_string()];
+        for (i, (name, v)) in COUNTERS.iter().zip(counts_of(&counts)).enumerate() {
             names.insert(format!("#c{i}"), name.to_string());
             values.insert(format!(":c{i}"), n(v));
-            add.push(format!("#c{i} :c{i}"));
+            set.push(format!("#c{i} = :c{i}"));
         }
+        // Conditional on the count this call read: a completion counted in
+        // between makes it a no-op, and the next sweep looks again.
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(&run_pk(&run_id), META)))
-            .update_expression(format!("SET #won.#k = :att ADD {}", add.join(", ")))
-            .condition_expression(
-                "attribute_exists(#pk) AND #sc > :idx AND attribute_not_exists(#won.#k)",
-            )
+            .set_key(Some(key(&key_text, META)))
+            .update_expression(format!("SET {} REMOVE #counting", set.join(", ")))
+            .condition_expression("#s = :running AND #done = :seen")
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match res {
-            Ok(out) => {
-                let item = out.attributes.unwrap_or_default();
-                let key = run_pk(&run_id);
-                let shards_done = num(&item, SHARDS_DONE, &key)?.unwrap_or(0);
-                let shard_count = num(&item, SHARD_COUNT, &key)?.unwrap_or(0);
-                // Step two: the shard item. Should this process die between
-                // the steps, the redelivered message repairs it below.
-                self.record_shard(c).await?;
-                Ok(Completion::Applied {
-                    shards_done: u32::try_from(shards_done).unwrap_or(u32::MAX),
-                    shard_count: u32::try_from(shard_count).unwrap_or(u32::MAX),
-                })
+            Ok(_) => {
+                tracing::warn!(
+                    run_id = %id,
+                    counted = run.shards_done,
+                    recorded = done,
+                    "run recounted from its shard items (a collector died between its writes)"
+                );
+                Ok(true)
             }
-            Err(e) => {
-                let Some(old) = ccf_item("complete shard", e)? else {
-                    return Err(not_found());
-                };
-                let key = run_pk(&run_id);
-                let shard_count = num(&old, SHARD_COUNT, &key)?.unwrap_or(0);
-                if u64::from(shard_id.index) >= shard_count {
-                    return Err(not_found());
-                }
-                // Counted already. If the counted attempt is this one (a
-                // redelivery of the same message), make sure the shard item
-                // records it: a no-op unless the first delivery died between
-                // the two steps.
-                let won = match old.get(WON) {
-                    Some(AttributeValue::M(m)) => m.get(&shard_id.index.to_string()).cloned(),
-                    _ => None,
-                };
-                if won == Some(n(c.attempt)) {
-                    self.record_shard(c).await?;
-                }
-                Ok(Completion::AlreadyCompleted)
-            }
+            Err(e) if is_ccf(&e) => Ok(false),
+            Err(e) => Err(backend("recount run", e)),
         }
     }
 
