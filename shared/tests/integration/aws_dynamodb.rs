@@ -520,3 +520,110 @@ async fn a_retried_count_adds_nothing() {
         "the shard is recorded"
     );
 }
+
+/// End to end through the sweep: an overdue run one shard short (its
+/// collector died between recording the shard and counting it) is
+/// recounted, handed to report once, and its report job is on the queue.
+#[tokio::test]
+async fn the_sweep_recounts_an_overdue_run_left_short() {
+    use testexec::adapters::aws::AwsBackends;
+    use testexec::adapters::aws::provision::{ProvisionOptions, provision};
+    use testexec::adapters::source::LocalDirSource;
+    use testexec::app::handlers::sweep::sweep_at;
+    use testexec::app::handlers::{Ports, Settings};
+    use testexec::app::messages::QueueName;
+    use testexec::app::ports::{NoNotifier, QueueConsumer, SystemClock};
+
+    let Some(sdk) = emulators::moto().await else {
+        return;
+    };
+    let aws_settings = provision(
+        &sdk,
+        &emulators::unique_name("sweep"),
+        ProvisionOptions {
+            visibility: std::time::Duration::from_secs(30),
+            max_receives: 5,
+            s3_path_style: true,
+        },
+    )
+    .await
+    .expect("provisioning on moto");
+    let aws = AwsBackends::new(&sdk, &aws_settings);
+    let client = Client::new(&sdk);
+    let table = aws_settings.table.clone();
+    let ports = Ports {
+        store: aws.store.clone(),
+        blobs: aws.blobs.clone(),
+        queue: aws.queue.clone(),
+        source: Arc::new(LocalDirSource::default()),
+        notifier: Arc::new(NoNotifier),
+        clock: Arc::new(SystemClock),
+    };
+    let (run, shards) = sample_run(RunId::new(), 2);
+    aws.store
+        .create_run(&run, &shards)
+        .await
+        .expect("create_run");
+    let counted = contract::completion(ShardId::new(run.id, 0), 1, contract::shard_counts(0));
+    aws.store
+        .complete_shard(&counted)
+        .await
+        .expect("complete shard 0");
+    let lost = contract::completion(ShardId::new(run.id, 1), 1, contract::shard_counts(1));
+    let c = &lost.counts;
+    for (sk, sets) in [
+        (
+            "SHARD#0000",
+            vec![("recorded_ms", AttributeValue::N("1000".into()))],
+        ),
+        (
+            "SHARD#0001",
+            vec![
+                ("status", AttributeValue::S(lost.status.as_str().into())),
+                ("attempt", AttributeValue::N("1".into())),
+                ("recorded_ms", AttributeValue::N("1000".into())),
+                ("tests", AttributeValue::N(c.tests.to_string())),
+                ("passed", AttributeValue::N(c.passed.to_string())),
+                ("failed", AttributeValue::N(c.failed.to_string())),
+                ("errors", AttributeValue::N(c.errors.to_string())),
+                ("skipped", AttributeValue::N(c.skipped.to_string())),
+                ("flaky", AttributeValue::N(c.flaky.to_string())),
+            ],
+        ),
+    ] {
+        set_attrs(&client, &table, format!("RUN#{}", run.id), sk, &sets).await;
+    }
+    let settings = Settings::default();
+    // Before the deadline the sweep leaves the short run alone.
+    let early = sweep_at(&ports, &settings, run.created_ms)
+        .await
+        .expect("sweep");
+    assert!(
+        early.recounted.is_empty() && early.reports_queued.is_empty(),
+        "{early:?}"
+    );
+
+    let outcome = sweep_at(&ports, &settings, u64::MAX).await.expect("sweep");
+    assert_eq!(outcome.recounted, vec![run.id], "{outcome:?}");
+    assert_eq!(outcome.reports_queued, vec![run.id], "{outcome:?}");
+    assert!(outcome.errored_shards.is_empty(), "no shard was pending");
+    let got = aws.store.get_run(run.id).await.unwrap().unwrap();
+    let mut expected = counted.counts;
+    expected.add(&lost.counts);
+    assert_eq!(
+        (got.status, got.shards_done, got.counts),
+        (testexec::domain::model::RunStatus::Reporting, 2, expected)
+    );
+    let job = aws
+        .queue
+        .receive(QueueName::Reports, std::time::Duration::from_secs(5))
+        .await
+        .expect("receive")
+        .expect("a report job");
+    assert!(
+        job.body.contains(&run.id.to_string()),
+        "the report job names the run"
+    );
+    let again = sweep_at(&ports, &settings, u64::MAX).await.expect("sweep");
+    assert!(again.recounted.is_empty(), "recounted once: {again:?}");
+}
