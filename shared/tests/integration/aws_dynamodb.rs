@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use testexec::adapters::aws::DynamoRunStore;
 use testexec::adapters::aws::dynamodb::{self, create_table};
 use testexec::app::ports::{Completion, RunStore};
-use testexec::domain::model::{RunId, ShardId, ShardStatus};
+use testexec::domain::model::{RunId, ShardId};
 use testexec::errors::StoreError;
 use testexec::testkit::contract::{self, run_id_at, sample_run};
 use testexec::testkit::emulators;
