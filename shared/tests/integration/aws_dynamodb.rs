@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use testexec::adapters::aws::DynamoRunStore;
 use testexec::adapters::aws::dynamodb::{self, create_table};
-use testexec::app::ports::{Completion, RunStore};
+use testexec::app::ports::{Completion, RunStore, ShardCompletion};
 use testexec::domain::model::{RunId, ShardId};
 use testexec::errors::StoreError;
 use testexec::testkit::contract::{self, run_id_at, sample_run};
@@ -371,6 +371,27 @@ async fn set_attrs(
         .expect("raw UpdateItem");
 }
 
+/// The attributes `complete_shard`'s first write puts on a shard item,
+/// recorded at `recorded_ms`: the state a collector that died right after
+/// that write leaves behind.
+fn recorded_only(c: &ShardCompletion, recorded_ms: u64) -> Vec<(&'static str, AttributeValue)> {
+    let n = |v: u64| AttributeValue::N(v.to_string());
+    let k = &c.counts;
+    vec![
+        ("status", AttributeValue::S(c.status.as_str().into())),
+        ("attempt", n(c.attempt.into())),
+        ("started_ms", n(c.started_ms)),
+        ("finished_ms", n(c.finished_ms)),
+        ("recorded_ms", n(recorded_ms)),
+        ("tests", n(k.tests)),
+        ("passed", n(k.passed)),
+        ("failed", n(k.failed)),
+        ("errors", n(k.errors)),
+        ("skipped", n(k.skipped)),
+        ("flaky", n(k.flaky)),
+    ]
+}
+
 /// A collector that died between recording a shard and counting it leaves
 /// the run short: redeliveries are duplicates (the shard item decided), the
 /// run cannot be handed to report, and `recount_run` rebuilds the counts
@@ -403,28 +424,12 @@ async fn a_shard_recorded_but_not_counted_is_recounted() {
     .await;
     // ...and shard 1's first write happened at t = 5000, its second never did.
     let lost = contract::completion(ShardId::new(run.id, 1), 2, contract::shard_counts(1));
-    let c = &lost.counts;
     set_attrs(
         &client,
         &table,
         format!("RUN#{}", run.id),
         "SHARD#0001",
-        &[
-            ("status", AttributeValue::S(lost.status.as_str().into())),
-            ("attempt", AttributeValue::N("2".into())),
-            ("started_ms", AttributeValue::N(lost.started_ms.to_string())),
-            (
-                "finished_ms",
-                AttributeValue::N(lost.finished_ms.to_string()),
-            ),
-            ("recorded_ms", AttributeValue::N("5000".into())),
-            ("tests", AttributeValue::N(c.tests.to_string())),
-            ("passed", AttributeValue::N(c.passed.to_string())),
-            ("failed", AttributeValue::N(c.failed.to_string())),
-            ("errors", AttributeValue::N(c.errors.to_string())),
-            ("skipped", AttributeValue::N(c.skipped.to_string())),
-            ("flaky", AttributeValue::N(c.flaky.to_string())),
-        ],
+        &recorded_only(&lost, 5000),
     )
     .await;
     assert_eq!(
@@ -570,26 +575,12 @@ async fn the_sweep_recounts_an_overdue_run_left_short() {
         .await
         .expect("complete shard 0");
     let lost = contract::completion(ShardId::new(run.id, 1), 1, contract::shard_counts(1));
-    let c = &lost.counts;
     for (sk, sets) in [
         (
             "SHARD#0000",
             vec![("recorded_ms", AttributeValue::N("1000".into()))],
         ),
-        (
-            "SHARD#0001",
-            vec![
-                ("status", AttributeValue::S(lost.status.as_str().into())),
-                ("attempt", AttributeValue::N("1".into())),
-                ("recorded_ms", AttributeValue::N("1000".into())),
-                ("tests", AttributeValue::N(c.tests.to_string())),
-                ("passed", AttributeValue::N(c.passed.to_string())),
-                ("failed", AttributeValue::N(c.failed.to_string())),
-                ("errors", AttributeValue::N(c.errors.to_string())),
-                ("skipped", AttributeValue::N(c.skipped.to_string())),
-                ("flaky", AttributeValue::N(c.flaky.to_string())),
-            ],
-        ),
+        ("SHARD#0001", recorded_only(&lost, 1000)),
     ] {
         set_attrs(&client, &table, format!("RUN#{}", run.id), sk, &sets).await;
     }
