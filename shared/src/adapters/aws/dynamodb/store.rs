@@ -177,11 +177,7 @@ impl DynamoRunStore {
         ]
         .map(String::from)
         .to_vec();
-        for (i, (name, v)) in COUNTERS.iter().zip(counts_of(&c.counts)).enumerate() {
-            names.insert(format!("#c{i}"), name.to_string());
-            values.insert(format!(":c{i}"), n(v));
-            set.push(format!("#c{i} = :c{i}"));
-        }
+        set.extend(bind_counters(&c.counts, "= ", &mut names, &mut values));
         let mut update = format!("SET {}", set.join(", "));
         names.insert("#e".into(), ERROR.into());
         match &c.error {
@@ -233,11 +229,7 @@ impl DynamoRunStore {
             (":idx".to_string(), s(&c.shard.index.to_string())),
         ]);
         let mut add = vec!["#done :one".to_string(), "#counting :me".to_string()];
-        for (i, (name, v)) in COUNTERS.iter().zip(counts_of(&c.counts)).enumerate() {
-            names.insert(format!("#c{i}"), name.to_string());
-            values.insert(format!(":c{i}"), n(v));
-            add.push(format!("#c{i} :c{i}"));
-        }
+        add.extend(bind_counters(&c.counts, "", &mut names, &mut values));
         let res = self
             .client
             .update_item()
@@ -319,6 +311,23 @@ impl DynamoRunStore {
             }
         }
     }
+}
+
+/// Binds the six counters of `counts` as `#c<i>` / `:c<i>` and returns one
+/// update term per counter, `#c<i> <op>:c<i>` (`"= "` for SET, `""` for ADD).
+fn bind_counters(
+    counts: &Counts,
+    op: &str,
+    names: &mut HashMap<String, String>,
+    values: &mut Item,
+) -> Vec<String> {
+    let mut terms = Vec::with_capacity(COUNTERS.len());
+    for (i, (name, v)) in COUNTERS.iter().zip(counts_of(counts)).enumerate() {
+        names.insert(format!("#c{i}"), name.to_string());
+        values.insert(format!(":c{i}"), n(v));
+        terms.push(format!("#c{i} {op}:c{i}"));
+    }
+    terms
 }
 
 /// What [`DynamoRunStore::record_shard`] found.
@@ -521,11 +530,7 @@ impl RunStore for DynamoRunStore {
             (":seen".to_string(), n(run.shards_done)),
         ]);
         let mut set = vec!["#done = :done".to_string()];
-        for (i, (name, v)) in COUNTERS.iter().zip(counts_of(&counts)).enumerate() {
-            names.insert(format!("#c{i}"), name.to_string());
-            values.insert(format!(":c{i}"), n(v));
-            set.push(format!("#c{i} = :c{i}"));
-        }
+        set.extend(bind_counters(&counts, "= ", &mut names, &mut values));
         // Conditional on the count this call read: a completion counted in
         // between makes it a no-op, and the next sweep looks again.
         let res = self
