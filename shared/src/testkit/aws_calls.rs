@@ -108,9 +108,14 @@ fn json_operation(target: &str, body: &[u8]) -> (String, u64) {
     let len = |v: &serde_json::Value| v.as_array().map_or(0, |a| a.len() as u64);
     let items = match op {
         "TransactWriteItems" | "TransactGetItems" => len(&json["TransactItems"]),
-        "BatchWriteItem" | "BatchGetItem" => json["RequestItems"]
+        // `RequestItems` maps each table to a list of writes, but to
+        // `{"Keys": [...]}` for reads.
+        "BatchWriteItem" => json["RequestItems"]
             .as_object()
             .map_or(0, |tables| tables.values().map(len).sum()),
+        "BatchGetItem" => json["RequestItems"]
+            .as_object()
+            .map_or(0, |tables| tables.values().map(|t| len(&t["Keys"])).sum()),
         op if op.ends_with("Batch") => len(&json["Entries"]),
         _ => 1,
     };
@@ -156,6 +161,11 @@ mod tests {
         assert_eq!(
             json_operation("DynamoDB_20120810.BatchWriteItem", body).1,
             3
+        );
+        let body = br#"{"RequestItems":{"t":{"Keys":[{},{}]}}}"#;
+        assert_eq!(
+            json_operation("DynamoDB_20120810.BatchGetItem", body),
+            ("dynamodb.BatchGetItem".into(), 2)
         );
         let body = br#"{"Entries":[{},{}]}"#;
         assert_eq!(
