@@ -111,10 +111,23 @@ pub(crate) async fn triage_run(
     save: bool,
 ) -> Result<Option<Triage>, HandlerError> {
     let now = ports.clock.now_ms();
-    let observed = observe(run, cases, now)?;
+    let observed = observe(cases, now)?;
     let scope = HistoryScope::new(&run.source.repo, &run.suite);
+    let run_id = run.id.to_string();
+    let (commit, git_ref) = (run.source.commit.as_deref(), run.source.git_ref.as_deref());
     let mut total = Triage::default();
-    for chunk in observed.chunks(TRIAGE_CHUNK) {
+    // Consumed chunk by chunk: each chunk's strings are freed once triaged.
+    let mut observed = observed.into_iter().peekable();
+    while observed.peek().is_some() {
+        let chunk: Vec<Observed> = observed
+            .by_ref()
+            .take(TRIAGE_CHUNK)
+            .map(|mut o| {
+                o.entry.stamp(&run_id, commit, git_ref);
+                o
+            })
+            .collect();
+        let chunk = chunk.as_slice();
         let ids: Vec<String> = chunk.iter().map(|o| o.id.clone()).collect();
         let before = match ports.store.load_history(&scope, &ids, now).await {
             Ok(records) => records,
@@ -179,28 +192,30 @@ impl RunContext {
 
 /// One entry per test id of the run (a failing duplicate wins, so two
 /// cases sharing an id never hide a failure); skipped tests say nothing.
-fn observe(run: &Run, cases: &dyn CaseSource, now: u64) -> Result<Vec<Observed>, HandlerError> {
-    let mut index: HashMap<String, usize> = HashMap::new();
+/// The entries are not stamped with the run yet (`triage_run` does that a
+/// chunk at a time), and the index holds each id's hash, not a second copy
+/// of the id: what stays per test for the whole report is the id, the
+/// file and the outcome.
+fn observe(cases: &dyn CaseSource, now: u64) -> Result<Vec<Observed>, HandlerError> {
+    let mut index = IdIndex::default();
     let mut out: Vec<Observed> = Vec::new();
     let mut dropped = 0u64;
-    let run_id = run.id.to_string();
-    let (commit, git_ref) = (run.source.commit.as_deref(), run.source.git_ref.as_deref());
     cases
         .for_each(&mut |_, _, case| {
             if case.outcome == Outcome::Skipped {
                 return Ok(());
             }
             let id = case.key();
-            let entry = HistoryEntry::of(case, &run_id, now, commit, git_ref);
-            match index.get(&id) {
-                Some(&i) => {
+            let entry = HistoryEntry::of(case, "", now, None, None);
+            match index.find(&out, &id) {
+                Some(i) => {
                     if entry.failed() && !out[i].entry.failed() {
                         out[i].entry = entry;
                     }
                 }
                 None if out.len() >= MAX_HISTORY_TESTS => dropped += 1,
                 None => {
-                    index.insert(id.clone(), out.len());
+                    index.insert(&id, out.len());
                     let file = case.file.as_deref().map(|f| cut(f, 1024));
                     out.push(Observed { id, entry, file });
                 }
@@ -221,6 +236,90 @@ fn observe(run: &Run, cases: &dyn CaseSource, now: u64) -> Result<Vec<Observed>,
     Ok(out)
 }
 
+/// Positions in `observe`'s list by test id, keyed by the id's 64-bit
+/// hash (randomly keyed, as std's maps are). Two ids with one hash (about
+/// one run in 10⁹ at 200,000 tests) still resolve: the first keeps the
+/// slot, later ones go to `collided`.
+#[derive(Default)]
+struct IdIndex {
+    hasher: std::collections::hash_map::RandomState,
+    by_hash: HashMap<u64, usize>,
+    collided: HashMap<String, usize>,
+}
+
+impl IdIndex {
+    fn hash(&self, id: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(id)
+    }
+
+    fn find(&self, out: &[Observed], id: &str) -> Option<usize> {
+        match self.by_hash.get(&self.hash(id)) {
+            Some(&i) if out[i].id == id => Some(i),
+            Some(_) => self.collided.get(id).copied(),
+            None => None,
+        }
+    }
+
+    fn insert(&mut self, id: &str, position: usize) {
+        let hash = self.hash(id);
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(position);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.insert(id.to_string(), position);
+            }
+        }
+    }
+}
+
 fn cut(s: &str, max: usize) -> String {
     crate::domain::report::truncate_bytes(s, max).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observed(id: &str) -> Observed {
+        Observed {
+            id: id.to_string(),
+            entry: HistoryEntry {
+                run: String::new(),
+                at_ms: 0,
+                commit: None,
+                branch: None,
+                outcome: Outcome::Passed,
+                attempts: Vec::new(),
+                duration_secs: 0.0,
+            },
+            file: None,
+        }
+    }
+
+    #[test]
+    fn ids_are_found_by_hash_and_a_colliding_id_still_resolves() {
+        let mut index = IdIndex::default();
+        let out = vec![observed("a"), observed("b"), observed("c")];
+        index.insert("a", 0);
+        assert_eq!(index.find(&out, "a"), Some(0));
+        assert_eq!(index.find(&out, "b"), None, "never inserted");
+        // Make "b" collide with "a": its hash's slot points at "a".
+        let hash_b = index.hash("b");
+        index.by_hash.insert(hash_b, 0);
+        assert_eq!(
+            index.find(&out, "b"),
+            None,
+            "a hash hit on another id is not a find"
+        );
+        index.insert("b", 1);
+        assert_eq!(index.find(&out, "b"), Some(1), "the colliding id resolves");
+        assert_eq!(index.collided.len(), 1);
+        index.insert("c", 2);
+        assert_eq!(
+            (index.find(&out, "a"), index.find(&out, "c")),
+            (Some(0), Some(2))
+        );
+    }
 }

@@ -84,11 +84,11 @@ impl HistoryEntry {
                 .take(MAX_ATTEMPTS)
                 .collect()
         };
-        HistoryEntry {
-            run: cut(run, 64),
+        let mut entry = HistoryEntry {
+            run: String::new(),
             at_ms,
-            commit: commit.map(|c| cut(c, MAX_COMMIT_BYTES)),
-            branch: git_ref.map(|r| cut(branch_name(r), MAX_BRANCH_BYTES)),
+            commit: None,
+            branch: None,
             outcome: case.outcome,
             attempts,
             duration_secs: if case.duration_secs.is_finite() && case.duration_secs > 0.0 {
@@ -97,7 +97,19 @@ impl HistoryEntry {
             } else {
                 0.0
             },
-        }
+        };
+        entry.stamp(run, commit, git_ref);
+        entry
+    }
+
+    /// Sets what every entry of one run shares (run id, commit, branch),
+    /// bounded. The report observes a whole run's tests before it triages
+    /// them a chunk at a time, and stamps each chunk only then: three
+    /// strings per test otherwise held for the whole run.
+    pub fn stamp(&mut self, run: &str, commit: Option<&str>, git_ref: Option<&str>) {
+        self.run = cut(run, 64);
+        self.commit = commit.map(|c| cut(c, MAX_COMMIT_BYTES));
+        self.branch = git_ref.map(|r| cut(branch_name(r), MAX_BRANCH_BYTES));
     }
 
     /// Passed in the end (a pass after a retry counts).
