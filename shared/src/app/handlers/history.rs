@@ -122,10 +122,7 @@ pub(crate) async fn triage_run(
         let chunk: Vec<Observed> = observed
             .by_ref()
             .take(TRIAGE_CHUNK)
-            .map(|mut o| {
-                o.entry.stamp(&run_id, commit, git_ref);
-                o
-            })
+            .map(|seen| seen.in_run(&run_id, now, commit, git_ref))
             .collect();
         let chunk = chunk.as_slice();
         let ids: Vec<String> = chunk.iter().map(|o| o.id.clone()).collect();
@@ -190,15 +187,61 @@ impl RunContext {
     }
 }
 
+/// A test as `observe` keeps it for the whole report: the parts of its
+/// [`Observed`] that differ between tests (the run id, time, commit and
+/// branch are added a chunk at a time by [`Seen::in_run`]). Half the size
+/// of an `Observed`, for up to [`MAX_HISTORY_TESTS`] tests.
+struct Seen {
+    id: String,
+    file: Option<String>,
+    outcome: Outcome,
+    attempts: Vec<Outcome>,
+    duration_secs: f64,
+}
+
+impl Seen {
+    fn new(id: String, file: Option<String>, entry: HistoryEntry) -> Self {
+        Self {
+            id,
+            file,
+            outcome: entry.outcome,
+            attempts: entry.attempts,
+            duration_secs: entry.duration_secs,
+        }
+    }
+
+    fn in_run(
+        self,
+        run: &str,
+        at_ms: u64,
+        commit: Option<&str>,
+        git_ref: Option<&str>,
+    ) -> Observed {
+        let mut entry = HistoryEntry {
+            run: String::new(),
+            at_ms,
+            commit: None,
+            branch: None,
+            outcome: self.outcome,
+            attempts: self.attempts,
+            duration_secs: self.duration_secs,
+        };
+        entry.stamp(run, commit, git_ref);
+        Observed {
+            id: self.id,
+            entry,
+            file: self.file,
+        }
+    }
+}
+
 /// One entry per test id of the run (a failing duplicate wins, so two
 /// cases sharing an id never hide a failure); skipped tests say nothing.
-/// The entries are not stamped with the run yet (`triage_run` does that a
-/// chunk at a time), and the index holds each id's hash, not a second copy
-/// of the id: what stays per test for the whole report is the id, the
-/// file and the outcome.
-fn observe(cases: &dyn CaseSource, now: u64) -> Result<Vec<Observed>, HandlerError> {
+/// What stays per test for the whole report is a [`Seen`] and the id's
+/// hash in the index (not a second copy of the id).
+fn observe(cases: &dyn CaseSource, now: u64) -> Result<Vec<Seen>, HandlerError> {
     let mut index = IdIndex::default();
-    let mut out: Vec<Observed> = Vec::new();
+    let mut out: Vec<Seen> = Vec::new();
     let mut dropped = 0u64;
     cases
         .for_each(&mut |_, _, case| {
@@ -209,15 +252,16 @@ fn observe(cases: &dyn CaseSource, now: u64) -> Result<Vec<Observed>, HandlerErr
             let entry = HistoryEntry::of(case, "", now, None, None);
             match index.find(&out, &id) {
                 Some(i) => {
-                    if entry.failed() && !out[i].entry.failed() {
-                        out[i].entry = entry;
+                    if entry.failed() && !out[i].outcome.is_failure() {
+                        let file = out[i].file.take();
+                        out[i] = Seen::new(id, file, entry);
                     }
                 }
                 None if out.len() >= MAX_HISTORY_TESTS => dropped += 1,
                 None => {
                     index.insert(&id, out.len());
                     let file = case.file.as_deref().map(|f| cut(f, 1024));
-                    out.push(Observed { id, entry, file });
+                    out.push(Seen::new(id, file, entry));
                 }
             }
             Ok(())
@@ -253,7 +297,7 @@ impl IdIndex {
         self.hasher.hash_one(id)
     }
 
-    fn find(&self, out: &[Observed], id: &str) -> Option<usize> {
+    fn find(&self, out: &[Seen], id: &str) -> Option<usize> {
         match self.by_hash.get(&self.hash(id)) {
             Some(&i) if out[i].id == id => Some(i),
             Some(_) => self.collided.get(id).copied(),
@@ -282,26 +326,20 @@ fn cut(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
-    fn observed(id: &str) -> Observed {
-        Observed {
+    fn seen(id: &str) -> Seen {
+        Seen {
             id: id.to_string(),
-            entry: HistoryEntry {
-                run: String::new(),
-                at_ms: 0,
-                commit: None,
-                branch: None,
-                outcome: Outcome::Passed,
-                attempts: Vec::new(),
-                duration_secs: 0.0,
-            },
             file: None,
+            outcome: Outcome::Passed,
+            attempts: Vec::new(),
+            duration_secs: 0.0,
         }
     }
 
     #[test]
     fn ids_are_found_by_hash_and_a_colliding_id_still_resolves() {
         let mut index = IdIndex::default();
-        let out = vec![observed("a"), observed("b"), observed("c")];
+        let out = vec![seen("a"), seen("b"), seen("c")];
         index.insert("a", 0);
         assert_eq!(index.find(&out, "a"), Some(0));
         assert_eq!(index.find(&out, "b"), None, "never inserted");
