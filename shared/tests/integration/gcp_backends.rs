@@ -213,7 +213,11 @@ async fn firestore_completion_reads_two_documents_whatever_the_run_size() {
             shard_count: n
         }
     );
-    assert_eq!(reads() - before, 2, "a completion reads the run and its shard");
+    assert_eq!(
+        reads() - before,
+        2,
+        "a completion reads the run and its shard"
+    );
     let before = reads();
     assert_eq!(
         store.complete_shard(&first).await.unwrap(),
@@ -222,7 +226,11 @@ async fn firestore_completion_reads_two_documents_whatever_the_run_size() {
     assert_eq!(reads() - before, 2, "so does a duplicate");
     let before = reads();
     assert!(!store.begin_report(run.id).await.unwrap(), "299 pending");
-    assert_eq!(reads() - before, 1, "begin_report reads the run document only");
+    assert_eq!(
+        reads() - before,
+        1,
+        "begin_report reads the run document only"
+    );
 
     // The rest at once (this store's own lock serialises them; the two-store
     // test covers Firestore's aborts and retries, which read again).
@@ -531,7 +539,10 @@ async fn firestore_recount_repairs_a_completion_an_old_collector_did_not_count()
     // does not know are ignored, and its body is the old body.
     let as_old: old_layout::RunDoc = old.read(&run).await;
     let body: testexec::domain::model::Run = serde_json::from_str(&as_old.body).unwrap();
-    assert_eq!((as_old.shard_count, body.shards_done, body.id), (n, 0, run.id));
+    assert_eq!(
+        (as_old.shard_count, body.shards_done, body.id),
+        (n, 0, run.id)
+    );
     assert!(
         !store.recount_run(run.id, u64::MAX).await.unwrap(),
         "nothing to repair"
@@ -549,7 +560,10 @@ async fn firestore_recount_repairs_a_completion_an_old_collector_did_not_count()
         "the counters missed the old collector's shard"
     );
     assert!(!store.begin_report(run.id).await.unwrap());
-    assert!(store.recount_run(run.id, u64::MAX).await.unwrap(), "repaired");
+    assert!(
+        store.recount_run(run.id, u64::MAX).await.unwrap(),
+        "repaired"
+    );
     assert!(!store.recount_run(run.id, u64::MAX).await.unwrap(), "once");
     let mut all = Counts::default();
     (0..n).for_each(|i| all.add(&shard_counts(i)));
