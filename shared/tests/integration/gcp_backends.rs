@@ -270,7 +270,7 @@ async fn firestore_completion_reads_two_documents_whatever_the_run_size() {
     let got = store.get_run(run.id).await.unwrap().unwrap();
     assert_eq!((got.shards_done, got.counts), (n, expected));
     let listed = store.list_runs(10).await.unwrap();
-    assert_eq!(listed, [got.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&got));
     let active = store.list_active_runs().await.unwrap();
     assert_eq!(active, [got]);
     assert_eq!(
@@ -463,7 +463,10 @@ async fn firestore_reads_and_completes_a_run_written_before_the_counters() {
         "a legacy run is totalled from its shards"
     );
     assert_eq!(got.suite, run.suite);
-    assert_eq!(store.list_runs(5).await.unwrap(), [got.clone()]);
+    assert_eq!(
+        store.list_runs(5).await.unwrap(),
+        std::slice::from_ref(&got)
+    );
     assert_eq!(store.list_active_runs().await.unwrap(), [got]);
     assert!(!store.begin_report(run.id).await.unwrap(), "3 pending");
 
