@@ -181,6 +181,404 @@ async fn firestore_transactions_decide_between_processes() {
     );
 }
 
+/// A completion reads the run document and its shard's, nothing that grows
+/// with the run: on a run of 300 shards every completion reads exactly 2
+/// documents (the code before the counters read `1 + shard_count`: 301
+/// here), and reading the run, listing runs and the hand-off read only run
+/// documents, while the totals stay exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn firestore_completion_reads_two_documents_whatever_the_run_size() {
+    use testexec::app::ports::Completion;
+    use testexec::domain::model::{Counts, RunId, ShardId};
+    use testexec::testkit::contract::{completion, sample_run, shard_counts};
+    let Some((gcp, _)) = backends(Duration::from_secs(10)).await else {
+        return;
+    };
+    let store = gcp.store.clone();
+    let n = 300;
+    let (run, shards) = sample_run(RunId::new(), n);
+    store.create_run(&run, &shards).await.unwrap();
+    let reads = || store.run_reads();
+    let before = reads();
+    let fresh = store.get_run(run.id).await.unwrap().unwrap();
+    assert_eq!((fresh.shards_done, fresh.counts), (0, Counts::default()));
+    assert_eq!(reads() - before, 1, "get_run reads the run document only");
+
+    let first = completion(ShardId::new(run.id, 0), 1, shard_counts(0));
+    let before = reads();
+    assert_eq!(
+        store.complete_shard(&first).await.unwrap(),
+        Completion::Applied {
+            shards_done: 1,
+            shard_count: n
+        }
+    );
+    assert_eq!(
+        reads() - before,
+        2,
+        "a completion reads the run and its shard"
+    );
+    let before = reads();
+    assert_eq!(
+        store.complete_shard(&first).await.unwrap(),
+        Completion::AlreadyCompleted
+    );
+    assert_eq!(reads() - before, 2, "so does a duplicate");
+    let before = reads();
+    assert!(!store.begin_report(run.id).await.unwrap(), "299 pending");
+    assert_eq!(
+        reads() - before,
+        1,
+        "begin_report reads the run document only"
+    );
+
+    // The rest at once (this store's own lock serialises them; the two-store
+    // test covers Firestore's aborts and retries, which read again).
+    let before = reads();
+    let tasks: Vec<_> = (1..n)
+        .map(|i| {
+            let store = store.clone();
+            let c = completion(ShardId::new(run.id, i), 1, shard_counts(i));
+            tokio::spawn(async move { store.complete_shard(&c).await })
+        })
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            Completion::Applied {
+                shards_done,
+                shard_count,
+            } => {
+                assert_eq!(shard_count, n);
+                assert!(seen.insert(shards_done), "shards_done {shards_done} twice");
+            }
+            other => panic!("every shard was pending, got {other:?}"),
+        }
+    }
+    assert_eq!(seen, (2..=n).collect());
+    let read = reads() - before;
+    assert_eq!(
+        read,
+        2 * u64::from(n - 1),
+        "{read} reads for {} completions: 2 each",
+        n - 1
+    );
+
+    let mut expected = Counts::default();
+    (0..n).for_each(|i| expected.add(&shard_counts(i)));
+    let before = reads();
+    let got = store.get_run(run.id).await.unwrap().unwrap();
+    assert_eq!((got.shards_done, got.counts), (n, expected));
+    let listed = store.list_runs(10).await.unwrap();
+    assert_eq!(listed, std::slice::from_ref(&got));
+    let active = store.list_active_runs().await.unwrap();
+    assert_eq!(active, [got]);
+    assert_eq!(
+        reads() - before,
+        3,
+        "get_run, list_runs, list_active_runs: a read per run each"
+    );
+    let before = reads();
+    assert!(store.begin_report(run.id).await.unwrap());
+    assert_eq!(reads() - before, 1);
+    // The shards themselves are still there to list (report reads them).
+    let listed = store.list_shards(run.id).await.unwrap();
+    assert_eq!(listed.len(), n as usize);
+    assert!(listed.iter().all(|s| s.counts == shard_counts(s.id.index)));
+}
+
+/// The run and shard documents as the code before the counters wrote them
+/// (`create_run`, and a collector of that code completing a shard): no
+/// `shards_done` or `counts` on the run document.
+mod old_layout {
+    use serde::{Deserialize, Serialize};
+    use testexec::adapters::gcp::GcpSettings;
+    use testexec::domain::model::{Run, ShardRecord};
+
+    #[derive(Debug, Serialize, Deserialize)]
+    pub struct RunDoc {
+        pub id: String,
+        pub status: String,
+        pub active: bool,
+        pub shard_count: u32,
+        pub body: String,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    pub struct ShardDoc {
+        pub index: u32,
+        pub status: String,
+        pub body: String,
+    }
+
+    /// Whether a run document carries the counters, read raw.
+    #[derive(Debug, Deserialize)]
+    pub struct Probe {
+        #[serde(default)]
+        pub shards_done: Option<u32>,
+    }
+
+    pub struct Db {
+        db: firestore::FirestoreDb,
+        runs: String,
+    }
+
+    impl Db {
+        pub async fn connect(settings: &GcpSettings) -> Db {
+            let options = firestore::FirestoreDbOptions::new(settings.project.clone())
+                .with_database_id(settings.firestore_database.clone());
+            Db {
+                db: firestore::FirestoreDb::with_options(options).await.unwrap(),
+                runs: format!("{}runs", settings.firestore_prefix),
+            }
+        }
+
+        /// The run document the old `create_run` wrote: counters zeroed in
+        /// the body and kept nowhere else.
+        pub async fn put_run(&self, run: &Run) {
+            let mut body = run.clone();
+            body.shards_done = 0;
+            body.counts = Default::default();
+            let doc = RunDoc {
+                id: run.id.to_string(),
+                status: run.status.as_str().into(),
+                active: !run.status.is_final(),
+                shard_count: run.shard_count,
+                body: serde_json::to_string(&body).unwrap(),
+            };
+            let _: RunDoc = self
+                .db
+                .fluent()
+                .update()
+                .in_col(&self.runs)
+                .document_id(&doc.id)
+                .object(&doc)
+                .execute()
+                .await
+                .unwrap();
+        }
+
+        /// A shard document (pending, or completed by an old collector,
+        /// which wrote only this).
+        pub async fn put_shard(&self, shard: &ShardRecord) {
+            let parent = self
+                .db
+                .parent_path(&self.runs, shard.id.run.to_string())
+                .unwrap()
+                .to_string();
+            let doc = ShardDoc {
+                index: shard.id.index,
+                status: shard.status.as_str().into(),
+                body: serde_json::to_string(shard).unwrap(),
+            };
+            let _: ShardDoc = self
+                .db
+                .fluent()
+                .update()
+                .in_col("shards")
+                .document_id(format!("{:04}", shard.id.index))
+                .parent(&parent)
+                .object(&doc)
+                .execute()
+                .await
+                .unwrap();
+        }
+
+        /// The run document read as `T` (the old code read [`RunDoc`]).
+        pub async fn read<T>(&self, run: &Run) -> T
+        where
+            T: for<'de> Deserialize<'de> + Send,
+        {
+            self.db
+                .fluent()
+                .select()
+                .by_id_in(&self.runs)
+                .obj::<T>()
+                .one(run.id.to_string())
+                .await
+                .unwrap()
+                .expect("the run document")
+        }
+
+        pub async fn probe(&self, run: &Run) -> Probe {
+            self.read(run).await
+        }
+    }
+
+    /// `shard` as a collector completes it.
+    pub fn completed(shard: &ShardRecord, counts: testexec::domain::model::Counts) -> ShardRecord {
+        let mut done = shard.clone();
+        done.status = if counts.all_passed() {
+            testexec::domain::model::ShardStatus::Passed
+        } else {
+            testexec::domain::model::ShardStatus::Failed
+        };
+        done.attempt = Some(1);
+        done.counts = counts;
+        done.started_ms = Some(1_000);
+        done.finished_ms = Some(2_000);
+        done
+    }
+}
+
+/// A run the code before the counters created, partly completed by its
+/// collectors, upgraded mid-run: it reads with its shards' totals (summed
+/// from them, only for such a run), the new code completes the rest
+/// (`shards_done` right, nothing applied twice), the hand-off and the final
+/// write work, and an old collector completing a shard meanwhile still
+/// counts. The document stays in the old layout throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firestore_reads_and_completes_a_run_written_before_the_counters() {
+    use testexec::app::ports::Completion;
+    use testexec::domain::model::{Counts, RunId, RunStatus, ShardId};
+    use testexec::testkit::contract::{completion, sample_run, shard_counts};
+    let Some((gcp, settings)) = backends(Duration::from_secs(10)).await else {
+        return;
+    };
+    let store = gcp.store.clone();
+    let old = old_layout::Db::connect(&settings).await;
+    let n = 5;
+    let (run, shards) = sample_run(RunId::new(), n);
+    old.put_run(&run).await;
+    for shard in &shards {
+        old.put_shard(shard).await;
+    }
+    // Two shards completed by the old code before the upgrade.
+    for i in 0..2 {
+        old.put_shard(&old_layout::completed(&shards[i as usize], shard_counts(i)))
+            .await;
+    }
+    let sum = |range: std::ops::Range<u32>| {
+        let mut c = Counts::default();
+        range.for_each(|i| c.add(&shard_counts(i)));
+        c
+    };
+
+    let before = store.run_reads();
+    let got = store.get_run(run.id).await.unwrap().unwrap();
+    assert_eq!((got.shards_done, got.counts), (2, sum(0..2)));
+    assert_eq!(
+        store.run_reads() - before,
+        1 + u64::from(n),
+        "a legacy run is totalled from its shards"
+    );
+    assert_eq!(got.suite, run.suite);
+    assert_eq!(
+        store.list_runs(5).await.unwrap(),
+        std::slice::from_ref(&got)
+    );
+    assert_eq!(store.list_active_runs().await.unwrap(), [got]);
+    assert!(!store.begin_report(run.id).await.unwrap(), "3 pending");
+
+    // The new code completes shard 2; a duplicate of an old completion is
+    // recognised.
+    let c = |i: u32| completion(ShardId::new(run.id, i), 1, shard_counts(i));
+    assert_eq!(
+        store.complete_shard(&c(2)).await.unwrap(),
+        Completion::Applied {
+            shards_done: 3,
+            shard_count: n
+        }
+    );
+    assert_eq!(
+        store.complete_shard(&c(1)).await.unwrap(),
+        Completion::AlreadyCompleted
+    );
+    // An old collector, still running mid-upgrade, completes shard 3.
+    old.put_shard(&old_layout::completed(&shards[3], shard_counts(3)))
+        .await;
+    assert_eq!(
+        store.complete_shard(&c(4)).await.unwrap(),
+        Completion::Applied {
+            shards_done: 5,
+            shard_count: n
+        },
+        "the old collector's completion counts"
+    );
+    assert_eq!(old.probe(&run).await.shards_done, None, "still legacy");
+    let got = store.get_run(run.id).await.unwrap().unwrap();
+    assert_eq!((got.shards_done, got.counts), (n, sum(0..n)));
+    assert!(
+        !store.recount_run(run.id, u64::MAX).await.unwrap(),
+        "nothing to recount on a legacy run"
+    );
+    assert!(store.begin_report(run.id).await.unwrap());
+    assert!(!store.begin_report(run.id).await.unwrap(), "once");
+    assert!(
+        store
+            .finish_run(run.id, RunStatus::Failed, 9_000, None)
+            .await
+            .unwrap()
+    );
+    let done = store.get_run(run.id).await.unwrap().unwrap();
+    assert_eq!(
+        (done.status, done.finished_ms, done.shards_done, done.counts),
+        (RunStatus::Failed, Some(9_000), n, sum(0..n))
+    );
+    assert_eq!(old.probe(&run).await.shards_done, None, "still legacy");
+    assert!(store.list_active_runs().await.unwrap().is_empty());
+    assert_eq!(store.list_runs(5).await.unwrap(), [done]);
+}
+
+/// A collector of the old code completing a shard of a run the new code
+/// created writes the shard alone, leaving the run's counters one short:
+/// the run could never be handed to report. The sweep's `recount_run`
+/// (called for overdue runs) sets them to the shards' totals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firestore_recount_repairs_a_completion_an_old_collector_did_not_count() {
+    use testexec::app::ports::Completion;
+    use testexec::domain::model::{Counts, RunId, ShardId};
+    use testexec::testkit::contract::{completion, sample_run, shard_counts};
+    let Some((gcp, settings)) = backends(Duration::from_secs(10)).await else {
+        return;
+    };
+    let store = gcp.store.clone();
+    let old = old_layout::Db::connect(&settings).await;
+    let n = 3;
+    let (run, shards) = sample_run(RunId::new(), n);
+    store.create_run(&run, &shards).await.unwrap();
+    assert_eq!(old.probe(&run).await.shards_done, Some(0), "counted");
+    // The old code (after a rollback) reads the new document: the fields it
+    // does not know are ignored, and its body is the old body.
+    let as_old: old_layout::RunDoc = old.read(&run).await;
+    let body: testexec::domain::model::Run = serde_json::from_str(&as_old.body).unwrap();
+    assert_eq!(
+        (as_old.shard_count, body.shards_done, body.id),
+        (n, 0, run.id)
+    );
+    assert!(
+        !store.recount_run(run.id, u64::MAX).await.unwrap(),
+        "nothing to repair"
+    );
+    let c = |i: u32| completion(ShardId::new(run.id, i), 1, shard_counts(i));
+    store.complete_shard(&c(0)).await.unwrap();
+    old.put_shard(&old_layout::completed(&shards[1], shard_counts(1)))
+        .await;
+    assert_eq!(
+        store.complete_shard(&c(2)).await.unwrap(),
+        Completion::Applied {
+            shards_done: 2,
+            shard_count: n
+        },
+        "the counters missed the old collector's shard"
+    );
+    assert!(!store.begin_report(run.id).await.unwrap());
+    assert!(
+        store.recount_run(run.id, u64::MAX).await.unwrap(),
+        "repaired"
+    );
+    assert!(!store.recount_run(run.id, u64::MAX).await.unwrap(), "once");
+    let mut all = Counts::default();
+    (0..n).for_each(|i| all.add(&shard_counts(i)));
+    let got = store.get_run(run.id).await.unwrap().unwrap();
+    assert_eq!((got.shards_done, got.counts), (n, all));
+    assert!(store.begin_report(run.id).await.unwrap());
+    assert!(
+        !store.recount_run(run.id, u64::MAX).await.unwrap(),
+        "a run past running is left alone"
+    );
+}
+
 // ---- Cloud Storage --------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

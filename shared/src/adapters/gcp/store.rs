@@ -5,18 +5,21 @@
 //! Documents, under a collection prefix so several deployments (or tests)
 //! share one database:
 //! * `<prefix>runs/<ulid>`: `id`, `status`, `active` (not final yet),
-//!   `shard_count`, `body` (the run as JSON).
+//!   `shard_count`, `shards_done`, `counts` (a map of the six counters),
+//!   `body` (the run as JSON, its counters zeroed: the fields hold them).
 //! * `<prefix>runs/<ulid>/shards/<0007>`: `index`, `status`, `body` (the
 //!   shard record as JSON, completion included).
 //! * `<prefix>deliveries/d-<key>`: `expires_ms`, `expires_at` (a timestamp,
 //!   for a Firestore TTL policy).
 //!
-//! Firestore sustains about one write per second per document, so no
-//! counter on the run document is bumped by every shard: a completion
-//! writes only its shard's document, and a run's `shards_done` and counts
-//! are summed from its shard documents when it is read. A completion
-//! transaction reads all the run's shards (so concurrent completions of one
-//! run serialise and each sees its own `shards_done`) and writes one.
+//! A completion is one transaction that reads the run document and its
+//! shard's document and writes both: the shard out of pending, the run's
+//! `shards_done` and counts up by the shard's. Concurrent completions of a
+//! run serialise on the run document (Firestore aborts the losers, which
+//! try again). Nothing reads a run's shards to total it, except for a run
+//! document written before the counters were kept (no `shards_done`
+//! field): such a "legacy" run is still totalled from its shard documents,
+//! as it was then, and stays legacy until it is gone.
 
 use std::time::Duration;
 
@@ -66,7 +69,52 @@ struct RunDoc {
     status: String,
     active: bool,
     shard_count: u32,
+    /// Completed shards. Absent (with `counts`) on a document written
+    /// before the counters were kept: then summed from the shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shards_done: Option<u32>,
+    /// The completed shards' counts, summed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    counts: Option<CountsDoc>,
     body: String,
+}
+
+/// [`Counts`] as the run document stores them (a map of integers; the
+/// layout is this store's, not the domain type's serde).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct CountsDoc {
+    tests: u64,
+    passed: u64,
+    failed: u64,
+    errors: u64,
+    skipped: u64,
+    flaky: u64,
+}
+
+impl From<Counts> for CountsDoc {
+    fn from(c: Counts) -> Self {
+        CountsDoc {
+            tests: c.tests,
+            passed: c.passed,
+            failed: c.failed,
+            errors: c.errors,
+            skipped: c.skipped,
+            flaky: c.flaky,
+        }
+    }
+}
+
+impl From<CountsDoc> for Counts {
+    fn from(c: CountsDoc) -> Self {
+        Counts {
+            tests: c.tests,
+            passed: c.passed,
+            failed: c.failed,
+            errors: c.errors,
+            skipped: c.skipped,
+            flaky: c.flaky,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,11 +221,14 @@ fn encode<T: Serialize>(run: &str, what: &str, value: &T) -> Result<String, Stor
     Ok(body)
 }
 
-fn run_doc(run: &Run) -> Result<RunDoc, StoreError> {
+/// The document of `run`. `counted`: the run's `shards_done` and counts go
+/// in its counter fields; false keeps a legacy document legacy (no counter
+/// fields, totals summed from the shards).
+fn run_doc(run: &Run, counted: bool) -> Result<RunDoc, StoreError> {
     let id = run.id.to_string();
     let mut stored = run.clone();
     stored.error = stored.error.map(|e| cap_error(&e));
-    // Counted from the shard documents on every read.
+    // The fields hold the counters; the body never does (as before them).
     stored.counts = Counts::default();
     stored.shards_done = 0;
     Ok(RunDoc {
@@ -185,8 +236,23 @@ fn run_doc(run: &Run) -> Result<RunDoc, StoreError> {
         status: run.status.as_str().to_string(),
         active: !run.status.is_final(),
         shard_count: run.shard_count,
+        shards_done: counted.then_some(run.shards_done),
+        counts: counted.then_some(run.counts.into()),
         body: encode(&id, &format!("run {id}"), &stored)?,
     })
+}
+
+/// The counters a run document holds: `None` for a legacy document (written
+/// before they were kept), whose totals are its shards'.
+fn counters(doc: &RunDoc) -> Result<Option<(u32, Counts)>, StoreError> {
+    match (doc.shards_done, doc.counts) {
+        (Some(done), Some(counts)) => Ok(Some((done, counts.into()))),
+        (None, None) => Ok(None),
+        _ => Err(corrupt(
+            format!("runs/{}", doc.id),
+            "`shards_done` and `counts` must be both present or both absent".into(),
+        )),
+    }
 }
 
 fn shard_doc(shard: &ShardRecord) -> Result<ShardDoc, StoreError> {
@@ -207,6 +273,9 @@ fn corrupt(key: String, message: String) -> StoreError {
     StoreError::Corrupt { key, message }
 }
 
+/// The run a document holds, with its counters when the document keeps
+/// them; a legacy document's run has zero counters until
+/// [`with_totals`] sums its shards.
 fn run_from(doc: &RunDoc) -> Result<Run, StoreError> {
     let mut run: Run = serde_json::from_str(&doc.body)
         .map_err(|e| corrupt(format!("runs/{}", doc.id), e.to_string()))?;
@@ -217,6 +286,9 @@ fn run_from(doc: &RunDoc) -> Result<Run, StoreError> {
             format!("unknown status `{}`", doc.status),
         )
     })?;
+    let (done, counts) = counters(doc)?.unwrap_or_default();
+    run.shards_done = done;
+    run.counts = counts;
     Ok(run)
 }
 
@@ -229,7 +301,8 @@ fn shard_from(run: &str, doc: &ShardDoc) -> Result<ShardRecord, StoreError> {
     Ok(shard)
 }
 
-/// The run with `shards_done` and counts summed from its shards.
+/// The run with `shards_done` and counts summed from its shards (a legacy
+/// run document's totals).
 fn with_totals(mut run: Run, shards: &[ShardRecord]) -> Run {
     let mut counts = Counts::default();
     let mut done = 0;
@@ -258,6 +331,10 @@ pub struct FirestoreRunStore {
     /// decide (other processes contend as before); the lock only keeps one
     /// process from racing itself.
     locks: std::sync::Arc<[tokio::sync::Mutex<()>]>,
+    /// Run and shard documents read, as Firestore bills them (see
+    /// [`FirestoreRunStore::run_reads`]); shared by the handles of
+    /// [`FirestoreRunStore::clone_handle`].
+    reads: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl FirestoreRunStore {
@@ -294,7 +371,26 @@ impl FirestoreRunStore {
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            reads: Default::default(),
         })
+    }
+
+    /// How many run and shard documents this store (and every handle on
+    /// it) has read since it connected, counted as Firestore bills reads:
+    /// one a document fetched, one for a lookup that finds nothing, one for
+    /// a query that returns nothing. Transactions tried again count again.
+    /// Delivery and history documents are not counted. For tests and cost
+    /// checks: a completion reads 2, `get_run` 1 (a legacy run 1 + its
+    /// shards).
+    pub fn run_reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count_reads(&self, documents: usize) {
+        self.reads.fetch_add(
+            documents.max(1) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     async fn lock(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
@@ -313,6 +409,7 @@ impl FirestoreRunStore {
     }
 
     async fn read_run(&self, db: &FirestoreDb, run: &str) -> Result<Option<RunDoc>, TxError> {
+        self.count_reads(1);
         db.fluent()
             .select()
             .by_id_in(&self.runs)
@@ -320,6 +417,39 @@ impl FirestoreRunStore {
             .one(run)
             .await
             .map_err(|e| TxError::Sdk("read run", run.to_string(), e))
+    }
+
+    /// One shard's document, by its id.
+    async fn read_shard(
+        &self,
+        db: &FirestoreDb,
+        run: &str,
+        index: u32,
+    ) -> Result<Option<ShardRecord>, TxError> {
+        let parent = self.run_parent(db, run)?;
+        self.count_reads(1);
+        let doc: Option<ShardDoc> = db
+            .fluent()
+            .select()
+            .by_id_in(SHARDS)
+            .parent(&parent)
+            .obj::<ShardDoc>()
+            .one(shard_id(index))
+            .await
+            .map_err(|e| TxError::Sdk("read shard", format!("{run}/{}", shard_id(index)), e))?;
+        Ok(doc.map(|d| shard_from(run, &d)).transpose()?)
+    }
+
+    /// The run with its totals: the document's counters, or a legacy
+    /// document's shards summed (the only read of a run's shards to total
+    /// it).
+    async fn totalled(&self, db: &FirestoreDb, doc: &RunDoc) -> Result<Run, TxError> {
+        let run = run_from(doc)?;
+        if counters(doc)?.is_some() {
+            return Ok(run);
+        }
+        let shards = self.read_shards(db, &doc.id).await?;
+        Ok(with_totals(run, &shards))
     }
 
     async fn read_shards(&self, db: &FirestoreDb, run: &str) -> Result<Vec<ShardRecord>, TxError> {
@@ -333,6 +463,7 @@ impl FirestoreRunStore {
             .query()
             .await
             .map_err(|e| TxError::Sdk("list shards", run.to_string(), e))?;
+        self.count_reads(docs.len());
         let mut shards = docs
             .iter()
             .map(|d| shard_from(run, d))
@@ -476,8 +607,11 @@ impl RunStore for FirestoreRunStore {
     async fn create_run(&self, run: &Run, shards: &[ShardRecord]) -> Result<(), StoreError> {
         crate::adapters::check_shard_records(run, shards)?;
         let id = run.id.to_string();
+        // The counters start as the given shards' totals (what summing them
+        // gave before the counters were kept): zero for pending shards.
+        let counted = with_totals(run.clone(), shards);
         let mut puts = vec![Put::Run {
-            doc: run_doc(run)?,
+            doc: run_doc(&counted, true)?,
             create: true,
         }];
         for shard in shards {
@@ -545,8 +679,7 @@ impl RunStore for FirestoreRunStore {
         let Some(doc) = self.read_run(&self.db, &key).await.map_err(tx_error)? else {
             return Ok(None);
         };
-        let shards = self.read_shards(&self.db, &key).await.map_err(tx_error)?;
-        Ok(Some(with_totals(run_from(&doc)?, &shards)))
+        Ok(Some(self.totalled(&self.db, &doc).await.map_err(tx_error)?))
     }
 
     async fn list_runs(&self, limit: usize) -> Result<Vec<Run>, StoreError> {
@@ -565,13 +698,10 @@ impl RunStore for FirestoreRunStore {
             .query()
             .await
             .map_err(|e| backend("list runs", &self.runs, e))?;
+        self.count_reads(docs.len());
         let mut runs = Vec::with_capacity(docs.len());
         for doc in &docs {
-            let shards = self
-                .read_shards(&self.db, &doc.id)
-                .await
-                .map_err(tx_error)?;
-            runs.push(with_totals(run_from(doc)?, &shards));
+            runs.push(self.totalled(&self.db, doc).await.map_err(tx_error)?);
         }
         Ok(runs)
     }
@@ -600,41 +730,114 @@ impl RunStore for FirestoreRunStore {
                 if c.shard.index >= doc.shard_count {
                     return Err(not_found().into());
                 }
-                // Every shard, read in the transaction: concurrent
-                // completions of this run serialise on them.
-                let shards = me.read_shards(&db, &run).await?;
-                let Some(shard) = shards.iter().find(|s| s.id.index == c.shard.index) else {
+                // The shard's own document: concurrent completions of the
+                // run serialise on the run document, which each writes.
+                let Some(shard) = me.read_shard(&db, &run, c.shard.index).await? else {
                     return Err(not_found().into());
                 };
                 if shard.status != ShardStatus::Pending {
                     return Ok((Completion::AlreadyCompleted, Vec::new()));
                 }
-                let done = shards
-                    .iter()
-                    .filter(|s| s.status != ShardStatus::Pending)
-                    .count() as u32
-                    + 1;
-                let mut completed = shard.clone();
+                let mut completed = shard;
                 completed.status = c.status;
                 completed.attempt = Some(c.attempt);
                 completed.counts = c.counts;
                 completed.started_ms = Some(c.started_ms);
                 completed.finished_ms = Some(c.finished_ms);
                 completed.error = c.error.clone();
-                let put = Put::Shard {
+                let mut puts = vec![Put::Shard {
                     run: run.clone(),
                     doc: shard_doc(&completed)?,
+                }];
+                let done = match counters(&doc)? {
+                    Some((done, mut counts)) => {
+                        let done = done + 1;
+                        counts.add(&c.counts);
+                        let mut counted = doc.clone();
+                        counted.shards_done = Some(done);
+                        counted.counts = Some(counts.into());
+                        puts.push(Put::Run {
+                            doc: counted,
+                            create: false,
+                        });
+                        done
+                    }
+                    None => {
+                        // A legacy run (its document predates the counters):
+                        // completed as it was then, its totals summed from
+                        // every shard, read in the transaction so that
+                        // concurrent completions serialise on them; only the
+                        // shard is written, so a collector of the old code
+                        // completing another shard of this run stays right.
+                        let shards = me.read_shards(&db, &run).await?;
+                        shards
+                            .iter()
+                            .filter(|s| s.status != ShardStatus::Pending)
+                            .count() as u32
+                            + 1
+                    }
                 };
                 Ok((
                     Completion::Applied {
                         shards_done: done,
                         shard_count: doc.shard_count,
                     },
-                    vec![put],
+                    puts,
                 ))
             }) as Tx<Completion>
         })
         .await
+    }
+
+    /// A completion here is one transaction, so this store never leaves a
+    /// run's counters short by itself; a collector of the code from before
+    /// the counters (mid-upgrade, or after a rollback and upgrade) can: it
+    /// completes a shard of a counted run without counting it, and the run
+    /// would never reach `shards_done == shard_count`. For such an overdue
+    /// run the sweep's call sets the counters to its shards' totals: one
+    /// transaction reads the run and every shard and writes the run when
+    /// they differ. `settled_before_ms` is not needed: the transaction sees
+    /// every completion or none of it. Legacy runs (no counters) and runs
+    /// past `running` are left alone.
+    async fn recount_run(&self, id: RunId, _settled_before_ms: u64) -> Result<bool, StoreError> {
+        let run = id.to_string();
+        let _guard = self.lock(&run).await;
+        let me = self.clone_handle();
+        let recounted = self
+            .transact("recount run", &run.clone(), move |db| {
+                let (me, run) = (me.clone(), run.clone());
+                Box::pin(async move {
+                    let Some(doc) = me.read_run(&db, &run).await? else {
+                        return Err(StoreError::NotFound { run: run.clone() }.into());
+                    };
+                    let Some(kept) = counters(&doc)? else {
+                        return Ok((None, Vec::new()));
+                    };
+                    if doc.status != RunStatus::Running.as_str() {
+                        return Ok((None, Vec::new()));
+                    }
+                    let shards = me.read_shards(&db, &run).await?;
+                    let summed = with_totals(run_from(&doc)?, &shards);
+                    if (summed.shards_done, summed.counts) == kept {
+                        return Ok((None, Vec::new()));
+                    }
+                    let put = Put::Run {
+                        doc: run_doc(&summed, true)?,
+                        create: false,
+                    };
+                    Ok((Some((kept.0, summed.shards_done)), vec![put]))
+                }) as Tx<Option<(u32, u32)>>
+            })
+            .await?;
+        if let Some((counted, recorded)) = recounted {
+            tracing::warn!(
+                run_id = %id,
+                counted,
+                recorded,
+                "run recounted from its shard documents (a shard completed without counting it: a collector of an older version?)"
+            );
+        }
+        Ok(recounted.is_some())
     }
 
     async fn begin_report(&self, id: RunId) -> Result<bool, StoreError> {
@@ -650,17 +853,15 @@ impl RunStore for FirestoreRunStore {
                 if doc.status != RunStatus::Running.as_str() {
                     return Ok((false, Vec::new()));
                 }
-                let shards = me.read_shards(&db, &run).await?;
-                let done = shards
-                    .iter()
-                    .filter(|s| s.status != ShardStatus::Pending)
-                    .count();
-                if done < doc.shard_count as usize {
+                // The counters, or a legacy run's shards (read in the
+                // transaction, as before the counters).
+                let counted = counters(&doc)?.is_some();
+                let mut stored = me.totalled(&db, &doc).await?;
+                if stored.shards_done < doc.shard_count {
                     return Ok((false, Vec::new()));
                 }
-                let mut stored = run_from(&doc)?;
                 stored.status = RunStatus::Reporting;
-                doc = run_doc(&stored)?;
+                doc = run_doc(&stored, counted)?;
                 Ok((true, vec![Put::Run { doc, create: false }]))
             }) as Tx<bool>
         })
@@ -693,10 +894,13 @@ impl RunStore for FirestoreRunStore {
                 stored.status = status;
                 stored.finished_ms = Some(finished_ms);
                 stored.error = error;
+                // The counters carried over as read (a legacy run stays
+                // legacy: its totals are still its shards').
+                let counted = counters(&doc)?.is_some();
                 Ok((
                     true,
                     vec![Put::Run {
-                        doc: run_doc(&stored)?,
+                        doc: run_doc(&stored, counted)?,
                         create: false,
                     }],
                 ))
@@ -718,14 +922,11 @@ impl RunStore for FirestoreRunStore {
             .query()
             .await
             .map_err(|e| backend("list active runs", &self.runs, e))?;
+        self.count_reads(docs.len());
         docs.sort_by(|a, b| a.id.cmp(&b.id));
         let mut runs = Vec::with_capacity(docs.len());
         for doc in &docs {
-            let shards = self
-                .read_shards(&self.db, &doc.id)
-                .await
-                .map_err(tx_error)?;
-            runs.push(with_totals(run_from(doc)?, &shards));
+            runs.push(self.totalled(&self.db, doc).await.map_err(tx_error)?);
         }
         Ok(runs)
     }
@@ -813,6 +1014,7 @@ impl FirestoreRunStore {
             deliveries: self.deliveries.clone(),
             history: self.history.clone(),
             locks: self.locks.clone(),
+            reads: self.reads.clone(),
         })
     }
 }
