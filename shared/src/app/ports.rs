@@ -100,7 +100,7 @@ pub trait RunStore: Send + Sync {
     /// the page is not complete (filters, a cursor further down), up to
     /// [`MAX_SCAN`](crate::app::run_list::MAX_SCAN) runs; `truncated` says
     /// when older runs were out of reach. The plain first page costs what
-    /// `list_runs(limit + 1)` costs (on Firestore a read per run's shards).
+    /// `list_runs(limit + 1)` costs (on Firestore one read per run).
     /// A store that can start at the cursor itself (SQLite) overrides it,
     /// with the same filter code (`RunPage::collect`).
     async fn list_runs_page(&self, query: &RunQuery) -> Result<RunPage, StoreError> {
@@ -126,7 +126,9 @@ pub trait RunStore: Send + Sync {
 
     /// Repairs a run whose counts fall short of its completed shards: a
     /// store whose `complete_shard` is more than one write (DynamoDB) loses
-    /// the count if the collector dies between its writes. Recounts the run
+    /// the count if the collector dies between its writes, and Firestore's
+    /// if a collector of the previous release completed the shard during
+    /// an upgrade. Recounts the run
     /// from its shard records if every completed shard was recorded before
     /// `settled_before_ms` (older than any collector can still be running)
     /// and the run's `shards_done` is short; true if it changed the run.
