@@ -183,32 +183,44 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
         file.clear();
         let (mut has_file, mut line) = (false, None);
         let (mut time, mut status, mut result) = (None, None, None);
-        let wanted = |k: &[u8]| {
-            matches!(
-                k,
-                b"name" | b"classname" | b"file" | b"line" | b"time" | b"status" | b"result"
-            )
+        enum Key {
+            Name,
+            Classname,
+            File,
+            Line,
+            Time,
+            Status,
+            Result,
+        }
+        let wanted = |k: &[u8]| match k {
+            b"name" => Some(Key::Name),
+            b"classname" => Some(Key::Classname),
+            b"file" => Some(Key::File),
+            b"line" => Some(Key::Line),
+            b"time" => Some(Key::Time),
+            b"status" => Some(Key::Status),
+            b"result" => Some(Key::Result),
+            _ => None,
         };
         // A repeated attribute: the last value wins, as quick-xml's would.
         let plain = self.attrs(e, position, wanted, |k, v| match k {
-            b"name" => {
+            Key::Name => {
                 name.clear();
                 name.push_str(&v);
             }
-            b"classname" => {
+            Key::Classname => {
                 classname.clear();
                 classname.push_str(&v);
             }
-            b"file" => {
+            Key::File => {
                 file.clear();
                 file.push_str(&v);
                 has_file = true;
             }
-            b"line" => line = v.trim().parse().ok(),
-            b"time" => time = Some(v),
-            b"status" => status = Some(v),
-            b"result" => result = Some(v),
-            _ => {}
+            Key::Line => line = v.trim().parse().ok(),
+            Key::Time => time = Some(v),
+            Key::Status => status = Some(v),
+            Key::Result => result = Some(v),
         })?;
         if !plain {
             name = self.escape_nul(name, "testcase name");
