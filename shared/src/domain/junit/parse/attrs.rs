@@ -319,6 +319,26 @@ mod tests {
             r#"t a="1" b='2" c="3""#,
             r#"t a="<<computed>>" b="é""#,
             r#"t :a="1" a:="2" a::b="3" ::="4""#,
+            // Indentation runs around the 8- and 4-space steps, ending in
+            // other whitespace, in the middle of `=`, or at the end.
+            "t\n              name=\"n\"\n              classname='c'",
+            "t\n        a=\"1\"\n    b=\"2\"\n            c=\"3\"",
+            "t\n       a=\"1\"\n   b=\"2\"\n\n        \t c=\"3\"",
+            "t\n            \r\n a\n                =\n     '1'",
+            "t a=\"1\"\n                ",
+            "t a=\"1\"\n            b",
+            "t\n        \n",
+            // Keys that a wanted key is a prefix of, and the reverse.
+            r#"t name_x="1" name="2" classnamefoo="3" classname="4" nam="5""#,
+            // Repeated keys are all handed out, in order.
+            r#"t name="1" name='2' name="3""#,
+            // Non-ASCII keys and values, and a quote of the other kind inside.
+            r#"t nämé="日本" ключ='a "b" c' x="it's""#,
+            // Missing quotes.
+            r#"t name="1"#,
+            r#"t name=1""#,
+            r#"t name="1" classname='2"#,
+            "t\n        name=\"1\"\n        classname=",
         ];
         for tag in tags {
             let start = BytesStart::from_content(tag, 1);
@@ -342,6 +362,67 @@ mod tests {
             assert_eq!(ok, slow_ok, "{tag}");
             assert_eq!(fast, slow, "{tag}");
         }
+    }
+
+    /// The testcase attributes as the reader takes them, through the whole
+    /// reader: wanted keys matched whole (not as prefixes), the last of a
+    /// repeated key winning, either quote, entities decoded, non-ASCII kept,
+    /// and a missing quote reported as quick-xml reports it.
+    #[test]
+    fn testcase_attributes_through_the_reader() {
+        use crate::domain::junit::{Limits, read};
+
+        let case = |attrs: &str| {
+            let xml = format!("<testsuite name=\"s\"><testcase {attrs}/></testsuite>");
+            read(xml.as_bytes(), "t.xml", &Limits::default()).map(|r| {
+                let c = &r.cases[0];
+                (c.name.clone(), c.classname.clone(), c.duration_secs)
+            })
+        };
+        let ok = |name: &str, classname: &str, time: f64| {
+            Ok::<_, String>((name.to_owned(), classname.to_owned(), time))
+        };
+        let got = |attrs| case(attrs).map_err(|e| e.to_string());
+        assert_eq!(
+            got(r#"name_x="a" name="n" classnamefoo="b" classname="c" timex="9" time="1.5""#),
+            ok("n", "c", 1.5)
+        );
+        assert_eq!(
+            got(r#"nam="a" name="n" classnam="b" classname="c""#),
+            ok("n", "c", 0.0)
+        );
+        assert_eq!(
+            got(r#"name="1" classname="x" name='2' time="3" time="4""#),
+            ok("2", "x", 4.0)
+        );
+        assert_eq!(
+            got(r#"name='say "hi"' classname="it's &amp; &lt;b&gt; &#x41;""#),
+            ok(r#"say "hi""#, "it's & <b> A", 0.0)
+        );
+        assert_eq!(
+            got("\n              name=\"é 日本\"\n              classname='ü'"),
+            ok("é 日本", "ü", 0.0)
+        );
+        assert_eq!(
+            got(r#"ns:name="n" x:classname="c""#),
+            ok("n", "c", 0.0)
+        );
+        // An undefined entity is kept as written.
+        assert_eq!(got(r#"name="a &bogus; b""#), ok("a &bogus; b", "", 0.0));
+        // Malformed attributes: the error is quick-xml's own.
+        for attrs in [
+            r#"name=1"#,
+            r#"name"#,
+            r#"name="1" classname"#,
+            r#"name="1" classname = "#,
+            "\n              name=\"1\"\n              classname",
+        ] {
+            let err = case(attrs).expect_err(attrs);
+            assert_eq!(err.kind(), "malformed", "{attrs}: {err}");
+        }
+        // A quote left open swallows the rest of the input.
+        let err = case(r#"name="1" classname='2"#).expect_err("unterminated");
+        assert_eq!(err.kind(), "truncated", "{err}");
     }
 
     #[test]
