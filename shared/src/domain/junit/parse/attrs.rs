@@ -403,10 +403,7 @@ mod tests {
             got("\n              name=\"é 日本\"\n              classname='ü'"),
             ok("é 日本", "ü", 0.0)
         );
-        assert_eq!(
-            got(r#"ns:name="n" x:classname="c""#),
-            ok("n", "c", 0.0)
-        );
+        assert_eq!(got(r#"ns:name="n" x:classname="c""#), ok("n", "c", 0.0));
         // An undefined entity is kept as written.
         assert_eq!(got(r#"name="a &bogus; b""#), ok("a &bogus; b", "", 0.0));
         // Malformed attributes: the error is quick-xml's own.
