@@ -117,21 +117,38 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
         Ok(plain.is_some())
     }
 
+    /// A `time` attribute in seconds; `what` names the element in the
+    /// warnings. Small enough to be inlined into each element's handler:
+    /// what is not a plain duration goes to [`time_issue`](Self::time_issue).
+    #[inline]
     pub(super) fn time(&mut self, raw: Option<&str>, what: &str) -> Option<f64> {
         let raw = raw?;
         match parse_time(raw) {
+            Ok(v) if v <= MAX_DURATION_SECS => Some(v),
+            parsed => self.time_issue(raw, parsed, what),
+        }
+    }
+
+    /// [`time`](Self::time) for a value past any real run, negative or
+    /// unreadable: counted for the warnings.
+    #[cold]
+    #[inline(never)]
+    fn time_issue(
+        &mut self,
+        raw: &str,
+        parsed: Result<f64, (f64, TimeIssue)>,
+        what: &str,
+    ) -> Option<f64> {
+        let example = || format!("{what} time=\"{}\"", cap_str(raw, 64));
+        match parsed {
             // Finite but past any real run (`1.7e308`): capped, so that no
             // sum of durations can overflow to `inf`.
-            Ok(v) if v > MAX_DURATION_SECS => {
+            Ok(_) => {
                 self.times.huge += 1;
-                self.times
-                    .first_huge
-                    .get_or_insert_with(|| format!("{what} time=\"{}\"", cap_str(raw, 64)));
+                self.times.first_huge.get_or_insert_with(example);
                 Some(MAX_DURATION_SECS)
             }
-            Ok(v) => Some(v),
             Err((v, issue)) => {
-                let example = || format!("{what} time=\"{}\"", cap_str(raw, 64));
                 match issue {
                     TimeIssue::Negative => {
                         self.times.negative += 1;
@@ -152,6 +169,10 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
 /// (GoogleTest) and then `status` (GoogleTest, Bazel, the C++ "tst" runner).
 /// The first one that says something other than "passed" wins.
 pub(super) fn attr_outcome(result: Option<&str>, status: Option<&str>) -> Outcome {
+    // Most writers put neither attribute.
+    if result.is_none() && status.is_none() {
+        return Outcome::Passed;
+    }
     [result, status]
         .into_iter()
         .flatten()
