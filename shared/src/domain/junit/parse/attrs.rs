@@ -85,19 +85,23 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
         // recovery. Well-formed tags, i.e. nearly all of them, are split by
         // `split_attributes` instead, which yields exactly the same pairs.
         let mut delivered = 0;
-        let split = split_attributes(raw, |_, key, value| {
-            delivered += 1;
-            if let Some(key) = wanted(key) {
-                let decoded = match plain {
-                    Some(plain) if value.len() <= cap => {
-                        let at = value.as_ptr() as usize - raw.as_ptr() as usize;
-                        Cow::Borrowed(&plain[at..at + value.len()])
-                    }
-                    _ => decode_value(value, cap, &mut unknown),
-                };
-                f(key, decoded);
-            }
-        });
+        let split = split_attributes(
+            raw,
+            #[inline(always)]
+            |_, key, value| {
+                delivered += 1;
+                if let Some(key) = wanted(key) {
+                    let decoded = match plain {
+                        Some(plain) if value.len() <= cap => {
+                            let at = value.as_ptr() as usize - raw.as_ptr() as usize;
+                            Cow::Borrowed(&plain[at..at + value.len()])
+                        }
+                        _ => decode_value(value, cap, &mut unknown),
+                    };
+                    f(key, decoded);
+                }
+            },
+        );
         if split.is_err() {
             // Something quick-xml rejects (or might): let it report its own
             // error, skipping the attributes already handed out. Duplicate
