@@ -279,12 +279,7 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
         let system_err = b.system_err.take();
         let (line, duration, attr_outcome) = (b.line, b.duration, b.attr_outcome);
         if results_seen > 1 {
-            let warning = format!(
-                "test `{}` has {} result elements; kept the most severe (error > failure > skipped)",
-                cap_str(&b.name, 200),
-                results_seen
-            );
-            self.warn(warning);
+            self.warn_results(results_seen);
         }
         let (mut outcome, message, details) = match result {
             Some(r) => (r.kind.outcome(), r.message, r.details),
@@ -332,6 +327,17 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
             system_err,
             retries,
         });
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn warn_results(&mut self, results_seen: u32) {
+        let warning = format!(
+            "test `{}` has {} result elements; kept the most severe (error > failure > skipped)",
+            cap_str(&self.case.builder.name, 200),
+            results_seen
+        );
+        self.warn(warning);
     }
 
     /// Adds a finished case to the report's and its suite's counts.
