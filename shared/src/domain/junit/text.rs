@@ -153,7 +153,22 @@ pub(crate) enum TimeIssue {
 /// three digits; otherwise a single comma is a decimal comma, `0,5`).
 /// Negative values become 0 and garbage (`<<computed>>`, `NaN`, `inf`) too;
 /// the caller records a warning for both.
+#[inline]
 pub(crate) fn parse_time(raw: &str) -> Result<f64, (f64, TimeIssue)> {
+    // The common form, inlined into the caller: this runs for every case.
+    // Negative values go the other way, where only whether they are zero
+    // is worked out, not their value.
+    if !raw.starts_with('-')
+        && let Some(v) = parse_plain_decimal(raw)
+    {
+        return Ok(v);
+    }
+    parse_time_other(raw)
+}
+
+/// [`parse_time`] for every form.
+#[inline(never)]
+fn parse_time_other(raw: &str) -> Result<f64, (f64, TimeIssue)> {
     // A negative plain decimal becomes 0 whatever its digits: only whether
     // it is zero (`-0.0` is kept as it is) matters, not its value, which
     // past 2^53 would need the general parser.
@@ -190,6 +205,7 @@ pub(crate) fn parse_time(raw: &str) -> Result<f64, (f64, TimeIssue)> {
 /// ends in, after general-purpose parsing that cost ~250 instructions per
 /// test case). Anything else, surrounding whitespace included, returns
 /// `None` and goes through `str::parse`.
+#[inline]
 fn parse_plain_decimal(s: &str) -> Option<f64> {
     const POW10: [f64; 23] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,

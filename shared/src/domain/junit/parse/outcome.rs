@@ -50,8 +50,8 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
         kind: ResultKind,
     ) -> Result<(), JunitError> {
         let mut message = None;
-        let wanted = |k: &[u8]| k == b"message";
-        self.attrs(e, position, wanted, |_, v| message = Some(v.into_owned()))?;
+        let wanted = |k: &[u8]| (k == b"message").then_some(());
+        self.attrs(e, position, wanted, |(), v| message = Some(v.into_owned()))?;
         if let Some(case) = self.case.as_mut() {
             case.open_result = Some((kind, message));
         }
@@ -85,11 +85,17 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
         outcome: Outcome,
     ) -> Result<(), JunitError> {
         let (mut message, mut time) = (None, None);
-        let wanted = |k: &[u8]| matches!(k, b"message" | b"time");
-        self.attrs(e, position, wanted, |k, v| match k {
-            b"message" => message = Some(v.into_owned()),
-            b"time" => time = Some(v),
-            _ => {}
+        let wanted = |k: &[u8]| match k {
+            b"message" => Some(true),
+            b"time" => Some(false),
+            _ => None,
+        };
+        self.attrs(e, position, wanted, |is_message, v| {
+            if is_message {
+                message = Some(v.into_owned());
+            } else {
+                time = Some(v);
+            }
         })?;
         let duration = self.time(time.as_deref(), "rerun");
         // The body goes to the parser's reused rerun buffer: a fresh one

@@ -30,8 +30,10 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
         position: u64,
     ) -> Result<(), JunitError> {
         let mut declared = None;
-        let wanted = |k: &[u8]| k == b"tests";
-        self.attrs(e, position, wanted, |_, v| declared = v.trim().parse().ok())?;
+        let wanted = |k: &[u8]| (k == b"tests").then_some(());
+        self.attrs(e, position, wanted, |(), v| {
+            declared = v.trim().parse().ok()
+        })?;
         self.root_declared_tests = declared;
         Ok(())
     }
@@ -42,18 +44,25 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
         position: u64,
     ) -> Result<(), JunitError> {
         let (mut name, mut file, mut time, mut tests) = (String::new(), None, None, None);
-        self.attrs(
-            e,
-            position,
-            |k| matches!(k, b"name" | b"file" | b"time" | b"tests"),
-            |k, v| match k {
-                b"name" => name = v.into_owned(),
-                b"file" => file = Some(v.into_owned()),
-                b"time" => time = Some(v),
-                b"tests" => tests = v.trim().parse().ok(),
-                _ => {}
-            },
-        )?;
+        enum Key {
+            Name,
+            File,
+            Time,
+            Tests,
+        }
+        let wanted = |k: &[u8]| match k {
+            b"name" => Some(Key::Name),
+            b"file" => Some(Key::File),
+            b"time" => Some(Key::Time),
+            b"tests" => Some(Key::Tests),
+            _ => None,
+        };
+        self.attrs(e, position, wanted, |k, v| match k {
+            Key::Name => name = v.into_owned(),
+            Key::File => file = Some(v.into_owned()),
+            Key::Time => time = Some(v),
+            Key::Tests => tests = v.trim().parse().ok(),
+        })?;
         let name = self.escape_nul(name, "suite name");
         let file = file.map(|f| self.escape_nul(f, "suite file"));
         let time = self.time(time.as_deref(), "suite");
@@ -106,8 +115,8 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
         kind: ResultKind,
     ) -> Result<(), JunitError> {
         let mut message = None;
-        let wanted = |k: &[u8]| k == b"message";
-        self.attrs(e, position, wanted, |_, v| message = Some(v.into_owned()))?;
+        let wanted = |k: &[u8]| (k == b"message").then_some(());
+        self.attrs(e, position, wanted, |(), v| message = Some(v.into_owned()))?;
         self.suite_result = Some((kind, message));
         self.open_text();
         Ok(())
