@@ -19,13 +19,14 @@ the binary goes into the script. A Rust symbol's hash (`17h<16 hex>E`)
 differs between builds (x86_64 vs arm64, one `-p` or four, a dependency
 bump), so a function is named by its path with the hash as a wildcard when
 that pattern adds at most SLACK bytes of functions init does not run (in
-this binary), by its exact symbol otherwise (generic functions: all
-instances share a path). Unmatched lines cost nothing: a stale script only
+this binary), by its exact symbol otherwise (legacy-mangled generic
+functions: all instances share a path); likewise a v0 symbol with its crate
+disambiguators and back references as wildcards. Unmatched lines cost nothing: a stale script only
 gathers less.
 
 Usage: scripts/bench/lambda_order.py OUT.ld BOOTSTRAP... [-- KEY=VALUE...]
 """
-import collections, os, re, subprocess, sys, tempfile
+import bisect, fnmatch, os, re, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lambda_smaps  # noqa: E402
@@ -71,22 +72,45 @@ def text_symbols(binary):
     return syms
 
 
+def wildcard(name):
+    """name with what differs between builds of the same code as `*`: a
+    legacy symbol's hash (`17h<16 hex>E`), a v0 symbol's crate
+    disambiguators (`Cs<base 62>_`) and its back references (`B<base 62>_`,
+    offsets into the name that move when a disambiguator's length does), and
+    LLVM's `.llvm.<n>` suffix."""
+    m = HASH.match(name)
+    if m:
+        return m.group(1) + '*'
+    if name.startswith('_R'):
+        w = re.sub(r'\.llvm\.\d+$', '', name)
+        w = re.sub(r'Cs[0-9A-Za-z]+_', 'Cs*_', w)
+        w = re.sub(r'B[0-9A-Za-z]*_', 'B*_', w)
+        w = re.sub(r'\*+', '*', w)
+        return w if w != name else name
+    return name
+
+
 def patterns(hot, syms):
-    """Linker-script section patterns for the hot symbols of one binary."""
-    groups = collections.defaultdict(list)
-    for name in syms:
-        m = HASH.match(name)
-        if m:
-            groups[m.group(1)].append(name)
+    """Linker-script section patterns for the hot symbols of one binary: the
+    wildcard form where, in this binary, it matches no more than SLACK bytes
+    of functions that init does not run, else the exact symbol."""
+    names = sorted(syms)
     out = set()
     for name in hot:
-        m = HASH.match(name)
-        if not m:
+        pat = wildcard(name)
+        if pat == name:
             out.add(name)
             continue
-        members = groups[m.group(1)]
-        slack = sum(syms[n] for n in members if n not in hot)
-        out.add(m.group(1) + '*' if slack <= SLACK else name)
+        prefix = pat.split('*', 1)[0]
+        rx = re.compile(fnmatch.translate(pat))
+        i = bisect.bisect_left(names, prefix)
+        slack = 0
+        while i < len(names) and names[i].startswith(prefix):
+            n = names[i]
+            if n not in hot and rx.match(n):
+                slack += syms[n]
+            i += 1
+        out.add(pat if slack <= SLACK else name)
     return out
 
 
