@@ -31,7 +31,7 @@ import bisect, fnmatch, os, re, subprocess, sys, tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lambda_smaps  # noqa: E402
 
-SLACK = 2048
+SLACK = int(os.environ.get("LAMBDA_ORDER_SLACK", str(1 << 62)))
 HASH = re.compile(r'^(.*17h)[0-9a-f]{16}E(\.llvm\.\d+)?$')
 
 
@@ -61,15 +61,25 @@ def trace(binary, extra):
 
 
 def text_symbols(binary):
-    """{name: size} of the function symbols of binary."""
-    syms = {}
+    """({name: size}, {name: address}) of the function symbols of binary."""
+    syms, addrs = {}, {}
     out = subprocess.run(['nm', '-S', '--defined-only', binary], capture_output=True,
                          text=True, check=True).stdout
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 4 and parts[2] in 'tTWw':
             syms[parts[3]] = int(parts[1], 16)
-    return syms
+            addrs[parts[3]] = int(parts[0], 16)
+    return syms, addrs
+
+
+def with_aliases(hot, addrs):
+    """hot plus every symbol at the address of one: rustc merges identical
+    functions into aliases of one body (LLVM's MergeFunctions), e.g. the
+    many `RawVec::grow_one` instances, and the body's section is named
+    after one of them, not necessarily the one callgrind reports."""
+    at = {addrs[n] for n in hot}
+    return {n for n, a in addrs.items() if a in at}
 
 
 def wildcard(name):
@@ -126,11 +136,11 @@ def main():
     out, binaries = args[0], args[1:]
     lines = set()
     for b in binaries:
-        syms = text_symbols(b)
-        hot = trace(b, extra) & set(syms)
+        syms, addrs = text_symbols(b)
+        hot = with_aliases(trace(b, extra) & set(syms), addrs)
         pats = patterns(hot, syms)
         hot_bytes = sum(syms[n] for n in hot)
-        print(f'{b}: {len(hot)} functions run at init, {hot_bytes / 1024:.0f} KiB '
+        print(f'{b}: {len(hot)} function symbols (aliases included) run at init, {hot_bytes / 1024:.0f} KiB '
               f'of {sum(syms.values()) / 1024:.0f} KiB of function symbols; {len(pats)} patterns',
               file=sys.stderr)
         lines |= pats
