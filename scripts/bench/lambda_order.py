@@ -4,7 +4,8 @@ Lambda function runs at init together at the start of its text
 (docs/benchmarks.md, "Round 3"; functions/no_pie.rs links with it).
 
 Why: when a page of the binary's text is first executed, the kernel maps
-the cached pages around it too (fault-around, 64 KiB), so init code spread
+the cached pages around it too (fault-around; on this machine whole
+page-cache folios of 128 KiB and more), so init code spread
 over a 10-15 MiB `.text` made 7-8 MiB of it resident. rustc puts every
 function in a section of its own (`.text.<symbol>`), so a linker script can
 gather the ones init runs into one output section, `.text.init`, ahead of
@@ -15,14 +16,19 @@ How: each BOOTSTRAP (built with symbols, e.g. with
 changes nothing but the symbol table) runs under valgrind's callgrind with
 the fake Runtime API of lambda_smaps.py until its first
 /runtime/invocation/next; every function it executed that has a symbol in
-the binary goes into the script. A Rust symbol's hash (`17h<16 hex>E`)
-differs between builds (x86_64 vs arm64, one `-p` or four, a dependency
-bump), so a function is named by its path with the hash as a wildcard when
-that pattern adds at most SLACK bytes of functions init does not run (in
-this binary), by its exact symbol otherwise (legacy-mangled generic
-functions: all instances share a path); likewise a v0 symbol with its crate
-disambiguators and back references as wildcards. Unmatched lines cost nothing: a stale script only
-gathers less.
+the binary goes into the script. Symbol names differ between builds of the
+same code: a legacy symbol's hash (`17h<16 hex>E`) and a v0 symbol's crate
+disambiguators depend on each crate's `-C metadata`, which cargo derives
+from the profile (so the build with symbols and the stripped one already
+differ for every generic instance made in the function's own crate), the
+target (x86_64 vs arm64) and the features (one `-p` or four). So each
+symbol is written with those parts as wildcards; for a legacy generic
+function that matches all its instances (e.g. every `RawVec::grow_one`),
+not only those init runs: ~2 MiB of function code for ~0.9 MiB run, all of
+it placed together. LAMBDA_ORDER_SLACK=<bytes> keeps the exact symbol where
+the wildcard would add more than that many bytes of functions init does
+not run (exact names only match a build with the very same metadata).
+Unmatched lines cost nothing: a stale script only gathers less.
 
 Usage: scripts/bench/lambda_order.py OUT.ld BOOTSTRAP... [-- KEY=VALUE...]
 """
