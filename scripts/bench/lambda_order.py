@@ -156,7 +156,10 @@ def main():
                 '   script and functions/no_pie.rs). Regenerate after large changes. */\n')
         f.write('SECTIONS {\n  .text.init : {\n')
         for pat in sorted(lines):
-            f.write(f'    *(.text.{pat})\n')
+            # `#[cold]` functions (`RawVec::grow_one`, `Once::call`, ...) are
+            # in `.text.unlikely.<symbol>` (LLVM's section prefix for cold
+            # functions), and init runs many of them.
+            f.write(f'    *(.text.{pat} .text.unlikely.{pat})\n')
         f.write('  }\n} INSERT BEFORE .text;\n')
     print(f'{out}: {len(lines)} patterns', file=sys.stderr)
 
