@@ -93,7 +93,12 @@ def wildcard(name):
     legacy symbol's hash (`17h<16 hex>E`), a v0 symbol's crate
     disambiguators (`Cs<base 62>_`) and its back references (`B<base 62>_`,
     offsets into the name that move when a disambiguator's length does), and
-    LLVM's `.llvm.<n>` suffix."""
+    LLVM's `.<n>` / `.llvm.<n>` suffixes."""
+    # LLVM renames a local symbol whose name is taken in the merged LTO
+    # module to `<name>.<n>`, n different in every build.
+    renamed = re.match(r'^(.*?)(\.llvm)?\.\d+$', name)
+    if renamed and not name.startswith('.'):
+        return wildcard(renamed.group(1)).rstrip('*') + '*'
     m = HASH.match(name)
     if m:
         return m.group(1) + '*'
