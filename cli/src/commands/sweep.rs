@@ -36,14 +36,16 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(
             errored_shards = outcome.errored_shards.len(),
             reports_queued = outcome.reports_queued.len(),
+            recounted = outcome.recounted.len(),
             "sweep done"
         );
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&outcome)?)?;
         } else {
             outln!(
-                "sweep: {} shard(s) errored past their run's deadline, {} run(s) handed to report",
+                "sweep: {} shard(s) errored past their run's deadline, {} run(s) recounted, {} run(s) handed to report",
                 outcome.errored_shards.len(),
+                outcome.recounted.len(),
                 outcome.reports_queued.len()
             )?;
         }

@@ -618,7 +618,7 @@ async fn four_functions_run_a_suite_under_the_lambda_emulator() {
     match driver.invoke("report", &schedule, normal).await {
         Invoked::Ok(v) => assert_eq!(
             v,
-            json!({"sweep": {"errored_shards": [], "reports_queued": []}}),
+            json!({"sweep": {"errored_shards": [], "reports_queued": [], "recounted": []}}),
         ),
         Invoked::Failed(why) => panic!("sweep failed: {why}\n{}", driver.emulator.log("report")),
     }
