@@ -75,46 +75,8 @@ struct RunDoc {
     shards_done: Option<u32>,
     /// The completed shards' counts, summed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    counts: Option<CountsDoc>,
+    counts: Option<Counts>,
     body: String,
-}
-
-/// [`Counts`] as the run document stores them (a map of integers; the
-/// layout is this store's, not the domain type's serde).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct CountsDoc {
-    tests: u64,
-    passed: u64,
-    failed: u64,
-    errors: u64,
-    skipped: u64,
-    flaky: u64,
-}
-
-impl From<Counts> for CountsDoc {
-    fn from(c: Counts) -> Self {
-        CountsDoc {
-            tests: c.tests,
-            passed: c.passed,
-            failed: c.failed,
-            errors: c.errors,
-            skipped: c.skipped,
-            flaky: c.flaky,
-        }
-    }
-}
-
-impl From<CountsDoc> for Counts {
-    fn from(c: CountsDoc) -> Self {
-        Counts {
-            tests: c.tests,
-            passed: c.passed,
-            failed: c.failed,
-            errors: c.errors,
-            skipped: c.skipped,
-            flaky: c.flaky,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -237,7 +199,7 @@ fn run_doc(run: &Run, counted: bool) -> Result<RunDoc, StoreError> {
         active: !run.status.is_final(),
         shard_count: run.shard_count,
         shards_done: counted.then_some(run.shards_done),
-        counts: counted.then_some(run.counts.into()),
+        counts: counted.then_some(run.counts),
         body: encode(&id, &format!("run {id}"), &stored)?,
     })
 }
@@ -246,7 +208,7 @@ fn run_doc(run: &Run, counted: bool) -> Result<RunDoc, StoreError> {
 /// before they were kept), whose totals are its shards'.
 fn counters(doc: &RunDoc) -> Result<Option<(u32, Counts)>, StoreError> {
     match (doc.shards_done, doc.counts) {
-        (Some(done), Some(counts)) => Ok(Some((done, counts.into()))),
+        (Some(done), Some(counts)) => Ok(Some((done, counts))),
         (None, None) => Ok(None),
         _ => Err(corrupt(
             format!("runs/{}", doc.id),
@@ -755,7 +717,7 @@ impl RunStore for FirestoreRunStore {
                         counts.add(&c.counts);
                         let mut counted = doc.clone();
                         counted.shards_done = Some(done);
-                        counted.counts = Some(counts.into());
+                        counted.counts = Some(counts);
                         puts.push(Put::Run {
                             doc: counted,
                             create: false,

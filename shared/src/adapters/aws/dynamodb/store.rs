@@ -20,7 +20,7 @@ use super::error::{
     Cancellation, backend, cancellation_codes, ccf_item, classify_cancellation, is_ccf,
 };
 use super::layout::*;
-use crate::app::ports::{Completion, RunStore, ShardCompletion};
+use crate::app::ports::{Clock, Completion, RunStore, ShardCompletion, SystemClock};
 use crate::domain::history::{HistoryScope, TestHistory};
 use crate::domain::model::{Counts, Run, RunId, RunStatus, ShardRecord, ShardStatus};
 use crate::errors::StoreError;
@@ -166,7 +166,9 @@ impl DynamoRunStore {
             (":a".to_string(), n(c.attempt)),
             (":st".to_string(), n(c.started_ms)),
             (":fi".to_string(), n(c.finished_ms)),
-            (":rec".to_string(), n(now_ms())),
+            // The system clock, not the handlers' (out of a store's reach):
+            // the recount's fence only needs it coarse.
+            (":rec".to_string(), n(SystemClock.now_ms())),
         ]);
         let mut set = [
             "#s = :s",
@@ -338,14 +340,6 @@ enum Recorded {
     Before,
     /// No such shard item (unknown run, or an index past its shards).
     NoSuchShard,
-}
-
-/// The store's own clock, for `recorded_ms` only (the handlers' clock is
-/// not in reach of a store, and this mark only needs to be coarse).
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[async_trait]
