@@ -479,19 +479,9 @@ impl RunStore for DynamoRunStore {
         let run_id = id.to_string();
         let _guard = self.lock(&run_id).await;
         let key_text = run_pk(&run_id);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&key_text, META)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| backend("recount run", e))?;
-        let Some(item) = out.item else {
+        let Some(run) = self.get_run(id).await? else {
             return Err(StoreError::NotFound { run: run_id });
         };
-        let run = run_from_item(&item)?;
         if run.status != RunStatus::Running {
             return Ok(false);
         }
