@@ -4,9 +4,8 @@
 use std::borrow::Cow;
 
 use quick_xml::escape::unescape;
-use quick_xml::events::BytesStart;
-
 use super::Parser;
+use super::tag::{Tag, TagAttrs};
 use crate::domain::junit::CaseRef;
 use crate::domain::junit::text::{TimeIssue, cap_str, parse_time};
 use crate::domain::model::{MAX_DURATION_SECS, Outcome};
@@ -63,7 +62,7 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     /// no NUL ([`escape_nul`](Self::escape_nul) has nothing to do).
     pub(super) fn attrs<'b, K>(
         &mut self,
-        e: &'b BytesStart<'_>,
+        e: &Tag<'b>,
         position: u64,
         wanted: impl Fn(&[u8]) -> Option<K>,
         mut f: impl FnMut(K, Cow<'b, str>),
@@ -80,40 +79,58 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
             None => std::str::from_utf8(raw).ok(),
             Some(_) => None,
         };
-        // quick-xml's `Attributes` iterator was the top entry of the profile
-        // (~18 % of instructions): a general state machine with error
-        // recovery. Well-formed tags, i.e. nearly all of them, are split by
-        // `split_attributes` instead, which yields exactly the same pairs.
-        let mut delivered = 0;
-        let split = split_attributes(
-            raw,
-            #[inline(always)]
-            |_, key, value| {
-                delivered += 1;
-                if let Some(key) = wanted(key) {
-                    let decoded = match plain {
-                        Some(plain) if value.len() <= cap => {
-                            let at = value.as_ptr() as usize - raw.as_ptr() as usize;
-                            Cow::Borrowed(&plain[at..at + value.len()])
-                        }
-                        _ => decode_value(value, cap, &mut unknown),
-                    };
-                    f(key, decoded);
+        // One pair of the tag: decoded only when wanted.
+        let mut pair = |key: &[u8], value: &'b [u8]| {
+            if let Some(key) = wanted(key) {
+                let decoded = match plain {
+                    Some(plain) if value.len() <= cap => {
+                        let at = value.as_ptr() as usize - raw.as_ptr() as usize;
+                        Cow::Borrowed(&plain[at..at + value.len()])
+                    }
+                    _ => decode_value(value, cap, &mut unknown),
+                };
+                f(key, decoded);
+            }
+        };
+        let event = match e.attrs {
+            // Split already, by the scan that found the tag's end.
+            TagAttrs::Scanned(spans) => {
+                let content = e.content;
+                for s in spans {
+                    pair(
+                        &content[s.local as usize..s.key_end as usize],
+                        &content[s.value as usize..s.value_end as usize],
+                    );
                 }
-            },
-        );
-        if split.is_err() {
-            // Something quick-xml rejects (or might): let it report its own
-            // error, skipping the attributes already handed out. Duplicate
-            // checks are quadratic and buy nothing here: the last value wins.
-            for (i, attr) in e.attributes().with_checks(false).enumerate() {
-                let attr = attr.map_err(|err| self.malformed(position, err.to_string()))?;
-                let key = local_name(attr.key.as_ref());
-                if i >= delivered
-                    && let Some(key) = wanted(key)
-                {
-                    let value = decode_value(&attr.value, cap, &mut unknown).into_owned();
-                    f(key, Cow::Owned(value));
+                None
+            }
+            TagAttrs::Event(event) => Some(event),
+        };
+        if let Some(event) = event {
+            // quick-xml's `Attributes` iterator was the top entry of the
+            // profile (~18 % of instructions): a general state machine with
+            // error recovery. Well-formed tags, i.e. nearly all of them, are
+            // split by `split_attributes` instead, which yields exactly the
+            // same pairs.
+            let mut delivered = 0;
+            let split = split_attributes(raw, |_, key, value| {
+                delivered += 1;
+                pair(key, value);
+            });
+            if split.is_err() {
+                // Something quick-xml rejects (or might): let it report its
+                // own error, skipping the attributes already handed out.
+                // Duplicate checks are quadratic and buy nothing here: the
+                // last value wins.
+                for (i, attr) in event.attributes().with_checks(false).enumerate() {
+                    let attr = attr.map_err(|err| self.malformed(position, err.to_string()))?;
+                    let key = local_name(attr.key.as_ref());
+                    if i >= delivered
+                        && let Some(key) = wanted(key)
+                    {
+                        let value = decode_value(&attr.value, cap, &mut unknown).into_owned();
+                        f(key, Cow::Owned(value));
+                    }
                 }
             }
         }
@@ -222,32 +239,9 @@ fn split_attributes<'b>(
     bytes: &'b [u8],
     mut f: impl FnMut(&'b [u8], &'b [u8], &'b [u8]),
 ) -> Result<(), ()> {
-    let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-    let skip_ws = |mut i: usize| {
-        while i < bytes.len() && ws(bytes[i]) {
-            i += 1;
-            // Writers that put each attribute on a line of its own indent
-            // it with a run of spaces (14 a line in Ant's reports): eight,
-            // then four at a time, where a byte loop cost ~5 % of such a
-            // report's instructions.
-            if bytes[i - 1] == b'\n' {
-                while let Some(w) = bytes.get(i..i + 8)
-                    && w == b"        "
-                {
-                    i += 8;
-                }
-                if let Some(w) = bytes.get(i..i + 4)
-                    && w == b"    "
-                {
-                    i += 4;
-                }
-            }
-        }
-        i
-    };
     let mut i = 0;
     loop {
-        i = skip_ws(i);
+        i = skip_ws(bytes, i);
         if i == bytes.len() {
             return Ok(());
         }
@@ -269,11 +263,11 @@ fn split_attributes<'b>(
         } else {
             &bytes[local..i]
         };
-        i = skip_ws(i);
+        i = skip_ws(bytes, i);
         if bytes.get(i) != Some(&b'=') {
             return Err(());
         }
-        i = skip_ws(i + 1);
+        i = skip_ws(bytes, i + 1);
         let quote = match bytes.get(i) {
             Some(&q @ (b'"' | b'\'')) => q,
             _ => return Err(()),
@@ -283,6 +277,32 @@ fn split_attributes<'b>(
         f(key, local, &bytes[value_start..value_start + len]);
         i = value_start + len + 1;
     }
+}
+
+/// The index of the first byte from `i` on that is not XML whitespace.
+#[inline(always)]
+pub(super) fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
+    let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    while i < bytes.len() && ws(bytes[i]) {
+        i += 1;
+        // Writers that put each attribute on a line of its own indent
+        // it with a run of spaces (14 a line in Ant's reports): eight,
+        // then four at a time, where a byte loop cost ~5 % of such a
+        // report's instructions.
+        if bytes[i - 1] == b'\n' {
+            while let Some(w) = bytes.get(i..i + 8)
+                && w == b"        "
+            {
+                i += 8;
+            }
+            if let Some(w) = bytes.get(i..i + 4)
+                && w == b"    "
+            {
+                i += 4;
+            }
+        }
+    }
+    i
 }
 
 /// The part after the namespace prefix, as quick-xml's `local_name` (split at

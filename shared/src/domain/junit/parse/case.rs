@@ -1,7 +1,7 @@
 //! `<testcase>`: its attributes, the finished case (file derived when the
 //! runner wrote none), and lending it out as a [`CaseRef`] with the counts.
 
-use quick_xml::events::BytesStart;
+use super::tag::Tag;
 
 use super::Parser;
 use super::attrs::attr_outcome;
@@ -168,7 +168,7 @@ fn same(a: &str, b: &str) -> bool {
 impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     pub(super) fn open_case(
         &mut self,
-        e: &BytesStart<'_>,
+        e: &Tag<'_>,
         position: u64,
     ) -> Result<(), JunitError> {
         // The builder's identity buffers are refilled, not reallocated;

@@ -13,20 +13,24 @@
 mod attrs;
 mod captured;
 mod case;
+mod fast_lane;
 mod outcome;
 mod suite;
+mod tag;
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::sync::Arc;
 
 use quick_xml::Reader;
 use quick_xml::errors::{Error as XmlError, SyntaxError};
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::Event;
 
 use self::attrs::{NulStats, TimeStats};
 use self::case::{DeriveCache, OpenCase, PreviousCase};
+use self::fast_lane::{FastLane, OpenNames, Scanned};
 use self::outcome::ResultKind;
 use self::suite::SuiteFrame;
+use self::tag::{Tag, TagAttrs};
 use super::CaseRef;
 use super::input::is_too_large;
 use super::long_text::LongTextCut;
@@ -134,29 +138,105 @@ pub(crate) fn run<R: Read>(
         root_declared_tests: None,
         derive_cache: DeriveCache::default(),
     };
+    // End tags are matched by `OpenNames` for both lanes (see
+    // `fast_lane`); quick-xml's own check would miss the elements the fast
+    // lane opened.
+    reader.config_mut().check_end_names = false;
+    reader.config_mut().allow_unmatched_ends = true;
+    let mut names = OpenNames::default();
+    let mut lane = FastLane::default();
+    // Bytes the fast lane consumed, which quick-xml's offsets do not count.
+    let mut fast_bytes = 0u64;
+    // quick-xml is between events, where either lane may read: after its
+    // first markup event (it strips a BOM before that) and after every
+    // markup event since.
+    let mut between_events = false;
     let mut buf = Vec::with_capacity(16 * 1024);
     let mut seen_anything = false;
     loop {
+        if between_events {
+            let position = reader_offset(&reader, fast_bytes);
+            let window = match reader.get_mut().fill_buf() {
+                Ok(window) => window,
+                Err(err) => {
+                    let err = XmlError::Io(Arc::new(err));
+                    return Err(parser.xml_error(err, position, position));
+                }
+            };
+            let open = names.fast_closable();
+            let text_ignored = !parser.stack.is_empty() && !parser.routes_text();
+            if let Some(scanned) = lane.scan(window, open, text_ignored) {
+                let len = match scanned {
+                    Scanned::Start {
+                        len,
+                        name_len,
+                        empty,
+                    } => {
+                        let content = &window[1..len - 1 - usize::from(empty)];
+                        let tag = Tag {
+                            content,
+                            name_len,
+                            attrs: TagAttrs::Scanned(lane.spans()),
+                        };
+                        parser.start(&tag, position)?;
+                        if empty {
+                            parser.end();
+                        } else {
+                            names.push(tag.name(), false);
+                        }
+                        len
+                    }
+                    Scanned::End { len } => {
+                        names.pop();
+                        parser.end();
+                        len
+                    }
+                    Scanned::Text { len } => len,
+                };
+                let is_text = matches!(scanned, Scanned::Text { .. });
+                let cut = reader.get_mut();
+                cut.consume(len);
+                if !is_text {
+                    cut.markup_ended();
+                }
+                fast_bytes += len as u64;
+                seen_anything |= !parser.stack.is_empty() || parser.root_closed;
+                continue;
+            }
+        }
         buf.clear();
         // Offset where the next event starts: what errors about it point at.
-        let position = reader.buffer_position();
+        let position = reader_offset(&reader, fast_bytes);
         let event = match reader.read_event_into(&mut buf) {
             Ok(event) => event,
-            Err(err) => return Err(parser.xml_error(err, &reader)),
+            Err(err) => {
+                let at = reader.error_position() + fast_bytes;
+                return Err(parser.xml_error(err, at, reader_offset(&reader, fast_bytes)));
+            }
         };
         // After markup, the cut may lend input unseen again (see
         // `LongTextCut::markup_ended`); texts and references continue the
         // segment.
-        if !matches!(event, Event::Text(_) | Event::GeneralRef(_) | Event::Eof) {
+        between_events = !matches!(event, Event::Text(_) | Event::GeneralRef(_) | Event::Eof);
+        if between_events {
             reader.get_mut().markup_ended();
         }
         match event {
-            Event::Start(e) => parser.start(&e, position)?,
+            Event::Start(e) => {
+                parser.start(&Tag::from_event(&e), position)?;
+                names.push(e.name().as_ref(), true);
+            }
             Event::Empty(e) => {
-                parser.start(&e, position)?;
+                parser.start(&Tag::from_event(&e), position)?;
                 parser.end();
             }
-            Event::End(_) => parser.end(),
+            Event::End(e) => {
+                if let Err(err) = names.close(e.name().as_ref()) {
+                    // At the end tag's `<`, as quick-xml reports it.
+                    return Err(parser.xml_error(err, position, position));
+                }
+                parser.end();
+            }
             Event::Text(t) => {
                 if parser.routes_text() {
                     let s = t
@@ -200,7 +280,7 @@ pub(crate) fn run<R: Read>(
         }
         seen_anything |= !parser.stack.is_empty() || parser.root_closed;
     }
-    let end = reader.buffer_position();
+    let end = reader_offset(&reader, fast_bytes);
     if let Some(open) = parser.stack.last() {
         let open = match open {
             Elem::Testsuites => "testsuites",
@@ -228,6 +308,11 @@ pub(crate) fn run<R: Read>(
     Ok(parser.finish())
 }
 
+/// Bytes of input consumed so far, by both lanes.
+fn reader_offset<B>(reader: &Reader<B>, fast_bytes: u64) -> u64 {
+    reader.buffer_position() + fast_bytes
+}
+
 impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     fn malformed(&self, position: u64, message: String) -> JunitError {
         JunitError::Malformed {
@@ -238,7 +323,9 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
         }
     }
 
-    fn xml_error<B>(&self, err: XmlError, reader: &Reader<B>) -> JunitError {
+    /// `at` is where quick-xml places the error; `consumed`, how far it
+    /// read (where a truncated report ends).
+    fn xml_error(&self, err: XmlError, at: u64, consumed: u64) -> JunitError {
         match err {
             XmlError::Io(e) => {
                 // Check for our size marker before unwrapping: a shared Arc
@@ -263,7 +350,7 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
                 | SyntaxError::UnclosedDoctype,
             ) => JunitError::Truncated {
                 file: self.source.to_owned(),
-                position: reader.buffer_position(),
+                position: consumed,
                 line: None,
                 open: match self.stack.last() {
                     Some(Elem::SystemOut) => "system-out".into(),
@@ -273,7 +360,7 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
                     _ => "markup".into(),
                 },
             },
-            other => self.malformed(reader.error_position(), other.to_string()),
+            other => self.malformed(at, other.to_string()),
         }
     }
 
@@ -288,7 +375,7 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     /// Opens an element: checks depth and root, then hands it to its
     /// handler. Which handler depends on the parent as well as the name
     /// (`<error>` in a suite is not `<error>` in a case).
-    fn start(&mut self, e: &BytesStart<'_>, position: u64) -> Result<(), JunitError> {
+    fn start(&mut self, e: &Tag<'_>, position: u64) -> Result<(), JunitError> {
         if self.stack.len() >= self.limits.max_depth {
             return Err(JunitError::TooDeep {
                 file: self.source.to_owned(),
@@ -299,7 +386,6 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
         }
         // Namespace prefixes are ignored: `<ns:testcase>` is a testcase.
         let name = e.local_name();
-        let name = name.as_ref();
         let parent = self.stack.last().copied();
         let elem = match (parent, name) {
             (None, _) if self.root_closed => {
@@ -321,7 +407,7 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
                     file: self.source.to_owned(),
                     position,
                     line: None,
-                    root: cap_str(&String::from_utf8_lossy(e.name().as_ref()), 64),
+                    root: cap_str(&String::from_utf8_lossy(e.name()), 64),
                 });
             }
             (Some(Elem::Testsuites | Elem::Testsuite), b"testcase") => {

@@ -3,7 +3,7 @@
 //! `<flakyFailure>`, `<flakyError>`, `<rerunFailure>`, `<rerunError>` with
 //! their `<stackTrace>` (earlier attempts of the same test).
 
-use quick_xml::events::BytesStart;
+use super::tag::Tag;
 
 use super::Parser;
 use crate::domain::junit::CaseRef;
@@ -45,7 +45,7 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     /// `<failure>`, `<error>` or `<skipped>` inside a testcase.
     pub(super) fn open_case_result(
         &mut self,
-        e: &BytesStart<'_>,
+        e: &Tag<'_>,
         position: u64,
         kind: ResultKind,
     ) -> Result<(), JunitError> {
@@ -80,7 +80,7 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     /// one earlier attempt of the open case.
     pub(super) fn open_rerun(
         &mut self,
-        e: &BytesStart<'_>,
+        e: &Tag<'_>,
         position: u64,
         outcome: Outcome,
     ) -> Result<(), JunitError> {

@@ -1,7 +1,7 @@
 //! `<testsuites>` and `<testsuite>`: nesting, durations, the `tests=`
 //! cross-checks, and `<error>`/`<failure>` placed directly in a suite.
 
-use quick_xml::events::BytesStart;
+use super::tag::Tag;
 
 use super::Parser;
 use super::outcome::ResultKind;
@@ -26,7 +26,7 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     /// The root `<testsuites>`: only its `tests=` is kept, for comparison.
     pub(super) fn open_testsuites(
         &mut self,
-        e: &BytesStart<'_>,
+        e: &Tag<'_>,
         position: u64,
     ) -> Result<(), JunitError> {
         let mut declared = None;
@@ -40,7 +40,7 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
 
     pub(super) fn open_suite(
         &mut self,
-        e: &BytesStart<'_>,
+        e: &Tag<'_>,
         position: u64,
     ) -> Result<(), JunitError> {
         let (mut name, mut file, mut time, mut tests) = (String::new(), None, None, None);
@@ -110,7 +110,7 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     /// `<error>`/`<failure>` directly inside a `<testsuite>`.
     pub(super) fn open_suite_result(
         &mut self,
-        e: &BytesStart<'_>,
+        e: &Tag<'_>,
         position: u64,
         kind: ResultKind,
     ) -> Result<(), JunitError> {
