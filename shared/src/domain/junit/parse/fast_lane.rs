@@ -48,8 +48,21 @@ pub(super) enum Scanned {
     },
     /// `</name>` closing the open element.
     End { len: usize },
-    /// Text up to the next `<` (not consumed), with no reference in it.
+    /// Text up to the next `<` or `&` (not consumed): quick-xml reads a
+    /// reference as an event of its own, and the lane leaves it to quick-xml.
     Text { len: usize },
+}
+
+/// What text at this point of the document is to the reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TextHere {
+    /// Skipped unread (inside the root, in no capturing element).
+    Ignored,
+    /// Decoded and kept (a failure body, system-out...).
+    Captured,
+    /// Outside the root, where anything but whitespace is an error: left
+    /// to quick-xml, and to the reader's check of its text event.
+    Outside,
 }
 
 /// The spans of the last start tag scanned, reused from tag to tag.
@@ -78,6 +91,11 @@ static CLASS: [u8; 256] = {
     t[b':' as usize] = COLON;
     t
 };
+
+#[inline(always)]
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
 
 /// Length of the run of bytes of class `NAME` at the start of `s`.
 #[inline(always)]
@@ -124,14 +142,13 @@ impl FastLane {
 
     /// Reads one event at the start of `window`, if it is one the lane
     /// reads. `open` is the element an end tag may close here (`None`: let
-    /// quick-xml read every end tag); `text_ignored`, whether text here is
-    /// skipped unread (not captured, and inside the root).
+    /// quick-xml read every end tag).
     #[inline]
     pub(super) fn scan(
         &mut self,
         window: &[u8],
         open: Option<&[u8]>,
-        text_ignored: bool,
+        text: TextHere,
     ) -> Option<Scanned> {
         match *window.first()? {
             b'<' => match *window.get(1)? {
@@ -143,10 +160,10 @@ impl FastLane {
                 }
                 _ => self.scan_start(window),
             },
-            _ if text_ignored => match memchr::memchr2(b'<', b'&', window) {
-                Some(len) if window[len] == b'<' => Some(Scanned::Text { len }),
-                _ => None,
-            },
+            b'&' => None,
+            _ if text != TextHere::Outside => {
+                memchr::memchr2(b'<', b'&', window).map(|len| Scanned::Text { len })
+            }
             _ => None,
         }
     }
@@ -168,7 +185,14 @@ impl FastLane {
             return None;
         }
         loop {
-            i = skip_ws(b, i);
+            // Mostly one space, or none after the name: the general loop
+            // only where there is more.
+            if b.get(i) == Some(&b' ') {
+                i += 1;
+            }
+            if is_ws(*b.get(i)?) {
+                i = skip_ws(b, i);
+            }
             match *b.get(i)? {
                 b'>' => {
                     return Some(Scanned::Start {
@@ -199,11 +223,16 @@ impl FastLane {
             if key_end == key {
                 return None;
             }
-            i = skip_ws(b, i);
+            if is_ws(*b.get(i)?) {
+                i = skip_ws(b, i);
+            }
             if *b.get(i)? != b'=' {
                 return None;
             }
-            i = skip_ws(b, i + 1);
+            i += 1;
+            if is_ws(*b.get(i)?) {
+                i = skip_ws(b, i);
+            }
             let quote = *b.get(i)?;
             if quote != b'"' && quote != b'\'' {
                 return None;

@@ -23,11 +23,11 @@ use std::sync::Arc;
 
 use quick_xml::Reader;
 use quick_xml::errors::{Error as XmlError, SyntaxError};
-use quick_xml::events::Event;
+use quick_xml::events::{BytesText, Event};
 
 use self::attrs::{NulStats, TimeStats};
 use self::case::{DeriveCache, OpenCase, PreviousCase};
-use self::fast_lane::{FastLane, OpenNames, Scanned};
+use self::fast_lane::{FastLane, OpenNames, Scanned, TextHere};
 use self::outcome::ResultKind;
 use self::suite::SuiteFrame;
 use self::tag::{Tag, TagAttrs};
@@ -155,26 +155,40 @@ pub(crate) fn run<R: Read>(
     let mut seen_anything = false;
     loop {
         if between_events {
-            let position = reader_offset(&reader, fast_bytes);
+            let base = reader_offset(&reader, fast_bytes);
             let window = match reader.get_mut().fill_buf() {
                 Ok(window) => window,
                 Err(err) => {
                     let err = XmlError::Io(Arc::new(err));
-                    return Err(parser.xml_error(err, position, position));
+                    return Err(parser.xml_error(err, base, base));
                 }
             };
-            let open = names.fast_closable();
-            let text_ignored = !parser.stack.is_empty() && !parser.routes_text();
-            if let Some(scanned) = lane.scan(window, open, text_ignored) {
-                let len = match scanned {
+            // Events are read from the window one after another and the
+            // input told once at the end: how far they reached and where
+            // the last markup ended (see `LongTextCut::markup_ended`).
+            let (mut at, mut markup_end) = (0, 0);
+            loop {
+                let open = names.fast_closable();
+                let text = if parser.stack.is_empty() {
+                    TextHere::Outside
+                } else if parser.routes_text() {
+                    TextHere::Captured
+                } else {
+                    TextHere::Ignored
+                };
+                let rest = &window[at..];
+                let Some(scanned) = lane.scan(rest, open, text) else {
+                    break;
+                };
+                let position = base + at as u64;
+                match scanned {
                     Scanned::Start {
                         len,
                         name_len,
                         empty,
                     } => {
-                        let content = &window[1..len - 1 - usize::from(empty)];
                         let tag = Tag {
-                            content,
+                            content: &rest[1..len - 1 - usize::from(empty)],
                             name_len,
                             attrs: TagAttrs::Scanned(lane.spans()),
                         };
@@ -184,23 +198,45 @@ pub(crate) fn run<R: Read>(
                         } else {
                             names.push(tag.name(), false);
                         }
-                        len
+                        at += len;
+                        markup_end = at;
                     }
                     Scanned::End { len } => {
                         names.pop();
                         parser.end();
-                        len
+                        at += len;
+                        markup_end = at;
                     }
-                    Scanned::Text { len } => len,
-                };
-                let is_text = matches!(scanned, Scanned::Text { .. });
+                    Scanned::Text { len } => {
+                        if text == TextHere::Captured {
+                            // Decoded as quick-xml decodes its text event
+                            // (UTF-8, line ends); what is not UTF-8 is
+                            // left to quick-xml, to report.
+                            let Ok(raw) = std::str::from_utf8(&rest[..len]) else {
+                                break;
+                            };
+                            let decoded = BytesText::from_escaped(raw)
+                                .xml_content()
+                                .map_err(|e| parser.malformed(position, e.to_string()))?;
+                            parser.push_text(&decoded);
+                        }
+                        at += len;
+                    }
+                }
+                seen_anything |= !parser.stack.is_empty() || parser.root_closed;
+            }
+            let exhausted = at == window.len() && at > 0;
+            if at > 0 {
                 let cut = reader.get_mut();
-                cut.consume(len);
-                if !is_text {
+                if markup_end > 0 {
+                    cut.consume(markup_end);
                     cut.markup_ended();
                 }
-                fast_bytes += len as u64;
-                seen_anything |= !parser.stack.is_empty() || parser.root_closed;
+                cut.consume(at - markup_end);
+                fast_bytes += at as u64;
+            }
+            // A window read to its end: the next one may go on in the lane.
+            if exhausted {
                 continue;
             }
         }
