@@ -51,7 +51,9 @@ impl<'a> Tag<'a> {
     /// first `:`): `<ns:testcase>` is a testcase.
     pub(super) fn local_name(&self) -> &'a [u8] {
         let name = self.name();
-        match memchr::memchr(b':', name) {
+        // A byte loop: names are a few bytes, where a `memchr` call cost
+        // ~70 instructions a tag.
+        match name.iter().position(|&b| b == b':') {
             Some(colon) => &name[colon + 1..],
             None => name,
         }
