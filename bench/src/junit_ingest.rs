@@ -86,26 +86,6 @@ fn raw(path: &Path) -> Result<u64, String> {
     }
 }
 
-fn rawslice(path: &Path) -> Result<u64, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let mut reader = Reader::from_reader(&bytes[..]);
-    let mut cases = 0;
-    loop {
-        match reader.read_event().map_err(|e| e.to_string())? {
-            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == b"testcase" => {
-                cases += 1
-            }
-            Event::Eof => return Ok(cases),
-            _ => {}
-        }
-    }
-}
-
-fn readonly(path: &Path) -> Result<u64, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    Ok(bytes.len() as u64 & 1)
-}
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("dump") {
@@ -132,8 +112,6 @@ fn main() -> ExitCode {
         "testexec-owned" => testexec_owned,
         "quick-junit" => quick_junit,
         "raw" => raw,
-        "rawslice" => rawslice,
-        "readonly" => readonly,
         other => {
             eprintln!("unknown mode {other}");
             return ExitCode::from(2);

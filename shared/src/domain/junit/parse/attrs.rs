@@ -3,13 +3,13 @@
 
 use std::borrow::Cow;
 
-use quick_xml::escape::unescape;
 use super::Parser;
 use super::tag::{Tag, TagAttrs};
 use crate::domain::junit::CaseRef;
 use crate::domain::junit::text::{TimeIssue, cap_str, parse_time};
 use crate::domain::model::{MAX_DURATION_SECS, Outcome};
 use crate::errors::JunitError;
+use quick_xml::escape::unescape;
 
 #[derive(Default)]
 pub(super) struct TimeStats {
@@ -341,6 +341,8 @@ fn decode_value<'b>(raw: &'b [u8], cap: usize, unknown: &mut u64) -> Cow<'b, str
 
 #[cfg(test)]
 mod tests {
+    use quick_xml::events::BytesStart;
+
     use super::*;
 
     /// `split_attributes` must hand out exactly what quick-xml's iterator

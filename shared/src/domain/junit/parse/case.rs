@@ -166,11 +166,7 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
-    pub(super) fn open_case(
-        &mut self,
-        e: &Tag<'_>,
-        position: u64,
-    ) -> Result<(), JunitError> {
+    pub(super) fn open_case(&mut self, e: &Tag<'_>, position: u64) -> Result<(), JunitError> {
         // The builder's identity buffers are refilled, not reallocated;
         // taken out while `attrs` borrows the parser.
         let b = &mut self.case.builder;

@@ -309,3 +309,222 @@ impl OpenNames {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use quick_xml::Reader;
+    use quick_xml::events::Event;
+
+    use super::*;
+
+    /// What quick-xml makes of the first event of `input`: the content of
+    /// a start tag, whether it is empty, its name's length, its attribute
+    /// pairs (or `None` on an attribute error), and the bytes it consumed.
+    #[allow(clippy::type_complexity)]
+    fn quick_xml(
+        input: &[u8],
+    ) -> Option<(Vec<u8>, bool, usize, Option<Vec<(Vec<u8>, Vec<u8>)>>, u64)> {
+        let mut reader = Reader::from_reader(input);
+        let (e, empty) = match reader.read_event() {
+            Ok(Event::Start(e)) => (e, false),
+            Ok(Event::Empty(e)) => (e, true),
+            _ => return None,
+        };
+        let pairs: Result<Vec<_>, _> = e
+            .attributes()
+            .with_checks(false)
+            .map(|a| a.map(|a| (a.key.local_name().as_ref().to_vec(), a.value.to_vec())))
+            .collect();
+        Some((
+            e.to_vec(),
+            empty,
+            e.name().as_ref().len(),
+            pairs.ok(),
+            reader.buffer_position(),
+        ))
+    }
+
+    /// Wherever the lane reads a start tag, quick-xml reads the same tag:
+    /// same end, content, name and attributes (and no attribute error).
+    #[test]
+    fn start_tags_are_read_as_quick_xml_reads_them() {
+        let tags: &[&[u8]] = &[
+            br#"<testcase name="a" classname="c" time="1"/>"#,
+            br#"<testcase name="a"classname="c">"#,
+            b"<testcase\n              name=\"a\"\n\t\ttime='0.5'\r\n>",
+            br#"<t a = "1" b= '2' >"#,
+            br#"<t/>"#,
+            br#"<t>"#,
+            br#"<t />"#,
+            br#"<ns:t ns:a="1" xmlns:ns="u" a:b:c="2"/>"#,
+            br#"<t a="x>y" b='"' c="'"/>"#,
+            br#"<t a="" b=''/>"#,
+            br#"<t a="1"/ >"#,
+            br#"<t a="1" / >"#,
+            br#"<t a b="1">"#,
+            br#"<t a=1>"#,
+            br#"<t ="1">"#,
+            br#"<t "1">"#,
+            br#"<t"x">"#,
+            br#"<t=x>"#,
+            br#"<t a="1"#,
+            br#"<t a="1""#,
+            br#"<t a="1" "#,
+            b"<t\xc3\xa9 a=\"1\">",
+            b"<t k\xc3\xa9=\"1\">",
+            b"<t a=\"\xc3\xa9&amp;\0\">",
+            br#"<t :a="1" a:="2">"#,
+            br#"<t a:="2">"#,
+            br#"<>"#,
+            br#"< t>"#,
+            br#"<-.:_9 x.y-z="1">"#,
+        ];
+        for &tag in tags {
+            let mut lane = FastLane::default();
+            let Some(Scanned::Start {
+                len,
+                name_len,
+                empty,
+            }) = lane.scan(tag, None, TextHere::Ignored)
+            else {
+                continue;
+            };
+            let shown = String::from_utf8_lossy(tag);
+            let (content, q_empty, q_name_len, q_pairs, q_len) =
+                quick_xml(tag).unwrap_or_else(|| panic!("quick-xml reads no start tag in {shown}"));
+            let content_end = len - 1 - usize::from(empty);
+            assert_eq!(&tag[1..content_end], &content[..], "{shown}");
+            assert_eq!(
+                (empty, name_len, len as u64),
+                (q_empty, q_name_len, q_len),
+                "{shown}"
+            );
+            let pairs: Vec<_> = lane
+                .spans()
+                .iter()
+                .map(|s| {
+                    let c = &tag[1..];
+                    (
+                        c[s.local as usize..s.key_end as usize].to_vec(),
+                        c[s.value as usize..s.value_end as usize].to_vec(),
+                    )
+                })
+                .collect();
+            assert_eq!(Some(pairs), q_pairs, "{shown}");
+        }
+    }
+
+    /// The lane reads the ordinary shapes (steps aside from none of them),
+    /// and steps aside from what it does not read exactly.
+    #[test]
+    fn what_the_lane_reads_and_what_it_leaves() {
+        let mut lane = FastLane::default();
+        let mut scan = |input: &[u8], open: Option<&[u8]>, text| lane.scan(input, open, text);
+        let reads: &[&[u8]] = &[
+            br#"<testcase name="a" time="1"/>"#,
+            b"<testcase\n              name=\"a\">",
+            br#"<skipped/>"#,
+        ];
+        for &tag in reads {
+            assert!(
+                matches!(
+                    scan(tag, None, TextHere::Ignored),
+                    Some(Scanned::Start { .. })
+                ),
+                "{}",
+                String::from_utf8_lossy(tag)
+            );
+        }
+        let leaves: &[&[u8]] = &[
+            br#"<testcase name="a"/ >"#,
+            br#"<t a b="1">"#,
+            br#"<!-- c -->"#,
+            br#"<![CDATA[x]]>"#,
+            br#"<?pi?>"#,
+            b"<t\xc3\xa9>",
+            br#"<t a="1"#,
+            br#"<t a="1" "#,
+        ];
+        for &tag in leaves {
+            assert_eq!(
+                scan(tag, None, TextHere::Ignored),
+                None,
+                "{}",
+                String::from_utf8_lossy(tag)
+            );
+        }
+        // End tags: only the open element's, written plainly.
+        let open = Some(&b"testcase"[..]);
+        assert_eq!(
+            scan(b"</testcase>", open, TextHere::Ignored),
+            Some(Scanned::End { len: 11 })
+        );
+        assert_eq!(scan(b"</testcase >", open, TextHere::Ignored), None);
+        assert_eq!(scan(b"</testcases>", open, TextHere::Ignored), None);
+        assert_eq!(scan(b"</testcas>", open, TextHere::Ignored), None);
+        assert_eq!(scan(b"</testcase>", None, TextHere::Ignored), None);
+        assert_eq!(scan(b"</testcase", open, TextHere::Ignored), None);
+        // Texts: up to `<` or `&`; never outside the root; never to the
+        // end of the window (it may go on).
+        assert_eq!(
+            scan(b"\n  <t/>", None, TextHere::Ignored),
+            Some(Scanned::Text { len: 3 })
+        );
+        assert_eq!(
+            scan(b"a &amp; b<", None, TextHere::Captured),
+            Some(Scanned::Text { len: 2 })
+        );
+        assert_eq!(scan(b"&amp; b<", None, TextHere::Captured), None);
+        assert_eq!(scan(b"\n  <t/>", None, TextHere::Outside), None);
+        assert_eq!(scan(b"no end", None, TextHere::Ignored), None);
+    }
+
+    #[test]
+    fn find_quote_finds_the_first_quote_at_every_offset() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut s = vec![b'x'; len];
+                if at < len {
+                    s[at] = b'"';
+                    // A second quote and bytes that borrow in the word trick
+                    // (0x01, 0x00, 0x80, 0x21 = '"' + 1) after it.
+                    s.extend_from_slice(b"\x01\x00\x80\x21\"");
+                }
+                let expected = s.iter().position(|&c| c == b'"');
+                assert_eq!(find_quote(&s, b'"'), expected, "len {len} at {at}");
+            }
+        }
+        assert_eq!(
+            find_quote(b"\x21\x21\x21\x21\x21\x21\x21\x22", b'"'),
+            Some(7)
+        );
+        assert_eq!(find_quote(b"\x23\x22", b'"'), Some(1));
+        assert_eq!(find_quote(b"abc'", b'"'), None);
+    }
+
+    #[test]
+    fn an_end_tag_quick_xml_reads_is_checked_as_quick_xml_checks_it() {
+        let mut names = OpenNames::default();
+        names.push(b"testsuite", false);
+        names.push(b"testcase", true);
+        assert_eq!(
+            names.fast_closable(),
+            None,
+            "quick-xml opened it: its own end tag"
+        );
+        let err = names.close(b"failure").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ill-formed document: expected `</testcase>`, but `</failure>` was found"
+        );
+        let mut names = OpenNames::default();
+        names.push(b"testsuite", false);
+        assert_eq!(names.fast_closable(), Some(&b"testsuite"[..]));
+        names.close(b"testsuite").expect("matches");
+        let err = names.close(b"testsuite").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ill-formed document: close tag `</testsuite>` does not match any open tag"
+        );
+    }
+}

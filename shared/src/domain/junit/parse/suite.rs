@@ -24,11 +24,7 @@ pub(super) struct SuiteFrame {
 
 impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
     /// The root `<testsuites>`: only its `tests=` is kept, for comparison.
-    pub(super) fn open_testsuites(
-        &mut self,
-        e: &Tag<'_>,
-        position: u64,
-    ) -> Result<(), JunitError> {
+    pub(super) fn open_testsuites(&mut self, e: &Tag<'_>, position: u64) -> Result<(), JunitError> {
         let mut declared = None;
         let wanted = |k: &[u8]| (k == b"tests").then_some(());
         self.attrs(e, position, wanted, |(), v| {
@@ -38,11 +34,7 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
         Ok(())
     }
 
-    pub(super) fn open_suite(
-        &mut self,
-        e: &Tag<'_>,
-        position: u64,
-    ) -> Result<(), JunitError> {
+    pub(super) fn open_suite(&mut self, e: &Tag<'_>, position: u64) -> Result<(), JunitError> {
         let (mut name, mut file, mut time, mut tests) = (String::new(), None, None, None);
         enum Key {
             Name,
