@@ -1,10 +1,16 @@
 //! Streaming JUnit/xUnit XML reader for the dialects found in the wild.
 //!
-//! The reader is a single pass over quick-xml events: it never builds a DOM
+//! The reader is a single pass over XML events: it never builds a DOM
 //! and hands out each test case as soon as its element closes, so memory
 //! stays flat however large the report. Totals are always counted
 //! from the elements; `tests=`/`failures=` attributes are only compared, and a
 //! disagreement becomes a warning.
+//!
+//! The events come from quick-xml or, for the common shapes of a report
+//! (plain start tags, end tags, texts up to a reference), from a fast lane
+//! that reads them exactly as quick-xml would, from the same buffer and in
+//! one pass per tag (`parse/fast_lane.rs`); anything else, and every error,
+//! is quick-xml's.
 //!
 //! # Dialect rules
 //!
@@ -214,6 +220,31 @@ pub fn stream_refs(
     limits: &Limits,
     on_case: impl FnMut(CaseRef<'_>),
 ) -> Result<StreamSummary, JunitError> {
+    stream_refs_using(Tokenizer::default(), reader, source, limits, on_case)
+}
+
+/// Which tokenizer reads a report. Both give the same output, errors and
+/// positions included: that is the fast lane's contract, which the tests
+/// and the fuzzer check against [`Tokenizer::QuickXmlOnly`], and the
+/// ingest benchmark measures the lane against it in the same binary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Tokenizer {
+    /// The fast lane for the common shapes, quick-xml for the rest.
+    #[default]
+    FastLane,
+    /// quick-xml reads every event: the reference.
+    QuickXmlOnly,
+}
+
+/// [`stream_refs`] with the tokenizer chosen.
+pub fn stream_refs_using(
+    tokenizer: Tokenizer,
+    reader: impl Read,
+    source: &str,
+    limits: &Limits,
+    on_case: impl FnMut(CaseRef<'_>),
+) -> Result<StreamSummary, JunitError> {
+    let fast_lane = tokenizer == Tokenizer::FastLane;
     let mut limited = input::Limited::new(reader, limits.max_report_bytes);
     let prefix =
         input::read_prefix(&mut limited).map_err(|e| parse::io_error(source, limits, e))?;
@@ -230,12 +261,14 @@ pub fn stream_refs(
             source,
             limits,
             on_case,
+            fast_lane,
         ),
         input::Sniffed::Other(encoding) => parse::run(
             long_text::LongTextCut::new(input::Transcoder::new(rest, encoding), keep),
             source,
             limits,
             on_case,
+            fast_lane,
         ),
         input::Sniffed::Unknown(label) => Err(JunitError::UnsupportedEncoding {
             file: source.to_owned(),

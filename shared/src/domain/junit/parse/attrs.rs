@@ -75,9 +75,15 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
         // of a few bytes). A value of a plain tag is a slice of `plain`
         // between two ASCII quotes, so on char boundaries, and decodes to
         // itself: exactly what `decode_value` would return for it.
-        let plain = match memchr::memchr2(b'&', 0, raw) {
-            None => std::str::from_utf8(raw).ok(),
-            Some(_) => None,
+        let plain = match e.attrs {
+            TagAttrs::Scanned {
+                plain: Some(content),
+                ..
+            } => Some(&content[e.name_len..]),
+            _ => match memchr::memchr2(b'&', 0, raw) {
+                None => std::str::from_utf8(raw).ok(),
+                Some(_) => None,
+            },
         };
         // One pair of the tag: decoded only when wanted.
         let mut pair = |key: &[u8], value: &'b [u8]| {
@@ -94,7 +100,7 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
         };
         let event = match e.attrs {
             // Split already, by the scan that found the tag's end.
-            TagAttrs::Scanned(spans) => {
+            TagAttrs::Scanned { spans, .. } => {
                 let content = e.content;
                 for s in spans {
                     pair(

@@ -38,13 +38,16 @@ use super::tag::AttrSpan;
 
 /// What the fast lane read at the start of the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Scanned {
+pub(super) enum Scanned<'a> {
     /// `len` bytes from `<` to `>`; the content is `1..len - 1` (`len - 2`
     /// for an empty element); the attributes are in the lane's spans.
     Start {
         len: usize,
         name_len: usize,
         empty: bool,
+        /// The content as a `str`, when every byte of it is ASCII and none
+        /// is `&` or NUL: its values need no decoding and no check.
+        plain: Option<&'a str>,
     },
     /// `</name>` closing the open element.
     End { len: usize },
@@ -113,26 +116,50 @@ fn qname_run(s: &[u8]) -> usize {
         .unwrap_or(s.len())
 }
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `word` that is zero. The lowest set bit
+/// is exact (borrows only run upwards, past the first zero byte); bits
+/// above it may be set spuriously.
+#[inline(always)]
+fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(LO) & !word & HI
+}
+
 /// Where the first `quote` is in `s`: a word at a time, because values are
 /// short (a `time`, a class name, a test name: 5–60 bytes), where a
 /// `memchr` call cost ~100 instructions a value in the profile.
+///
+/// `plain` is cleared if a byte up to the quote may be non-ASCII, `&` or
+/// NUL (or one after it, in the same word: a false alarm only costs the
+/// reader its own check of the tag).
 #[inline(always)]
-fn find_quote(s: &[u8], quote: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
+fn find_quote(s: &[u8], quote: u8, plain: &mut bool) -> Option<usize> {
     let pattern = LO * u64::from(quote);
+    let amp = LO * u64::from(b'&');
     let mut i = 0;
+    let mut dirty = 0;
     while let Some(chunk) = s.get(i..i + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().ok()?) ^ pattern;
-        // A zero byte of `word` is a quote: the lowest set bit of this
-        // mask is exact (borrows only run upwards, past the first zero).
-        let zeros = word.wrapping_sub(LO) & !word & HI;
-        if zeros != 0 {
-            return Some(i + (zeros.trailing_zeros() / 8) as usize);
+        let raw = u64::from_le_bytes(chunk.try_into().ok()?);
+        dirty |= (raw & HI) | zero_bytes(raw) | zero_bytes(raw ^ amp);
+        let quotes = zero_bytes(raw ^ pattern);
+        if quotes != 0 {
+            *plain &= dirty == 0;
+            return Some(i + (quotes.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
-    s[i..].iter().position(|&c| c == quote).map(|p| i + p)
+    *plain &= dirty == 0;
+    for (at, &c) in s.iter().enumerate().skip(i) {
+        if c == quote {
+            return Some(at);
+        }
+        if c >= 0x80 || c == 0 || c == b'&' {
+            *plain = false;
+        }
+    }
+    None
 }
 
 impl FastLane {
@@ -144,12 +171,12 @@ impl FastLane {
     /// reads. `open` is the element an end tag may close here (`None`: let
     /// quick-xml read every end tag).
     #[inline]
-    pub(super) fn scan(
+    pub(super) fn scan<'w>(
         &mut self,
-        window: &[u8],
+        window: &'w [u8],
         open: Option<&[u8]>,
         text: TextHere,
-    ) -> Option<Scanned> {
+    ) -> Option<Scanned<'w>> {
         match *window.first()? {
             b'<' => match *window.get(1)? {
                 b'/' => {
@@ -169,7 +196,7 @@ impl FastLane {
     }
 
     /// A start tag at `window[0] == b'<'`, split into `spans` on the way.
-    fn scan_start(&mut self, window: &[u8]) -> Option<Scanned> {
+    fn scan_start<'w>(&mut self, window: &'w [u8]) -> Option<Scanned<'w>> {
         self.spans.clear();
         // Offsets are kept as `u32`: a tag longer than that is left to
         // quick-xml (the window is never that long in practice).
@@ -179,6 +206,10 @@ impl FastLane {
             return None;
         }
         let mut i = 1 + name_len;
+        // Names, keys, whitespace, `=` and quotes are ASCII, and neither
+        // `&` nor NUL, by the grammar above; values are checked as their
+        // closing quote is searched for.
+        let mut plain = true;
         // The name ends at whitespace, `>` or `/>` (quick-xml's name runs
         // to the first whitespace: `<a"b>` or `<a=b>` is a name of its own).
         if !matches!(*b.get(i)?, b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/') {
@@ -199,13 +230,15 @@ impl FastLane {
                         len: i + 1,
                         name_len,
                         empty: false,
+                        plain: plain.then(|| ascii_str(&b[1..i])),
                     });
                 }
                 b'/' => {
-                    return (*b.get(i + 1)? == b'>').then_some(Scanned::Start {
+                    return (*b.get(i + 1)? == b'>').then(|| Scanned::Start {
                         len: i + 2,
                         name_len,
                         empty: true,
+                        plain: plain.then(|| ascii_str(&b[1..i])),
                     });
                 }
                 _ => {}
@@ -238,7 +271,7 @@ impl FastLane {
                 return None;
             }
             let value = i + 1;
-            let len = find_quote(&b[value..], quote)?;
+            let len = find_quote(&b[value..], quote, &mut plain)?;
             i = value + len + 1;
             // Offsets into the content, which starts after the `<`; all
             // below `u32::MAX` (see above).
@@ -250,6 +283,18 @@ impl FastLane {
             });
         }
     }
+}
+
+/// `bytes` as a `str`, for a tag whose every byte the scan saw to be ASCII.
+#[inline(always)]
+fn ascii_str(bytes: &[u8]) -> &str {
+    debug_assert!(bytes.is_ascii(), "the scan let a non-ASCII byte through");
+    // SAFETY: ASCII is valid UTF-8. Only `scan_start` calls this, on a
+    // tag whose bytes are each a name or key byte (ASCII by `CLASS`),
+    // whitespace, `=`, a quote, or a value byte that `find_quote` checked
+    // to be below 0x80. `std::str::from_utf8` over every tag again was
+    // ~9 % of the reader's time.
+    unsafe { std::str::from_utf8_unchecked(bytes) }
 }
 
 /// The names of the open elements, for the end tag check.
@@ -491,15 +536,29 @@ mod tests {
                     s.extend_from_slice(b"\x01\x00\x80\x21\"");
                 }
                 let expected = s.iter().position(|&c| c == b'"');
-                assert_eq!(find_quote(&s, b'"'), expected, "len {len} at {at}");
+                let mut plain = true;
+                assert_eq!(find_quote(&s, b'"', &mut plain), expected, "len {len} at {at}");
             }
         }
-        assert_eq!(
-            find_quote(b"\x21\x21\x21\x21\x21\x21\x21\x22", b'"'),
-            Some(7)
-        );
-        assert_eq!(find_quote(b"\x23\x22", b'"'), Some(1));
-        assert_eq!(find_quote(b"abc'", b'"'), None);
+        let mut plain = true;
+        assert_eq!(find_quote(b"\x21\x21\x21\x21\x21\x21\x21\x22", b'"', &mut plain), Some(7));
+        assert_eq!(find_quote(b"\x23\x22", b'"', &mut plain), Some(1));
+        assert_eq!(find_quote(b"abc'", b'"', &mut plain), None);
+        assert!(plain);
+        // Whatever the place of a non-ASCII byte, `&` or NUL before the
+        // quote, in a word or in the tail, the value is not plain.
+        for bad in [b'&', 0, 0x80, 0xc3, 0xff] {
+            for len in 1..24 {
+                for at in 0..len {
+                    let mut s = vec![b'x'; len];
+                    s[at] = bad;
+                    s.push(b'"');
+                    let mut plain = true;
+                    assert_eq!(find_quote(&s, b'"', &mut plain), Some(len));
+                    assert!(!plain, "byte {bad:#x} at {at} of {len}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,14 +1,18 @@
-//! The event loop: quick-xml events in, test cases out.
+//! The event loop: XML events in, test cases out.
 //!
 //! The dialect rules implemented here are listed in the module docs of
 //! `junit/mod.rs`; comments below say why a branch exists. This file runs
-//! the loop and dispatches each element to its handler:
+//! the loop, in which two tokenizers share the input: the fast lane reads
+//! the common shapes straight from the buffer, and quick-xml reads every
+//! event the lane steps aside from (see `fast_lane`). Each element goes to
+//! its handler:
 //!
 //! - `suite`: `<testsuites>`, `<testsuite>` and suite-level errors;
 //! - `case`: `<testcase>`, building and handing out finished cases;
 //! - `outcome`: `<failure>`/`<error>`/`<skipped>` and the rerun elements;
 //! - `captured`: text of leaf elements (bodies, stack traces, system-out/err);
 //! - `attrs`: attribute splitting and decoding, times and status words.
+//! - `tag`: a start tag as the handlers read it, from either tokenizer.
 
 mod attrs;
 mod captured;
@@ -109,18 +113,9 @@ pub(crate) fn io_error(source: &str, limits: &Limits, err: io::Error) -> JunitEr
     }
 }
 
+/// Reads a report: with the fast lane, or (`fast_lane: false`, the
+/// reference) with quick-xml alone reading every event.
 pub(crate) fn run<R: Read>(
-    input: LongTextCut<R>,
-    source: &str,
-    limits: &Limits,
-    on_case: impl FnMut(CaseRef<'_>),
-) -> Result<StreamSummary, JunitError> {
-    run_lanes(input, source, limits, on_case, true)
-}
-
-/// [`run`], with the fast lane or (`fast_lane: false`, the tests'
-/// reference) quick-xml alone reading every event.
-fn run_lanes<R: Read>(
     input: LongTextCut<R>,
     source: &str,
     limits: &Limits,
@@ -198,11 +193,15 @@ fn run_lanes<R: Read>(
                         len,
                         name_len,
                         empty,
+                        plain,
                     } => {
                         let tag = Tag {
                             content: &rest[1..len - 1 - usize::from(empty)],
                             name_len,
-                            attrs: TagAttrs::Scanned(lane.spans()),
+                            attrs: TagAttrs::Scanned {
+                                spans: lane.spans(),
+                                plain,
+                            },
                         };
                         parser.start(&tag, position)?;
                         if empty {

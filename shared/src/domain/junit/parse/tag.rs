@@ -18,7 +18,12 @@ pub(super) struct AttrSpan {
 pub(super) enum TagAttrs<'a> {
     /// Split by the fast lane in the same pass that found the tag's end;
     /// every pair is well-formed, so there is nothing left to report.
-    Scanned(&'a [AttrSpan]),
+    /// `plain`: the content as a `str` when the lane saw it to be ASCII
+    /// with no `&` or NUL.
+    Scanned {
+        spans: &'a [AttrSpan],
+        plain: Option<&'a str>,
+    },
     /// Read by quick-xml: split on demand, and quick-xml's own attribute
     /// iterator reports what the splitter cannot read (see `attrs`).
     Event(&'a BytesStart<'a>),

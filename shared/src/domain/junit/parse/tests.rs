@@ -6,9 +6,7 @@
 use std::io::{Cursor, Read};
 use std::path::Path;
 
-use super::run_lanes;
-use crate::domain::junit::Limits;
-use crate::domain::junit::long_text::{LongTextCut, keep_for};
+use crate::domain::junit::{Limits, Tokenizer, stream_refs_using};
 
 /// Hands out its input `step` bytes at a time, varying `step` so that
 /// window ends fall at every kind of place.
@@ -29,32 +27,26 @@ impl Read for Trickle<'_> {
 
 /// Everything the reader says about `input`: its result (summary or
 /// error, with position) and every case, in order.
-fn read(input: impl Read, limits: &Limits, fast_lane: bool) -> String {
+fn read(input: impl Read, limits: &Limits, tokenizer: Tokenizer) -> String {
     let mut cases = Vec::new();
-    let cut = LongTextCut::new(input, keep_for(limits.max_text_bytes));
-    let result = run_lanes(
-        cut,
-        "report.xml",
-        limits,
-        |case| cases.push(format!("{case:?}")),
-        fast_lane,
-    );
+    let result = stream_refs_using(tokenizer, input, "report.xml", limits, |case| {
+        cases.push(format!("{case:?}"))
+    });
     format!("{result:?}\n{}", cases.join("\n"))
 }
 
 fn assert_lanes_agree(bytes: &[u8], limits: &Limits, what: &str) {
-    let reference = read(Cursor::new(bytes), limits, false);
-    let fast = read(Cursor::new(bytes), limits, true);
+    let reference = read(Cursor::new(bytes), limits, Tokenizer::QuickXmlOnly);
+    let fast = read(Cursor::new(bytes), limits, Tokenizer::FastLane);
     assert_eq!(fast, reference, "{what}: fast lane, whole input");
-    // Against quick-xml on the same pieces: it strips a BOM only when the
-    // first read holds all three bytes of it.
+    // Against quick-xml on the same pieces.
     let pieces = || Trickle {
         rest: bytes,
         step: 0,
     };
     assert_eq!(
-        read(pieces(), limits, true),
-        read(pieces(), limits, false),
+        read(pieces(), limits, Tokenizer::FastLane),
+        read(pieces(), limits, Tokenizer::QuickXmlOnly),
         "{what}: fast lane, input in pieces"
     );
 }
