@@ -598,14 +598,23 @@ impl<R: Read> LongTextCut<R> {
                     // A segment that can reach `keep` bytes in this chunk
                     // holds a run the machine may cut here, and it may end
                     // that run's head back at an `&` whose reference it
-                    // cannot see the end of: such a segment is not lent
-                    // past an `&` unseen. (Where `keep` bytes of the
-                    // segment run past the chunk, no head can end in it:
-                    // the next chunk's piece of the run starts afresh.)
-                    if limit <= self.in_end
-                        && let Some(i) = memchr::memchr(b'&', &self.input[self.in_pos..end])
-                    {
-                        end = self.in_pos + i;
+                    // cannot see the end of: the last `&` of the head, when
+                    // no `;` follows it (`head_cut`). So such a segment is
+                    // not lent past an `&` unseen unless a `;` follows the
+                    // last `&` of what is lent: every head then ends at or
+                    // after that `;`. (Attribute values full of `&lt;` and
+                    // `&quot;` stopped the lending at each tag that held
+                    // one, and quick-xml read the tag.) Where `keep` bytes
+                    // of the segment run past the chunk, no head can end
+                    // in it: the next chunk's piece of the run starts
+                    // afresh.
+                    if limit <= self.in_end {
+                        let lent = &self.input[self.in_pos..end];
+                        if let Some(amp) = memchr::memrchr(b'&', lent)
+                            && memchr::memchr(b';', &lent[amp..]).is_none()
+                        {
+                            end = self.in_pos + amp;
+                        }
                     }
                     if end > self.in_pos {
                         self.pending = self.in_pos..end;
@@ -817,6 +826,26 @@ mod tests {
                 "<r>{pad}<t>{}é&#10;{}</t></r>",
                 "y".repeat(98),
                 "é".repeat(300)
+            ),
+            // Closed references before a bare `&`, in a value and in a
+            // text: lent up to the last `&` with no `;` after it, no
+            // further.
+            format!(
+                "<r>{pad}<f m=\"a&lt;b&gt;{}&{}\"/><f m='&quot;{}'/></r>",
+                "y".repeat(30),
+                "y".repeat(300),
+                "z".repeat(150)
+            ),
+            format!(
+                "<r>{pad}<t>&amp;{}&#10;{}&{}</t></r>",
+                "y".repeat(20),
+                "y".repeat(20),
+                "y".repeat(300)
+            ),
+            // Many short values with references, as jest writes names.
+            format!(
+                "<r>{pad}{}</r>",
+                "<c n=\"&lt;x&gt; &quot;q&quot;\"/>\n".repeat(40)
             ),
         ];
         for doc in &docs {

@@ -430,6 +430,7 @@ mod tests {
                 len,
                 name_len,
                 empty,
+                plain,
             }) = lane.scan(tag, None, TextHere::Ignored)
             else {
                 continue;
@@ -456,6 +457,14 @@ mod tests {
                 })
                 .collect();
             assert_eq!(Some(pairs), q_pairs, "{shown}");
+            // A plain tag is its content, ASCII, with no `&` or NUL; every
+            // tag of that kind is found plain.
+            let clean = content.is_ascii() && !content.contains(&b'&') && !content.contains(&0);
+            assert_eq!(
+                plain.map(str::as_bytes),
+                clean.then_some(&content[..]),
+                "{shown}"
+            );
         }
     }
 
@@ -464,7 +473,8 @@ mod tests {
     #[test]
     fn what_the_lane_reads_and_what_it_leaves() {
         let mut lane = FastLane::default();
-        let mut scan = |input: &[u8], open: Option<&[u8]>, text| lane.scan(input, open, text);
+        let mut scan =
+            |input: &'static [u8], open: Option<&'static [u8]>, text| lane.scan(input, open, text);
         let reads: &[&[u8]] = &[
             br#"<testcase name="a" time="1"/>"#,
             b"<testcase\n              name=\"a\">",
@@ -537,11 +547,18 @@ mod tests {
                 }
                 let expected = s.iter().position(|&c| c == b'"');
                 let mut plain = true;
-                assert_eq!(find_quote(&s, b'"', &mut plain), expected, "len {len} at {at}");
+                assert_eq!(
+                    find_quote(&s, b'"', &mut plain),
+                    expected,
+                    "len {len} at {at}"
+                );
             }
         }
         let mut plain = true;
-        assert_eq!(find_quote(b"\x21\x21\x21\x21\x21\x21\x21\x22", b'"', &mut plain), Some(7));
+        assert_eq!(
+            find_quote(b"\x21\x21\x21\x21\x21\x21\x21\x22", b'"', &mut plain),
+            Some(7)
+        );
         assert_eq!(find_quote(b"\x23\x22", b'"', &mut plain), Some(1));
         assert_eq!(find_quote(b"abc'", b'"', &mut plain), None);
         assert!(plain);
