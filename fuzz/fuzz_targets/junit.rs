@@ -5,7 +5,9 @@
 //! - every captured text is within `max_text_bytes` plus the cut marker;
 //! - the counts equal the cases handed out, outcome by outcome, and the
 //!   per-suite counts add up to the report's;
-//! - `read` and `stream` agree.
+//! - `read` and `stream` agree;
+//! - the fast lane and quick-xml alone (`Tokenizer::QuickXmlOnly`) give
+//!   the same cases, summary and error, position included.
 //!
 //! Each input is read twice: with the default limits (what production
 //! uses) and with tiny limits taken from the first byte, because 64 KiB of
@@ -14,7 +16,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use testexec::domain::junit::{self, Limits, Report};
+use testexec::domain::junit::{self, Limits, Report, Tokenizer};
 use testexec::domain::model::{Counts, Outcome, TestCase};
 
 /// Longest possible cut marker: `\n…[N bytes cut]…\n` with a 20-digit N.
@@ -34,7 +36,21 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
+/// Everything the reader says, as text: result and every case.
+fn output(data: &[u8], limits: &Limits, tokenizer: Tokenizer) -> String {
+    let mut cases = Vec::new();
+    let result = junit::stream_refs_using(tokenizer, data, "fuzz.xml", limits, |case| {
+        cases.push(format!("{case:?}"))
+    });
+    format!("{result:?}\n{}", cases.join("\n"))
+}
+
 fn check(data: &[u8], limits: &Limits) {
+    assert_eq!(
+        output(data, limits, Tokenizer::FastLane),
+        output(data, limits, Tokenizer::QuickXmlOnly),
+        "the fast lane and quick-xml alone disagree"
+    );
     let read = junit::read(data, "fuzz.xml", limits);
     let mut streamed = Vec::new();
     let summary = junit::stream(data, "fuzz.xml", limits, |case| streamed.push(case));
