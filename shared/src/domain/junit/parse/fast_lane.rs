@@ -4,7 +4,8 @@
 //! Why: quick-xml scans every tag quote by quote to find its end, copies it
 //! into its event buffer and hands out the bytes; the handlers then split
 //! the same bytes again to find the attributes: quick-xml's tokenizer was
-//! 35–48 % of the reader's instructions, the start tags' second scan up to
+//! 35–48 % of the reader's instructions, the start tags' handlers (their
+//! second scan, decoding and case building) up to
 //! 45 % (`docs/benchmarks.md`, JUnit ingest, round 4). The fast
 //! lane scans a start tag once, attribute by attribute, finding its end in
 //! the same pass; checks an end tag against the open element in one
