@@ -5,11 +5,11 @@
 //! into its event buffer and hands out the bytes; the handlers then split
 //! the same bytes again to find the attributes: quick-xml's tokenizer was
 //! 35–48 % of the reader's instructions, the start tags' handlers (their
-//! second scan, decoding and case building) up to
-//! 45 % (`docs/benchmarks.md`, JUnit ingest, round 4). The fast
-//! lane scans a start tag once, attribute by attribute, finding its end in
-//! the same pass; checks an end tag against the open element in one
-//! comparison; and steps over the whitespace between tags.
+//! second scan, decoding and case building) up to 45 % (`docs/benchmarks.md`,
+//! JUnit ingest, round 4). The fast lane scans a start tag once, attribute
+//! by attribute, finding its end in the same pass; checks an end tag
+//! against the open element in one comparison; and steps over the
+//! whitespace between tags.
 //!
 //! It reads only what it reads exactly as quick-xml would (the same event
 //! over the same bytes, at the same position) and only what lies whole in
