@@ -225,8 +225,7 @@ pub fn stream_refs(
 
 /// Which tokenizer reads a report. Both give the same output, errors and
 /// positions included: that is the fast lane's contract, which the tests
-/// and the fuzzer check against [`Tokenizer::QuickXmlOnly`], and the
-/// ingest benchmark measures the lane against it in the same binary.
+/// and the fuzzer check against [`Tokenizer::QuickXmlOnly`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Tokenizer {
     /// The fast lane for the common shapes, quick-xml for the rest.

@@ -3,13 +3,14 @@
 
 use std::borrow::Cow;
 
+use quick_xml::escape::unescape;
+
 use super::Parser;
 use super::tag::{Tag, TagAttrs};
 use crate::domain::junit::CaseRef;
 use crate::domain::junit::text::{TimeIssue, cap_str, parse_time};
 use crate::domain::model::{MAX_DURATION_SECS, Outcome};
 use crate::errors::JunitError;
-use quick_xml::escape::unescape;
 
 #[derive(Default)]
 pub(super) struct TimeStats {
@@ -98,44 +99,41 @@ impl<F: FnMut(CaseRef<'_>)> Parser<'_, F> {
                 f(key, decoded);
             }
         };
-        let event = match e.attrs {
+        match e.attrs {
             // Split already, by the scan that found the tag's end.
             TagAttrs::Scanned { spans, .. } => {
-                let content = e.content;
                 for s in spans {
                     pair(
-                        &content[s.local as usize..s.key_end as usize],
-                        &content[s.value as usize..s.value_end as usize],
+                        &e.content[s.local as usize..s.key_end as usize],
+                        &e.content[s.value as usize..s.value_end as usize],
                     );
                 }
-                None
             }
-            TagAttrs::Event(event) => Some(event),
-        };
-        if let Some(event) = event {
-            // quick-xml's `Attributes` iterator was the top entry of the
-            // profile (~18 % of instructions): a general state machine with
-            // error recovery. Well-formed tags, i.e. nearly all of them, are
-            // split by `split_attributes` instead, which yields exactly the
-            // same pairs.
-            let mut delivered = 0;
-            let split = split_attributes(raw, |_, key, value| {
-                delivered += 1;
-                pair(key, value);
-            });
-            if split.is_err() {
-                // Something quick-xml rejects (or might): let it report its
-                // own error, skipping the attributes already handed out.
-                // Duplicate checks are quadratic and buy nothing here: the
-                // last value wins.
-                for (i, attr) in event.attributes().with_checks(false).enumerate() {
-                    let attr = attr.map_err(|err| self.malformed(position, err.to_string()))?;
-                    let key = local_name(attr.key.as_ref());
-                    if i >= delivered
-                        && let Some(key) = wanted(key)
-                    {
-                        let value = decode_value(&attr.value, cap, &mut unknown).into_owned();
-                        f(key, Cow::Owned(value));
+            TagAttrs::Event(event) => {
+                // quick-xml's `Attributes` iterator was the top entry of the
+                // profile (~18 % of instructions): a general state machine
+                // with error recovery. Well-formed tags, i.e. nearly all of
+                // them, are split by `split_attributes` instead, which
+                // yields exactly the same pairs.
+                let mut delivered = 0;
+                let split = split_attributes(raw, |_, key, value| {
+                    delivered += 1;
+                    pair(key, value);
+                });
+                if split.is_err() {
+                    // Something quick-xml rejects (or might): let it report
+                    // its own error, skipping the attributes already handed
+                    // out. Duplicate checks are quadratic and buy nothing
+                    // here: the last value wins.
+                    for (i, attr) in event.attributes().with_checks(false).enumerate() {
+                        let attr = attr.map_err(|err| self.malformed(position, err.to_string()))?;
+                        let key = local_name(attr.key.as_ref());
+                        if i >= delivered
+                            && let Some(key) = wanted(key)
+                        {
+                            let value = decode_value(&attr.value, cap, &mut unknown).into_owned();
+                            f(key, Cow::Owned(value));
+                        }
                     }
                 }
             }
@@ -285,11 +283,16 @@ fn split_attributes<'b>(
     }
 }
 
+/// XML whitespace.
+#[inline(always)]
+pub(super) fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
 /// The index of the first byte from `i` on that is not XML whitespace.
 #[inline(always)]
 pub(super) fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
-    let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-    while i < bytes.len() && ws(bytes[i]) {
+    while i < bytes.len() && is_ws(bytes[i]) {
         i += 1;
         // Writers that put each attribute on a line of its own indent
         // it with a run of spaces (14 a line in Ant's reports): eight,
@@ -312,9 +315,11 @@ pub(super) fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
 }
 
 /// The part after the namespace prefix, as quick-xml's `local_name` (split at
-/// the first `:`): `<ns:testcase>`'s attributes are read like plain ones.
+/// the first `:`): `<ns:testcase>` and its attributes are read like plain
+/// ones. A byte loop: names are a few bytes, where a `memchr` call cost ~70
+/// instructions a tag.
 #[inline]
-fn local_name(key: &[u8]) -> &[u8] {
+pub(super) fn local_name(key: &[u8]) -> &[u8] {
     match key.iter().position(|&b| b == b':') {
         Some(colon) => &key[colon + 1..],
         None => key,

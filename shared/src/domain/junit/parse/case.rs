@@ -1,11 +1,10 @@
 //! `<testcase>`: its attributes, the finished case (file derived when the
 //! runner wrote none), and lending it out as a [`CaseRef`] with the counts.
 
-use super::tag::Tag;
-
 use super::Parser;
 use super::attrs::attr_outcome;
 use super::outcome::{CaseResult, RerunBuilder, ResultKind};
+use super::tag::Tag;
 use crate::domain::junit::CaseRef;
 use crate::domain::junit::derive::{derive_file_with, suite_path};
 use crate::domain::junit::text::cap_str;

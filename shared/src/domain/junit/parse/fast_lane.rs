@@ -35,7 +35,7 @@
 
 use quick_xml::errors::{Error as XmlError, IllFormedError};
 
-use super::attrs::skip_ws;
+use super::attrs::{is_ws, skip_ws};
 use super::tag::AttrSpan;
 
 /// What the fast lane read at the start of the buffer.
@@ -96,11 +96,6 @@ static CLASS: [u8; 256] = {
     t[b':' as usize] = COLON;
     t
 };
-
-#[inline(always)]
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
-}
 
 /// Length of the run of bytes of class `NAME` at the start of `s`.
 #[inline(always)]
@@ -214,7 +209,8 @@ impl FastLane {
         let mut plain = true;
         // The name ends at whitespace, `>` or `/>` (quick-xml's name runs
         // to the first whitespace: `<a"b>` or `<a=b>` is a name of its own).
-        if !matches!(*b.get(i)?, b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/') {
+        let after_name = *b.get(i)?;
+        if !(is_ws(after_name) || after_name == b'>' || after_name == b'/') {
             return None;
         }
         loop {

@@ -3,9 +3,8 @@
 //! `<flakyFailure>`, `<flakyError>`, `<rerunFailure>`, `<rerunError>` with
 //! their `<stackTrace>` (earlier attempts of the same test).
 
-use super::tag::Tag;
-
 use super::Parser;
+use super::tag::Tag;
 use crate::domain::junit::CaseRef;
 use crate::domain::model::{Attempt, Outcome};
 use crate::errors::JunitError;

@@ -1,10 +1,9 @@
 //! `<testsuites>` and `<testsuite>`: nesting, durations, the `tests=`
 //! cross-checks, and `<error>`/`<failure>` placed directly in a suite.
 
-use super::tag::Tag;
-
 use super::Parser;
 use super::outcome::ResultKind;
+use super::tag::Tag;
 use crate::domain::junit::CaseRef;
 use crate::domain::junit::derive::derive_file;
 use crate::domain::junit::text::cap_str;

@@ -2,6 +2,8 @@
 
 use quick_xml::events::BytesStart;
 
+use super::attrs::local_name;
+
 /// One attribute of a tag the fast lane scanned: offsets into the tag's
 /// content (`u32`: a tag is far below 4 GiB, the report's size limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,13 +57,7 @@ impl<'a> Tag<'a> {
     /// The name after its prefix, as quick-xml's `local_name` (split at the
     /// first `:`): `<ns:testcase>` is a testcase.
     pub(super) fn local_name(&self) -> &'a [u8] {
-        let name = self.name();
-        // A byte loop: names are a few bytes, where a `memchr` call cost
-        // ~70 instructions a tag.
-        match name.iter().position(|&b| b == b':') {
-            Some(colon) => &name[colon + 1..],
-            None => name,
-        }
+        local_name(self.name())
     }
 
     /// Everything after the name: the attributes and the whitespace around
